@@ -1,0 +1,231 @@
+/* conv.c: 2-D convolution as im2col + OpenBLAS sgemm. Each pool thread takes a contiguous slice
+ * of the batch and walks it in chunks of images sized so the GEMM's column count (images x
+ * output pixels) stays near ZN_CONV_TARGET_COLS; a 1x1 stride-1 unpadded conv over one image
+ * reads its input directly. backward-filter accumulates per thread, then the slices are summed. */
+#include "backends/cpu/conv.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <string.h>
+
+#include "backends/cpu/im2col.h"
+#include "backends/cpu/threads.h"
+
+/* GEMM columns per chunk: measured in docs/performance.md (larger chunks stop paying once the
+ * column matrix leaves the L2/L3 caches). */
+#ifndef ZN_CONV_TARGET_COLS /* TUNING ONLY: remove */
+#define ZN_CONV_TARGET_COLS 1024
+#endif
+
+/* Sizes derived from zn_conv_params, shared by the three directions. */
+typedef struct conv_geom {
+  int ohw;        /* output pixels per image plane */
+  size_t hw;      /* input pixels per image plane */
+  int cg, og;     /* input, output channels per group */
+  int k;          /* GEMM inner size: cg * kh * kw (rows of the column matrix) */
+  int pointwise;  /* 1x1, stride 1, no padding: an image's group slice already is its columns */
+  int chunk;      /* images per GEMM */
+  int threads;
+  size_t col_floats, tmp_floats, dw_floats;  /* per-thread workspace parts */
+} conv_geom;
+
+int zn_conv_out_h(const zn_conv_params *p) {
+  return (p->h + 2 * p->pad_h - p->dil_h * (p->kh - 1) - 1) / p->stride_h + 1;
+}
+
+int zn_conv_out_w(const zn_conv_params *p) {
+  return (p->w + 2 * p->pad_w - p->dil_w * (p->kw - 1) - 1) / p->stride_w + 1;
+}
+
+static conv_geom conv_geom_of(const zn_conv_params *p) {
+  assert(p->n > 0 && p->groups > 0 && p->c % p->groups == 0 && p->o % p->groups == 0);
+  assert(p->stride_h > 0 && p->stride_w > 0 && p->dil_h > 0 && p->dil_w > 0);
+  conv_geom g;
+  g.ohw = zn_conv_out_h(p) * zn_conv_out_w(p);
+  assert(zn_conv_out_h(p) > 0 && zn_conv_out_w(p) > 0);
+  g.hw = (size_t)p->h * p->w;
+  g.cg = p->c / p->groups;
+  g.og = p->o / p->groups;
+  g.k = g.cg * p->kh * p->kw;
+  g.pointwise = p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+                p->pad_h == 0 && p->pad_w == 0;
+  g.threads = zn_cpu_threads_count();
+  int per_thread = (p->n + g.threads - 1) / g.threads;
+  g.chunk = (ZN_CONV_TARGET_COLS + g.ohw - 1) / g.ohw;
+  if (g.chunk > per_thread) g.chunk = per_thread;
+  size_t cols = (size_t)g.chunk * g.ohw;
+  g.col_floats = (size_t)g.k * cols;
+  g.tmp_floats = g.chunk > 1 ? (size_t)g.og * cols : 0;
+  g.dw_floats = (size_t)p->o * g.k;
+  return g;
+}
+
+size_t zn_conv2d_workspace_bytes(const zn_conv_params *p) {
+  conv_geom g = conv_geom_of(p);
+  return sizeof(float) *
+         (g.threads * (g.col_floats + g.tmp_floats) + (g.threads - 1) * g.dw_floats);
+}
+
+/* One call's arguments, shared read-only by the pool's threads. */
+typedef struct conv_job {
+  const zn_conv_params *p;
+  conv_geom g;
+  const float *x, *w, *b, *dy;  /* inputs of the direction being run (others NULL) */
+  float *y, *dx, *dw, *db;      /* its outputs */
+  float *ws;
+} conv_job;
+
+static float *thread_col(const conv_job *j, int t) {
+  return j->ws + t * (j->g.col_floats + j->g.tmp_floats);
+}
+
+static float *thread_tmp(const conv_job *j, int t) { return thread_col(j, t) + j->g.col_floats; }
+
+/* Thread t's private dw accumulator; thread 0 accumulates straight into dw. */
+static float *thread_dw(const conv_job *j, int t) {
+  if (t == 0) return j->dw;
+  return j->ws + j->g.threads * (j->g.col_floats + j->g.tmp_floats) + (t - 1) * j->g.dw_floats;
+}
+
+/* The column matrix [k, images * ohw] of group grp for images [n0, n0 + images). */
+static const float *chunk_columns(const conv_job *j, int t, int n0, int images, int grp) {
+  const zn_conv_params *p = j->p;
+  const float *x = j->x + (size_t)n0 * p->c * j->g.hw;
+  if (j->g.pointwise && images == 1) return x + (size_t)grp * j->g.cg * j->g.hw;
+  zn_im2col(p, x, images, grp, thread_col(j, t));
+  return thread_col(j, t);
+}
+
+/* Moves group grp's rows between the NCHW tensor t4 [n, o, ohw] (images from n0) and the packed
+ * matrix m [og, images * ohw]. to_packed: m = t4; else t4 = m + bias (bias may be NULL). */
+static void pack_rows(const conv_job *j, float *t4, float *m, int n0, int images, int grp,
+                      const float *bias, int to_packed) {
+  const conv_geom *g = &j->g;
+  for (int o = 0; o < g->og; o++)
+    for (int im = 0; im < images; im++) {
+      float *plane = t4 + ((size_t)(n0 + im) * j->p->o + (size_t)grp * g->og + o) * g->ohw;
+      float *row = m + ((size_t)o * images + im) * g->ohw;
+      if (to_packed) {
+        memcpy(row, plane, sizeof(float) * g->ohw);
+      } else {
+        float add = bias ? bias[grp * g->og + o] : 0.0f;
+        for (int q = 0; q < g->ohw; q++) plane[q] = row[q] + add;
+      }
+    }
+}
+
+/* dy's group-grp rows for a chunk as an [og, images * ohw] matrix (packed when images > 1). */
+static const float *chunk_dy(const conv_job *j, int t, int n0, int images, int grp) {
+  const conv_geom *g = &j->g;
+  if (images == 1) return j->dy + ((size_t)n0 * j->p->o + (size_t)grp * g->og) * g->ohw;
+  pack_rows(j, (float *)j->dy, thread_tmp(j, t), n0, images, grp, NULL, 1);  /* reads dy only */
+  return thread_tmp(j, t);
+}
+
+static void forward_job(void *ctx, int t, int count) {
+  const conv_job *j = ctx;
+  const zn_conv_params *p = j->p;
+  const conv_geom *g = &j->g;
+  int begin, end;
+  zn_cpu_split(p->n, t, count, &begin, &end);
+  for (int n0 = begin; n0 < end; n0 += g->chunk) {
+    int images = end - n0 < g->chunk ? end - n0 : g->chunk;
+    int cols = images * g->ohw;
+    for (int grp = 0; grp < p->groups; grp++) {
+      const float *col = chunk_columns(j, t, n0, images, grp);
+      const float *wg = j->w + (size_t)grp * g->og * g->k;
+      float *out = images == 1 ? j->y + ((size_t)n0 * p->o + (size_t)grp * g->og) * g->ohw
+                               : thread_tmp(j, t);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->og, cols, g->k, 1.0f, wg, g->k,
+                  col, cols, 0.0f, out, cols);
+      if (images > 1 || j->b) pack_rows(j, j->y, out, n0, images, grp, j->b, 0);
+    }
+  }
+}
+
+void zn_conv2d_forward(const zn_conv_params *p, const float *x, const float *w, const float *b,
+                       float *y, float *workspace) {
+  conv_job j = {.p = p, .g = conv_geom_of(p), .x = x, .w = w, .b = b, .y = y, .ws = workspace};
+  zn_cpu_parallel_run(forward_job, &j);
+}
+
+static void backward_data_job(void *ctx, int t, int count) {
+  const conv_job *j = ctx;
+  const zn_conv_params *p = j->p;
+  const conv_geom *g = &j->g;
+  int begin, end;
+  zn_cpu_split(p->n, t, count, &begin, &end);
+  for (int n0 = begin; n0 < end; n0 += g->chunk) {
+    int images = end - n0 < g->chunk ? end - n0 : g->chunk;
+    int cols = images * g->ohw;
+    float *dx = j->dx + (size_t)n0 * p->c * g->hw;
+    int direct = g->pointwise && images == 1;  /* the GEMM writes dx itself */
+    if (!direct) memset(dx, 0, sizeof(float) * images * p->c * g->hw);
+    for (int grp = 0; grp < p->groups; grp++) {
+      const float *dyg = chunk_dy(j, t, n0, images, grp);
+      const float *wg = j->w + (size_t)grp * g->og * g->k;
+      float *dcol = direct ? dx + (size_t)grp * g->cg * g->hw : thread_col(j, t);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->k, cols, g->og, 1.0f, wg, g->k, dyg,
+                  cols, 0.0f, dcol, cols);
+      if (!direct) zn_col2im_add(p, dcol, images, grp, dx);
+    }
+  }
+}
+
+void zn_conv2d_backward_data(const zn_conv_params *p, const float *dy, const float *w, float *dx,
+                             float *workspace) {
+  conv_job j = {.p = p, .g = conv_geom_of(p), .dy = dy, .w = w, .dx = dx, .ws = workspace};
+  zn_cpu_parallel_run(backward_data_job, &j);
+}
+
+static void backward_filter_job(void *ctx, int t, int count) {
+  const conv_job *j = ctx;
+  const zn_conv_params *p = j->p;
+  const conv_geom *g = &j->g;
+  float *acc = thread_dw(j, t);
+  int begin, end;
+  zn_cpu_split(p->n, t, count, &begin, &end);
+  if (begin == end) memset(acc, 0, sizeof(float) * g->dw_floats);
+  for (int n0 = begin; n0 < end; n0 += g->chunk) {
+    int images = end - n0 < g->chunk ? end - n0 : g->chunk;
+    int cols = images * g->ohw;
+    for (int grp = 0; grp < p->groups; grp++) {
+      /* dy first: the packed dy and the columns live in different workspace parts. */
+      const float *dyg = chunk_dy(j, t, n0, images, grp);
+      const float *col = chunk_columns(j, t, n0, images, grp);
+      float *accg = acc + (size_t)grp * g->og * g->k;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->og, g->k, cols, 1.0f, dyg, cols, col,
+                  cols, n0 == begin ? 0.0f : 1.0f, accg, g->k);
+    }
+  }
+}
+
+/* Sums the threads' dw accumulators into dw and computes db, each thread taking a slice. */
+static void backward_filter_reduce_job(void *ctx, int t, int count) {
+  const conv_job *j = ctx;
+  const zn_conv_params *p = j->p;
+  int begin, end;
+  zn_cpu_split((int)j->g.dw_floats, t, count, &begin, &end);
+  for (int s = 1; s < j->g.threads; s++) {
+    const float *part = thread_dw(j, s);
+    for (int i = begin; i < end; i++) j->dw[i] += part[i];
+  }
+  if (!j->db) return;
+  zn_cpu_split(p->o, t, count, &begin, &end);
+  for (int o = begin; o < end; o++) {
+    double sum = 0.0;  /* n * ohw terms: float would drift on large batches */
+    for (int n = 0; n < p->n; n++) {
+      const float *plane = j->dy + ((size_t)n * p->o + o) * j->g.ohw;
+      for (int q = 0; q < j->g.ohw; q++) sum += plane[q];
+    }
+    j->db[o] = (float)sum;
+  }
+}
+
+void zn_conv2d_backward_filter(const zn_conv_params *p, const float *x, const float *dy,
+                               float *dw, float *db, float *workspace) {
+  conv_job j = {.p = p, .g = conv_geom_of(p), .x = x, .dy = dy, .dw = dw, .db = db,
+                .ws = workspace};
+  zn_cpu_parallel_run(backward_filter_job, &j);
+  zn_cpu_parallel_run(backward_filter_reduce_job, &j);
+}

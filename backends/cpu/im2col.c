@@ -1,0 +1,65 @@
+/* im2col.c: zn_im2col and its adjoint zn_col2im_add share one walk over (channel, tap, image,
+ * output row); each output row splits into a padding prefix, a valid run (a memcpy or an
+ * add loop when the stride is 1) and a padding suffix, so no per-pixel bounds test remains. */
+#include "backends/cpu/im2col.h"
+
+#include <string.h>
+
+/* Output positions q in [0, out) whose input q * stride + offset lies in [0, in): [*lo, *hi). */
+static void valid_run(int out, int in, int stride, int offset, int *lo, int *hi) {
+  int l = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  int h = offset >= in ? 0 : (in - offset + stride - 1) / stride;
+  if (h > out) h = out;
+  if (l > h) l = h;
+  *lo = l;
+  *hi = h;
+}
+
+/* to_col: col = unfold(x); otherwise x += fold(col). */
+static void im2col_walk(const zn_conv_params *p, float *x, int images, int group, float *col,
+                        int to_col) {
+  const int oh = zn_conv_out_h(p), ow = zn_conv_out_w(p);
+  const int cg = p->c / p->groups, sw = p->stride_w;
+  const size_t hw = (size_t)p->h * p->w, image = (size_t)p->c * hw;
+  float *row = col;
+  for (int c = 0; c < cg; c++)
+    for (int i = 0; i < p->kh; i++)
+      for (int j = 0; j < p->kw; j++) {
+        const int xoff = j * p->dil_w - p->pad_w;
+        int lo, hi;
+        valid_run(ow, p->w, sw, xoff, &lo, &hi);
+        for (int m = 0; m < images; m++) {
+          float *plane = x + m * image + (size_t)(group * cg + c) * hw;
+          for (int oy = 0; oy < oh; oy++, row += ow) {
+            const int iy = oy * p->stride_h - p->pad_h + i * p->dil_h;
+            if (iy < 0 || iy >= p->h) {
+              if (to_col) memset(row, 0, sizeof(float) * ow);
+              continue;
+            }
+            /* in[k * sw] pairs with out[k], k in [0, run): the valid part of this row. */
+            float *in = plane + (size_t)iy * p->w + (lo * sw + xoff), *out = row + lo;
+            const int run = hi - lo;
+            if (to_col) {
+              memset(row, 0, sizeof(float) * lo);
+              if (sw == 1)
+                memcpy(out, in, sizeof(float) * run);
+              else
+                for (int k = 0; k < run; k++) out[k] = in[k * sw];
+              memset(row + hi, 0, sizeof(float) * (ow - hi));
+            } else if (sw == 1) {
+              for (int k = 0; k < run; k++) in[k] += out[k];
+            } else {
+              for (int k = 0; k < run; k++) in[k * sw] += out[k];
+            }
+          }
+        }
+      }
+}
+
+void zn_im2col(const zn_conv_params *p, const float *x, int images, int group, float *col) {
+  im2col_walk(p, (float *)x, images, group, col, 1);  /* to_col only reads x */
+}
+
+void zn_col2im_add(const zn_conv_params *p, const float *col, int images, int group, float *x) {
+  im2col_walk(p, x, images, group, (float *)col, 0);  /* folding only reads col */
+}

@@ -1,0 +1,231 @@
+/* k_pool.c: every kernel that reduces windows of H×W planes: max/avg pooling, global pooling,
+ * resample and stitch. They share one window walk (plane_forward/plane_backward); they differ
+ * only in the window geometry and in where the output plane lies (stitch writes its planes
+ * transposed into Z, so the output side takes a row stride). */
+#include "backends/cpu/kernels.h"
+
+#include <assert.h>
+#include <string.h>
+
+/* Windows along one axis: output o covers input [o*stride/up - pad, ... + kernel), clipped to
+ * [0, in). Pooling has up = 1; nearest upsampling by f is kernel 1, stride 1, up f. */
+typedef struct {
+    int in, out;
+    int kernel, stride, pad, up;
+} axis_win;
+
+typedef struct {
+    axis_win row, col;
+} plane_win;
+
+static void axis_range(const axis_win *a, int o, int *lo, int *hi)
+{
+    int s = o * a->stride / a->up - a->pad;
+    int e = s + a->kernel;
+    *lo = s < 0 ? 0 : s;
+    *hi = e > a->in ? a->in : e;
+}
+
+/* Index (in the plane) of the first maximum of the window, or -1 for an empty window. */
+static ptrdiff_t window_argmax(const float *x, int w, int r0, int r1, int c0, int c1)
+{
+    ptrdiff_t best = -1;
+    for (int i = r0; i < r1; i++)
+        for (int j = c0; j < c1; j++) {
+            ptrdiff_t at = (ptrdiff_t)i * w + j;
+            if (best < 0 || x[at] > x[best]) best = at;
+        }
+    return best;
+}
+
+/* Reduces every window of the plane x [row.in, col.in] into y, whose rows are ys apart. */
+static void plane_forward(zn_window_reduce r, const plane_win *g, const float *x, float *y,
+                          size_t ys)
+{
+    int w = g->col.in;
+    for (int i = 0; i < g->row.out; i++) {
+        int r0, r1;
+        axis_range(&g->row, i, &r0, &r1);
+        for (int j = 0; j < g->col.out; j++) {
+            int c0, c1;
+            axis_range(&g->col, j, &c0, &c1);
+            float v = 0.0f;
+            if (r == ZN_WINDOW_MAX) {
+                ptrdiff_t at = window_argmax(x, w, r0, r1, c0, c1);
+                if (at >= 0) v = x[at];
+            } else if (r1 > r0 && c1 > c0) {
+                double s = 0.0;
+                for (int a = r0; a < r1; a++)
+                    for (int b = c0; b < c1; b++) s += x[(size_t)a * w + b];
+                v = (float)(s / ((r1 - r0) * (c1 - c0)));
+            }
+            y[i * ys + j] = v;
+        }
+    }
+}
+
+/* Overwrites the plane dx with the gradient of plane_forward given dy (rows ys apart): max
+ * routes to the window's arg-max (recomputed from x), avg spreads evenly. */
+static void plane_backward(zn_window_reduce r, const plane_win *g, const float *x,
+                           const float *dy, size_t ys, float *dx)
+{
+    int w = g->col.in;
+    memset(dx, 0, sizeof *dx * (size_t)g->row.in * (size_t)w);
+    for (int i = 0; i < g->row.out; i++) {
+        int r0, r1;
+        axis_range(&g->row, i, &r0, &r1);
+        for (int j = 0; j < g->col.out; j++) {
+            int c0, c1;
+            axis_range(&g->col, j, &c0, &c1);
+            float d = dy[i * ys + j];
+            if (r == ZN_WINDOW_MAX) {
+                ptrdiff_t at = window_argmax(x, w, r0, r1, c0, c1);
+                if (at >= 0) dx[at] += d;
+            } else if (r1 > r0 && c1 > c0) {
+                d /= (float)((r1 - r0) * (c1 - c0));
+                for (int a = r0; a < r1; a++)
+                    for (int b = c0; b < c1; b++) dx[(size_t)a * w + b] += d;
+            }
+        }
+    }
+}
+
+/* Runs the window walk over `planes` contiguous input planes and contiguous output planes. */
+static void planes_forward(zn_window_reduce r, const plane_win *g, size_t planes, const float *x,
+                           float *y)
+{
+    size_t in = (size_t)g->row.in * g->col.in, out = (size_t)g->row.out * g->col.out;
+    for (size_t p = 0; p < planes; p++)
+        plane_forward(r, g, x + p * in, y + p * out, (size_t)g->col.out);
+}
+
+static void planes_backward(zn_window_reduce r, const plane_win *g, size_t planes,
+                            const float *x, const float *dy, float *dx)
+{
+    size_t in = (size_t)g->row.in * g->col.in, out = (size_t)g->row.out * g->col.out;
+    for (size_t p = 0; p < planes; p++)
+        plane_backward(r, g, x + p * in, dy + p * out, (size_t)g->col.out, dx + p * in);
+}
+
+int zn_pool_out(int in, int kernel, int stride, int pad)
+{
+    return (in + 2 * pad - kernel) / stride + 1;
+}
+
+static plane_win pool_win(const zn_pool_dims *d)
+{
+    plane_win g;
+    int in[2] = {d->h, d->w};
+    axis_win *ax[2] = {&g.row, &g.col};
+    for (int a = 0; a < 2; a++)
+        *ax[a] = (axis_win){in[a], zn_pool_out(in[a], d->kernel[a], d->stride[a], d->pad[a]),
+                            d->kernel[a], d->stride[a], d->pad[a], 1};
+    return g;
+}
+
+void zn_pool_forward(zn_window_reduce r, const zn_pool_dims *d, const float *x, float *y)
+{
+    plane_win g = pool_win(d);
+    planes_forward(r, &g, (size_t)d->n * d->c, x, y);
+}
+
+void zn_pool_backward(zn_window_reduce r, const zn_pool_dims *d, const float *x,
+                      const float *dy, float *dx)
+{
+    plane_win g = pool_win(d);
+    planes_backward(r, &g, (size_t)d->n * d->c, x, dy, dx);
+}
+
+static plane_win global_win(int h, int w)
+{
+    return (plane_win){{h, 1, h, 1, 0, 1}, {w, 1, w, 1, 0, 1}};
+}
+
+void zn_global_pool_forward(zn_window_reduce r, int n, int c, int h, int w, const float *x,
+                            float *y)
+{
+    plane_win g = global_win(h, w);
+    planes_forward(r, &g, (size_t)n * c, x, y);
+}
+
+void zn_global_pool_backward(zn_window_reduce r, int n, int c, int h, int w, const float *x,
+                             const float *dy, float *dx)
+{
+    plane_win g = global_win(h, w);
+    planes_backward(r, &g, (size_t)n * c, x, dy, dx);
+}
+
+/* One axis resampled from `in` to `out`: reduce by in/out or repeat out/in times. */
+static axis_win resample_axis(int in, int out)
+{
+    if (in >= out) {
+        assert(out > 0 && in % out == 0);
+        int f = in / out;
+        return (axis_win){in, out, f, f, 0, 1};
+    }
+    assert(in > 0 && out % in == 0);
+    return (axis_win){in, out, 1, 1, 0, out / in};
+}
+
+static plane_win resample_win(int h, int w, int oh, int ow)
+{
+    return (plane_win){resample_axis(h, oh), resample_axis(w, ow)};
+}
+
+void zn_resample_forward(zn_window_reduce r, int n, int c, int h, int w, int oh, int ow,
+                         const float *x, float *y)
+{
+    plane_win g = resample_win(h, w, oh, ow);
+    planes_forward(r, &g, (size_t)n * c, x, y);
+}
+
+void zn_resample_backward(zn_window_reduce r, int n, int c, int h, int w, int oh, int ow,
+                          const float *x, const float *dy, float *dx)
+{
+    plane_win g = resample_win(h, w, oh, ow);
+    planes_backward(r, &g, (size_t)n * c, x, dy, dx);
+}
+
+/* Z[n, h, off + c, w]: the plane of (n, stacked channel ch) starts here, rows total*sw apart. */
+static size_t stitch_plane_at(const zn_stitch_dims *d, int total, int n, int ch)
+{
+    return ((size_t)n * d->sh * total + ch) * d->sw;
+}
+
+static int stitch_channels(const zn_stitch_dims *d)
+{
+    int total = 0;
+    for (int k = 0; k < d->count; k++) total += d->c[k];
+    return total;
+}
+
+void zn_stitch_forward(const zn_stitch_dims *d, const float *const *r, float *z)
+{
+    int total = stitch_channels(d);
+    size_t ys = (size_t)total * d->sw;
+    for (int k = 0, off = 0; k < d->count; off += d->c[k], k++) {
+        plane_win g = resample_win(d->h[k], d->w[k], d->sh, d->sw);
+        size_t plane = (size_t)d->h[k] * d->w[k];
+        for (int n = 0; n < d->n; n++)
+            for (int c = 0; c < d->c[k]; c++)
+                plane_forward(d->down, &g, r[k] + ((size_t)n * d->c[k] + c) * plane,
+                              z + stitch_plane_at(d, total, n, off + c), ys);
+    }
+}
+
+void zn_stitch_backward(const zn_stitch_dims *d, const float *const *r, const float *dz,
+                        float *const *dr)
+{
+    int total = stitch_channels(d);
+    size_t ys = (size_t)total * d->sw;
+    for (int k = 0, off = 0; k < d->count; off += d->c[k], k++) {
+        plane_win g = resample_win(d->h[k], d->w[k], d->sh, d->sw);
+        size_t plane = (size_t)d->h[k] * d->w[k];
+        for (int n = 0; n < d->n; n++)
+            for (int c = 0; c < d->c[k]; c++) {
+                size_t at = ((size_t)n * d->c[k] + c) * plane;
+                plane_backward(d->down, &g, r[k] + at, dz + stitch_plane_at(d, total, n, off + c),
+                               ys, dr[k] + at);
+            }
+    }
+}

@@ -1,0 +1,155 @@
+/* kernels.h: the CPU reference kernels of every op except convolution and linear (conv.h),
+ * forward and backward, plus the loss, optimizer and numerics helpers the runtime calls.
+ * Pure functions over float32 arrays: batch first, NCHW, contiguous; no graph types, no
+ * allocation, no threads. Every backward OVERWRITES its outputs unless its name says
+ * accumulate. Sources by family: k_norm.c, k_eltwise.c, k_pool.c (every op that walks windows
+ * of an H×W plane: pooling, resample, stitch), k_layout.c, k_loss.c, k_optim.c. */
+#ifndef ZN_CPU_KERNELS_H
+#define ZN_CPU_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- batch norm (k_norm.c) ----------------------------------------------------------------
+ * x, y: [N, C, HW] (HW = H*W; 1 for [N, C]); gamma, beta, running_*: [C].
+ * Statistics per channel over N and HW; the batch variance is biased (divides by N*HW). */
+typedef struct {
+    int n, c, hw;   /* batch, channels, H*W */
+    float eps;      /* added to the variance */
+    float momentum; /* share of the OLD running value kept (0.9 in the spec) */
+} zn_bn_dims;
+
+/* Training forward; also updates running_mean/running_var (the variance with the UNBIASED batch
+ * variance, as PyTorch does). saved: [2*C] receives the batch mean then 1/sqrt(var+eps) for the
+ * backward, or NULL. */
+void zn_batchnorm_forward_train(const zn_bn_dims *d, const float *x, const float *gamma,
+                                const float *beta, float *running_mean, float *running_var,
+                                float *y, float *saved);
+/* Inference forward with the running statistics. */
+void zn_batchnorm_forward_infer(const zn_bn_dims *d, const float *x, const float *gamma,
+                                const float *beta, const float *running_mean,
+                                const float *running_var, float *y);
+/* Backward of the training forward: dx [N,C,HW], dgamma [C], dbeta [C]. saved is the buffer
+ * the forward filled, or NULL to recompute the batch statistics from x. */
+void zn_batchnorm_backward(const zn_bn_dims *d, const float *x, const float *gamma,
+                           const float *dy, const float *saved, float *dx, float *dgamma,
+                           float *dbeta);
+
+/* ---- elementwise (k_eltwise.c); outputs may alias inputs --------------------------------- */
+void zn_relu_forward(size_t n, const float *x, float *y);
+/* dx = dy * (xy > 0); xy may be the forward's input or its output (same sign test). */
+void zn_relu_backward(size_t n, const float *xy, const float *dy, float *dx);
+void zn_add_forward(size_t n, const float *a, const float *b, float *y); /* y = a + b */
+void zn_accumulate(size_t n, const float *a, float *y);                  /* y += a */
+void zn_scale_forward(size_t n, float s, const float *x, float *y);      /* y = s * x */
+static inline void zn_scale_backward(size_t n, float s, const float *dy, float *dx)
+{
+    zn_scale_forward(n, s, dy, dx); /* linear and self-adjoint */
+}
+void zn_fill(size_t n, float v, float *y);
+void zn_zero(size_t n, float *y);
+/* True when x holds a NaN or an infinity; *where (if not NULL) gets the first such index. */
+bool zn_find_nonfinite(const float *x, size_t n, size_t *where);
+
+/* ---- windows over H×W planes (k_pool.c) --------------------------------------------------
+ * x: [N, C, H, W]. Pooling uses floor mode: out = (in + 2*pad - kernel) / stride + 1. Max
+ * routes the gradient to the first maximum of each window (row-major order), recomputed from x.
+ * Average divides by the number of in-image elements of the window (count_include_pad =
+ * false). A window lying wholly in the padding yields 0 and gets no gradient. */
+typedef enum { ZN_WINDOW_MAX, ZN_WINDOW_AVG } zn_window_reduce;
+
+typedef struct {
+    int n, c, h, w;                   /* input [N, C, H, W] */
+    int kernel[2], stride[2], pad[2]; /* {h, w} */
+} zn_pool_dims;
+
+int zn_pool_out(int in, int kernel, int stride, int pad); /* output extent of one axis */
+/* y: [N, C, OH, OW]. */
+void zn_pool_forward(zn_window_reduce r, const zn_pool_dims *d, const float *x, float *y);
+void zn_pool_backward(zn_window_reduce r, const zn_pool_dims *d, const float *x,
+                      const float *dy, float *dx);
+/* Global pooling [N, C, H, W] -> [N, C]. */
+void zn_global_pool_forward(zn_window_reduce r, int n, int c, int h, int w, const float *x,
+                            float *y);
+void zn_global_pool_backward(zn_window_reduce r, int n, int c, int h, int w, const float *x,
+                             const float *dy, float *dx);
+
+/* Resample [N, C, H, W] -> [N, C, OH, OW], each axis on its own: a larger input is reduced by
+ * r over windows of in/out (which must divide), a smaller one is repeated (nearest) out/in
+ * times (which must divide), an equal one copied. */
+void zn_resample_forward(zn_window_reduce r, int n, int c, int h, int w, int oh, int ow,
+                         const float *x, float *y);
+void zn_resample_backward(zn_window_reduce r, int n, int c, int h, int w, int oh, int ow,
+                          const float *x, const float *dy, float *dx);
+
+/* Stitch (spec/zconv.md): inputs R_k [N, C_k, H_k, W_k], k < count, each resampled as above to
+ * S_h × S_w and written as Z[n, h, off_k + c, w], Z: [N, S_h, sum C_k, S_w]. The forward reads
+ * each input once and writes Z once; the backward scatters dZ straight into every dR_k. */
+typedef struct {
+    int n, count;             /* batch, number of inputs */
+    const int *c, *h, *w;     /* [count] per-input C_k, H_k, W_k */
+    int sh, sw;               /* target S_h, S_w */
+    zn_window_reduce down;    /* how larger inputs are reduced */
+} zn_stitch_dims;
+
+void zn_stitch_forward(const zn_stitch_dims *d, const float *const *r, float *z);
+void zn_stitch_backward(const zn_stitch_dims *d, const float *const *r, const float *dz,
+                        float *const *dr);
+
+/* ---- layout (k_layout.c) -----------------------------------------------------------------
+ * Concat of `count` tensors along one axis, seen as [outer, len_k, inner]: for N-batched
+ * tensors of per-example shape dims[rank] joined along per-example `axis`, outer = N *
+ * dims[0..axis) and inner = dims(axis..rank) (zn_concat_split computes them). The output is
+ * [outer, sum len_k, inner]. */
+void zn_concat_split(int n, int rank, const int *dims, int axis, size_t *outer, size_t *inner);
+void zn_concat_forward(size_t outer, size_t inner, int count, const int *len,
+                       const float *const *x, float *y);
+void zn_concat_backward(size_t outer, size_t inner, int count, const int *len, const float *dy,
+                        float *const *dx);
+
+/* Permutes per-example axes (rank <= 4, the batch axis stays first): output axis i takes input
+ * axis perm[i]; x has per-example shape dims[rank], y has dims[perm[i]]. The backward applies
+ * the inverse permutation to dy. */
+void zn_transpose_forward(int n, int rank, const int *dims, const int *perm, const float *x,
+                          float *y);
+void zn_transpose_backward(int n, int rank, const int *dims, const int *perm, const float *dy,
+                           float *dx);
+
+/* ---- softmax cross-entropy (k_loss.c) ----------------------------------------------------
+ * logits: [N, K]; labels: [N] class indices. Per example loss = -sum_j t_j log softmax_j with
+ * target t = (1 - smoothing) * onehot(label) + smoothing / K; summed or averaged over N. */
+typedef struct {
+    int n, k;
+    float smoothing;
+    bool mean;      /* average over the batch instead of summing */
+} zn_xent_dims;
+
+typedef enum { ZN_KSTATUS_OK, ZN_KSTATUS_BAD_LABEL } zn_kstatus;
+
+/* *loss: the (unweighted) loss. A label outside [0, K) gives ZN_KSTATUS_BAD_LABEL with its row
+ * in *bad_row (if not NULL) and leaves *loss unset. */
+zn_kstatus zn_xent_forward(const zn_xent_dims *d, const float *logits, const int32_t *labels,
+                           float *loss, int *bad_row);
+/* dlogits = weight * (1/N if mean) * (softmax - target); same label check. */
+zn_kstatus zn_xent_backward(const zn_xent_dims *d, const float *logits, const int32_t *labels,
+                            float weight, float *dlogits, int *bad_row);
+/* pred[i] = index of the first maximum of row i. */
+void zn_argmax_rows(int n, int k, const float *logits, int32_t *pred);
+
+/* ---- optimizer steps over a flat parameter array (k_optim.c), PyTorch semantics ---------- */
+typedef struct {
+    float lr, momentum, weight_decay;
+    bool nesterov;
+} zn_sgd;
+/* g' = g + wd*w; v = mu*v + g'; w -= lr * (nesterov ? g' + mu*v : v). v starts at zero. */
+void zn_sgd_step(const zn_sgd *o, size_t n, float *w, const float *g, float *v);
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay; /* weight decay as L2 added to the gradient */
+} zn_adam;
+/* step: 1 for the first step (bias correction); m, v start at zero. */
+void zn_adam_step(const zn_adam *o, long step, size_t n, float *w, const float *g, float *m,
+                  float *v);
+
+#endif

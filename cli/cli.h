@@ -1,0 +1,55 @@
+/* cli.h: what the subcommands share: exit codes, the option parser (one table per command,
+ * with --set and --help handled for all), and loading the model file. */
+#ifndef ZN_CLI_H
+#define ZN_CLI_H
+
+#include <stdbool.h>
+
+#include "graph/graph.h"
+#include "lang/diag.h"
+#include "lang/program.h"
+#include "runtime/recipe.h"
+
+enum { ZN_EXIT_OK = 0, ZN_EXIT_ERROR = 1, ZN_EXIT_USAGE = 2 };
+
+typedef struct {
+    const char *name;
+    const char *help;
+    int (*run)(int argc, char **argv);
+} zn_command;
+
+typedef enum { ZN_OPT_FLAG, ZN_OPT_INT, ZN_OPT_STRING } zn_opt_kind;
+
+typedef struct {
+    const char *name;   /* "--dot" */
+    zn_opt_kind kind;
+    const char *arg;    /* placeholder for help, e.g. "N" */
+    const char *help;
+    void *dest;         /* bool*, long*, or const char** */
+    long min, max;      /* ZN_OPT_INT range */
+} zn_opt;
+
+#define ZN_MAX_SETTINGS 64
+
+typedef struct {
+    const char *file;
+    zn_setting settings[ZN_MAX_SETTINGS];
+    int n_settings;
+    char keybuf[ZN_MAX_SETTINGS][128];
+} zn_cli_common;
+
+/* Parses argv (argv[0] is the command name). Returns -1 to continue, or an exit code (after
+ * printing help or an error). usage is the line after "usage: znet "; about describes it. */
+int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
+                 int n_opts, zn_cli_common *c);
+
+/* Loads c->file with its settings; prints diagnostics. false: exit with ZN_EXIT_ERROR. */
+bool zn_cli_load(const zn_cli_common *c, zn_diag *d, zn_graph *g, zn_recipe *r);
+
+const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int n);
+
+int zn_cmd_check(int argc, char **argv);
+int zn_cmd_graph(int argc, char **argv);
+int zn_cmd_summary(int argc, char **argv);
+
+#endif

@@ -1,0 +1,45 @@
+/* main.c: the `znet` command: dispatches to one function per subcommand (cli/cmd_*.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const zn_command commands[] = {
+    {"check", "parse a model file, resolve it and infer every shape", zn_cmd_check},
+    {"graph", "print the graph as Graphviz DOT (--dot) or text (--text)", zn_cmd_graph},
+    {"summary", "per-layer table: shapes, parameters, multiply-adds, memory", zn_cmd_summary},
+};
+static const int n_commands = sizeof commands / sizeof commands[0];
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: znet COMMAND [options] FILE.znet\n\ncommands:\n");
+    for (int i = 0; i < n_commands; i++) fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`znet COMMAND --help` describes a command's options; docs/cli.md has them all.\n"
+               "exit codes: 0 success, 1 errors in the model file or its data, 2 bad command line.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return ZN_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("znet %s\n", ZNET_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < n_commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    const char *names[16];
+    for (int i = 0; i < n_commands; i++) names[i] = commands[i].name;
+    fprintf(stderr, "znet: unknown command '%s'\n", argv[1]);
+    const char *near = zn_cli_did_you_mean(argv[1], names, n_commands);
+    if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
+    usage(stderr);
+    return ZN_EXIT_USAGE;
+}

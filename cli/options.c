@@ -1,0 +1,164 @@
+/* options.c: the option parser shared by every subcommand, and model loading for them. Options
+ * come from a per-command table; --set KEY=VALUE, --epochs/--batch/--seed (shorthands for
+ * train settings) and --help are common to all. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int n)
+{
+    return zn_did_you_mean(name, cands, n);
+}
+
+static const char *const common_help =
+    "  --set KEY=VALUE   set a model parameter (--set width=16) or a train setting\n"
+    "                    (--set train.epochs=2); VALUE is a .znet expression; repeatable\n"
+    "  --epochs N, --batch N, --seed N\n"
+    "                    shorthands for --set train.epochs=N etc.\n"
+    "  --help            this text\n";
+
+static void print_help(const char *usage, const char *about, const zn_opt *opts, int n)
+{
+    printf("usage: znet %s\n\n%s\n\noptions:\n", usage, about);
+    for (int i = 0; i < n; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+        printf("  %-17s %s\n", left, opts[i].help);
+    }
+    fputs(common_help, stdout);
+}
+
+static int add_setting(zn_cli_common *c, const char *key, size_t key_len, const char *value)
+{
+    if (c->n_settings == ZN_MAX_SETTINGS) {
+        fprintf(stderr, "znet: too many --set options (at most %d)\n", ZN_MAX_SETTINGS);
+        return ZN_EXIT_USAGE;
+    }
+    if (key_len == 0 || key_len >= sizeof c->keybuf[0]) {
+        fprintf(stderr, "znet: --set needs KEY=VALUE with a key of 1 to 127 characters\n");
+        return ZN_EXIT_USAGE;
+    }
+    memcpy(c->keybuf[c->n_settings], key, key_len);
+    c->keybuf[c->n_settings][key_len] = '\0';
+    c->settings[c->n_settings] = (zn_setting){c->keybuf[c->n_settings], value};
+    c->n_settings++;
+    return -1;
+}
+
+static int parse_long(const char *opt, const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > max) {
+        fprintf(stderr, "znet: %s needs an integer from %ld to %ld, got '%s'\n", opt, min, max, s);
+        return ZN_EXIT_USAGE;
+    }
+    *out = v;
+    return -1;
+}
+
+int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
+                 int n_opts, zn_cli_common *c)
+{
+    static const char *const shorthands[] = {"--epochs", "--batch", "--seed"};
+    memset(c, 0, sizeof *c);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help(usage, about, opts, n_opts);
+            return ZN_EXIT_OK;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            if (c->file) {
+                fprintf(stderr, "znet %s: more than one model file ('%s' and '%s')\n", argv[0], c->file, a);
+                return ZN_EXIT_USAGE;
+            }
+            c->file = a;
+            continue;
+        }
+        /* --opt=value is the same as --opt value */
+        const char *eq = strchr(a, '=');
+        char name[64];
+        size_t name_len = eq && strncmp(a, "--set", 5) != 0 ? (size_t)(eq - a) : strlen(a);
+        snprintf(name, sizeof name, "%.*s", (int)name_len, a);
+        const char *inline_val = eq && strncmp(a, "--set", 5) != 0 ? eq + 1 : NULL;
+        if (strcmp(a, "--set") == 0 || strncmp(a, "--set=", 6) == 0) {
+            const char *kv = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
+            const char *sep = kv ? strchr(kv, '=') : NULL;
+            if (!sep) {
+                fprintf(stderr, "znet %s: --set needs KEY=VALUE, e.g. --set width=16\n", argv[0]);
+                return ZN_EXIT_USAGE;
+            }
+            int rc = add_setting(c, kv, (size_t)(sep - kv), sep + 1);
+            if (rc >= 0) return rc;
+            continue;
+        }
+        int found = -1;
+        for (int k = 0; k < n_opts; k++)
+            if (strcmp(opts[k].name, name) == 0) found = k;
+        int sh = -1;
+        for (int k = 0; k < 3; k++)
+            if (strcmp(shorthands[k], name) == 0) sh = k;
+        if (found < 0 && sh < 0) {
+            const char *cands[64];
+            int nc = 0;
+            for (int k = 0; k < n_opts && nc < 60; k++) cands[nc++] = opts[k].name;
+            for (int k = 0; k < 3; k++) cands[nc++] = shorthands[k];
+            cands[nc++] = "--set";
+            cands[nc++] = "--help";
+            fprintf(stderr, "znet %s: unknown option '%s'\n", argv[0], name);
+            const char *near = zn_did_you_mean(name, cands, nc);
+            if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
+            fprintf(stderr, "  see `znet %s --help`\n", argv[0]);
+            return ZN_EXIT_USAGE;
+        }
+        bool takes_value = sh >= 0 || opts[found].kind != ZN_OPT_FLAG;
+        const char *val = inline_val;
+        if (takes_value && !val) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "znet %s: %s needs a value\n", argv[0], name);
+                return ZN_EXIT_USAGE;
+            }
+            val = argv[++i];
+        }
+        if (!takes_value && val) {
+            fprintf(stderr, "znet %s: %s takes no value\n", argv[0], name);
+            return ZN_EXIT_USAGE;
+        }
+        if (sh >= 0) {
+            long v;
+            int rc = parse_long(name, val, sh == 2 ? 0 : 1, sh == 0 ? 100000 : sh == 1 ? 65536 : 2147483647L, &v);
+            if (rc >= 0) return rc;
+            char key[80];
+            snprintf(key, sizeof key, "train.%s", name + 2);
+            rc = add_setting(c, key, strlen(key), val);
+            if (rc >= 0) return rc;
+            continue;
+        }
+        const zn_opt *o = &opts[found];
+        if (o->kind == ZN_OPT_FLAG) *(bool *)o->dest = true;
+        else if (o->kind == ZN_OPT_STRING) *(const char **)o->dest = val;
+        else {
+            int rc = parse_long(name, val, o->min, o->max, (long *)o->dest);
+            if (rc >= 0) return rc;
+        }
+    }
+    if (!c->file) {
+        fprintf(stderr, "znet %s: no model file given\nusage: znet %s\n", argv[0], usage);
+        return ZN_EXIT_USAGE;
+    }
+    return -1;
+}
+
+bool zn_cli_load(const zn_cli_common *c, zn_diag *d, zn_graph *g, zn_recipe *r)
+{
+    zn_load_opts lo = {.path = c->file, .settings = c->settings, .n_settings = c->n_settings};
+    bool ok = zn_program_load(&lo, d, g, r);
+    if (!ok)
+        fprintf(d->out, "znet: %d error%s in %s\n", d->n_errors, d->n_errors == 1 ? "" : "s", c->file);
+    return ok;
+}

@@ -1,0 +1,243 @@
+/* dot.c: renders a graph as Graphviz DOT (nodes clustered by block path, parameters hidden
+ * unless asked) and as a plain text IR dump, one line per node with its attributes and the
+ * place the user wrote it. */
+#include "graph/inspect.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The first len characters of s as the inside of a double-quoted DOT string. */
+static void write_escaped_n(FILE *f, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len && s[i]; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            fprintf(f, "\\%c", s[i]);
+        else if (s[i] == '\n')
+            fputs("\\n", f);
+        else
+            fputc(s[i], f);
+    }
+}
+
+static void write_escaped(FILE *f, const char *s)
+{
+    write_escaped_n(f, s, strlen(s));
+}
+
+/* Number of leading path components that a and b share ("b1/res" and "b1/x" share 1). */
+static int shared_depth(const char *a, const char *b)
+{
+    int depth = 0;
+    while (*a && *b) {
+        size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+        if (la != lb || memcmp(a, b, la) != 0) break;
+        depth++;
+        a += la + (a[la] == '/');
+        b += lb + (b[lb] == '/');
+    }
+    return depth;
+}
+
+typedef struct {
+    const char *block;
+    int id;
+} placed;
+
+/* Orders block paths so that every path's descendants follow it without a gap: '/' sorts
+ * before any other character ("b1", "b1/res", "b1-x"); ties keep graph order. */
+static int placed_cmp(const void *pa, const void *pb)
+{
+    const placed *a = pa, *b = pb;
+    for (const char *x = a->block, *y = b->block;; x++, y++) {
+        int cx = *x == '/' ? 1 : (unsigned char)*x, cy = *y == '/' ? 1 : (unsigned char)*y;
+        if (cx != cy) return cx - cy;
+        if (!*x) break;
+    }
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static const char *const metric_kinds[] = {[ZN_METRIC_VOTE] = "vote"};
+
+static bool visible(const zn_node *n, const zn_dot_opts *opts)
+{
+    return n->op != ZN_OP_PARAM || opts->show_params;
+}
+
+static const char *node_style(const zn_node *n)
+{
+    if (n->flags & ZN_NODE_BACKWARD) return "style=\"rounded,filled,dashed\", fillcolor=\"#f4f4f4\"";
+    if (n->flags & ZN_NODE_LOSS) return "shape=box, peripheries=2, fillcolor=\"#ffd9c9\"";
+    if (n->op == ZN_OP_INPUT) return "shape=invhouse, fillcolor=\"#cfe2ff\"";
+    if (n->flags & ZN_NODE_STATE) return "fontsize=10, fontcolor=\"#666666\", style=\"rounded,dotted\"";
+    if (n->op == ZN_OP_PARAM) return "fontsize=10, fontcolor=\"#666666\", fillcolor=\"#eeeeee\"";
+    return "fillcolor=white";
+}
+
+static void write_node(FILE *f, const zn_graph *g, int id, int depth)
+{
+    const zn_node *n = &g->nodes[id];
+    char shape[96];
+    fprintf(f, "%*sn%d [label=\"", 2 * depth, "", id);
+    if (*n->name) {
+        write_escaped(f, n->name);
+        fputs("\\n", f);
+    }
+    fprintf(f, "%s %s\", %s];\n", zn_ops[n->op].name, zn_shape_str(&n->shape, shape, sizeof shape),
+            node_style(n));
+}
+
+/* Opens clusters for the components of `block` below depth `from`; returns the new depth. */
+static int open_clusters(FILE *f, const char *block, int from, int *n_clusters)
+{
+    int depth = 0;
+    while (*block) {
+        size_t len = strcspn(block, "/");
+        if (depth >= from) {
+            fprintf(f, "%*ssubgraph cluster_%d {\n%*slabel=\"", 2 * depth + 2, "", (*n_clusters)++,
+                    2 * depth + 4, "");
+            write_escaped_n(f, block, len);
+            fputs("\";\n", f);
+        }
+        depth++;
+        block += len + (block[len] == '/');
+    }
+    return depth;
+}
+
+void zn_graph_write_dot_opts(const zn_graph *g, FILE *f, const zn_dot_opts *opts)
+{
+    placed *order = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *order);
+    if (!order) {
+        fprintf(stderr, "znet: malloc failed writing DOT\n");
+        return;
+    }
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (visible(&g->nodes[i], opts)) order[n++] = (placed){g->nodes[i].block, i};
+    qsort(order, (size_t)n, sizeof *order, placed_cmp);
+
+    fputs("digraph \"", f);
+    write_escaped(f, g->model_name);
+    fputs("\" {\n  rankdir=TB;\n  fontname=\"Helvetica\";\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n"
+          "  edge [fontname=\"Helvetica\", fontsize=9];\n  label=\"", f);
+    write_escaped(f, g->model_name);
+    fputs("\";\n", f);
+    const char *open = "";
+    int depth = 0, n_clusters = 0;
+    for (int k = 0; k < n; k++) {
+        int keep = shared_depth(open, order[k].block);
+        for (; depth > keep; depth--) fprintf(f, "%*s}\n", 2 * depth, "");
+        depth = open_clusters(f, order[k].block, keep, &n_clusters);
+        open = order[k].block;
+        write_node(f, g, order[k].id, depth + 1);
+    }
+    for (; depth > 0; depth--) fprintf(f, "%*s}\n", 2 * depth, "");
+    free(order);
+
+    char shape[96];
+    for (int i = 0; i < g->n_nodes; i++) {
+        const zn_node *dst = &g->nodes[i];
+        if (!visible(dst, opts)) continue;
+        for (int k = 0; k < dst->n_src; k++) {
+            const zn_node *s = &g->nodes[dst->src[k]];
+            if (!visible(s, opts)) continue;
+            fprintf(f, "  n%d -> n%d [label=\"%s\"%s];\n", dst->src[k], i,
+                    zn_shape_str(&s->shape, shape, sizeof shape),
+                    dst->flags & ZN_NODE_BACKWARD ? ", style=dashed" : "");
+        }
+    }
+    for (int m = 0; m < g->n_metrics; m++) {
+        const zn_metric *met = &g->metrics[m];
+        fprintf(f, "  m%d [label=\"%s ", m, metric_kinds[met->kind]);
+        write_escaped(f, met->name);
+        fputs("\", shape=note, fillcolor=\"#fff6c9\"];\n", f);
+        for (int h = 0; h < met->n_heads; h++)
+            fprintf(f, "  n%d -> m%d [style=dotted];\n", met->heads[h], m);
+    }
+    fputs("}\n", f);
+}
+
+void zn_graph_write_dot(const zn_graph *g, FILE *f)
+{
+    zn_graph_write_dot_opts(g, f, &(zn_dot_opts){.show_params = false});
+}
+
+static void write_pair(FILE *f, const char *key, const int v[2])
+{
+    if (v[0] == v[1])
+        fprintf(f, " %s=%d", key, v[0]);
+    else
+        fprintf(f, " %s=%dx%d", key, v[0], v[1]);
+}
+
+/* The attributes the op reads (zn_op_info.attrs), as key=value. */
+static void write_attrs(FILE *f, const zn_node *n)
+{
+    static const char *const modes[] = {"max", "avg", "nearest"};
+    static const char *const reductions[] = {"sum", "mean"};
+    static const char *const inits[] = {"none", "fan_in", "zeros", "ones"};
+    const zn_attrs *a = &n->attr;
+    const unsigned used = zn_ops[n->op].attrs;
+    if (used & ZN_ATTR_KERNEL) write_pair(f, "kernel", a->kernel);
+    if (used & ZN_ATTR_STRIDE) write_pair(f, "stride", a->stride);
+    if (used & ZN_ATTR_PAD) write_pair(f, "pad", a->pad);
+    if (used & ZN_ATTR_DILATION) write_pair(f, "dilation", a->dilation);
+    if (used & ZN_ATTR_GROUPS) fprintf(f, " groups=%d", a->groups);
+    if ((used & ZN_ATTR_OUT) && a->out) fprintf(f, " out=%d", a->out); /* 0: from the weight */
+    if (used & ZN_ATTR_AXIS) fprintf(f, " axis=%d", a->axis);
+    if (used & ZN_ATTR_FACTOR) write_pair(f, "factor", a->factor);
+    if (used & ZN_ATTR_SIZE) write_pair(f, "size", a->size);
+    if (used & ZN_ATTR_MODE) fprintf(f, " mode=%s", modes[a->mode]);
+    if (used & ZN_ATTR_PERM) {
+        fputs(" perm=", f);
+        for (int i = 0; i < n->shape.rank; i++) fprintf(f, "%s%d", i ? "," : "", a->perm[i]);
+    }
+    if (used & ZN_ATTR_SCALE) fprintf(f, " scale=%g", a->scale);
+    if (used & ZN_ATTR_EPS) fprintf(f, " eps=%g", a->eps);
+    if (used & ZN_ATTR_MOMENTUM) fprintf(f, " momentum=%g", a->momentum);
+    if (used & ZN_ATTR_SMOOTHING) fprintf(f, " smoothing=%g", a->smoothing);
+    if (used & ZN_ATTR_WEIGHT) fprintf(f, " weight=%g", a->weight);
+    if (used & ZN_ATTR_REDUCTION) fprintf(f, " reduction=%s", reductions[a->reduction]);
+    if (used & ZN_ATTR_INIT) {
+        fprintf(f, " init=%s", inits[a->init]);
+        if (a->init == ZN_INIT_FAN_IN) fprintf(f, " fan_in=%d", a->fan_in);
+    }
+}
+
+static void write_flags(FILE *f, const zn_node *n)
+{
+    static const struct {
+        unsigned flag;
+        const char *name;
+    } flags[] = {{ZN_NODE_INPUT, "input"}, {ZN_NODE_LABEL, "label"},
+                 {ZN_NODE_PARAM, "trainable"}, {ZN_NODE_STATE, "state"},
+                 {ZN_NODE_LOSS, "loss"}, {ZN_NODE_BACKWARD, "backward"},
+                 {ZN_NODE_GRAD, "grad"}};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (n->flags & flags[i].flag) fprintf(f, " %s", flags[i].name);
+    if (n->grad_of >= 0) fprintf(f, " grad_of=%%%d", n->grad_of);
+    if (n->state_of >= 0) fprintf(f, " state_of=%%%d", n->state_of);
+}
+
+void zn_graph_write_text(const zn_graph *g, FILE *f)
+{
+    char shape[96];
+    fprintf(f, "model %s\n", g->model_name);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const zn_node *n = &g->nodes[i];
+        fprintf(f, "%%%d = %s(", i, zn_ops[n->op].name);
+        for (int k = 0; k < n->n_src; k++) fprintf(f, "%s%%%d", k ? ", " : "", n->src[k]);
+        fprintf(f, ") %s %s", *n->name ? n->name : "_", zn_shape_str(&n->shape, shape, sizeof shape));
+        write_attrs(f, n);
+        write_flags(f, n);
+        if (n->span.file) fprintf(f, "  # %s:%d", n->span.file, n->span.line);
+        fputc('\n', f);
+    }
+    for (int m = 0; m < g->n_metrics; m++) {
+        const zn_metric *met = &g->metrics[m];
+        fprintf(f, "metric %s %s(", met->name, metric_kinds[met->kind]);
+        for (int h = 0; h < met->n_heads; h++) fprintf(f, "%s%%%d", h ? ", " : "", met->heads[h]);
+        fputs(")\n", f);
+    }
+}

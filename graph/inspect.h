@@ -1,0 +1,36 @@
+/* inspect.h: views of a graph for people: Graphviz DOT and a text IR dump (dot.c), and a
+ * darknet-style per-layer summary with parameter, cost and activation-memory totals
+ * (summary.c). All of them expect a graph whose shapes have been inferred. */
+#ifndef ZN_INSPECT_H
+#define ZN_INSPECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "graph/graph.h"
+
+typedef struct {
+    bool show_params; /* draw PARAM nodes (parameters and state) and their edges */
+} zn_dot_opts;
+
+/* DOT for `dot -Tsvg`: one node per graph node (name, op, output shape), edges labelled with
+ * the tensor's shape, a nested cluster per block path ("b1/res" inside "b1"), inputs, loss
+ * heads and backward nodes styled apart. Parameters are hidden. */
+void zn_graph_write_dot(const zn_graph *g, FILE *f);
+void zn_graph_write_dot_opts(const zn_graph *g, FILE *f, const zn_dot_opts *opts);
+
+/* One line per node: "%id = op(%src, ...) name shape attrs flags  # file:line". */
+void zn_graph_write_text(const zn_graph *g, FILE *f);
+
+/* Per forward layer (every node but PARAMs and backward nodes): name, op, output shape,
+ * trainable parameters it owns (a shared parameter counts at its first user) and multiply-adds
+ * per example; then totals. batch > 0 adds the activation memory of a batch that size. */
+void zn_graph_write_summary(const zn_graph *g, FILE *f, int batch);
+
+/* Trainable parameters: elements of every PARAM node flagged ZN_NODE_PARAM. */
+int64_t zn_graph_param_count(const zn_graph *g);
+/* Forward multiply-adds per example (zn_op_info.macs over the non-backward nodes). */
+int64_t zn_graph_macs(const zn_graph *g);
+
+#endif

@@ -1,0 +1,191 @@
+/* summary.c: the per-layer table shown when a model loads (as darknet prints one): a row per
+ * forward layer with its output, the parameters it owns and its multiply-adds, then totals of
+ * parameters, state, cost and activation memory. Columns are rows of a table, so a later
+ * column (planned memory) is one more row and one cell function. */
+#include "graph/inspect.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const zn_graph *g;
+    int64_t *owned; /* per node: trainable parameter elements counted here, at their first user */
+} summary;
+
+typedef struct {
+    const char *header;
+    bool numeric; /* right-aligned */
+    void (*cell)(const summary *s, int id, char *buf, size_t len);
+} column;
+
+/* 6573120 as "6,573,120". */
+static const char *with_commas(int64_t v, char *buf, size_t len)
+{
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%" PRId64, v);
+    int lead = digits[0] == '-';
+    size_t at = 0;
+    for (int i = 0; i < n && at + 1 < len; i++) {
+        if (i > lead && (n - i) % 3 == 0) {
+            buf[at++] = ',';
+            if (at + 1 >= len) break;
+        }
+        buf[at++] = digits[i];
+    }
+    if (len) buf[at] = '\0';
+    return buf;
+}
+
+/* 4718592 as "4.5 MiB". */
+static const char *human_bytes(int64_t bytes, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+static bool is_layer(const zn_node *n)
+{
+    return n->op != ZN_OP_PARAM && !(n->flags & ZN_NODE_BACKWARD);
+}
+
+static bool is_trainable(const zn_node *n)
+{
+    return n->op == ZN_OP_PARAM && (n->flags & ZN_NODE_PARAM);
+}
+
+static void cell_id(const summary *s, int id, char *buf, size_t len)
+{
+    (void)s;
+    snprintf(buf, len, "%d", id);
+}
+
+static void cell_name(const summary *s, int id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", s->g->nodes[id].name);
+}
+
+static void cell_op(const summary *s, int id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", zn_ops[s->g->nodes[id].op].name);
+}
+
+static void cell_shape(const summary *s, int id, char *buf, size_t len)
+{
+    zn_shape_str(&s->g->nodes[id].shape, buf, len);
+}
+
+static void cell_params(const summary *s, int id, char *buf, size_t len)
+{
+    with_commas(s->owned[id], buf, len);
+}
+
+static void cell_macs(const summary *s, int id, char *buf, size_t len)
+{
+    with_commas(zn_ops[s->g->nodes[id].op].macs(s->g, id), buf, len);
+}
+
+static const column columns[] = {
+    {"#", true, cell_id},          {"name", false, cell_name},     {"op", false, cell_op},
+    {"output", false, cell_shape}, {"params", true, cell_params}, {"MACs", true, cell_macs},
+};
+enum { N_COLUMNS = sizeof columns / sizeof columns[0], CELL = 256 };
+
+static void write_row(FILE *f, const int *width, char cells[][CELL])
+{
+    for (int c = 0; c < N_COLUMNS; c++)
+        fprintf(f, "%s%*s", c ? "  " : "", columns[c].numeric ? width[c] : -width[c], cells[c]);
+    fputc('\n', f);
+}
+
+static void write_table(FILE *f, const summary *s)
+{
+    char cells[N_COLUMNS][CELL];
+    int width[N_COLUMNS];
+    for (int c = 0; c < N_COLUMNS; c++) width[c] = (int)strlen(columns[c].header);
+    for (int id = 0; id < s->g->n_nodes; id++) {
+        if (!is_layer(&s->g->nodes[id])) continue;
+        for (int c = 0; c < N_COLUMNS; c++) {
+            columns[c].cell(s, id, cells[c], CELL);
+            int w = (int)strlen(cells[c]);
+            if (w > width[c]) width[c] = w;
+        }
+    }
+    for (int c = 0; c < N_COLUMNS; c++) snprintf(cells[c], CELL, "%s", columns[c].header);
+    write_row(f, width, cells);
+    for (int id = 0; id < s->g->n_nodes; id++) {
+        if (!is_layer(&s->g->nodes[id])) continue;
+        for (int c = 0; c < N_COLUMNS; c++) columns[c].cell(s, id, cells[c], CELL);
+        write_row(f, width, cells);
+    }
+}
+
+void zn_graph_write_summary(const zn_graph *g, FILE *f, int batch)
+{
+    summary s = {g, calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *s.owned)};
+    bool *counted = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *counted);
+    if (!s.owned || !counted) {
+        fprintf(stderr, "znet: calloc failed writing the summary\n");
+        free(s.owned);
+        free(counted);
+        return;
+    }
+    for (int id = 0; id < g->n_nodes; id++) {
+        const zn_node *n = &g->nodes[id];
+        for (int k = 0; k < n->n_src; k++) {
+            const zn_node *p = &g->nodes[n->src[k]];
+            if (is_trainable(p) && !counted[n->src[k]]) {
+                counted[n->src[k]] = true;
+                s.owned[id] += zn_shape_numel(&p->shape);
+            }
+        }
+    }
+    fprintf(f, "model %s\n", g->model_name);
+    write_table(f, &s);
+    free(s.owned);
+    free(counted);
+
+    int64_t state = 0, act = 0, act_batch = 0;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const zn_node *n = &g->nodes[id];
+        int64_t numel = zn_shape_numel(&n->shape);
+        if (n->op == ZN_OP_PARAM && (n->flags & ZN_NODE_STATE)) state += numel;
+        if (!is_layer(n)) continue;
+        /* F32 and I32 elements alike take 4 bytes */
+        act += numel * 4;
+        act_batch += numel * 4 * (n->shape.batched && batch > 0 ? batch : 1);
+    }
+    const int64_t macs = zn_graph_macs(g);
+    char a[64], b[64];
+    fprintf(f, "trainable parameters     %s\n", with_commas(zn_graph_param_count(g), a, sizeof a));
+    fprintf(f, "non-trainable state      %s\n", with_commas(state, a, sizeof a));
+    fprintf(f, "MACs per example         %s (%.3f GFLOP)\n", with_commas(macs, a, sizeof a),
+            2e-9 * (double)macs);
+    fprintf(f, "activations per example  %s", human_bytes(act, a, sizeof a));
+    if (batch > 0)
+        fprintf(f, "; at batch %d: %s", batch, human_bytes(act_batch, b, sizeof b));
+    fputc('\n', f);
+}
+
+int64_t zn_graph_param_count(const zn_graph *g)
+{
+    int64_t total = 0;
+    for (int id = 0; id < g->n_nodes; id++)
+        if (is_trainable(&g->nodes[id])) total += zn_shape_numel(&g->nodes[id].shape);
+    return total;
+}
+
+int64_t zn_graph_macs(const zn_graph *g)
+{
+    int64_t total = 0;
+    for (int id = 0; id < g->n_nodes; id++)
+        if (!(g->nodes[id].flags & ZN_NODE_BACKWARD)) total += zn_ops[g->nodes[id].op].macs(g, id);
+    return total;
+}

@@ -1,0 +1,176 @@
+/* diag.c: error reporting with source excerpts and carets, and the source table. Output stops
+ * after max_errors messages so a file full of garbage does not flood the terminal. */
+#include "diag.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void zn_diag_init(zn_diag *d, FILE *out)
+{
+    memset(d, 0, sizeof *d);
+    d->out = out ? out : stderr;
+    d->max_errors = 20;
+}
+
+void zn_diag_free(zn_diag *d)
+{
+    for (int i = 0; i < d->n_sources; i++) {
+        free(d->sources[i]->path);
+        free(d->sources[i]->text);
+        free(d->sources[i]);
+    }
+    free(d->sources);
+    d->sources = NULL;
+    d->n_sources = 0;
+}
+
+static zn_source *diag_push(zn_diag *d, const char *path, char *text, size_t len)
+{
+    if (d->n_sources == d->cap_sources) {
+        d->cap_sources = d->cap_sources ? 2 * d->cap_sources : 8;
+        d->sources = realloc(d->sources, sizeof *d->sources * d->cap_sources);
+    }
+    zn_source *s = calloc(1, sizeof *s);
+    s->path = strdup(path);
+    s->text = text;
+    s->len = len;
+    d->sources[d->n_sources++] = s;
+    return s;
+}
+
+zn_source *zn_diag_load(zn_diag *d, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (cap - len - 1 == 0) buf = realloc(buf, cap *= 2);
+    }
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return diag_push(d, path, buf, len);
+}
+
+zn_source *zn_diag_add_text(zn_diag *d, const char *name, const char *text)
+{
+    return diag_push(d, name, strdup(text), strlen(text));
+}
+
+static const zn_source *diag_find(const zn_diag *d, const char *path)
+{
+    for (int i = d->n_sources - 1; i >= 0; i--)
+        if (d->sources[i]->path == path || strcmp(d->sources[i]->path, path) == 0)
+            return d->sources[i];
+    return NULL;
+}
+
+/* Prints the span's first line and a caret line under it (tabs copied so columns align). */
+static void diag_excerpt(zn_diag *d, zn_span sp)
+{
+    const zn_source *s = sp.file ? diag_find(d, sp.file) : NULL;
+    if (!s || sp.line < 1) return;
+    const char *p = s->text;
+    for (int l = 1; l < sp.line && p; l++) {
+        p = strchr(p, '\n');
+        if (p) p++;
+    }
+    if (!p || !*p) return;
+    const char *e = strchr(p, '\n');
+    int len = e ? (int)(e - p) : (int)strlen(p);
+    if (len > 0 && p[len - 1] == '\r') len--;
+    fprintf(d->out, "  %.*s\n  ", len, p);
+    int start = sp.col < 1 ? 1 : sp.col;
+    int end = (sp.end_line == sp.line && sp.end_col >= start) ? sp.end_col : len;
+    if (end > len) end = len > start ? len : start;
+    for (int c = 1; c < start && c <= len; c++) fputc(p[c - 1] == '\t' ? '\t' : ' ', d->out);
+    for (int c = start; c <= end; c++) fputc(c == start ? '^' : '~', d->out);
+    fputc('\n', d->out);
+}
+
+static void diag_vreport(zn_diag *d, const char *kind, zn_span sp, const char *fmt, va_list ap)
+{
+    if (sp.file && sp.line > 0)
+        fprintf(d->out, "%s:%d:%d: %s: ", sp.file, sp.line, sp.col, kind);
+    else if (sp.file)
+        fprintf(d->out, "%s: %s: ", sp.file, kind);
+    else
+        fprintf(d->out, "znet: %s: ", kind);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    diag_excerpt(d, sp);
+}
+
+void zn_diag_error(zn_diag *d, zn_span sp, const char *fmt, ...)
+{
+    d->n_errors++;
+    if (d->n_errors > d->max_errors) return;
+    va_list ap;
+    va_start(ap, fmt);
+    diag_vreport(d, "error", sp, fmt, ap);
+    va_end(ap);
+    if (d->n_errors == d->max_errors)
+        fprintf(d->out, "znet: too many errors; stopping the report here\n");
+}
+
+void zn_diag_hint(zn_diag *d, const char *fmt, ...)
+{
+    if (d->n_errors > d->max_errors) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("  hint: ", d->out);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    va_end(ap);
+}
+
+void zn_diag_note(zn_diag *d, zn_span sp, const char *fmt, ...)
+{
+    if (d->n_errors > d->max_errors) return;
+    va_list ap;
+    va_start(ap, fmt);
+    diag_vreport(d, "note", sp, fmt, ap);
+    va_end(ap);
+}
+
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 99;
+    int row[65];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best) best = row[j] + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *zn_did_you_mean(const char *name, const char *const *cands, int n)
+{
+    const char *best = NULL;
+    int best_d = 99;
+    int limit = strlen(name) <= 3 ? 1 : strlen(name) <= 6 ? 2 : 3;
+    for (int i = 0; i < n; i++) {
+        if (!cands[i]) continue;
+        int dist = edit_distance(name, cands[i]);
+        if (dist < best_d) best_d = dist, best = cands[i];
+    }
+    return best_d <= limit ? best : NULL;
+}

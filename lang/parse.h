@@ -1,0 +1,33 @@
+/* parse.h: turning .znet text into an AST. The scanner (lexer.l) and parser (parser.y) share
+ * the context below; syntax errors go to the diagnostics with their place and continue at the
+ * next statement, so one run reports several. */
+#ifndef ZN_PARSE_H
+#define ZN_PARSE_H
+
+#include "ast.h"
+#include "diag.h"
+
+#define ZN_MAX_BRACKETS 64
+
+typedef struct {
+    zn_arena *arena;
+    zn_diag *diag;
+    const char *file;     /* span.file of every node (the source's path) */
+    zn_ast *result;       /* ZN_AST_FILE, or the expression in expression mode */
+    int start_token;      /* first token to deliver (selects file or expression grammar) */
+    /* scanner state kept by the token filter in parser.y */
+    int depth;                      /* open ( and [ : newlines inside are ignored */
+    zn_span open[ZN_MAX_BRACKETS];  /* where each open bracket is, for hints */
+    int need_sep;                   /* the last token needs a separator before } or EOF */
+    int pending;                    /* a token held back behind an inserted separator */
+    zn_span pending_loc;
+    int line, col;                  /* scanner position (1-based) */
+} zn_parse_ctx;
+
+/* Parses a whole file. Always returns a ZN_AST_FILE (possibly partial); errors are counted in
+ * diag. */
+zn_ast *zn_parse_source(zn_diag *diag, zn_arena *arena, const zn_source *src);
+/* Parses one expression (a --set value); NULL on a syntax error (reported). */
+zn_ast *zn_parse_expression(zn_diag *diag, zn_arena *arena, const zn_source *src);
+
+#endif

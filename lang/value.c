@@ -1,0 +1,45 @@
+/* value.c: naming and printing of evaluation values for diagnostics and summaries. */
+#include "value.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *zn_val_kind_name(zn_val_kind k)
+{
+    static const char *const names[] = {
+        [ZN_VAL_ERROR] = "error",     [ZN_VAL_INT] = "integer",   [ZN_VAL_FLOAT] = "number",
+        [ZN_VAL_BOOL] = "boolean",    [ZN_VAL_STRING] = "string", [ZN_VAL_LIST] = "list",
+        [ZN_VAL_TENSOR] = "tensor",   [ZN_VAL_INSTANCE] = "shared block instance",
+        [ZN_VAL_RECORD] = "setting",
+    };
+    return names[k];
+}
+
+bool zn_val_is_number(const zn_value *v) { return v->kind == ZN_VAL_INT || v->kind == ZN_VAL_FLOAT; }
+
+double zn_val_number(const zn_value *v) { return v->kind == ZN_VAL_INT ? (double)v->i : v->f; }
+
+const char *zn_val_str(const zn_value *v, char *buf, size_t len)
+{
+    switch (v->kind) {
+    case ZN_VAL_INT: snprintf(buf, len, "%lld", (long long)v->i); break;
+    case ZN_VAL_FLOAT: snprintf(buf, len, "%g", v->f); break;
+    case ZN_VAL_BOOL: snprintf(buf, len, "%s", v->i ? "true" : "false"); break;
+    case ZN_VAL_STRING: snprintf(buf, len, "\"%s\"", v->s); break;
+    case ZN_VAL_LIST: {
+        size_t used = 0;
+        buf[0] = '\0';
+        used += snprintf(buf, len, "[");
+        for (int i = 0; i < v->list.n && used + 8 < len; i++) {
+            char item[64];
+            used += snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+                             zn_val_str(&v->list.items[i], item, sizeof item));
+        }
+        if (used < len) snprintf(buf + used, len - used, "]");
+        break;
+    }
+    case ZN_VAL_RECORD: snprintf(buf, len, "%s(...)", v->rec->name); break;
+    default: snprintf(buf, len, "%s", zn_val_kind_name(v->kind)); break;
+    }
+    return buf;
+}

@@ -1,0 +1,235 @@
+/* idx.c: the IDX reader (MNIST's format: big-endian 32-bit header, then uint8 data), through
+ * zlib so gzip'd and plain files both read, and the Fashion-MNIST loader built on it. Images may
+ * be centred in a zero 32x32 frame so the CIFAR-shaped models run on them unchanged. */
+#include "runtime/dataset.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#define IDX_IMAGES_MAGIC 2051u /* 0x00000803: unsigned bytes, 3 dimensions */
+#define IDX_LABELS_MAGIC 2049u /* 0x00000801: unsigned bytes, 1 dimension */
+#define IDX_CLASSES 10
+#define IDX_MAX_SIDE 4096
+#define PAD_SIDE 32
+#define CHUNK_BYTES (1u << 20)
+
+static const char *const fashion_names[IDX_CLASSES] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+
+static const char fashion_hint[] =
+    "Fashion-MNIST is needed: install Debian's dataset-fashion-mnist package (it puts the files "
+    "in /usr/share/datasets/fashion-mnist), or download the four .gz files from "
+    "https://github.com/zalandoresearch/fashion-mnist into ~/.cache/znet/fashion-mnist/ "
+    "(or point --data or ZNET_DATA at their folder)";
+
+typedef struct {
+    gzFile gz;
+    const char *path;
+} idx_file;
+
+static bool idx_open(idx_file *f, const char *path, char *err, size_t errlen)
+{
+    f->path = path;
+    f->gz = gzopen(path, "rb");
+    if (!f->gz) return zn_dataset_fail(err, errlen, "%s: %s", path, strerror(errno ? errno : ENOMEM));
+    return true;
+}
+
+static void idx_close(idx_file *f)
+{
+    if (f->gz) gzclose(f->gz);
+    f->gz = NULL;
+}
+
+/* Reads up to n bytes; returns the count, or -1 with err set on a zlib error (corrupt data, or
+ * a compressed stream cut short). `what` names the item being read, for the message. */
+static long idx_read(idx_file *f, void *buf, size_t n, const char *what, char *err, size_t errlen)
+{
+    int got = gzread(f->gz, buf, (unsigned)n);
+    int code = Z_OK;
+    const char *msg = gzerror(f->gz, &code);
+    if (got < 0 || (code != Z_OK && code != Z_STREAM_END)) {
+        zn_dataset_fail(err, errlen, "%s: %s: %s", f->path, what,
+                        code == Z_ERRNO ? strerror(errno) : msg);
+        return -1;
+    }
+    return got;
+}
+
+/* Reads a header of n big-endian 32-bit fields. */
+static bool read_header(idx_file *f, uint32_t *fields, int n, char *err, size_t errlen)
+{
+    uint8_t raw[16];
+    long got = idx_read(f, raw, (size_t)n * 4, "header", err, errlen);
+    if (got < 0) return false;
+    if (got != n * 4)
+        return zn_dataset_fail(err, errlen, "%s: %ld bytes, too short for the %d-byte IDX header",
+                               f->path, got, n * 4);
+    for (int i = 0; i < n; i++)
+        fields[i] = (uint32_t)raw[4 * i] << 24 | (uint32_t)raw[4 * i + 1] << 16 |
+                    (uint32_t)raw[4 * i + 2] << 8 | raw[4 * i + 3];
+    return true;
+}
+
+static bool check_magic(const idx_file *f, uint32_t magic, uint32_t want, const char *kind,
+                        char *err, size_t errlen)
+{
+    if (magic == want) return true;
+    return zn_dataset_fail(err, errlen, "%s: magic number %u, expected %u (an IDX %s file)",
+                           f->path, magic, want, kind);
+}
+
+/* Where read records go: the data set, the file (for messages) and the source image size (the
+ * destination may be a larger frame). */
+typedef struct {
+    zn_dataset *out;
+    const idx_file *f;
+    int rows, cols;
+} idx_target;
+
+typedef bool (*place_fn)(const uint8_t *recs, long first, long count, const idx_target *t,
+                         char *err, size_t errlen);
+
+/* Reads n records of rec bytes each through a buffer, handing each chunk to place(); a short
+ * read names the first missing record, and data past the last record is an error too. */
+static bool read_records(idx_file *f, long n, size_t rec, const char *noun, place_fn place,
+                         const idx_target *t, char *err, size_t errlen)
+{
+    long per_chunk = (long)(CHUNK_BYTES / rec) > 0 ? (long)(CHUNK_BYTES / rec) : 1;
+    uint8_t *buf = malloc((size_t)per_chunk * rec);
+    if (!buf) return zn_dataset_fail(err, errlen, "malloc: %s", strerror(ENOMEM));
+    bool ok = true;
+    for (long done = 0; ok && done < n;) {
+        long want = n - done < per_chunk ? n - done : per_chunk;
+        char what[64];
+        snprintf(what, sizeof what, "%s %ld", noun, done);
+        long got = idx_read(f, buf, (size_t)want * rec, what, err, errlen);
+        if (got >= 0 && got != (long)((size_t)want * rec))
+            ok = zn_dataset_fail(err, errlen, "%s: truncated: data ends in %s %ld of %ld",
+                                 f->path, noun, done + got / (long)rec, n);
+        ok = ok && got >= 0 && place(buf, done, want, t, err, errlen);
+        done += want;
+    }
+    free(buf);
+    if (!ok) return false;
+    uint8_t extra;
+    long got = idx_read(f, &extra, 1, "after the data", err, errlen);
+    if (got > 0)
+        return zn_dataset_fail(err, errlen, "%s: trailing bytes after %ld %ss", f->path, n, noun);
+    return got == 0;
+}
+
+static bool place_images(const uint8_t *recs, long first, long count, const idx_target *t,
+                         char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    zn_dataset *out = t->out;
+    int top = (out->h - t->rows) / 2, left = (out->w - t->cols) / 2;
+    for (long i = 0; i < count; i++) {
+        const uint8_t *src = recs + (size_t)i * t->rows * t->cols;
+        uint8_t *dst = out->images + (size_t)(first + i) * out->h * out->w;
+        for (int y = 0; y < t->rows; y++)
+            memcpy(dst + (size_t)(y + top) * out->w + left, src + (size_t)y * t->cols,
+                   (size_t)t->cols);
+    }
+    return true;
+}
+
+static bool place_labels(const uint8_t *recs, long first, long count, const idx_target *t,
+                         char *err, size_t errlen)
+{
+    for (long i = 0; i < count; i++) {
+        if (recs[i] >= IDX_CLASSES)
+            return zn_dataset_fail(err, errlen, "%s: record %ld: label %d is not in 0..%d",
+                                   t->f->path, first + i, recs[i], IDX_CLASSES - 1);
+        t->out->labels[first + i] = recs[i];
+    }
+    return true;
+}
+
+static bool load_opened(idx_file *img, idx_file *lab, bool pad_to_32, zn_dataset *out, char *err,
+                        size_t errlen)
+{
+    uint32_t ih[4], lh[2];
+    if (!read_header(img, ih, 4, err, errlen) ||
+        !check_magic(img, ih[0], IDX_IMAGES_MAGIC, "image", err, errlen) ||
+        !read_header(lab, lh, 2, err, errlen) ||
+        !check_magic(lab, lh[0], IDX_LABELS_MAGIC, "label", err, errlen))
+        return false;
+    uint32_t count = ih[1], rows = ih[2], cols = ih[3];
+    if (count == 0 || count > INT_MAX)
+        return zn_dataset_fail(err, errlen, "%s: image count %u is not in 1..%d", img->path, count,
+                               INT_MAX);
+    if (rows == 0 || cols == 0 || rows > IDX_MAX_SIDE || cols > IDX_MAX_SIDE)
+        return zn_dataset_fail(err, errlen, "%s: image size %ux%u is not in 1..%d", img->path,
+                               rows, cols, IDX_MAX_SIDE);
+    if (lh[1] != count)
+        return zn_dataset_fail(err, errlen, "%s holds %u images but %s holds %u labels",
+                               img->path, count, lab->path, lh[1]);
+    if (pad_to_32 && (rows > PAD_SIDE || cols > PAD_SIDE))
+        return zn_dataset_fail(err, errlen, "%s: %ux%u images do not fit a %dx%d frame",
+                               img->path, rows, cols, PAD_SIDE, PAD_SIDE);
+    int h = pad_to_32 ? PAD_SIDE : (int)rows, w = pad_to_32 ? PAD_SIDE : (int)cols;
+    if (!zn_dataset_alloc(out, (int)count, 1, h, w, err, errlen)) return false;
+    idx_target ti = {out, img, (int)rows, (int)cols}, tl = {out, lab, 1, 1};
+    if (!read_records(img, count, (size_t)rows * cols, "image", place_images, &ti, err, errlen) ||
+        !read_records(lab, count, 1, "label", place_labels, &tl, err, errlen)) {
+        zn_dataset_free(out);
+        return false;
+    }
+    out->n_classes = IDX_CLASSES;
+    for (int k = 0; k < IDX_CLASSES; k++) snprintf(out->class_names[k], ZN_CLASS_NAME_MAX, "%d", k);
+    out->mean[0] = 0.0f; /* neutral: maps 0-255 to [0, 1]; zn_fashion_mnist_load sets its own */
+    out->std[0] = 255.0f;
+    return true;
+}
+
+bool zn_idx_load(const char *images_path, const char *labels_path, bool pad_to_32,
+                 zn_dataset *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    idx_file img = {0}, lab = {0};
+    bool ok = idx_open(&img, images_path, err, errlen) && idx_open(&lab, labels_path, err, errlen) &&
+              load_opened(&img, &lab, pad_to_32, out, err, errlen);
+    idx_close(&img);
+    idx_close(&lab);
+    return ok;
+}
+
+/* <dir>/<name> (unpacked), else <dir>/<name>.gz; a message naming the .gz when neither is. */
+static bool find_idx(const char *dir, const char *name, char *out, size_t outlen, char *err,
+                     size_t errlen)
+{
+    struct stat st;
+    if ((size_t)snprintf(out, outlen, "%s/%s", dir, name) + 3 >= outlen)
+        return zn_dataset_fail(err, errlen, "%s: path too long", dir);
+    if (stat(out, &st) == 0) return true;
+    strcat(out, ".gz");
+    if (stat(out, &st) == 0) return true;
+    return zn_dataset_fail(err, errlen, "%s: no such file. %s", out, fashion_hint);
+}
+
+bool zn_fashion_mnist_load(const char *dir, bool train, bool pad_to_32, zn_dataset *out,
+                           char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *prefix = train ? "train" : "t10k";
+    char name[64], images[4096], labels[4096];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+    if (!find_idx(dir, name, images, sizeof images, err, errlen)) return false;
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+    if (!find_idx(dir, name, labels, sizeof labels, err, errlen)) return false;
+    if (!zn_idx_load(images, labels, pad_to_32, out, err, errlen)) return false;
+    for (int k = 0; k < IDX_CLASSES; k++)
+        snprintf(out->class_names[k], ZN_CLASS_NAME_MAX, "%s", fashion_names[k]);
+    /* the 60,000 training images, unpadded: a pad pixel normalises like the black background */
+    out->mean[0] = 72.94f;
+    out->std[0] = 90.02f;
+    return true;
+}

@@ -1,0 +1,105 @@
+/* bench_conv.c: times the CPU conv kernels on DavidNet's layer shapes (widths 64 and 16) and a
+ * few Z-tower shapes, forward / backward-data / backward-filter, best of R runs, in GFLOP/s;
+ * then the conv time of one training step (residual layers twice, no input gradient for prep).
+ * tests/bench_conv_torch.py prints the same lines for PyTorch. Not a unit test (no test_ name).
+ * Usage: bench_conv [batch=128] [reps=3] [pool threads=2] [OpenBLAS threads=1] */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backends/cpu/conv.h"
+#include "backends/cpu/threads.h"
+
+typedef struct layer {
+  char name[32];
+  int c, o, h, w, k, stride, pad, dil, groups;
+  int uses; /* times one DavidNet training step runs it (0: not part of DavidNet) */
+} layer;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static float *buffer(size_t floats) {
+  float *a = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+  if (!a) {
+    perror("aligned_alloc");
+    exit(1);
+  }
+  for (size_t i = 0; i < floats; i++) a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+  return a;
+}
+
+typedef enum { FWD, BWD_DATA, BWD_FILTER, N_DIRECTIONS } direction;
+static const char *const DIRECTION_NAMES[] = {"fwd", "bwd_data", "bwd_filter"};
+
+static double best_time(direction d, const zn_conv_params *p, float *x, float *w, float *y,
+                        float *ws, int reps) {
+  double best = 1e30;
+  for (int r = 0; r <= reps; r++) { /* run 0 warms caches and page-faults the buffers in */
+    double t = now();
+    if (d == FWD) zn_conv2d_forward(p, x, w, NULL, y, ws);
+    if (d == BWD_DATA) zn_conv2d_backward_data(p, y, w, x, ws);
+    if (d == BWD_FILTER) zn_conv2d_backward_filter(p, x, y, w, NULL, ws);
+    t = now() - t;
+    if (r > 0 && t < best) best = t;
+  }
+  return best;
+}
+
+int main(int argc, char **argv) {
+  int batch = argc > 1 ? atoi(argv[1]) : 128, reps = argc > 2 ? atoi(argv[2]) : 3;
+  int pool = argc > 3 ? atoi(argv[3]) : 2, blas = argc > 4 ? atoi(argv[4]) : 1;
+  if (zn_cpu_threads_init(pool) != 0) return 1;
+  openblas_set_num_threads(blas); /* after init, which pins it to 1: only for comparisons */
+  printf("# batch %d, pool threads %d, OpenBLAS threads %d\n", batch, pool, blas);
+
+  layer layers[32];
+  int n = 0;
+  for (int w = 64; w >= 16; w /= 4) {
+    const int c[4] = {w, 2 * w, 4 * w, 8 * w};
+    const layer davidnet[] = {{"prep", 3, c[0], 32, 32, 3, 1, 1, 1, 1, 1},
+                              {"layer1", c[0], c[1], 32, 32, 3, 1, 1, 1, 1, 1},
+                              {"res1", c[1], c[1], 16, 16, 3, 1, 1, 1, 1, 2},
+                              {"layer2", c[1], c[2], 16, 16, 3, 1, 1, 1, 1, 1},
+                              {"layer3", c[2], c[3], 8, 8, 3, 1, 1, 1, 1, 1},
+                              {"res3", c[3], c[3], 4, 4, 3, 1, 1, 1, 1, 2}};
+    for (size_t i = 0; i < sizeof davidnet / sizeof davidnet[0]; i++) {
+      layers[n] = davidnet[i];
+      snprintf(layers[n++].name, sizeof layers[0].name, "w%d.%.8s", w, davidnet[i].name);
+    }
+  }
+  const layer zee[] = {{"zee.dil2", 8, 8, 896, 8, 3, 1, 2, 2, 1, 0},
+                       {"zee.group8", 64, 64, 112, 8, 3, 1, 1, 1, 8, 0},
+                       {"zee.1x1", 64, 16, 112, 8, 1, 1, 0, 1, 1, 0}};
+  for (size_t i = 0; i < sizeof zee / sizeof zee[0]; i++) layers[n++] = zee[i];
+
+  double step[2] = {0, 0}; /* conv seconds per training step, width 64 and 16 */
+  for (int i = 0; i < n; i++) {
+    const layer *l = &layers[i];
+    zn_conv_params p = {batch, l->c, l->h, l->w, l->o, l->k, l->k, l->stride, l->stride,
+                        l->pad, l->pad, l->dil, l->dil, l->groups};
+    size_t nx = (size_t)batch * l->c * l->h * l->w, nw = (size_t)l->o * l->c / l->groups * l->k * l->k;
+    size_t ny = (size_t)batch * l->o * zn_conv_out_h(&p) * zn_conv_out_w(&p);
+    float *x = buffer(nx), *w = buffer(nw), *y = buffer(ny);
+    float *ws = buffer(zn_conv2d_workspace_bytes(&p) / sizeof(float));
+    double flop = 2.0 * ny * nw / l->o;
+    for (direction d = FWD; d < N_DIRECTIONS; d++) {
+      double t = best_time(d, &p, x, w, y, ws, reps);
+      printf("%-12s %-10s %9.2f ms %7.1f GFLOP/s\n", l->name, DIRECTION_NAMES[d], t * 1e3,
+             flop / t * 1e-9);
+      fflush(stdout);
+      int is_prep_input_grad = d == BWD_DATA && strstr(l->name, ".prep");
+      if (l->uses && !is_prep_input_grad) step[i / 6] += l->uses * t; /* layers 0-5: w64, 6-11: w16 */
+    }
+    free(x), free(w), free(y), free(ws);
+  }
+  printf("w64 conv time per training step: %.0f ms\n", step[0] * 1e3);
+  printf("w16 conv time per training step: %.0f ms\n", step[1] * 1e3);
+  zn_cpu_threads_free();
+  return 0;
+}

@@ -1,0 +1,50 @@
+/* support.c: see support.h. */
+#include "support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *zt_src_path(const char *rel)
+{
+    static char buf[4096];
+    const char *root = getenv("ZNET_SOURCE_DIR");
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : ZNET_SOURCE_DIR, rel);
+    return buf;
+}
+
+const char *zt_tmpdir(void)
+{
+    static char dir[256];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/znet-test-XXXXXX");
+        if (!mkdtemp(dir)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+    }
+    return dir;
+}
+
+const char *zt_write_file(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", zt_tmpdir(), name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+const char *zt_cifar_dir(void)
+{
+    static char buf[4096];
+    const char *env = getenv("ZNET_TEST_CIFAR");
+    if (env && *env) return env;
+    snprintf(buf, sizeof buf, "%s", zt_src_path("../shared/data/cifar-10-batches-bin"));
+    struct stat st;
+    return stat(buf, &st) == 0 ? buf : NULL;
+}

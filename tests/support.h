@@ -1,0 +1,21 @@
+/* support.h: helpers shared by the CMocka tests: paths into the source tree, temporary files,
+ * and the data directory (skipping cleanly when it is absent). */
+#ifndef ZN_TEST_SUPPORT_H
+#define ZN_TEST_SUPPORT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* "<source dir>/rel" in a static buffer (valid until the next call). */
+const char *zt_src_path(const char *rel);
+/* A fresh temporary directory for this test process (created once). */
+const char *zt_tmpdir(void);
+/* Writes text to <tmpdir>/name and returns the path (static buffer). */
+const char *zt_write_file(const char *name, const char *text);
+/* The CIFAR-10 directory from ZNET_TEST_CIFAR or ../shared/data, or NULL. */
+const char *zt_cifar_dir(void);
+
+#endif

@@ -1,0 +1,262 @@
+/* test_cpu_conv.c: the CPU convolution and linear kernels (backends/cpu/conv.h) against naive
+ * direct loops in double precision written here, over a table of shapes (stride, padding,
+ * dilation, groups, 1x1, non-square, bias, batch 1 and 3) on pools of 1 and 3 threads, plus a
+ * central-difference check that the backward kernels are the gradients of the forward one. */
+#include "support.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "backends/cpu/conv.h"
+#include "backends/cpu/threads.h"
+
+typedef struct conv_case {
+  const char *name;
+  zn_conv_params p;
+  int bias;
+} conv_case;
+
+/* n, c, h, w, o, kh, kw, stride h/w, pad h/w, dilation h/w, groups */
+static const conv_case CASES[] = {
+    {"3x3 pad 1", {3, 4, 7, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
+    {"3x3 stride 2", {1, 3, 9, 8, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1}, 0},
+    {"3x3 pad 0", {3, 2, 6, 6, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1}, 1},
+    {"dilation 2 pad 2", {3, 8, 20, 8, 8, 3, 3, 1, 1, 2, 2, 2, 2, 1}, 0},
+    {"groups 2", {3, 4, 6, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 1},
+    {"groups 8 stride 2", {1, 16, 9, 7, 8, 3, 3, 2, 2, 1, 1, 1, 1, 8}, 0},
+    {"groups 8 dilation 2", {3, 8, 14, 8, 16, 3, 3, 1, 1, 2, 2, 2, 2, 8}, 1},
+    {"1x1", {3, 5, 6, 4, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 1},
+    {"1x1 one image per GEMM", {3, 3, 40, 30, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 0},
+    {"1x1 stride 2 groups 2", {3, 4, 7, 6, 2, 1, 1, 2, 2, 0, 0, 1, 1, 2}, 1},
+    {"3x3 one image per GEMM", {3, 2, 36, 33, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
+    {"non-square", {3, 3, 11, 9, 4, 3, 2, 2, 1, 1, 0, 1, 2, 1}, 1},
+    {"5x5 pad 2 stride 3", {1, 2, 10, 13, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1}, 0},
+};
+#define N_CASES (sizeof CASES / sizeof CASES[0])
+
+static const int THREAD_COUNTS[] = {1, 3};
+
+/* Deterministic values in [-1, 1). */
+static void fill(float *a, size_t n, unsigned seed) {
+  unsigned long long s = 0x9E3779B97F4A7C15ull * (seed + 1);
+  for (size_t i = 0; i < n; i++) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    a[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+  }
+}
+
+static float *alloc_filled(size_t n, unsigned seed) {
+  float *a = malloc(sizeof(float) * (n ? n : 1));
+  assert_non_null(a);
+  fill(a, n, seed);
+  return a;
+}
+
+static size_t x_size(const zn_conv_params *p) { return (size_t)p->n * p->c * p->h * p->w; }
+static size_t w_size(const zn_conv_params *p) {
+  return (size_t)p->o * (p->c / p->groups) * p->kh * p->kw;
+}
+static size_t y_size(const zn_conv_params *p) {
+  return (size_t)p->n * p->o * zn_conv_out_h(p) * zn_conv_out_w(p);
+}
+
+/* Calls visit(ctx, xi, wi, yi) for every (input, weight, output) index triple of the conv:
+ * y[yi] += x[xi] * w[wi]. The one naive loop nest all three references share. */
+typedef void (*tap_fn)(void *ctx, size_t xi, size_t wi, size_t yi);
+static void naive_taps(const zn_conv_params *p, tap_fn visit, void *ctx) {
+  const int oh = zn_conv_out_h(p), ow = zn_conv_out_w(p), cg = p->c / p->groups,
+            og = p->o / p->groups;
+  for (int n = 0; n < p->n; n++)
+    for (int o = 0; o < p->o; o++)
+      for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+          for (int c = 0; c < cg; c++)
+            for (int i = 0; i < p->kh; i++)
+              for (int j = 0; j < p->kw; j++) {
+                int iy = oy * p->stride_h - p->pad_h + i * p->dil_h;
+                int ix = ox * p->stride_w - p->pad_w + j * p->dil_w;
+                if (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w) continue;
+                int ci = (o / og) * cg + c;
+                visit(ctx, (((size_t)n * p->c + ci) * p->h + iy) * p->w + ix,
+                      (((size_t)o * cg + c) * p->kh + i) * p->kw + j,
+                      (((size_t)n * p->o + o) * oh + oy) * ow + ox);
+              }
+}
+
+typedef struct ref_ctx {
+  const float *a, *b; /* the two known operands */
+  double *out;        /* the accumulated unknown */
+} ref_ctx;
+static void tap_y(void *c, size_t xi, size_t wi, size_t yi) {
+  ref_ctx *r = c;
+  r->out[yi] += (double)r->a[xi] * r->b[wi];
+}
+static void tap_dx(void *c, size_t xi, size_t wi, size_t yi) {
+  ref_ctx *r = c;
+  r->out[xi] += (double)r->a[yi] * r->b[wi];
+}
+static void tap_dw(void *c, size_t xi, size_t wi, size_t yi) {
+  ref_ctx *r = c;
+  r->out[wi] += (double)r->a[xi] * r->b[yi];
+}
+
+static void assert_close(const char *what, const char *name, int threads, const float *got,
+                         const double *want, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!(fabs(got[i] - want[i]) <= 1e-4 * (1.0 + fabs(want[i]))))
+      fail_msg("%s: %s (%d threads): element %zu is %.7g, want %.7g", name, what, threads, i,
+               got[i], want[i]);
+}
+
+static double *zeros(size_t n) {
+  double *a = calloc(n ? n : 1, sizeof(double));
+  assert_non_null(a);
+  return a;
+}
+
+static void check_case(const conv_case *cc, int threads) {
+  const zn_conv_params *p = &cc->p;
+  size_t nx = x_size(p), nw = w_size(p), ny = y_size(p);
+  float *x = alloc_filled(nx, 1), *w = alloc_filled(nw, 2), *b = alloc_filled(p->o, 3),
+        *dy = alloc_filled(ny, 4);
+  float *y = alloc_filled(ny, 5), *dx = alloc_filled(nx, 6), *dw = alloc_filled(nw, 7),
+        *db = alloc_filled(p->o, 8); /* garbage: the kernels must overwrite */
+  float *ws = malloc(zn_conv2d_workspace_bytes(p) + 1);
+  assert_non_null(ws);
+  double *ry = zeros(ny), *rdx = zeros(nx), *rdw = zeros(nw), *rdb = zeros(p->o);
+
+  naive_taps(p, tap_y, &(ref_ctx){x, w, ry});
+  naive_taps(p, tap_dx, &(ref_ctx){dy, w, rdx});
+  naive_taps(p, tap_dw, &(ref_ctx){x, dy, rdw});
+  size_t plane = ny / p->n / p->o;
+  for (size_t i = 0; i < ny; i++) {
+    size_t o = i / plane % p->o;
+    if (cc->bias) ry[i] += b[o];
+    rdb[o] += dy[i];
+  }
+
+  zn_conv2d_forward(p, x, w, cc->bias ? b : NULL, y, ws);
+  assert_close("forward", cc->name, threads, y, ry, ny);
+  zn_conv2d_backward_data(p, dy, w, dx, ws);
+  assert_close("backward_data", cc->name, threads, dx, rdx, nx);
+  zn_conv2d_backward_filter(p, x, dy, dw, cc->bias ? db : NULL, ws);
+  assert_close("backward_filter dw", cc->name, threads, dw, rdw, nw);
+  if (cc->bias) assert_close("backward_filter db", cc->name, threads, db, rdb, p->o);
+
+  free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(ws);
+  free(ry), free(rdx), free(rdw), free(rdb);
+}
+
+static void test_conv_against_naive(void **state) {
+  (void)state;
+  for (size_t t = 0; t < sizeof THREAD_COUNTS / sizeof THREAD_COUNTS[0]; t++) {
+    assert_int_equal(zn_cpu_threads_init(THREAD_COUNTS[t]), 0);
+    assert_int_equal(zn_cpu_threads_count(), THREAD_COUNTS[t]);
+    for (size_t i = 0; i < N_CASES; i++) check_case(&CASES[i], THREAD_COUNTS[t]);
+  }
+  zn_cpu_threads_free();
+}
+
+static void test_output_size(void **state) {
+  (void)state;
+  zn_conv_params p = {1, 1, 32, 8, 1, 3, 3, 2, 1, 1, 2, 1, 2, 1};
+  assert_int_equal(zn_conv_out_h(&p), 16); /* (32 + 2 - 3) / 2 + 1 */
+  assert_int_equal(zn_conv_out_w(&p), 8);  /* (8 + 4 - 5) / 1 + 1 */
+}
+
+/* sum(y * r) for the probe r: its gradient is backward_data(r) in x and backward_filter in w. */
+static double probe_loss(const zn_conv_params *p, const float *x, const float *w, const float *r,
+                         float *y, float *ws) {
+  zn_conv2d_forward(p, x, w, NULL, y, ws);
+  double s = 0.0;
+  for (size_t i = 0; i < y_size(p); i++) s += (double)y[i] * r[i];
+  return s;
+}
+
+/* Central differences of probe_loss against grad, element by element (perturbs v in place). */
+static void check_fd(const char *what, const zn_conv_params *p, float *v, size_t n,
+                     const float *grad, const float *x, const float *w, const float *r, float *y,
+                     float *ws) {
+  const float h = 1e-2f;
+  for (size_t i = 0; i < n; i++) {
+    float keep = v[i];
+    v[i] = keep + h;
+    double up = probe_loss(p, x, w, r, y, ws);
+    v[i] = keep - h;
+    double down = probe_loss(p, x, w, r, y, ws);
+    v[i] = keep;
+    double fd = (up - down) / (2.0 * h);
+    if (!(fabs(fd - grad[i]) <= 1e-2 * (1.0 + fabs(fd))))
+      fail_msg("%s: element %zu: finite difference %.6g, kernel %.6g", what, i, fd, grad[i]);
+  }
+}
+
+static void test_finite_differences(void **state) {
+  (void)state;
+  assert_int_equal(zn_cpu_threads_init(2), 0);
+  const zn_conv_params shapes[] = {{2, 2, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+                                   {2, 4, 7, 6, 2, 3, 3, 2, 1, 2, 2, 2, 2, 2}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const zn_conv_params *p = &shapes[s];
+    float *x = alloc_filled(x_size(p), 11), *w = alloc_filled(w_size(p), 12),
+          *r = alloc_filled(y_size(p), 13), *y = alloc_filled(y_size(p), 14),
+          *dx = alloc_filled(x_size(p), 15), *dw = alloc_filled(w_size(p), 16);
+    float *ws = malloc(zn_conv2d_workspace_bytes(p) + 1);
+    assert_non_null(ws);
+    zn_conv2d_backward_data(p, r, w, dx, ws);
+    zn_conv2d_backward_filter(p, x, r, dw, NULL, ws);
+    check_fd("backward_data", p, x, x_size(p), dx, x, w, r, y, ws);
+    check_fd("backward_filter", p, w, w_size(p), dw, x, w, r, y, ws);
+    free(x), free(w), free(r), free(y), free(dx), free(dw), free(ws);
+  }
+  zn_cpu_threads_free();
+}
+
+static void check_linear(int n, int in, int out, int bias) {
+  float *x = alloc_filled((size_t)n * in, 21), *w = alloc_filled((size_t)out * in, 22),
+        *b = alloc_filled(out, 23), *dy = alloc_filled((size_t)n * out, 24);
+  float *y = alloc_filled((size_t)n * out, 25), *dx = alloc_filled((size_t)n * in, 26),
+        *dw = alloc_filled((size_t)out * in, 27), *db = alloc_filled(out, 28);
+  double *ry = zeros((size_t)n * out), *rdx = zeros((size_t)n * in),
+         *rdw = zeros((size_t)out * in), *rdb = zeros(out);
+  for (int r = 0; r < n; r++)
+    for (int o = 0; o < out; o++) {
+      ry[r * out + o] = bias ? b[o] : 0.0;
+      rdb[o] += dy[r * out + o];
+      for (int i = 0; i < in; i++) {
+        ry[r * out + o] += (double)x[r * in + i] * w[o * in + i];
+        rdx[r * in + i] += (double)dy[r * out + o] * w[o * in + i];
+        rdw[o * in + i] += (double)dy[r * out + o] * x[r * in + i];
+      }
+    }
+  zn_linear_forward(n, in, out, x, w, bias ? b : NULL, y);
+  assert_close("linear forward", "linear", zn_cpu_threads_count(), y, ry, (size_t)n * out);
+  zn_linear_backward_data(n, in, out, dy, w, dx);
+  assert_close("linear backward_data", "linear", zn_cpu_threads_count(), dx, rdx, (size_t)n * in);
+  zn_linear_backward_weight(n, in, out, x, dy, dw, bias ? db : NULL);
+  assert_close("linear backward dw", "linear", zn_cpu_threads_count(), dw, rdw, (size_t)out * in);
+  if (bias) assert_close("linear backward db", "linear", zn_cpu_threads_count(), db, rdb, out);
+  free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
+  free(ry), free(rdx), free(rdw), free(rdb);
+}
+
+static void test_linear_against_naive(void **state) {
+  (void)state;
+  for (size_t t = 0; t < sizeof THREAD_COUNTS / sizeof THREAD_COUNTS[0]; t++) {
+    assert_int_equal(zn_cpu_threads_init(THREAD_COUNTS[t]), 0);
+    check_linear(5, 7, 3, 1);
+    check_linear(1, 16, 10, 0); /* fewer rows than threads */
+    check_linear(9, 512, 10, 0);
+  }
+  zn_cpu_threads_free();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_output_size),
+      cmocka_unit_test(test_conv_against_naive),
+      cmocka_unit_test(test_finite_differences),
+      cmocka_unit_test(test_linear_against_naive),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,848 @@
+/* test_cpu_kernels.c: the CPU kernels of backends/cpu/kernels.h against naive references written
+ * here independently (stitch: explicit resample -> transpose -> concat), central-difference
+ * checks of every backward, and known values (batch-norm running stats, cross-entropy of
+ * uniform logits and with smoothing, optimizer first steps, max-pool ties). */
+#include "support.h"
+
+#include "backends/cpu/kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- scaffolding: seeded RNG, per-test allocations, comparisons ------------------------- */
+
+static uint64_t rng_state;
+
+static double rng_unit(void) /* splitmix64 -> [0, 1) */
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+}
+
+static void *allocs[512];
+static int n_allocs;
+
+static float *talloc(size_t n)
+{
+    assert_true(n_allocs < 512);
+    float *p = calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    return allocs[n_allocs++] = p;
+}
+
+static int reset(void **state)
+{
+    (void)state;
+    while (n_allocs) free(allocs[--n_allocs]);
+    rng_state = 12345;
+    return 0;
+}
+
+static float *rand_array(size_t n, float lo, float hi)
+{
+    float *p = talloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(lo + (hi - lo) * rng_unit());
+    return p;
+}
+
+/* Distinct values 0.01 apart in random order: no ties, and no arg-max change under a 1e-3 nudge. */
+static float *distinct_array(size_t n)
+{
+    float *p = talloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = 0.01f * (float)i - 0.005f * (float)n;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(rng_unit() * (double)i);
+        float t = p[i - 1];
+        p[i - 1] = p[j];
+        p[j] = t;
+    }
+    return p;
+}
+
+static void assert_near(const float *got, const float *want, size_t n, double tol)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs((double)got[i] - want[i]) <= tol * (1.0 + fabs((double)want[i]))))
+            fail_msg("element %zu: got %.8g, want %.8g", i, got[i], want[i]);
+}
+
+static double dot(const float *a, const float *b, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* A forward with its inputs behind ctx; writes its ny outputs to y. */
+typedef void (*fwd_fn)(void *ctx, float *y);
+
+/* grad must be d<w, f(p)>/dp, as the backward computed it from dy = w; checks every element of p
+ * against central differences of step h. */
+static void check_grad(fwd_fn f, void *ctx, float *p, size_t np, size_t ny, const float *w,
+                       const float *grad, float h)
+{
+    float *y = talloc(ny);
+    for (size_t i = 0; i < np; i++) {
+        float save = p[i], up = save + h, down = save - h;
+        p[i] = up;
+        f(ctx, y);
+        double lp = dot(w, y, ny);
+        p[i] = down;
+        f(ctx, y);
+        double lm = dot(w, y, ny);
+        p[i] = save;
+        double num = (lp - lm) / ((double)up - down);
+        if (!(fabs(num - grad[i]) <= 2e-3 + 1e-2 * fabs(num)))
+            fail_msg("gradient %zu: numeric %.6g, analytic %.6g", i, num, grad[i]);
+    }
+}
+
+/* ---- batch norm ------------------------------------------------------------------------- */
+
+typedef struct {
+    zn_bn_dims d;
+    float *x, *gamma, *beta, *rm, *rv;
+} bn_ctx;
+
+static void bn_fwd(void *c, float *y)
+{
+    bn_ctx *b = c;
+    zn_batchnorm_forward_train(&b->d, b->x, b->gamma, b->beta, b->rm, b->rv, y, NULL);
+}
+
+/* Naive training forward: y, batch mean, biased and unbiased variance per channel. */
+static void ref_bn(const zn_bn_dims *d, const float *x, const float *gamma, const float *beta,
+                   float *y, double *mean, double *var, double *uvar)
+{
+    for (int c = 0; c < d->c; c++) {
+        double s = 0, q = 0, m = (double)d->n * d->hw;
+        for (int n = 0; n < d->n; n++)
+            for (int i = 0; i < d->hw; i++) s += x[(n * d->c + c) * d->hw + i];
+        mean[c] = s / m;
+        for (int n = 0; n < d->n; n++)
+            for (int i = 0; i < d->hw; i++) {
+                double t = x[(n * d->c + c) * d->hw + i] - mean[c];
+                q += t * t;
+            }
+        var[c] = q / m;
+        uvar[c] = q / (m - 1);
+        for (int n = 0; n < d->n; n++)
+            for (int i = 0; i < d->hw; i++) {
+                int at = (n * d->c + c) * d->hw + i;
+                y[at] = (float)(gamma[c] * (x[at] - mean[c]) / sqrt(var[c] + d->eps) + beta[c]);
+            }
+    }
+}
+
+static void test_batchnorm_forward(void **state)
+{
+    (void)state;
+    const zn_bn_dims shapes[] = {{4, 3, 25, 1e-5f, 0.9f}, {8, 5, 1, 1e-3f, 0.8f}};
+    for (int s = 0; s < 2; s++) {
+        const zn_bn_dims *d = &shapes[s];
+        size_t nx = (size_t)d->n * d->c * d->hw;
+        float *x = rand_array(nx, -2, 3), *gamma = rand_array(d->c, 0.5f, 1.5f);
+        float *beta = rand_array(d->c, -1, 1), *rm = rand_array(d->c, -1, 1);
+        float *rv = rand_array(d->c, 0.5f, 2), *rm0 = talloc(d->c), *rv0 = talloc(d->c);
+        memcpy(rm0, rm, d->c * sizeof *rm);
+        memcpy(rv0, rv, d->c * sizeof *rv);
+        float *y = talloc(nx), *want = talloc(nx), *saved = talloc(2 * d->c);
+        double mean[8], var[8], uvar[8];
+        ref_bn(d, x, gamma, beta, want, mean, var, uvar);
+        zn_batchnorm_forward_train(d, x, gamma, beta, rm, rv, y, saved);
+        assert_near(y, want, nx, 1e-5);
+        for (int c = 0; c < d->c; c++) {
+            float m = d->momentum;
+            float wm = (float)(m * rm0[c] + (1 - m) * mean[c]);
+            float wv = (float)(m * rv0[c] + (1 - m) * uvar[c]);
+            float wi = (float)(1 / sqrt(var[c] + d->eps)), wmean = (float)mean[c];
+            assert_near(&rm[c], &wm, 1, 1e-6);
+            assert_near(&rv[c], &wv, 1, 1e-6);
+            assert_near(&saved[c], &wmean, 1, 1e-6);
+            assert_near(&saved[d->c + c], &wi, 1, 1e-6);
+        }
+        /* inference with the running stats: the naive forward with them in place of batch stats */
+        zn_batchnorm_forward_infer(d, x, gamma, beta, rm, rv, y);
+        for (size_t i = 0; i < nx; i++) {
+            int c = (int)(i / d->hw % d->c);
+            want[i] = gamma[c] * (x[i] - rm[c]) / sqrtf(rv[c] + d->eps) + beta[c];
+        }
+        assert_near(y, want, nx, 1e-5);
+    }
+}
+
+/* Channel values 1..4 (batch of 4, [N, C]): mean 2.5, biased var 1.25, unbiased 5/3. */
+static void test_batchnorm_running_stats(void **state)
+{
+    (void)state;
+    zn_bn_dims d = {4, 1, 1, 0.0f, 0.9f};
+    float x[4] = {1, 2, 3, 4}, y[4], gamma = 1, beta = 0, rm = 0, rv = 1, saved[2];
+    zn_batchnorm_forward_train(&d, x, &gamma, &beta, &rm, &rv, y, saved);
+    assert_true(fabsf(rm - 0.25f) < 1e-6f);
+    assert_true(fabsf(rv - (0.9f + 0.1f * 5.0f / 3.0f)) < 1e-6f);
+    assert_true(fabsf(saved[0] - 2.5f) < 1e-6f);
+    assert_true(fabsf(saved[1] - 1 / sqrtf(1.25f)) < 1e-6f);
+    assert_true(fabsf(y[0] + 1.5f / sqrtf(1.25f)) < 1e-5f);
+}
+
+static void test_batchnorm_backward(void **state)
+{
+    (void)state;
+    const zn_bn_dims shapes[] = {{3, 2, 6, 1e-5f, 0.9f}, {6, 3, 1, 1e-5f, 0.9f}};
+    for (int s = 0; s < 2; s++) {
+        bn_ctx b = {shapes[s], NULL, NULL, NULL, NULL, NULL};
+        int c = b.d.c;
+        size_t nx = (size_t)b.d.n * c * b.d.hw;
+        b.x = rand_array(nx, -2, 2);
+        b.gamma = rand_array(c, 0.5f, 1.5f);
+        b.beta = rand_array(c, -1, 1);
+        b.rm = talloc(c);
+        b.rv = talloc(c);
+        float *dy = rand_array(nx, -1, 1), *y = talloc(nx), *saved = talloc(2 * c);
+        float *dx = talloc(nx), *dg = talloc(c), *db = talloc(c);
+        float *dx2 = talloc(nx), *dg2 = talloc(c), *db2 = talloc(c);
+        zn_batchnorm_forward_train(&b.d, b.x, b.gamma, b.beta, b.rm, b.rv, y, saved);
+        zn_batchnorm_backward(&b.d, b.x, b.gamma, dy, saved, dx, dg, db);
+        zn_batchnorm_backward(&b.d, b.x, b.gamma, dy, NULL, dx2, dg2, db2);
+        assert_near(dx2, dx, nx, 1e-5);
+        assert_near(dg2, dg, c, 1e-5);
+        assert_near(db2, db, c, 1e-5);
+        check_grad(bn_fwd, &b, b.x, nx, nx, dy, dx, 1e-2f);
+        check_grad(bn_fwd, &b, b.gamma, c, nx, dy, dg, 1e-2f);
+        check_grad(bn_fwd, &b, b.beta, c, nx, dy, db, 1e-2f);
+    }
+}
+
+/* ---- elementwise ------------------------------------------------------------------------ */
+
+typedef struct {
+    size_t n;
+    float s, *x;
+} elt_ctx;
+
+static void relu_fwd(void *c, float *y)
+{
+    elt_ctx *e = c;
+    zn_relu_forward(e->n, e->x, y);
+}
+
+static void scale_fwd(void *c, float *y)
+{
+    elt_ctx *e = c;
+    zn_scale_forward(e->n, e->s, e->x, y);
+}
+
+static void test_relu(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    float *x = rand_array(N, 0.05f, 1), *y = talloc(N), *want = talloc(N);
+    for (int i = 0; i < N; i += 2) x[i] = -x[i]; /* |x| >= 0.05: no kink within the FD step */
+    for (int i = 0; i < N; i++) want[i] = x[i] < 0 ? 0 : x[i];
+    zn_relu_forward(N, x, y);
+    assert_near(y, want, N, 0);
+    float *dy = rand_array(N, -1, 1), *dx = talloc(N), *dx2 = talloc(N);
+    zn_relu_backward(N, x, dy, dx);
+    zn_relu_backward(N, y, dy, dx2);
+    assert_near(dx2, dx, N, 0);
+    elt_ctx e = {N, 0, x};
+    check_grad(relu_fwd, &e, x, N, N, dy, dx, 1e-3f);
+}
+
+static void test_eltwise(void **state)
+{
+    (void)state;
+    enum { N = 50 };
+    float *a = rand_array(N, -1, 1), *b = rand_array(N, -1, 1), *y = talloc(N), *want = talloc(N);
+    zn_add_forward(N, a, b, y);
+    for (int i = 0; i < N; i++) want[i] = a[i] + b[i];
+    assert_near(y, want, N, 0);
+    zn_accumulate(N, a, y);
+    for (int i = 0; i < N; i++) want[i] += a[i];
+    assert_near(y, want, N, 0);
+    zn_scale_forward(N, -0.125f, a, y);
+    for (int i = 0; i < N; i++) want[i] = -0.125f * a[i];
+    assert_near(y, want, N, 0);
+    zn_fill(N, 2.5f, y);
+    for (int i = 0; i < N; i++) assert_true(y[i] == 2.5f);
+    zn_zero(N, y);
+    for (int i = 0; i < N; i++) assert_true(y[i] == 0.0f);
+    float *dy = rand_array(N, -1, 1), *dx = talloc(N);
+    zn_scale_backward(N, -0.125f, dy, dx);
+    elt_ctx e = {N, -0.125f, a};
+    check_grad(scale_fwd, &e, a, N, N, dy, dx, 1e-2f);
+}
+
+static void test_find_nonfinite(void **state)
+{
+    (void)state;
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    size_t at = 99;
+    assert_false(zn_find_nonfinite(x, 6, &at));
+    x[4] = INFINITY;
+    assert_true(zn_find_nonfinite(x, 6, &at));
+    assert_int_equal(at, 4);
+    x[2] = NAN;
+    assert_true(zn_find_nonfinite(x, 6, &at));
+    assert_int_equal(at, 2);
+    x[0] = -INFINITY;
+    assert_true(zn_find_nonfinite(x, 6, NULL));
+}
+
+/* ---- pooling ---------------------------------------------------------------------------- */
+
+typedef struct {
+    zn_window_reduce r;
+    zn_pool_dims d;
+    float *x;
+} pool_ctx;
+
+static void pool_fwd(void *c, float *y)
+{
+    pool_ctx *p = c;
+    zn_pool_forward(p->r, &p->d, p->x, y);
+}
+
+/* Naive pooling: visit every kernel offset, skip the padding. */
+static void ref_pool(zn_window_reduce r, const zn_pool_dims *d, const float *x, float *y)
+{
+    int oh = (d->h + 2 * d->pad[0] - d->kernel[0]) / d->stride[0] + 1;
+    int ow = (d->w + 2 * d->pad[1] - d->kernel[1]) / d->stride[1] + 1;
+    for (int p = 0; p < d->n * d->c; p++)
+        for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++) {
+                double best = 0, sum = 0;
+                int cnt = 0;
+                for (int a = 0; a < d->kernel[0]; a++)
+                    for (int b = 0; b < d->kernel[1]; b++) {
+                        int ih = i * d->stride[0] - d->pad[0] + a;
+                        int iw = j * d->stride[1] - d->pad[1] + b;
+                        if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w) continue;
+                        double v = x[(p * d->h + ih) * d->w + iw];
+                        if (cnt == 0 || v > best) best = v;
+                        sum += v;
+                        cnt++;
+                    }
+                y[(p * oh + i) * ow + j] = (float)(r == ZN_WINDOW_MAX ? best : sum / cnt);
+            }
+}
+
+static void test_pool(void **state)
+{
+    (void)state;
+    const zn_pool_dims dims[] = {
+        {2, 3, 6, 6, {2, 2}, {2, 2}, {0, 0}}, {1, 2, 7, 5, {3, 3}, {2, 2}, {1, 1}},
+        {2, 2, 5, 6, {3, 3}, {1, 1}, {1, 1}}, {1, 2, 7, 7, {2, 2}, {3, 3}, {0, 0}},
+        {2, 1, 6, 7, {3, 2}, {2, 1}, {1, 0}},
+    };
+    for (size_t t = 0; t < sizeof dims / sizeof *dims; t++)
+        for (int r = ZN_WINDOW_MAX; r <= ZN_WINDOW_AVG; r++) {
+            pool_ctx p = {(zn_window_reduce)r, dims[t], NULL};
+            const zn_pool_dims *d = &p.d;
+            int oh = zn_pool_out(d->h, d->kernel[0], d->stride[0], d->pad[0]);
+            int ow = zn_pool_out(d->w, d->kernel[1], d->stride[1], d->pad[1]);
+            size_t nx = (size_t)d->n * d->c * d->h * d->w, ny = (size_t)d->n * d->c * oh * ow;
+            p.x = distinct_array(nx);
+            float *y = talloc(ny), *want = talloc(ny), *dy = rand_array(ny, -1, 1);
+            float *dx = talloc(nx);
+            zn_pool_forward(p.r, d, p.x, y);
+            ref_pool(p.r, d, p.x, want);
+            assert_near(y, want, ny, 1e-6);
+            zn_pool_backward(p.r, d, p.x, dy, dx);
+            check_grad(pool_fwd, &p, p.x, nx, ny, dy, dx, 1e-3f);
+        }
+}
+
+static void test_maxpool_ties(void **state)
+{
+    (void)state;
+    zn_pool_dims d = {1, 1, 2, 4, {2, 2}, {2, 2}, {0, 0}};
+    float x[8] = {5, 5, 1, 3, 5, 5, 3, 2}, dy[2] = {1, 10}, dx[8], y[2];
+    zn_pool_forward(ZN_WINDOW_MAX, &d, x, y);
+    zn_pool_backward(ZN_WINDOW_MAX, &d, x, dy, dx);
+    float want_y[2] = {5, 3}, want_dx[8] = {1, 0, 0, 10, 0, 0, 0, 0};
+    assert_near(y, want_y, 2, 0);
+    assert_near(dx, want_dx, 8, 0);
+}
+
+typedef struct {
+    zn_window_reduce r;
+    int n, c, h, w;
+    float *x;
+} gpool_ctx;
+
+static void gpool_fwd(void *c, float *y)
+{
+    gpool_ctx *g = c;
+    zn_global_pool_forward(g->r, g->n, g->c, g->h, g->w, g->x, y);
+}
+
+static void test_global_pool(void **state)
+{
+    (void)state;
+    for (int r = ZN_WINDOW_MAX; r <= ZN_WINDOW_AVG; r++) {
+        gpool_ctx g = {(zn_window_reduce)r, 2, 3, 4, 5, NULL};
+        size_t plane = 20, nx = 6 * plane;
+        g.x = distinct_array(nx);
+        float y[6], want[6], *dy = rand_array(6, -1, 1), *dx = talloc(nx);
+        for (int p = 0; p < 6; p++) {
+            double best = g.x[p * plane], sum = 0;
+            for (size_t i = 0; i < plane; i++) {
+                sum += g.x[p * plane + i];
+                if (g.x[p * plane + i] > best) best = g.x[p * plane + i];
+            }
+            want[p] = (float)(r == ZN_WINDOW_MAX ? best : sum / plane);
+        }
+        zn_global_pool_forward(g.r, 2, 3, 4, 5, g.x, y);
+        assert_near(y, want, 6, 1e-6);
+        zn_global_pool_backward(g.r, 2, 3, 4, 5, g.x, dy, dx);
+        check_grad(gpool_fwd, &g, g.x, nx, 6, dy, dx, 1e-3f);
+    }
+}
+
+/* ---- resample --------------------------------------------------------------------------- */
+
+/* Naive resample of one plane by the definition: reduce an in/out window or repeat. */
+static void ref_resample_plane(zn_window_reduce r, int h, int w, int oh, int ow, const float *x,
+                               float *y, size_t y_row_stride)
+{
+    for (int i = 0; i < oh; i++)
+        for (int j = 0; j < ow; j++) {
+            int r0 = h >= oh ? i * (h / oh) : i / (oh / h), nr = h >= oh ? h / oh : 1;
+            int c0 = w >= ow ? j * (w / ow) : j / (ow / w), nc = w >= ow ? w / ow : 1;
+            double best = x[r0 * w + c0], sum = 0;
+            for (int a = r0; a < r0 + nr; a++)
+                for (int b = c0; b < c0 + nc; b++) {
+                    sum += x[a * w + b];
+                    if (x[a * w + b] > best) best = x[a * w + b];
+                }
+            y[i * y_row_stride + j] = (float)(r == ZN_WINDOW_MAX ? best : sum / (nr * nc));
+        }
+}
+
+typedef struct {
+    zn_window_reduce r;
+    int n, c, h, w, oh, ow;
+    float *x;
+} rs_ctx;
+
+static void rs_fwd(void *c, float *y)
+{
+    rs_ctx *s = c;
+    zn_resample_forward(s->r, s->n, s->c, s->h, s->w, s->oh, s->ow, s->x, y);
+}
+
+static void test_resample(void **state)
+{
+    (void)state;
+    const int sizes[][4] = {{8, 8, 4, 4}, {8, 8, 2, 2}, {3, 2, 6, 8}, {4, 6, 8, 3}, {5, 5, 5, 5}};
+    for (int t = 0; t < 5; t++)
+        for (int r = ZN_WINDOW_MAX; r <= ZN_WINDOW_AVG; r++) {
+            rs_ctx s = {(zn_window_reduce)r, 2, 3, sizes[t][0], sizes[t][1], sizes[t][2],
+                        sizes[t][3], NULL};
+            size_t in = (size_t)s.h * s.w, out = (size_t)s.oh * s.ow, nx = 6 * in, ny = 6 * out;
+            s.x = distinct_array(nx);
+            float *y = talloc(ny), *want = talloc(ny), *dy = rand_array(ny, -1, 1);
+            float *dx = talloc(nx);
+            for (int p = 0; p < 6; p++)
+                ref_resample_plane(s.r, s.h, s.w, s.oh, s.ow, s.x + p * in, want + p * out, s.ow);
+            zn_resample_forward(s.r, 2, 3, s.h, s.w, s.oh, s.ow, s.x, y);
+            assert_near(y, want, ny, 1e-6);
+            zn_resample_backward(s.r, 2, 3, s.h, s.w, s.oh, s.ow, s.x, dy, dx);
+            check_grad(rs_fwd, &s, s.x, nx, ny, dy, dx, 1e-3f);
+        }
+}
+
+/* ---- stitch ----------------------------------------------------------------------------- */
+
+typedef struct {
+    zn_stitch_dims d;
+    float *r[6];
+} st_ctx;
+
+static void st_fwd(void *c, float *z)
+{
+    st_ctx *s = c;
+    zn_stitch_forward(&s->d, (const float *const *)s->r, z);
+}
+
+/* Reference by explicit steps: resample each input to [N, C_k, S_h, S_w], transpose it to
+ * [N, S_h, C_k, S_w], concatenate along per-example axis 1. */
+static void ref_stitch(const zn_stitch_dims *d, float *const *r, float *z)
+{
+    int total = 0;
+    for (int k = 0; k < d->count; k++) total += d->c[k];
+    for (int k = 0, off = 0; k < d->count; off += d->c[k], k++) {
+        int C = d->c[k], S = d->sh * d->sw;
+        float *rs = talloc((size_t)d->n * C * S), *tr = talloc((size_t)d->n * C * S);
+        for (int p = 0; p < d->n * C; p++)
+            ref_resample_plane(d->down, d->h[k], d->w[k], d->sh, d->sw,
+                               r[k] + (size_t)p * d->h[k] * d->w[k], rs + (size_t)p * S, d->sw);
+        for (int n = 0; n < d->n; n++)
+            for (int c = 0; c < C; c++)
+                for (int h = 0; h < d->sh; h++)
+                    for (int w = 0; w < d->sw; w++)
+                        tr[((n * d->sh + h) * C + c) * d->sw + w] =
+                            rs[((n * C + c) * d->sh + h) * d->sw + w];
+        for (int n = 0; n < d->n; n++)
+            for (int h = 0; h < d->sh; h++)
+                for (int c = 0; c < C; c++)
+                    for (int w = 0; w < d->sw; w++)
+                        z[((n * d->sh + h) * total + off + c) * d->sw + w] =
+                            tr[((n * d->sh + h) * C + c) * d->sw + w];
+    }
+}
+
+typedef struct {
+    int count, sh, sw;
+    int c[6], h[6], w[6];
+} stitch_case;
+
+static void test_stitch(void **state)
+{
+    (void)state;
+    const stitch_case cases[] = {
+        {2, 4, 4, {2, 3}, {4, 4}, {4, 4}},                                /* no resampling */
+        {5, 4, 4, {2, 3, 1, 2, 1}, {16, 8, 4, 2, 1}, {16, 8, 4, 2, 1}},   /* /4 /2 =1 x2 x4 */
+        {1, 4, 4, {3}, {8}, {8}},                                         /* one input */
+        {3, 8, 8, {2, 3, 4}, {16, 8, 4}, {16, 8, 4}},                     /* the spec's blocks */
+        {2, 4, 2, {2, 1}, {8, 2}, {4, 1}},                                /* non-square, mixed */
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++)
+        for (int r = ZN_WINDOW_MAX; r <= ZN_WINDOW_AVG; r++) {
+            const stitch_case *sc = &cases[t];
+            st_ctx s = {{2, sc->count, sc->c, sc->h, sc->w, sc->sh, sc->sw, (zn_window_reduce)r},
+                        {NULL}};
+            float *dr[6];
+            size_t nr[6], total = 0;
+            for (int k = 0; k < sc->count; k++) {
+                nr[k] = (size_t)2 * sc->c[k] * sc->h[k] * sc->w[k];
+                s.r[k] = distinct_array(nr[k]);
+                dr[k] = talloc(nr[k]);
+                total += (size_t)sc->c[k];
+            }
+            size_t nz = 2 * total * sc->sh * sc->sw;
+            float *z = talloc(nz), *want = talloc(nz), *dz = rand_array(nz, -1, 1);
+            zn_fill(nz, NAN, z); /* every element must be written */
+            zn_stitch_forward(&s.d, (const float *const *)s.r, z);
+            ref_stitch(&s.d, s.r, want);
+            assert_near(z, want, nz, 1e-6);
+            zn_stitch_backward(&s.d, (const float *const *)s.r, dz, dr);
+            for (int k = 0; k < sc->count; k++)
+                check_grad(st_fwd, &s, s.r[k], nr[k], nz, dz, dr[k], 1e-3f);
+        }
+}
+
+/* ---- concat and transpose --------------------------------------------------------------- */
+
+/* Decodes flat index i of a batched tensor with per-example dims[rank] into idx[0..rank]. */
+static void unflatten(size_t i, int rank, const int *dims, int *idx)
+{
+    for (int a = rank - 1; a >= 0; a--) {
+        idx[a + 1] = (int)(i % dims[a]);
+        i /= dims[a];
+    }
+    idx[0] = (int)i;
+}
+
+static size_t flatten(int rank, const int *dims, const int *idx)
+{
+    size_t at = (size_t)idx[0];
+    for (int a = 0; a < rank; a++) at = at * dims[a] + idx[a + 1];
+    return at;
+}
+
+typedef struct {
+    size_t outer, inner;
+    int count, len[3];
+    float *x[3];
+} cat_ctx;
+
+static void cat_fwd(void *c, float *y)
+{
+    cat_ctx *k = c;
+    zn_concat_forward(k->outer, k->inner, k->count, k->len, (const float *const *)k->x, y);
+}
+
+static void test_concat(void **state)
+{
+    (void)state;
+    const int base[3] = {3, 2, 4}, lens[3] = {2, 1, 3}, N = 2;
+    for (int rank = 1; rank <= 3; rank++)
+        for (int axis = 0; axis < rank; axis++)
+            for (int count = 1; count <= 3; count++) {
+                cat_ctx k = {0, 0, count, {0}, {NULL}};
+                int odims[3], idims[3][3], idx[4];
+                memcpy(odims, base, sizeof odims);
+                odims[axis] = 0;
+                size_t nx[3], ny = N;
+                for (int j = 0; j < count; j++) {
+                    k.len[j] = lens[j];
+                    memcpy(idims[j], base, sizeof base);
+                    idims[j][axis] = lens[j];
+                    odims[axis] += lens[j];
+                    nx[j] = N;
+                    for (int a = 0; a < rank; a++) nx[j] *= (size_t)idims[j][a];
+                    k.x[j] = rand_array(nx[j], -1, 1);
+                }
+                for (int a = 0; a < rank; a++) ny *= (size_t)odims[a];
+                float *y = talloc(ny), *want = talloc(ny), *dy = rand_array(ny, -1, 1);
+                for (size_t i = 0; i < ny; i++) {
+                    unflatten(i, rank, odims, idx);
+                    int j = 0;
+                    while (idx[axis + 1] >= k.len[j]) idx[axis + 1] -= k.len[j++];
+                    want[i] = k.x[j][flatten(rank, idims[j], idx)];
+                }
+                zn_concat_split(N, rank, idims[0], axis, &k.outer, &k.inner);
+                zn_concat_forward(k.outer, k.inner, count, k.len, (const float *const *)k.x, y);
+                assert_near(y, want, ny, 0);
+                float *dx[3];
+                for (int j = 0; j < count; j++) dx[j] = talloc(nx[j]);
+                zn_concat_backward(k.outer, k.inner, count, k.len, dy, dx);
+                for (int j = 0; j < count; j++)
+                    check_grad(cat_fwd, &k, k.x[j], nx[j], ny, dy, dx[j], 1e-2f);
+            }
+}
+
+typedef struct {
+    int n, rank, dims[4], perm[4];
+    float *x;
+} tr_ctx;
+
+static void tr_fwd(void *c, float *y)
+{
+    tr_ctx *t = c;
+    zn_transpose_forward(t->n, t->rank, t->dims, t->perm, t->x, y);
+}
+
+/* Advances perm[0..r) to the next permutation in lexicographic order; false after the last. */
+static bool next_perm(int *p, int r)
+{
+    int i = r - 2;
+    while (i >= 0 && p[i] >= p[i + 1]) i--;
+    if (i < 0) return false;
+    int j = r - 1;
+    while (p[j] <= p[i]) j--;
+    int t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+    for (int a = i + 1, b = r - 1; a < b; a++, b--) {
+        t = p[a];
+        p[a] = p[b];
+        p[b] = t;
+    }
+    return true;
+}
+
+static void test_transpose(void **state)
+{
+    (void)state;
+    const int base[4] = {2, 3, 4, 5};
+    for (int rank = 1; rank <= 4; rank++) {
+        tr_ctx t = {2, rank, {0}, {0, 1, 2, 3}, NULL};
+        memcpy(t.dims, base + 4 - rank, rank * sizeof(int));
+        size_t nx = 2;
+        for (int a = 0; a < rank; a++) nx *= (size_t)t.dims[a];
+        t.x = rand_array(nx, -1, 1);
+        float *y = talloc(nx), *want = talloc(nx), *dy = rand_array(nx, -1, 1), *dx = talloc(nx);
+        do {
+            int ydims[4], yi[5], xi[5];
+            for (int a = 0; a < rank; a++) ydims[a] = t.dims[t.perm[a]];
+            for (size_t i = 0; i < nx; i++) {
+                unflatten(i, rank, ydims, yi);
+                xi[0] = yi[0];
+                for (int a = 0; a < rank; a++) xi[t.perm[a] + 1] = yi[a + 1];
+                want[i] = t.x[flatten(rank, t.dims, xi)];
+            }
+            zn_transpose_forward(2, rank, t.dims, t.perm, t.x, y);
+            assert_near(y, want, nx, 0);
+            zn_transpose_backward(2, rank, t.dims, t.perm, dy, dx);
+            check_grad(tr_fwd, &t, t.x, nx, nx, dy, dx, 1e-2f);
+        } while (next_perm(t.perm, rank));
+    }
+}
+
+/* ---- cross-entropy ---------------------------------------------------------------------- */
+
+typedef struct {
+    zn_xent_dims d;
+    float *logits;
+    const int32_t *labels;
+} xent_ctx;
+
+static void xent_fwd(void *c, float *y)
+{
+    xent_ctx *x = c;
+    assert_int_equal(zn_xent_forward(&x->d, x->logits, x->labels, y, NULL), ZN_KSTATUS_OK);
+}
+
+/* Naive: softmax probabilities, then -sum t log p. */
+static double ref_xent(const zn_xent_dims *d, const float *z, const int32_t *labels)
+{
+    double total = 0;
+    for (int i = 0; i < d->n; i++) {
+        double s = 0;
+        for (int j = 0; j < d->k; j++) s += exp(z[i * d->k + j]);
+        for (int j = 0; j < d->k; j++) {
+            double t = d->smoothing / d->k + (j == labels[i] ? 1 - d->smoothing : 0);
+            total -= t * log(exp(z[i * d->k + j]) / s);
+        }
+    }
+    return d->mean ? total / d->n : total;
+}
+
+static void test_xent(void **state)
+{
+    (void)state;
+    enum { N = 5, K = 7 };
+    int32_t labels[N] = {0, 6, 3, 3, 1};
+    for (int mean = 0; mean <= 1; mean++)
+        for (int sm = 0; sm <= 1; sm++) {
+            xent_ctx x = {{N, K, sm ? 0.2f : 0.0f, mean}, rand_array(N * K, -3, 3), labels};
+            float loss, weight = 0.3f, *g = talloc(N * K);
+            assert_int_equal(zn_xent_forward(&x.d, x.logits, labels, &loss, NULL), ZN_KSTATUS_OK);
+            float want = (float)ref_xent(&x.d, x.logits, labels);
+            assert_near(&loss, &want, 1, 1e-6);
+            assert_int_equal(zn_xent_backward(&x.d, x.logits, labels, weight, g, NULL),
+                             ZN_KSTATUS_OK);
+            check_grad(xent_fwd, &x, x.logits, N * K, 1, &weight, g, 1e-2f);
+        }
+    /* large logits stay finite (shifted by the row maximum) */
+    float big[3] = {1000, 0, -1000}, loss;
+    int32_t l0 = 0;
+    zn_xent_dims d1 = {1, 3, 0, false};
+    assert_int_equal(zn_xent_forward(&d1, big, &l0, &loss, NULL), ZN_KSTATUS_OK);
+    assert_true(isfinite(loss) && loss >= 0 && loss < 1e-6f);
+}
+
+static void test_xent_known(void **state)
+{
+    (void)state;
+    /* uniform logits: log K per example, smoothing or not */
+    float z[4 * 10], loss;
+    int32_t labels[4] = {0, 9, 5, 5};
+    zn_fill(40, 1.75f, z);
+    for (int sm = 0; sm <= 1; sm++) {
+        zn_xent_dims sum = {4, 10, sm * 0.1f, false}, mean = {4, 10, sm * 0.1f, true};
+        assert_int_equal(zn_xent_forward(&sum, z, labels, &loss, NULL), ZN_KSTATUS_OK);
+        assert_true(fabs(loss - 4 * log(10.0)) < 1e-5);
+        assert_int_equal(zn_xent_forward(&mean, z, labels, &loss, NULL), ZN_KSTATUS_OK);
+        assert_true(fabs(loss - log(10.0)) < 1e-6);
+    }
+    /* softmax (1/2, 1/4, 1/4), label 0, smoothing 0.3: target (0.8, 0.1, 0.1),
+     * loss = -(0.8 log 1/2 + 0.2 log 1/4) = 1.2 log 2; gradient p - t = (-0.3, 0.15, 0.15) */
+    float z3[3] = {logf(2), 0, 0}, g[3], want_g[3] = {-0.6f, 0.3f, 0.3f};
+    int32_t l0 = 0;
+    zn_xent_dims d = {1, 3, 0.3f, false};
+    assert_int_equal(zn_xent_forward(&d, z3, &l0, &loss, NULL), ZN_KSTATUS_OK);
+    assert_true(fabs(loss - 1.2 * log(2.0)) < 1e-6);
+    assert_int_equal(zn_xent_backward(&d, z3, &l0, 2.0f, g, NULL), ZN_KSTATUS_OK);
+    assert_near(g, want_g, 3, 1e-6);
+}
+
+static void test_xent_bad_label(void **state)
+{
+    (void)state;
+    float z[3 * 4] = {0}, loss = -1, g[12];
+    int32_t high[3] = {0, 4, 1}, low[3] = {0, 1, -1};
+    int row = -1;
+    zn_xent_dims d = {3, 4, 0, false};
+    assert_int_equal(zn_xent_forward(&d, z, high, &loss, &row), ZN_KSTATUS_BAD_LABEL);
+    assert_int_equal(row, 1);
+    assert_true(loss == -1);
+    assert_int_equal(zn_xent_backward(&d, z, low, 1, g, &row), ZN_KSTATUS_BAD_LABEL);
+    assert_int_equal(row, 2);
+    assert_int_equal(zn_xent_forward(&d, z, low, &loss, NULL), ZN_KSTATUS_BAD_LABEL);
+}
+
+static void test_argmax_rows(void **state)
+{
+    (void)state;
+    float z[3 * 4] = {0, 2, 1, 2, -1, -3, -2, -1.5f, 4, 4, 4, 4};
+    int32_t pred[3];
+    zn_argmax_rows(3, 4, z, pred);
+    assert_int_equal(pred[0], 1); /* first of the tied maxima */
+    assert_int_equal(pred[1], 0);
+    assert_int_equal(pred[2], 0);
+}
+
+/* ---- optimizers ------------------------------------------------------------------------- */
+
+static void test_sgd(void **state)
+{
+    (void)state;
+    /* one step by hand: g' = 0.5 + 0.1*1 = 0.6, v = 0.6; plain w = 1 - 0.1*0.6;
+     * Nesterov w = 1 - 0.1*(0.6 + 0.9*0.6) */
+    for (int nest = 0; nest <= 1; nest++) {
+        zn_sgd o = {0.1f, 0.9f, 0.1f, nest};
+        float w = 1, g = 0.5f, v = 0;
+        zn_sgd_step(&o, 1, &w, &g, &v);
+        assert_true(fabsf(v - 0.6f) < 1e-7f);
+        assert_true(fabsf(w - (nest ? 0.886f : 0.94f)) < 1e-6f);
+    }
+    /* five steps against a double-precision replay */
+    enum { N = 20 };
+    for (int nest = 0; nest <= 1; nest++) {
+        zn_sgd o = {0.05f, 0.8f, 5e-4f, nest};
+        float *w = rand_array(N, -1, 1), *v = talloc(N), *wf = talloc(N);
+        double rw[N], rv[N] = {0};
+        for (int i = 0; i < N; i++) rw[i] = w[i];
+        for (int step = 0; step < 5; step++) {
+            float *g = rand_array(N, -1, 1);
+            zn_sgd_step(&o, N, w, g, v);
+            for (int i = 0; i < N; i++) {
+                double gi = g[i] + 5e-4 * rw[i];
+                rv[i] = 0.8 * rv[i] + gi;
+                rw[i] -= 0.05 * (nest ? gi + 0.8 * rv[i] : rv[i]);
+            }
+        }
+        for (int i = 0; i < N; i++) wf[i] = (float)rw[i];
+        assert_near(w, wf, N, 1e-5);
+    }
+}
+
+static void test_adam(void **state)
+{
+    (void)state;
+    /* first step: m_hat = g, v_hat = g^2, so w moves by lr * g / (|g| + eps) */
+    zn_adam o = {0.1f, 0.9f, 0.999f, 1e-8f, 0};
+    float w = 1, g = 0.5f, m = 0, v = 0;
+    zn_adam_step(&o, 1, 1, &w, &g, &m, &v);
+    assert_true(fabsf(w - 0.9f) < 1e-6f);
+    enum { N = 20 };
+    zn_adam o2 = {1e-2f, 0.8f, 0.99f, 1e-6f, 1e-2f};
+    float *ww = rand_array(N, -1, 1), *mm = talloc(N), *vv = talloc(N), *wf = talloc(N);
+    double rw[N], rm[N] = {0}, rv[N] = {0};
+    for (int i = 0; i < N; i++) rw[i] = ww[i];
+    for (int step = 1; step <= 6; step++) {
+        float *gg = rand_array(N, -1, 1);
+        zn_adam_step(&o2, step, N, ww, gg, mm, vv);
+        for (int i = 0; i < N; i++) {
+            double gi = gg[i] + 1e-2 * rw[i];
+            rm[i] = 0.8 * rm[i] + 0.2 * gi;
+            rv[i] = 0.99 * rv[i] + 0.01 * gi * gi;
+            double mh = rm[i] / (1 - pow(0.8, step)), vh = rv[i] / (1 - pow(0.99, step));
+            rw[i] -= 1e-2 * mh / (sqrt(vh) + 1e-6);
+        }
+    }
+    for (int i = 0; i < N; i++) wf[i] = (float)rw[i];
+    assert_near(ww, wf, N, 1e-5);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, reset, reset)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_batchnorm_forward), T(test_batchnorm_running_stats), T(test_batchnorm_backward),
+        T(test_relu), T(test_eltwise), T(test_find_nonfinite), T(test_pool),
+        T(test_maxpool_ties), T(test_global_pool), T(test_resample), T(test_stitch),
+        T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),
+        T(test_xent_bad_label), T(test_argmax_rows), T(test_sgd), T(test_adam),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
