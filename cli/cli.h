@@ -51,5 +51,8 @@ const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int 
 int zn_cmd_check(int argc, char **argv);
 int zn_cmd_graph(int argc, char **argv);
 int zn_cmd_summary(int argc, char **argv);
+int zn_cmd_bench(int argc, char **argv);
+int zn_cmd_run(int argc, char **argv);
+int zn_cmd_eval(int argc, char **argv);
 
 #endif

@@ -8,6 +8,9 @@ static const zn_command commands[] = {
     {"check", "parse a model file, resolve it and infer every shape", zn_cmd_check},
     {"graph", "print the graph as Graphviz DOT (--dot) or text (--text)", zn_cmd_graph},
     {"summary", "per-layer table: shapes, parameters, multiply-adds, memory", zn_cmd_summary},
+    {"run", "train the model with its recipe; per-epoch accuracy, logs, checkpoints", zn_cmd_run},
+    {"eval", "test accuracy per head and vote, confusion matrix, of a checkpoint", zn_cmd_eval},
+    {"bench", "time training steps and inference: images/s, GFLOP/s, memory", zn_cmd_bench},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 

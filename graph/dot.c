@@ -149,9 +149,9 @@ void zn_graph_write_dot_opts(const zn_graph *g, FILE *f, const zn_dot_opts *opts
     }
     for (int m = 0; m < g->n_metrics; m++) {
         const zn_metric *met = &g->metrics[m];
-        fprintf(f, "  m%d [label=\"%s ", m, metric_kinds[met->kind]);
+        fprintf(f, "  m%d [label=\"", m);
         write_escaped(f, met->name);
-        fputs("\", shape=note, fillcolor=\"#fff6c9\"];\n", f);
+        fprintf(f, "\\nmetric %s\", shape=note, fillcolor=\"#fff6c9\"];\n", metric_kinds[met->kind]);
         for (int h = 0; h < met->n_heads; h++)
             fprintf(f, "  n%d -> m%d [style=dotted];\n", met->heads[h], m);
     }

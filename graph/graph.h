@@ -118,6 +118,9 @@ bool zn_graph_infer(zn_graph *g, int id, char *err, size_t errlen);
 int zn_graph_add_metric(zn_graph *g, zn_metric_kind kind, const int *heads, int n_heads,
                         const char *name, zn_span span);
 
+/* A fingerprint of the forward graph (ops, shapes, attributes, names) for checkpoints. */
+uint64_t zn_graph_hash(const zn_graph *g);
+
 /* A copy with its own storage (passes rewrite copies). */
 void zn_graph_copy(zn_graph *dst, const zn_graph *src);
 

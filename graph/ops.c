@@ -1,8 +1,11 @@
-/* ops.c: the op table: for every forward op its name, arity, shape rule and multiply-add count.
- * Rules see sources that zn_graph_infer already checked (extents >= 1, at most 2^31 elements per
- * example) and write only the message body; zn_graph_infer prefixes the op's name and checks the
- * size of what a rule produces, so extents computed here from int attributes fit in int64. */
+/* ops.c: the op table: for every op its name, arity, shape rule and multiply-add count, and for
+ * every forward op its gradient rule (graph/grad_rules.c).
+ * Shape rules see sources that zn_graph_infer already checked (extents >= 1, at most 2^31
+ * elements per example) and write only the message body; zn_graph_infer prefixes the op's name
+ * and checks the size of what a rule produces, so extents computed from int attributes fit in
+ * int64. */
 #include "graph/graph.h"
+#include "graph/grad_rules.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -111,7 +114,7 @@ static bool window(const zn_shape *x, const int kernel[2], const int stride[2], 
     return true;
 }
 
-/* INPUT and PARAM: the creator set rank and dim (zn_graph_infer checked them). */
+/* INPUT and PARAM: the creator set rank and dim; zn_graph_infer checks their size after this. */
 static bool infer_leaf(zn_graph *g, int id, char *err, size_t errlen)
 {
     zn_node *n = &g->nodes[id];
@@ -375,6 +378,173 @@ static bool infer_xent(zn_graph *g, int id, char *err, size_t errlen)
     return true;
 }
 
+/* Backward ops. Autodiff presets each node's shape to that of the tensor whose gradient it is;
+ * where the sources determine it the rule computes it (autodiff then checks the two agree), and
+ * where they do not (a strided window, a reshape, a slice) the rule checks the preset one. */
+
+/* The gradient of source k of the forward op: dx of relu, pools, batchnorm, resample, xent. */
+static bool infer_like(zn_graph *g, int id, int k, char *err, size_t errlen)
+{
+    const zn_shape *x = src_shape(g, id, k);
+    if (!expect(x, -1, "x", "", err, errlen)) return false;
+    set_out(g, id, x, x->rank, x->dim);
+    return true;
+}
+
+static bool infer_like_first(zn_graph *g, int id, char *err, size_t errlen)
+{
+    return infer_like(g, id, 0, err, errlen);
+}
+
+/* STITCH_BWD: the gradient of input attr.axis. */
+static bool infer_stitch_bwd(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_node *n = &g->nodes[id];
+    if (n->attr.axis < 0 || n->attr.axis >= n->n_src - 1)
+        return fail(err, errlen, "input %d is not one of the %d inputs", n->attr.axis,
+                    n->n_src - 1);
+    return infer_like(g, id, n->attr.axis, err, errlen);
+}
+
+/* A preset float shape of the given rank (-1: any), batched like the incoming gradient dy. */
+static bool expect_preset(zn_graph *g, int id, int rank, const zn_shape *dy, char *err,
+                          size_t errlen)
+{
+    zn_shape *s = &g->nodes[id].shape;
+    if (!expect(dy, -1, "dy", "", err, errlen)) return false;
+    if ((rank >= 0 && s->rank != rank) || s->dtype != ZN_DTYPE_F32 || s->batched != dy->batched)
+        return fail(err, errlen, "the gradient's shape %s does not fit dy %s", shape_text(s).s,
+                    shape_text(dy).s);
+    return true;
+}
+
+/* The preset input shape x[C, H, W] of a window op must slide to dy[C', H', W']. */
+static bool expect_window_input(zn_graph *g, int id, int64_t channels, const int dilation[2],
+                                char *err, size_t errlen)
+{
+    const zn_attrs *a = &g->nodes[id].attr;
+    const zn_shape *x = &g->nodes[id].shape, *dy = src_shape(g, id, 0);
+    int64_t hw[2];
+    if (!expect_preset(g, id, 3, dy, err, errlen)) return false;
+    if (dy->rank == 3 && x->dim[0] == channels &&
+        window(x, a->kernel, a->stride, a->pad, dilation, hw, err, errlen) &&
+        hw[0] == dy->dim[1] && hw[1] == dy->dim[2])
+        return true;
+    return fail(err, errlen, "dy %s is not the output of a window over %s", shape_text(dy).s,
+                shape_text(x).s);
+}
+
+/* CONV2D_BWD_DATA(dy, w): dx keeps the preset shape of the convolution's input. */
+static bool infer_conv2d_bwd_data(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_attrs *a = &g->nodes[id].attr;
+    const zn_shape *dy = src_shape(g, id, 0), *w = src_shape(g, id, 1);
+    if (!expect(w, 4, "weight", "[O, C/groups, kh, kw]", err, errlen)) return false;
+    if (a->groups < 1 || dy->dim[0] != w->dim[0])
+        return fail(err, errlen, "dy %s does not match weight %s", shape_text(dy).s,
+                    shape_text(w).s);
+    return expect_window_input(g, id, w->dim[1] * a->groups, a->dilation, err, errlen);
+}
+
+/* AVGPOOL_BWD(dy): dx keeps the preset shape of the pooling's input. */
+static bool infer_avgpool_bwd(zn_graph *g, int id, char *err, size_t errlen)
+{
+    return expect_window_input(g, id, src_shape(g, id, 0)->dim[0], (const int[]){1, 1}, err,
+                               errlen);
+}
+
+/* GLOBAL_AVGPOOL_BWD(dy[C]): dx keeps the preset [C, H, W]. */
+static bool infer_global_avgpool_bwd(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *dy = src_shape(g, id, 0);
+    if (!expect_preset(g, id, 3, dy, err, errlen)) return false;
+    if (dy->rank != 1 || dy->dim[0] != g->nodes[id].shape.dim[0])
+        return fail(err, errlen, "dy %s is not the pooled %s", shape_text(dy).s,
+                    shape_text(&g->nodes[id].shape).s);
+    return true;
+}
+
+/* SLICE(dy): the preset shape is dy's except along attr.axis, where it starts at attr.size[0]. */
+static bool infer_slice(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_attrs *a = &g->nodes[id].attr;
+    const zn_shape *dy = src_shape(g, id, 0), *s = &g->nodes[id].shape;
+    if (!expect_preset(g, id, dy->rank, dy, err, errlen)) return false;
+    bool fits = a->axis >= 0 && a->axis < dy->rank && a->size[0] >= 0 &&
+                a->size[0] + s->dim[a->axis] <= dy->dim[a->axis];
+    for (int i = 0; fits && i < dy->rank; i++) fits = i == a->axis || s->dim[i] == dy->dim[i];
+    if (!fits)
+        return fail(err, errlen, "%s at offset %d along axis %d is not a part of dy %s",
+                    shape_text(s).s, a->size[0], a->axis, shape_text(dy).s);
+    return true;
+}
+
+/* RESHAPE(x): the preset shape holds as many elements as x. */
+static bool infer_reshape(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *x = src_shape(g, id, 0);
+    if (!expect_preset(g, id, -1, x, err, errlen)) return false;
+    if (zn_shape_numel(&g->nodes[id].shape) != zn_shape_numel(x))
+        return fail(err, errlen, "%s does not hold the elements of x %s",
+                    shape_text(&g->nodes[id].shape).s, shape_text(x).s);
+    return true;
+}
+
+/* A parameter's gradient [dims], not batched. */
+static bool set_param_grad(zn_graph *g, int id, int rank, const int64_t *dim)
+{
+    g->nodes[id].shape = (zn_shape){.rank = rank, .dtype = ZN_DTYPE_F32};
+    memcpy(g->nodes[id].shape.dim, dim, (size_t)rank * sizeof *dim);
+    return true;
+}
+
+/* CONV2D_BWD_FILTER(x, dy): dw [O, C/groups, kh, kw]. */
+static bool infer_conv2d_bwd_filter(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_attrs *a = &g->nodes[id].attr;
+    const zn_shape *x = src_shape(g, id, 0), *dy = src_shape(g, id, 1);
+    if (!expect(x, 3, "x", "[C, H, W]", err, errlen) ||
+        !expect(dy, 3, "dy", "[O, H', W']", err, errlen))
+        return false;
+    if (a->groups < 1 || x->dim[0] % a->groups || dy->dim[0] % a->groups)
+        return fail(err, errlen, "x %s and dy %s do not split into %d groups", shape_text(x).s,
+                    shape_text(dy).s, a->groups);
+    return set_param_grad(g, id, 4, (const int64_t[]){dy->dim[0], x->dim[0] / a->groups,
+                                                      a->kernel[0], a->kernel[1]});
+}
+
+/* LINEAR_BWD_WEIGHT(x, dy): dw [O, I]. */
+static bool infer_linear_bwd_weight(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *x = src_shape(g, id, 0), *dy = src_shape(g, id, 1);
+    if (!expect(x, 1, "x", "[I]", err, errlen) || !expect(dy, 1, "dy", "[O]", err, errlen))
+        return false;
+    return set_param_grad(g, id, 2, (const int64_t[]){dy->dim[0], x->dim[0]});
+}
+
+/* BIAS_BWD(dy[C, ...]) and BATCHNORM_BWD_GAMMA(x[C, ...], dy): [C]. */
+static bool infer_channel_grad(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *x = src_shape(g, id, 0);
+    if (!expect(x, -1, "x", "", err, errlen)) return false;
+    if (x->rank < 1) return fail(err, errlen, "x must be [C, ...], got %s", shape_text(x).s);
+    return set_param_grad(g, id, 1, x->dim);
+}
+
+/* LINEAR_BWD_DATA(dy[O], w[O, I]): dx [I]. */
+static bool infer_linear_bwd_data(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *dy = src_shape(g, id, 0), *w = src_shape(g, id, 1);
+    if (!expect(dy, 1, "dy", "[O]", err, errlen) ||
+        !expect(w, 2, "weight", "[O, I]", err, errlen))
+        return false;
+    if (dy->dim[0] != w->dim[0])
+        return fail(err, errlen, "dy %s does not match weight %s", shape_text(dy).s,
+                    shape_text(w).s);
+    set_out(g, id, dy, 1, &w->dim[1]);
+    return true;
+}
+
 /* Multiply-adds count only convolution and linear layers (the convention behind figures such
  * as DavidNet's 379 M per image); normalisation, activations and data movement count 0. */
 static int64_t macs_none(const zn_graph *g, int id)
@@ -384,51 +554,114 @@ static int64_t macs_none(const zn_graph *g, int id)
     return 0;
 }
 
-/* O H' W' (C/groups) kh kw: every output element reads one weight row of w[O, C/groups, kh, kw]. */
-static int64_t macs_conv2d(const zn_graph *g, int id)
+/* O H' W' (C/groups) kh kw: every element of y[O, H', W'] reads one weight row of
+ * w[O, C/groups, kh, kw]; each backward direction does as many. */
+static int64_t conv_macs(const zn_shape *y, const zn_shape *w)
 {
-    const zn_shape *w = src_shape(g, id, 1);
-    return zn_shape_numel(&g->nodes[id].shape) * (w->dim[1] * w->dim[2] * w->dim[3]);
+    return zn_shape_numel(y) * (w->dim[1] * w->dim[2] * w->dim[3]);
 }
 
-/* O I: the weight's size. */
+static int64_t macs_conv2d(const zn_graph *g, int id)
+{
+    return conv_macs(&g->nodes[id].shape, src_shape(g, id, 1));
+}
+
+static int64_t macs_conv2d_bwd_data(const zn_graph *g, int id) /* dy, w */
+{
+    return conv_macs(src_shape(g, id, 0), src_shape(g, id, 1));
+}
+
+static int64_t macs_conv2d_bwd_filter(const zn_graph *g, int id) /* x, dy -> dw */
+{
+    return conv_macs(src_shape(g, id, 1), &g->nodes[id].shape);
+}
+
+/* O I: the weight's size (forward and LINEAR_BWD_DATA read w as source 1). */
 static int64_t macs_linear(const zn_graph *g, int id)
 {
     return zn_shape_numel(src_shape(g, id, 1));
 }
 
+static int64_t macs_linear_bwd_weight(const zn_graph *g, int id) /* x, dy -> dw[O, I] */
+{
+    return zn_shape_numel(&g->nodes[id].shape);
+}
+
 #define WINDOW (ZN_ATTR_KERNEL | ZN_ATTR_STRIDE | ZN_ATTR_PAD)
+#define CONV (WINDOW | ZN_ATTR_DILATION | ZN_ATTR_GROUPS | ZN_ATTR_OUT)
+#define XENT (ZN_ATTR_SMOOTHING | ZN_ATTR_WEIGHT | ZN_ATTR_REDUCTION)
 
 const zn_op_info zn_ops[ZN_OP_COUNT] = {
     [ZN_OP_INPUT] = {"input", 0, 0, infer_leaf, macs_none, false, "", ZN_ATTR_OUT},
     [ZN_OP_PARAM] = {"param", 0, 0, infer_leaf, macs_none, false, "", ZN_ATTR_INIT},
-    [ZN_OP_CONV2D] = {"conv2d", 2, 3, infer_conv2d, macs_conv2d, true, "x, w[, b]",
-                      WINDOW | ZN_ATTR_DILATION | ZN_ATTR_GROUPS | ZN_ATTR_OUT},
+    [ZN_OP_CONV2D] = {"conv2d", 2, 3, infer_conv2d, macs_conv2d, true, "x, w[, b]", CONV,
+                      zn_grad_conv2d},
     [ZN_OP_BATCHNORM] = {"batchnorm", 5, 5, infer_batchnorm, macs_none, true,
                          "x, gamma, beta, running_mean, running_var",
-                         ZN_ATTR_EPS | ZN_ATTR_MOMENTUM},
-    [ZN_OP_RELU] = {"relu", 1, 1, infer_same, macs_none, true, "x", 0},
-    [ZN_OP_MAXPOOL] = {"maxpool", 1, 1, infer_pool, macs_none, true, "x", WINDOW},
-    [ZN_OP_AVGPOOL] = {"avgpool", 1, 1, infer_pool, macs_none, true, "x", WINDOW},
-    [ZN_OP_GLOBAL_MAXPOOL] = {"global_maxpool", 1, 1, infer_global_pool, macs_none, true, "x", 0},
-    [ZN_OP_GLOBAL_AVGPOOL] = {"global_avgpool", 1, 1, infer_global_pool, macs_none, true, "x", 0},
-    [ZN_OP_LINEAR] = {"linear", 2, 3, infer_linear, macs_linear, true, "x, w[, b]", ZN_ATTR_OUT},
-    [ZN_OP_ADD] = {"add", 2, 2, infer_add, macs_none, true, "a, b", 0},
-    [ZN_OP_SCALE] = {"scale", 1, 1, infer_same, macs_none, true, "x", ZN_ATTR_SCALE},
-    [ZN_OP_CONCAT] = {"concat", 1, -1, infer_concat, macs_none, true, "inputs...", ZN_ATTR_AXIS},
+                         ZN_ATTR_EPS | ZN_ATTR_MOMENTUM, zn_grad_batchnorm},
+    [ZN_OP_RELU] = {"relu", 1, 1, infer_same, macs_none, true, "x", 0, zn_grad_relu},
+    [ZN_OP_MAXPOOL] = {"maxpool", 1, 1, infer_pool, macs_none, true, "x", WINDOW,
+                       zn_grad_maxpool},
+    [ZN_OP_AVGPOOL] = {"avgpool", 1, 1, infer_pool, macs_none, true, "x", WINDOW,
+                       zn_grad_avgpool},
+    [ZN_OP_GLOBAL_MAXPOOL] = {"global_maxpool", 1, 1, infer_global_pool, macs_none, true, "x", 0,
+                              zn_grad_global_maxpool},
+    [ZN_OP_GLOBAL_AVGPOOL] = {"global_avgpool", 1, 1, infer_global_pool, macs_none, true, "x", 0,
+                              zn_grad_global_avgpool},
+    [ZN_OP_LINEAR] = {"linear", 2, 3, infer_linear, macs_linear, true, "x, w[, b]", ZN_ATTR_OUT,
+                      zn_grad_linear},
+    [ZN_OP_ADD] = {"add", 2, 2, infer_add, macs_none, true, "a, b", 0, zn_grad_add},
+    [ZN_OP_SCALE] = {"scale", 1, 1, infer_same, macs_none, true, "x", ZN_ATTR_SCALE,
+                     zn_grad_scale},
+    [ZN_OP_CONCAT] = {"concat", 1, -1, infer_concat, macs_none, true, "inputs...", ZN_ATTR_AXIS,
+                      zn_grad_concat},
     [ZN_OP_RESAMPLE] = {"resample", 1, 1, infer_resample, macs_none, true, "x",
-                        ZN_ATTR_FACTOR | ZN_ATTR_SIZE | ZN_ATTR_MODE},
-    [ZN_OP_TRANSPOSE] = {"transpose", 1, 1, infer_transpose, macs_none, true, "x", ZN_ATTR_PERM},
-    [ZN_OP_FLATTEN] = {"flatten", 1, 1, infer_flatten, macs_none, true, "x", 0},
+                        ZN_ATTR_FACTOR | ZN_ATTR_SIZE | ZN_ATTR_MODE, zn_grad_resample},
+    [ZN_OP_TRANSPOSE] = {"transpose", 1, 1, infer_transpose, macs_none, true, "x", ZN_ATTR_PERM,
+                         zn_grad_transpose},
+    [ZN_OP_FLATTEN] = {"flatten", 1, 1, infer_flatten, macs_none, true, "x", 0, zn_grad_flatten},
     [ZN_OP_STITCH] = {"stitch", 1, -1, infer_stitch, macs_none, true, "inputs...",
-                      ZN_ATTR_SIZE | ZN_ATTR_MODE},
-    [ZN_OP_XENT] = {"xent", 2, 2, infer_xent, macs_none, true, "logits, label",
-                    ZN_ATTR_SMOOTHING | ZN_ATTR_WEIGHT | ZN_ATTR_REDUCTION},
+                      ZN_ATTR_SIZE | ZN_ATTR_MODE, zn_grad_stitch},
+    [ZN_OP_XENT] = {"xent", 2, 2, infer_xent, macs_none, true, "logits, label", XENT,
+                    zn_grad_xent},
+
+    [ZN_OP_CONV2D_BWD_DATA] = {"conv2d_bwd_data", 2, 2, infer_conv2d_bwd_data,
+                               macs_conv2d_bwd_data, false, "dy, w", CONV},
+    [ZN_OP_CONV2D_BWD_FILTER] = {"conv2d_bwd_filter", 2, 2, infer_conv2d_bwd_filter,
+                                 macs_conv2d_bwd_filter, false, "x, dy", CONV},
+    [ZN_OP_BIAS_BWD] = {"bias_bwd", 1, 1, infer_channel_grad, macs_none, false, "dy", 0},
+    [ZN_OP_BATCHNORM_BWD_DATA] = {"batchnorm_bwd_data", 3, 3, infer_like_first, macs_none, false,
+                                  "x, gamma, dy", ZN_ATTR_EPS},
+    [ZN_OP_BATCHNORM_BWD_GAMMA] = {"batchnorm_bwd_gamma", 2, 2, infer_channel_grad, macs_none,
+                                   false, "x, dy", ZN_ATTR_EPS},
+    [ZN_OP_RELU_BWD] = {"relu_bwd", 2, 2, infer_like_first, macs_none, false, "y, dy", 0},
+    [ZN_OP_MAXPOOL_BWD] = {"maxpool_bwd", 2, 2, infer_like_first, macs_none, false, "x, dy",
+                           WINDOW},
+    [ZN_OP_AVGPOOL_BWD] = {"avgpool_bwd", 1, 1, infer_avgpool_bwd, macs_none, false, "dy",
+                           WINDOW},
+    [ZN_OP_GLOBAL_MAXPOOL_BWD] = {"global_maxpool_bwd", 2, 2, infer_like_first, macs_none, false,
+                                  "x, dy", 0},
+    [ZN_OP_GLOBAL_AVGPOOL_BWD] = {"global_avgpool_bwd", 1, 1, infer_global_avgpool_bwd,
+                                  macs_none, false, "dy", 0},
+    [ZN_OP_LINEAR_BWD_DATA] = {"linear_bwd_data", 2, 2, infer_linear_bwd_data, macs_linear, false,
+                               "dy, w", 0},
+    [ZN_OP_LINEAR_BWD_WEIGHT] = {"linear_bwd_weight", 2, 2, infer_linear_bwd_weight,
+                                 macs_linear_bwd_weight, false, "x, dy", 0},
+    [ZN_OP_SLICE] = {"slice", 1, 1, infer_slice, macs_none, false, "dy",
+                     ZN_ATTR_AXIS | ZN_ATTR_SIZE},
+    [ZN_OP_RESAMPLE_BWD] = {"resample_bwd", 2, 2, infer_like_first, macs_none, false, "x, dy",
+                            ZN_ATTR_MODE},
+    [ZN_OP_RESHAPE] = {"reshape", 1, 1, infer_reshape, macs_none, false, "x", 0},
+    [ZN_OP_STITCH_BWD] = {"stitch_bwd", 2, -1, infer_stitch_bwd, macs_none, false,
+                          "inputs..., dz", ZN_ATTR_AXIS | ZN_ATTR_MODE},
+    [ZN_OP_XENT_BWD] = {"xent_bwd", 2, 2, infer_like_first, macs_none, false, "logits, label",
+                        XENT},
 };
 
 /* Designated rows leave a forgotten op as a zeroed row (tests/test_graph_ops.c fails on it); an
  * op appended to the enum trips this instead, so its author comes here first. */
-_Static_assert(ZN_OP_XENT + 1 == ZN_OP_COUNT, "a new op needs a row in zn_ops; then name it here");
+_Static_assert(ZN_OP_XENT_BWD + 1 == ZN_OP_COUNT,
+               "a new op needs a row in zn_ops; then name it here");
 
 zn_op zn_op_by_name(const char *name)
 {

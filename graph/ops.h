@@ -25,6 +25,30 @@ typedef enum {
     ZN_OP_FLATTEN,        /* [C,H,W] -> [C*H*W] */
     ZN_OP_STITCH,         /* R_k[C_k,H_k,W_k] -> Z[S, sum C_k, S]; see docs/ops.md */
     ZN_OP_XENT,           /* logits[K], label(class) -> scalar loss (softmax cross-entropy) */
+
+    /* Backward ops, appended by autodiff (graph/autodiff.c). Each node's shape is the shape of the
+     * gradient it produces (autodiff copies it from the forward tensor); attrs are the forward
+     * op's. "d" = gradient of the loss with respect to. */
+    ZN_OP_CONV2D_BWD_DATA,    /* dy, w -> dx */
+    ZN_OP_CONV2D_BWD_FILTER,  /* x, dy -> dw [O, C/groups, kh, kw] */
+    ZN_OP_BIAS_BWD,           /* dy [C, ...] -> [C]: sum over batch and spatial axes (conv/linear
+                                 bias, batch-norm beta) */
+    ZN_OP_BATCHNORM_BWD_DATA, /* x, gamma, dy -> dx (training-mode batch statistics recomputed) */
+    ZN_OP_BATCHNORM_BWD_GAMMA,/* x, dy -> dgamma [C] */
+    ZN_OP_RELU_BWD,           /* y (the relu's output), dy -> dx */
+    ZN_OP_MAXPOOL_BWD,        /* x, dy -> dx (to the arg-max, recomputed from x) */
+    ZN_OP_AVGPOOL_BWD,        /* dy -> dx */
+    ZN_OP_GLOBAL_MAXPOOL_BWD, /* x, dy -> dx */
+    ZN_OP_GLOBAL_AVGPOOL_BWD, /* dy -> dx */
+    ZN_OP_LINEAR_BWD_DATA,    /* dy, w -> dx */
+    ZN_OP_LINEAR_BWD_WEIGHT,  /* x, dy -> dw [O, I] */
+    ZN_OP_SLICE,              /* dy -> the part of a concat's output that one input gave:
+                                 attr.axis, offset attr.size[0]; length from the node's shape */
+    ZN_OP_RESAMPLE_BWD,       /* x, dy -> dx */
+    ZN_OP_RESHAPE,            /* x -> the same elements under the node's shape (flatten backward) */
+    ZN_OP_STITCH_BWD,         /* r_0 .. r_{K-1}, dz -> d r_k for k = attr.axis (one node per input;
+                                 each reads only its own columns of dz) */
+    ZN_OP_XENT_BWD,           /* logits, label -> dlogits, times attr.weight (and 1/N for mean) */
     ZN_OP_COUNT
 } zn_op;
 
@@ -50,16 +74,24 @@ enum {
     ZN_ATTR_INIT = 1u << 17,
 };
 
+/* A forward op's gradient rule (graph/grad_rules.c). dy is the node holding the gradient of node
+ * id's output, or -1 for a loss head, which seeds the backward pass itself. The rule appends the
+ * backward nodes and sets dsrc[k] to the node holding the gradient of source k for every k with
+ * want[k] (those without a gradient get -1); it builds nothing for the others. */
+typedef void (*zn_grad_rule)(zn_graph *g, int id, int dy, const bool *want, int *dsrc);
+
 typedef struct {
     const char *name;
     int min_src, max_src; /* max_src -1: any number */
     /* Sets g->nodes[id].shape from its sources; false with a message in err on mismatch. */
     bool (*infer)(zn_graph *g, int id, char *err, size_t errlen);
-    /* Multiply-adds per example of the forward op (0 for data movement). */
+    /* Multiply-adds per example (0 for data movement); a backward op of conv or linear counts
+     * as many as its forward op, so training FLOPs are the sum over every node. */
     int64_t (*macs)(const zn_graph *g, int id);
-    bool differentiable; /* has a gradient rule (autodiff) */
+    bool differentiable; /* a forward op with a gradient rule (grad is not NULL) */
     const char *srcs;    /* the sources' roles for messages, e.g. "x, w[, b]" */
     unsigned attrs;      /* ZN_ATTR_* fields the op reads */
+    zn_grad_rule grad;   /* forward ops: builds the backward nodes (autodiff); NULL otherwise */
 } zn_op_info;
 
 extern const zn_op_info zn_ops[ZN_OP_COUNT];

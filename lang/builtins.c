@@ -78,6 +78,8 @@ static bool type_ok(const zn_value *v, zn_arg_kind k)
     }
 }
 
+static const zn_shape *shape_of(zn_eval *ev, const zn_value *v) { return &ev->g->nodes[v->node].shape; }
+
 bool zn_builtin_bind(zn_eval *ev, const zn_builtin *b, const zn_args *args, const zn_ast *call,
                      zn_value *out, zn_span *out_at)
 {
@@ -152,7 +154,8 @@ bool zn_builtin_bind(zn_eval *ev, const zn_builtin *b, const zn_args *args, cons
             char got[128];
             zn_diag_error(ev->diag, out_at[k], "%s: '%s' must be %s, got %s %s", b->name, a->name,
                           kind_wanted(a->kind), zn_val_kind_name(out[k].kind),
-                          out[k].kind == ZN_VAL_TENSOR ? "" : zn_val_str(&out[k], got, sizeof got));
+                          out[k].kind == ZN_VAL_TENSOR ? zn_shape_str(shape_of(ev, &out[k]), got, sizeof got)
+                                                       : zn_val_str(&out[k], got, sizeof got));
             ok = false;
         }
     }
@@ -161,7 +164,6 @@ bool zn_builtin_bind(zn_eval *ev, const zn_builtin *b, const zn_args *args, cons
 
 /* ---- lowering helpers ---- */
 
-static const zn_shape *shape_of(zn_eval *ev, const zn_value *v) { return &ev->g->nodes[v->node].shape; }
 
 static bool need_rank(zn_eval *ev, const zn_builtin *b, const zn_value *x, int rank, zn_span at)
 {
@@ -523,7 +525,7 @@ static zn_value lower_len(zn_eval *ev, const zn_builtin *b, zn_value *a, const z
     (void)b, (void)call;
     if (a[0].kind == ZN_VAL_LIST) return zn_val_int(a[0].list.n);
     if (a[0].kind == ZN_VAL_STRING) return zn_val_int((int64_t)strlen(a[0].s));
-    zn_diag_error(ev->diag, at[0], "len needs a list or a string, not a %s", zn_val_kind_name(a[0].kind));
+    zn_diag_error(ev->diag, at[0], "len needs a list or a string, not %s", zn_val_kind_phrase(a[0].kind));
     return zn_val_error();
 }
 

@@ -73,9 +73,11 @@ static const zn_source *diag_find(const zn_diag *d, const char *path)
     return NULL;
 }
 
-/* Prints the span's first line and a caret line under it (tabs copied so columns align). */
+/* Prints the span's first line and a caret line under it (tabs copied so columns align). A long
+ * line is cut to a window around the span's start. */
 static void diag_excerpt(zn_diag *d, zn_span sp)
 {
+    enum { WINDOW = 100 }; /* columns shown of a longer line */
     const zn_source *s = sp.file ? diag_find(d, sp.file) : NULL;
     if (!s || sp.line < 1) return;
     const char *p = s->text;
@@ -87,12 +89,23 @@ static void diag_excerpt(zn_diag *d, zn_span sp)
     const char *e = strchr(p, '\n');
     int len = e ? (int)(e - p) : (int)strlen(p);
     if (len > 0 && p[len - 1] == '\r') len--;
-    fprintf(d->out, "  %.*s\n  ", len, p);
     int start = sp.col < 1 ? 1 : sp.col;
     int end = (sp.end_line == sp.line && sp.end_col >= start) ? sp.end_col : len;
     if (end > len) end = len > start ? len : start;
-    for (int c = 1; c < start && c <= len; c++) fputc(p[c - 1] == '\t' ? '\t' : ' ', d->out);
-    for (int c = start; c <= end; c++) fputc(c == start ? '^' : '~', d->out);
+    int from = 1, to = len; /* the columns shown */
+    if (len > WINDOW) {
+        from = start > WINDOW / 2 ? start - WINDOW / 2 : 1;
+        to = from + WINDOW - 1 < len ? from + WINDOW - 1 : len;
+        if (end > to) end = to > start ? to : start;
+    }
+    const char *cut = from > 1 ? "..." : "";
+    fprintf(d->out, "  %s%.*s%s\n  %s", cut, to - from + 1, p + from - 1, to < len ? "..." : "",
+            from > 1 ? "   " : "");
+    /* columns count bytes; a UTF-8 continuation byte takes no place on the screen */
+    for (int c = from; c < start && c <= to; c++)
+        if (((unsigned char)p[c - 1] & 0xc0) != 0x80) fputc(p[c - 1] == '\t' ? '\t' : ' ', d->out);
+    for (int c = start; c <= end; c++)
+        if (c > len || c == start || ((unsigned char)p[c - 1] & 0xc0) != 0x80) fputc(c == start ? '^' : '~', d->out);
     fputc('\n', d->out);
 }
 
@@ -112,13 +125,13 @@ static void diag_vreport(zn_diag *d, const char *kind, zn_span sp, const char *f
 void zn_diag_error(zn_diag *d, zn_span sp, const char *fmt, ...)
 {
     d->n_errors++;
+    if (d->n_errors == d->max_errors + 1) /* after the last shown error's hints and notes */
+        fprintf(d->out, "znet: too many errors; stopping the report here\n");
     if (d->n_errors > d->max_errors) return;
     va_list ap;
     va_start(ap, fmt);
     diag_vreport(d, "error", sp, fmt, ap);
     va_end(ap);
-    if (d->n_errors == d->max_errors)
-        fprintf(d->out, "znet: too many errors; stopping the report here\n");
 }
 
 void zn_diag_hint(zn_diag *d, const char *fmt, ...)
@@ -141,25 +154,26 @@ void zn_diag_note(zn_diag *d, zn_span sp, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Edit distance where swapping two neighbours ("crb" for "cbr") counts as one edit. */
 static int edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64) return 99;
-    int row[65];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    int rows[3][65]; /* rows i-2, i-1, i (mod 3) */
+    for (size_t j = 0; j <= lb; j++) rows[0][j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
+        int *cur = rows[i % 3], *prev = rows[(i - 1) % 3], *prev2 = rows[(i + 1) % 3];
+        cur[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best) best = row[j] + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
+            int best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best) best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
         }
     }
-    return row[lb];
+    return rows[la % 3][lb];
 }
 
 const char *zn_did_you_mean(const char *name, const char *const *cands, int n)

@@ -100,7 +100,9 @@ zn_value zn_eval_emit(zn_eval *ev, zn_op op, const int *src, int n_src, const zn
     int id = zn_graph_add(ev->g, op, src, n_src, attr, node_name(ev, opname, call), ev->cluster, at);
     char err[512];
     if (!zn_graph_infer(ev->g, id, err, sizeof err)) {
-        zn_diag_error(ev->diag, at, "%s: %s", opname, err);
+        size_t n = strlen(opname);
+        bool named = strncmp(err, opname, n) == 0 && err[n] == ':'; /* inference names the op itself */
+        zn_diag_error(ev->diag, at, "%s%s%s", named ? "" : opname, named ? "" : ": ", err);
         return zn_val_error();
     }
     return zn_val_tensor(id);
@@ -314,13 +316,13 @@ static zn_value eval_index(zn_eval *ev, zn_scope *sc, const zn_ast *e)
     zn_value a = zn_eval_expr(ev, sc, e->a), i = zn_eval_expr(ev, sc, e->b);
     if (a.kind == ZN_VAL_ERROR || i.kind == ZN_VAL_ERROR) return zn_val_error();
     if (a.kind != ZN_VAL_LIST) {
-        zn_diag_error(ev->diag, e->a->span, "only lists can be indexed, not a %s",
-                      zn_val_kind_name(a.kind));
+        zn_diag_error(ev->diag, e->a->span, "only lists can be indexed, not %s",
+                      zn_val_kind_phrase(a.kind));
         return zn_val_error();
     }
     if (i.kind != ZN_VAL_INT) {
-        zn_diag_error(ev->diag, e->b->span, "a list index must be an integer, not a %s",
-                      zn_val_kind_name(i.kind));
+        zn_diag_error(ev->diag, e->b->span, "a list index must be an integer, not %s",
+                      zn_val_kind_phrase(i.kind));
         return zn_val_error();
     }
     int64_t k = i.i < 0 ? i.i + a.list.n : i.i;
@@ -339,11 +341,13 @@ static void unknown_name(zn_eval *ev, zn_scope *sc, const zn_ast *e)
     const char *near = zn_did_you_mean(e->name, cands, sc->n);
     zn_diag_error(ev->diag, e->span, "unknown name '%s'", e->name);
     if (near) zn_diag_hint(ev->diag, "did you mean '%s'?", near);
-    else if (ev->in_train) zn_diag_hint(ev->diag, "names of data sets are strings: \"%s\"", e->name);
+    else if (ev->in_train && zn_builtin_find(zn_train_builtins, zn_n_train_builtins, e->name))
+        zn_diag_hint(ev->diag, "'%s' is a settings function: write %s(...)", e->name, e->name);
+    else if (ev->in_train) zn_diag_hint(ev->diag, "data sets and modes are strings: \"%s\"", e->name);
     free(cands);
 }
 
-zn_value zn_eval_expr(zn_eval *ev, zn_scope *sc, const zn_ast *e)
+static zn_value eval_expr(zn_eval *ev, zn_scope *sc, const zn_ast *e)
 {
     switch (e->kind) {
     case ZN_AST_INT: return zn_val_int(e->ival);
@@ -410,6 +414,22 @@ zn_value zn_eval_expr(zn_eval *ev, zn_scope *sc, const zn_ast *e)
     }
 }
 
+/* A left-nested chain such as 1 + 1 + ... + 1 is as deep as it is long: the depth is capped so
+ * a pathological file gets a message instead of a stack overflow. */
+zn_value zn_eval_expr(zn_eval *ev, zn_scope *sc, const zn_ast *e)
+{
+    bool leaf = e->kind <= ZN_AST_NAME; /* literals and names do not recurse */
+    if (ev->expr_depth >= ZN_MAX_EXPR_DEPTH && !leaf) {
+        zn_diag_error(ev->diag, e->span, "expression nested more than %d deep", ZN_MAX_EXPR_DEPTH);
+        zn_diag_hint(ev->diag, "split it into several statements");
+        return zn_val_error();
+    }
+    ev->expr_depth++;
+    zn_value v = eval_expr(ev, sc, e);
+    ev->expr_depth--;
+    return v;
+}
+
 /* ---- calls ---- */
 
 static bool eval_args(zn_eval *ev, zn_scope *sc, const zn_ast *call, zn_args *out, int extra)
@@ -429,12 +449,12 @@ static bool eval_args(zn_eval *ev, zn_scope *sc, const zn_ast *call, zn_args *ou
         }
         for (int j = 0; arg->name && j < out->n; j++)
             if (out->keys[j] && strcmp(out->keys[j], arg->name) == 0) {
-                zn_diag_error(ev->diag, arg->span, "argument '%s' is given twice", arg->name);
+                zn_diag_error(ev->diag, arg->span, "argument '%s' of %s is given twice", arg->name, call->name);
                 ok = false;
             }
         out->vals[out->n] = zn_eval_expr(ev, sc, arg->a);
         out->keys[out->n] = arg->name;
-        out->spans[out->n] = arg->a->span;
+        out->spans[out->n] = arg->name ? arg->span : arg->a->span; /* a keyword: `key = value` */
         if (out->vals[out->n].kind == ZN_VAL_ERROR) ok = false;
         out->n++;
     }
@@ -541,7 +561,13 @@ static zn_value call_block(zn_eval *ev, const zn_ast *blk, const zn_args *args, 
     zn_value ret = zn_val_error();
     ev->stmt_base = NULL;
     ev->stmt_rhs = NULL;
-    if (bind_block(ev, blk, args, call, &sc)) ret = zn_eval_body(ev, &sc, blk, true);
+    if (bind_block(ev, blk, args, call, &sc)) {
+        int errors = ev->diag->n_errors;
+        ret = zn_eval_body(ev, &sc, blk, true);
+        if (ev->diag->n_errors != errors)
+            zn_diag_note(ev->diag, call->span, "in this call of %s '%s'", inst ? "shared instance" : "block",
+                         inst ? inst->name : blk->name);
+    }
     zn_scope_free(&sc);
     ev->depth = saved.depth;
     ev->prefix = saved.prefix;
@@ -590,8 +616,8 @@ static zn_value eval_call(zn_eval *ev, zn_scope *sc, const zn_ast *call)
     if (bound) {
         if (bound->val.kind == ZN_VAL_INSTANCE) return call_instance(ev, sc, bound->val.inst, call);
         if (bound->val.kind == ZN_VAL_ERROR) return zn_val_error();
-        zn_diag_error(ev->diag, call->span, "'%s' is a %s, not something that can be called",
-                      call->name, zn_val_kind_name(bound->val.kind));
+        zn_diag_error(ev->diag, call->span, "'%s' is %s, not something that can be called",
+                      call->name, zn_val_kind_phrase(bound->val.kind));
         return zn_val_error();
     }
     for (int i = 0; i < ev->n_blocks; i++)
@@ -628,7 +654,13 @@ static zn_value eval_call(zn_eval *ev, zn_scope *sc, const zn_ast *call)
     } else {
         zn_diag_error(ev->diag, call->span, "unknown %s '%s'",
                       ev->in_train ? "setting function" : "layer or block", call->name);
-        if (near) zn_diag_hint(ev->diag, "did you mean '%s'?", near);
+        bool is_layer = zn_builtin_find(zn_layer_builtins, zn_n_layer_builtins, call->name) != NULL;
+        for (int i = 0; !is_layer && i < ev->n_blocks; i++) is_layer = strcmp(ev->blocks[i]->name, call->name) == 0;
+        if (ev->in_train && is_layer)
+            zn_diag_hint(ev->diag, "'%s' is a layer function or block: it belongs in the model", call->name);
+        else if (!ev->in_train && zn_builtin_find(zn_train_builtins, zn_n_train_builtins, call->name))
+            zn_diag_hint(ev->diag, "'%s' is a train setting: it belongs in the train section", call->name);
+        else if (near) zn_diag_hint(ev->diag, "did you mean '%s'?", near);
     }
     return zn_val_error();
 }
@@ -652,8 +684,9 @@ static void define(zn_eval *ev, zn_scope *sc, const zn_ast *s, zn_value v, bool 
     zn_binding *old = zn_scope_find(sc, s->name);
     if (old && (is_var || !old->is_var)) {
         zn_diag_error(ev->diag, s->span, "'%s' is already defined", s->name);
+        if (!is_var && s->kind == ZN_AST_ASSIGN)
+            zn_diag_hint(ev->diag, "declare it with `var %s = ...` to assign it again", s->name);
         if (old->at.line > 0) zn_diag_note(ev->diag, old->at, "'%s' was first defined here", s->name);
-        if (!is_var) zn_diag_hint(ev->diag, "declare it with `var %s = ...` to assign it again", s->name);
         return;
     }
     zn_scope_set(ev, sc, s->name, v, is_var, s->span);
@@ -663,8 +696,8 @@ static bool as_bool(zn_eval *ev, const zn_ast *e, zn_value v, bool *out)
 {
     if (v.kind == ZN_VAL_ERROR) return false;
     if (v.kind != ZN_VAL_BOOL) {
-        zn_diag_error(ev->diag, e->span, "a condition must be true or false, not a %s",
-                      zn_val_kind_name(v.kind));
+        zn_diag_error(ev->diag, e->span, "a condition must be true or false, not %s",
+                      zn_val_kind_phrase(v.kind));
         return false;
     }
     *out = v.i != 0;
@@ -677,7 +710,10 @@ static void eval_stmt(zn_eval *ev, zn_scope *sc, const zn_ast *s, zn_value *ret,
 static void eval_input(zn_eval *ev, zn_scope *sc, const zn_ast *s)
 {
     zn_value v = zn_eval_expr(ev, sc, s->a);
-    if (v.kind == ZN_VAL_ERROR) return;
+    if (v.kind == ZN_VAL_ERROR) {
+        define(ev, sc, s, v, false);
+        return;
+    }
     zn_attrs attr = zn_attrs_default();
     zn_shape shape = {.batched = true, .dtype = ZN_DTYPE_F32};
     unsigned flags = ZN_NODE_INPUT;
@@ -693,13 +729,15 @@ static void eval_input(zn_eval *ev, zn_scope *sc, const zn_ast *s)
                 char buf[64];
                 zn_diag_error(ev->diag, s->a->span, "input sizes must be integers from 1 to %d; got %s",
                               1 << 20, zn_val_str(d, buf, sizeof buf));
+                define(ev, sc, s, zn_val_error(), false);
                 return;
             }
             shape.dim[i] = d->i;
         }
     } else {
         zn_diag_error(ev->diag, s->a->span, "an input is a shape such as [3, 32, 32] or class(10), "
-                                            "not a %s", zn_val_kind_name(v.kind));
+                                            "not %s", zn_val_kind_phrase(v.kind));
+        define(ev, sc, s, zn_val_error(), false);
         return;
     }
     zn_binding *old = zn_scope_find(sc, s->name);
@@ -729,12 +767,15 @@ static void eval_head(zn_eval *ev, zn_scope *sc, const zn_ast *s)
         return;
     }
     if (!is_loss(ev, v)) {
-        zn_diag_error(ev->diag, s->a->span, "a head must be a loss, such as xent(logits, label), not a %s",
-                      zn_val_kind_name(v.kind));
+        zn_diag_error(ev->diag, s->a->span, "a head must be a loss, such as xent(logits, label), not %s",
+                      zn_val_kind_phrase(v.kind));
+        define(ev, sc, s, zn_val_error(), false);
         return;
     }
     if (ev->g->nodes[v.node].flags & ZN_NODE_LOSS) {
-        zn_diag_error(ev->diag, s->a->span, "this loss is already head '%s'", ev->g->nodes[v.node].name);
+        zn_diag_error(ev->diag, s->a->span, "this loss is already a head");
+        zn_diag_hint(ev->diag, "each loss can be one head; compute a second xent(...) for another");
+        define(ev, sc, s, zn_val_error(), false);
         return;
     }
     ev->g->nodes[v.node].flags |= ZN_NODE_LOSS;
@@ -788,15 +829,16 @@ static void eval_for(zn_eval *ev, zn_scope *sc, const zn_ast *s, zn_value *ret, 
     int64_t count;
     if (!s->name) {
         if (it.kind != ZN_VAL_INT || it.i < 0 || it.i > ZN_MAX_LIST) {
-            zn_diag_error(ev->diag, s->a->span, "repeat needs a count from 0 to %d, got %s",
-                          ZN_MAX_LIST, zn_val_kind_name(it.kind));
+            char buf[64];
+            zn_diag_error(ev->diag, s->a->span, "repeat needs a count from 0 to %d, got %s", ZN_MAX_LIST,
+                          it.kind == ZN_VAL_INT ? zn_val_str(&it, buf, sizeof buf) : zn_val_kind_name(it.kind));
             return;
         }
         count = it.i;
     } else {
         if (it.kind != ZN_VAL_LIST) {
-            zn_diag_error(ev->diag, s->a->span, "for ... in needs a list, not a %s",
-                          zn_val_kind_name(it.kind));
+            zn_diag_error(ev->diag, s->a->span, "for ... in needs a list, not %s",
+                          zn_val_kind_phrase(it.kind));
             zn_diag_hint(ev->diag, "use range(n) for 0, 1, ..., n-1");
             return;
         }
@@ -836,6 +878,11 @@ static void eval_stmt(zn_eval *ev, zn_scope *sc, const zn_ast *s, zn_value *ret,
         break;
     }
     case ZN_AST_RETURN:
+        if (ev->depth == 0) {
+            zn_diag_error(ev->diag, s->span, "`return` is only allowed in a block");
+            zn_diag_hint(ev->diag, "a model's results are its `head` statements");
+            break;
+        }
         ev->stmt_base = ev->prefix;
         ev->stmt_rhs = s->a;
         *ret = zn_eval_expr(ev, sc, s->a);
@@ -885,7 +932,5 @@ zn_value zn_eval_body(zn_eval *ev, zn_scope *sc, const zn_ast *owner, bool need_
         zn_diag_error(ev->diag, owner->span, "block '%s' ends without `return`", owner->name);
         zn_diag_hint(ev->diag, "end the block with `return <tensor>`");
     }
-    if (!need_return && returned && ev->budget >= 0)
-        zn_diag_error(ev->diag, owner->span, "`return` is only allowed in a block");
     return r;
 }

@@ -38,6 +38,7 @@ typedef struct zn_eval {
     const char **names;    /* node names already taken (for unique naming) */
     int n_names, cap_names;
     bool in_train;         /* evaluating the train section (settings functions allowed) */
+    int expr_depth;        /* zn_eval_expr calls active (capped at ZN_MAX_EXPR_DEPTH) */
 } zn_eval;
 
 /* Arguments of a call after evaluation: positional first, then keywords. */
@@ -65,6 +66,8 @@ typedef struct {
     zn_arg_kind kind;
     const char *def; /* default as .znet source text; NULL = required */
 } zn_argspec;
+
+#define ZN_MAX_EXPR_DEPTH 2000
 
 #define ZN_MAX_ARGS 10
 

@@ -18,8 +18,12 @@ typedef struct {
     /* scanner state kept by the token filter in parser.y */
     int depth;                      /* open ( and [ : newlines inside are ignored */
     zn_span open[ZN_MAX_BRACKETS];  /* where each open bracket is, for hints */
+    int brace_depth;                /* open { */
+    zn_span brace_open[ZN_MAX_BRACKETS];
+    int lex_error_line;             /* last line with a lexical error (its syntax errors are not reported) */
     int need_sep;                   /* the last token needs a separator before } or EOF */
     int pending;                    /* a token held back behind an inserted separator */
+    int inserted;                   /* the last separator was inserted: 1 before '}', 2 at the end */
     zn_span pending_loc;
     int line, col;                  /* scanner position (1-based) */
 } zn_parse_ctx;

@@ -80,12 +80,12 @@ static zn_ast *named(zn_parse_ctx *ctx, zn_ast_kind kind, const char *name, zn_a
 %token <str> STRING "string"
 %token <str> NAME "name"
 %token <ival> BOOL "true or false"
-%token USE "use" MODEL "model" BLOCK "block" INPUT "input" HEAD "head" METRIC "metric"
-%token TRAIN "train" RETURN "return" VAR "var" FOR "for" IN "in" REPEAT "repeat"
-%token IF "if" ELSE "else" SHARED "shared" AND "and" OR "or" NOT "not"
-%token IDIV "//" EQ "==" NE "!=" LE "<=" GE ">="
+%token USE "'use'" MODEL "'model'" BLOCK "'block'" INPUT "'input'" HEAD "'head'" METRIC "'metric'"
+%token TRAIN "'train'" RETURN "'return'" VAR "'var'" FOR "'for'" IN "'in'" REPEAT "'repeat'"
+%token IF "'if'" ELSE "'else'" SHARED "'shared'" AND "'and'" OR "'or'" NOT "'not'"
+%token IDIV "'//'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
 
-%type <ast> items item params param_list param body stmts stmt if_stmt
+%type <ast> items item params param_list param body stmts stmt if_stmt else_body
 %type <ast> expr primary args arg_list arg exprs expr_list
 
 %left OR
@@ -111,6 +111,8 @@ items:
   | items sep                      { $$ = $1; }
   | items item sep                 { $$ = $1; zn_ast_push(ctx->arena, $$, $2); }
   | items error sep                { $$ = $1; yyerrok; }
+  | items error sep '}'            { $$ = $1; } /* the end of the item the error cut short */
+  | items error body sep           { $$ = $1; yyerrok; }
   ;
 
 item:
@@ -142,7 +144,11 @@ stmts:
   | stmts sep                      { $$ = $1; }
   | stmts stmt sep                 { $$ = $1; zn_ast_push(ctx->arena, $$, $2); }
   | stmts error sep                { $$ = $1; yyerrok; }
+  | stmts ELSE else_body sep       { $$ = $1;
+                                     zn_diag_error(ctx->diag, @2, "`else` must be on the line of the '}' that closes its `if`");
+                                     zn_diag_hint(ctx->diag, "write `} else {`"); }
   ;
+else_body: body { $$ = $1; } | if_stmt { $$ = $1; } ;
 
 stmt:
     NAME '=' expr                  { $$ = named(ctx, ZN_AST_ASSIGN, $1, $3, @1); }
@@ -247,6 +253,7 @@ static int zn_yylex(ZN_YYSTYPE *lval, ZN_YYLTYPE *lloc, yyscan_t scanner, zn_par
             ctx->pending = tok;
             ctx->pending_loc = *lloc;
             ctx->need_sep = 0;
+            ctx->inserted = tok == '}' ? 1 : 2;
             if (tok == ZN_YYEOF) *lloc = (zn_span){ctx->file, ctx->line, ctx->col, ctx->line, ctx->col};
             lloc->end_line = lloc->line;
             lloc->end_col = lloc->col;
@@ -261,18 +268,27 @@ static int zn_yylex(ZN_YYSTYPE *lval, ZN_YYLTYPE *lloc, yyscan_t scanner, zn_par
     case ')': case ']':
         if (ctx->depth > 0) ctx->depth--;
         break;
-    case '{': case '}':
+    case '{':
+        if (ctx->brace_depth < ZN_MAX_BRACKETS) ctx->brace_open[ctx->brace_depth] = *lloc;
+        ctx->brace_depth++;
         ctx->depth = 0; /* a brace inside brackets is an error anyway: resynchronise */
+        break;
+    case '}':
+        if (ctx->brace_depth > 0) ctx->brace_depth--;
+        ctx->depth = 0;
         break;
     }
     ctx->need_sep = !(tok == NEWLINE || tok == ';' || tok == '{' || tok == ZN_YYEOF);
+    ctx->inserted = 0;
     return tok;
 }
 
+/* With parse.error custom, bison calls this only when its stack is full. */
 static void zn_yyerror(ZN_YYLTYPE *loc, yyscan_t scanner, zn_parse_ctx *ctx, const char *msg)
 {
     (void)scanner;
-    zn_diag_error(ctx->diag, *loc, "%s", msg);
+    zn_diag_error(ctx->diag, *loc, "nesting too deep to parse: %s", msg);
+    zn_diag_hint(ctx->diag, "split the expression into several statements");
 }
 
 static const char *token_text(yysymbol_kind_t sym)
@@ -287,28 +303,38 @@ static const char *token_text(yysymbol_kind_t sym)
 static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, zn_parse_ctx *ctx)
 {
     (void)scanner;
-    yysymbol_kind_t expected[6];
-    int n = yypcontext_expected_tokens(yyctx, expected, 6);
-    yysymbol_kind_t got = yypcontext_token(yyctx);
     const zn_span *loc = yypcontext_location(yyctx);
+    /* the scanner has reported a bad character or number on this line: that is the error */
+    if (loc->line == ctx->lex_error_line) return 0;
+    yysymbol_kind_t expected[YYNTOKENS];
+    int n = yypcontext_expected_tokens(yyctx, expected, YYNTOKENS);
+    yysymbol_kind_t got = yypcontext_token(yyctx);
+    /* a separator the filter inserted is reported as the token it was inserted before */
+    const char *got_text = got == YYSYMBOL_NEWLINE && ctx->inserted ? (ctx->inserted == 1 ? "'}'" : "end of file")
+                                                                    : token_text(got);
+    bool at_end = got == YYSYMBOL_YYEOF || (got == YYSYMBOL_NEWLINE && ctx->inserted == 2);
     char want[256] = "";
-    if (n > 0 && n < 6) {
-        for (int i = 0; i < n; i++) {
-            size_t len = strlen(want);
+    bool sep_ok = false;
+    for (int i = 0; i < n; i++) {
+        sep_ok |= expected[i] == YYSYMBOL_NEWLINE;
+        size_t len = strlen(want);
+        if (n < 6)
             snprintf(want + len, sizeof want - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
                      token_text(expected[i]));
-        }
     }
     if (want[0])
-        zn_diag_error(ctx->diag, *loc, "syntax error: unexpected %s; expected %s", token_text(got), want);
+        zn_diag_error(ctx->diag, *loc, "syntax error: unexpected %s; expected %s", got_text, want);
     else
-        zn_diag_error(ctx->diag, *loc, "syntax error: unexpected %s", token_text(got));
-    if (ctx->depth > 0 && ctx->depth <= ZN_MAX_BRACKETS) {
-        zn_span o = ctx->open[ctx->depth - 1];
-        zn_diag_hint(ctx->diag, "the bracket opened at %d:%d is not closed", o.line, o.col);
-    } else if (got == YYSYMBOL_NAME || got == YYSYMBOL_INT) {
+        zn_diag_error(ctx->diag, *loc, "syntax error: unexpected %s", got_text);
+    const zn_span *open = ctx->depth > 0 && ctx->depth <= ZN_MAX_BRACKETS ? &ctx->open[ctx->depth - 1] : NULL;
+    const zn_span *brace = ctx->brace_depth > 0 && ctx->brace_depth <= ZN_MAX_BRACKETS
+                               ? &ctx->brace_open[ctx->brace_depth - 1] : NULL;
+    if (open && (loc->line > open->line || at_end))
+        zn_diag_hint(ctx->diag, "the bracket opened at %d:%d is not closed", open->line, open->col);
+    else if (at_end && brace)
+        zn_diag_hint(ctx->diag, "the '{' at %d:%d is not closed", brace->line, brace->col);
+    else if (sep_ok && (got == YYSYMBOL_NAME || got == YYSYMBOL_INT))
         zn_diag_hint(ctx->diag, "statements are separated by a newline or ';'");
-    }
     return 0;
 }
 
@@ -325,7 +351,6 @@ static zn_ast *parse_with(zn_diag *diag, zn_arena *arena, const zn_source *src, 
     int errors_before = diag->n_errors;
     int rc = zn_yyparse(scanner, &ctx);
     zn_yylex_destroy(scanner);
-    if (rc == 2) zn_diag_error(diag, (zn_span){src->path, 0, 0, 0, 0}, "file too deeply nested to parse");
     if (rc != 0 && diag->n_errors == errors_before)
         zn_diag_error(diag, (zn_span){src->path, ctx.line, ctx.col, ctx.line, ctx.col}, "cannot parse the file");
     return ctx.result;

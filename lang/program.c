@@ -12,7 +12,7 @@
 
 #include "eval.h"
 #include "parse.h"
-#include "train.h"
+#include "recipe_eval.h"
 
 typedef struct {
     zn_eval *ev;
@@ -266,7 +266,7 @@ bool zn_program_load(const zn_load_opts *o, zn_diag *d, zn_graph *g, zn_recipe *
                 zn_scope_set(&ev, &sc, p->name, zn_eval_expr(&ev, &sc, e), false, p->span);
             }
             if (d->n_errors == before) {
-                zn_train_eval(&ev, &sc, L.train, ovr, n_ovr, r);
+                zn_recipe_eval(&ev, &sc, L.train, ovr, n_ovr, r);
                 zn_eval_body(&ev, &sc, L.model, false);
                 if (d->n_errors == before) check_model(&ev, L.model);
             }

@@ -15,6 +15,17 @@ const char *zn_val_kind_name(zn_val_kind k)
     return names[k];
 }
 
+const char *zn_val_kind_phrase(zn_val_kind k)
+{
+    static const char *const phrases[] = {
+        [ZN_VAL_ERROR] = "an error",    [ZN_VAL_INT] = "an integer",  [ZN_VAL_FLOAT] = "a number",
+        [ZN_VAL_BOOL] = "a boolean",    [ZN_VAL_STRING] = "a string", [ZN_VAL_LIST] = "a list",
+        [ZN_VAL_TENSOR] = "a tensor",   [ZN_VAL_INSTANCE] = "a shared block instance",
+        [ZN_VAL_RECORD] = "a setting",
+    };
+    return phrases[k];
+}
+
 bool zn_val_is_number(const zn_value *v) { return v->kind == ZN_VAL_INT || v->kind == ZN_VAL_FLOAT; }
 
 double zn_val_number(const zn_value *v) { return v->kind == ZN_VAL_INT ? (double)v->i : v->f; }

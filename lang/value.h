@@ -71,6 +71,8 @@ static inline zn_value zn_val_tensor(int id) { return (zn_value){.kind = ZN_VAL_
 
 /* "integer", "list", "tensor [64, 32, 32]"... for messages (buf used for tensors). */
 const char *zn_val_kind_name(zn_val_kind k);
+/* The kind with its article ("an integer", "a list") for "not %s" in messages. */
+const char *zn_val_kind_phrase(zn_val_kind k);
 /* Writes a short rendering of v ("[8, 16]", "0.125", "\"max\"") into buf. */
 const char *zn_val_str(const zn_value *v, char *buf, size_t len);
 bool zn_val_is_number(const zn_value *v);

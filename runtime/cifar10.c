@@ -36,8 +36,9 @@ static bool count_records(const char *path, long expect, const char *hint, long 
     if (!S_ISREG(st.st_mode)) return zn_dataset_fail(err, errlen, "%s: not a regular file", path);
     long long size = (long long)st.st_size;
     if (expect > 0 && size != (long long)expect * ZN_CIFAR10_RECORD)
-        return zn_dataset_fail(err, errlen, "%s: %lld bytes, expected %lld (%ld records of %d bytes)",
-                               path, size, (long long)expect * ZN_CIFAR10_RECORD, expect,
+        return zn_dataset_fail(err, errlen,
+                               "%s: %lld bytes, expected %lld (%ld records of %d bytes)", path,
+                               size, (long long)expect * ZN_CIFAR10_RECORD, expect,
                                ZN_CIFAR10_RECORD);
     if (size == 0 || size % ZN_CIFAR10_RECORD != 0)
         return zn_dataset_fail(err, errlen,
@@ -61,7 +62,8 @@ static bool read_records(const char *path, long records, int first, uint8_t *buf
         if (got != (size_t)want) {
             bool io_error = ferror(f);
             fclose(f);
-            if (io_error) return zn_dataset_fail(err, errlen, "%s: read: %s", path, strerror(errno));
+            if (io_error)
+                return zn_dataset_fail(err, errlen, "%s: read: %s", path, strerror(errno));
             return zn_dataset_fail(err, errlen, "%s: record %ld: file ends early (it shrank while "
                                    "being read?)", path, done + (long)got);
         }

@@ -36,8 +36,10 @@ typedef struct {
 static bool idx_open(idx_file *f, const char *path, char *err, size_t errlen)
 {
     f->path = path;
+    errno = 0; /* gzopen sets errno when the open fails, not when its allocation does */
     f->gz = gzopen(path, "rb");
-    if (!f->gz) return zn_dataset_fail(err, errlen, "%s: %s", path, strerror(errno ? errno : ENOMEM));
+    if (!f->gz)
+        return zn_dataset_fail(err, errlen, "%s: %s", path, strerror(errno ? errno : ENOMEM));
     return true;
 }
 
@@ -47,19 +49,23 @@ static void idx_close(idx_file *f)
     f->gz = NULL;
 }
 
-/* Reads up to n bytes; returns the count, or -1 with err set on a zlib error (corrupt data, or
- * a compressed stream cut short). `what` names the item being read, for the message. */
+/* Reads up to n bytes; returns the count, or -1 with err set on a read error or a zlib error
+ * (corrupt data, or a compressed stream cut short). `what` says where, for the message. */
 static long idx_read(idx_file *f, void *buf, size_t n, const char *what, char *err, size_t errlen)
 {
     int got = gzread(f->gz, buf, (unsigned)n);
     int code = Z_OK;
     const char *msg = gzerror(f->gz, &code);
-    if (got < 0 || (code != Z_OK && code != Z_STREAM_END)) {
-        zn_dataset_fail(err, errlen, "%s: %s: %s", f->path, what,
-                        code == Z_ERRNO ? strerror(errno) : msg);
-        return -1;
+    if (got >= 0 && (code == Z_OK || code == Z_STREAM_END)) return got;
+    if (code == Z_ERRNO)
+        zn_dataset_fail(err, errlen, "%s: read at %s: %s", f->path, what, strerror(errno));
+    else {
+        size_t plen = strlen(f->path); /* gzerror's text starts with the path */
+        if (strncmp(msg, f->path, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0) msg += plen + 2;
+        zn_dataset_fail(err, errlen, "%s: gzip data corrupt or cut short (%s) at %s", f->path,
+                        msg, what);
     }
-    return got;
+    return -1;
 }
 
 /* Reads a header of n big-endian 32-bit fields. */
@@ -119,7 +125,7 @@ static bool read_records(idx_file *f, long n, size_t rec, const char *noun, plac
     free(buf);
     if (!ok) return false;
     uint8_t extra;
-    long got = idx_read(f, &extra, 1, "after the data", err, errlen);
+    long got = idx_read(f, &extra, 1, "the end of the data", err, errlen);
     if (got > 0)
         return zn_dataset_fail(err, errlen, "%s: trailing bytes after %ld %ss", f->path, n, noun);
     return got == 0;
@@ -195,7 +201,8 @@ bool zn_idx_load(const char *images_path, const char *labels_path, bool pad_to_3
 {
     memset(out, 0, sizeof *out);
     idx_file img = {0}, lab = {0};
-    bool ok = idx_open(&img, images_path, err, errlen) && idx_open(&lab, labels_path, err, errlen) &&
+    bool ok = idx_open(&img, images_path, err, errlen) &&
+              idx_open(&lab, labels_path, err, errlen) &&
               load_opened(&img, &lab, pad_to_32, out, err, errlen);
     idx_close(&img);
     idx_close(&lab);

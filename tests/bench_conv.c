@@ -2,7 +2,7 @@
  * few Z-tower shapes, forward / backward-data / backward-filter, best of R runs, in GFLOP/s;
  * then the conv time of one training step (residual layers twice, no input gradient for prep).
  * tests/bench_conv_torch.py prints the same lines for PyTorch. Not a unit test (no test_ name).
- * Usage: bench_conv [batch=128] [reps=3] [pool threads=2] [OpenBLAS threads=1] */
+ * Usage: bench_conv [batch=128] [reps=3] [pool threads=2] [OpenBLAS threads=1] [layer prefix] */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +54,7 @@ static double best_time(direction d, const zn_conv_params *p, float *x, float *w
 int main(int argc, char **argv) {
   int batch = argc > 1 ? atoi(argv[1]) : 128, reps = argc > 2 ? atoi(argv[2]) : 3;
   int pool = argc > 3 ? atoi(argv[3]) : 2, blas = argc > 4 ? atoi(argv[4]) : 1;
+  const char *only = argc > 5 ? argv[5] : "";
   if (zn_cpu_threads_init(pool) != 0) return 1;
   openblas_set_num_threads(blas); /* after init, which pins it to 1: only for comparisons */
   printf("# batch %d, pool threads %d, OpenBLAS threads %d\n", batch, pool, blas);
@@ -81,6 +82,7 @@ int main(int argc, char **argv) {
   double step[2] = {0, 0}; /* conv seconds per training step, width 64 and 16 */
   for (int i = 0; i < n; i++) {
     const layer *l = &layers[i];
+    if (strncmp(l->name, only, strlen(only)) != 0) continue;
     zn_conv_params p = {batch, l->c, l->h, l->w, l->o, l->k, l->k, l->stride, l->stride,
                         l->pad, l->pad, l->dil, l->dil, l->groups};
     size_t nx = (size_t)batch * l->c * l->h * l->w, nw = (size_t)l->o * l->c / l->groups * l->k * l->k;

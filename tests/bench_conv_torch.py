@@ -1,6 +1,7 @@
 """Peer timing for tests/bench_conv.c: the same conv layer shapes in PyTorch (oneDNN), 2 threads.
 Prints one line per layer and direction in the same format as bench_conv, so the two can be
-joined into the ratio table of docs/performance.md.
+joined into the ratio table of docs/performance.md, plus bwd_both (data and filter gradients in
+one call, as autograd asks for them), which the per-step total uses.
 Usage: /usr/bin/python3 tests/bench_conv_torch.py [batch] [reps]"""
 import sys, time, torch
 
@@ -46,11 +47,15 @@ for name, C, O, H, W, k, s, p, d, g, uses in LAYERS:
     with torch.no_grad():
         for direction, fn in (("fwd", lambda: torch.nn.functional.conv2d(x, wt, None, s, p, d, g)),
                               ("bwd_data", bwd([True, False, False])),
-                              ("bwd_filter", bwd([False, True, False]))):
+                              ("bwd_filter", bwd([False, True, False])),
+                              ("bwd_both", bwd([True, True, False]))):
             t = best(fn)
-            print(f"{name:12s} {direction:10s} {t * 1e3:9.2f} ms {flop / t * 1e-9:7.1f} GFLOP/s",
+            work = flop * (2 if direction == "bwd_both" else 1)
+            print(f"{name:12s} {direction:10s} {t * 1e3:9.2f} ms {work / t * 1e-9:7.1f} GFLOP/s",
                   flush=True)
-            if uses and not (direction == "bwd_data" and name.endswith("prep")):
+            # autograd asks for both gradients in one call (prep: the weight's only)
+            counted = "bwd_filter" if name.endswith("prep") else "bwd_both"
+            if uses and direction in ("fwd", counted):
                 step[name[:3]] += uses * t
 for w in ("w64", "w16"):
     print(f"{w} conv time per training step: {step[w] * 1e3:.0f} ms")

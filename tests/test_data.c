@@ -413,6 +413,7 @@ static void test_idx_gzip_corrupt(void **state)
         write_bytes(img, buf, n);
         assert_false(zn_idx_load(img, lab, false, &ds, err, sizeof err));
         assert_has(err, img);
+        assert_has(err, "gzip data corrupt or cut short");
         assert_null(ds.images);
     }
 }

@@ -89,7 +89,7 @@ static const op_case cases[] = {
     OK(ZN_OP_INPUT, "x[3,32,32]", "[N, 3, 32, 32]", 0),
     OK(ZN_OP_INPUT, "y(10)", "[N]", 0),
     OK(ZN_OP_INPUT, "x[65536,32768]", "[N, 65536, 32768]", 0), /* exactly 2^31 */
-    BAD(ZN_OP_INPUT, "x[3,0,32]", "input: shape [3, 0, 32] has an extent below 1"),
+    BAD(ZN_OP_INPUT, "x[3,0,32]", "input: shape [N, 3, 0, 32] has an extent below 1"),
     BAD(ZN_OP_INPUT, "x[65536,32769]", "more than 2^31 elements"),
     BAD(ZN_OP_INPUT, "x[4294967296,4294967296,4294967296,4294967296]", "more than 2^31"),
     BAD(ZN_OP_INPUT, "y(0)", "at least 1 class"),
@@ -493,8 +493,9 @@ static int linear(zn_graph *g, int x, int w, const char *name)
 static char *capture(void (*write)(const zn_graph *, FILE *, const void *), const zn_graph *g,
                      const void *arg)
 {
-    char *text = NULL;
-    size_t len = 0;
+    static char *text; /* static: open_memstream keeps their addresses until fclose */
+    static size_t len;
+    text = NULL;
     FILE *f = open_memstream(&text, &len);
     assert_non_null(f);
     write(g, f, arg);

@@ -11,11 +11,9 @@
 #include "backends/cpu/im2col.h"
 #include "backends/cpu/threads.h"
 
-/* GEMM columns per chunk: measured in docs/performance.md (larger chunks stop paying once the
- * column matrix leaves the L2/L3 caches). */
-#ifndef ZN_CONV_TARGET_COLS /* TUNING ONLY: remove */
+/* GEMM columns per chunk: enough for OpenBLAS's N-blocking to pay off on 4x4 and 8x8 layers;
+ * 256..4096 measured alike within this machine's noise (docs/performance.md). */
 #define ZN_CONV_TARGET_COLS 1024
-#endif
 
 /* Sizes derived from zn_conv_params, shared by the three directions. */
 typedef struct conv_geom {

@@ -1,9 +1,8 @@
 /* im2col.c: zn_im2col and its adjoint zn_col2im_add share one walk over (channel, tap, image,
- * output row); each output row splits into a padding prefix, a valid run (a memcpy or an
- * add loop when the stride is 1) and a padding suffix, so no per-pixel bounds test remains. */
+ * output row); each output row splits into a padding prefix, a valid run (a plain copy or add
+ * loop when the stride is 1) and a padding suffix, so no per-pixel bounds test remains. */
 #include "backends/cpu/im2col.h"
 
-#include <string.h>
 
 /* Output positions q in [0, out) whose input q * stride + offset lies in [0, in): [*lo, *hi). */
 static void valid_run(int out, int in, int stride, int offset, int *lo, int *hi) {
@@ -13,6 +12,11 @@ static void valid_run(int out, int in, int stride, int offset, int *lo, int *hi)
   if (l > h) l = h;
   *lo = l;
   *hi = h;
+}
+
+/* Rows are short (4 to 32 floats on DavidNet): inline loops beat memset/memcpy calls. */
+static void fill_zero(float *a, int n) {
+  for (int k = 0; k < n; k++) a[k] = 0.0f;
 }
 
 /* to_col: col = unfold(x); otherwise x += fold(col). */
@@ -33,19 +37,19 @@ static void im2col_walk(const zn_conv_params *p, float *x, int images, int group
           for (int oy = 0; oy < oh; oy++, row += ow) {
             const int iy = oy * p->stride_h - p->pad_h + i * p->dil_h;
             if (iy < 0 || iy >= p->h) {
-              if (to_col) memset(row, 0, sizeof(float) * ow);
+              if (to_col) fill_zero(row, ow);
               continue;
             }
             /* in[k * sw] pairs with out[k], k in [0, run): the valid part of this row. */
             float *in = plane + (size_t)iy * p->w + (lo * sw + xoff), *out = row + lo;
             const int run = hi - lo;
             if (to_col) {
-              memset(row, 0, sizeof(float) * lo);
+              fill_zero(row, lo);
               if (sw == 1)
-                memcpy(out, in, sizeof(float) * run);
+                for (int k = 0; k < run; k++) out[k] = in[k];
               else
                 for (int k = 0; k < run; k++) out[k] = in[k * sw];
-              memset(row + hi, 0, sizeof(float) * (ow - hi));
+              fill_zero(row + hi, ow - hi);
             } else if (sw == 1) {
               for (int k = 0; k < run; k++) in[k] += out[k];
             } else {

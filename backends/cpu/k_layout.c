@@ -1,4 +1,4 @@
-/* k_layout.c: data movement between layouts: concat (and its split backward) over an
+/* k_layout.c: data movement between layouts: concat, slice and concat's split backward over an
  * [outer, len, inner] view, and permutation of per-example axes. */
 #include "backends/cpu/kernels.h"
 
@@ -14,39 +14,45 @@ void zn_concat_split(int n, int rank, const int *dims, int axis, size_t *outer, 
     for (int i = axis + 1; i < rank; i++) *inner *= (size_t)dims[i];
 }
 
-/* Copies between the parts [outer, len_k, inner] and the whole [outer, sum len_k, inner]:
- * gather (forward) fills the whole, otherwise (backward) the parts. */
-static void concat_copy(size_t outer, size_t inner, int count, const int *len, float *const *parts,
-                        float *whole, bool gather)
+/* rows blocks of `chunk` floats from src (blocks `from` floats apart) to dst (`to` apart). */
+static void copy_blocks(size_t rows, size_t chunk, const float *src, size_t from, float *dst,
+                        size_t to)
+{
+    for (size_t o = 0; o < rows; o++) memcpy(dst + o * to, src + o * from, chunk * sizeof *dst);
+}
+
+static size_t total_len(int count, const int *len)
 {
     size_t total = 0;
     for (int k = 0; k < count; k++) total += (size_t)len[k];
-    for (size_t o = 0; o < outer; o++) {
-        float *w = whole + o * total * inner;
-        for (int k = 0; k < count; k++) {
-            size_t chunk = (size_t)len[k] * inner;
-            float *p = parts[k] + o * chunk;
-            if (gather)
-                memcpy(w, p, chunk * sizeof *w);
-            else
-                memcpy(p, w, chunk * sizeof *w);
-            w += chunk;
-        }
-    }
+    return total;
 }
 
 void zn_concat_forward(size_t outer, size_t inner, int count, const int *len,
                        const float *const *x, float *y)
 {
-    /* concat_copy only reads the parts when gathering */
-    concat_copy(outer, inner, count, len, (float *const *)x, y, true);
+    size_t total = total_len(count, len) * inner, at = 0;
+    for (int k = 0; k < count; k++) {
+        size_t chunk = (size_t)len[k] * inner;
+        copy_blocks(outer, chunk, x[k], chunk, y + at, total);
+        at += chunk;
+    }
+}
+
+void zn_slice_forward(size_t outer, size_t inner, size_t total, size_t offset, size_t len,
+                      const float *x, float *y)
+{
+    copy_blocks(outer, len * inner, x + offset * inner, total * inner, y, len * inner);
 }
 
 void zn_concat_backward(size_t outer, size_t inner, int count, const int *len, const float *dy,
                         float *const *dx)
 {
-    /* ... and only reads the whole when scattering */
-    concat_copy(outer, inner, count, len, dx, (float *)dy, false);
+    size_t total = total_len(count, len), at = 0;
+    for (int k = 0; k < count; k++) {
+        zn_slice_forward(outer, inner, total, at, (size_t)len[k], dy, dx[k]);
+        at += (size_t)len[k];
+    }
 }
 
 #define PERM_RANK 4

@@ -1,6 +1,6 @@
 /* k_norm.c: batch normalisation over N and H*W per channel: training forward (batch statistics,
- * running-average update), inference forward (running statistics) and the training backward.
- * Sums run in double: a channel holds up to N*H*W = 512*32*32 values. */
+ * running-average update), inference forward (running statistics), the training backward and
+ * the per-channel sum (bias gradients). Sums run in double: a channel holds up to N*H*W = 512*32*32 values. */
 #include "backends/cpu/kernels.h"
 
 #include <math.h>
@@ -100,8 +100,9 @@ void zn_batchnorm_backward(const zn_bn_dims *d, const float *x, const float *gam
                 sdyx += g[i] * ((p[i] - mean) * invstd);
             }
         }
-        dbeta[ch] = (float)sdy;
-        dgamma[ch] = (float)sdyx;
+        if (dbeta) dbeta[ch] = (float)sdy;
+        if (dgamma) dgamma[ch] = (float)sdyx;
+        if (!dx) continue;
         float a = (float)(gamma[ch] * invstd), fm = (float)mean, fi = (float)invstd;
         float mb = (float)(sdy / m), mg = (float)(sdyx / m);
         for (int n = 0; n < d->n; n++) {
@@ -109,5 +110,18 @@ void zn_batchnorm_backward(const zn_bn_dims *d, const float *x, const float *gam
             float *q = dx + (p - x);
             for (int i = 0; i < d->hw; i++) q[i] = a * (g[i] - mb - (p[i] - fm) * fi * mg);
         }
+    }
+}
+
+void zn_channel_sum(int n, int c, int hw, const float *x, float *sum)
+{
+    const zn_bn_dims d = {.n = n, .c = c, .hw = hw};
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *p = channel_row(&d, x, i, ch);
+            for (int j = 0; j < hw; j++) s += p[j];
+        }
+        sum[ch] = (float)s;
     }
 }

@@ -99,12 +99,18 @@ static void planes_forward(zn_window_reduce r, const plane_win *g, size_t planes
         plane_forward(r, g, x + p * in, y + p * out, (size_t)g->col.out);
 }
 
+/* x + at, keeping NULL (average pooling reads no x) NULL. */
+static const float *plane_of(const float *x, size_t at)
+{
+    return x ? x + at : NULL;
+}
+
 static void planes_backward(zn_window_reduce r, const plane_win *g, size_t planes,
                             const float *x, const float *dy, float *dx)
 {
     size_t in = (size_t)g->row.in * g->col.in, out = (size_t)g->row.out * g->col.out;
     for (size_t p = 0; p < planes; p++)
-        plane_backward(r, g, x + p * in, dy + p * out, (size_t)g->col.out, dx + p * in);
+        plane_backward(r, g, plane_of(x, p * in), dy + p * out, (size_t)g->col.out, dx + p * in);
 }
 
 int zn_pool_out(int in, int kernel, int stride, int pad)
@@ -213,19 +219,25 @@ void zn_stitch_forward(const zn_stitch_dims *d, const float *const *r, float *z)
     }
 }
 
+void zn_stitch_backward_one(const zn_stitch_dims *d, int k, const float *r_k, const float *dz,
+                            float *dr_k)
+{
+    int total = stitch_channels(d), off = 0;
+    for (int i = 0; i < k; i++) off += d->c[i];
+    size_t ys = (size_t)total * d->sw;
+    plane_win g = resample_win(d->h[k], d->w[k], d->sh, d->sw);
+    size_t plane = (size_t)d->h[k] * d->w[k];
+    for (int n = 0; n < d->n; n++)
+        for (int c = 0; c < d->c[k]; c++) {
+            size_t at = ((size_t)n * d->c[k] + c) * plane;
+            plane_backward(d->down, &g, plane_of(r_k, at),
+                           dz + stitch_plane_at(d, total, n, off + c), ys, dr_k + at);
+        }
+}
+
 void zn_stitch_backward(const zn_stitch_dims *d, const float *const *r, const float *dz,
                         float *const *dr)
 {
-    int total = stitch_channels(d);
-    size_t ys = (size_t)total * d->sw;
-    for (int k = 0, off = 0; k < d->count; off += d->c[k], k++) {
-        plane_win g = resample_win(d->h[k], d->w[k], d->sh, d->sw);
-        size_t plane = (size_t)d->h[k] * d->w[k];
-        for (int n = 0; n < d->n; n++)
-            for (int c = 0; c < d->c[k]; c++) {
-                size_t at = ((size_t)n * d->c[k] + c) * plane;
-                plane_backward(d->down, &g, r[k] + at, dz + stitch_plane_at(d, total, n, off + c),
-                               ys, dr[k] + at);
-            }
-    }
+    for (int k = 0; k < d->count; k++)
+        zn_stitch_backward_one(d, k, r ? r[k] : NULL, dz, dr[k]);
 }

@@ -30,11 +30,15 @@ void zn_batchnorm_forward_train(const zn_bn_dims *d, const float *x, const float
 void zn_batchnorm_forward_infer(const zn_bn_dims *d, const float *x, const float *gamma,
                                 const float *beta, const float *running_mean,
                                 const float *running_var, float *y);
-/* Backward of the training forward: dx [N,C,HW], dgamma [C], dbeta [C]. saved is the buffer
- * the forward filled, or NULL to recompute the batch statistics from x. */
+/* Backward of the training forward: dx [N,C,HW], dgamma [C], dbeta [C]; any of the three may be
+ * NULL to skip it (gamma is read only for dx). saved is the buffer the forward filled, or NULL
+ * to recompute the batch statistics from x. */
 void zn_batchnorm_backward(const zn_bn_dims *d, const float *x, const float *gamma,
                            const float *dy, const float *saved, float *dx, float *dgamma,
                            float *dbeta);
+/* sum[C] = x [N, C, HW] summed over N and HW: the gradient of a conv or linear bias (HW = 1 for
+ * [N, C]) and of batch-norm beta. */
+void zn_channel_sum(int n, int c, int hw, const float *x, float *sum);
 
 /* ---- elementwise (k_eltwise.c); outputs may alias inputs --------------------------------- */
 void zn_relu_forward(size_t n, const float *x, float *y);
@@ -56,7 +60,8 @@ bool zn_find_nonfinite(const float *x, size_t n, size_t *where);
  * x: [N, C, H, W]. Pooling uses floor mode: out = (in + 2*pad - kernel) / stride + 1. Max
  * routes the gradient to the first maximum of each window (row-major order), recomputed from x.
  * Average divides by the number of in-image elements of the window (count_include_pad =
- * false). A window lying wholly in the padding yields 0 and gets no gradient. */
+ * false). A window lying wholly in the padding yields 0 and gets no gradient. Backwards read x
+ * only for MAX: with AVG it may be NULL (for stitch, r may be NULL). */
 typedef enum { ZN_WINDOW_MAX, ZN_WINDOW_AVG } zn_window_reduce;
 
 typedef struct {
@@ -96,6 +101,9 @@ typedef struct {
 void zn_stitch_forward(const zn_stitch_dims *d, const float *const *r, float *z);
 void zn_stitch_backward(const zn_stitch_dims *d, const float *const *r, const float *dz,
                         float *const *dr);
+/* The gradient of input k alone: dr_k [N, C_k, H_k, W_k] from its own columns of dz. */
+void zn_stitch_backward_one(const zn_stitch_dims *d, int k, const float *r_k, const float *dz,
+                            float *dr_k);
 
 /* ---- layout (k_layout.c) -----------------------------------------------------------------
  * Concat of `count` tensors along one axis, seen as [outer, len_k, inner]: for N-batched
@@ -107,6 +115,10 @@ void zn_concat_forward(size_t outer, size_t inner, int count, const int *len,
                        const float *const *x, float *y);
 void zn_concat_backward(size_t outer, size_t inner, int count, const int *len, const float *dy,
                         float *const *dx);
+/* One part of the backward: y [outer, len, inner] = x [outer, offset .. offset + len, inner] of
+ * x [outer, total, inner]. */
+void zn_slice_forward(size_t outer, size_t inner, size_t total, size_t offset, size_t len,
+                      const float *x, float *y);
 
 /* Permutes per-example axes (rank <= 4, the batch axis stays first): output axis i takes input
  * axis perm[i]; x has per-example shape dims[rank], y has dims[perm[i]]. The backward applies

@@ -1,11 +1,11 @@
-/* train.c: the `train { }` section: its settings functions (sgd, piecewise, pad_crop, ...),
+/* recipe_eval.c: the `train { }` section: its settings functions (sgd, piecewise, pad_crop, ...),
  * the check of every key and value, and their conversion into a zn_recipe. Command-line
  * overrides (--set train.KEY=VALUE) replace a key's expression before conversion. */
 #include <stdio.h>
 #include <string.h>
 
 #include "eval.h"
-#include "train.h"
+#include "recipe_eval.h"
 
 /* Every settings function returns a record of its bound arguments. */
 static zn_value lower_record(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -260,7 +260,7 @@ static bool known_key(zn_eval *ev, const char *key, zn_span at)
     return false;
 }
 
-void zn_train_eval(zn_eval *ev, zn_scope *model_params, const zn_ast *train, const zn_train_override *ovr,
+void zn_recipe_eval(zn_eval *ev, zn_scope *model_params, const zn_ast *train, const zn_train_override *ovr,
                    int n_ovr, zn_recipe *r)
 {
     zn_recipe_default(r);

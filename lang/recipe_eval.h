@@ -1,6 +1,6 @@
-/* train.h: evaluation of the train section into a zn_recipe (train.c). */
-#ifndef ZN_TRAIN_H
-#define ZN_TRAIN_H
+/* recipe_eval.h: evaluation of the train section into a zn_recipe (recipe_eval.c). */
+#ifndef ZN_RECIPE_EVAL_H
+#define ZN_RECIPE_EVAL_H
 
 #include "eval.h"
 #include "runtime/recipe.h"
@@ -12,7 +12,7 @@ typedef struct {
 
 /* Starts from the default recipe, applies the section's settings (model parameters are
  * visible), then the overrides. Errors are reported through ev->diag. */
-void zn_train_eval(zn_eval *ev, zn_scope *model_params, const zn_ast *train,
+void zn_recipe_eval(zn_eval *ev, zn_scope *model_params, const zn_ast *train,
                    const zn_train_override *ovr, int n_ovr, zn_recipe *r);
 /* The setting names, for help texts and did-you-mean. */
 const char *const *zn_train_keys(int *n);

@@ -1,0 +1,70 @@
+/* backend.h: the interface every backend implements (CPU, CUDA): a small vtable over a graph and
+ * its memory plan. Tensors are addressed by (region, offset) from the plan; the backend owns the
+ * memory. A registry (backend.c) lists the compiled-in backends for --backend NAME. */
+#ifndef ZN_BACKEND_H
+#define ZN_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "graph/graph.h"
+#include "graph/plan.h"
+
+typedef struct zn_backend zn_backend;
+
+typedef struct {
+    bool check_numerics; /* stop at the first NaN/Inf a node writes, naming the node */
+    bool training;       /* batch norm uses batch statistics and updates running ones */
+    int threads;         /* 0: every core */
+} zn_backend_opts;
+
+/* One optimizer step over every parameter (ZN_NODE_PARAM) with its GRAD node. */
+typedef struct {
+    enum { ZN_STEP_SGD, ZN_STEP_ADAM } kind;
+    float lr;            /* this step's learning rate */
+    float momentum;      /* sgd */
+    bool nesterov;       /* sgd */
+    float weight_decay;  /* as applied to the gradient: g += weight_decay * w */
+    float beta1, beta2, eps; /* adam */
+    long t;              /* adam: 1-based step count */
+} zn_optim_step;
+
+typedef struct {
+    const char *name;
+    /* false (with the reason) when the backend cannot run here (no GPU, no driver). */
+    bool (*available)(char *why, size_t len);
+    zn_backend *(*create)(const zn_backend_opts *opts, char *err, size_t errlen);
+    void (*destroy)(zn_backend *be);
+    bool (*supports)(zn_backend *be, const zn_graph *g, int id);
+    size_t (*workspace_bytes)(zn_backend *be, const zn_graph *g, int id, int batch);
+    /* Allocates every region of the plan (and optimizer state for the PARAMS region). */
+    bool (*alloc)(zn_backend *be, const zn_plan *p);
+    bool (*set)(zn_backend *be, zn_region r, size_t offset, const void *host, size_t bytes);
+    bool (*get)(zn_backend *be, zn_region r, size_t offset, void *host, size_t bytes);
+    /* Called once per (graph, plan) before compute: per-node setup (algorithm choice...). */
+    bool (*prepare)(zn_backend *be, const zn_graph *g, const zn_plan *p);
+    /* Runs nodes first..last (inclusive, node order); INPUT and PARAM nodes are skipped. */
+    bool (*compute)(zn_backend *be, const zn_graph *g, const zn_plan *p, int first, int last);
+    bool (*optimize)(zn_backend *be, const zn_graph *g, const zn_plan *p, const zn_optim_step *s);
+    bool (*synchronize)(zn_backend *be);
+    /* Switches batch norm between training (batch statistics, running ones updated) and
+     * inference (running statistics) for the following compute calls. */
+    void (*set_training)(zn_backend *be, bool training);
+    /* The message of the last failure: names the failed call or the node (name, file:line). */
+    const char *(*last_error)(zn_backend *be);
+    /* Highest arena byte written since alloc (the measured high-water mark). */
+    size_t (*arena_high_water)(zn_backend *be);
+} zn_backend_ops;
+
+struct zn_backend {
+    const zn_backend_ops *ops;
+};
+
+/* The compiled-in backends, NULL-terminated. */
+const zn_backend_ops *const *zn_backends(void);
+/* By name; NULL (and a message listing the names) when unknown. */
+const zn_backend_ops *zn_backend_find(const char *name, char *err, size_t errlen);
+
+extern const zn_backend_ops zn_cpu_backend;
+
+#endif

@@ -1,0 +1,347 @@
+/* cpu_backend.c: the CPU backend's vtable (zn_cpu_backend): memory (one 64-byte aligned block
+ * per plan region, the kernel workspace, optimizer state), tensor set/get, the compute loop that
+ * dispatches every node to its runner (cpu_forward.c, cpu_backward.c) with the optional
+ * non-finite check, the optimizer step and the measured arena high-water mark. */
+#include "backends/cpu/cpu_backend.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/cpu/threads.h"
+
+/* alloc fills the arena with this word, and arena_high_water finds the last word that no longer
+ * holds it. It is a signalling-NaN pattern no kernel writes, so the mark is exact to 4 bytes,
+ * and a kernel reading a tensor nobody wrote sees NaNs (caught by check_numerics). */
+#define ARENA_SENTINEL UINT32_C(0x7FA5A5A5)
+
+static const char *const region_names[ZN_REGION_COUNT] = {"arena", "params", "grads"};
+
+/* The worker pool is process-wide: the first live backend starts it, the last one stops it. */
+static int live_backends;
+
+static zn_cpu *cpu_of(zn_backend *be)
+{
+    return (zn_cpu *)be;
+}
+
+static bool cpu_available(char *why, size_t len)
+{
+    (void)why;
+    (void)len;
+    return true;
+}
+
+static zn_backend *cpu_create(const zn_backend_opts *opts, char *err, size_t errlen)
+{
+    zn_cpu *cpu = calloc(1, sizeof *cpu);
+    if (!cpu) {
+        snprintf(err, errlen, "cpu backend: calloc of %zu bytes failed", sizeof *cpu);
+        return NULL;
+    }
+    cpu->base.ops = &zn_cpu_backend;
+    cpu->opts = *opts;
+    if (live_backends++ == 0) zn_cpu_threads_init(opts->threads);
+    return &cpu->base;
+}
+
+static void release_memory(zn_cpu *cpu)
+{
+    for (int r = 0; r < ZN_REGION_COUNT; r++) {
+        free(cpu->mem[r]);
+        cpu->mem[r] = NULL;
+        cpu->bytes[r] = 0;
+    }
+    free(cpu->workspace);
+    cpu->workspace = NULL;
+    cpu->workspace_bytes = 0;
+    for (int m = 0; m < 2; m++) {
+        free(cpu->moment[m]);
+        cpu->moment[m] = NULL;
+    }
+}
+
+static void cpu_destroy(zn_backend *be)
+{
+    if (!be) return;
+    zn_cpu *cpu = cpu_of(be);
+    release_memory(cpu);
+    free(cpu->ptrs);
+    free(cpu->ints);
+    free(cpu);
+    if (--live_backends == 0) zn_cpu_threads_free();
+}
+
+static const char *op_name(zn_op op, char *buf, size_t len)
+{
+    if ((unsigned)op < ZN_OP_COUNT && zn_ops[op].name) return zn_ops[op].name;
+    snprintf(buf, len, "#%d", (int)op);
+    return buf;
+}
+
+/* false (with the message in last_error) for an op this backend has no runner for. */
+static bool cpu_supports(zn_backend *be, const zn_graph *g, int id)
+{
+    const zn_node *n = &g->nodes[id];
+    zn_op op = n->op;
+    if (op == ZN_OP_INPUT || op == ZN_OP_PARAM ||
+        ((unsigned)op < ZN_OP_COUNT && (zn_cpu_forward_runners[op] || zn_cpu_backward_runners[op])))
+        return true;
+    char where[256], name[32];
+    return zn_cpu_fail(cpu_of(be), "cpu backend: op %s (%s, %s) is not supported",
+                       op_name(op, name, sizeof name), n->name,
+                       zn_cpu_where(n, where, sizeof where));
+}
+
+static size_t cpu_workspace_bytes(zn_backend *be, const zn_graph *g, int id, int batch)
+{
+    (void)be;
+    switch (g->nodes[id].op) {
+    case ZN_OP_CONV2D:
+    case ZN_OP_CONV2D_BWD_DATA:
+    case ZN_OP_CONV2D_BWD_FILTER: {
+        zn_conv_params p = zn_cpu_conv_params(g, id, batch);
+        return zn_conv2d_workspace_bytes(&p);
+    }
+    default:
+        return 0;
+    }
+}
+
+/* 64-byte aligned memory of `bytes` (NULL for 0 bytes); false with a message naming `what`. */
+static bool alloc_block(zn_cpu *cpu, size_t bytes, const char *what, void **out)
+{
+    *out = NULL;
+    if (!bytes) return true;
+    int rc = posix_memalign(out, 64, bytes);
+    if (rc == 0) return true;
+    *out = NULL;
+    return zn_cpu_fail(cpu, "cpu backend: cannot allocate %zu bytes (%.2f GiB) for the %s: "
+                       "posix_memalign: %s", bytes, (double)bytes / (1u << 30), what, strerror(rc));
+}
+
+static bool cpu_alloc(zn_backend *be, const zn_plan *p)
+{
+    zn_cpu *cpu = cpu_of(be);
+    release_memory(cpu);
+    for (int r = 0; r < ZN_REGION_COUNT; r++) {
+        if (!alloc_block(cpu, p->region_bytes[r], region_names[r], (void **)&cpu->mem[r])) {
+            release_memory(cpu);
+            return false;
+        }
+        cpu->bytes[r] = p->region_bytes[r];
+    }
+    if (!alloc_block(cpu, p->workspace_bytes, "kernel workspace", (void **)&cpu->workspace)) {
+        release_memory(cpu);
+        return false;
+    }
+    cpu->workspace_bytes = p->workspace_bytes;
+    uint32_t *arena = (uint32_t *)cpu->mem[ZN_REGION_ARENA];
+    for (size_t i = 0; i < cpu->bytes[ZN_REGION_ARENA] / 4; i++) arena[i] = ARENA_SENTINEL;
+    return true;
+}
+
+/* Whether [offset, offset + bytes) lies in region r; false with a message naming the call. */
+static bool in_region(zn_cpu *cpu, const char *call, zn_region r, size_t offset, size_t bytes)
+{
+    if ((unsigned)r >= ZN_REGION_COUNT)
+        return zn_cpu_fail(cpu, "cpu backend: %s: no region %d", call, (int)r);
+    size_t have = cpu->bytes[r];
+    if (offset > have || bytes > have - offset)
+        return zn_cpu_fail(cpu, "cpu backend: %s of %zu bytes at offset %zu is outside the %s "
+                           "region (%zu bytes)", call, bytes, offset, region_names[r], have);
+    return true;
+}
+
+static bool cpu_set(zn_backend *be, zn_region r, size_t offset, const void *host, size_t bytes)
+{
+    zn_cpu *cpu = cpu_of(be);
+    if (!in_region(cpu, "set", r, offset, bytes)) return false;
+    if (bytes) memcpy(cpu->mem[r] + offset, host, bytes);
+    return true;
+}
+
+static bool cpu_get(zn_backend *be, zn_region r, size_t offset, void *host, size_t bytes)
+{
+    zn_cpu *cpu = cpu_of(be);
+    if (!in_region(cpu, "get", r, offset, bytes)) return false;
+    if (bytes) memcpy(host, cpu->mem[r] + offset, bytes);
+    return true;
+}
+
+/* Every node of first..last can run: supported, and its scratch fits the plan's workspace. */
+static bool check_nodes(zn_cpu *cpu, const zn_graph *g, const zn_plan *p, int first, int last)
+{
+    for (int id = first; id <= last; id++) {
+        const zn_node *n = &g->nodes[id];
+        char where[256], name[32];
+        if (!cpu_supports(&cpu->base, g, id)) return false;
+        size_t ws = cpu_workspace_bytes(&cpu->base, g, id, p->batch);
+        if (ws > cpu->workspace_bytes)
+            return zn_cpu_fail(cpu, "cpu backend: node '%s' (%s, %s) needs %zu bytes of "
+                               "workspace, the plan has %zu", n->name,
+                               zn_cpu_where(n, where, sizeof where),
+                               op_name(n->op, name, sizeof name), ws, cpu->workspace_bytes);
+    }
+    return true;
+}
+
+/* The argument arrays hold the sources of the widest node of first..last. */
+static bool grow_args(zn_cpu *cpu, const zn_graph *g, int first, int last)
+{
+    int need = 1;
+    for (int id = first; id <= last; id++)
+        if (g->nodes[id].n_src > need) need = g->nodes[id].n_src;
+    if (need <= cpu->cap) return true;
+    const float **ptrs = realloc(cpu->ptrs, sizeof *ptrs * (size_t)need);
+    if (ptrs) cpu->ptrs = ptrs;
+    int *ints = realloc(cpu->ints, sizeof *ints * 3 * (size_t)need);
+    if (ints) cpu->ints = ints;
+    if (!ptrs || !ints) return zn_cpu_fail(cpu, "cpu backend: realloc of %d sources failed", need);
+    cpu->cap = need;
+    return true;
+}
+
+/* The plan was allocated here and covers this graph. */
+static bool check_plan(zn_cpu *cpu, const zn_graph *g, const zn_plan *p)
+{
+    if (p->n_nodes != g->n_nodes)
+        return zn_cpu_fail(cpu, "cpu backend: the plan has %d nodes, the graph %d", p->n_nodes,
+                           g->n_nodes);
+    for (int r = 0; r < ZN_REGION_COUNT; r++)
+        if (p->region_bytes[r] > cpu->bytes[r])
+            return zn_cpu_fail(cpu, "cpu backend: the plan's %s region (%zu bytes) is larger "
+                               "than what alloc gave (%zu bytes): call alloc with this plan",
+                               region_names[r], p->region_bytes[r], cpu->bytes[r]);
+    return true;
+}
+
+static bool cpu_prepare(zn_backend *be, const zn_graph *g, const zn_plan *p)
+{
+    zn_cpu *cpu = cpu_of(be);
+    return check_plan(cpu, g, p) && check_nodes(cpu, g, p, 0, g->n_nodes - 1) &&
+           grow_args(cpu, g, 0, g->n_nodes - 1);
+}
+
+/* After node id ran: its float output holds no NaN or infinity. */
+static bool check_finite(const zn_cpu_call *c)
+{
+    const zn_node *n = c->node;
+    if (n->shape.dtype != ZN_DTYPE_F32) return true;
+    const float *y = zn_cpu_out(c);
+    size_t at;
+    if (!zn_find_nonfinite(y, zn_cpu_numel(c, &n->shape), &at)) return true;
+    char where[256], name[32];
+    const char *what = y[at] != y[at] ? "NaN" : y[at] > 0 ? "+Inf" : "-Inf";
+    return zn_cpu_fail(c->cpu, "node '%s' (%s, %s) produced %s at element %zu", n->name,
+                       zn_cpu_where(n, where, sizeof where), op_name(n->op, name, sizeof name),
+                       what, at);
+}
+
+static bool cpu_compute(zn_backend *be, const zn_graph *g, const zn_plan *p, int first, int last)
+{
+    zn_cpu *cpu = cpu_of(be);
+    if (first < 0 || last >= g->n_nodes || first > last)
+        return zn_cpu_fail(cpu, "cpu backend: compute of nodes %d..%d of a graph of %d", first,
+                           last, g->n_nodes);
+    if (!check_plan(cpu, g, p) || !check_nodes(cpu, g, p, first, last) ||
+        !grow_args(cpu, g, first, last))
+        return false;
+    for (int id = first; id <= last; id++) {
+        const zn_node *n = &g->nodes[id];
+        if (n->op == ZN_OP_INPUT || n->op == ZN_OP_PARAM) continue;
+        zn_cpu_runner run = zn_cpu_forward_runners[n->op] ? zn_cpu_forward_runners[n->op]
+                                                          : zn_cpu_backward_runners[n->op];
+        zn_cpu_call c = {cpu, g, p, id, n};
+        if (!run(&c)) return false;
+        if (cpu->opts.check_numerics && !check_finite(&c)) return false;
+    }
+    return true;
+}
+
+/* Optimizer state buffer m (zeroed, the PARAMS region's size), allocated on first use. */
+static bool ensure_moment(zn_cpu *cpu, int m)
+{
+    if (cpu->moment[m] || !cpu->bytes[ZN_REGION_PARAMS]) return true;
+    if (!alloc_block(cpu, cpu->bytes[ZN_REGION_PARAMS], "optimizer state",
+                     (void **)&cpu->moment[m]))
+        return false;
+    memset(cpu->moment[m], 0, cpu->bytes[ZN_REGION_PARAMS]);
+    return true;
+}
+
+static bool cpu_optimize(zn_backend *be, const zn_graph *g, const zn_plan *p,
+                         const zn_optim_step *s)
+{
+    zn_cpu *cpu = cpu_of(be);
+    bool adam = s->kind == ZN_STEP_ADAM;
+    if (!check_plan(cpu, g, p) || !ensure_moment(cpu, 0) || (adam && !ensure_moment(cpu, 1)))
+        return false;
+    const zn_sgd sgd = {s->lr, s->momentum, s->weight_decay, s->nesterov};
+    const zn_adam adm = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay};
+    zn_cpu_call c = {.cpu = cpu, .g = g, .p = p};
+    for (int id = 0; id < g->n_nodes; id++) {
+        const zn_node *n = &g->nodes[id];
+        if (!(n->flags & ZN_NODE_GRAD)) continue;
+        int param = n->grad_of;
+        if (param < 0 || param >= g->n_nodes || p->region[param] != ZN_REGION_PARAMS) {
+            char where[256];
+            return zn_cpu_fail(cpu, "cpu backend: gradient '%s' (%s) has no parameter to update",
+                               n->name, zn_cpu_where(n, where, sizeof where));
+        }
+        size_t count = (size_t)zn_shape_numel(&g->nodes[param].shape), slot = p->offset[param] / 4;
+        float *w = zn_cpu_tensor(&c, param);
+        const float *grad = zn_cpu_tensor(&c, id);
+        if (adam)
+            zn_adam_step(&adm, s->t, count, w, grad, cpu->moment[0] + slot,
+                         cpu->moment[1] + slot);
+        else
+            zn_sgd_step(&sgd, count, w, grad, cpu->moment[0] + slot);
+    }
+    return true;
+}
+
+static bool cpu_synchronize(zn_backend *be)
+{
+    (void)be;
+    return true;
+}
+
+static void cpu_set_training(zn_backend *be, bool training)
+{
+    cpu_of(be)->opts.training = training;
+}
+
+static const char *cpu_last_error(zn_backend *be)
+{
+    return cpu_of(be)->err;
+}
+
+static size_t cpu_arena_high_water(zn_backend *be)
+{
+    zn_cpu *cpu = cpu_of(be);
+    const uint32_t *arena = (const uint32_t *)cpu->mem[ZN_REGION_ARENA];
+    size_t words = cpu->bytes[ZN_REGION_ARENA] / 4;
+    while (words && arena[words - 1] == ARENA_SENTINEL) words--;
+    return words * 4;
+}
+
+const zn_backend_ops zn_cpu_backend = {
+    .name = "cpu",
+    .available = cpu_available,
+    .create = cpu_create,
+    .destroy = cpu_destroy,
+    .supports = cpu_supports,
+    .workspace_bytes = cpu_workspace_bytes,
+    .alloc = cpu_alloc,
+    .set = cpu_set,
+    .get = cpu_get,
+    .prepare = cpu_prepare,
+    .compute = cpu_compute,
+    .optimize = cpu_optimize,
+    .synchronize = cpu_synchronize,
+    .set_training = cpu_set_training,
+    .last_error = cpu_last_error,
+    .arena_high_water = cpu_arena_high_water,
+};

@@ -1,0 +1,96 @@
+/* cpu_backend.h: what the CPU backend's files share (internal to backends/cpu): the backend's
+ * state, the per-node call every op runner receives, and the runner tables of the forward ops
+ * (cpu_forward.c) and backward ops (cpu_backward.c) that cpu_backend.c dispatches through. */
+#ifndef ZN_CPU_BACKEND_H
+#define ZN_CPU_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backends/backend.h"
+#include "backends/cpu/conv.h"
+#include "backends/cpu/kernels.h"
+
+typedef struct {
+    zn_backend base; /* first, so a zn_backend * is a zn_cpu * */
+    zn_backend_opts opts;
+    unsigned char *mem[ZN_REGION_COUNT]; /* one allocation per region of the plan */
+    size_t bytes[ZN_REGION_COUNT];
+    float *workspace; /* kernel scratch, the plan's workspace_bytes */
+    size_t workspace_bytes;
+    /* Optimizer state laid out like the PARAMS region (a parameter's slot is at its offset):
+     * [0] SGD momentum or Adam's m, [1] Adam's v; allocated zeroed on first use. */
+    float *moment[2];
+    /* Argument arrays for ops with any number of sources (concat, stitch), cap entries each. */
+    const float **ptrs;
+    int *ints; /* 3 * cap */
+    int cap;
+    char err[1024];
+} zn_cpu;
+
+/* One node being computed. */
+typedef struct {
+    zn_cpu *cpu;
+    const zn_graph *g;
+    const zn_plan *p;
+    int id;
+    const zn_node *node;
+} zn_cpu_call;
+
+typedef bool (*zn_cpu_runner)(const zn_cpu_call *c);
+
+/* Indexed by op; NULL where the file has no runner for the op. */
+extern const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT];
+extern const zn_cpu_runner zn_cpu_backward_runners[ZN_OP_COUNT];
+
+/* The tensor of node id under the plan: its region's base plus its offset. */
+void *zn_cpu_tensor(const zn_cpu_call *c, int id);
+
+static inline float *zn_cpu_out(const zn_cpu_call *c)
+{
+    return zn_cpu_tensor(c, c->id);
+}
+
+static inline float *zn_cpu_src(const zn_cpu_call *c, int k)
+{
+    return zn_cpu_tensor(c, c->node->src[k]);
+}
+
+static inline const zn_shape *zn_cpu_src_shape(const zn_cpu_call *c, int k)
+{
+    return &c->g->nodes[c->node->src[k]].shape;
+}
+
+/* The batch extent of a tensor of shape s: the plan's batch when batched, else 1. */
+static inline int zn_cpu_batch(const zn_cpu_call *c, const zn_shape *s)
+{
+    return s->batched ? c->p->batch : 1;
+}
+
+/* Elements of a tensor of shape s, its batch axis included. */
+size_t zn_cpu_numel(const zn_cpu_call *c, const zn_shape *s);
+/* Extent i of s as an int (per-example extents fit: at most 2^31 elements per example). */
+int zn_cpu_dim(const zn_shape *s, int i);
+/* The product of extents from..rank of s (1 when from >= rank): H*W of [C, H, W] from 1. */
+int zn_cpu_inner(const zn_shape *s, int from);
+
+/* Writes "cpu backend: ..." style messages; always returns false. */
+bool zn_cpu_fail(zn_cpu *cpu, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "models/x.znet:12:3" (line and column left out when unknown) into buf; returns buf. */
+const char *zn_cpu_where(const zn_node *n, char *buf, size_t len);
+
+/* The convolution of node id (CONV2D or either of its backward ops) at this batch. */
+zn_conv_params zn_cpu_conv_params(const zn_graph *g, int id, int batch);
+/* How a resample or stitch mode reduces (nearest has one-element windows: either works). */
+zn_window_reduce zn_cpu_window(zn_resample_mode m);
+/* Per-example extents of s as ints (the kernels' dims[] arguments). */
+void zn_cpu_int_dims(const zn_shape *s, int dims[ZN_MAX_RANK]);
+/* A stitch of the node's sources 0..count-1 into z [S_h, sum C_k, S_w]; the per-input arrays
+ * live in the backend's ints[]. */
+zn_stitch_dims zn_cpu_stitch_dims(const zn_cpu_call *c, int count, const zn_shape *z);
+/* FLATTEN and RESHAPE: the same elements under another shape. */
+bool zn_cpu_run_copy(const zn_cpu_call *c);
+/* The message for a label outside 0..K-1 at batch row `row` of an XENT or XENT_BWD node. */
+bool zn_cpu_bad_label(const zn_cpu_call *c, int row, int classes);
+
+#endif

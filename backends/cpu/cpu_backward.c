@@ -1,0 +1,180 @@
+/* cpu_backward.c: the CPU backend's runners of the backward ops autodiff appends. Each node's
+ * shape is the gradient it produces and its attributes are the forward op's (graph/ops.h lists
+ * every op's sources); each runner overwrites its output with one kernel call. */
+#include "backends/cpu/cpu_backend.h"
+
+/* dy, w -> dx */
+static bool run_conv2d_bwd_data(const zn_cpu_call *c)
+{
+    zn_conv_params p = zn_cpu_conv_params(c->g, c->id, c->p->batch);
+    zn_conv2d_backward_data(&p, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_out(c),
+                            c->cpu->workspace);
+    return true;
+}
+
+/* x, dy -> dw (the bias has a BIAS_BWD node of its own) */
+static bool run_conv2d_bwd_filter(const zn_cpu_call *c)
+{
+    zn_conv_params p = zn_cpu_conv_params(c->g, c->id, c->p->batch);
+    zn_conv2d_backward_filter(&p, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_out(c), NULL,
+                              c->cpu->workspace);
+    return true;
+}
+
+/* dy [C, ...] -> [C] */
+static bool run_bias_bwd(const zn_cpu_call *c)
+{
+    const zn_shape *dy = zn_cpu_src_shape(c, 0);
+    zn_channel_sum(zn_cpu_batch(c, dy), zn_cpu_dim(dy, 0), zn_cpu_inner(dy, 1), zn_cpu_src(c, 0),
+                   zn_cpu_out(c));
+    return true;
+}
+
+static zn_bn_dims bn_dims(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0);
+    return (zn_bn_dims){zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_inner(x, 1),
+                        c->node->attr.eps, c->node->attr.momentum};
+}
+
+/* x, gamma, dy -> dx */
+static bool run_batchnorm_bwd_data(const zn_cpu_call *c)
+{
+    zn_bn_dims d = bn_dims(c);
+    zn_batchnorm_backward(&d, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2), NULL,
+                          zn_cpu_out(c), NULL, NULL);
+    return true;
+}
+
+/* x, dy -> dgamma */
+static bool run_batchnorm_bwd_gamma(const zn_cpu_call *c)
+{
+    zn_bn_dims d = bn_dims(c);
+    zn_batchnorm_backward(&d, zn_cpu_src(c, 0), NULL, zn_cpu_src(c, 1), NULL, NULL,
+                          zn_cpu_out(c), NULL);
+    return true;
+}
+
+/* y, dy -> dx */
+static bool run_relu_bwd(const zn_cpu_call *c)
+{
+    zn_relu_backward(zn_cpu_numel(c, &c->node->shape), zn_cpu_src(c, 0), zn_cpu_src(c, 1),
+                     zn_cpu_out(c));
+    return true;
+}
+
+/* Max: x, dy -> dx; average: dy -> dx (no x to read). */
+static const float *pool_x(const zn_cpu_call *c, zn_window_reduce r)
+{
+    return r == ZN_WINDOW_MAX ? zn_cpu_src(c, 0) : NULL;
+}
+
+static bool run_pool_bwd(const zn_cpu_call *c)
+{
+    const zn_shape *x = &c->node->shape;
+    const zn_attrs *a = &c->node->attr;
+    zn_pool_dims d = {zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1), zn_cpu_dim(x, 2),
+                      {a->kernel[0], a->kernel[1]}, {a->stride[0], a->stride[1]},
+                      {a->pad[0], a->pad[1]}};
+    zn_window_reduce r = c->node->op == ZN_OP_MAXPOOL_BWD ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
+    zn_pool_backward(r, &d, pool_x(c, r), zn_cpu_src(c, c->node->n_src - 1), zn_cpu_out(c));
+    return true;
+}
+
+static bool run_global_pool_bwd(const zn_cpu_call *c)
+{
+    const zn_shape *x = &c->node->shape;
+    zn_window_reduce r =
+        c->node->op == ZN_OP_GLOBAL_MAXPOOL_BWD ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
+    zn_global_pool_backward(r, zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1),
+                            zn_cpu_dim(x, 2), pool_x(c, r), zn_cpu_src(c, c->node->n_src - 1),
+                            zn_cpu_out(c));
+    return true;
+}
+
+/* dy [O], w [O, I] -> dx [I] */
+static bool run_linear_bwd_data(const zn_cpu_call *c)
+{
+    const zn_shape *dx = &c->node->shape, *dy = zn_cpu_src_shape(c, 0);
+    zn_linear_backward_data(zn_cpu_batch(c, dx), zn_cpu_dim(dx, 0), zn_cpu_dim(dy, 0),
+                            zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_out(c));
+    return true;
+}
+
+/* x [I], dy [O] -> dw [O, I] */
+static bool run_linear_bwd_weight(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0), *dy = zn_cpu_src_shape(c, 1);
+    zn_linear_backward_weight(zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(dy, 0),
+                              zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_out(c), NULL);
+    return true;
+}
+
+/* dy -> dy[..., size[0] .. size[0] + len, ...] along attr.axis, len from the node's shape. */
+static bool run_slice(const zn_cpu_call *c)
+{
+    const zn_shape *dy = zn_cpu_src_shape(c, 0);
+    const int axis = c->node->attr.axis;
+    int dims[ZN_MAX_RANK];
+    zn_cpu_int_dims(dy, dims);
+    size_t outer, inner;
+    zn_concat_split(zn_cpu_batch(c, dy), dy->rank, dims, axis, &outer, &inner);
+    zn_slice_forward(outer, inner, (size_t)dims[axis], (size_t)c->node->attr.size[0],
+                     (size_t)zn_cpu_dim(&c->node->shape, axis), zn_cpu_src(c, 0), zn_cpu_out(c));
+    return true;
+}
+
+/* x, dy -> dx */
+static bool run_resample_bwd(const zn_cpu_call *c)
+{
+    const zn_shape *x = &c->node->shape, *dy = zn_cpu_src_shape(c, 1);
+    zn_window_reduce r = zn_cpu_window(c->node->attr.mode);
+    zn_resample_backward(r, zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1),
+                         zn_cpu_dim(x, 2), zn_cpu_dim(dy, 1), zn_cpu_dim(dy, 2), pool_x(c, r),
+                         zn_cpu_src(c, 1), zn_cpu_out(c));
+    return true;
+}
+
+/* r_0 .. r_{K-1}, dz -> d r_k, k = attr.axis */
+static bool run_stitch_bwd(const zn_cpu_call *c)
+{
+    const int count = c->node->n_src - 1, k = c->node->attr.axis;
+    zn_stitch_dims d = zn_cpu_stitch_dims(c, count, zn_cpu_src_shape(c, count));
+    const float *r_k = d.down == ZN_WINDOW_MAX ? zn_cpu_src(c, k) : NULL;
+    zn_stitch_backward_one(&d, k, r_k, zn_cpu_src(c, count), zn_cpu_out(c));
+    return true;
+}
+
+/* logits, label -> dlogits = weight * (softmax - target) (/ N for the mean) */
+static bool run_xent_bwd(const zn_cpu_call *c)
+{
+    const zn_shape *logits = zn_cpu_src_shape(c, 0);
+    const zn_attrs *a = &c->node->attr;
+    zn_xent_dims d = {zn_cpu_batch(c, logits), zn_cpu_dim(logits, 0), a->smoothing,
+                      a->reduction == ZN_REDUCE_MEAN};
+    int row;
+    if (zn_xent_backward(&d, zn_cpu_src(c, 0), zn_cpu_tensor(c, c->node->src[1]), a->weight,
+                         zn_cpu_out(c), &row) != ZN_KSTATUS_OK)
+        return zn_cpu_bad_label(c, row, d.k);
+    return true;
+}
+
+const zn_cpu_runner zn_cpu_backward_runners[ZN_OP_COUNT] = {
+    [ZN_OP_CONV2D_BWD_DATA] = run_conv2d_bwd_data,
+    [ZN_OP_CONV2D_BWD_FILTER] = run_conv2d_bwd_filter,
+    [ZN_OP_BIAS_BWD] = run_bias_bwd,
+    [ZN_OP_BATCHNORM_BWD_DATA] = run_batchnorm_bwd_data,
+    [ZN_OP_BATCHNORM_BWD_GAMMA] = run_batchnorm_bwd_gamma,
+    [ZN_OP_RELU_BWD] = run_relu_bwd,
+    [ZN_OP_MAXPOOL_BWD] = run_pool_bwd,
+    [ZN_OP_AVGPOOL_BWD] = run_pool_bwd,
+    [ZN_OP_GLOBAL_MAXPOOL_BWD] = run_global_pool_bwd,
+    [ZN_OP_GLOBAL_AVGPOOL_BWD] = run_global_pool_bwd,
+    [ZN_OP_LINEAR_BWD_DATA] = run_linear_bwd_data,
+    [ZN_OP_LINEAR_BWD_WEIGHT] = run_linear_bwd_weight,
+    [ZN_OP_SLICE] = run_slice,
+    [ZN_OP_RESAMPLE_BWD] = run_resample_bwd,
+    [ZN_OP_RESHAPE] = zn_cpu_run_copy,
+    [ZN_OP_STITCH_BWD] = run_stitch_bwd,
+    [ZN_OP_XENT_BWD] = run_xent_bwd,
+};

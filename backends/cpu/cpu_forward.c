@@ -1,0 +1,173 @@
+/* cpu_forward.c: the CPU backend's runners of the forward ops: each reads its node's shapes and
+ * attributes, finds its tensors through the plan and calls one kernel of kernels.h or conv.h.
+ * Per-example dims come from the node shapes; the batch extent from the plan. */
+#include "backends/cpu/cpu_backend.h"
+
+#include <string.h>
+
+static bool run_conv2d(const zn_cpu_call *c)
+{
+    zn_conv_params p = zn_cpu_conv_params(c->g, c->id, c->p->batch);
+    const float *bias = c->node->n_src == 3 ? zn_cpu_src(c, 2) : NULL;
+    zn_conv2d_forward(&p, zn_cpu_src(c, 0), zn_cpu_src(c, 1), bias, zn_cpu_out(c),
+                      c->cpu->workspace);
+    return true;
+}
+
+/* x [N, C, ...]: statistics per channel over N and the remaining axes. */
+static bool run_batchnorm(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0);
+    const zn_attrs *a = &c->node->attr;
+    zn_bn_dims d = {zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_inner(x, 1), a->eps,
+                    a->momentum};
+    const float *gamma = zn_cpu_src(c, 1), *beta = zn_cpu_src(c, 2);
+    float *mean = zn_cpu_src(c, 3), *var = zn_cpu_src(c, 4);
+    if (c->cpu->opts.training)
+        zn_batchnorm_forward_train(&d, zn_cpu_src(c, 0), gamma, beta, mean, var, zn_cpu_out(c),
+                                   NULL);
+    else
+        zn_batchnorm_forward_infer(&d, zn_cpu_src(c, 0), gamma, beta, mean, var, zn_cpu_out(c));
+    return true;
+}
+
+static bool run_relu(const zn_cpu_call *c)
+{
+    zn_relu_forward(zn_cpu_numel(c, &c->node->shape), zn_cpu_src(c, 0), zn_cpu_out(c));
+    return true;
+}
+
+static bool run_pool(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0);
+    const zn_attrs *a = &c->node->attr;
+    zn_pool_dims d = {zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1), zn_cpu_dim(x, 2),
+                      {a->kernel[0], a->kernel[1]}, {a->stride[0], a->stride[1]},
+                      {a->pad[0], a->pad[1]}};
+    zn_window_reduce r = c->node->op == ZN_OP_MAXPOOL ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
+    zn_pool_forward(r, &d, zn_cpu_src(c, 0), zn_cpu_out(c));
+    return true;
+}
+
+static bool run_global_pool(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0);
+    zn_window_reduce r = c->node->op == ZN_OP_GLOBAL_MAXPOOL ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
+    zn_global_pool_forward(r, zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1),
+                           zn_cpu_dim(x, 2), zn_cpu_src(c, 0), zn_cpu_out(c));
+    return true;
+}
+
+static bool run_linear(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0);
+    const float *bias = c->node->n_src == 3 ? zn_cpu_src(c, 2) : NULL;
+    zn_linear_forward(zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(&c->node->shape, 0),
+                      zn_cpu_src(c, 0), zn_cpu_src(c, 1), bias, zn_cpu_out(c));
+    return true;
+}
+
+static bool run_add(const zn_cpu_call *c)
+{
+    zn_add_forward(zn_cpu_numel(c, &c->node->shape), zn_cpu_src(c, 0), zn_cpu_src(c, 1),
+                   zn_cpu_out(c));
+    return true;
+}
+
+static bool run_scale(const zn_cpu_call *c)
+{
+    zn_scale_forward(zn_cpu_numel(c, &c->node->shape), c->node->attr.scale, zn_cpu_src(c, 0),
+                     zn_cpu_out(c));
+    return true;
+}
+
+static bool run_concat(const zn_cpu_call *c)
+{
+    const zn_shape *y = &c->node->shape;
+    const int axis = c->node->attr.axis;
+    int dims[ZN_MAX_RANK];
+    zn_cpu_int_dims(y, dims);
+    size_t outer, inner;
+    zn_concat_split(zn_cpu_batch(c, y), y->rank, dims, axis, &outer, &inner);
+    for (int k = 0; k < c->node->n_src; k++) {
+        c->cpu->ptrs[k] = zn_cpu_src(c, k);
+        c->cpu->ints[k] = zn_cpu_dim(zn_cpu_src_shape(c, k), axis);
+    }
+    zn_concat_forward(outer, inner, c->node->n_src, c->cpu->ints, c->cpu->ptrs, zn_cpu_out(c));
+    return true;
+}
+
+static bool run_resample(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0), *y = &c->node->shape;
+    zn_resample_forward(zn_cpu_window(c->node->attr.mode), zn_cpu_batch(c, x), zn_cpu_dim(x, 0),
+                        zn_cpu_dim(x, 1), zn_cpu_dim(x, 2), zn_cpu_dim(y, 1), zn_cpu_dim(y, 2),
+                        zn_cpu_src(c, 0), zn_cpu_out(c));
+    return true;
+}
+
+static bool run_transpose(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0);
+    int dims[ZN_MAX_RANK];
+    zn_cpu_int_dims(x, dims);
+    zn_transpose_forward(zn_cpu_batch(c, x), x->rank, dims, c->node->attr.perm, zn_cpu_src(c, 0),
+                         zn_cpu_out(c));
+    return true;
+}
+
+bool zn_cpu_run_copy(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0), *y = &c->node->shape;
+    size_t n = zn_cpu_numel(c, y);
+    if (zn_cpu_numel(c, x) != n) {
+        char where[256];
+        return zn_cpu_fail(c->cpu, "node '%s' (%s): %s of %zu elements from %zu", c->node->name,
+                           zn_cpu_where(c->node, where, sizeof where),
+                           zn_ops[c->node->op].name, n, zn_cpu_numel(c, x));
+    }
+    memcpy(zn_cpu_out(c), zn_cpu_src(c, 0), n * sizeof(float));
+    return true;
+}
+
+/* Z [S_h, sum C_k, S_w] */
+static bool run_stitch(const zn_cpu_call *c)
+{
+    zn_stitch_dims d = zn_cpu_stitch_dims(c, c->node->n_src, &c->node->shape);
+    for (int k = 0; k < d.count; k++) c->cpu->ptrs[k] = zn_cpu_src(c, k);
+    zn_stitch_forward(&d, c->cpu->ptrs, zn_cpu_out(c));
+    return true;
+}
+
+/* The loss of the head, unweighted (the caller weights the heads' losses by attr.weight). */
+static bool run_xent(const zn_cpu_call *c)
+{
+    const zn_shape *logits = zn_cpu_src_shape(c, 0);
+    const zn_attrs *a = &c->node->attr;
+    zn_xent_dims d = {zn_cpu_batch(c, logits), zn_cpu_dim(logits, 0), a->smoothing,
+                      a->reduction == ZN_REDUCE_MEAN};
+    int row;
+    if (zn_xent_forward(&d, zn_cpu_src(c, 0), zn_cpu_tensor(c, c->node->src[1]), zn_cpu_out(c),
+                        &row) != ZN_KSTATUS_OK)
+        return zn_cpu_bad_label(c, row, d.k);
+    return true;
+}
+
+const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT] = {
+    [ZN_OP_CONV2D] = run_conv2d,
+    [ZN_OP_BATCHNORM] = run_batchnorm,
+    [ZN_OP_RELU] = run_relu,
+    [ZN_OP_MAXPOOL] = run_pool,
+    [ZN_OP_AVGPOOL] = run_pool,
+    [ZN_OP_GLOBAL_MAXPOOL] = run_global_pool,
+    [ZN_OP_GLOBAL_AVGPOOL] = run_global_pool,
+    [ZN_OP_LINEAR] = run_linear,
+    [ZN_OP_ADD] = run_add,
+    [ZN_OP_SCALE] = run_scale,
+    [ZN_OP_CONCAT] = run_concat,
+    [ZN_OP_RESAMPLE] = run_resample,
+    [ZN_OP_TRANSPOSE] = run_transpose,
+    [ZN_OP_FLATTEN] = zn_cpu_run_copy,
+    [ZN_OP_STITCH] = run_stitch,
+    [ZN_OP_XENT] = run_xent,
+};

@@ -1,0 +1,121 @@
+/* cmd_run.c: `znet run FILE` (train with the file's recipe) and `znet eval FILE --weights CKPT`. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "runtime/train.h"
+
+/* Options both commands take, filled into o. */
+#define RUN_COMMON_OPTS(o, backend, threads)                                                                 \
+    {"--data", ZN_OPT_STRING, "DIR", "where the data set is (default: $ZNET_DATA, then ~/.cache/znet)",     \
+     &(o).data_dir, 0, 0},                                                                                  \
+    {"--backend", ZN_OPT_STRING, "NAME", "backend to run on (default cpu)", &(backend), 0, 0},               \
+    {"--threads", ZN_OPT_INT, "N", "CPU threads (default: every core)", &(threads), 0, 1024},               \
+    {"--test-limit", ZN_OPT_INT, "N", "evaluate on the first N test examples only", &(o).test_limit_l, 0,   \
+     1 << 30},                                                                                             \
+    {"--check-numerics", ZN_OPT_FLAG, NULL, "stop at the first NaN/Inf and name the node that made it",    \
+     &(o).check_numerics, 0, 0}
+
+typedef struct {
+    zn_run_opts run;
+    const char *data_dir;
+    long limit_l, test_limit_l;
+    bool check_numerics, no_save, quiet;
+    const char *save, *log, *resume, *weights;
+} run_args;
+
+/* Loads the model and backend shared by run and eval; returns -1 to go on, else an exit code. */
+static int prepare(run_args *a, zn_cli_common *c, const char *backend, long threads, zn_diag *d, zn_graph *g,
+                   zn_recipe *r)
+{
+    char err[512];
+    a->run.backend = zn_backend_find(backend, err, sizeof err);
+    if (!a->run.backend) {
+        fprintf(stderr, "znet: %s\n", err);
+        return ZN_EXIT_USAGE;
+    }
+    if (a->run.backend->available && !a->run.backend->available(err, sizeof err)) {
+        fprintf(stderr, "znet: backend %s cannot run here: %s\n", backend, err);
+        return ZN_EXIT_ERROR;
+    }
+    zn_diag_init(d, stderr);
+    if (!zn_cli_load(c, d, g, r)) return ZN_EXIT_ERROR;
+    a->run.file = c->file;
+    a->run.data_dir = a->data_dir;
+    a->run.limit = (int)a->limit_l;
+    a->run.test_limit = (int)a->test_limit_l;
+    a->run.backend_opts = (zn_backend_opts){.check_numerics = a->check_numerics, .threads = (int)threads};
+    return -1;
+}
+
+int zn_cmd_run(int argc, char **argv)
+{
+    run_args a = {0};
+    const char *backend = "cpu";
+    long threads = 0;
+    const zn_opt opts[] = {
+        RUN_COMMON_OPTS(a, backend, threads),
+        {"--limit", ZN_OPT_INT, "N", "train on the first N training examples only", &a.limit_l, 0, 1 << 30},
+        {"--log", ZN_OPT_STRING, "FILE", "write per-epoch figures as JSON lines (.jsonl) or CSV (.csv)", &a.log, 0, 0},
+        {"--save", ZN_OPT_STRING, "CKPT", "checkpoint path (default MODEL.ckpt), written every epoch", &a.save, 0, 0},
+        {"--no-save", ZN_OPT_FLAG, NULL, "write no checkpoint", &a.no_save, 0, 0},
+        {"--resume", ZN_OPT_STRING, "CKPT", "continue a run from its checkpoint", &a.resume, 0, 0},
+        {"--quiet", ZN_OPT_FLAG, NULL, "no progress bar (one line per epoch only)", &a.quiet, 0, 0},
+    };
+    zn_cli_common c;
+    int rc = zn_cli_parse(argc, argv, "run [options] FILE.znet",
+                          "Trains the model with the recipe of its train section (each setting can be\n"
+                          "changed: --epochs 2, --set train.lr=0.1). Each epoch prints train loss and\n"
+                          "accuracy, the test accuracy of every head and of the vote, lr and time; a\n"
+                          "checkpoint is saved every epoch. Example:\n"
+                          "  znet run models/davidnet_zee.znet --set width=16 --epochs 24 --log zee.jsonl",
+                          opts, (int)(sizeof opts / sizeof opts[0]), &c);
+    if (rc >= 0) return rc;
+    zn_diag d = {0};
+    zn_graph g = {0};
+    zn_recipe r;
+    rc = prepare(&a, &c, backend, threads, &d, &g, &r);
+    if (rc < 0) {
+        char save[4096];
+        snprintf(save, sizeof save, "%s.ckpt", g.model_name);
+        a.run.save_path = a.no_save ? NULL : a.save ? a.save : save;
+        a.run.log_path = a.log;
+        a.run.resume = a.resume;
+        a.run.progress = !a.quiet && isatty(STDERR_FILENO);
+        rc = zn_train_run(&g, &r, &a.run);
+    }
+    zn_graph_free(&g);
+    zn_diag_free(&d);
+    return rc;
+}
+
+int zn_cmd_eval(int argc, char **argv)
+{
+    run_args a = {0};
+    const char *backend = "cpu";
+    long threads = 0;
+    const zn_opt opts[] = {
+        RUN_COMMON_OPTS(a, backend, threads),
+        {"--weights", ZN_OPT_STRING, "CKPT", "the checkpoint to evaluate (required)", &a.weights, 0, 0},
+    };
+    zn_cli_common c;
+    int rc = zn_cli_parse(argc, argv, "eval --weights CKPT [options] FILE.znet",
+                          "Evaluates a trained checkpoint on the test set: accuracy of every head and of\n"
+                          "the vote, and the confusion matrix. The model file and --set values must be\n"
+                          "those the checkpoint was trained with.",
+                          opts, (int)(sizeof opts / sizeof opts[0]), &c);
+    if (rc >= 0) return rc;
+    if (!a.weights) {
+        fprintf(stderr, "znet eval: --weights CKPT is required\n");
+        return ZN_EXIT_USAGE;
+    }
+    zn_diag d = {0};
+    zn_graph g = {0};
+    zn_recipe r;
+    rc = prepare(&a, &c, backend, threads, &d, &g, &r);
+    if (rc < 0) rc = zn_train_eval(&g, &r, &a.run, a.weights);
+    zn_graph_free(&g);
+    zn_diag_free(&d);
+    return rc;
+}

@@ -1,0 +1,175 @@
+/* grad_rules.c: the gradient rule of every forward op: which backward nodes carry the gradient
+ * of each source, given the gradient dy of the op's output (graph/autodiff.c walks the graph and
+ * accumulates). Rules build nothing for sources without want[k]. Node pointers move when a node
+ * is added, so rules keep ids, source arrays (pool storage) and copies of attributes only. */
+#include "graph/grad_rules.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *checked_malloc(size_t bytes)
+{
+    void *p = malloc(bytes);
+    if (!p) {
+        fprintf(stderr, "znet: malloc(%zu bytes) failed: out of memory\n", bytes);
+        exit(EXIT_FAILURE);
+    }
+    return p;
+}
+
+int zn_grad_node(zn_graph *g, int fwd, int of, zn_op op, const int *src, int n_src,
+                 const zn_attrs *attr)
+{
+    const zn_attrs a = attr ? *attr : g->nodes[fwd].attr;
+    const zn_span span = g->nodes[fwd].span;
+    const char *block = g->nodes[fwd].block, *of_name = g->nodes[of].name; /* pool strings */
+    size_t len = strlen(of_name) + sizeof ".grad";
+    char *name = checked_malloc(len);
+    snprintf(name, len, "%s.grad", of_name);
+    int id = zn_graph_add(g, op, src, n_src, &a, name, block, span);
+    free(name);
+    zn_node *n = &g->nodes[id];
+    n->shape = g->nodes[of].shape;
+    n->flags = ZN_NODE_BACKWARD;
+    return id;
+}
+
+/* The gradient of source k of forward node id, as op(src) with attr (NULL: the forward's). */
+static void emit(zn_graph *g, int id, int k, const bool *want, int *dsrc, zn_op op,
+                 const int *src, int n_src, const zn_attrs *attr)
+{
+    if (want[k]) dsrc[k] = zn_grad_node(g, id, g->nodes[id].src[k], op, src, n_src, attr);
+}
+
+/* Ops whose one source's gradient reads the source (or the output) and dy. */
+static void unary_with(zn_graph *g, int id, int dy, const bool *want, int *dsrc, zn_op op,
+                       int with)
+{
+    emit(g, id, 0, want, dsrc, op, (const int[]){with, dy}, 2, NULL);
+}
+
+/* Ops whose one source's gradient reads only dy. */
+static void unary(zn_graph *g, int id, int dy, const bool *want, int *dsrc, zn_op op,
+                  const zn_attrs *attr)
+{
+    emit(g, id, 0, want, dsrc, op, &dy, 1, attr);
+}
+
+ZN_GRAD_RULE(conv2d) /* x, w[, b] */
+{
+    const int *s = g->nodes[id].src;
+    const int n_src = g->nodes[id].n_src;
+    emit(g, id, 0, want, dsrc, ZN_OP_CONV2D_BWD_DATA, (const int[]){dy, s[1]}, 2, NULL);
+    emit(g, id, 1, want, dsrc, ZN_OP_CONV2D_BWD_FILTER, (const int[]){s[0], dy}, 2, NULL);
+    if (n_src == 3) emit(g, id, 2, want, dsrc, ZN_OP_BIAS_BWD, &dy, 1, NULL);
+}
+
+ZN_GRAD_RULE(batchnorm) /* x, gamma, beta, running_mean, running_var (state: no gradient) */
+{
+    const int *s = g->nodes[id].src;
+    emit(g, id, 0, want, dsrc, ZN_OP_BATCHNORM_BWD_DATA, (const int[]){s[0], s[1], dy}, 3, NULL);
+    emit(g, id, 1, want, dsrc, ZN_OP_BATCHNORM_BWD_GAMMA, (const int[]){s[0], dy}, 2, NULL);
+    emit(g, id, 2, want, dsrc, ZN_OP_BIAS_BWD, &dy, 1, NULL);
+}
+
+ZN_GRAD_RULE(relu) /* reads its own output: relu(x) > 0 exactly where x > 0 */
+{
+    unary_with(g, id, dy, want, dsrc, ZN_OP_RELU_BWD, id);
+}
+
+ZN_GRAD_RULE(maxpool)
+{
+    unary_with(g, id, dy, want, dsrc, ZN_OP_MAXPOOL_BWD, g->nodes[id].src[0]);
+}
+
+ZN_GRAD_RULE(avgpool)
+{
+    unary(g, id, dy, want, dsrc, ZN_OP_AVGPOOL_BWD, NULL);
+}
+
+ZN_GRAD_RULE(global_maxpool)
+{
+    unary_with(g, id, dy, want, dsrc, ZN_OP_GLOBAL_MAXPOOL_BWD, g->nodes[id].src[0]);
+}
+
+ZN_GRAD_RULE(global_avgpool)
+{
+    unary(g, id, dy, want, dsrc, ZN_OP_GLOBAL_AVGPOOL_BWD, NULL);
+}
+
+ZN_GRAD_RULE(linear) /* x, w[, b] */
+{
+    const int *s = g->nodes[id].src;
+    const int n_src = g->nodes[id].n_src;
+    emit(g, id, 0, want, dsrc, ZN_OP_LINEAR_BWD_DATA, (const int[]){dy, s[1]}, 2, NULL);
+    emit(g, id, 1, want, dsrc, ZN_OP_LINEAR_BWD_WEIGHT, (const int[]){s[0], dy}, 2, NULL);
+    if (n_src == 3) emit(g, id, 2, want, dsrc, ZN_OP_BIAS_BWD, &dy, 1, NULL);
+}
+
+ZN_GRAD_RULE(add) /* both sources receive dy itself: no node */
+{
+    (void)g;
+    (void)id;
+    for (int k = 0; k < 2; k++)
+        if (want[k]) dsrc[k] = dy;
+}
+
+ZN_GRAD_RULE(scale) /* y = s x: dx = s dy, a SCALE with the forward's attributes */
+{
+    unary(g, id, dy, want, dsrc, ZN_OP_SCALE, NULL);
+}
+
+ZN_GRAD_RULE(concat) /* input k: its part of dy, at the sum of the earlier inputs' extents */
+{
+    const int *s = g->nodes[id].src;
+    const int n_src = g->nodes[id].n_src;
+    zn_attrs a = g->nodes[id].attr;
+    int offset = 0;
+    for (int k = 0; k < n_src; k++) {
+        a.size[0] = offset;
+        emit(g, id, k, want, dsrc, ZN_OP_SLICE, &dy, 1, &a);
+        offset += (int)g->nodes[s[k]].shape.dim[a.axis];
+    }
+}
+
+ZN_GRAD_RULE(resample)
+{
+    unary_with(g, id, dy, want, dsrc, ZN_OP_RESAMPLE_BWD, g->nodes[id].src[0]);
+}
+
+ZN_GRAD_RULE(transpose) /* the inverse permutation */
+{
+    zn_attrs a = g->nodes[id].attr;
+    const int rank = g->nodes[id].shape.rank;
+    for (int i = 0; i < rank; i++) a.perm[g->nodes[id].attr.perm[i]] = i;
+    unary(g, id, dy, want, dsrc, ZN_OP_TRANSPOSE, &a);
+}
+
+ZN_GRAD_RULE(flatten) /* dy under x's shape (zn_grad_node gives it) */
+{
+    unary(g, id, dy, want, dsrc, ZN_OP_RESHAPE, NULL);
+}
+
+ZN_GRAD_RULE(stitch) /* one node per input k: stitch_bwd(r_0 .. r_{K-1}, dz), attr.axis = k */
+{
+    const int n_src = g->nodes[id].n_src;
+    int *src = checked_malloc((size_t)(n_src + 1) * sizeof *src);
+    memcpy(src, g->nodes[id].src, (size_t)n_src * sizeof *src);
+    src[n_src] = dy;
+    zn_attrs a = g->nodes[id].attr;
+    for (int k = 0; k < n_src; k++) {
+        a.axis = k;
+        emit(g, id, k, want, dsrc, ZN_OP_STITCH_BWD, src, n_src + 1, &a);
+    }
+    free(src);
+}
+
+ZN_GRAD_RULE(xent) /* a loss head seeds itself: dlogits carries its weight; labels get none */
+{
+    (void)dy;
+    assert(dy < 0 && !want[1]);
+    const int *s = g->nodes[id].src;
+    emit(g, id, 0, want, dsrc, ZN_OP_XENT_BWD, (const int[]){s[0], s[1]}, 2, NULL);
+}

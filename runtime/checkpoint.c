@@ -1,0 +1,135 @@
+/* checkpoint.c: see checkpoint.h. Layout (little-endian): "ZNETCKPT", u32 version, the meta
+ * fields, params, optimizer state, then a 64-bit FNV-1a checksum of everything before it. */
+#include "runtime/checkpoint.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char MAGIC[8] = {'Z', 'N', 'E', 'T', 'C', 'K', 'P', 'T'};
+
+typedef struct {
+    FILE *f;
+    uint64_t sum;
+    bool ok;
+} ck_io;
+
+static void sum_bytes(ck_io *io, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) io->sum = (io->sum ^ b[i]) * 0x100000001b3ull;
+}
+
+static void put(ck_io *io, const void *p, size_t n)
+{
+    if (io->ok && fwrite(p, 1, n, io->f) != n) io->ok = false;
+    sum_bytes(io, p, n);
+}
+
+static bool get(ck_io *io, void *p, size_t n)
+{
+    if (!io->ok || fread(p, 1, n, io->f) != n) return io->ok = false;
+    sum_bytes(io, p, n);
+    return true;
+}
+
+static void put_meta(ck_io *io, const zn_ckpt_meta *m)
+{
+    uint32_t version = ZN_CKPT_VERSION;
+    put(io, MAGIC, sizeof MAGIC);
+    put(io, &version, sizeof version);
+    put(io, &m->graph_hash, sizeof m->graph_hash);
+    put(io, &m->epoch, sizeof m->epoch);
+    put(io, &m->step, sizeof m->step);
+    put(io, &m->seed, sizeof m->seed);
+    put(io, &m->n_params, sizeof m->n_params);
+    put(io, &m->n_optim, sizeof m->n_optim);
+}
+
+bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, const float *optim,
+                  char *err, size_t errlen)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        snprintf(err, errlen, "checkpoint path too long");
+        return false;
+    }
+    ck_io io = {.f = fopen(tmp, "wb"), .sum = 0xcbf29ce484222325ull, .ok = true};
+    if (!io.f) {
+        snprintf(err, errlen, "cannot write checkpoint %s: %s", tmp, strerror(errno));
+        return false;
+    }
+    put_meta(&io, m);
+    put(&io, params, sizeof *params * m->n_params);
+    put(&io, optim, sizeof *optim * m->n_optim);
+    uint64_t sum = io.sum;
+    put(&io, &sum, sizeof sum);
+    bool ok = io.ok && fflush(io.f) == 0 && fsync(fileno(io.f)) == 0;
+    int saved_errno = errno;
+    ok = fclose(io.f) == 0 && ok;
+    if (!ok) {
+        snprintf(err, errlen, "writing checkpoint %s failed: %s (the previous checkpoint is kept)", tmp,
+                 strerror(saved_errno ? saved_errno : EIO));
+        unlink(tmp);
+        return false;
+    }
+    if (rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        return false;
+    }
+    return true;
+}
+
+bool zn_ckpt_load(const char *path, zn_ckpt_meta *m, float **params, float **optim, char *err,
+                  size_t errlen)
+{
+    *params = *optim = NULL;
+    ck_io io = {.f = fopen(path, "rb"), .sum = 0xcbf29ce484222325ull, .ok = true};
+    if (!io.f) {
+        snprintf(err, errlen, "cannot open checkpoint %s: %s", path, strerror(errno));
+        return false;
+    }
+    char magic[8];
+    uint32_t version = 0;
+    bool ok = false;
+    if (!get(&io, magic, sizeof magic) || memcmp(magic, MAGIC, sizeof MAGIC) != 0) {
+        snprintf(err, errlen, "%s is not a znet checkpoint", path);
+    } else if (!get(&io, &version, sizeof version) || version != ZN_CKPT_VERSION) {
+        snprintf(err, errlen, "%s is a checkpoint of format version %u; this znet reads version %d", path,
+                 version, ZN_CKPT_VERSION);
+    } else if (!get(&io, &m->graph_hash, sizeof m->graph_hash) || !get(&io, &m->epoch, sizeof m->epoch) ||
+               !get(&io, &m->step, sizeof m->step) || !get(&io, &m->seed, sizeof m->seed) ||
+               !get(&io, &m->n_params, sizeof m->n_params) || !get(&io, &m->n_optim, sizeof m->n_optim)) {
+        snprintf(err, errlen, "%s is truncated (in its header)", path);
+    } else if (m->n_params > ((uint64_t)1 << 34) || m->n_optim > ((uint64_t)1 << 35) || m->epoch < 0 || m->step < 0) {
+        snprintf(err, errlen, "%s is corrupted (impossible sizes in its header)", path);
+    } else {
+        *params = malloc(sizeof **params * (m->n_params + 1));
+        *optim = malloc(sizeof **optim * (m->n_optim + 1));
+        uint64_t expect, stored;
+        if (!*params || !*optim) {
+            snprintf(err, errlen, "out of memory reading %s", path);
+        } else if (!get(&io, *params, sizeof **params * m->n_params) ||
+                   !get(&io, *optim, sizeof **optim * m->n_optim)) {
+            snprintf(err, errlen, "%s is truncated (its data ends early)", path);
+        } else if ((expect = io.sum, fread(&stored, sizeof stored, 1, io.f) != 1)) {
+            snprintf(err, errlen, "%s is truncated (no checksum)", path);
+        } else if (stored != expect) {
+            snprintf(err, errlen, "%s is corrupted (checksum mismatch)", path);
+        } else if (fgetc(io.f) != EOF) {
+            snprintf(err, errlen, "%s has extra bytes after its checksum", path);
+        } else {
+            ok = true;
+        }
+    }
+    fclose(io.f);
+    if (!ok) {
+        free(*params);
+        free(*optim);
+        *params = *optim = NULL;
+    }
+    return ok;
+}

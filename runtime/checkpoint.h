@@ -1,0 +1,30 @@
+/* checkpoint.h: training checkpoints: magic, format version, the graph's fingerprint, where the
+ * run stands (epoch, step, seed), every parameter and batch-norm statistic, and the optimizer
+ * state, closed by a checksum. Written atomically (temporary file, fsync, rename), so a crash or
+ * a full disk never replaces a good checkpoint with a bad one. */
+#ifndef ZN_CHECKPOINT_H
+#define ZN_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZN_CKPT_VERSION 1
+
+typedef struct {
+    uint64_t graph_hash;
+    int32_t epoch;         /* epochs completed */
+    int64_t step;          /* optimizer steps taken */
+    uint64_t seed;         /* the run's seed (data order and augmentation derive from it) */
+    uint64_t n_params;     /* floats of parameters and state */
+    uint64_t n_optim;      /* floats of optimizer state */
+} zn_ckpt_meta;
+
+bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, const float *optim,
+                  char *err, size_t errlen);
+/* Reads and checks a checkpoint; params/optim are malloc'ed. Names what is wrong: not a
+ * checkpoint, another version, truncated, corrupted (checksum). */
+bool zn_ckpt_load(const char *path, zn_ckpt_meta *m, float **params, float **optim, char *err,
+                  size_t errlen);
+
+#endif

@@ -1,0 +1,61 @@
+/* session.h: a model made runnable: its training graph (the loaded graph plus autodiff's
+ * backward nodes), the memory plan for one batch size, a backend holding the tensors, and the
+ * calls a training loop or benchmark makes: initialise parameters, feed a batch, run forward
+ * (evaluation) or forward + backward + optimizer step (training), read losses and logits. */
+#ifndef ZN_SESSION_H
+#define ZN_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "graph/graph.h"
+#include "graph/plan.h"
+
+typedef struct {
+    zn_graph graph;       /* forward nodes [0, n_forward), then backward nodes when training */
+    int n_forward;
+    bool training;        /* graph has backward nodes and the plan covers them */
+    int batch;
+    zn_plan plan;
+    zn_backend *be;
+    int image;            /* INPUT node fed with images (-1 if none) */
+    int label;            /* label INPUT node (-1 if none) */
+    int heads[64];        /* XENT nodes, in graph order */
+    int n_heads;
+    char err[1024];       /* the last failure */
+} zn_session;
+
+/* Copies g, adds the backward pass when training, plans for batch and allocates on the backend.
+ * Refuses, before allocating, a plan larger than the machine's available memory. */
+bool zn_session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
+                     const zn_backend_opts *opts, int batch, bool training);
+void zn_session_free(zn_session *s);
+
+/* Fills parameters as the model says (uniform +-1/sqrt(fan_in), ones, zeros) from seed. */
+bool zn_session_init_params(zn_session *s, uint64_t seed);
+/* Feeds batch images [batch, C, H, W] (normalised floats) and labels [batch]. */
+bool zn_session_feed(zn_session *s, const float *images, const int32_t *labels);
+/* Forward only (batch norm with running statistics unless training is true). */
+bool zn_session_forward(zn_session *s, bool training);
+/* Forward, backward and one optimizer step. */
+bool zn_session_train_step(zn_session *s, const zn_optim_step *step);
+/* The weighted sum of head losses of the last run, and one head's loss. */
+bool zn_session_loss(zn_session *s, double *total);
+/* Logits [batch, K] of head h (an index into heads[]) into out. */
+bool zn_session_logits(zn_session *s, int h, float *out);
+
+/* Every PARAM and STATE tensor, in node order, as one host array (for checkpoints and tests). */
+size_t zn_session_param_floats(const zn_session *s);
+bool zn_session_get_params(zn_session *s, float *out);
+bool zn_session_set_params(zn_session *s, const float *in);
+
+/* Forward multiply-adds per example, and those of a whole training step (forward + backward). */
+int64_t zn_session_macs(const zn_session *s, bool training);
+
+/* Bytes of memory available to this process (MemAvailable), 0 if unknown. */
+size_t zn_available_memory(void);
+/* "1.5 GiB" into buf. */
+const char *zn_format_bytes(size_t bytes, char *buf, size_t len);
+
+#endif

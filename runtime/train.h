@@ -1,0 +1,32 @@
+/* train.h: `znet run` and `znet eval`: the training loop over a data set (augmented batches from
+ * the batcher, the recipe's lr schedule and optimizer), evaluation of every head and the vote on
+ * the test set each epoch, progress output, JSON-lines/CSV logs and checkpoints. */
+#ifndef ZN_TRAIN_LOOP_H
+#define ZN_TRAIN_LOOP_H
+
+#include <stdbool.h>
+
+#include "backends/backend.h"
+#include "graph/graph.h"
+#include "runtime/recipe.h"
+
+typedef struct {
+    const char *file;       /* the model file, for logs */
+    const char *data_dir;   /* --data, or NULL for the usual search */
+    const char *log_path;   /* --log: .jsonl or .csv; NULL for none */
+    const char *save_path;  /* checkpoint written every epoch and at the end; NULL for none */
+    const char *resume;     /* checkpoint to continue from, or NULL */
+    int limit;              /* train on the first N examples only (0: all) */
+    int test_limit;         /* evaluate on the first N test examples only (0: all) */
+    bool progress;          /* a live progress bar (on a terminal) */
+    const zn_backend_ops *backend;
+    zn_backend_opts backend_opts;
+} zn_run_opts;
+
+/* Trains g with recipe r. Returns a process exit code (0, or 1 after printing the error). */
+int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o);
+/* Loads weights from a checkpoint and prints test accuracy per head and vote, and the confusion
+ * matrix. Returns a process exit code. */
+int zn_train_eval(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, const char *weights);
+
+#endif

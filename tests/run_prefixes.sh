@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# run_prefixes.sh: crash-freedom on truncated files. Every prefix (cut at each byte) of every
+# file in models/ and stdlib/ goes through `znet check`, which must end with exit 0 or 1 within
+# 5 s: never a signal, an abort, a sanitizer report, a timeout or another exit code.
+# usage: run_prefixes.sh ZNET SOURCE_DIR [JOBS]
+set -u
+shopt -s nullglob
+export LC_ALL=C # ${#text} and ${text:0:i} count bytes
+
+if [ $# -lt 2 ]; then
+    echo "usage: $0 ZNET SOURCE_DIR [JOBS]" >&2
+    exit 2
+fi
+znet=$1
+src=$2
+jobs=${3:-2}
+export ZNET_STDLIB="$src/stdlib"
+# make sanitizer findings visible in the exit code too (a plain build ignores these)
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:exitcode=86:detect_leaks=1"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:halt_on_error=1:exitcode=86:print_stacktrace=1"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# every prefix as a file of its own: NAME_BYTES.znet (the names match no `use` of a cut file,
+# so imports still come from the stdlib)
+n=0
+for f in "$src"/models/*.znet "$src"/stdlib/*.znet; do
+    base=$(basename "$f" .znet)
+    text=$(cat "$f"; printf x) # the x keeps trailing newlines
+    text=${text%x}
+    for ((i = 0; i <= ${#text}; i++)); do
+        printf '%s' "${text:0:i}" > "$tmp/${base}_$i.znet"
+        echo "$tmp/${base}_$i.znet" >> "$tmp/list$((n % jobs))"
+        n=$((n + 1))
+    done
+done
+
+# checks one list of prefixes; writes the number of failures to LIST.failed
+check_list() {
+    local list=$1 failed=0 p rc err
+    while read -r p; do
+        timeout 5 "$znet" check "$p" > /dev/null 2> "$p.err"
+        rc=$?
+        err=""
+        read -r -d '' err < "$p.err"
+        if { [ "$rc" != 0 ] && [ "$rc" != 1 ]; } || [[ $err == *Sanitizer* || $err == *"runtime error"* ]]; then
+            failed=$((failed + 1))
+            echo "FAIL: $(basename "$p") (the source cut at that byte): exit $rc$([ "$rc" = 124 ] && echo ' (timed out)')"
+            printf '%s\n' "$err" | tail -n 15
+        fi
+        rm -f "$p.err"
+    done < "$list"
+    echo "$failed" > "$list.failed"
+}
+
+start=$SECONDS
+for ((j = 0; j < jobs && j < n; j++)); do
+    check_list "$tmp/list$j" &
+done
+wait
+failed=0
+for ((j = 0; j < jobs && j < n; j++)); do
+    failed=$((failed + $(cat "$tmp/list$j.failed")))
+done
+if [ "$failed" -ne 0 ]; then
+    echo "diag_prefixes: $failed of $n prefixes crashed, hung or exited oddly" >&2
+    exit 1
+fi
+echo "diag_prefixes: $n prefixes checked in $((SECONDS - start)) s"

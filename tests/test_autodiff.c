@@ -1,0 +1,559 @@
+/* test_autodiff.c: the structure autodiff builds (graph/autodiff.h): exact backward nodes of a
+ * tiny model, accumulation where a tensor feeds several consumers, a parameter shared by three
+ * convolutions, nothing built below inputs or for parameter-free branches, one GRAD node per
+ * trainable parameter of every model in models/, and the op table's gradient columns (every
+ * differentiable op has a rule, every backward op a shape rule and at least one producer). */
+#include "support.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/autodiff.h"
+#include "graph/graph.h"
+#include "lang/program.h"
+
+/* ---- hand-built graphs ---------------------------------------------------------------------
+ * Node i is written on line i + 1, so a backward node's span names its forward node. */
+
+static int add_node(zn_graph *g, zn_op op, const int *src, int n_src, const zn_attrs *attr,
+                    const char *name)
+{
+    zn_span span = {.file = "t.znet", .line = g->n_nodes + 1, .col = 1};
+    return zn_graph_add(g, op, src, n_src, attr, name, "", span);
+}
+
+static int inferred(zn_graph *g, int id)
+{
+    char err[256];
+    if (!zn_graph_infer(g, id, err, sizeof err)) fail_msg("node %d: %s", id, err);
+    return id;
+}
+
+/* A leaf of the given per-example shape; rank < 0 makes a class label with -rank classes. */
+static int leaf(zn_graph *g, zn_op op, unsigned flags, const char *name, int rank,
+                const int64_t *dim)
+{
+    int id = add_node(g, op, NULL, 0, NULL, name);
+    g->nodes[id].flags = flags;
+    if (rank < 0) {
+        g->nodes[id].flags |= ZN_NODE_LABEL;
+        g->nodes[id].attr.out = -rank;
+    } else {
+        g->nodes[id].shape.rank = rank;
+        memcpy(g->nodes[id].shape.dim, dim, (size_t)rank * sizeof *dim);
+    }
+    return inferred(g, id);
+}
+
+#define DIMS(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+#define INPUT(g, name, ...) leaf(g, ZN_OP_INPUT, ZN_NODE_INPUT, name, DIMS(__VA_ARGS__))
+#define PARAM(g, name, ...) leaf(g, ZN_OP_PARAM, ZN_NODE_PARAM, name, DIMS(__VA_ARGS__))
+#define STATE(g, name, ...) leaf(g, ZN_OP_PARAM, ZN_NODE_STATE, name, DIMS(__VA_ARGS__))
+#define LABEL(g, classes) leaf(g, ZN_OP_INPUT, ZN_NODE_INPUT, "label", -(classes), NULL)
+#define SRC(...) (const int[]){__VA_ARGS__}, (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int))
+
+static int op_node(zn_graph *g, zn_op op, const int *src, int n_src, const char *name,
+                   const zn_attrs *attr)
+{
+    return inferred(g, add_node(g, op, src, n_src, attr, name));
+}
+
+static zn_attrs conv_attrs(int k, int pad)
+{
+    zn_attrs a = zn_attrs_default();
+    a.kernel[0] = a.kernel[1] = k;
+    a.pad[0] = a.pad[1] = pad;
+    return a;
+}
+
+static int head(zn_graph *g, int logits, int label)
+{
+    int id = op_node(g, ZN_OP_XENT, SRC(logits, label), "h", NULL);
+    g->nodes[id].flags |= ZN_NODE_LOSS;
+    return id;
+}
+
+static void differentiate(zn_graph *g)
+{
+    char err[256];
+    if (!zn_autodiff(g, err, sizeof err)) fail_msg("autodiff: %s", err);
+}
+
+/* The node of op built from forward node fwd (its span's line), or -1; fails on two. */
+static int bwd_of(const zn_graph *g, int fwd, zn_op op)
+{
+    int found = -1;
+    for (int id = 0; id < g->n_nodes; id++)
+        if ((g->nodes[id].flags & ZN_NODE_BACKWARD) && g->nodes[id].op == op &&
+            g->nodes[id].span.line == fwd + 1) {
+            if (found >= 0) fail_msg("two %s nodes for node %d", zn_ops[op].name, fwd);
+            found = id;
+        }
+    return found;
+}
+
+static int count_op(const zn_graph *g, zn_op op, unsigned flag)
+{
+    int n = 0;
+    for (int id = 0; id < g->n_nodes; id++)
+        n += g->nodes[id].op == op && (g->nodes[id].flags & flag) == flag;
+    return n;
+}
+
+static int count_flag(const zn_graph *g, unsigned flag)
+{
+    int n = 0;
+    for (int id = 0; id < g->n_nodes; id++) n += (g->nodes[id].flags & flag) != 0;
+    return n;
+}
+
+/* The GRAD node of parameter p: exactly one, with p's shape. */
+static int grad_node(const zn_graph *g, int p)
+{
+    int found = -1;
+    for (int id = 0; id < g->n_nodes; id++)
+        if ((g->nodes[id].flags & ZN_NODE_GRAD) && g->nodes[id].grad_of == p) {
+            if (found >= 0) fail_msg("parameter %s has two GRAD nodes", g->nodes[p].name);
+            found = id;
+        }
+    if (found < 0) fail_msg("parameter %s has no GRAD node", g->nodes[p].name);
+    assert_true(zn_shape_eq(&g->nodes[found].shape, &g->nodes[p].shape));
+    assert_true(g->nodes[found].flags & ZN_NODE_BACKWARD);
+    return found;
+}
+
+static void assert_src(const zn_graph *g, int id, int k, int want)
+{
+    assert_true(k < g->nodes[id].n_src);
+    assert_int_equal(g->nodes[id].src[k], want);
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+/* image -> conv(w1) -> relu -> global max -> linear(w2) -> xent: six backward nodes and no
+ * conv2d_bwd_data (the image needs no gradient). */
+static void test_tiny_model(void **state)
+{
+    (void)state;
+    zn_graph g;
+    zn_graph_init(&g, "tiny");
+    int image = INPUT(&g, "image", 3, 8, 8), label = LABEL(&g, 10);
+    int w1 = PARAM(&g, "w1", 4, 3, 3, 3);
+    zn_attrs ca = conv_attrs(3, 1);
+    int conv = op_node(&g, ZN_OP_CONV2D, SRC(image, w1), "conv", &ca);
+    int relu = op_node(&g, ZN_OP_RELU, SRC(conv), "relu", NULL);
+    int pool = op_node(&g, ZN_OP_GLOBAL_MAXPOOL, SRC(relu), "pool", NULL);
+    int w2 = PARAM(&g, "w2", 10, 4);
+    int lin = op_node(&g, ZN_OP_LINEAR, SRC(pool, w2), "logits", NULL);
+    int h = head(&g, lin, label);
+    const int n_fwd = g.n_nodes;
+    differentiate(&g);
+    assert_int_equal(n_fwd, 9);
+    assert_int_equal(g.n_nodes - n_fwd, 6);
+
+    int dlogits = bwd_of(&g, h, ZN_OP_XENT_BWD);
+    assert_src(&g, dlogits, 0, lin);
+    assert_src(&g, dlogits, 1, label);
+    assert_string_equal(g.nodes[dlogits].name, "logits.grad");
+    int dw2 = bwd_of(&g, lin, ZN_OP_LINEAR_BWD_WEIGHT);
+    assert_src(&g, dw2, 0, pool);
+    assert_src(&g, dw2, 1, dlogits);
+    assert_int_equal(grad_node(&g, w2), dw2);
+    assert_string_equal(g.nodes[dw2].name, "w2.grad");
+    int dpool = bwd_of(&g, lin, ZN_OP_LINEAR_BWD_DATA);
+    assert_src(&g, dpool, 0, dlogits);
+    assert_src(&g, dpool, 1, w2);
+    int drelu = bwd_of(&g, pool, ZN_OP_GLOBAL_MAXPOOL_BWD);
+    assert_src(&g, drelu, 0, relu);
+    assert_src(&g, drelu, 1, dpool);
+    int dconv = bwd_of(&g, relu, ZN_OP_RELU_BWD);
+    assert_src(&g, dconv, 0, relu); /* reads its own output */
+    assert_src(&g, dconv, 1, drelu);
+    int dw1 = bwd_of(&g, conv, ZN_OP_CONV2D_BWD_FILTER);
+    assert_src(&g, dw1, 0, image);
+    assert_src(&g, dw1, 1, dconv);
+    assert_int_equal(grad_node(&g, w1), dw1);
+    assert_int_equal(bwd_of(&g, conv, ZN_OP_CONV2D_BWD_DATA), -1);
+    assert_int_equal(count_flag(&g, ZN_NODE_GRAD), 2);
+    for (int id = n_fwd; id < g.n_nodes; id++) {
+        assert_true(g.nodes[id].flags & ZN_NODE_BACKWARD);
+        assert_string_equal(g.nodes[id].span.file, "t.znet");
+    }
+    /* the gradient shapes: the tensors they belong to */
+    assert_true(zn_shape_eq(&g.nodes[dconv].shape, &g.nodes[conv].shape));
+    assert_true(zn_shape_eq(&g.nodes[dpool].shape, &g.nodes[pool].shape));
+    zn_graph_free(&g);
+}
+
+/* y = conv(x); z = y + relu(y): y's gradient is the sum of two, one ADD. */
+static void test_accumulation(void **state)
+{
+    (void)state;
+    zn_graph g;
+    zn_graph_init(&g, "acc");
+    int x = INPUT(&g, "x", 2, 4, 4), label = LABEL(&g, 3);
+    int w = PARAM(&g, "w", 2, 2, 1, 1);
+    zn_attrs ca = conv_attrs(1, 0);
+    int y = op_node(&g, ZN_OP_CONV2D, SRC(x, w), "y", &ca);
+    int r = op_node(&g, ZN_OP_RELU, SRC(y), "r", NULL);
+    int z = op_node(&g, ZN_OP_ADD, SRC(y, r), "z", NULL);
+    int p = op_node(&g, ZN_OP_GLOBAL_AVGPOOL, SRC(z), "p", NULL);
+    int v = PARAM(&g, "v", 3, 2);
+    int lin = op_node(&g, ZN_OP_LINEAR, SRC(p, v), "logits", NULL);
+    head(&g, lin, label);
+    const int n_fwd = g.n_nodes;
+    differentiate(&g);
+    /* xent_bwd, linear_bwd_weight, linear_bwd_data, global_avgpool_bwd, relu_bwd, add,
+     * conv2d_bwd_filter: the add forward node builds nothing */
+    assert_int_equal(g.n_nodes - n_fwd, 7);
+    assert_int_equal(count_op(&g, ZN_OP_ADD, ZN_NODE_BACKWARD), 1);
+    int dz = bwd_of(&g, p, ZN_OP_GLOBAL_AVGPOOL_BWD);
+    int dr = bwd_of(&g, r, ZN_OP_RELU_BWD);
+    assert_src(&g, dr, 1, dz);
+    int dy = bwd_of(&g, y, ZN_OP_ADD);
+    assert_src(&g, dy, 0, dz);
+    assert_src(&g, dy, 1, dr);
+    assert_string_equal(g.nodes[dy].name, "y.grad");
+    assert_src(&g, grad_node(&g, w), 1, dy);
+    (void)z;
+    zn_graph_free(&g);
+}
+
+/* One PARAM used by three convolutions: three filter gradients summed by two ADDs, one GRAD. */
+static void test_shared_param(void **state)
+{
+    (void)state;
+    zn_graph g;
+    zn_graph_init(&g, "shared");
+    int x = INPUT(&g, "x", 4, 6, 6), label = LABEL(&g, 4);
+    int w = PARAM(&g, "w", 4, 4, 3, 3);
+    zn_attrs ca = conv_attrs(3, 1);
+    int y = x;
+    for (int i = 0; i < 3; i++) y = op_node(&g, ZN_OP_CONV2D, SRC(y, w), "c", &ca);
+    int p = op_node(&g, ZN_OP_GLOBAL_MAXPOOL, SRC(y), "p", NULL);
+    head(&g, p, label);
+    differentiate(&g);
+    assert_int_equal(count_op(&g, ZN_OP_CONV2D_BWD_FILTER, ZN_NODE_BACKWARD), 3);
+    assert_int_equal(count_op(&g, ZN_OP_CONV2D_BWD_DATA, ZN_NODE_BACKWARD), 2);
+    assert_int_equal(count_op(&g, ZN_OP_ADD, ZN_NODE_BACKWARD), 2);
+    assert_int_equal(count_flag(&g, ZN_NODE_GRAD), 1);
+    int dw = grad_node(&g, w);
+    assert_int_equal(g.nodes[dw].op, ZN_OP_ADD);
+    /* the sum's two sources: the earlier partial sum and a filter gradient */
+    int inner = g.nodes[dw].src[0];
+    assert_int_equal(g.nodes[inner].op, ZN_OP_ADD);
+    assert_int_equal(g.nodes[g.nodes[dw].src[1]].op, ZN_OP_CONV2D_BWD_FILTER);
+    assert_int_equal(g.nodes[g.nodes[inner].src[0]].op, ZN_OP_CONV2D_BWD_FILTER);
+    assert_int_equal(g.nodes[g.nodes[inner].src[1]].op, ZN_OP_CONV2D_BWD_FILTER);
+    zn_graph_free(&g);
+}
+
+/* Batch norm straight on the image and a parameter-free branch beside a trained one: neither
+ * the image nor the branch gets a gradient node, and running statistics get none. */
+static void test_nothing_below_inputs(void **state)
+{
+    (void)state;
+    zn_graph g;
+    zn_graph_init(&g, "inputs");
+    int image = INPUT(&g, "image", 2, 4, 4), label = LABEL(&g, 5);
+    int gamma = PARAM(&g, "gamma", 2), beta = PARAM(&g, "beta", 2);
+    int mean = STATE(&g, "mean", 2), var = STATE(&g, "var", 2);
+    int bn = op_node(&g, ZN_OP_BATCHNORM, SRC(image, gamma, beta, mean, var), "bn", NULL);
+    int trained = op_node(&g, ZN_OP_GLOBAL_MAXPOOL, SRC(bn), "trained", NULL);
+    zn_attrs pa = conv_attrs(2, 0);
+    pa.stride[0] = pa.stride[1] = 2;
+    int pooled = op_node(&g, ZN_OP_MAXPOOL, SRC(image), "pooled", &pa);
+    int free_branch = op_node(&g, ZN_OP_GLOBAL_AVGPOOL, SRC(pooled), "free", NULL);
+    zn_attrs axis0 = zn_attrs_default();
+    int cat = op_node(&g, ZN_OP_CONCAT, SRC(free_branch, trained), "cat", &axis0);
+    int w = PARAM(&g, "w", 5, 4);
+    int lin = op_node(&g, ZN_OP_LINEAR, SRC(cat, w), "logits", NULL);
+    head(&g, lin, label);
+    const int n_fwd = g.n_nodes;
+    differentiate(&g);
+    assert_int_equal(bwd_of(&g, bn, ZN_OP_BATCHNORM_BWD_DATA), -1);
+    assert_true(bwd_of(&g, bn, ZN_OP_BATCHNORM_BWD_GAMMA) >= 0);
+    assert_true(bwd_of(&g, bn, ZN_OP_BIAS_BWD) >= 0);
+    assert_int_equal(bwd_of(&g, pooled, ZN_OP_MAXPOOL_BWD), -1);
+    assert_int_equal(bwd_of(&g, free_branch, ZN_OP_GLOBAL_AVGPOOL_BWD), -1);
+    int slice = bwd_of(&g, cat, ZN_OP_SLICE); /* only the trained input's part */
+    assert_int_equal(g.nodes[slice].attr.size[0], 2);
+    assert_int_equal(g.nodes[slice].shape.dim[0], 2);
+    /* xent, linear weight, linear data, slice, global max, gamma, beta */
+    assert_int_equal(g.n_nodes - n_fwd, 7);
+    grad_node(&g, gamma);
+    grad_node(&g, beta);
+    grad_node(&g, w);
+    assert_int_equal(count_flag(&g, ZN_NODE_GRAD), 3);
+    (void)mean;
+    (void)var;
+    zn_graph_free(&g);
+}
+
+/* A conv weight that is the sum of two parameters, and one that is a parameter added to itself:
+ * an add hands dy through, so each summand gets a SCALE copy as its own GRAD; p + p sums. */
+static void test_param_through_add(void **state)
+{
+    (void)state;
+    zn_graph g;
+    zn_graph_init(&g, "through");
+    int x = INPUT(&g, "x", 2, 4, 4), label = LABEL(&g, 2);
+    int a = PARAM(&g, "a", 2, 2, 1, 1), b = PARAM(&g, "b", 2, 2, 1, 1);
+    int c = PARAM(&g, "c", 2, 2, 1, 1);
+    int ab = op_node(&g, ZN_OP_ADD, SRC(a, b), "ab", NULL);
+    int cc = op_node(&g, ZN_OP_ADD, SRC(c, c), "cc", NULL);
+    zn_attrs ca = conv_attrs(1, 0);
+    int y1 = op_node(&g, ZN_OP_CONV2D, SRC(x, ab), "y1", &ca);
+    int y2 = op_node(&g, ZN_OP_CONV2D, SRC(y1, cc), "y2", &ca);
+    int p = op_node(&g, ZN_OP_GLOBAL_MAXPOOL, SRC(y2), "p", NULL);
+    head(&g, p, label);
+    differentiate(&g);
+    int dab = bwd_of(&g, y1, ZN_OP_CONV2D_BWD_FILTER);
+    int da = grad_node(&g, a), db = grad_node(&g, b), dc = grad_node(&g, c);
+    assert_true(da != db);
+    for (int k = 0; k < 2; k++) {
+        int d = k ? db : da;
+        assert_int_equal(g.nodes[d].op, ZN_OP_SCALE);
+        assert_true(g.nodes[d].attr.scale == 1.0f);
+        assert_src(&g, d, 0, dab);
+    }
+    assert_false(g.nodes[dab].flags & ZN_NODE_GRAD);
+    int dcc = bwd_of(&g, y2, ZN_OP_CONV2D_BWD_FILTER);
+    assert_int_equal(g.nodes[dc].op, ZN_OP_ADD);
+    assert_src(&g, dc, 0, dcc);
+    assert_src(&g, dc, 1, dcc);
+    (void)ab;
+    (void)cc;
+    zn_graph_free(&g);
+}
+
+/* Every forward op in one graph, so every backward op must come out of some rule. */
+static void build_zoo(zn_graph *g)
+{
+    int image = INPUT(g, "image", 4, 8, 8), label = LABEL(g, 10);
+    int w = PARAM(g, "w", 4, 4, 3, 3), b = PARAM(g, "b", 4);
+    zn_attrs ca = conv_attrs(3, 1);
+    int gamma = PARAM(g, "gamma", 4), beta = PARAM(g, "beta", 4);
+    int mean = STATE(g, "mean", 4), var = STATE(g, "var", 4);
+    int w0 = PARAM(g, "w0", 4, 4, 1, 1);
+    zn_attrs one = conv_attrs(1, 0);
+    int c0 = op_node(g, ZN_OP_CONV2D, SRC(image, w0), "c0", &one);
+    int bn = op_node(g, ZN_OP_BATCHNORM, SRC(c0, gamma, beta, mean, var), "bn", NULL);
+    int c1 = op_node(g, ZN_OP_CONV2D, SRC(bn, w, b), "c1", &ca);
+    int r = op_node(g, ZN_OP_RELU, SRC(c1), "r", NULL);
+    zn_attrs pool2 = conv_attrs(2, 0);
+    pool2.stride[0] = pool2.stride[1] = 2;
+    int m = op_node(g, ZN_OP_MAXPOOL, SRC(r), "m", &pool2);         /* [4, 4, 4] */
+    zn_attrs pool3 = conv_attrs(3, 1);
+    int a = op_node(g, ZN_OP_AVGPOOL, SRC(r), "a", &pool3);         /* [4, 8, 8] */
+    zn_attrs down = zn_attrs_default();
+    down.mode = ZN_RESAMPLE_AVG;
+    down.factor[0] = down.factor[1] = 2;
+    int rs = op_node(g, ZN_OP_RESAMPLE, SRC(a), "rs", &down);      /* [4, 4, 4] */
+    int ad = op_node(g, ZN_OP_ADD, SRC(m, rs), "ad", NULL);
+    zn_attrs axis0 = zn_attrs_default();
+    int cat = op_node(g, ZN_OP_CONCAT, SRC(ad, m), "cat", &axis0);  /* [8, 4, 4] */
+    zn_attrs swap = zn_attrs_default();
+    swap.perm[0] = 1;
+    swap.perm[1] = 0;
+    int t = op_node(g, ZN_OP_TRANSPOSE, SRC(cat), "t", &swap);     /* [4, 8, 4] */
+    zn_attrs st = zn_attrs_default();
+    st.size[0] = st.size[1] = 4;
+    int z = op_node(g, ZN_OP_STITCH, SRC(t, r), "z", &st);         /* [4, 8, 4] */
+    int gap = op_node(g, ZN_OP_GLOBAL_AVGPOOL, SRC(z), "gap", NULL);
+    int gmp = op_node(g, ZN_OP_GLOBAL_MAXPOOL, SRC(t), "gmp", NULL);
+    int fl = op_node(g, ZN_OP_FLATTEN, SRC(m), "fl", NULL);         /* [64] */
+    int feat = op_node(g, ZN_OP_CONCAT, SRC(gap, gmp, fl), "feat", &axis0);
+    int lw = PARAM(g, "lw", 10, 72), lb = PARAM(g, "lb", 10);
+    int lin = op_node(g, ZN_OP_LINEAR, SRC(feat, lw, lb), "lin", NULL);
+    zn_attrs half = zn_attrs_default();
+    half.scale = 0.5f;
+    int logits = op_node(g, ZN_OP_SCALE, SRC(lin), "logits", &half);
+    head(g, logits, label);
+}
+
+/* The gradient columns of the op table: a rule for every differentiable op, none elsewhere,
+ * and every backward op is a shape-checked product of some rule. */
+static void test_op_table(void **state)
+{
+    (void)state;
+    zn_graph g;
+    zn_graph_init(&g, "zoo");
+    build_zoo(&g);
+    const int n_fwd = g.n_nodes;
+    differentiate(&g);
+    bool forward_used[ZN_OP_COUNT] = {false}, built[ZN_OP_COUNT] = {false};
+    for (int id = 0; id < g.n_nodes; id++)
+        (id < n_fwd ? forward_used : built)[g.nodes[id].op] = true;
+    for (int op = 0; op < ZN_OP_COUNT; op++) {
+        const zn_op_info *info = &zn_ops[op];
+        const bool backward = op >= ZN_OP_CONV2D_BWD_DATA;
+        if (info->differentiable != (info->grad != NULL))
+            fail_msg("op %s: differentiable says %d but its grad rule is %s", info->name,
+                     info->differentiable, info->grad ? "set" : "NULL");
+        if (!backward && op != ZN_OP_INPUT && op != ZN_OP_PARAM && !info->grad)
+            fail_msg("forward op %s has no gradient rule", info->name);
+        if (backward && info->grad) fail_msg("backward op %s has a gradient rule", info->name);
+        if (!info->infer || !info->macs) fail_msg("op %s lacks a shape or cost rule", info->name);
+        if (info->grad && !forward_used[op]) fail_msg("the zoo graph lacks op %s", info->name);
+        if (backward && !built[op]) fail_msg("no gradient rule builds backward op %s", info->name);
+    }
+    zn_graph_free(&g);
+}
+
+/* Training multiply-adds: a conv's or linear's two backward directions cost what it does. */
+static void test_backward_macs(void **state)
+{
+    (void)state;
+    zn_graph g;
+    zn_graph_init(&g, "zoo");
+    build_zoo(&g);
+    const int n_fwd = g.n_nodes;
+    differentiate(&g);
+    int64_t fwd = 0, bwd = 0;
+    for (int id = 0; id < g.n_nodes; id++) {
+        int64_t m = zn_ops[g.nodes[id].op].macs(&g, id);
+        if (id < n_fwd) fwd += m;
+        else bwd += m;
+    }
+    /* 4x8x8 outputs of a 1x1 conv over 4 channels (the image gets no data gradient, so once
+     * backward) and of a 3x3 one (36 weights), linear 720 (these two twice backward) */
+    assert_int_equal(fwd, 4 * 64 * 4 + 4 * 64 * 36 + 720);
+    assert_int_equal(bwd, 4 * 64 * 4 + 2 * (4 * 64 * 36 + 720));
+    zn_graph_free(&g);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    char err[256];
+    zn_graph g;
+    zn_graph_init(&g, "headless");
+    int x = INPUT(&g, "x", 3), w = PARAM(&g, "w", 2, 3);
+    op_node(&g, ZN_OP_LINEAR, SRC(x, w), "y", NULL);
+    assert_false(zn_autodiff(&g, err, sizeof err));
+    assert_non_null(strstr(err, "model 'headless' has no loss head"));
+    zn_graph_free(&g);
+
+    zn_graph_init(&g, "twice");
+    build_zoo(&g);
+    differentiate(&g);
+    const int n = g.n_nodes;
+    assert_false(zn_autodiff(&g, err, sizeof err));
+    assert_non_null(strstr(err, "already has backward nodes"));
+    assert_int_equal(g.n_nodes, n);
+    zn_graph_free(&g);
+}
+
+/* ---- the models ----------------------------------------------------------------------------- */
+
+static bool load(const char *path, const zn_setting *settings, int n_settings, zn_graph *g)
+{
+    zn_diag d;
+    zn_diag_init(&d, stderr);
+    zn_recipe r;
+    zn_load_opts o = {.path = path, .settings = settings, .n_settings = n_settings};
+    bool ok = zn_program_load(&o, &d, g, &r);
+    zn_diag_free(&d);
+    return ok;
+}
+
+/* Every trainable parameter a loss depends on has exactly one GRAD of its shape; every backward
+ * node follows the forward ones and passes its shape rule; returns the GRAD count. */
+static int check_model_grads(zn_graph *g, const char *what)
+{
+    const int n_fwd = g->n_nodes;
+    differentiate(g);
+    int trainable = 0;
+    for (int p = 0; p < n_fwd; p++) {
+        const zn_node *n = &g->nodes[p];
+        assert_false(n->flags & ZN_NODE_BACKWARD);
+        if (n->op != ZN_OP_PARAM) continue;
+        if (!(n->flags & ZN_NODE_PARAM)) continue;
+        int uses = 0; /* a parameter read several times (a shared block) has a summed gradient */
+        for (int id = 0; id < n_fwd; id++)
+            for (int k = 0; k < g->nodes[id].n_src; k++) uses += g->nodes[id].src[k] == p;
+        int d = grad_node(g, p);
+        if (uses > 1) assert_int_equal(g->nodes[d].op, ZN_OP_ADD);
+        trainable++;
+    }
+    for (int id = n_fwd; id < g->n_nodes; id++) {
+        const zn_node *n = &g->nodes[id];
+        assert_true(n->flags & ZN_NODE_BACKWARD);
+        if ((n->flags & ZN_NODE_GRAD) && !(g->nodes[n->grad_of].flags & ZN_NODE_PARAM))
+            fail_msg("%s: GRAD node %s is not a trainable parameter's", what, n->name);
+    }
+    if (count_flag(g, ZN_NODE_GRAD) != trainable)
+        fail_msg("%s: %d GRAD nodes for %d trainable parameters", what,
+                 count_flag(g, ZN_NODE_GRAD), trainable);
+    return trainable;
+}
+
+static void test_every_model(void **state)
+{
+    (void)state;
+    DIR *dir = opendir(zt_src_path("models"));
+    assert_non_null(dir);
+    int models = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".znet") != 0) continue;
+        char rel[300], path[1024];
+        snprintf(rel, sizeof rel, "models/%s", e->d_name);
+        snprintf(path, sizeof path, "%s", zt_src_path(rel));
+        zn_graph g;
+        if (!load(path, NULL, 0, &g)) fail_msg("%s does not load", path);
+        check_model_grads(&g, e->d_name);
+        zn_graph_free(&g);
+        models++;
+    }
+    closedir(dir);
+    assert_true(models >= 3);
+}
+
+/* The Z-tower variants: a shared tower (its parameters summed over three heads), grouped convs
+ * and the channel-axis pooling (a transpose); counts printed for the report. */
+static void test_zee_variants(void **state)
+{
+    (void)state;
+    static const zn_setting variants[][3] = {
+        {{"width", "16"}},
+        {{"width", "16"}, {"roots", "true"}, {"filters", "[8, 16]"}},
+        {{"width", "16"}, {"pool", "\"channel_axis\""}, {"filters", "[64, 128]"}},
+    };
+    static const int n_settings[] = {1, 3, 3};
+    char path[1024];
+    snprintf(path, sizeof path, "%s", zt_src_path("models/davidnet_zee.znet"));
+    for (int v = 0; v < 3; v++) {
+        zn_graph g;
+        if (!load(path, variants[v], n_settings[v], &g)) fail_msg("variant %d does not load", v);
+        const int n_fwd = g.n_nodes;
+        int params = check_model_grads(&g, "davidnet_zee");
+        printf("davidnet_zee variant %d: %d forward nodes, %d in all (%d backward), %d GRADs\n", v,
+               n_fwd, g.n_nodes, g.n_nodes - n_fwd, params);
+        int stitches = 0;
+        for (int id = 0; id < n_fwd; id++) stitches += g.nodes[id].op == ZN_OP_STITCH;
+        assert_int_equal(stitches, 3);
+        assert_int_equal(count_op(&g, ZN_OP_STITCH_BWD, ZN_NODE_BACKWARD), 1 + 2 + 3);
+        zn_graph_free(&g);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tiny_model),
+        cmocka_unit_test(test_accumulation),
+        cmocka_unit_test(test_shared_param),
+        cmocka_unit_test(test_nothing_below_inputs),
+        cmocka_unit_test(test_param_through_add),
+        cmocka_unit_test(test_op_table),
+        cmocka_unit_test(test_backward_macs),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_every_model),
+        cmocka_unit_test(test_zee_variants),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

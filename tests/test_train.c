@@ -1,0 +1,245 @@
+/* test_train.c: the training runtime: lr schedules, the vote, checkpoints (round trip, refusal of
+ * truncated, corrupted and foreign ones, never replacing a good one), a one-epoch run on a
+ * generated CIFAR-format data set, and resume: 2 epochs in one run equal 1 + 1 with --resume,
+ * bit for bit. */
+#include "support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lang/program.h"
+#include "runtime/checkpoint.h"
+#include "runtime/metrics.h"
+#include "runtime/schedule.h"
+#include "runtime/train.h"
+
+static void test_piecewise_schedule(void **state)
+{
+    (void)state;
+    zn_schedule s = {.kind = ZN_LR_PIECEWISE, .n_knots = 3, .t = {0, 5, 24}, .v = {0, 0.4f, 0}, .per_example = true};
+    assert_float_equal(zn_schedule_at(&s, 0, 24, 512), 0, 1e-9);
+    assert_float_equal(zn_schedule_at(&s, 5, 24, 512), 0.4 / 512, 1e-9);
+    assert_float_equal(zn_schedule_at(&s, 2.5, 24, 512), 0.2 / 512, 1e-9);
+    assert_float_equal(zn_schedule_at(&s, 14.5, 24, 512), 0.2 / 512, 1e-9);
+    assert_float_equal(zn_schedule_at(&s, 30, 24, 512), 0, 1e-9);
+    s.per_example = false;
+    assert_float_equal(zn_schedule_at(&s, 5, 24, 512), 0.4, 1e-6);
+    zn_schedule c = {.kind = ZN_LR_COSINE, .t = {2}, .v = {1.0f}};
+    assert_float_equal(zn_schedule_at(&c, 1, 12, 1), 0.5, 1e-6);  /* warm-up */
+    assert_float_equal(zn_schedule_at(&c, 2, 12, 1), 1.0, 1e-6);
+    assert_float_equal(zn_schedule_at(&c, 7, 12, 1), 0.5, 1e-6);  /* half way down */
+    assert_float_equal(zn_schedule_at(&c, 12, 12, 1), 0.0, 1e-6);
+    zn_schedule k = {.kind = ZN_LR_CONSTANT, .v = {0.1f}};
+    assert_float_equal(zn_schedule_at(&k, 3, 12, 64), 0.1, 1e-7);
+}
+
+static void test_vote(void **state)
+{
+    (void)state;
+    assert_int_equal(zn_vote((int[]){1, 1, 2}, 3), 1);
+    assert_int_equal(zn_vote((int[]){1, 2, 2}, 3), 2);
+    assert_int_equal(zn_vote((int[]){3, 1, 3}, 3), 3);
+    assert_int_equal(zn_vote((int[]){0, 1, 2}, 3), 2);       /* all differ: the last head */
+    assert_int_equal(zn_vote((int[]){4, 4, 5, 5}, 4), 5);    /* tie: the latest head's class */
+    /* metrics: 2 heads + vote over 3 examples */
+    zn_metrics m;
+    zn_metrics_init(&m, 3, 3, true);
+    const float h1[] = {1, 0, 0, /**/ 0, 1, 0, /**/ 0, 0, 1};
+    const float h2[] = {1, 0, 0, /**/ 0, 0, 1, /**/ 1, 0, 0};
+    const float h3[] = {0, 1, 0, /**/ 0, 0, 1, /**/ 0, 1, 0};
+    const float *const logits[] = {h1, h2, h3};
+    const int32_t labels[] = {0, 2, 1};
+    zn_metrics_add(&m, logits, labels, 3);
+    assert_float_equal(zn_metrics_acc(&m, 0), 1.0 / 3, 1e-9);
+    assert_float_equal(zn_metrics_acc(&m, 1), 2.0 / 3, 1e-9);
+    assert_float_equal(zn_metrics_acc(&m, 2), 2.0 / 3, 1e-9);
+    assert_float_equal(zn_metrics_acc(&m, -1), 1.0, 1e-9); /* 0 (2 of 3), 2 (2 of 3), 1 (last of all-differ) */
+    assert_int_equal(m.confusion[0 * 3 + 0], 1);
+    zn_metrics_free(&m);
+}
+
+static const char *tmp(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", zt_tmpdir(), name);
+    return buf[k];
+}
+
+static void test_checkpoint_round_trip_and_refusals(void **state)
+{
+    (void)state;
+    float params[5] = {1, 2, 3, 4, 5}, optim[10] = {0};
+    optim[9] = 7;
+    zn_ckpt_meta m = {.graph_hash = 42, .epoch = 3, .step = 291, .seed = 9, .n_params = 5, .n_optim = 10};
+    char err[512];
+    const char *path = tmp("a.ckpt");
+    assert_true(zn_ckpt_save(path, &m, params, optim, err, sizeof err));
+    zn_ckpt_meta r;
+    float *p, *q;
+    assert_true(zn_ckpt_load(path, &r, &p, &q, err, sizeof err));
+    assert_int_equal(r.epoch, 3);
+    assert_int_equal(r.step, 291);
+    assert_memory_equal(p, params, sizeof params);
+    assert_memory_equal(q, optim, sizeof optim);
+    free(p);
+    free(q);
+
+    /* truncated and corrupted copies are refused with a reason */
+    FILE *f = fopen(path, "rb");
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    const char *cut = tmp("cut.ckpt"), *bad = tmp("bad.ckpt"), *junk = tmp("junk.ckpt");
+    f = fopen(cut, "wb");
+    fwrite(buf, 1, n - 11, f);
+    fclose(f);
+    assert_false(zn_ckpt_load(cut, &r, &p, &q, err, sizeof err));
+    assert_non_null(strstr(err, "truncated"));
+    buf[40] ^= 0x55;
+    f = fopen(bad, "wb");
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    assert_false(zn_ckpt_load(bad, &r, &p, &q, err, sizeof err));
+    assert_non_null(strstr(err, "corrupted"));
+    f = fopen(junk, "wb");
+    fputs("hello, world, this is not a checkpoint", f);
+    fclose(f);
+    assert_false(zn_ckpt_load(junk, &r, &p, &q, err, sizeof err));
+    assert_non_null(strstr(err, "not a znet checkpoint"));
+
+    /* a failed save (unwritable place) leaves the good checkpoint as it was */
+    assert_false(zn_ckpt_save(tmp("no/such/dir/a.ckpt"), &m, params, optim, err, sizeof err));
+    assert_true(zn_ckpt_load(path, &r, &p, &q, err, sizeof err));
+    free(p);
+    free(q);
+}
+
+/* A CIFAR-10-format data set of the official file sizes: each class has its own mean colour
+ * and noise, so a model can learn something in one epoch. */
+static const char *make_cifar(void)
+{
+    static char dir[512];
+    if (dir[0]) return dir;
+    snprintf(dir, sizeof dir, "%s/cifar-10-batches-bin", zt_tmpdir());
+    mkdir(dir, 0755);
+    const char *names[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+                           "data_batch_5.bin", "test_batch.bin"};
+    unsigned char *rec = malloc(3073);
+    unsigned state = 12345;
+    for (int f = 0; f < 6; f++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        FILE *out = fopen(path, "wb");
+        assert_non_null(out);
+        for (int i = 0; i < 10000; i++) {
+            int label = (i * 7 + f) % 10;
+            rec[0] = (unsigned char)label;
+            for (int k = 1; k < 3073; k++) {
+                state = state * 1103515245u + 12345u;
+                int ch = (k - 1) / 1024;
+                rec[k] = (unsigned char)(((label * 37 + ch * 91) % 200) + (state >> 27));
+            }
+            fwrite(rec, 1, 3073, out);
+        }
+        fclose(out);
+    }
+    free(rec);
+    return dir;
+}
+
+static bool load_model(zn_graph *g, zn_recipe *r, int epochs)
+{
+    char ep[16];
+    snprintf(ep, sizeof ep, "%d", epochs);
+    const zn_setting sets[] = {{"width", "2"}, {"train.batch", "32"}, {"train.epochs", ep}};
+    zn_diag d;
+    zn_diag_init(&d, stderr);
+    zn_load_opts o = {.path = zt_src_path("models/davidnet_zee.znet"), .settings = sets, .n_settings = 3};
+    bool ok = zn_program_load(&o, &d, g, r);
+    zn_diag_free(&d);
+    return ok;
+}
+
+static int train(int epochs, const char *save, const char *resume, const char *log)
+{
+    zn_graph g;
+    zn_recipe r;
+    assert_true(load_model(&g, &r, epochs));
+    zn_run_opts o = {.file = "davidnet_zee.znet", .data_dir = make_cifar(), .save_path = save, .resume = resume,
+                     .log_path = log, .limit = 128, .test_limit = 100, .backend = &zn_cpu_backend,
+                     .backend_opts = {.threads = 1}};
+    int rc = zn_train_run(&g, &r, &o);
+    zn_graph_free(&g);
+    return rc;
+}
+
+static void test_one_epoch_run_and_log(void **state)
+{
+    (void)state;
+    const char *log = tmp("run.jsonl");
+    assert_int_equal(train(1, tmp("one.ckpt"), NULL, log), 0);
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    char line[4096];
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_non_null(strstr(line, "\"type\":\"run\""));
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_non_null(strstr(line, "\"type\":\"epoch\""));
+    assert_non_null(strstr(line, "\"vote\":"));
+    fclose(f);
+}
+
+static void test_resume_is_bit_identical(void **state)
+{
+    (void)state;
+    const char *two = tmp("two.ckpt"), *half = tmp("half.ckpt");
+    assert_int_equal(train(2, two, NULL, NULL), 0);
+    assert_int_equal(train(1, half, NULL, NULL), 0);
+    assert_int_equal(train(2, half, half, NULL), 0); /* resumes from epoch 1, saves over it */
+    zn_ckpt_meta a, b;
+    float *pa, *qa, *pb, *qb;
+    char err[512];
+    assert_true(zn_ckpt_load(two, &a, &pa, &qa, err, sizeof err));
+    assert_true(zn_ckpt_load(half, &b, &pb, &qb, err, sizeof err));
+    assert_int_equal(a.step, b.step);
+    assert_int_equal(a.n_params, b.n_params);
+    assert_memory_equal(pa, pb, sizeof *pa * a.n_params);
+    assert_memory_equal(qa, qb, sizeof *qa * a.n_optim);
+    free(pa), free(qa), free(pb), free(qb);
+}
+
+static void test_foreign_checkpoint_refused(void **state)
+{
+    (void)state;
+    /* a checkpoint of the width-2 Zee model given to DavidNet */
+    const char *ck = tmp("one.ckpt");
+    zn_graph g;
+    zn_recipe r;
+    zn_diag d;
+    zn_diag_init(&d, stderr);
+    const zn_setting sets[] = {{"width", "2"}, {"train.batch", "32"}};
+    zn_load_opts lo = {.path = zt_src_path("models/davidnet.znet"), .settings = sets, .n_settings = 2};
+    assert_true(zn_program_load(&lo, &d, &g, &r));
+    zn_run_opts o = {.data_dir = make_cifar(), .test_limit = 64, .backend = &zn_cpu_backend, .backend_opts = {.threads = 1}};
+    assert_int_equal(zn_train_eval(&g, &r, &o, ck), 1);
+    zn_graph_free(&g);
+    zn_diag_free(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_piecewise_schedule),
+        cmocka_unit_test(test_vote),
+        cmocka_unit_test(test_checkpoint_round_trip_and_refusals),
+        cmocka_unit_test(test_one_epoch_run_and_log),
+        cmocka_unit_test(test_resume_is_bit_identical),
+        cmocka_unit_test(test_foreign_checkpoint_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
