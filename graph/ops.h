@@ -76,8 +76,8 @@ enum {
 
 /* A forward op's gradient rule (graph/grad_rules.c). dy is the node holding the gradient of node
  * id's output, or -1 for a loss head, which seeds the backward pass itself. The rule appends the
- * backward nodes and sets dsrc[k] to the node holding the gradient of source k for every k with
- * want[k] (those without a gradient get -1); it builds nothing for the others. */
+ * backward nodes and sets dsrc[k] (which arrives as -1) to the node holding the gradient of
+ * source k for every k with want[k]; it builds nothing for the others. */
 typedef void (*zn_grad_rule)(zn_graph *g, int id, int dy, const bool *want, int *dsrc);
 
 typedef struct {

@@ -508,13 +508,13 @@ static zn_value lower_range(zn_eval *ev, const zn_builtin *b, zn_value *a, const
         return zn_val_error();
     }
     int64_t lo = a[1].kind == ZN_VAL_INT ? a[0].i : 0, hi = a[1].kind == ZN_VAL_INT ? a[1].i : a[0].i;
-    if (hi - lo > 1000000 || hi < lo - 1000000) {
+    if (hi > lo && (uint64_t)hi - (uint64_t)lo > ZN_MAX_LIST) { /* unsigned: the difference may not fit int64 */
         zn_diag_error(ev->diag, at[0], "range of more than 1,000,000 numbers");
         return zn_val_error();
     }
-    (void)call;
     zn_value r = {.kind = ZN_VAL_LIST, .list.n = 0};
-    r.list.items = zn_arena_alloc(ev->arena, sizeof(zn_value) * (hi > lo ? hi - lo : 1));
+    r.list.items = zn_eval_list_items(ev, hi > lo ? hi - lo : 0, call->span);
+    if (!r.list.items) return zn_val_error();
     for (int64_t i = lo; i < hi; i++) r.list.items[r.list.n++] = zn_val_int(i);
     return r;
 }

@@ -10,7 +10,6 @@
 
 #include "parse.h"
 
-#define ZN_MAX_LIST 1000000
 
 static zn_value eval_call(zn_eval *ev, zn_scope *sc, const zn_ast *call);
 
@@ -56,27 +55,46 @@ static const char *join(zn_eval *ev, const char *a, const char *sep, const char 
     return s;
 }
 
-static bool name_taken(zn_eval *ev, const char *name)
+/* The slot of name in the hash set: where it is, or the empty slot where it would go. */
+static zn_name_slot *name_slot(zn_eval *ev, const char *name)
 {
-    for (int i = 0; i < ev->n_names; i++)
-        if (strcmp(ev->names[i], name) == 0) return true;
-    return false;
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211u;
+    for (size_t i = h & (ev->cap_names - 1);; i = (i + 1) & (ev->cap_names - 1))
+        if (!ev->names[i].name || strcmp(ev->names[i].name, name) == 0) return &ev->names[i];
 }
 
-/* A graph-wide unique name: base, or base#2, base#3... */
+static void name_add(zn_eval *ev, const char *name)
+{
+    if (2 * (ev->n_names + 1) > ev->cap_names) { /* keep the set at most half full */
+        zn_name_slot *old = ev->names;
+        int old_cap = ev->cap_names;
+        ev->cap_names = old_cap ? 2 * old_cap : 256;
+        ev->names = calloc(ev->cap_names, sizeof *ev->names);
+        for (int i = 0; i < old_cap; i++)
+            if (old[i].name) *name_slot(ev, old[i].name) = old[i];
+        free(old);
+    }
+    *name_slot(ev, name) = (zn_name_slot){name, 2};
+    ev->n_names++;
+}
+
+/* A graph-wide unique name: base, or base#2, base#3... (the suffix search resumes where the
+ * last one for this base stopped, so a loop of n layers names them in O(n)). */
 static const char *unique_name(zn_eval *ev, const char *base)
 {
-    const char *name = base;
-    char buf[512];
-    for (int k = 2; name_taken(ev, name); k++) {
-        snprintf(buf, sizeof buf, "%s#%d", base, k);
-        name = zn_arena_strdup(ev->arena, buf);
+    zn_name_slot *taken = ev->cap_names ? name_slot(ev, base) : NULL;
+    if (!taken || !taken->name) {
+        name_add(ev, base);
+        return base;
     }
-    if (ev->n_names == ev->cap_names) {
-        ev->cap_names = ev->cap_names ? 2 * ev->cap_names : 256;
-        ev->names = realloc(ev->names, sizeof *ev->names * ev->cap_names);
-    }
-    ev->names[ev->n_names++] = name;
+    size_t len = strlen(base) + 16; /* room for "#2147483647" */
+    char *name = zn_arena_alloc(ev->arena, len);
+    int k = taken->next_suffix;
+    do snprintf(name, len, "%s#%d", base, k++);
+    while (name_slot(ev, name)->name);
+    taken->next_suffix = k;
+    name_add(ev, name);
     return name;
 }
 
@@ -149,9 +167,12 @@ int zn_eval_param(zn_eval *ev, const char *owner, const char *suffix, const int6
         return -1;
     }
     if (inst) {
-        if (inst->n_params == inst->cap_params) {
-            inst->cap_params = inst->cap_params ? 2 * inst->cap_params : 8;
-            inst->params = realloc(inst->params, sizeof *inst->params * inst->cap_params);
+        if (inst->n_params == inst->cap_params) { /* in the arena, like the instance itself */
+            int cap = inst->cap_params ? 2 * inst->cap_params : 8;
+            int *params = zn_arena_alloc(ev->arena, sizeof *params * cap);
+            if (inst->n_params) memcpy(params, inst->params, sizeof *params * inst->n_params);
+            inst->params = params;
+            inst->cap_params = cap;
         }
         inst->params[inst->n_params++] = id;
         ev->share_next++;
@@ -183,11 +204,27 @@ static zn_value tensor_scale(zn_eval *ev, const zn_ast *e, int node, double s)
     return zn_eval_emit(ev, ZN_OP_SCALE, &node, 1, &at, "scale", e->span, e);
 }
 
-static zn_value list_concat(zn_eval *ev, const zn_value *a, const zn_value *b)
+zn_value *zn_eval_list_items(zn_eval *ev, int64_t n, zn_span at)
+{
+    if (n > ZN_MAX_LIST) {
+        zn_diag_error(ev->diag, at, "a list of %lld items is longer than the limit of %d", (long long)n, ZN_MAX_LIST);
+        return NULL;
+    }
+    ev->list_items += n;
+    if (ev->list_items > ZN_MAX_LIST_TOTAL) {
+        if (ev->list_items - n <= ZN_MAX_LIST_TOTAL) /* report the first list past the budget only */
+            zn_diag_error(ev->diag, at, "the model builds more than %d list items in all", ZN_MAX_LIST_TOTAL);
+        return NULL;
+    }
+    return zn_arena_alloc(ev->arena, sizeof(zn_value) * (n + 1));
+}
+
+static zn_value list_concat(zn_eval *ev, const zn_ast *e, const zn_value *a, const zn_value *b)
 {
     zn_value r = {.kind = ZN_VAL_LIST};
     r.list.n = a->list.n + b->list.n;
-    r.list.items = zn_arena_alloc(ev->arena, sizeof(zn_value) * (r.list.n ? r.list.n : 1));
+    r.list.items = zn_eval_list_items(ev, (int64_t)a->list.n + b->list.n, e->span);
+    if (!r.list.items) return zn_val_error();
     memcpy(r.list.items, a->list.items, sizeof(zn_value) * a->list.n);
     memcpy(r.list.items + a->list.n, b->list.items, sizeof(zn_value) * b->list.n);
     return r;
@@ -277,17 +314,23 @@ static zn_value eval_binop(zn_eval *ev, zn_scope *sc, const zn_ast *e)
         return type_error(ev, e, &a, &b);
     }
     if (a.kind == ZN_VAL_LIST && b.kind == ZN_VAL_LIST && e->op == ZN_BIN_ADD)
-        return list_concat(ev, &a, &b);
-    if (a.kind == ZN_VAL_STRING && b.kind == ZN_VAL_STRING && e->op == ZN_BIN_ADD)
+        return list_concat(ev, e, &a, &b);
+    if (a.kind == ZN_VAL_STRING && b.kind == ZN_VAL_STRING && e->op == ZN_BIN_ADD) {
+        if (strlen(a.s) + strlen(b.s) > ZN_MAX_LIST) {
+            zn_diag_error(ev->diag, e->span, "a string longer than %d characters", ZN_MAX_LIST);
+            return zn_val_error();
+        }
         return (zn_value){.kind = ZN_VAL_STRING, .s = join(ev, a.s, "", b.s)};
+    }
     if (a.kind == ZN_VAL_LIST && b.kind == ZN_VAL_INT && e->op == ZN_BIN_MUL) {
-        if (b.i < 0 || (a.list.n > 0 && b.i > ZN_MAX_LIST / a.list.n)) {
+        if (b.i < 0 || b.i > ZN_MAX_LIST || (a.list.n > 0 && b.i > ZN_MAX_LIST / a.list.n)) {
             zn_diag_error(ev->diag, e->span, "list repetition count %lld is out of range",
                           (long long)b.i);
             return zn_val_error();
         }
         zn_value r = {.kind = ZN_VAL_LIST, .list.n = 0};
-        r.list.items = zn_arena_alloc(ev->arena, sizeof(zn_value) * (a.list.n * b.i + 1));
+        r.list.items = zn_eval_list_items(ev, a.list.n * b.i, e->span);
+        if (!r.list.items) return zn_val_error();
         for (int64_t k = 0; k < b.i; k++)
             for (int j = 0; j < a.list.n; j++) r.list.items[r.list.n++] = a.list.items[j];
         return r;
@@ -362,7 +405,8 @@ static zn_value eval_expr(zn_eval *ev, zn_scope *sc, const zn_ast *e)
     }
     case ZN_AST_LIST: {
         zn_value r = {.kind = ZN_VAL_LIST, .list.n = e->n_kids};
-        r.list.items = zn_arena_alloc(ev->arena, sizeof(zn_value) * (e->n_kids + 1));
+        r.list.items = zn_eval_list_items(ev, e->n_kids, e->span);
+        if (!r.list.items) return zn_val_error();
         for (int i = 0; i < e->n_kids; i++) {
             r.list.items[i] = zn_eval_expr(ev, sc, e->kids[i]);
             if (r.list.items[i].kind == ZN_VAL_ERROR) return zn_val_error();
@@ -810,6 +854,11 @@ static void eval_metric(zn_eval *ev, zn_scope *sc, const zn_ast *s)
             zn_diag_error(ev->diag, arg->span, "vote takes at most 64 heads");
             return;
         }
+        for (int j = 0; j < n; j++)
+            if (heads[j] == v.node) {
+                zn_diag_error(ev->diag, arg->span, "this head is already in the vote");
+                return;
+            }
         heads[n++] = v.node;
     }
     const char *name = s->name ? s->name : "vote";

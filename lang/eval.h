@@ -20,6 +20,11 @@ typedef struct zn_scope {
     int n, cap;
 } zn_scope;
 
+typedef struct {
+    const char *name;  /* NULL: an empty slot */
+    int next_suffix;   /* the k to try first for the next "name#k" */
+} zn_name_slot;
+
 typedef struct zn_eval {
     zn_diag *diag;
     zn_arena *arena;
@@ -35,10 +40,11 @@ typedef struct zn_eval {
     zn_instance *share;    /* instance whose parameters are being reused, or NULL */
     int share_next;        /* index of the next parameter within that instance */
     long budget;           /* statements left before the model counts as runaway */
-    const char **names;    /* node names already taken (for unique naming) */
-    int n_names, cap_names;
+    zn_name_slot *names;   /* hash set of node names already taken (for unique naming) */
+    int n_names, cap_names;  /* cap_names: a power of two, or 0 */
     bool in_train;         /* evaluating the train section (settings functions allowed) */
     int expr_depth;        /* zn_eval_expr calls active (capped at ZN_MAX_EXPR_DEPTH) */
+    int64_t list_items;    /* list items built so far (capped at ZN_MAX_LIST_TOTAL) */
 } zn_eval;
 
 /* Arguments of a call after evaluation: positional first, then keywords. */
@@ -68,6 +74,8 @@ typedef struct {
 } zn_argspec;
 
 #define ZN_MAX_EXPR_DEPTH 2000
+#define ZN_MAX_LIST 1000000        /* items in one list, characters in one string, repeat count */
+#define ZN_MAX_LIST_TOTAL 10000000 /* list items a model may build in all (loops included) */
 
 #define ZN_MAX_ARGS 10
 
@@ -103,6 +111,9 @@ zn_value zn_eval_emit(zn_eval *ev, zn_op op, const int *src, int n_src, const zn
 /* Creates (or, inside a shared instance, reuses) a parameter of the given shape. */
 int zn_eval_param(zn_eval *ev, const char *owner, const char *suffix, const int64_t *dims, int rank,
                   zn_init init, int fan_in, bool trainable, zn_span at);
+/* Room for a list of n values (in the arena), or NULL after reporting that it is too long or
+ * that the model has built too many list items in all. */
+zn_value *zn_eval_list_items(zn_eval *ev, int64_t n, zn_span at);
 zn_value zn_eval_string_value(zn_eval *ev, const char *text, zn_span at);
 void zn_scope_free(zn_scope *sc);
 zn_binding *zn_scope_find(zn_scope *sc, const char *name);

@@ -24,6 +24,7 @@ typedef struct {
     int need_sep;                   /* the last token needs a separator before } or EOF */
     int pending;                    /* a token held back behind an inserted separator */
     int inserted;                   /* the last separator was inserted: 1 before '}', 2 at the end */
+    const char *last_name;          /* text of the last NAME token, for "unexpected name 'x'" */
     zn_span pending_loc;
     int line, col;                  /* scanner position (1-based) */
 } zn_parse_ctx;

@@ -280,6 +280,7 @@ static int zn_yylex(ZN_YYSTYPE *lval, ZN_YYLTYPE *lloc, yyscan_t scanner, zn_par
     }
     ctx->need_sep = !(tok == NEWLINE || tok == ';' || tok == '{' || tok == ZN_YYEOF);
     ctx->inserted = 0;
+    if (tok == NAME) ctx->last_name = lval->str;
     return tok;
 }
 
@@ -313,6 +314,11 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, zn
     const char *got_text = got == YYSYMBOL_NEWLINE && ctx->inserted ? (ctx->inserted == 1 ? "'}'" : "end of file")
                                                                     : token_text(got);
     bool at_end = got == YYSYMBOL_YYEOF || (got == YYSYMBOL_NEWLINE && ctx->inserted == 2);
+    char name[96];
+    if (got == YYSYMBOL_NAME && ctx->last_name) {
+        snprintf(name, sizeof name, "name '%.80s'", ctx->last_name);
+        got_text = name;
+    }
     char want[256] = "";
     bool sep_ok = false;
     for (int i = 0; i < n; i++) {

@@ -26,10 +26,11 @@ typedef struct {
 /* Makes <root>/cifar-10-batches-bin hold CIFAR-10 and checks that zn_cifar10_load reads both
  * splits. Nothing is downloaded when it already does, nor when <root>/cifar-10-binary.tar.gz
  * (placed there by hand) is there with the right MD5. The download goes to <root>/
- * cifar-10-binary.tar.gz.part and resumes from it (curl -C -); the archive is unpacked into a
- * staging folder and moved into place only once it loads, so a failure never leaves a
- * half-written data set. False with the reason in err (zn_fetch_cifar10_manual says what a
- * user can do instead). */
+ * cifar-10-binary.tar.gz.part and resumes from it (curl -C -); a .part with the wrong MD5 is
+ * removed. The archive is unpacked into a staging folder and moved into place only once it
+ * loads, so a failure never leaves a half-written data set; a downloaded archive is removed
+ * afterwards. One call per root at a time (flock on the root). False with the reason in err
+ * (zn_fetch_cifar10_manual says what a user can do instead). */
 bool zn_fetch_cifar10(const zn_fetch_opts *o, char *err, size_t errlen);
 /* How to get CIFAR-10 by hand for these options: what to download, its MD5, where to unpack. */
 void zn_fetch_cifar10_manual(const zn_fetch_opts *o, FILE *f);

@@ -55,19 +55,26 @@ static const char *gz_message(tar_reader *t, int *code)
     return strncmp(msg, t->archive, n) == 0 && strncmp(msg + n, ": ", 2) == 0 ? msg + n + 2 : msg;
 }
 
-/* Exactly n bytes (n <= CHUNK) into t->buf; running out is a truncated archive. */
-static bool read_exact(tar_reader *t, size_t n)
+/* Why the archive stopped yielding data: cut short (plain EOF, or zlib's "unexpected end of
+ * file"), corrupt compressed data, or a read error; `where` says what was being read. */
+static bool stopped(tar_reader *t, const char *where)
 {
-    int got = gzread(t->gz, t->buf, (unsigned)n);
-    if (got == (int)n) return true;
     int code;
     const char *msg = gz_message(t, &code);
     if (code == Z_ERRNO) return fail(t, "read: %s", strerror(errno));
-    if (t->entry[0])
-        return fail(t, "archive ends inside '%s' (truncated download?)%s%s", t->entry,
-                    code ? ": " : "", code ? msg : "");
-    return fail(t, "archive ends without its end-of-archive blocks (truncated download?)%s%s",
-                code ? ": " : "", code ? msg : "");
+    if (code != Z_OK && code != Z_BUF_ERROR)
+        return fail(t, "corrupt compressed data %s: %s", where, msg);
+    return fail(t, "archive ends %s (truncated download?)", where);
+}
+
+/* Exactly n bytes (n <= CHUNK) into t->buf. */
+static bool read_exact(tar_reader *t, size_t n)
+{
+    if (gzread(t->gz, t->buf, (unsigned)n) == (int)n) return true;
+    char where[sizeof t->entry + 16];
+    if (t->entry[0]) snprintf(where, sizeof where, "inside '%s'", t->entry);
+    else snprintf(where, sizeof where, "without its end-of-archive blocks");
+    return stopped(t, where);
 }
 
 /* An octal field: optional leading spaces, digits, then only spaces or NULs. The base-256
@@ -252,15 +259,14 @@ static bool extract_entry(tar_reader *t, const uint8_t *h, const char *dest, lon
            skip(t, (BLOCK - size % BLOCK) % BLOCK);
 }
 
-/* After the end-of-archive blocks: read on to the end so gzip's CRC and length get checked. */
+/* After the end-of-archive blocks: read on to the end so gzip's CRC and length get checked
+ * (zlib reports a cut stream at its end as an error code with a plain end of file). */
 static bool drain(tar_reader *t)
 {
-    int got;
-    while ((got = gzread(t->gz, t->buf, CHUNK)) > 0) {}
-    if (got == 0) return true;
+    while (gzread(t->gz, t->buf, CHUNK) > 0) {}
     int code;
-    const char *msg = gz_message(t, &code);
-    return fail(t, "after the end of the archive: %s", code == Z_ERRNO ? strerror(errno) : msg);
+    gzerror(t->gz, &code);
+    return code == Z_OK || stopped(t, "after its end-of-archive blocks");
 }
 
 bool zn_tar_extract(const char *archive, const char *dest, long long max_bytes, char *err,

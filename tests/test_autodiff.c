@@ -2,7 +2,7 @@
  * tiny model, accumulation where a tensor feeds several consumers, a parameter shared by three
  * convolutions, nothing built below inputs or for parameter-free branches, one GRAD node per
  * trainable parameter of every model in models/, and the op table's gradient columns (every
- * differentiable op has a rule, every backward op a shape rule and at least one producer). */
+ * differentiable op has a rule, every backward op a checked shape rule and a producer). */
 #include "support.h"
 
 #include <dirent.h>
@@ -47,7 +47,8 @@ static int leaf(zn_graph *g, zn_op op, unsigned flags, const char *name, int ran
     return inferred(g, id);
 }
 
-#define DIMS(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+#define NDIMS(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
+#define DIMS(...) NDIMS(__VA_ARGS__), (int64_t[]){__VA_ARGS__}
 #define INPUT(g, name, ...) leaf(g, ZN_OP_INPUT, ZN_NODE_INPUT, name, DIMS(__VA_ARGS__))
 #define PARAM(g, name, ...) leaf(g, ZN_OP_PARAM, ZN_NODE_PARAM, name, DIMS(__VA_ARGS__))
 #define STATE(g, name, ...) leaf(g, ZN_OP_PARAM, ZN_NODE_STATE, name, DIMS(__VA_ARGS__))
@@ -425,6 +426,72 @@ static void test_backward_macs(void **state)
     zn_graph_free(&g);
 }
 
+/* Node op(src) with a preset shape (as autodiff gives it); its shape rule's message or "". */
+static const char *backward_rule(zn_graph *g, zn_op op, const int *src, int n_src,
+                                 const zn_attrs *attr, int rank, const int64_t *dim, bool batched)
+{
+    static char err[256];
+    int id = add_node(g, op, src, n_src, attr, "d");
+    g->nodes[id].shape = (zn_shape){.rank = rank, .batched = batched};
+    memcpy(g->nodes[id].shape.dim, dim, (size_t)rank * sizeof *dim);
+    return zn_graph_infer(g, id, err, sizeof err) ? "" : err;
+}
+
+#define RULE(op, src, attr, batched, ...) \
+    backward_rule(&g, op, src, attr, NDIMS(__VA_ARGS__), (int64_t[]){__VA_ARGS__}, batched)
+/* The shape rules of the backward ops whose shape their sources do not determine check the
+ * preset one; the others compute theirs (autodiff compares, test_every_model runs it). */
+static void test_backward_shape_rules(void **state)
+{
+    (void)state;
+    zn_graph g;
+    zn_graph_init(&g, "rules");
+    int dy = INPUT(&g, "dy", 4, 3, 3), w = PARAM(&g, "w", 4, 2, 3, 3);
+    int dv = INPUT(&g, "dv", 6), lw = PARAM(&g, "lw", 6, 5);
+    zn_attrs s2 = conv_attrs(3, 1);
+    s2.stride[0] = s2.stride[1] = 2;
+    assert_string_equal(RULE(ZN_OP_CONV2D_BWD_DATA, SRC(dy, w), &s2, true, 2, 6, 6), "");
+    assert_string_equal(RULE(ZN_OP_CONV2D_BWD_DATA, SRC(dy, w), &s2, true, 2, 5, 5), "");
+    assert_non_null(strstr(RULE(ZN_OP_CONV2D_BWD_DATA, SRC(dy, w), &s2, true, 2, 8, 8),
+                           "conv2d_bwd_data: dy [N, 4, 3, 3] is not the output of a window "
+                           "over [N, 2, 8, 8]"));
+    assert_non_null(strstr(RULE(ZN_OP_CONV2D_BWD_DATA, SRC(dy, w), &s2, true, 3, 6, 6),
+                           "not the output of a window"));
+    assert_non_null(strstr(RULE(ZN_OP_CONV2D_BWD_DATA, SRC(dy, w), &s2, false, 2, 6, 6),
+                           "the gradient's shape [2, 6, 6] does not fit dy [N, 4, 3, 3]"));
+    zn_attrs p2 = conv_attrs(2, 0);
+    p2.stride[0] = p2.stride[1] = 2;
+    assert_string_equal(RULE(ZN_OP_AVGPOOL_BWD, SRC(dy), &p2, true, 4, 7, 6), "");
+    assert_non_null(strstr(RULE(ZN_OP_AVGPOOL_BWD, SRC(dy), &p2, true, 4, 8, 8),
+                           "avgpool_bwd: dy [N, 4, 3, 3] is not the output of a window"));
+    assert_string_equal(RULE(ZN_OP_GLOBAL_AVGPOOL_BWD, SRC(dv), NULL, true, 6, 2, 2), "");
+    assert_non_null(strstr(RULE(ZN_OP_GLOBAL_AVGPOOL_BWD, SRC(dv), NULL, true, 5, 2, 2),
+                           "dy [N, 6] is not the pooled [N, 5, 2, 2]"));
+    zn_attrs sl = zn_attrs_default();
+    sl.axis = 1;
+    sl.size[0] = 1;
+    assert_string_equal(RULE(ZN_OP_SLICE, SRC(dy), &sl, true, 4, 2, 3), "");
+    assert_non_null(strstr(RULE(ZN_OP_SLICE, SRC(dy), &sl, true, 4, 3, 3),
+                           "slice: [N, 4, 3, 3] at offset 1 along axis 1 is not a part of dy"));
+    assert_non_null(strstr(RULE(ZN_OP_SLICE, SRC(dy), &sl, true, 3, 2, 3), "is not a part"));
+    assert_string_equal(RULE(ZN_OP_RESHAPE, SRC(dy), NULL, true, 36), "");
+    assert_non_null(strstr(RULE(ZN_OP_RESHAPE, SRC(dy), NULL, true, 35),
+                           "reshape: [N, 35] does not hold the elements of x [N, 4, 3, 3]"));
+    /* computed ones: their sources must fit */
+    assert_string_equal(RULE(ZN_OP_LINEAR_BWD_DATA, SRC(dv, lw), NULL, true, 5), "");
+    assert_non_null(strstr(RULE(ZN_OP_LINEAR_BWD_DATA, SRC(dy, lw), NULL, true, 5),
+                           "dy must be [O], got [N, 4, 3, 3]"));
+    zn_attrs st = zn_attrs_default();
+    st.axis = 2;
+    assert_non_null(strstr(RULE(ZN_OP_STITCH_BWD, SRC(dy, dy), &st, true, 4, 3, 3),
+                           "stitch_bwd: input 2 is not one of the 1 inputs"));
+    zn_attrs g3 = conv_attrs(3, 1);
+    g3.groups = 3;
+    assert_non_null(strstr(RULE(ZN_OP_CONV2D_BWD_FILTER, SRC(dy, dy), &g3, false, 4, 1, 3, 3),
+                           "do not split into 3 groups"));
+    zn_graph_free(&g);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -551,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_param_through_add),
         cmocka_unit_test(test_op_table),
         cmocka_unit_test(test_backward_macs),
+        cmocka_unit_test(test_backward_shape_rules),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_every_model),
         cmocka_unit_test(test_zee_variants),

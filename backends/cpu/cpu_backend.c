@@ -16,7 +16,7 @@
  * and a kernel reading a tensor nobody wrote sees NaNs (caught by check_numerics). */
 #define ARENA_SENTINEL UINT32_C(0x7FA5A5A5)
 
-static const char *const region_names[ZN_REGION_COUNT] = {"arena", "params", "grads"};
+static const char *const region_names[ZN_REGION_COUNT] = {"arena", "params", "grads", "optimizer state"};
 
 /* The worker pool is process-wide: the first live backend starts it, the last one stops it. */
 static int live_backends;
@@ -56,10 +56,6 @@ static void release_memory(zn_cpu *cpu)
     free(cpu->workspace);
     cpu->workspace = NULL;
     cpu->workspace_bytes = 0;
-    for (int m = 0; m < 2; m++) {
-        free(cpu->moment[m]);
-        cpu->moment[m] = NULL;
-    }
 }
 
 static void cpu_destroy(zn_backend *be)
@@ -109,7 +105,8 @@ static size_t cpu_workspace_bytes(zn_backend *be, const zn_graph *g, int id, int
     }
 }
 
-/* 64-byte aligned memory of `bytes` (NULL for 0 bytes); false with a message naming `what`. */
+/* 64-byte aligned memory of `bytes` into *out (NULL for 0 bytes); false with a message naming
+ * `what` and the bytes asked for. */
 static bool alloc_block(zn_cpu *cpu, size_t bytes, const char *what, void **out)
 {
     *out = NULL;
@@ -125,18 +122,23 @@ static bool cpu_alloc(zn_backend *be, const zn_plan *p)
 {
     zn_cpu *cpu = cpu_of(be);
     release_memory(cpu);
+    void *block;
     for (int r = 0; r < ZN_REGION_COUNT; r++) {
-        if (!alloc_block(cpu, p->region_bytes[r], region_names[r], (void **)&cpu->mem[r])) {
+        if (!alloc_block(cpu, p->region_bytes[r], region_names[r], &block)) {
             release_memory(cpu);
             return false;
         }
+        cpu->mem[r] = block;
         cpu->bytes[r] = p->region_bytes[r];
     }
-    if (!alloc_block(cpu, p->workspace_bytes, "kernel workspace", (void **)&cpu->workspace)) {
+    if (!alloc_block(cpu, p->workspace_bytes, "kernel workspace", &block)) {
         release_memory(cpu);
         return false;
     }
+    cpu->workspace = block;
     cpu->workspace_bytes = p->workspace_bytes;
+    /* momentum starts at 0; alignment gaps between tensors read back (checkpoints) as zeros */
+    for (int r = ZN_REGION_PARAMS; r < ZN_REGION_COUNT; r++) memset(cpu->mem[r], 0, cpu->bytes[r]);
     uint32_t *arena = (uint32_t *)cpu->mem[ZN_REGION_ARENA];
     for (size_t i = 0; i < cpu->bytes[ZN_REGION_ARENA] / 4; i++) arena[i] = ARENA_SENTINEL;
     return true;
@@ -260,24 +262,17 @@ static bool cpu_compute(zn_backend *be, const zn_graph *g, const zn_plan *p, int
     return true;
 }
 
-/* Optimizer state buffer m (zeroed, the PARAMS region's size), allocated on first use. */
-static bool ensure_moment(zn_cpu *cpu, int m)
-{
-    if (cpu->moment[m] || !cpu->bytes[ZN_REGION_PARAMS]) return true;
-    if (!alloc_block(cpu, cpu->bytes[ZN_REGION_PARAMS], "optimizer state",
-                     (void **)&cpu->moment[m]))
-        return false;
-    memset(cpu->moment[m], 0, cpu->bytes[ZN_REGION_PARAMS]);
-    return true;
-}
-
 static bool cpu_optimize(zn_backend *be, const zn_graph *g, const zn_plan *p,
                          const zn_optim_step *s)
 {
     zn_cpu *cpu = cpu_of(be);
     bool adam = s->kind == ZN_STEP_ADAM;
-    if (!check_plan(cpu, g, p) || !ensure_moment(cpu, 0) || (adam && !ensure_moment(cpu, 1)))
-        return false;
+    if (!check_plan(cpu, g, p)) return false;
+    /* the optimizer state region: momentum / Adam's m at a parameter's offset, v one PARAMS later */
+    float *moment[2] = {(float *)cpu->mem[ZN_REGION_OPTIM],
+                        (float *)(cpu->mem[ZN_REGION_OPTIM] + cpu->bytes[ZN_REGION_PARAMS])};
+    if (cpu->bytes[ZN_REGION_OPTIM] < 2 * cpu->bytes[ZN_REGION_PARAMS])
+        return zn_cpu_fail(cpu, "cpu backend: the plan has no room for the optimizer state");
     const zn_sgd sgd = {s->lr, s->momentum, s->weight_decay, s->nesterov};
     const zn_adam adm = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay};
     zn_cpu_call c = {.cpu = cpu, .g = g, .p = p};
@@ -294,10 +289,10 @@ static bool cpu_optimize(zn_backend *be, const zn_graph *g, const zn_plan *p,
         float *w = zn_cpu_tensor(&c, param);
         const float *grad = zn_cpu_tensor(&c, id);
         if (adam)
-            zn_adam_step(&adm, s->t, count, w, grad, cpu->moment[0] + slot,
-                         cpu->moment[1] + slot);
+            zn_adam_step(&adm, s->t, count, w, grad, moment[0] + slot,
+                         moment[1] + slot);
         else
-            zn_sgd_step(&sgd, count, w, grad, cpu->moment[0] + slot);
+            zn_sgd_step(&sgd, count, w, grad, moment[0] + slot);
     }
     return true;
 }

@@ -18,9 +18,7 @@ typedef struct {
     size_t bytes[ZN_REGION_COUNT];
     float *workspace; /* kernel scratch, the plan's workspace_bytes */
     size_t workspace_bytes;
-    /* Optimizer state laid out like the PARAMS region (a parameter's slot is at its offset):
-     * [0] SGD momentum or Adam's m, [1] Adam's v; allocated zeroed on first use. */
-    float *moment[2];
+ /* the zn_optim_step kind the state belongs to; -1 before the first step */
     /* Argument arrays for ops with any number of sources (concat, stitch), cap entries each. */
     const float **ptrs;
     int *ints; /* 3 * cap */

@@ -1,6 +1,7 @@
 /* k_norm.c: batch normalisation over N and H*W per channel: training forward (batch statistics,
  * running-average update), inference forward (running statistics), the training backward and
- * the per-channel sum (bias gradients). Sums run in double: a channel holds up to N*H*W = 512*32*32 values. */
+ * the per-channel sum (bias gradients). Sums run in double: a channel holds up to
+ * N*H*W = 512*32*32 values. */
 #include "backends/cpu/kernels.h"
 
 #include <math.h>

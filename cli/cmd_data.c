@@ -1,0 +1,209 @@
+/* cmd_data.c: `znet data get NAME` (download and unpack a data set into the cache) and `znet
+ * data where` (where each data set is found, in resolution order); also zn_cli_parse_args, the
+ * option parsing for commands whose arguments are not one model file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "runtime/dataset.h"
+#include "runtime/fetch.h"
+
+#define FASHION_SYSTEM_DIR "/usr/share/datasets/fashion-mnist"
+
+static const char *const data_names[] = {"cifar10", "fashion_mnist"};
+enum { N_DATA = sizeof data_names / sizeof data_names[0] };
+
+/* Whether argument a (not of the form --opt=value) makes the next argument its value. */
+static bool takes_value(const char *a, const zn_opt *opts, int n_opts)
+{
+    static const char *const common[] = {"--set", "--epochs", "--batch", "--seed"};
+    if (a[0] != '-' || strchr(a, '=')) return false;
+    for (int k = 0; k < 4; k++)
+        if (strcmp(a, common[k]) == 0) return true;
+    for (int k = 0; k < n_opts; k++)
+        if (strcmp(a, opts[k].name) == 0) return opts[k].kind != ZN_OPT_FLAG;
+    return false;
+}
+
+int zn_cli_parse_args(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
+                      int n_opts, zn_cli_common *c, const char **pos, int max_pos, int *n_pos)
+{
+    static char placeholder[] = ""; /* stands for the model file zn_cli_parse insists on */
+    char **rest = malloc(((size_t)argc + 1) * sizeof *rest);
+    if (!rest) {
+        fprintf(stderr, "znet %s: out of memory\n", argv[0]);
+        return ZN_EXIT_ERROR;
+    }
+    int n_rest = 1, n = 0;
+    rest[0] = argv[0];
+    bool value_next = false; /* the previous argument was an option taking this as its value */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!value_next && (a[0] != '-' || a[1] == '\0')) {
+            if (n < max_pos) pos[n] = a;
+            n++;
+            continue;
+        }
+        rest[n_rest++] = argv[i];
+        value_next = !value_next && takes_value(a, opts, n_opts);
+    }
+    rest[n_rest++] = placeholder;
+    int rc = zn_cli_parse(n_rest, rest, usage, about, opts, n_opts, c);
+    free(rest);
+    c->file = n > 0 ? pos[0] : NULL;
+    *n_pos = n < max_pos ? n : max_pos;
+    if (rc < 0 && n > max_pos) {
+        fprintf(stderr, "znet %s: too many arguments (at most %d)\nusage: znet %s\n", argv[0], max_pos, usage);
+        return ZN_EXIT_USAGE;
+    }
+    return rc;
+}
+
+/* The data set argument of `data get` / `data where`, or -1 after a message. */
+static int data_index(const char *cmd, const char *name)
+{
+    for (int i = 0; i < N_DATA; i++)
+        if (strcmp(name, data_names[i]) == 0) return i;
+    fprintf(stderr, "znet %s: unknown data set '%s' (known: cifar10, fashion_mnist)\n", cmd, name);
+    const char *near = zn_cli_did_you_mean(name, data_names, N_DATA);
+    if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
+    return -1;
+}
+
+static bool is_md5_hex(const char *s)
+{
+    return strlen(s) == 32 && strspn(s, "0123456789abcdefABCDEF") == 32;
+}
+
+/* After a successful get: say how to point znet at root when it would look elsewhere. */
+static void note_resolution(const char *root)
+{
+    char found[4096], want[4096 + sizeof ZN_CIFAR10_FOLDER];
+    bool ok = zn_data_dir_resolve(NULL, "cifar10", found, sizeof found);
+    snprintf(want, sizeof want, "%s/%s", root, ZN_CIFAR10_FOLDER);
+    if (ok && strcmp(found, want) == 0) return;
+    const char *env = getenv("ZNET_DATA");
+    printf("note: znet looks for data in %s%s, not here: pass --data %s (or set ZNET_DATA=%s)\n",
+           env && env[0] ? "$ZNET_DATA=" : "", env && env[0] ? env : "the per-user cache", root, root);
+}
+
+static int explain_fashion_mnist(void)
+{
+    char found[4096];
+    bool ok = zn_data_dir_resolve(NULL, "fashion_mnist", found, sizeof found);
+    if (ok) printf("Fashion-MNIST is already in %s\n", found);
+    fprintf(ok ? stdout : stderr,
+            "%sFashion-MNIST comes from the Debian package dataset-fashion-mnist, which znet does not\n"
+            "download itself: `sudo apt-get install dataset-fashion-mnist` puts it in\n"
+            "%s. Elsewhere, put the four *-ubyte.gz files from\n"
+            "https://github.com/zalandoresearch/fashion-mnist into ~/.cache/znet/fashion-mnist/.\n",
+            ok ? "" : "znet data get: Fashion-MNIST is not installed.\n", FASHION_SYSTEM_DIR);
+    return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
+}
+
+static int data_get(int argc, char **argv)
+{
+    const char *url = NULL, *md5 = NULL, *dir = NULL;
+    long retries = 3;
+    const zn_opt opts[] = {
+        {"--url", ZN_OPT_STRING, "URL", "download from URL instead (a mirror; file:// works too)", &url, 0, 0},
+        {"--md5", ZN_OPT_STRING, "HEX", "expect this MD5 instead of the official archive's", &md5, 0, 0},
+        {"--dir", ZN_OPT_STRING, "DIR", "unpack under DIR instead of the per-user cache", &dir, 0, 0},
+        {"--retries", ZN_OPT_INT, "N", "retry a failed download N times (default 3)", &retries, 0, 100},
+    };
+    zn_cli_common c;
+    const char *name;
+    int n;
+    int rc = zn_cli_parse_args(argc, argv, "data get NAME [options]",
+                               "Downloads data set NAME (cifar10) with curl, checks its MD5 and unpacks it into\n"
+                               "the per-user cache ($XDG_CACHE_HOME/znet or ~/.cache/znet), where znet finds\n"
+                               "it. An interrupted download resumes when run again. fashion_mnist comes from\n"
+                               "the Debian package dataset-fashion-mnist instead.",
+                               opts, 4, &c, &name, 1, &n);
+    if (rc >= 0) return rc;
+    if (n == 0) {
+        fprintf(stderr, "znet data get: which data set? (cifar10 or fashion_mnist)\n");
+        return ZN_EXIT_USAGE;
+    }
+    int which = data_index(argv[0], name);
+    if (which < 0) return ZN_EXIT_USAGE;
+    if (which == 1) return explain_fashion_mnist();
+    if (md5 && !is_md5_hex(md5)) {
+        fprintf(stderr, "znet data get: --md5 needs 32 hex digits, got '%s'\n", md5);
+        return ZN_EXIT_USAGE;
+    }
+    zn_fetch_opts fo = {.url = url, .md5 = md5, .dir = dir, .retries = (int)retries, .log = stderr};
+    char err[2048], root[4096];
+    if (!zn_fetch_cifar10(&fo, err, sizeof err)) {
+        fprintf(stderr, "znet data get: %s\n", err);
+        zn_fetch_cifar10_manual(&fo, stderr);
+        return ZN_EXIT_ERROR;
+    }
+    if (zn_fetch_root(&fo, root, sizeof root)) note_resolution(root);
+    return ZN_EXIT_OK;
+}
+
+static int data_where(int argc, char **argv)
+{
+    const char *data = NULL;
+    const zn_opt opts[] = {
+        {"--data", ZN_OPT_STRING, "DIR", "as `znet run --data DIR` would be given", &data, 0, 0},
+    };
+    zn_cli_common c;
+    const char *name;
+    int n;
+    int rc = zn_cli_parse_args(argc, argv, "data where [NAME] [--data DIR]",
+                               "Prints where znet finds each data set (or NAME only), trying in order: --data,\n"
+                               "$ZNET_DATA, the per-user cache, then (fashion_mnist) " FASHION_SYSTEM_DIR ".\n"
+                               "With NAME, exits 1 when it is not found.",
+                               opts, 1, &c, &name, 1, &n);
+    if (rc >= 0) return rc;
+    int only = n ? data_index(argv[0], name) : -1;
+    if (n && only < 0) return ZN_EXIT_USAGE;
+    const char *env = getenv("ZNET_DATA");
+    zn_fetch_opts cache = {0};
+    char root[4096];
+    if (!zn_fetch_root(&cache, root, sizeof root)) snprintf(root, sizeof root, "(none: $HOME is not set)");
+    printf("looked for in this order, the first that holds it wins:\n"
+           "  1. --data DIR     %s\n  2. $ZNET_DATA     %s\n  3. the cache      %s\n"
+           "  4. fashion_mnist: %s (Debian package dataset-fashion-mnist)\n"
+           "(when 1 or 2 is given, znet looks only there)\n\n",
+           data && data[0] ? data : "(not given)", env && env[0] ? env : "(not set)", root, FASHION_SYSTEM_DIR);
+    bool all = true;
+    for (int i = 0; i < N_DATA; i++) {
+        if (n && i != only) continue;
+        char dir[4096];
+        bool ok = zn_data_dir_resolve(data, data_names[i], dir, sizeof dir);
+        all = all && ok;
+        if (ok) printf("%-14s %s\n", data_names[i], dir);
+        else printf("%-14s not found (expected in %s; see `znet data get %s`)\n", data_names[i], dir, data_names[i]);
+    }
+    return n && !all ? ZN_EXIT_ERROR : ZN_EXIT_OK;
+}
+
+int zn_cmd_data(int argc, char **argv)
+{
+    static const char *const verbs[] = {"get", "where"};
+    static const char usage[] = "usage: znet data get NAME [--url URL] [--md5 HEX] [--dir DIR] [--retries N]\n"
+                                "       znet data where [NAME] [--data DIR]\n"
+                                "NAME is cifar10 or fashion_mnist; `znet data get --help` says more.\n";
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return ZN_EXIT_OK;
+    }
+    int verb = -1;
+    for (int i = 0; argc >= 2 && i < 2; i++)
+        if (strcmp(argv[1], verbs[i]) == 0) verb = i;
+    if (verb < 0) {
+        if (argc >= 2) fprintf(stderr, "znet data: unknown action '%s'\n", argv[1]);
+        const char *near = argc >= 2 ? zn_cli_did_you_mean(argv[1], verbs, 2) : NULL;
+        if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
+        fputs(usage, stderr);
+        return ZN_EXIT_USAGE;
+    }
+    char name[16];
+    snprintf(name, sizeof name, "data %s", verbs[verb]);
+    argv[1] = name; /* so messages and help say "znet data get" */
+    return verb == 0 ? data_get(argc - 1, argv + 1) : data_where(argc - 1, argv + 1);
+}

@@ -1,0 +1,45 @@
+/* plot.h: training logs (the JSON lines `znet run --log FILE` writes) read back into per-epoch
+ * series, and drawn as a standalone SVG (training loss, and train/test accuracy per head and
+ * vote, several runs overlaid) or written as one CSV table. */
+#ifndef ZN_PLOT_H
+#define ZN_PLOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define ZN_LOG_MAX_SERIES 16 /* test accuracy keys of one run: the heads and "vote" */
+#define ZN_LOG_NAME_MAX 64
+
+typedef struct {
+    double epoch;                          /* as logged, 1 for the first */
+    double step, lr;                       /* NAN when absent or null, like every value here */
+    double train_loss, train_acc;          /* loss per example; accuracy as a fraction */
+    double test_acc[ZN_LOG_MAX_SERIES];    /* [series], fractions */
+    double time, img_per_s;                /* seconds for the epoch, training images per second */
+} zn_log_epoch;
+
+typedef struct {
+    char path[1024];                                   /* the log file */
+    char model[ZN_LOG_NAME_MAX];                       /* the run record's "model" */
+    char file[1024];                                   /* its "file" (the .znet path), or "" */
+    char series[ZN_LOG_MAX_SERIES][ZN_LOG_NAME_MAX];   /* test_acc keys: heads in order, then "vote" */
+    int n_series;
+    zn_log_epoch *epochs;                              /* [n_epochs], in file order */
+    int n_epochs;
+    bool incomplete_last_line; /* a last line without '\n' that did not parse was left out (the
+                                  run may still be writing it) */
+} zn_train_log;
+
+/* Reads a log. A run record must come first; epoch records need "epoch" and may lack any other
+ * field; other record types (such as "final") are skipped. Errors read "path:line: message". */
+bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t errlen);
+void zn_train_log_free(zn_train_log *log);
+
+/* The SVG of n logs (n >= 1): two panels, legend, title (NULL: the model names). */
+bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title);
+/* One row per run and epoch: log,model,epoch,step,lr,train_loss,train_acc,test_<key>...,time,
+ * img_per_s, with the union of all runs' test keys; absent values are empty fields. */
+void zn_plot_csv(FILE *f, const zn_train_log *logs, int n);
+
+#endif

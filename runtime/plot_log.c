@@ -1,0 +1,161 @@
+/* plot_log.c: reading a training log (see plot.h) record by record with the JSON reader:
+ * the run record names the model and seeds the test series (heads, then "vote"); each epoch
+ * record adds one row, with any test_acc key not seen before as a new series. */
+#include "runtime/plot.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/json.h"
+
+static bool say(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool say(char *msg, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* A number or null (NAN) member; absent is NAN too unless required. */
+static bool number(const zn_json *rec, const char *key, bool required, double *out, char *msg, size_t len)
+{
+    const zn_json *v = zn_json_get(rec, key);
+    *out = NAN;
+    if (!v) return !required || say(msg, len, "the record lacks \"%s\"", key);
+    if (v->kind == ZN_JSON_NUMBER) *out = v->number;
+    else if (v->kind != ZN_JSON_NULL)
+        return say(msg, len, "\"%s\" is %s, expected a number", key, zn_json_kind_name(v->kind));
+    return !(required && v->kind == ZN_JSON_NULL) || say(msg, len, "\"%s\" is null", key);
+}
+
+/* A string member into out (size ZN_LOG_NAME_MAX or 1024); absent leaves out as it is. */
+static bool string(const zn_json *rec, const char *key, bool required, char *out, size_t outlen,
+                   char *msg, size_t len)
+{
+    const zn_json *v = zn_json_get(rec, key);
+    if (!v) return !required || say(msg, len, "the record lacks \"%s\"", key);
+    if (v->kind != ZN_JSON_STRING)
+        return say(msg, len, "\"%s\" is %s, expected a string", key, zn_json_kind_name(v->kind));
+    if (strlen(v->string) >= outlen) return say(msg, len, "\"%s\" is longer than %zu bytes", key, outlen - 1);
+    memcpy(out, v->string, strlen(v->string) + 1);
+    return true;
+}
+
+/* The index of test series name, added when new; -1 after a message. */
+static int series_index(zn_train_log *log, const char *name, char *msg, size_t len)
+{
+    for (int i = 0; i < log->n_series; i++)
+        if (strcmp(log->series[i], name) == 0) return i;
+    if (log->n_series == ZN_LOG_MAX_SERIES)
+        return say(msg, len, "more than %d test accuracy series", ZN_LOG_MAX_SERIES) - 1;
+    if (strlen(name) == 0 || strlen(name) >= ZN_LOG_NAME_MAX)
+        return say(msg, len, "a test accuracy name of 0 or %d+ bytes", ZN_LOG_NAME_MAX) - 1;
+    memcpy(log->series[log->n_series], name, strlen(name) + 1);
+    return log->n_series++;
+}
+
+static bool take_run(zn_train_log *log, const zn_json *rec, char *msg, size_t len)
+{
+    if (!string(rec, "model", true, log->model, sizeof log->model, msg, len) ||
+        !string(rec, "file", false, log->file, sizeof log->file, msg, len))
+        return false;
+    const zn_json *heads = zn_json_get(rec, "heads"), *vote = zn_json_get(rec, "vote");
+    if (heads && heads->kind != ZN_JSON_ARRAY) return say(msg, len, "\"heads\" must be an array of names");
+    for (int i = 0; heads && i < heads->n_items; i++) {
+        if (heads->items[i].kind != ZN_JSON_STRING) return say(msg, len, "\"heads\" must be an array of names");
+        if (series_index(log, heads->items[i].string, msg, len) < 0) return false;
+    }
+    if (vote && vote->kind != ZN_JSON_BOOL) return say(msg, len, "\"vote\" must be true or false");
+    return !(vote && vote->boolean) || series_index(log, "vote", msg, len) >= 0;
+}
+
+static bool take_epoch(zn_train_log *log, const zn_json *rec, char *msg, size_t len)
+{
+    zn_log_epoch e;
+    if (!number(rec, "epoch", true, &e.epoch, msg, len) || !number(rec, "step", false, &e.step, msg, len) ||
+        !number(rec, "lr", false, &e.lr, msg, len) ||
+        !number(rec, "train_loss", false, &e.train_loss, msg, len) ||
+        !number(rec, "train_acc", false, &e.train_acc, msg, len) ||
+        !number(rec, "time", false, &e.time, msg, len) ||
+        !number(rec, "img_per_s", false, &e.img_per_s, msg, len))
+        return false;
+    for (int i = 0; i < ZN_LOG_MAX_SERIES; i++) e.test_acc[i] = NAN;
+    const zn_json *acc = zn_json_get(rec, "test_acc");
+    if (acc && acc->kind != ZN_JSON_OBJECT)
+        return say(msg, len, "\"test_acc\" is %s, expected an object", zn_json_kind_name(acc->kind));
+    for (int i = 0; acc && i < acc->n_items; i++) {
+        int s = series_index(log, acc->items[i].key, msg, len);
+        if (s < 0 || !number(acc, acc->items[i].key, false, &e.test_acc[s], msg, len)) return false;
+    }
+    if (log->n_epochs % 64 == 0) {
+        zn_log_epoch *grown = realloc(log->epochs, ((size_t)log->n_epochs + 64) * sizeof *grown);
+        if (!grown) return say(msg, len, "out of memory");
+        log->epochs = grown;
+    }
+    log->epochs[log->n_epochs++] = e;
+    return true;
+}
+
+static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, char *msg, size_t len)
+{
+    if (rec->kind != ZN_JSON_OBJECT) return say(msg, len, "a record must be a JSON object");
+    const zn_json *type = zn_json_get(rec, "type");
+    if (!type || type->kind != ZN_JSON_STRING) return say(msg, len, "a record needs a \"type\" string");
+    if (strcmp(type->string, "run") == 0) {
+        if (*have_run)
+            return say(msg, len, "a second run record (one run per log file: give each run its own --log)");
+        *have_run = true;
+        return take_run(log, rec, msg, len);
+    }
+    if (strcmp(type->string, "epoch") != 0) return true;
+    if (!*have_run) return say(msg, len, "an epoch record before the run record");
+    return take_epoch(log, rec, msg, len);
+}
+
+bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t errlen)
+{
+    memset(log, 0, sizeof *log);
+    snprintf(log->path, sizeof log->path, "%s", path);
+    FILE *f = fopen(path, "r");
+    if (!f) return say(err, errlen, "%s: %s", path, strerror(errno));
+    char *line = NULL, msg[512];
+    size_t cap = 0;
+    ssize_t n;
+    bool ok = true, have_run = false;
+    for (int lineno = 1; ok && (n = getline(&line, &cap, f)) >= 0; lineno++) {
+        if (strspn(line, " \t\r\n") == (size_t)n) continue;
+        zn_json rec;
+        if (!zn_json_parse(line, (size_t)n, &rec, msg, sizeof msg)) {
+            if (line[n - 1] != '\n') { /* the last line, perhaps being written right now */
+                log->incomplete_last_line = true;
+                break;
+            }
+            size_t len = strlen(path);
+            bool csv = lineno == 1 && len > 4 && strcmp(path + len - 4, ".csv") == 0;
+            ok = say(err, errlen, "%s:%d: %s%s", path, lineno, msg,
+                     csv ? " (a CSV log: plot reads the JSON lines of `znet run --log FILE.jsonl`)" : "");
+        } else if (!take_record(log, &rec, &have_run, msg, sizeof msg)) {
+            ok = say(err, errlen, "%s:%d: %s", path, lineno, msg);
+        }
+        zn_json_free(&rec);
+    }
+    if (ok && ferror(f)) ok = say(err, errlen, "%s: read: %s", path, strerror(errno));
+    if (ok && !have_run)
+        ok = say(err, errlen, "%s: no run record (is this a log written by `znet run --log`?)", path);
+    free(line);
+    fclose(f);
+    if (!ok) zn_train_log_free(log);
+    return ok;
+}
+
+void zn_train_log_free(zn_train_log *log)
+{
+    free(log->epochs);
+    log->epochs = NULL;
+    log->n_epochs = 0;
+}
