@@ -48,9 +48,9 @@ bool zn_cli_load(const zn_cli_common *c, zn_diag *d, zn_graph *g, zn_recipe *r);
 
 const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int n);
 
-/* zn_cli_parse for commands whose arguments are not one model file: the positional arguments
- * (those not an option's value) come back in pos[0..*n_pos), c->file is the first or NULL; more
- * than max_pos is a usage error. In cmd_data.c until options.c takes argument lists itself. */
+/* zn_cli_parse for commands whose arguments are not one model file (no --set or train
+ * shorthands): the positional arguments come back in pos[0..*n_pos); more than max_pos is a
+ * usage error. */
 int zn_cli_parse_args(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
                       int n_opts, zn_cli_common *c, const char **pos, int max_pos, int *n_pos);
 

@@ -1,6 +1,5 @@
 /* cmd_data.c: `znet data get NAME` (download and unpack a data set into the cache) and `znet
- * data where` (where each data set is found, in resolution order); also zn_cli_parse_args, the
- * option parsing for commands whose arguments are not one model file. */
+ * data where` (where each data set is found, in resolution order). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,52 +12,6 @@
 
 static const char *const data_names[] = {"cifar10", "fashion_mnist"};
 enum { N_DATA = sizeof data_names / sizeof data_names[0] };
-
-/* Whether argument a (not of the form --opt=value) makes the next argument its value. */
-static bool takes_value(const char *a, const zn_opt *opts, int n_opts)
-{
-    static const char *const common[] = {"--set", "--epochs", "--batch", "--seed"};
-    if (a[0] != '-' || strchr(a, '=')) return false;
-    for (int k = 0; k < 4; k++)
-        if (strcmp(a, common[k]) == 0) return true;
-    for (int k = 0; k < n_opts; k++)
-        if (strcmp(a, opts[k].name) == 0) return opts[k].kind != ZN_OPT_FLAG;
-    return false;
-}
-
-int zn_cli_parse_args(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
-                      int n_opts, zn_cli_common *c, const char **pos, int max_pos, int *n_pos)
-{
-    static char placeholder[] = ""; /* stands for the model file zn_cli_parse insists on */
-    char **rest = malloc(((size_t)argc + 1) * sizeof *rest);
-    if (!rest) {
-        fprintf(stderr, "znet %s: out of memory\n", argv[0]);
-        return ZN_EXIT_ERROR;
-    }
-    int n_rest = 1, n = 0;
-    rest[0] = argv[0];
-    bool value_next = false; /* the previous argument was an option taking this as its value */
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!value_next && (a[0] != '-' || a[1] == '\0')) {
-            if (n < max_pos) pos[n] = a;
-            n++;
-            continue;
-        }
-        rest[n_rest++] = argv[i];
-        value_next = !value_next && takes_value(a, opts, n_opts);
-    }
-    rest[n_rest++] = placeholder;
-    int rc = zn_cli_parse(n_rest, rest, usage, about, opts, n_opts, c);
-    free(rest);
-    c->file = n > 0 ? pos[0] : NULL;
-    *n_pos = n < max_pos ? n : max_pos;
-    if (rc < 0 && n > max_pos) {
-        fprintf(stderr, "znet %s: too many arguments (at most %d)\nusage: znet %s\n", argv[0], max_pos, usage);
-        return ZN_EXIT_USAGE;
-    }
-    return rc;
-}
 
 /* The data set argument of `data get` / `data where`, or -1 after a message. */
 static int data_index(const char *cmd, const char *name)

@@ -1,6 +1,6 @@
 /* options.c: the option parser shared by every subcommand, and model loading for them. Options
- * come from a per-command table; --set KEY=VALUE, --epochs/--batch/--seed (shorthands for
- * train settings) and --help are common to all. */
+ * come from a per-command table; --help is common to all, and commands that read a model file
+ * also take --set KEY=VALUE and --epochs/--batch/--seed (shorthands for train settings). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +20,7 @@ static const char *const common_help =
     "                    shorthands for --set train.epochs=N etc.\n"
     "  --help            this text\n";
 
-static void print_help(const char *usage, const char *about, const zn_opt *opts, int n)
+static void print_help(const char *usage, const char *about, const zn_opt *opts, int n, bool model)
 {
     printf("usage: znet %s\n\n%s\n\noptions:\n", usage, about);
     for (int i = 0; i < n; i++) {
@@ -28,7 +28,7 @@ static void print_help(const char *usage, const char *about, const zn_opt *opts,
         snprintf(left, sizeof left, "%s%s%s", opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
         printf("  %-17s %s\n", left, opts[i].help);
     }
-    fputs(common_help, stdout);
+    fputs(model ? common_help : "  --help            this text\n", stdout);
 }
 
 static int add_setting(zn_cli_common *c, const char *key, size_t key_len, const char *value)
@@ -61,23 +61,28 @@ static int parse_long(const char *opt, const char *s, long min, long max, long *
     return -1;
 }
 
-int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
-                 int n_opts, zn_cli_common *c)
+/* The parser behind both entry points. model: the command reads a model file, so --set and the
+ * train shorthands apply. Positional arguments go to pos[0..max_pos); more is a usage error. */
+static int parse_core(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
+                      int n_opts, zn_cli_common *c, bool model, const char **pos, int max_pos, int *n_pos)
 {
     static const char *const shorthands[] = {"--epochs", "--batch", "--seed"};
+    int n_short = model ? 3 : 0;
     memset(c, 0, sizeof *c);
+    *n_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            print_help(usage, about, opts, n_opts);
+            print_help(usage, about, opts, n_opts, model);
             return ZN_EXIT_OK;
         }
         if (a[0] != '-' || a[1] == '\0') {
-            if (c->file) {
-                fprintf(stderr, "znet %s: more than one model file ('%s' and '%s')\n", argv[0], c->file, a);
+            if (*n_pos == max_pos) {
+                fprintf(stderr, "znet %s: too many arguments ('%s'; at most %d)\nusage: znet %s\n", argv[0], a,
+                        max_pos, usage);
                 return ZN_EXIT_USAGE;
             }
-            c->file = a;
+            pos[(*n_pos)++] = a;
             continue;
         }
         /* --opt=value is the same as --opt value */
@@ -86,7 +91,7 @@ int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, co
         size_t name_len = eq && strncmp(a, "--set", 5) != 0 ? (size_t)(eq - a) : strlen(a);
         snprintf(name, sizeof name, "%.*s", (int)name_len, a);
         const char *inline_val = eq && strncmp(a, "--set", 5) != 0 ? eq + 1 : NULL;
-        if (strcmp(a, "--set") == 0 || strncmp(a, "--set=", 6) == 0) {
+        if (model && (strcmp(a, "--set") == 0 || strncmp(a, "--set=", 6) == 0)) {
             const char *kv = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
             const char *sep = kv ? strchr(kv, '=') : NULL;
             if (!sep) {
@@ -101,14 +106,14 @@ int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, co
         for (int k = 0; k < n_opts; k++)
             if (strcmp(opts[k].name, name) == 0) found = k;
         int sh = -1;
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < n_short; k++)
             if (strcmp(shorthands[k], name) == 0) sh = k;
         if (found < 0 && sh < 0) {
             const char *cands[64];
             int nc = 0;
             for (int k = 0; k < n_opts && nc < 60; k++) cands[nc++] = opts[k].name;
-            for (int k = 0; k < 3; k++) cands[nc++] = shorthands[k];
-            cands[nc++] = "--set";
+            for (int k = 0; k < n_short; k++) cands[nc++] = shorthands[k];
+            if (model) cands[nc++] = "--set";
             cands[nc++] = "--help";
             fprintf(stderr, "znet %s: unknown option '%s'\n", argv[0], name);
             const char *near = zn_did_you_mean(name, cands, nc);
@@ -147,11 +152,28 @@ int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, co
             if (rc >= 0) return rc;
         }
     }
-    if (!c->file) {
+    return -1;
+}
+
+int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
+                 int n_opts, zn_cli_common *c)
+{
+    const char *file = NULL;
+    int n = 0;
+    int rc = parse_core(argc, argv, usage, about, opts, n_opts, c, true, &file, 1, &n);
+    if (rc >= 0) return rc;
+    if (!file) {
         fprintf(stderr, "znet %s: no model file given\nusage: znet %s\n", argv[0], usage);
         return ZN_EXIT_USAGE;
     }
+    c->file = file;
     return -1;
+}
+
+int zn_cli_parse_args(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
+                      int n_opts, zn_cli_common *c, const char **pos, int max_pos, int *n_pos)
+{
+    return parse_core(argc, argv, usage, about, opts, n_opts, c, false, pos, max_pos, n_pos);
 }
 
 bool zn_cli_load(const zn_cli_common *c, zn_diag *d, zn_graph *g, zn_recipe *r)

@@ -53,7 +53,7 @@ static bool try_base(const zn_known_data *k, const char *base, char *out, size_t
 
 /* $XDG_CACHE_HOME/znet (only an absolute $XDG_CACHE_HOME counts, as the XDG spec says), else
  * $HOME/.cache/znet; false when neither is set. */
-static bool cache_root(char *out, size_t outlen)
+bool zn_data_cache_root(char *out, size_t outlen)
 {
     const char *xdg = getenv("XDG_CACHE_HOME");
     if (xdg && xdg[0] == '/') return put(out, outlen, xdg, "znet");
@@ -79,7 +79,7 @@ bool zn_data_dir_resolve(const char *flag_dir, const char *name, char *out, size
     }
 
     char cache[4096];
-    bool have_cache = cache_root(cache, sizeof cache);
+    bool have_cache = zn_data_cache_root(cache, sizeof cache);
     if (have_cache && try_base(k, cache, out, outlen)) return true;
     if (k->system_dir && holds(k, k->system_dir)) return put(out, outlen, k->system_dir, NULL);
     /* not found: name the folder the loader's message asks the user to fill */

@@ -58,6 +58,9 @@ void zn_dataset_free(zn_dataset *ds);
  * typo must not silently fall through to other data). Returns true when a directory holding
  * the data set was found; otherwise false with out set to the place the user was asked to use,
  * so the loader's message names it. Unknown names and overlong paths also return false. */
+/* The per-user data cache: $XDG_CACHE_HOME/znet (absolute only), else $HOME/.cache/znet; false
+ * when neither is set. */
+bool zn_data_cache_root(char *out, size_t outlen);
 bool zn_data_dir_resolve(const char *flag_dir, const char *name, char *out, size_t outlen);
 
 /* For the readers: allocate out's arrays (zeroed) for n images of c x h x w; and format an

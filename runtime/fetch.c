@@ -66,10 +66,7 @@ static bool join(char *out, size_t outlen, const char *a, const char *b)
 bool zn_fetch_root(const zn_fetch_opts *o, char *out, size_t outlen)
 {
     if (o->dir && o->dir[0]) return join(out, outlen, o->dir, NULL);
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    if (xdg && xdg[0] == '/') return join(out, outlen, xdg, "znet");
-    const char *home = getenv("HOME");
-    return home && home[0] && join(out, outlen, home, ".cache/znet");
+    return zn_data_cache_root(out, outlen);
 }
 
 static bool paths_init(const zn_fetch_opts *o, fetch_paths *p, char *err, size_t errlen)

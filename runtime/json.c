@@ -3,6 +3,8 @@
  * \uXXXX escapes (surrogate pairs joined) into UTF-8. */
 #include "runtime/json.h"
 
+#include <math.h>
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -324,4 +326,21 @@ const char *zn_json_kind_name(zn_json_kind k)
 {
     static const char *const names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
     return names[k];
+}
+
+void zn_json_write_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+void zn_json_write_number(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.6g", v);
+    else fputs("null", f);
 }

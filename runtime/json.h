@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef enum {
     ZN_JSON_NULL, ZN_JSON_BOOL, ZN_JSON_NUMBER, ZN_JSON_STRING, ZN_JSON_ARRAY, ZN_JSON_OBJECT
@@ -30,5 +31,10 @@ void zn_json_free(zn_json *v);
 const zn_json *zn_json_get(const zn_json *obj, const char *key);
 /* "null", "a boolean", "a number", ...: for messages. */
 const char *zn_json_kind_name(zn_json_kind k);
+
+/* Writers for the logs this reader reads: a string with JSON escapes, and a number (null when
+ * it is not finite, since JSON has no NaN). */
+void zn_json_write_string(FILE *f, const char *s);
+void zn_json_write_number(FILE *f, double v);
 
 #endif

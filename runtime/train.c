@@ -13,6 +13,7 @@
 #include "runtime/batcher.h"
 #include "runtime/checkpoint.h"
 #include "runtime/dataset.h"
+#include "runtime/json.h"
 #include "runtime/metrics.h"
 #include "runtime/schedule.h"
 #include "runtime/session.h"
@@ -177,14 +178,40 @@ static void log_header(zn_run *R)
     int64_t params = 0;
     for (int i = 0; i < R->s.n_forward; i++)
         if (R->s.graph.nodes[i].flags & ZN_NODE_PARAM) params += (int64_t)(R->s.plan.bytes[i] / sizeof(float));
-    fprintf(R->log, "{\"type\":\"run\",\"model\":\"%s\",\"file\":\"%s\",\"params\":%lld,\"batch\":%d,"
-                    "\"epochs\":%d,\"data\":\"%s\",\"seed\":%llu,\"heads\":[",
-            R->s.graph.model_name, R->o->file, (long long)params, R->r->batch, R->r->epochs, R->r->data,
-            R->r->seed);
-    for (int h = 0; h < R->s.n_heads; h++) fprintf(R->log, "%s\"%s\"", h ? "," : "", R->head_names[h]);
-    fprintf(R->log, "],\"vote\":%s}\n", R->vote ? "true" : "false");
-    fflush(R->log);
+    FILE *f = R->log;
+    fputs("{\"type\":\"run\",\"model\":", f);
+    zn_json_write_string(f, R->s.graph.model_name);
+    fputs(",\"file\":", f);
+    zn_json_write_string(f, R->o->file ? R->o->file : "");
+    fprintf(f, ",\"params\":%lld,\"batch\":%d,\"epochs\":%d,\"data\":", (long long)params, R->r->batch,
+            R->r->epochs);
+    zn_json_write_string(f, R->r->data);
+    fprintf(f, ",\"seed\":%llu,\"heads\":[", R->r->seed);
+    for (int h = 0; h < R->s.n_heads; h++) {
+        if (h) fputc(',', f);
+        zn_json_write_string(f, R->head_names[h]);
+    }
+    fprintf(f, "],\"vote\":%s}\n", R->vote ? "true" : "false");
+    fflush(f);
 }
+
+/* "key":value pairs of every head's accuracy (and the vote's) from acc(head), head -1 = vote. */
+static void json_heads(const zn_run *R, FILE *f, double (*acc)(const void *, int), const void *ctx)
+{
+    for (int h = 0; h < R->s.n_heads; h++) {
+        if (h) fputc(',', f);
+        zn_json_write_string(f, R->head_names[h]);
+        fputc(':', f);
+        zn_json_write_number(f, acc(ctx, h));
+    }
+    if (R->vote) {
+        fputs(",\"vote\":", f);
+        zn_json_write_number(f, acc(ctx, -1));
+    }
+}
+
+static double metrics_acc(const void *m, int h) { return zn_metrics_acc(m, h); }
+static double best_acc(const void *R, int h) { return ((const zn_run *)R)->best[h < 0 ? ZN_MAX_HEADS : h]; }
 
 static void log_epoch(zn_run *R, int epoch, long step, float lr, double loss, double acc, const zn_metrics *m,
                       double elapsed, double rate)
@@ -202,11 +229,16 @@ static void log_epoch(zn_run *R, int epoch, long step, float lr, double loss, do
         if (R->vote) fprintf(R->log, ",%.6f", zn_metrics_acc(m, -1));
         fprintf(R->log, ",%.3f,%.1f\n", elapsed, rate);
     } else {
-        fprintf(R->log, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"lr\":%g,\"train_loss\":%.6f,"
-                        "\"train_acc\":%.6f,\"test_acc\":{", epoch, step, lr, loss, acc);
-        for (int h = 0; h < R->s.n_heads; h++) fprintf(R->log, "%s\"%s\":%.6f", h ? "," : "", R->head_names[h], zn_metrics_acc(m, h));
-        if (R->vote) fprintf(R->log, ",\"vote\":%.6f", zn_metrics_acc(m, -1));
-        fprintf(R->log, "},\"time\":%.3f,\"img_per_s\":%.1f}\n", elapsed, rate);
+        FILE *f = R->log;
+        fprintf(f, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"lr\":", epoch, step);
+        zn_json_write_number(f, lr);
+        fputs(",\"train_loss\":", f);
+        zn_json_write_number(f, loss);
+        fputs(",\"train_acc\":", f);
+        zn_json_write_number(f, acc);
+        fputs(",\"test_acc\":{", f);
+        json_heads(R, f, metrics_acc, m);
+        fprintf(f, "},\"time\":%.3f,\"img_per_s\":%.1f}\n", elapsed, rate);
     }
     fflush(R->log);
 }
@@ -394,9 +426,7 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
                                    "\"planned_bytes\":%zu,\"high_water_bytes\":%zu,\"best\":{",
                             now() - t_start, train_time, images_seen / (train_time > 0 ? train_time : 1),
                             zn_plan_total(&R.s.plan), hw);
-                    for (int h = 0; h < R.s.n_heads; h++)
-                        fprintf(R.log, "%s\"%s\":%.6f", h ? "," : "", R.head_names[h], R.best[h]);
-                    if (R.vote) fprintf(R.log, ",\"vote\":%.6f", R.best[ZN_MAX_HEADS]);
+                    json_heads(&R, R.log, best_acc, &R);
                     fprintf(R.log, "}}\n");
                 }
             }

@@ -232,6 +232,15 @@ static void test_foreign_checkpoint_refused(void **state)
     zn_diag_free(&d);
 }
 
+/* The generated data set is 184 MB: remove it when the tests are done. */
+static int remove_data(void **state)
+{
+    (void)state;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", zt_tmpdir());
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,5 +251,5 @@ int main(void)
         cmocka_unit_test(test_resume_is_bit_identical),
         cmocka_unit_test(test_foreign_checkpoint_refused),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, remove_data);
 }
