@@ -51,8 +51,40 @@ static bool time_runs(zn_session *s, const float *images, const int32_t *labels,
     return true;
 }
 
+/* One step run node by node, timed, summed per op: where the time goes. */
+static bool profile_step(zn_session *s, const float *images, const int32_t *labels, bool training)
+{
+    double per_op[ZN_OP_COUNT] = {0}, total = 0;
+    int count[ZN_OP_COUNT] = {0};
+    int last = training ? s->graph.n_nodes - 1 : s->n_forward - 1;
+    if (!zn_session_feed(s, images, labels)) return false;
+    s->be->ops->set_training(s->be, training);
+    for (int i = 0; i <= last; i++) {
+        double t = now();
+        if (!s->be->ops->compute(s->be, &s->graph, &s->plan, i, i)) {
+            snprintf(s->err, sizeof s->err, "%s", s->be->ops->last_error(s->be));
+            return false;
+        }
+        t = now() - t;
+        per_op[s->graph.nodes[i].op] += t;
+        count[s->graph.nodes[i].op]++;
+        total += t;
+    }
+    printf("  profile of one %s step (%.1f ms), by op:\n", training ? "training" : "inference", total * 1e3);
+    for (;;) {
+        int best = -1;
+        for (int op = 0; op < ZN_OP_COUNT; op++)
+            if (count[op] && (best < 0 || per_op[op] > per_op[best])) best = op;
+        if (best < 0 || per_op[best] < total * 0.005) break;
+        printf("    %-22s %4d nodes %9.2f ms %5.1f%%\n", zn_ops[best].name, count[best], per_op[best] * 1e3,
+               100 * per_op[best] / total);
+        count[best] = 0;
+    }
+    return true;
+}
+
 static bool bench_mode(const zn_graph *g, const zn_backend_ops *ops, const zn_backend_opts *o, int batch,
-                       int steps, bool training, uint64_t seed)
+                       int steps, bool training, uint64_t seed, bool profile)
 {
     zn_session s;
     if (!zn_session_init(&s, g, ops, o, batch, training)) {
@@ -71,7 +103,9 @@ static bool bench_mode(const zn_graph *g, const zn_backend_ops *ops, const zn_ba
                training ? "training:" : "inference:", sec * 1e3, training ? "step" : "batch", batch / sec,
                flop / sec * 1e-9, flop / batch * 1e-9);
         print_plan(training ? "training" : "inference", &s.plan);
-    } else {
+        if (profile && !profile_step(&s, images, labels, training)) ok = false;
+    }
+    if (!ok) {
         fprintf(stderr, "znet bench: %s\n", s.err);
     }
     free(images);
@@ -84,20 +118,21 @@ int zn_cmd_bench(int argc, char **argv)
 {
     long steps = 5, threads = 0;
     const char *backend = "cpu";
-    bool train_only = false, infer_only = false;
+    bool train_only = false, infer_only = false, profile = false;
     const zn_opt opts[] = {
         {"--steps", ZN_OPT_INT, "K", "timed steps after one warm-up (default 5)", &steps, 1, 100000},
         {"--backend", ZN_OPT_STRING, "NAME", "backend to run on (default cpu)", &backend, 0, 0},
         {"--threads", ZN_OPT_INT, "N", "CPU threads (default: every core)", &threads, 0, 1024},
         {"--train-only", ZN_OPT_FLAG, NULL, "time the training step only", &train_only, 0, 0},
         {"--inference-only", ZN_OPT_FLAG, NULL, "time inference only", &infer_only, 0, 0},
+        {"--profile", ZN_OPT_FLAG, NULL, "also time one step node by node and show the time per op", &profile, 0, 0},
     };
     zn_cli_common c;
     int rc = zn_cli_parse(argc, argv, "bench [options] FILE.znet",
                           "Times training steps (forward, backward, optimizer) and inference on random\n"
                           "data at the recipe's batch size (--batch N to change it) and prints images/s,\n"
                           "achieved GFLOP/s and the memory plan. docs/performance.md has measured figures.",
-                          opts, 5, &c);
+                          opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
     char err[512];
     const zn_backend_ops *ops = zn_backend_find(backend, err, sizeof err);
@@ -117,8 +152,8 @@ int zn_cmd_bench(int argc, char **argv)
     if (ok) {
         zn_backend_opts o = {.threads = (int)threads};
         printf("znet bench %s: backend %s, batch %d, %ld timed steps\n", c.file, backend, r.batch, steps);
-        if (!infer_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, true, r.seed);
-        if (ok && !train_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, false, r.seed);
+        if (!infer_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, true, r.seed, profile);
+        if (ok && !train_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, false, r.seed, profile);
     }
     zn_graph_free(&g);
     zn_diag_free(&d);

@@ -529,6 +529,15 @@ static zn_value lower_len(zn_eval *ev, const zn_builtin *b, zn_value *a, const z
     return zn_val_error();
 }
 
+/* error("message"): stops the model with the user's own message (for checks in blocks) */
+static zn_value lower_error(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
+                            const zn_ast *call)
+{
+    (void)b, (void)at;
+    zn_diag_error(ev->diag, call->span, "%s", a[0].s);
+    return zn_val_error();
+}
+
 static zn_value lower_shape(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
                             const zn_ast *call)
 {
@@ -574,5 +583,6 @@ const zn_builtin zn_layer_builtins[] = {
     {"range", {{"a", I, NULL}, {"b", A, "\"none\""}}, lower_range},
     {"len", {{"x", A, NULL}}, lower_len},
     {"shape", {{"x", T, NULL}}, lower_shape},
+    {"error", {{"message", S, NULL}}, lower_error},
 };
 const int zn_n_layer_builtins = sizeof zn_layer_builtins / sizeof zn_layer_builtins[0];

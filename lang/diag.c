@@ -122,21 +122,49 @@ static void diag_vreport(zn_diag *d, const char *kind, zn_span sp, const char *f
     diag_excerpt(d, sp);
 }
 
+/* An error at the same place with the same text as one shown recently (a block called several
+ * times failing the same way) is counted but not shown again. */
+static void diag_report(zn_diag *d, const char *kind, zn_span sp, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_vreport(d, kind, sp, fmt, ap);
+    va_end(ap);
+}
+
+static bool diag_repeat(zn_diag *d, zn_span sp, const char *text)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const char *parts[2] = {sp.file ? sp.file : "", text};
+    for (int k = 0; k < 2; k++)
+        for (const char *c = parts[k]; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    h = (h ^ (uint64_t)sp.line * 65599u ^ (uint64_t)sp.col) * 0x100000001b3ull;
+    int n = d->n_recent < 16 ? d->n_recent : 16;
+    for (int i = 0; i < n; i++)
+        if (d->recent[i] == h) return true;
+    d->recent[d->n_recent++ % 16] = h;
+    return false;
+}
+
 void zn_diag_error(zn_diag *d, zn_span sp, const char *fmt, ...)
 {
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
     d->n_errors++;
+    d->muted = diag_repeat(d, sp, text);
+    if (d->muted) return;
     if (d->n_errors == d->max_errors + 1) /* after the last shown error's hints and notes */
         fprintf(d->out, "znet: too many errors; stopping the report here\n");
     if (d->n_errors > d->max_errors) return;
-    va_list ap;
-    va_start(ap, fmt);
-    diag_vreport(d, "error", sp, fmt, ap);
-    va_end(ap);
+    diag_report(d, "error", sp, "%s", text);
 }
 
 void zn_diag_hint(zn_diag *d, const char *fmt, ...)
 {
-    if (d->n_errors > d->max_errors) return;
+    if (d->n_errors > d->max_errors || d->muted) return;
     va_list ap;
     va_start(ap, fmt);
     fputs("  hint: ", d->out);
@@ -147,7 +175,7 @@ void zn_diag_hint(zn_diag *d, const char *fmt, ...)
 
 void zn_diag_note(zn_diag *d, zn_span sp, const char *fmt, ...)
 {
-    if (d->n_errors > d->max_errors) return;
+    if (d->n_errors > d->max_errors || d->muted) return;
     va_list ap;
     va_start(ap, fmt);
     diag_vreport(d, "note", sp, fmt, ap);

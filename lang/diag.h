@@ -5,6 +5,7 @@
 #define ZN_DIAG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "graph/graph.h"
@@ -21,6 +22,9 @@ typedef struct {
     int n_errors;
     int max_errors;  /* stop reporting after this many (further errors are counted) */
     FILE *out;       /* stderr unless a test redirects it */
+    uint64_t recent[16]; /* fingerprints of the last errors shown (place + text) */
+    int n_recent;
+    bool muted;      /* the last error repeated one already shown: its hints and notes too */
 } zn_diag;
 
 void zn_diag_init(zn_diag *d, FILE *out);

@@ -162,7 +162,7 @@ static bool place_labels(const uint8_t *recs, long first, long count, const idx_
 static bool load_opened(idx_file *img, idx_file *lab, bool pad_to_32, zn_dataset *out, char *err,
                         size_t errlen)
 {
-    uint32_t ih[4], lh[2];
+    uint32_t ih[4] = {0}, lh[2] = {0}; /* zeroed only to quiet -O3's maybe-uninitialized */
     if (!read_header(img, ih, 4, err, errlen) ||
         !check_magic(img, ih[0], IDX_IMAGES_MAGIC, "image", err, errlen) ||
         !read_header(lab, lh, 2, err, errlen) ||
