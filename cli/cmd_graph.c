@@ -2,22 +2,25 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "graph/autodiff.h"
 #include "graph/inspect.h"
 
 int zn_cmd_graph(int argc, char **argv)
 {
-    bool dot = false, text = false, params = false;
+    bool dot = false, text = false, params = false, backward = false;
     const zn_opt opts[] = {
         {"--dot", ZN_OPT_FLAG, NULL, "Graphviz DOT on stdout (the default); render with dot -Tsvg", &dot, 0, 0},
         {"--text", ZN_OPT_FLAG, NULL, "one line per node: id, op, sources, name, shape, place", &text, 0, 0},
         {"--params", ZN_OPT_FLAG, NULL, "also draw parameter and state tensors (DOT)", &params, 0, 0},
+        {"--backward", ZN_OPT_FLAG, NULL, "the training graph: with the backward nodes autodiff adds", &backward, 0, 0},
     };
     zn_cli_common c;
     int rc = zn_cli_parse(argc, argv, "graph [--dot | --text] [options] FILE.znet",
                           "Prints the model's graph: as Graphviz DOT (blocks drawn as clusters, edges\n"
-                          "labelled with tensor shapes), or as a plain text dump of the IR.\n"
+                          "labelled with tensor shapes), or as a plain text dump of the IR; --backward shows\n"
+                          "the training graph with its backward nodes.\n"
                           "Example: znet graph models/davidnet_zee.znet --dot | dot -Tsvg > zee.svg",
-                          opts, 3, &c);
+                          opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
     if (dot && text) {
         fprintf(stderr, "znet graph: choose one of --dot and --text\n");
@@ -28,6 +31,8 @@ int zn_cmd_graph(int argc, char **argv)
     zn_graph g;
     zn_recipe r;
     bool ok = zn_cli_load(&c, &d, &g, &r);
+    char err[512];
+    if (ok && backward && !(ok = zn_autodiff(&g, err, sizeof err))) fprintf(stderr, "znet graph: %s\n", err);
     if (ok && text) zn_graph_write_text(&g, stdout);
     else if (ok) zn_graph_write_dot_opts(&g, stdout, &(zn_dot_opts){.show_params = params});
     zn_graph_free(&g);

@@ -119,7 +119,9 @@ void zn_graph_write_dot_opts(const zn_graph *g, FILE *f, const zn_dot_opts *opts
 
     fputs("digraph \"", f);
     write_escaped(f, g->model_name);
-    fputs("\" {\n  rankdir=TB;\n  fontname=\"Helvetica\";\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n"
+    /* newrank: ranks across clusters; without it dot fails ("trouble in init_rank") on graphs
+     * with backward nodes, whose edges run back through every block's cluster */
+    fputs("\" {\n  rankdir=TB;\n  newrank=true;\n  fontname=\"Helvetica\";\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n"
           "  edge [fontname=\"Helvetica\", fontsize=9];\n  label=\"", f);
     write_escaped(f, g->model_name);
     fputs("\";\n", f);

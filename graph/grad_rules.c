@@ -69,9 +69,12 @@ ZN_GRAD_RULE(conv2d) /* x, w[, b] */
 ZN_GRAD_RULE(batchnorm) /* x, gamma, beta, running_mean, running_var (state: no gradient) */
 {
     const int *s = g->nodes[id].src;
-    emit(g, id, 0, want, dsrc, ZN_OP_BATCHNORM_BWD_DATA, (const int[]){s[0], s[1], dy}, 3, NULL);
     emit(g, id, 1, want, dsrc, ZN_OP_BATCHNORM_BWD_GAMMA, (const int[]){s[0], dy}, 2, NULL);
     emit(g, id, 2, want, dsrc, ZN_OP_BIAS_BWD, &dy, 1, NULL);
+    /* dx needs dgamma's and dbeta's sums over dy: read them when those nodes exist */
+    const int n = want[1] && want[2] ? 5 : 3;
+    emit(g, id, 0, want, dsrc, ZN_OP_BATCHNORM_BWD_DATA,
+         (const int[]){s[0], s[1], dy, dsrc[1], dsrc[2]}, n, NULL);
 }
 
 ZN_GRAD_RULE(relu) /* reads its own output: relu(x) > 0 exactly where x > 0 */

@@ -51,6 +51,8 @@ render "$zee" --set 'filters=[8,16]'
 render "$zee" --set width=16
 render "$zee" --set 'pool="channel_axis"' --set roots=true --set 'filters=[8,16]' --set width=16
 render "$zee" --params
+render "$zee" --backward --set width=16
+render "$src/models/davidnet.znet" --backward
 
 if [ "$failed" -ne 0 ]; then
     echo "dot_render: $failed of $n graphs failed" >&2

@@ -707,6 +707,8 @@ static void test_batchnorm_bwd(void **state)
     int dx = bwd(ZN_OP_BATCHNORM_BWD_DATA, (int[]){x, gamma, dy}, 3, y, x, "bn.x.grad");
     int dg = bwd(ZN_OP_BATCHNORM_BWD_GAMMA, (int[]){x, dy}, 2, y, gamma, "bn.gamma.grad");
     int db = bwd(ZN_OP_BIAS_BWD, &dy, 1, y, beta, "bn.beta.grad");
+    /* the form autodiff builds when gamma and beta have gradients: their sums read, not redone */
+    int dx5 = bwd(ZN_OP_BATCHNORM_BWD_DATA, (int[]){x, gamma, dy, dg, db}, 5, y, x, "bn.x.grad5");
     plan(4);
     fill(x, -2, 2);
     fill(gamma, 0.5f, 1.5f);
@@ -716,6 +718,7 @@ static void test_batchnorm_bwd(void **state)
     float *hdy = fill(dy, -1, 1);
     compute_all();
     check_grad(y, hdy, 1, dx, x);
+    check_grad(y, hdy, 1, dx5, x);
     check_grad(y, hdy, 1, dg, gamma);
     check_grad(y, hdy, 1, db, beta);
 }

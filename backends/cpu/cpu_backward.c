@@ -37,12 +37,16 @@ static zn_bn_dims bn_dims(const zn_cpu_call *c)
                         c->node->attr.eps, c->node->attr.momentum};
 }
 
-/* x, gamma, dy -> dx */
+/* x, gamma, dy[, dgamma, dbeta] -> dx */
 static bool run_batchnorm_bwd_data(const zn_cpu_call *c)
 {
     zn_bn_dims d = bn_dims(c);
-    zn_batchnorm_backward(&d, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2), NULL,
-                          zn_cpu_out(c), NULL, NULL);
+    const float *x = zn_cpu_src(c, 0), *gamma = zn_cpu_src(c, 1), *dy = zn_cpu_src(c, 2);
+    if (c->node->n_src == 5)
+        zn_batchnorm_backward_data(&d, x, gamma, dy, zn_cpu_src(c, 3), zn_cpu_src(c, 4),
+                                   zn_cpu_out(c));
+    else
+        zn_batchnorm_backward(&d, x, gamma, dy, NULL, zn_cpu_out(c), NULL, NULL);
     return true;
 }
 

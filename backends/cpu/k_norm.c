@@ -1,10 +1,15 @@
 /* k_norm.c: batch normalisation over N and H*W per channel: training forward (batch statistics,
  * running-average update), inference forward (running statistics), the training backward and
- * the per-channel sum (bias gradients). Sums run in double: a channel holds up to
- * N*H*W = 512*32*32 values. */
+ * the per-channel sum (bias gradients). Each channel is one unit of work for the pool's threads
+ * (a fixed split: a channel's sums never depend on the thread count). Sums take rows of HW
+ * values in float lanes and add the rows in double: a channel holds up to 512*32*32 values. */
 #include "backends/cpu/kernels.h"
 
 #include <math.h>
+
+#include "backends/cpu/threads.h"
+
+#define LANES 8 /* float partial sums per row: one AVX register, and vectorisable as written */
 
 /* Row n of channel ch: HW contiguous values. */
 static const float *channel_row(const zn_bn_dims *d, const float *x, int n, int ch)
@@ -17,30 +22,94 @@ static size_t channel_count(const zn_bn_dims *d)
     return (size_t)d->n * d->hw;
 }
 
-/* Mean and biased variance of channel ch (two passes, for accuracy). */
-static void channel_stats(const zn_bn_dims *d, const float *x, int ch, double *mean, double *var)
+/* One channel's sums over N and HW; the dy ones only when dy was given. */
+typedef struct {
+    double x, xx, dy, dyx; /* sum x, x^2, dy, dy*x */
+} channel_sums;
+
+static channel_sums channel_sum_of(const zn_bn_dims *d, const float *x, const float *dy, int ch)
 {
-    double s = 0.0, q = 0.0;
+    channel_sums t = {0, 0, 0, 0};
     for (int n = 0; n < d->n; n++) {
-        const float *p = channel_row(d, x, n, ch);
-        for (int i = 0; i < d->hw; i++) s += p[i];
+        const float *p = channel_row(d, x, n, ch), *g = dy ? dy + (p - x) : NULL;
+        float s[LANES] = {0}, q[LANES] = {0}, sg[LANES] = {0}, sgx[LANES] = {0};
+        int i = 0;
+        if (g) {
+            for (; i + LANES <= d->hw; i += LANES)
+                for (int k = 0; k < LANES; k++) {
+                    s[k] += p[i + k], q[k] += p[i + k] * p[i + k];
+                    sg[k] += g[i + k], sgx[k] += g[i + k] * p[i + k];
+                }
+        } else {
+            for (; i + LANES <= d->hw; i += LANES)
+                for (int k = 0; k < LANES; k++) s[k] += p[i + k], q[k] += p[i + k] * p[i + k];
+        }
+        for (; i < d->hw; i++) {
+            s[0] += p[i], q[0] += p[i] * p[i];
+            if (g) sg[0] += g[i], sgx[0] += g[i] * p[i];
+        }
+        for (int k = 0; k < LANES; k++) t.x += s[k], t.xx += q[k], t.dy += sg[k], t.dyx += sgx[k];
     }
-    double m = s / (double)channel_count(d);
-    for (int n = 0; n < d->n; n++) {
-        const float *p = channel_row(d, x, n, ch);
-        for (int i = 0; i < d->hw; i++) q += (p[i] - m) * (p[i] - m);
-    }
-    *mean = m;
-    *var = q / (double)channel_count(d);
+    return t;
 }
 
-/* y = a*x + b over channel ch. */
-static void channel_affine(const zn_bn_dims *d, const float *x, int ch, float a, float b, float *y)
+/* Mean and biased variance from the sums. */
+static void channel_stats(const zn_bn_dims *d, const channel_sums *t, double *mean, double *var)
+{
+    double m = (double)channel_count(d);
+    *mean = t->x / m;
+    *var = fmax(t->xx / m - *mean * *mean, 0.0);
+}
+
+/* y = a*x + b (+ c*g when g is not NULL) over channel ch. */
+static void channel_affine(const zn_bn_dims *d, const float *x, int ch, float a, float b,
+                           const float *g, float c, float *y)
 {
     for (int n = 0; n < d->n; n++) {
         const float *p = channel_row(d, x, n, ch);
         float *q = y + (p - x);
-        for (int i = 0; i < d->hw; i++) q[i] = a * p[i] + b;
+        if (g) {
+            const float *r = g + (p - x);
+            for (int i = 0; i < d->hw; i++) q[i] = a * p[i] + b + c * r[i];
+        } else {
+            for (int i = 0; i < d->hw; i++) q[i] = a * p[i] + b;
+        }
+    }
+}
+
+/* Every kernel's arguments; each reads the ones it needs. */
+typedef struct bn_job {
+    const zn_bn_dims *d;
+    const float *x, *gamma, *beta, *dy, *saved;
+    const float *dgamma_in, *dbeta_in; /* the backward's sums, when already computed */
+    float *running_mean, *running_var, *y, *saved_out, *dx, *dgamma, *dbeta;
+} bn_job;
+
+static void bn_run(bn_job *j, zn_cpu_range_fn fn)
+{
+    zn_cpu_parallel_for((size_t)j->d->c, 2, fn, j);
+}
+
+static void forward_train_range(void *ctx, size_t c0, size_t c1)
+{
+    const bn_job *j = ctx;
+    const zn_bn_dims *d = j->d;
+    double m = (double)channel_count(d);
+    double unbias = m > 1 ? m / (m - 1) : 1.0;
+    float keep = d->momentum;
+    for (int ch = (int)c0; ch < (int)c1; ch++) {
+        double mean, var;
+        channel_sums t = channel_sum_of(d, j->x, NULL, ch);
+        channel_stats(d, &t, &mean, &var);
+        double invstd = 1.0 / sqrt(var + d->eps);
+        float a = (float)(j->gamma[ch] * invstd);
+        channel_affine(d, j->x, ch, a, (float)(j->beta[ch] - mean * a), NULL, 0.0f, j->y);
+        j->running_mean[ch] = keep * j->running_mean[ch] + (1 - keep) * (float)mean;
+        j->running_var[ch] = keep * j->running_var[ch] + (1 - keep) * (float)(var * unbias);
+        if (j->saved_out) {
+            j->saved_out[ch] = (float)mean;
+            j->saved_out[d->c + ch] = (float)invstd;
+        }
     }
 }
 
@@ -48,21 +117,18 @@ void zn_batchnorm_forward_train(const zn_bn_dims *d, const float *x, const float
                                 const float *beta, float *running_mean, float *running_var,
                                 float *y, float *saved)
 {
-    double m = (double)channel_count(d);
-    double unbias = m > 1 ? m / (m - 1) : 1.0;
-    float keep = d->momentum;
-    for (int ch = 0; ch < d->c; ch++) {
-        double mean, var;
-        channel_stats(d, x, ch, &mean, &var);
-        double invstd = 1.0 / sqrt(var + d->eps);
-        float a = (float)(gamma[ch] * invstd);
-        channel_affine(d, x, ch, a, (float)(beta[ch] - mean * a), y);
-        running_mean[ch] = keep * running_mean[ch] + (1 - keep) * (float)mean;
-        running_var[ch] = keep * running_var[ch] + (1 - keep) * (float)(var * unbias);
-        if (saved) {
-            saved[ch] = (float)mean;
-            saved[d->c + ch] = (float)invstd;
-        }
+    bn_job j = {.d = d, .x = x, .gamma = gamma, .beta = beta, .running_mean = running_mean,
+                .running_var = running_var, .y = y, .saved_out = saved};
+    bn_run(&j, forward_train_range);
+}
+
+static void forward_infer_range(void *ctx, size_t c0, size_t c1)
+{
+    const bn_job *j = ctx;
+    for (int ch = (int)c0; ch < (int)c1; ch++) {
+        float a = j->gamma[ch] / sqrtf(j->running_var[ch] + j->d->eps);
+        channel_affine(j->d, j->x, ch, a, j->beta[ch] - j->running_mean[ch] * a, NULL, 0.0f,
+                       j->y);
     }
 }
 
@@ -70,59 +136,70 @@ void zn_batchnorm_forward_infer(const zn_bn_dims *d, const float *x, const float
                                 const float *beta, const float *running_mean,
                                 const float *running_var, float *y)
 {
-    for (int ch = 0; ch < d->c; ch++) {
-        float a = gamma[ch] / sqrtf(running_var[ch] + d->eps);
-        channel_affine(d, x, ch, a, beta[ch] - running_mean[ch] * a, y);
-    }
+    bn_job j = {.d = d, .x = x, .gamma = gamma, .beta = beta,
+                .running_mean = (float *)running_mean, .running_var = (float *)running_var,
+                .y = y}; /* read only */
+    bn_run(&j, forward_infer_range);
 }
 
 /* With xhat = (x - mean) * invstd and M = N*HW values per channel:
- * dbeta = sum dy, dgamma = sum dy*xhat, dx = gamma*invstd * (dy - dbeta/M - xhat*dgamma/M). */
+ * dbeta = sum dy, dgamma = sum dy*xhat = invstd * (sum dy*x - mean * sum dy),
+ * dx = gamma*invstd * (dy - dbeta/M - xhat*dgamma/M), one fused multiply-add per term. */
+static void backward_range(void *ctx, size_t c0, size_t c1)
+{
+    const bn_job *j = ctx;
+    const zn_bn_dims *d = j->d;
+    double m = (double)channel_count(d);
+    bool have_sums = j->dgamma_in != NULL;
+    for (int ch = (int)c0; ch < (int)c1; ch++) {
+        channel_sums t = channel_sum_of(d, j->x, have_sums ? NULL : j->dy, ch);
+        double mean, invstd;
+        if (j->saved) {
+            mean = j->saved[ch];
+            invstd = j->saved[d->c + ch];
+        } else {
+            double var;
+            channel_stats(d, &t, &mean, &var);
+            invstd = 1.0 / sqrt(var + d->eps);
+        }
+        double sdy = have_sums ? j->dbeta_in[ch] : t.dy;
+        double sdyx = have_sums ? j->dgamma_in[ch] : invstd * (t.dyx - mean * t.dy);
+        if (j->dbeta) j->dbeta[ch] = (float)sdy;
+        if (j->dgamma) j->dgamma[ch] = (float)sdyx;
+        if (!j->dx) continue;
+        double a = j->gamma[ch] * invstd, kx = -a * invstd * sdyx / m;
+        channel_affine(d, j->x, ch, (float)kx, (float)(-a * sdy / m - kx * mean), j->dy,
+                       (float)a, j->dx);
+    }
+}
+
 void zn_batchnorm_backward(const zn_bn_dims *d, const float *x, const float *gamma,
                            const float *dy, const float *saved, float *dx, float *dgamma,
                            float *dbeta)
 {
-    double m = (double)channel_count(d);
-    for (int ch = 0; ch < d->c; ch++) {
-        double mean, invstd;
-        if (saved) {
-            mean = saved[ch];
-            invstd = saved[d->c + ch];
-        } else {
-            double var;
-            channel_stats(d, x, ch, &mean, &var);
-            invstd = 1.0 / sqrt(var + d->eps);
-        }
-        double sdy = 0.0, sdyx = 0.0;
-        for (int n = 0; n < d->n; n++) {
-            const float *p = channel_row(d, x, n, ch), *g = dy + (p - x);
-            for (int i = 0; i < d->hw; i++) {
-                sdy += g[i];
-                sdyx += g[i] * ((p[i] - mean) * invstd);
-            }
-        }
-        if (dbeta) dbeta[ch] = (float)sdy;
-        if (dgamma) dgamma[ch] = (float)sdyx;
-        if (!dx) continue;
-        float a = (float)(gamma[ch] * invstd), fm = (float)mean, fi = (float)invstd;
-        float mb = (float)(sdy / m), mg = (float)(sdyx / m);
-        for (int n = 0; n < d->n; n++) {
-            const float *p = channel_row(d, x, n, ch), *g = dy + (p - x);
-            float *q = dx + (p - x);
-            for (int i = 0; i < d->hw; i++) q[i] = a * (g[i] - mb - (p[i] - fm) * fi * mg);
-        }
-    }
+    bn_job j = {.d = d, .x = x, .gamma = gamma, .dy = dy, .saved = saved, .dx = dx,
+                .dgamma = dgamma, .dbeta = dbeta};
+    bn_run(&j, backward_range);
+}
+
+void zn_batchnorm_backward_data(const zn_bn_dims *d, const float *x, const float *gamma,
+                                const float *dy, const float *dgamma, const float *dbeta,
+                                float *dx)
+{
+    bn_job j = {.d = d, .x = x, .gamma = gamma, .dy = dy, .dgamma_in = dgamma,
+                .dbeta_in = dbeta, .dx = dx};
+    bn_run(&j, backward_range);
+}
+
+static void channel_sum_range(void *ctx, size_t c0, size_t c1)
+{
+    const bn_job *j = ctx;
+    for (size_t ch = c0; ch < c1; ch++) j->y[ch] = (float)channel_sum_of(j->d, j->x, NULL, (int)ch).x;
 }
 
 void zn_channel_sum(int n, int c, int hw, const float *x, float *sum)
 {
     const zn_bn_dims d = {.n = n, .c = c, .hw = hw};
-    for (int ch = 0; ch < c; ch++) {
-        double s = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *p = channel_row(&d, x, i, ch);
-            for (int j = 0; j < hw; j++) s += p[j];
-        }
-        sum[ch] = (float)s;
-    }
+    bn_job j = {.d = &d, .x = x, .y = sum};
+    bn_run(&j, channel_sum_range);
 }

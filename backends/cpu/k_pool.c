@@ -1,11 +1,14 @@
 /* k_pool.c: every kernel that reduces windows of H×W planes: max/avg pooling, global pooling,
  * resample and stitch. They share one window walk (plane_forward/plane_backward); they differ
  * only in the window geometry and in where the output plane lies (stitch writes its planes
- * transposed into Z, so the output side takes a row stride). */
+ * transposed into Z, so the output side takes a row stride). Planes are independent: the pool's
+ * threads take fixed slices of them; 2x2 max pooling has its own plane loop. */
 #include "backends/cpu/kernels.h"
 
 #include <assert.h>
 #include <string.h>
+
+#include "backends/cpu/threads.h"
 
 /* Windows along one axis: output o covers input [o*stride/up - pad, ... + kernel), clipped to
  * [0, in). Pooling has up = 1; nearest upsampling by f is kernel 1, stride 1, up f. */
@@ -90,13 +93,48 @@ static void plane_backward(zn_window_reduce r, const plane_win *g, const float *
     }
 }
 
-/* Runs the window walk over `planes` contiguous input planes and contiguous output planes. */
-static void planes_forward(zn_window_reduce r, const plane_win *g, size_t planes, const float *x,
-                           float *y)
+/* Max over 2x2 windows that tile the plane exactly (DavidNet's pooling): the window's first
+ * maximum in row-major order, as window_argmax finds it, without the general walk. Returns the
+ * offset of the maximum from the window's top-left element. */
+static bool tiles_2x2(zn_window_reduce r, const plane_win *g)
 {
-    size_t in = (size_t)g->row.in * g->col.in, out = (size_t)g->row.out * g->col.out;
-    for (size_t p = 0; p < planes; p++)
-        plane_forward(r, g, x + p * in, y + p * out, (size_t)g->col.out);
+    const axis_win *a[2] = {&g->row, &g->col};
+    for (int i = 0; i < 2; i++)
+        if (a[i]->kernel != 2 || a[i]->stride != 2 || a[i]->pad != 0 || a[i]->up != 1 ||
+            a[i]->in != 2 * a[i]->out)
+            return false;
+    return r == ZN_WINDOW_MAX;
+}
+
+static ptrdiff_t argmax_2x2(const float *x, int w)
+{
+    ptrdiff_t best = 0;
+    if (x[1] > x[best]) best = 1;
+    if (x[w] > x[best]) best = w;
+    if (x[w + 1] > x[best]) best = w + 1;
+    return best;
+}
+
+static void plane_forward_2x2(const plane_win *g, const float *x, float *y)
+{
+    int w = g->col.in;
+    for (int i = 0; i < g->row.out; i++)
+        for (int j = 0; j < g->col.out; j++) {
+            const float *win = x + (size_t)2 * i * w + 2 * j;
+            y[i * g->col.out + j] = win[argmax_2x2(win, w)];
+        }
+}
+
+static void plane_backward_2x2(const plane_win *g, const float *x, const float *dy, float *dx)
+{
+    int w = g->col.in;
+    for (int i = 0; i < g->row.out; i++)
+        for (int j = 0; j < g->col.out; j++) {
+            size_t at = (size_t)2 * i * w + 2 * j;
+            float *win = dx + at;
+            win[0] = win[1] = win[w] = win[w + 1] = 0.0f;
+            win[argmax_2x2(x + at, w)] = dy[i * g->col.out + j];
+        }
 }
 
 /* x + at, keeping NULL (average pooling reads no x) NULL. */
@@ -105,12 +143,45 @@ static const float *plane_of(const float *x, size_t at)
     return x ? x + at : NULL;
 }
 
+/* The window walk over contiguous input and output planes; the pool's threads take planes. */
+typedef struct planes_job {
+    zn_window_reduce r;
+    const plane_win *g;
+    const float *x, *dy; /* dy NULL: the forward */
+    float *y;            /* the forward's y, or the backward's dx */
+} planes_job;
+
+static void planes_range(void *ctx, size_t p0, size_t p1)
+{
+    const planes_job *j = ctx;
+    const plane_win *g = j->g;
+    size_t in = (size_t)g->row.in * g->col.in, out = (size_t)g->row.out * g->col.out;
+    bool fast = tiles_2x2(j->r, g);
+    for (size_t p = p0; p < p1; p++) {
+        if (!j->dy && fast)
+            plane_forward_2x2(g, j->x + p * in, j->y + p * out);
+        else if (!j->dy)
+            plane_forward(j->r, g, j->x + p * in, j->y + p * out, (size_t)g->col.out);
+        else if (fast)
+            plane_backward_2x2(g, j->x + p * in, j->dy + p * out, j->y + p * in);
+        else
+            plane_backward(j->r, g, plane_of(j->x, p * in), j->dy + p * out, (size_t)g->col.out,
+                           j->y + p * in);
+    }
+}
+
+static void planes_forward(zn_window_reduce r, const plane_win *g, size_t planes, const float *x,
+                           float *y)
+{
+    planes_job j = {r, g, x, NULL, y};
+    zn_cpu_parallel_for(planes, 8, planes_range, &j);
+}
+
 static void planes_backward(zn_window_reduce r, const plane_win *g, size_t planes,
                             const float *x, const float *dy, float *dx)
 {
-    size_t in = (size_t)g->row.in * g->col.in, out = (size_t)g->row.out * g->col.out;
-    for (size_t p = 0; p < planes; p++)
-        plane_backward(r, g, plane_of(x, p * in), dy + p * out, (size_t)g->col.out, dx + p * in);
+    planes_job j = {r, g, x, dy, dx};
+    zn_cpu_parallel_for(planes, 8, planes_range, &j);
 }
 
 int zn_pool_out(int in, int kernel, int stride, int pad)

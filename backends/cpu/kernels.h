@@ -1,7 +1,8 @@
 /* kernels.h: the CPU reference kernels of every op except convolution and linear (conv.h),
  * forward and backward, plus the loss, optimizer and numerics helpers the runtime calls.
  * Pure functions over float32 arrays: batch first, NCHW, contiguous; no graph types, no
- * allocation, no threads. Every backward OVERWRITES its outputs unless its name says
+ * allocation; large ones split their work over the pool of threads.h in fixed slices, so
+ * results do not depend on thread timing. Every backward OVERWRITES its outputs unless its name says
  * accumulate. Sources by family: k_norm.c, k_eltwise.c, k_pool.c (every op that walks windows
  * of an H×W plane: pooling, resample, stitch), k_layout.c, k_loss.c, k_optim.c. */
 #ifndef ZN_CPU_KERNELS_H
@@ -36,6 +37,11 @@ void zn_batchnorm_forward_infer(const zn_bn_dims *d, const float *x, const float
 void zn_batchnorm_backward(const zn_bn_dims *d, const float *x, const float *gamma,
                            const float *dy, const float *saved, float *dx, float *dgamma,
                            float *dbeta);
+/* dx alone, from the parameter gradients dgamma and dbeta already computed (as the two kernel
+ * calls above give them): saves the sums over dy. */
+void zn_batchnorm_backward_data(const zn_bn_dims *d, const float *x, const float *gamma,
+                                const float *dy, const float *dgamma, const float *dbeta,
+                                float *dx);
 /* sum[C] = x [N, C, HW] summed over N and HW: the gradient of a conv or linear bias (HW = 1 for
  * [N, C]) and of batch-norm beta. */
 void zn_channel_sum(int n, int c, int hw, const float *x, float *sum);
