@@ -35,6 +35,36 @@ static bool print_memory(const zn_graph *g, int batch)
     return ok;
 }
 
+static void print_schedule(const char *what, const zn_schedule *s)
+{
+    printf("  %-9s ", what);
+    if (s->kind == ZN_LR_CONSTANT) printf("constant %g", s->v[0]);
+    else if (s->kind == ZN_LR_COSINE) printf("cosine, peak %g after %g warm-up epochs", s->v[0], s->t[0]);
+    else
+        for (int i = 0; i < s->n_knots; i++) printf("%s(%g, %g)", i ? " " : "piecewise ", s->t[i], s->v[i]);
+    printf("%s\n", s->per_example ? ", divided by the batch size" : "");
+}
+
+/* The training recipe after --set values, so a user can see what `znet run` will do. */
+static void print_recipe(const zn_recipe *r)
+{
+    static const char *const aug[] = {"pad_crop", "flip", "cutout"};
+    const zn_optimizer_cfg *o = &r->optimizer;
+    printf("\nrecipe: %s, batch %d, %d epochs, seed %llu%s\n", r->data, r->batch, r->epochs, r->seed,
+           r->drop_last ? ", last partial batch dropped" : "");
+    if (o->kind == ZN_OPTIM_SGD)
+        printf("  optimizer sgd, momentum %g%s, weight decay %g\n", o->momentum, o->nesterov ? " (Nesterov)" : "",
+               o->weight_decay);
+    else
+        printf("  optimizer adam, betas %g %g, eps %g, weight decay %g\n", o->beta1, o->beta2, o->eps, o->weight_decay);
+    print_schedule("lr", &r->lr);
+    if (r->has_momentum_schedule) print_schedule("momentum", &r->momentum);
+    printf("  augment  ");
+    for (int i = 0; i < r->n_augment; i++) printf(" %s(%g)", aug[r->augment[i].kind],
+                                                   r->augment[i].kind == ZN_AUG_FLIP ? r->augment[i].p : r->augment[i].size);
+    printf("%s\n", r->n_augment ? "" : " none");
+}
+
 int zn_cmd_summary(int argc, char **argv)
 {
     zn_cli_common c;
@@ -42,7 +72,8 @@ int zn_cmd_summary(int argc, char **argv)
                           "Prints one row per layer (name, op, output shape, parameters, multiply-adds\n"
                           "per example) and the totals: trainable parameters, multiply-adds and\n"
                           "activation memory per example, and the planned memory of inference and of a\n"
-                          "training step at the recipe's batch size (--batch N) beside the naive sum.",
+                          "training step at the recipe's batch size (--batch N) beside the naive sum, and\n"
+                          "the training recipe after any --set values.",
                           NULL, 0, &c);
     if (rc >= 0) return rc;
     zn_diag d;
@@ -53,6 +84,7 @@ int zn_cmd_summary(int argc, char **argv)
     if (ok) {
         zn_graph_write_summary(&g, stdout, r.batch);
         ok = print_memory(&g, r.batch);
+        print_recipe(&r);
     }
     zn_graph_free(&g);
     zn_diag_free(&d);

@@ -1,0 +1,137 @@
+/* test_models.c: every model in models/: its parameter count against the figures of
+ * ../shared/spec (the original experiment), and 20 training steps on one fixed batch on the CPU
+ * backend, after which the loss must have fallen. */
+#include "support.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/inspect.h"
+#include "lang/program.h"
+#include "runtime/rng.h"
+#include "runtime/session.h"
+
+static void load(const char *rel, const zn_setting *sets, int n, zn_graph *g, zn_recipe *r)
+{
+    zn_diag d;
+    zn_diag_init(&d, stderr);
+    zn_load_opts o = {.path = zt_src_path(rel), .settings = sets, .n_settings = n};
+    if (!zn_program_load(&o, &d, g, r)) fail_msg("%s does not load", rel);
+    zn_diag_free(&d);
+}
+
+/* Trainable parameters of the nodes whose names start with one of the prefixes ("prep", "b1.") */
+static int64_t params_under(const zn_graph *g, const char *const *prefixes, int n)
+{
+    int64_t total = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const zn_node *node = &g->nodes[i];
+        if (!(node->flags & ZN_NODE_PARAM)) continue;
+        for (int k = 0; k < n; k++)
+            if (strncmp(node->name, prefixes[k], strlen(prefixes[k])) == 0) total += zn_shape_numel(&node->shape);
+    }
+    return total;
+}
+
+typedef struct {
+    const char *file;
+    zn_setting sets[4];
+    int n_sets;
+    int64_t params;   /* whole model */
+    int64_t backbone; /* prep + b1 + b2 + b3, or 0 when not checked */
+} count_case;
+
+static const count_case counts[] = {
+    {"models/davidnet.znet", {{0}}, 0, 6573120, 0},
+    {"models/davidnet.znet", {{"width", "16"}}, 1, 412944, 0},
+    {"models/davidnet_multisoft.znet", {{0}}, 0, 7757632, 7748672},
+    {"models/davidnet_multisoft.znet", {{"width", "16"}}, 1, 0, 485648},
+    {"models/davidnet_zee.znet", {{0}}, 0, 7758464, 7748672},
+    {"models/davidnet_zee.znet", {{"pool", "\"channel_axis\""}, {"filters", "[64]"}}, 2, 7776448, 0},
+    {"models/davidnet_zee.znet", {{"width", "16"}, {"filters", "[64, 128]"}}, 2, 570448, 485648},
+    {"models/davidnet_zee.znet",
+     {{"width", "16"}, {"pool", "\"channel_axis\""}, {"roots", "true"}, {"filters", "[8, 16]"}}, 4, 501584, 0},
+};
+
+static void test_parameter_counts(void **state)
+{
+    (void)state;
+    static const char *const backbone[] = {"prep.", "b1.", "b2.", "b3."};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        const count_case *c = &counts[i];
+        zn_graph g;
+        zn_recipe r;
+        load(c->file, c->sets, c->n_sets, &g, &r);
+        if (c->params && zn_graph_param_count(&g) != c->params)
+            fail_msg("%s case %zu: %lld parameters, the spec says %lld", c->file, i,
+                     (long long)zn_graph_param_count(&g), (long long)c->params);
+        if (c->backbone && params_under(&g, backbone, 4) != c->backbone)
+            fail_msg("%s case %zu: backbone %lld, the spec says %lld", c->file, i,
+                     (long long)params_under(&g, backbone, 4), (long long)c->backbone);
+        zn_graph_free(&g);
+    }
+}
+
+/* 20 SGD steps on one random batch: the loss of the last step is below the first's. */
+static void train_fixed_batch(const char *rel, const zn_setting *sets, int n_sets)
+{
+    zn_graph g;
+    zn_recipe r;
+    load(rel, sets, n_sets, &g, &r);
+    zn_session s;
+    zn_backend_opts o = {.threads = 0};
+    int batch = 8;
+    if (!zn_session_init(&s, &g, &zn_cpu_backend, &o, batch, true)) fail_msg("%s: %s", rel, s.err);
+    assert_true(zn_session_init_params(&s, 7));
+    size_t n_img = s.plan.bytes[s.image] / sizeof(float);
+    float *images = malloc(sizeof *images * n_img);
+    int32_t labels[8];
+    zn_rng rng;
+    zn_rng_init(&rng, 3);
+    for (size_t i = 0; i < n_img; i++) images[i] = zn_rng_normal(&rng);
+    for (int i = 0; i < batch; i++) labels[i] = (int32_t)zn_rng_below(&rng, 10);
+    zn_optim_step st = {.kind = ZN_STEP_SGD, .lr = 0.02f / batch, .momentum = 0.9f, .nesterov = true};
+    double first = 0, loss = 0;
+    for (int step = 0; step < 20; step++) {
+        if (!zn_session_feed(&s, images, labels) || !zn_session_train_step(&s, &st) ||
+            !zn_session_loss(&s, &loss))
+            fail_msg("%s step %d: %s", rel, step, s.err);
+        if (step == 0) first = loss;
+    }
+    if (!(loss < 0.8 * first)) fail_msg("%s: loss %g after 20 steps, %g at the first", rel, loss, first);
+    free(images);
+    zn_session_free(&s);
+    zn_graph_free(&g);
+}
+
+static void test_every_model_learns_a_batch(void **state)
+{
+    (void)state;
+    const zn_setting narrow[] = {{"width", "8"}};
+    DIR *dir = opendir(zt_src_path("models"));
+    assert_non_null(dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(dir))) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".znet") != 0) continue;
+        char rel[300];
+        snprintf(rel, sizeof rel, "models/%s", e->d_name);
+        bool has_width = strncmp(e->d_name, "davidnet", 8) == 0 || strncmp(e->d_name, "fashion", 7) == 0;
+        train_fixed_batch(rel, narrow, has_width ? 1 : 0);
+        n++;
+    }
+    closedir(dir);
+    assert_true(n >= 5);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parameter_counts),
+        cmocka_unit_test(test_every_model_learns_a_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
