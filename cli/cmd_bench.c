@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "runtime/rng.h"
+#include "graph/inspect.h"
 #include "runtime/session.h"
 
 static double now(void)

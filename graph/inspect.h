@@ -33,4 +33,9 @@ int64_t zn_graph_param_count(const zn_graph *g);
 /* Forward multiply-adds per example (zn_op_info.macs over the non-backward nodes). */
 int64_t zn_graph_macs(const zn_graph *g);
 
+/* 6573120 as "6,573,120" (format.c). */
+const char *zn_format_count(int64_t v, char *buf, size_t len);
+/* 4718592 as "4.5 MiB". */
+const char *zn_format_bytes(size_t bytes, char *buf, size_t len);
+
 #endif

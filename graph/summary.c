@@ -19,38 +19,6 @@ typedef struct {
     void (*cell)(const summary *s, int id, char *buf, size_t len);
 } column;
 
-/* 6573120 as "6,573,120". */
-static const char *with_commas(int64_t v, char *buf, size_t len)
-{
-    char digits[24];
-    int n = snprintf(digits, sizeof digits, "%" PRId64, v);
-    int lead = digits[0] == '-';
-    size_t at = 0;
-    for (int i = 0; i < n && at + 1 < len; i++) {
-        if (i > lead && (n - i) % 3 == 0) {
-            buf[at++] = ',';
-            if (at + 1 >= len) break;
-        }
-        buf[at++] = digits[i];
-    }
-    if (len) buf[at] = '\0';
-    return buf;
-}
-
-/* 4718592 as "4.5 MiB". */
-static const char *human_bytes(int64_t bytes, char *buf, size_t len)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)bytes;
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-    return buf;
-}
-
 static bool is_layer(const zn_node *n)
 {
     return n->op != ZN_OP_PARAM && !(n->flags & ZN_NODE_BACKWARD);
@@ -84,12 +52,12 @@ static void cell_shape(const summary *s, int id, char *buf, size_t len)
 
 static void cell_params(const summary *s, int id, char *buf, size_t len)
 {
-    with_commas(s->owned[id], buf, len);
+    zn_format_count(s->owned[id], buf, len);
 }
 
 static void cell_macs(const summary *s, int id, char *buf, size_t len)
 {
-    with_commas(zn_ops[s->g->nodes[id].op].macs(s->g, id), buf, len);
+    zn_format_count(zn_ops[s->g->nodes[id].op].macs(s->g, id), buf, len);
 }
 
 static const column columns[] = {
@@ -164,13 +132,13 @@ void zn_graph_write_summary(const zn_graph *g, FILE *f, int batch)
     }
     const int64_t macs = zn_graph_macs(g);
     char a[64], b[64];
-    fprintf(f, "trainable parameters     %s\n", with_commas(zn_graph_param_count(g), a, sizeof a));
-    fprintf(f, "non-trainable state      %s\n", with_commas(state, a, sizeof a));
-    fprintf(f, "MACs per example         %s (%.3f GFLOP)\n", with_commas(macs, a, sizeof a),
+    fprintf(f, "trainable parameters     %s\n", zn_format_count(zn_graph_param_count(g), a, sizeof a));
+    fprintf(f, "non-trainable state      %s\n", zn_format_count(state, a, sizeof a));
+    fprintf(f, "MACs per example         %s (%.3f GFLOP)\n", zn_format_count(macs, a, sizeof a),
             2e-9 * (double)macs);
-    fprintf(f, "activations per example  %s", human_bytes(act, a, sizeof a));
+    fprintf(f, "activations per example  %s", zn_format_bytes(act, a, sizeof a));
     if (batch > 0)
-        fprintf(f, "; at batch %d: %s", batch, human_bytes(act_batch, b, sizeof b));
+        fprintf(f, "; at batch %d: %s", batch, zn_format_bytes(act_batch, b, sizeof b));
     fputc('\n', f);
 }
 

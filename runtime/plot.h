@@ -16,7 +16,7 @@ typedef struct {
     double step, lr;                       /* NAN when absent or null, like every value here */
     double train_loss, train_acc;          /* loss per example; accuracy as a fraction */
     double test_acc[ZN_LOG_MAX_SERIES];    /* [series], fractions */
-    double time, img_per_s;                /* seconds for the epoch, training images per second */
+    double time, img_per_s;                /* seconds since the run started, training images/s */
 } zn_log_epoch;
 
 typedef struct {
@@ -29,6 +29,10 @@ typedef struct {
     int n_epochs;
     bool incomplete_last_line; /* a last line without '\n' that did not parse was left out (the
                                   run may still be writing it) */
+    double params, batch;      /* from the run record; NAN when absent */
+    /* from the final record (NAN when the run has not finished): seconds spent training, its
+     * images per second, and the memory planned and measured (bytes) */
+    double train_time, img_per_s, planned_bytes, high_water_bytes;
 } zn_train_log;
 
 /* Reads a log. A run record must come first; epoch records need "epoch" and may lack any other

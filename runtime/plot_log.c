@@ -62,7 +62,8 @@ static int series_index(zn_train_log *log, const char *name, char *msg, size_t l
 static bool take_run(zn_train_log *log, const zn_json *rec, char *msg, size_t len)
 {
     if (!string(rec, "model", true, log->model, sizeof log->model, msg, len) ||
-        !string(rec, "file", false, log->file, sizeof log->file, msg, len))
+        !string(rec, "file", false, log->file, sizeof log->file, msg, len) ||
+        !number(rec, "params", false, &log->params, msg, len) || !number(rec, "batch", false, &log->batch, msg, len))
         return false;
     const zn_json *heads = zn_json_get(rec, "heads"), *vote = zn_json_get(rec, "vote");
     if (heads && heads->kind != ZN_JSON_ARRAY) return say(msg, len, "\"heads\" must be an array of names");
@@ -112,6 +113,11 @@ static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, c
         *have_run = true;
         return take_run(log, rec, msg, len);
     }
+    if (strcmp(type->string, "final") == 0)
+        return number(rec, "train_time", false, &log->train_time, msg, len) &&
+               number(rec, "img_per_s", false, &log->img_per_s, msg, len) &&
+               number(rec, "planned_bytes", false, &log->planned_bytes, msg, len) &&
+               number(rec, "high_water_bytes", false, &log->high_water_bytes, msg, len);
     if (strcmp(type->string, "epoch") != 0) return true;
     if (!*have_run) return say(msg, len, "an epoch record before the run record");
     return take_epoch(log, rec, msg, len);
@@ -120,6 +126,8 @@ static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, c
 bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t errlen)
 {
     memset(log, 0, sizeof *log);
+    log->params = log->batch = log->train_time = log->img_per_s = NAN;
+    log->planned_bytes = log->high_water_bytes = NAN;
     snprintf(log->path, sizeof log->path, "%s", path);
     FILE *f = fopen(path, "r");
     if (!f) return say(err, errlen, "%s: %s", path, strerror(errno));

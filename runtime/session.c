@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "graph/autodiff.h"
+#include "graph/inspect.h"
 #include "runtime/rng.h"
 
 static size_t ws_bytes(void *ctx, const zn_graph *g, int id, int batch)
@@ -26,16 +27,6 @@ size_t zn_available_memory(void)
         if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
     fclose(f);
     return kb * 1024;
-}
-
-const char *zn_format_bytes(size_t bytes, char *buf, size_t len)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)bytes;
-    int u = 0;
-    while (v >= 1024 && u < 5) v /= 1024, u++;
-    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-    return buf;
 }
 
 static bool fail_backend(zn_session *s)

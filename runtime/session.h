@@ -55,7 +55,5 @@ int64_t zn_session_macs(const zn_session *s, bool training);
 
 /* Bytes of memory available to this process (MemAvailable), 0 if unknown. */
 size_t zn_available_memory(void);
-/* "1.5 GiB" into buf. */
-const char *zn_format_bytes(size_t bytes, char *buf, size_t len);
 
 #endif

@@ -16,6 +16,7 @@
 #include "runtime/json.h"
 #include "runtime/metrics.h"
 #include "runtime/schedule.h"
+#include "graph/inspect.h"
 #include "runtime/session.h"
 
 static double now(void)

@@ -1,0 +1,197 @@
+/* cmd_compare.c: `znet compare A.znet [--set ...] [--log A.jsonl] B.znet ...`: one Markdown
+ * table of models side by side: trainable parameters, multiply-adds per example, planned
+ * training memory at one batch size and, from run logs, test accuracy per head and vote, time
+ * per epoch, images/s and the measured peak memory. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "graph/autodiff.h"
+#include "graph/inspect.h"
+#include "graph/plan.h"
+#include "runtime/plot.h"
+#include "runtime/session.h"
+
+#define MAX_ENTRIES 32
+
+typedef struct {
+    const char *file, *log, *name;
+    zn_setting sets[ZN_MAX_SETTINGS];
+    int n_sets;
+} entry;
+
+static const char *const usage =
+    "compare [--batch N] [--set K=V]... MODEL.znet [--set K=V]... [--log RUN.jsonl] [--name LABEL] "
+    "MODEL.znet ...";
+
+static void help(void)
+{
+    printf("usage: znet %s\n\n"
+           "Prints one Markdown table comparing models: trainable parameters, multiply-adds per\n"
+           "example, planned memory of a training step at one batch size and, for each model\n"
+           "given a run log (`znet run --log`), the last test accuracy of every head and of the\n"
+           "vote, the best vote, seconds per epoch, training images/s and the measured peak\n"
+           "memory. --set before the first model applies to all; after a model, to that model.\n\n"
+           "options:\n"
+           "  --batch N         batch size for the planned memory (default: each model's recipe)\n"
+           "  --set KEY=VALUE   a model parameter or train setting (see docs/cli.md)\n"
+           "  --log FILE        the run log of the model before it\n"
+           "  --name LABEL      the row's label (default: file name and its --set values)\n"
+           "  --help            this text\n"
+           "example:\n"
+           "  znet compare --set width=16 models/davidnet_multisoft.znet --log ms.jsonl \\\n"
+           "      models/davidnet_zee.znet --log zee.jsonl > table.md\n",
+           usage);
+}
+
+/* Splits argv into entries; -1 to go on, else an exit code. */
+static int parse(int argc, char **argv, entry *e, int *n, entry *global, long *batch)
+{
+    *n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        entry *cur = *n ? &e[*n - 1] : global;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            help();
+            return ZN_EXIT_OK;
+        }
+        if (a[0] != '-') {
+            if (*n == MAX_ENTRIES) {
+                fprintf(stderr, "znet compare: at most %d models\n", MAX_ENTRIES);
+                return ZN_EXIT_USAGE;
+            }
+            e[(*n)++] = (entry){.file = a};
+            continue;
+        }
+        bool known = strcmp(a, "--set") == 0 || strcmp(a, "--log") == 0 || strcmp(a, "--name") == 0 ||
+                     strcmp(a, "--batch") == 0;
+        if (!known) {
+            static const char *const opts[] = {"--set", "--log", "--name", "--batch", "--help"};
+            fprintf(stderr, "znet compare: unknown option '%s'\n", a);
+            const char *near = zn_cli_did_you_mean(a, opts, 5);
+            if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
+            return ZN_EXIT_USAGE;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "znet compare: %s needs a value\n", a);
+            return ZN_EXIT_USAGE;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--batch") == 0) {
+            char *end;
+            *batch = strtol(v, &end, 10);
+            if (*end || *batch < 1 || *batch > 65536) {
+                fprintf(stderr, "znet compare: --batch needs an integer from 1 to 65536, got '%s'\n", v);
+                return ZN_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--set") == 0) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || cur->n_sets == ZN_MAX_SETTINGS) {
+                fprintf(stderr, "znet compare: --set needs KEY=VALUE, got '%s'\n", v);
+                return ZN_EXIT_USAGE;
+            }
+            char *key = strndup(v, (size_t)(eq - v)); /* lives as long as the process */
+            cur->sets[cur->n_sets++] = (zn_setting){key, eq + 1};
+        } else if (cur == global) {
+            fprintf(stderr, "znet compare: %s belongs after a model file\n", a);
+            return ZN_EXIT_USAGE;
+        } else {
+            *(a[2] == 'l' ? &cur->log : &cur->name) = v;
+        }
+    }
+    if (*n == 0) {
+        fprintf(stderr, "znet compare: no model file given\nusage: znet %s\n", usage);
+        return ZN_EXIT_USAGE;
+    }
+    return -1;
+}
+
+static void cell_acc(double v)
+{
+    if (isnan(v)) printf(" – |");
+    else printf(" %.4f |", v);
+}
+
+/* One table row; false after printing an error. */
+static bool row(const entry *e, const entry *global, long batch_opt)
+{
+    zn_cli_common c = {.file = e->file};
+    for (int k = 0; k < global->n_sets; k++) c.settings[c.n_settings++] = global->sets[k];
+    for (int k = 0; k < e->n_sets && c.n_settings < ZN_MAX_SETTINGS; k++) c.settings[c.n_settings++] = e->sets[k];
+    zn_diag d;
+    zn_diag_init(&d, stderr);
+    zn_graph g = {0}, train = {0};
+    zn_recipe r;
+    zn_plan p = {0};
+    char err[512];
+    bool ok = zn_cli_load(&c, &d, &g, &r);
+    int batch = batch_opt ? (int)batch_opt : r.batch;
+    if (ok) {
+        zn_graph_copy(&train, &g);
+        ok = zn_autodiff(&train, err, sizeof err) && zn_plan_make(&p, &train, batch, NULL, NULL, err, sizeof err);
+        if (!ok) fprintf(stderr, "znet compare: %s: %s\n", e->file, err);
+    }
+    zn_train_log log = {0};
+    if (ok && e->log && !(ok = zn_train_log_read(e->log, &log, err, sizeof err)))
+        fprintf(stderr, "znet compare: %s\n", err);
+    if (ok) {
+        char label[512] = "", mem[32], peak[32] = "–";
+        if (e->name) snprintf(label, sizeof label, "%s", e->name);
+        else {
+            const char *base = strrchr(e->file, '/') ? strrchr(e->file, '/') + 1 : e->file;
+            size_t used = snprintf(label, sizeof label, "%.*s", (int)(strcspn(base, ".")), base);
+            for (int k = 0; k < e->n_sets && used < sizeof label; k++)
+                used += snprintf(label + used, sizeof label - used, " %s=%s", e->sets[k].key, e->sets[k].value);
+        }
+        char count[32];
+        printf("| %s | %s | %.1f | %s |", label, zn_format_count(zn_graph_param_count(&g), count, sizeof count),
+               zn_graph_macs(&g) / 1e6, zn_format_bytes(zn_plan_total(&p), mem, sizeof mem));
+        if (e->log && log.n_epochs > 0) {
+            const zn_log_epoch *last = &log.epochs[log.n_epochs - 1];
+            printf(" ");
+            for (int s = 0; s < log.n_series; s++)
+                if (strcmp(log.series[s], "vote") != 0)
+                    printf("%s%s %.4f", s ? " · " : "", log.series[s], last->test_acc[s]);
+            printf(" |");
+            double vote = NAN, best = NAN;
+            for (int s = 0; s < log.n_series; s++) {
+                if (strcmp(log.series[s], "vote") != 0) continue;
+                vote = last->test_acc[s];
+                for (int k = 0; k < log.n_epochs; k++)
+                    if (isnan(best) || log.epochs[k].test_acc[s] > best) best = log.epochs[k].test_acc[s];
+            }
+            cell_acc(vote);
+            cell_acc(best);
+            if (!isnan(log.high_water_bytes)) zn_format_bytes((size_t)log.high_water_bytes, peak, sizeof peak);
+            printf(" %d | %.1f | %.0f | %s |\n", log.n_epochs, last->time / log.n_epochs,
+                   isnan(log.img_per_s) ? last->img_per_s : log.img_per_s, peak);
+        } else {
+            printf(" – | – | – | – | – | – | – |\n");
+        }
+    }
+    zn_train_log_free(&log);
+    zn_plan_free(&p);
+    zn_graph_free(&train);
+    zn_graph_free(&g);
+    zn_diag_free(&d);
+    return ok;
+}
+
+int zn_cmd_compare(int argc, char **argv)
+{
+    static entry entries[MAX_ENTRIES];
+    static entry global;
+    long batch = 0;
+    int n;
+    int rc = parse(argc, argv, entries, &n, &global, &batch);
+    if (rc >= 0) return rc;
+    printf("| model | parameters | MMACs/example | planned training memory (batch %s) | last test accuracy per head "
+           "| vote | best vote | epochs | s/epoch | train img/s | measured peak (arena) |\n",
+           batch ? "as given" : "of each recipe");
+    printf("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
+    bool ok = true;
+    for (int i = 0; i < n; i++) ok = row(&entries[i], &global, batch) && ok;
+    return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
+}
