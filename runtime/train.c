@@ -77,7 +77,14 @@ static bool load_data(zn_run *R, bool need_train, char *err, size_t len)
     }
     if (R->o->limit > 0 && need_train && R->o->limit < R->train.n) R->train.n = R->o->limit;
     if (R->o->test_limit > 0 && R->o->test_limit < R->test.n) R->test.n = R->o->test_limit;
-    if (need_train && R->train.n < R->r->batch && R->r->drop_last) {
+    if (need_train && !R->r->drop_last && R->train.n % R->r->batch) {
+        snprintf(err, len, "train.drop_last = false is not supported yet: the memory plan is made for one "
+                           "batch size, and %d examples leave a last batch of %d (set train.drop_last = true, "
+                           "or --limit to a multiple of %d)",
+                 R->train.n, R->train.n % R->r->batch, R->r->batch);
+        return false;
+    }
+    if (need_train && R->train.n < R->r->batch) {
         snprintf(err, len, "%d training examples make no full batch of %d", R->train.n, R->r->batch);
         return false;
     }
@@ -352,7 +359,7 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
     double t_start = now(), train_time = 0;
     long images_seen = 0;
     zn_recipe tr = *r;
-    tr.drop_last = true; /* the planned batch size is fixed; a partial batch is dropped */
+    tr.drop_last = true; /* (load_data refused drop_last = false unless the batches come out whole) */
     for (int epoch = start_epoch; ok && epoch < r->epochs; epoch++) {
         zn_batcher b;
         if (!zn_batcher_init(&b, &R.train, &tr, true, epoch, err, sizeof err)) {

@@ -118,12 +118,29 @@ static void test_high_water_equals_plan(void **state)
     zn_graph_free(&g);
 }
 
+/* A batch whose plan exceeds the machine's memory is refused before anything is allocated,
+ * with the plan's figure. */
+static void test_oversized_batch_refused(void **state)
+{
+    (void)state;
+    zn_graph g;
+    assert_true(load("models/davidnet.znet", &g, NULL, 0));
+    zn_session s;
+    zn_backend_opts o = {.threads = 1};
+    assert_false(zn_session_init(&s, &g, &zn_cpu_backend, &o, 65536, true));
+    assert_non_null(strstr(s.err, "batch 65536 needs"));
+    assert_non_null(strstr(s.err, "GiB by the memory plan (training step), but only"));
+    zn_session_free(&s);
+    zn_graph_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_reuses_memory),
         cmocka_unit_test(test_every_model_plans_without_overlap),
         cmocka_unit_test(test_high_water_equals_plan),
+        cmocka_unit_test(test_oversized_batch_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
