@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "graph/graph.h"
+#include "graph/passes.h"
 #include "lang/diag.h"
 #include "lang/program.h"
 #include "runtime/recipe.h"
@@ -30,12 +31,17 @@ typedef struct {
 } zn_opt;
 
 #define ZN_MAX_SETTINGS 64
+#define ZN_MAX_NO_PASS 16
 
 typedef struct {
     const char *file;
     zn_setting settings[ZN_MAX_SETTINGS];
     int n_settings;
     char keybuf[ZN_MAX_SETTINGS][128];
+    const char *no_pass[ZN_MAX_NO_PASS]; /* --no-pass NAME: optimizer passes to skip */
+    int n_no_pass;
+    const zn_pass_dump *dump; /* what the passes write while zn_cli_load runs them (a command sets it
+                                 after parsing); NULL: nothing */
 } zn_cli_common;
 
 /* Parses argv (argv[0] is the command name). Returns -1 to continue, or an exit code (after
@@ -43,10 +49,16 @@ typedef struct {
 int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
                  int n_opts, zn_cli_common *c);
 
-/* Loads c->file with its settings; prints diagnostics. false: exit with ZN_EXIT_ERROR. */
+/* Loads c->file with its settings and runs the optimizer passes (graph/passes.h) not named by
+ * --no-pass on it, so every command, and autodiff in the session, sees the optimized forward
+ * graph; prints diagnostics. false: exit with ZN_EXIT_ERROR. */
 bool zn_cli_load(const zn_cli_common *c, zn_diag *d, zn_graph *g, zn_recipe *r);
 
 const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int n);
+
+/* Whether name is an optimizer pass; if not, prints "znet CMD: OPT: no pass ..." with a
+ * did-you-mean hint (the caller exits with ZN_EXIT_USAGE). */
+bool zn_cli_pass_known(const char *cmd, const char *opt, const char *name);
 
 /* zn_cli_parse for commands whose arguments are not one model file (no --set or train
  * shorthands): the positional arguments come back in pos[0..*n_pos); more than max_pos is a

@@ -1,4 +1,5 @@
-/* cmd_graph.c: `znet graph FILE [--dot|--text]`: the graph for Graphviz or as a text dump. */
+/* cmd_graph.c: `znet graph FILE [--dot|--text]`: the graph for Graphviz or as a text dump, after
+ * the optimizer passes, or as it was after one of them (--dump-after NAME). */
 #include <stdio.h>
 
 #include "cli.h"
@@ -8,17 +9,21 @@
 int zn_cmd_graph(int argc, char **argv)
 {
     bool dot = false, text = false, params = false, backward = false;
+    const char *dump_after = NULL;
     const zn_opt opts[] = {
         {"--dot", ZN_OPT_FLAG, NULL, "Graphviz DOT on stdout (the default); render with dot -Tsvg", &dot, 0, 0},
         {"--text", ZN_OPT_FLAG, NULL, "one line per node: id, op, sources, name, shape, place", &text, 0, 0},
         {"--params", ZN_OPT_FLAG, NULL, "also draw parameter and state tensors (DOT)", &params, 0, 0},
         {"--backward", ZN_OPT_FLAG, NULL, "the training graph: with the backward nodes autodiff adds", &backward, 0, 0},
+        {"--dump-after", ZN_OPT_STRING, "PASS", "the forward graph as it is right after optimizer pass PASS", &dump_after,
+         0, 0},
     };
     zn_cli_common c;
     int rc = zn_cli_parse(argc, argv, "graph [--dot | --text] [options] FILE.znet",
                           "Prints the model's graph: as Graphviz DOT (blocks drawn as clusters, edges\n"
                           "labelled with tensor shapes), or as a plain text dump of the IR; --backward shows\n"
-                          "the training graph with its backward nodes.\n"
+                          "the training graph with its backward nodes. The graph is the one the optimizer\n"
+                          "passes make (--passes lists them; --no-pass NAME skips one).\n"
                           "Example: znet graph models/davidnet_zee.znet --dot | dot -Tsvg > zee.svg",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
@@ -26,6 +31,12 @@ int zn_cmd_graph(int argc, char **argv)
         fprintf(stderr, "znet graph: choose one of --dot and --text\n");
         return ZN_EXIT_USAGE;
     }
+    if (dump_after && (backward || !zn_cli_pass_known("graph", "--dump-after", dump_after))) {
+        if (backward) fprintf(stderr, "znet graph: --dump-after shows a forward graph; drop --backward\n");
+        return ZN_EXIT_USAGE;
+    }
+    zn_pass_dump dump = {.after = dump_after, .format = text ? ZN_DUMP_TEXT : ZN_DUMP_DOT, .out = stdout};
+    if (dump_after) c.dump = &dump;
     zn_diag d;
     zn_diag_init(&d, stderr);
     zn_graph g;
@@ -33,8 +44,10 @@ int zn_cmd_graph(int argc, char **argv)
     bool ok = zn_cli_load(&c, &d, &g, &r);
     char err[512];
     if (ok && backward && !(ok = zn_autodiff(&g, err, sizeof err))) fprintf(stderr, "znet graph: %s\n", err);
-    if (ok && text) zn_graph_write_text(&g, stdout);
-    else if (ok) zn_graph_write_dot_opts(&g, stdout, &(zn_dot_opts){.show_params = params});
+    if (ok && !dump_after) { /* a dump was written while the passes ran */
+        if (text) zn_graph_write_text(&g, stdout);
+        else zn_graph_write_dot_opts(&g, stdout, &(zn_dot_opts){.show_params = params});
+    }
     zn_graph_free(&g);
     zn_diag_free(&d);
     return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;

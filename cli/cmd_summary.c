@@ -73,16 +73,23 @@ int zn_cmd_summary(int argc, char **argv)
                           "per example) and the totals: trainable parameters, multiply-adds and\n"
                           "activation memory per example, and the planned memory of inference and of a\n"
                           "training step at the recipe's batch size (--batch N) beside the naive sum, and\n"
-                          "the training recipe after any --set values.",
+                          "the training recipe after any --set values. The graph is the one the optimizer\n"
+                          "passes make; each pass's node counts are shown (--no-pass NAME skips one).",
                           NULL, 0, &c);
     if (rc >= 0) return rc;
     zn_diag d;
     zn_diag_init(&d, stderr);
     zn_graph g;
     zn_recipe r;
+    char passes[512] = "";
+    FILE *report = fmemopen(passes, sizeof passes - 1, "w");
+    zn_pass_dump dump = {.report = report};
+    c.dump = report ? &dump : NULL;
     bool ok = zn_cli_load(&c, &d, &g, &r);
+    if (report) fclose(report);
     if (ok) {
         zn_graph_write_summary(&g, stdout, r.batch);
+        printf("\noptimizer passes (--no-pass NAME skips one):\n%s", passes);
         ok = print_memory(&g, r.batch);
         print_recipe(&r);
     }

@@ -18,6 +18,8 @@ static const char *const common_help =
     "                    (--set train.epochs=2); VALUE is a .znet expression; repeatable\n"
     "  --epochs N, --batch N, --seed N\n"
     "                    shorthands for --set train.epochs=N etc.\n"
+    "  --no-pass NAME    skip the graph optimizer's pass NAME (repeatable; --passes lists them)\n"
+    "  --passes          list the optimizer passes, in the order they run, and exit\n"
     "  --help            this text\n";
 
 static void print_help(const char *usage, const char *about, const zn_opt *opts, int n, bool model)
@@ -45,6 +47,37 @@ static int add_setting(zn_cli_common *c, const char *key, size_t key_len, const 
     c->keybuf[c->n_settings][key_len] = '\0';
     c->settings[c->n_settings] = (zn_setting){c->keybuf[c->n_settings], value};
     c->n_settings++;
+    return -1;
+}
+
+bool zn_cli_pass_known(const char *cmd, const char *opt, const char *name)
+{
+    if (zn_pass_find(name)) return true;
+    const char *names[64];
+    int n = 0;
+    for (int i = 0; i < zn_n_passes && n < 64; i++) names[n++] = zn_passes[i].name;
+    fprintf(stderr, "znet %s: %s: no optimizer pass is called '%s'\n", cmd, opt, name);
+    const char *near = zn_did_you_mean(name, names, n);
+    if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
+    fprintf(stderr, "  see `znet %s --passes`\n", cmd);
+    return false;
+}
+
+static void print_passes(void)
+{
+    printf("optimizer passes, in the order they run (skip one with --no-pass NAME):\n");
+    for (int i = 0; i < zn_n_passes; i++) printf("  %-8s %s\n", zn_passes[i].name, zn_passes[i].help);
+}
+
+/* --no-pass NAME: a known pass, at most ZN_MAX_NO_PASS of them. */
+static int add_no_pass(zn_cli_common *c, const char *cmd, const char *name)
+{
+    if (!zn_cli_pass_known(cmd, "--no-pass", name)) return ZN_EXIT_USAGE;
+    if (c->n_no_pass == ZN_MAX_NO_PASS) {
+        fprintf(stderr, "znet %s: too many --no-pass options (at most %d)\n", cmd, ZN_MAX_NO_PASS);
+        return ZN_EXIT_USAGE;
+    }
+    c->no_pass[c->n_no_pass++] = name;
     return -1;
 }
 
@@ -91,6 +124,20 @@ static int parse_core(int argc, char **argv, const char *usage, const char *abou
         size_t name_len = eq && strncmp(a, "--set", 5) != 0 ? (size_t)(eq - a) : strlen(a);
         snprintf(name, sizeof name, "%.*s", (int)name_len, a);
         const char *inline_val = eq && strncmp(a, "--set", 5) != 0 ? eq + 1 : NULL;
+        if (model && strcmp(a, "--passes") == 0) {
+            print_passes();
+            return ZN_EXIT_OK;
+        }
+        if (model && strcmp(name, "--no-pass") == 0) {
+            const char *pass = inline_val ? inline_val : i + 1 < argc ? argv[++i] : NULL;
+            if (!pass) {
+                fprintf(stderr, "znet %s: --no-pass needs a pass name (see --passes)\n", argv[0]);
+                return ZN_EXIT_USAGE;
+            }
+            int rc = add_no_pass(c, argv[0], pass);
+            if (rc >= 0) return rc;
+            continue;
+        }
         if (model && (strcmp(a, "--set") == 0 || strncmp(a, "--set=", 6) == 0)) {
             const char *kv = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
             const char *sep = kv ? strchr(kv, '=') : NULL;
@@ -111,9 +158,13 @@ static int parse_core(int argc, char **argv, const char *usage, const char *abou
         if (found < 0 && sh < 0) {
             const char *cands[64];
             int nc = 0;
-            for (int k = 0; k < n_opts && nc < 60; k++) cands[nc++] = opts[k].name;
+            for (int k = 0; k < n_opts && nc < 56; k++) cands[nc++] = opts[k].name;
             for (int k = 0; k < n_short; k++) cands[nc++] = shorthands[k];
-            if (model) cands[nc++] = "--set";
+            if (model) {
+                cands[nc++] = "--set";
+                cands[nc++] = "--no-pass";
+                cands[nc++] = "--passes";
+            }
             cands[nc++] = "--help";
             fprintf(stderr, "znet %s: unknown option '%s'\n", argv[0], name);
             const char *near = zn_did_you_mean(name, cands, nc);
@@ -180,7 +231,14 @@ bool zn_cli_load(const zn_cli_common *c, zn_diag *d, zn_graph *g, zn_recipe *r)
 {
     zn_load_opts lo = {.path = c->file, .settings = c->settings, .n_settings = c->n_settings};
     bool ok = zn_program_load(&lo, d, g, r);
-    if (!ok)
+    if (!ok) {
         fprintf(d->out, "znet: %d error%s in %s\n", d->n_errors, d->n_errors == 1 ? "" : "s", c->file);
-    return ok;
+        return false;
+    }
+    char err[512];
+    if (!zn_passes_run(g, c->no_pass, c->n_no_pass, c->dump, err, sizeof err)) {
+        fprintf(d->out, "znet: %s: %s\n", c->file, err);
+        return false;
+    }
+    return true;
 }

@@ -8,7 +8,6 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "backends/cpu/conv_dnnl.h"
 #include "backends/cpu/im2col.h"
 #include "backends/cpu/threads.h"
 
@@ -61,15 +60,8 @@ static conv_geom conv_geom_of(const zn_conv_params *p) {
 
 size_t zn_conv2d_workspace_bytes(const zn_conv_params *p) {
   conv_geom g = conv_geom_of(p);
-  size_t im2col = sizeof(float) *
-                  (g.threads * (g.col_floats + g.tmp_floats) + (g.threads - 1) * g.dw_floats);
-  size_t most = 0;
-  for (zn_conv_dir d = ZN_CONV_FWD; d < ZN_CONV_DIRS; d++) {
-    size_t bytes;
-    if (!zn_conv_dnnl_workspace(p, d, &bytes)) bytes = im2col;
-    if (bytes > most) most = bytes;
-  }
-  return most;
+  return sizeof(float) *
+         (g.threads * (g.col_floats + g.tmp_floats) + (g.threads - 1) * g.dw_floats);
 }
 
 /* One call's arguments, shared read-only by the pool's threads. */
@@ -151,7 +143,6 @@ static void forward_job(void *ctx, int t, int count) {
 
 void zn_conv2d_forward(const zn_conv_params *p, const float *x, const float *w, const float *b,
                        float *y, float *workspace) {
-  if (zn_conv_dnnl_run(p, ZN_CONV_FWD, x, w, y, (float *)b, workspace)) return;
   conv_job j = {.p = p, .g = conv_geom_of(p), .x = x, .w = w, .b = b, .y = y, .ws = workspace};
   zn_cpu_parallel_run(forward_job, &j);
 }
@@ -181,7 +172,6 @@ static void backward_data_job(void *ctx, int t, int count) {
 
 void zn_conv2d_backward_data(const zn_conv_params *p, const float *dy, const float *w, float *dx,
                              float *workspace) {
-  if (zn_conv_dnnl_run(p, ZN_CONV_BWD_DATA, dy, w, dx, NULL, workspace)) return;
   conv_job j = {.p = p, .g = conv_geom_of(p), .dy = dy, .w = w, .dx = dx, .ws = workspace};
   zn_cpu_parallel_run(backward_data_job, &j);
 }
@@ -232,7 +222,6 @@ static void backward_filter_reduce_job(void *ctx, int t, int count) {
 
 void zn_conv2d_backward_filter(const zn_conv_params *p, const float *x, const float *dy,
                                float *dw, float *db, float *workspace) {
-  if (zn_conv_dnnl_run(p, ZN_CONV_BWD_FILTER, x, dy, dw, db, workspace)) return;
   conv_job j = {.p = p, .g = conv_geom_of(p), .x = x, .dy = dy, .dw = dw, .db = db,
                 .ws = workspace};
   zn_cpu_parallel_run(backward_filter_job, &j);

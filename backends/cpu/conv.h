@@ -35,9 +35,6 @@ void zn_conv2d_backward_data(const zn_conv_params *p, const float *dy, const flo
 void zn_conv2d_backward_filter(const zn_conv_params *p, const float *x, const float *dy,
                                float *dw, float *db, float *workspace);
 
-/* Frees the convolution primitives cached per shape (oneDNN); the next call rebuilds them. */
-void zn_conv2d_release(void);
-
 /* Fully connected: x [n, in], w [out, in] (PyTorch's layout), b [out] or NULL, y [n, out]. */
 void zn_linear_forward(int n, int in, int out, const float *x, const float *w, const float *b,
                        float *y);

@@ -66,10 +66,7 @@ static void cpu_destroy(zn_backend *be)
     free(cpu->ptrs);
     free(cpu->ints);
     free(cpu);
-    if (--live_backends == 0) {
-        zn_conv2d_release();
-        zn_cpu_threads_free();
-    }
+    if (--live_backends == 0) zn_cpu_threads_free();
 }
 
 static const char *op_name(zn_op op, char *buf, size_t len)

@@ -1,15 +1,16 @@
-/* threads.h: the CPU backend's worker pool. One fixed set of threads (an OpenMP team, shared
- * with oneDNN) runs "one call per thread" jobs, each thread taking its own slice of the work;
- * OpenBLAS is kept single-threaded inside them so the two never oversubscribe the cores. */
+/* threads.h: the CPU backend's worker pool. One fixed set of threads, started once, runs
+ * "one call per thread" jobs (each thread takes its own slice of the work); OpenBLAS is kept
+ * single-threaded inside them so the two never oversubscribe the cores. */
 #ifndef ZN_CPU_THREADS_H
 #define ZN_CPU_THREADS_H
 
 #include <stddef.h>
 
-/* Sets the pool (and oneDNN) to n threads (n <= 0: one per CPU) and pins OpenBLAS to one
- * thread. Call before any kernel; without it everything runs on the calling thread. Returns 0. */
+/* Starts n - 1 workers (n <= 0: one per online CPU) and pins OpenBLAS to one thread. Call once
+ * before any kernel; without it everything runs on the calling thread. Returns 0, or -1 after
+ * printing the failed system call to stderr (the pool then runs on fewer threads). */
 int zn_cpu_threads_init(int n);
-/* The pool is back to one thread. */
+/* Stops the workers; the pool is back to one thread. */
 void zn_cpu_threads_free(void);
 /* Threads in the pool, the caller included (>= 1). */
 int zn_cpu_threads_count(void);
