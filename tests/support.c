@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,4 +48,22 @@ const char *zt_cifar_dir(void)
     snprintf(buf, sizeof buf, "%s", zt_src_path("../shared/data/cifar-10-batches-bin"));
     struct stat st;
     return stat(buf, &st) == 0 ? buf : NULL;
+}
+
+int zt_each_model(void (*fn)(const char *rel, void *ctx), void *ctx)
+{
+    DIR *dir = opendir(zt_src_path("models"));
+    assert_non_null(dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(dir))) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".znet") != 0) continue;
+        char rel[300];
+        snprintf(rel, sizeof rel, "models/%s", e->d_name);
+        fn(rel, ctx);
+        n++;
+    }
+    closedir(dir);
+    return n;
 }

@@ -15,6 +15,8 @@ const char *zt_src_path(const char *rel);
 const char *zt_tmpdir(void);
 /* Writes text to <tmpdir>/name and returns the path (static buffer). */
 const char *zt_write_file(const char *name, const char *text);
+/* Calls fn(rel_path, ctx) for every .znet file in models/ ("models/x.znet"); returns how many. */
+int zt_each_model(void (*fn)(const char *rel, void *ctx), void *ctx);
 /* The CIFAR-10 directory from ZNET_TEST_CIFAR or ../shared/data, or NULL. */
 const char *zt_cifar_dir(void);
 

@@ -3,7 +3,6 @@
  * backend, after which the loss must have fallen. */
 #include "support.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,25 +105,19 @@ static void train_fixed_batch(const char *rel, const zn_setting *sets, int n_set
     zn_graph_free(&g);
 }
 
+static void learn_batch(const char *rel, void *ctx)
+{
+    (void)ctx;
+    const zn_setting narrow[] = {{"width", "8"}};
+    const char *base = rel + strlen("models/");
+    bool has_width = strncmp(base, "davidnet", 8) == 0 || strncmp(base, "fashion", 7) == 0;
+    train_fixed_batch(rel, narrow, has_width ? 1 : 0);
+}
+
 static void test_every_model_learns_a_batch(void **state)
 {
     (void)state;
-    const zn_setting narrow[] = {{"width", "8"}};
-    DIR *dir = opendir(zt_src_path("models"));
-    assert_non_null(dir);
-    struct dirent *e;
-    int n = 0;
-    while ((e = readdir(dir))) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".znet") != 0) continue;
-        char rel[300];
-        snprintf(rel, sizeof rel, "models/%s", e->d_name);
-        bool has_width = strncmp(e->d_name, "davidnet", 8) == 0 || strncmp(e->d_name, "fashion", 7) == 0;
-        train_fixed_batch(rel, narrow, has_width ? 1 : 0);
-        n++;
-    }
-    closedir(dir);
-    assert_true(n >= 5);
+    assert_true(zt_each_model(learn_batch, NULL) >= 5);
 }
 
 int main(void)

@@ -1,0 +1,400 @@
+/* test_passes.c: the graph optimizer (graph/passes.h). Node counts before and after each pass
+ * on every model in models/ (the Zee model: its naive stitches become exactly three stitch
+ * nodes, nothing else changes); fused and unfused graphs giving the same losses, logits and
+ * parameter gradients on random data through the session API and the CPU backend, for every
+ * model and for hand-written edge cases; dead-node elimination; odd stitch sizes refused by the
+ * shape rules with both shapes named. */
+#include "support.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/inspect.h"
+#include "graph/passes.h"
+#include "lang/program.h"
+#include "runtime/rng.h"
+#include "runtime/session.h"
+
+static const char *const no_stitch[] = {"stitch"};
+static const char *const no_dce[] = {"dce"};
+
+static void load_path(const char *path, const zn_setting *sets, int n, zn_graph *g)
+{
+    zn_diag d;
+    zn_diag_init(&d, stderr);
+    zn_recipe r;
+    zn_load_opts o = {.path = path, .settings = sets, .n_settings = n};
+    if (!zn_program_load(&o, &d, g, &r)) fail_msg("%s does not load", path);
+    zn_diag_free(&d);
+}
+
+static void run_passes(zn_graph *g, const char *const *disabled, int n_disabled)
+{
+    char err[512];
+    if (!zn_passes_run(g, disabled, n_disabled, NULL, err, sizeof err)) fail_msg("passes: %s", err);
+}
+
+static int count_op(const zn_graph *g, zn_op op)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == op;
+    return n;
+}
+
+/* Narrow settings so that every model runs in well under a second. */
+static int narrow_settings(const char *file, zn_setting *sets)
+{
+    if (strncmp(file, "davidnet", 8) == 0 || strncmp(file, "fashion", 7) == 0) {
+        sets[0] = (zn_setting){"width", "4"};
+        return 1;
+    }
+    if (strncmp(file, "densenet", 8) == 0) {
+        sets[0] = (zn_setting){"depth", "10"};
+        sets[1] = (zn_setting){"growth", "4"};
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- equivalence: one training-mode forward and backward of both graphs on the same batch ---- */
+
+typedef struct {
+    zn_session s;
+    float *params;
+} run;
+
+static void run_step(run *R, const zn_graph *g, const float *images, const int32_t *labels, int batch)
+{
+    zn_backend_opts o = {.threads = 1};
+    if (!zn_session_init(&R->s, g, &zn_cpu_backend, &o, batch, true)) fail_msg("%s", R->s.err);
+    assert_true(zn_session_init_params(&R->s, 11));
+    size_t np = zn_session_param_floats(&R->s);
+    R->params = malloc(sizeof *R->params * (np ? np : 1));
+    assert_true(zn_session_get_params(&R->s, R->params));
+    zn_backend *be = R->s.be;
+    be->ops->set_training(be, true);
+    if (!zn_session_feed(&R->s, images, labels) ||
+        !be->ops->compute(be, &R->s.graph, &R->s.plan, 0, R->s.graph.n_nodes - 1))
+        fail_msg("compute: %s", be->ops->last_error(be));
+}
+
+static float *read_tensor(run *R, zn_region region, int id)
+{
+    float *v = malloc(R->s.plan.bytes[id] + sizeof(float));
+    if (!R->s.be->ops->get(R->s.be, region, R->s.plan.offset[id], v, R->s.plan.bytes[id]))
+        fail_msg("get: %s", R->s.be->ops->last_error(R->s.be));
+    return v;
+}
+
+/* max |a - b| relative to max |a| (an absolute floor keeps all-zero tensors comparable) */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double diff = 0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)a[i]));
+    }
+    return diff / scale;
+}
+
+static int grad_of_param(const zn_graph *g, const char *param)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if ((g->nodes[i].flags & ZN_NODE_GRAD) && strcmp(g->nodes[g->nodes[i].grad_of].name, param) == 0) return i;
+    return -1;
+}
+
+/* Same parameters (layout and initial values), losses, logits of every head and gradient of
+ * every parameter, within tol relative. */
+static void expect_equivalent(const zn_graph *a, const zn_graph *b, const char *what)
+{
+    const double tol = 1e-5;
+    const int batch = 4;
+    run A, B;
+    zn_graph probe;
+    zn_graph_copy(&probe, a);
+    zn_session_init(&A.s, &probe, &zn_cpu_backend, &(zn_backend_opts){.threads = 1}, batch, false);
+    size_t n_img = A.s.plan.bytes[A.s.image] / sizeof(float);
+    zn_session_free(&A.s);
+    zn_graph_free(&probe);
+    float *images = malloc(sizeof *images * n_img);
+    int32_t labels[4];
+    zn_rng rng;
+    zn_rng_init(&rng, 5);
+    for (size_t i = 0; i < n_img; i++) images[i] = zn_rng_normal(&rng);
+    for (int i = 0; i < batch; i++) labels[i] = (int32_t)zn_rng_below(&rng, 10);
+    run_step(&A, a, images, labels, batch);
+    run_step(&B, b, images, labels, batch);
+
+    size_t np = zn_session_param_floats(&A.s);
+    assert_int_equal(np, zn_session_param_floats(&B.s));
+    if (np && memcmp(A.params, B.params, np * sizeof(float)) != 0) fail_msg("%s: parameters differ", what);
+    double la, lb;
+    assert_true(zn_session_loss(&A.s, &la) && zn_session_loss(&B.s, &lb));
+    if (fabs(la - lb) > tol * fabs(la)) fail_msg("%s: loss %.9g fused, %.9g unfused", what, la, lb);
+    assert_int_equal(A.s.n_heads, B.s.n_heads);
+    for (int h = 0; h < A.s.n_heads; h++) {
+        float la_[4 * 16], lb_[4 * 16];
+        size_t n = A.s.plan.bytes[A.s.graph.nodes[A.s.heads[h]].src[0]] / sizeof(float);
+        assert_true(n <= 4 * 16);
+        assert_true(zn_session_logits(&A.s, h, la_) && zn_session_logits(&B.s, h, lb_));
+        double d = rel_diff(la_, lb_, n);
+        if (d > tol) fail_msg("%s: head %d logits differ by %g", what, h, d);
+    }
+    int grads = 0;
+    for (int i = 0; i < A.s.graph.n_nodes; i++) {
+        if (!(A.s.graph.nodes[i].flags & ZN_NODE_GRAD)) continue;
+        const char *param = A.s.graph.nodes[A.s.graph.nodes[i].grad_of].name;
+        int j = grad_of_param(&B.s.graph, param);
+        if (j < 0) fail_msg("%s: no gradient of %s in the unfused graph", what, param);
+        assert_int_equal(A.s.plan.bytes[i], B.s.plan.bytes[j]);
+        float *ga = read_tensor(&A, ZN_REGION_GRADS, i), *gb = read_tensor(&B, ZN_REGION_GRADS, j);
+        double d = rel_diff(ga, gb, A.s.plan.bytes[i] / sizeof(float));
+        if (d > tol) fail_msg("%s: gradient of %s differs by %g relative", what, param, d);
+        free(ga);
+        free(gb);
+        grads++;
+    }
+    assert_true(grads > 0);
+    free(images);
+    free(A.params);
+    free(B.params);
+    zn_session_free(&A.s);
+    zn_session_free(&B.s);
+}
+
+/* ---- every model ---- */
+
+static void test_models_counts_and_equivalence(void **state)
+{
+    (void)state;
+    DIR *dir = opendir(zt_src_path("models"));
+    assert_non_null(dir);
+    int models = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".znet") != 0) continue;
+        char rel[300], path[1024];
+        snprintf(rel, sizeof rel, "models/%s", e->d_name);
+        snprintf(path, sizeof path, "%s", zt_src_path(rel));
+        zn_setting sets[4];
+        int n_sets = narrow_settings(e->d_name, sets);
+        zn_graph raw, dce, fused, unfused;
+        load_path(path, sets, n_sets, &raw);
+        zn_graph_copy(&dce, &raw);
+        zn_graph_copy(&fused, &raw);
+        zn_graph_copy(&unfused, &raw);
+        run_passes(&dce, no_stitch, 1);
+        run_passes(&fused, NULL, 0);
+        run_passes(&unfused, no_stitch, 1);
+        printf("%-24s %4d nodes; after dce %4d; after dce+stitch %4d\n", e->d_name, raw.n_nodes, dce.n_nodes,
+               fused.n_nodes);
+        assert_int_equal(dce.n_nodes, raw.n_nodes); /* the models have no dead nodes */
+        bool zee = strcmp(e->d_name, "davidnet_zee.znet") == 0;
+        if (zee) {
+            /* three naive stitches: 1, 2 and 3 inputs; b1 shrinks, b2 stays, b3 grows */
+            assert_int_equal(count_op(&raw, ZN_OP_STITCH), 0);
+            assert_int_equal(count_op(&fused, ZN_OP_STITCH), 3);
+            assert_int_equal(count_op(&raw, ZN_OP_RESAMPLE) - count_op(&fused, ZN_OP_RESAMPLE), 4);
+            assert_int_equal(count_op(&raw, ZN_OP_TRANSPOSE) - count_op(&fused, ZN_OP_TRANSPOSE), 6);
+            assert_int_equal(count_op(&raw, ZN_OP_CONCAT) - count_op(&fused, ZN_OP_CONCAT), 3);
+            assert_int_equal(raw.n_nodes - fused.n_nodes, 4 + 6 + 3 - 3);
+            /* nothing else changed: every other op keeps its count, params keep their names and order */
+            for (int op = 0; op < ZN_OP_COUNT; op++)
+                if (op != ZN_OP_STITCH && op != ZN_OP_RESAMPLE && op != ZN_OP_TRANSPOSE && op != ZN_OP_CONCAT)
+                    assert_int_equal(count_op(&raw, (zn_op)op), count_op(&fused, (zn_op)op));
+            assert_int_equal(count_op(&unfused, ZN_OP_STITCH), 0);
+            assert_int_equal(zn_graph_param_count(&raw), zn_graph_param_count(&fused));
+            for (int i = 0; i < fused.n_nodes; i++)
+                if (fused.nodes[i].op == ZN_OP_STITCH) {
+                    assert_string_equal(fused.nodes[i].name + 2, ".zstitch"); /* the concat's name */
+                    assert_true(strstr(fused.nodes[i].span.file, "zconv.znet") != NULL);
+                }
+        } else {
+            assert_int_equal(fused.n_nodes, raw.n_nodes);
+        }
+        expect_equivalent(&fused, &unfused, e->d_name);
+        zn_graph_free(&raw);
+        zn_graph_free(&dce);
+        zn_graph_free(&fused);
+        zn_graph_free(&unfused);
+        models++;
+    }
+    closedir(dir);
+    assert_true(models >= 5);
+}
+
+/* ---- hand-written cases ---- */
+
+/* A model around one stitch-like expression `body` (which defines z) over
+ * a = [4, 16, 16], b = [6, 8, 8], c = [2, 4, 4], d = [3, 32, 32], e = [2, 2, 2]. */
+static void load_case(const char *name, const char *body, zn_graph *g)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "use \"zconv.znet\"\n"
+             "model m() {\n"
+             "  input image: [3, 32, 32]\n"
+             "  input label: class(10)\n"
+             "  d = conv2d(image, 3)\n"
+             "  a = maxpool(conv2d(d, 4), 2)\n"
+             "  b = maxpool(conv2d(a, 6), 2)\n"
+             "  c = maxpool(conv2d(b, 2), 2)\n"
+             "  e = maxpool(conv2d(c, 2), 2)\n"
+             "%s\n"
+             "  head out = xent(linear(flatten(z), 10), label)\n"
+             "}\n",
+             body);
+    char file[64];
+    snprintf(file, sizeof file, "%s.znet", name);
+    load_path(zt_write_file(file, text), NULL, 0, g);
+}
+
+typedef struct {
+    const char *name, *body;
+    int stitches; /* after the passes */
+    zn_resample_mode mode;
+} edge_case;
+
+static const edge_case cases[] = {
+    {"one_input", "  z = zstitch([a], 8)", 1, ZN_RESAMPLE_MAX},
+    {"no_resample", "  z = zstitch([b, b], 8)", 1, ZN_RESAMPLE_MAX},
+    {"by_four", "  z = zstitch([d, b, e], 8)", 1, ZN_RESAMPLE_MAX},
+    {"avg", "  z = zstitch([a, c], 8, mode = \"avg\")", 1, ZN_RESAMPLE_AVG},
+    {"maxpool_resample", "  z = concat([transpose(maxpool(a, 2), [1, 0, 2]), transpose(b, [1, 0, 2])], axis = 1)", 1,
+     ZN_RESAMPLE_MAX},
+    {"two_stitches", "  z = concat(zstitch([a, c], 4), zstitch([b], 4), axis = 1)", 2, ZN_RESAMPLE_MAX},
+    {"resample_used_twice",
+     "  r = resample(a, size = 8)\n  z = concat(concat([transpose(r, [1, 0, 2]), transpose(b, [1, 0, 2])], axis = 1), r,"
+     " axis = 0)",
+     0, ZN_RESAMPLE_MAX},
+    {"transpose_used_twice",
+     "  t = transpose(b, [1, 0, 2])\n  z = concat(concat([t, t], axis = 1), t, axis = 1)", 0, ZN_RESAMPLE_MAX},
+    {"two_modes",
+     "  z = concat([transpose(resample(a, size = 8, mode = \"avg\"), [1, 0, 2]),"
+     " transpose(resample(d, size = 8), [1, 0, 2])], axis = 1)",
+     0, ZN_RESAMPLE_MAX},
+    {"other_axis", "  z = concat([transpose(b, [1, 0, 2]), transpose(b, [1, 0, 2])], axis = 0)", 0,
+     ZN_RESAMPLE_MAX},
+    {"padded_pool", "  z = concat([transpose(maxpool(a, 3, stride = 2, pad = 1), [1, 0, 2])], axis = 1)", 0,
+     ZN_RESAMPLE_MAX},
+};
+
+static void test_edge_cases(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const edge_case *c = &cases[i];
+        zn_graph raw, fused, unfused;
+        load_case(c->name, c->body, &raw);
+        zn_graph_copy(&fused, &raw);
+        zn_graph_copy(&unfused, &raw);
+        run_passes(&fused, NULL, 0);
+        run_passes(&unfused, no_stitch, 1);
+        if (count_op(&fused, ZN_OP_STITCH) != c->stitches)
+            fail_msg("%s: %d stitch nodes, expected %d", c->name, count_op(&fused, ZN_OP_STITCH), c->stitches);
+        if (!c->stitches) assert_int_equal(fused.n_nodes, raw.n_nodes);
+        for (int k = 0; k < fused.n_nodes; k++)
+            if (fused.nodes[k].op == ZN_OP_STITCH) assert_int_equal(fused.nodes[k].attr.mode, c->mode);
+        assert_int_equal(count_op(&unfused, ZN_OP_STITCH), 0);
+        expect_equivalent(&fused, &unfused, c->name);
+        zn_graph_free(&raw);
+        zn_graph_free(&fused);
+        zn_graph_free(&unfused);
+    }
+}
+
+/* A dead branch (conv with bias, its two parameters, a relu) goes; heads and inputs stay. */
+static void test_dce(void **state)
+{
+    (void)state;
+    zn_graph raw, dce, none;
+    load_case("dead", "  unused = relu(conv2d(a, 5))\n  z = a", &raw);
+    zn_graph_copy(&dce, &raw);
+    zn_graph_copy(&none, &raw);
+    run_passes(&dce, NULL, 0);
+    run_passes(&none, no_dce, 1);
+    assert_int_equal(raw.n_nodes - dce.n_nodes, 4);
+    assert_int_equal(none.n_nodes, raw.n_nodes);
+    assert_int_equal(zn_graph_param_count(&raw) - zn_graph_param_count(&dce), 5 * 4 * 9 + 5);
+    assert_int_equal(count_op(&dce, ZN_OP_INPUT), 2);
+    expect_equivalent(&dce, &none, "dead");
+    zn_graph_free(&raw);
+    zn_graph_free(&dce);
+    zn_graph_free(&none);
+}
+
+/* Unknown names and graphs with backward nodes are refused; a dump is written after its pass. */
+static void test_driver(void **state)
+{
+    (void)state;
+    zn_graph g;
+    load_case("driver", "  z = zstitch([a, b], 8)", &g);
+    char err[512];
+    const char *const bad[] = {"stich"};
+    assert_false(zn_passes_run(&g, bad, 1, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "'stich'"));
+    char buf[8192] = "";
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    zn_pass_dump dump = {.after = "stitch", .format = ZN_DUMP_TEXT, .out = f, .report = f};
+    assert_true(zn_passes_run(&g, NULL, 0, &dump, err, sizeof err));
+    fclose(f);
+    assert_non_null(strstr(buf, "= stitch("));
+    assert_non_null(strstr(buf, "dce"));
+    assert_int_equal(zn_pass_find("stitch")->run, zn_pass_stitch);
+    assert_null(zn_pass_find("fuse"));
+    zn_graph_free(&g);
+}
+
+/* Sizes no integer factor reaches: the shape rules refuse them, naming the shapes. */
+static void test_odd_sizes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *body, *expect[2];
+    } odd[] = {
+        {"odd_naive", "  z = zstitch([a], 6)", {"[N, 4, 16, 16]", "6x6"}},
+        {"odd_builtin", "  z = stitch(a, b, size = 3)", {"[N, 4, 16, 16]", "3x3"}},
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        char text[2048], file[64], out[4096] = "";
+        snprintf(text, sizeof text,
+                 "model m() {\n  input image: [3, 32, 32]\n  input label: class(10)\n"
+                 "  a = maxpool(conv2d(image, 4), 2)\n  b = maxpool(a, 2)\n%s\n"
+                 "  head out = xent(linear(flatten(z), 10), label)\n}\n",
+                 odd[i].body);
+        if (strstr(odd[i].body, "zstitch")) {
+            char with_use[2100];
+            snprintf(with_use, sizeof with_use, "use \"zconv.znet\"\n%s", text);
+            snprintf(text, sizeof text, "%s", with_use);
+        }
+        snprintf(file, sizeof file, "%s.znet", odd[i].name);
+        FILE *f = fmemopen(out, sizeof out - 1, "w");
+        zn_diag d;
+        zn_diag_init(&d, f);
+        zn_graph g;
+        zn_recipe r;
+        zn_load_opts o = {.path = zt_write_file(file, text)};
+        assert_false(zn_program_load(&o, &d, &g, &r));
+        zn_diag_free(&d);
+        fclose(f);
+        for (int k = 0; k < 2; k++)
+            if (!strstr(out, odd[i].expect[k])) fail_msg("%s: '%s' not in:\n%s", odd[i].name, odd[i].expect[k], out);
+        zn_graph_free(&g);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_driver),
+        cmocka_unit_test(test_dce),
+        cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_odd_sizes),
+        cmocka_unit_test(test_models_counts_and_equivalence),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
