@@ -33,7 +33,8 @@ typedef enum {
     ZN_OP_CONV2D_BWD_FILTER,  /* x, dy -> dw [O, C/groups, kh, kw] */
     ZN_OP_BIAS_BWD,           /* dy [C, ...] -> [C]: sum over batch and spatial axes (conv/linear
                                  bias, batch-norm beta) */
-    ZN_OP_BATCHNORM_BWD_DATA, /* x, gamma, dy -> dx (training-mode batch statistics recomputed) */
+    ZN_OP_BATCHNORM_BWD_DATA, /* x, gamma, dy[, dgamma, dbeta] -> dx (training-mode batch statistics
+                                 recomputed; with dgamma and dbeta given, dy is not summed again) */
     ZN_OP_BATCHNORM_BWD_GAMMA,/* x, dy -> dgamma [C] */
     ZN_OP_RELU_BWD,           /* y (the relu's output), dy -> dx */
     ZN_OP_MAXPOOL_BWD,        /* x, dy -> dx (to the arg-max, recomputed from x) */

@@ -19,7 +19,6 @@
 #include "runtime/session.h"
 
 static const char *const no_stitch[] = {"stitch"};
-static const char *const no_dce[] = {"dce"};
 
 static void load_path(const char *path, const zn_setting *sets, int n, zn_graph *g)
 {
@@ -211,7 +210,14 @@ static void test_models_counts_and_equivalence(void **state)
             for (int i = 0; i < fused.n_nodes; i++)
                 if (fused.nodes[i].op == ZN_OP_STITCH) {
                     assert_string_equal(fused.nodes[i].name + 2, ".zstitch"); /* the concat's name */
-                    assert_true(strstr(fused.nodes[i].span.file, "zconv.znet") != NULL);
+                    const zn_node *concat = NULL;
+                    for (int j = 0; j < raw.n_nodes; j++)
+                        if (strcmp(raw.nodes[j].name, fused.nodes[i].name) == 0) concat = &raw.nodes[j];
+                    assert_non_null(concat);
+                    assert_int_equal(concat->op, ZN_OP_CONCAT); /* and its span and block */
+                    assert_int_equal(concat->span.line, fused.nodes[i].span.line);
+                    assert_int_equal(concat->span.col, fused.nodes[i].span.col);
+                    assert_string_equal(concat->block, fused.nodes[i].block);
                 }
         } else {
             assert_int_equal(fused.n_nodes, raw.n_nodes);
@@ -268,8 +274,8 @@ static const edge_case cases[] = {
      ZN_RESAMPLE_MAX},
     {"two_stitches", "  z = concat(zstitch([a, c], 4), zstitch([b], 4), axis = 1)", 2, ZN_RESAMPLE_MAX},
     {"resample_used_twice",
-     "  r = resample(a, size = 8)\n  z = concat(concat([transpose(r, [1, 0, 2]), transpose(b, [1, 0, 2])], axis = 1), r,"
-     " axis = 0)",
+     "  r = resample(a, size = 8)\n"
+     "  z = concat([transpose(r, [1, 0, 2]), transpose(b, [1, 0, 2]), transpose(r, [1, 0, 2])], axis = 1)",
      0, ZN_RESAMPLE_MAX},
     {"transpose_used_twice",
      "  t = transpose(b, [1, 0, 2])\n  z = concat(concat([t, t], axis = 1), t, axis = 1)", 0, ZN_RESAMPLE_MAX},
@@ -279,7 +285,8 @@ static const edge_case cases[] = {
      0, ZN_RESAMPLE_MAX},
     {"other_axis", "  z = concat([transpose(b, [1, 0, 2]), transpose(b, [1, 0, 2])], axis = 0)", 0,
      ZN_RESAMPLE_MAX},
-    {"padded_pool", "  z = concat([transpose(maxpool(a, 3, stride = 2, pad = 1), [1, 0, 2])], axis = 1)", 0,
+    /* a padded pool is no resample: it stays, and its output is what the stitch reads */
+    {"padded_pool", "  z = concat([transpose(maxpool(a, 3, stride = 2, pad = 1), [1, 0, 2])], axis = 1)", 1,
      ZN_RESAMPLE_MAX},
 };
 
@@ -296,7 +303,7 @@ static void test_edge_cases(void **state)
         run_passes(&unfused, no_stitch, 1);
         if (count_op(&fused, ZN_OP_STITCH) != c->stitches)
             fail_msg("%s: %d stitch nodes, expected %d", c->name, count_op(&fused, ZN_OP_STITCH), c->stitches);
-        if (!c->stitches) assert_int_equal(fused.n_nodes, raw.n_nodes);
+        if (!c->stitches) assert_int_equal(fused.n_nodes, unfused.n_nodes);
         for (int k = 0; k < fused.n_nodes; k++)
             if (fused.nodes[k].op == ZN_OP_STITCH) assert_int_equal(fused.nodes[k].attr.mode, c->mode);
         assert_int_equal(count_op(&unfused, ZN_OP_STITCH), 0);
@@ -307,21 +314,22 @@ static void test_edge_cases(void **state)
     }
 }
 
-/* A dead branch (conv with bias, its two parameters, a relu) goes; heads and inputs stay. */
+/* A dead branch (conv with bias, its two parameters, a relu) goes; heads and inputs stay. (Its
+ * parameters go too, so the parameter layout differs: no value comparison here.) */
 static void test_dce(void **state)
 {
     (void)state;
     zn_graph raw, dce, none;
-    load_case("dead", "  unused = relu(conv2d(a, 5))\n  z = a", &raw);
+    load_case("dead", "  unused = relu(conv2d(a, 5))\n  z = zstitch([d, a, b, c, e], 8)", &raw);
     zn_graph_copy(&dce, &raw);
     zn_graph_copy(&none, &raw);
-    run_passes(&dce, NULL, 0);
-    run_passes(&none, no_dce, 1);
+    const char *const neither[] = {"dce", "stitch"};
+    run_passes(&dce, no_stitch, 1);
+    run_passes(&none, neither, 2);
     assert_int_equal(raw.n_nodes - dce.n_nodes, 4);
     assert_int_equal(none.n_nodes, raw.n_nodes);
     assert_int_equal(zn_graph_param_count(&raw) - zn_graph_param_count(&dce), 5 * 4 * 9 + 5);
     assert_int_equal(count_op(&dce, ZN_OP_INPUT), 2);
-    expect_equivalent(&dce, &none, "dead");
     zn_graph_free(&raw);
     zn_graph_free(&dce);
     zn_graph_free(&none);
@@ -362,15 +370,10 @@ static void test_odd_sizes(void **state)
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         char text[2048], file[64], out[4096] = "";
         snprintf(text, sizeof text,
-                 "model m() {\n  input image: [3, 32, 32]\n  input label: class(10)\n"
+                 "%smodel m() {\n  input image: [3, 32, 32]\n  input label: class(10)\n"
                  "  a = maxpool(conv2d(image, 4), 2)\n  b = maxpool(a, 2)\n%s\n"
                  "  head out = xent(linear(flatten(z), 10), label)\n}\n",
-                 odd[i].body);
-        if (strstr(odd[i].body, "zstitch")) {
-            char with_use[2100];
-            snprintf(with_use, sizeof with_use, "use \"zconv.znet\"\n%s", text);
-            snprintf(text, sizeof text, "%s", with_use);
-        }
+                 strstr(odd[i].body, "zstitch") ? "use \"zconv.znet\"\n" : "", odd[i].body);
         snprintf(file, sizeof file, "%s.znet", odd[i].name);
         FILE *f = fmemopen(out, sizeof out - 1, "w");
         zn_diag d;

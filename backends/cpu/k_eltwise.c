@@ -30,7 +30,12 @@ static void eltwise_range(void *ctx, size_t begin, size_t end)
         for (size_t i = begin; i < end; i++) y[i] = a[i] > 0.0f ? a[i] : 0.0f;
         break;
     case EW_RELU_BWD:
-        for (size_t i = begin; i < end; i++) y[i] = a[i] > 0.0f ? b[i] : 0.0f;
+        /* b[i] is loaded whether or not it is kept: a conditional load cannot be vectorized
+         * (the compiler must not read b[i] the source skips) and mispredicts on random signs */
+        for (size_t i = begin; i < end; i++) {
+            float g = b[i];
+            y[i] = a[i] > 0.0f ? g : 0.0f;
+        }
         break;
     case EW_ADD:
         for (size_t i = begin; i < end; i++) y[i] = a[i] + b[i];
