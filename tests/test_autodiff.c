@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "graph/autodiff.h"
+#include "graph/passes.h"
 #include "graph/graph.h"
 #include "lang/program.h"
 
@@ -596,6 +597,8 @@ static void test_zee_variants(void **state)
     for (int v = 0; v < 3; v++) {
         zn_graph g;
         if (!load(path, variants[v], n_settings[v], &g)) fail_msg("variant %d does not load", v);
+        char err[256];
+        if (!zn_passes_run(&g, NULL, 0, NULL, err, sizeof err)) fail_msg("passes: %s", err); /* fuses the stitches */
         const int n_fwd = g.n_nodes;
         int params = check_model_grads(&g, "davidnet_zee");
         printf("davidnet_zee variant %d: %d forward nodes, %d in all (%d backward), %d GRADs\n", v,
