@@ -276,34 +276,44 @@ static int stitch_channels(const zn_stitch_dims *d)
     return total;
 }
 
+/* The planes of input k, (n, c) flattened, walked forward (into Z) or backward (into dR_k). */
+typedef struct {
+    const zn_stitch_dims *d;
+    int k, off, total; /* input, its first stacked channel, all stacked channels */
+    plane_win g;
+    const float *r, *dz;
+    float *z, *dr;     /* z for forward, dr for backward */
+} stitch_job;
+
+static void stitch_range(void *ctx, size_t begin, size_t end)
+{
+    const stitch_job *j = ctx;
+    const zn_stitch_dims *d = j->d;
+    size_t plane = (size_t)d->h[j->k] * d->w[j->k], ys = (size_t)j->total * d->sw;
+    for (size_t p = begin; p < end; p++) {
+        int n = (int)(p / (size_t)d->c[j->k]), c = (int)(p % (size_t)d->c[j->k]);
+        size_t at = p * plane, zat = stitch_plane_at(d, j->total, n, j->off + c);
+        if (j->z) plane_forward(d->down, &j->g, j->r + at, j->z + zat, ys);
+        else plane_backward(d->down, &j->g, plane_of(j->r, at), j->dz + zat, ys, j->dr + at);
+    }
+}
+
+static void stitch_input(const zn_stitch_dims *d, int k, const float *r, const float *dz, float *z, float *dr)
+{
+    stitch_job j = {d, k, 0, stitch_channels(d), resample_win(d->h[k], d->w[k], d->sh, d->sw), r, dz, z, dr};
+    for (int i = 0; i < k; i++) j.off += d->c[i];
+    zn_cpu_parallel_for((size_t)d->n * d->c[k], 8, stitch_range, &j);
+}
+
 void zn_stitch_forward(const zn_stitch_dims *d, const float *const *r, float *z)
 {
-    int total = stitch_channels(d);
-    size_t ys = (size_t)total * d->sw;
-    for (int k = 0, off = 0; k < d->count; off += d->c[k], k++) {
-        plane_win g = resample_win(d->h[k], d->w[k], d->sh, d->sw);
-        size_t plane = (size_t)d->h[k] * d->w[k];
-        for (int n = 0; n < d->n; n++)
-            for (int c = 0; c < d->c[k]; c++)
-                plane_forward(d->down, &g, r[k] + ((size_t)n * d->c[k] + c) * plane,
-                              z + stitch_plane_at(d, total, n, off + c), ys);
-    }
+    for (int k = 0; k < d->count; k++) stitch_input(d, k, r[k], NULL, z, NULL);
 }
 
 void zn_stitch_backward_one(const zn_stitch_dims *d, int k, const float *r_k, const float *dz,
                             float *dr_k)
 {
-    int total = stitch_channels(d), off = 0;
-    for (int i = 0; i < k; i++) off += d->c[i];
-    size_t ys = (size_t)total * d->sw;
-    plane_win g = resample_win(d->h[k], d->w[k], d->sh, d->sw);
-    size_t plane = (size_t)d->h[k] * d->w[k];
-    for (int n = 0; n < d->n; n++)
-        for (int c = 0; c < d->c[k]; c++) {
-            size_t at = ((size_t)n * d->c[k] + c) * plane;
-            plane_backward(d->down, &g, plane_of(r_k, at),
-                           dz + stitch_plane_at(d, total, n, off + c), ys, dr_k + at);
-        }
+    stitch_input(d, k, r_k, dz, NULL, dr_k);
 }
 
 void zn_stitch_backward(const zn_stitch_dims *d, const float *const *r, const float *dz,
