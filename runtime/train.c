@@ -67,7 +67,7 @@ static bool load_data(zn_run *R, bool need_train, char *err, size_t len)
         char buf[64];
         snprintf(err, len, "model input '%s' is %s but %s images are [%d, %d, %d]%s", img->name,
                  zn_shape_str(&img->shape, buf, sizeof buf), R->r->data, ds->c, ds->h, ds->w,
-                 img->shape.dim[0] != ds->c ? "; try --set channels=" : "");
+                 img->shape.dim[0] != ds->c ? "; the models in models/ take --set channels=" : "");
         if (img->shape.dim[0] != ds->c) snprintf(err + strlen(err), len - strlen(err), "%d", ds->c);
         return false;
     }
