@@ -1,7 +1,8 @@
 /* plan.h: the memory plan of a graph for one batch size. Every tensor gets a region and a byte
  * offset in it: activations and temporary gradients share one arena, reused once a tensor is
  * dead (liveness from first definition to last use, in node order); parameters and batch-norm
- * state, final parameter gradients and kernel scratch each have a region of their own. Tensors
+ * state, final parameter gradients and kernel scratch each have a region of their own. An
+ * element-wise op whose source dies at it may write in place, into that source's bytes. Tensors
  * carry plan offsets, never pointers, so one plan drives every backend. */
 #ifndef ZN_PLAN_H
 #define ZN_PLAN_H
@@ -30,13 +31,17 @@ typedef struct {
     size_t *offset;     /* per node: byte offset in its region (64-byte aligned) */
     size_t *bytes;      /* per node: bytes of its tensor at this batch */
     int *first, *last;  /* per node: index of the defining and of the last reading node */
+    int *alias;         /* per node: the source whose bytes it overwrites in place, or -1 */
     size_t region_bytes[ZN_REGION_COUNT];
     size_t workspace_bytes; /* one scratch buffer, the largest any node needs */
     size_t naive_bytes;     /* what the arena would take without reuse (sum of its tensors) */
 } zn_plan;
 
 /* Plans g for batch. Tensors read by the caller after compute (losses, head logits, GRADs) stay
- * live to the end. ws may be NULL (no scratch). false with a message when a size overflows. */
+ * live to the end. A relu, scale, add or relu backward writes in place (alias) over a source that
+ * is an arena tensor of its byte size, not an INPUT, not kept to the end, whose last reader it
+ * is; the two then share one placement, live for the union of their lifetimes. ws may be NULL
+ * (no scratch). false with a message when a size overflows. */
 bool zn_plan_make(zn_plan *p, const zn_graph *g, int batch, zn_workspace_fn ws, void *ws_ctx,
                   char *err, size_t errlen);
 void zn_plan_free(zn_plan *p);
@@ -44,8 +49,9 @@ void zn_plan_free(zn_plan *p);
 /* Total bytes of every region plus the workspace. */
 size_t zn_plan_total(const zn_plan *p);
 
-/* Checks the plan's invariant: no two arena tensors live at the same time overlap, and every
- * tensor fits in its region. false with the first offending pair in err. */
+/* Checks the plan's invariant: no two arena tensors live at the same time overlap, except a node
+ * and the source it aliases under the rule of zn_plan_make (same offset and size, the source's
+ * last reader), and every tensor fits in its region. false with the first offending pair in err. */
 bool zn_plan_verify(const zn_plan *p, const zn_graph *g, char *err, size_t errlen);
 
 #endif

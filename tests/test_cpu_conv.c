@@ -1,7 +1,8 @@
 /* test_cpu_conv.c: the CPU convolution and linear kernels (backends/cpu/conv.h) against naive
  * direct loops in double precision written here, over a table of shapes (stride, padding,
- * dilation, groups, 1x1, non-square, bias, batch 1 and 3) on pools of 1 and 3 threads, plus a
- * central-difference check that the backward kernels are the gradients of the forward one. */
+ * dilation, groups, 1x1, non-square, bias, batch 1 and 3, the direct 3x3 kernel's planes) on
+ * pools of 1 and 3 threads, plus a central-difference check that the backward kernels are the
+ * gradients of the forward one. */
 #include "support.h"
 
 #include <math.h>
@@ -30,6 +31,9 @@ static const conv_case CASES[] = {
     {"1x1 stride 2 groups 2", {3, 4, 7, 6, 2, 1, 1, 2, 2, 0, 0, 1, 1, 2}, 1},
     {"3x3 one image per GEMM", {3, 2, 36, 33, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
     {"non-square", {3, 3, 11, 9, 4, 3, 2, 2, 1, 1, 0, 1, 2, 1}, 1},
+    /* conv_direct.c's planes (w % 8 == 0, h * w % 32 == 0); o = 7, c = 5: 3 + 3 + 1 and 3 + 2 */
+    {"3x3 direct 8x16", {3, 5, 8, 16, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
+    {"3x3 direct 4x8", {2, 7, 4, 8, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 0},
     {"5x5 pad 2 stride 3", {1, 2, 10, 13, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1}, 0},
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])

@@ -1,6 +1,7 @@
 /* test_plan.c: the memory planner on every model in models/, forward and training graphs: no two
- * tensors live at the same time overlap, reuse makes the arena smaller than the naive sum, and the
- * CPU backend's measured high-water mark after a training step equals the plan's arena. */
+ * tensors live at the same time overlap (but for sanctioned in-place ops), reuse makes the arena
+ * smaller than the naive sum, in-place ops alias exactly where their source dies, and the CPU
+ * backend's measured high-water mark after a training step equals the plan's arena. */
 #include "support.h"
 
 #include <stdio.h>
@@ -56,29 +57,116 @@ static void test_every_model_plans_without_overlap(void **state)
     assert_true(zt_each_model(plan_model, NULL) >= 4);
 }
 
-/* A hand-made chain: a, b = f(a), c = f(b), d = f(c): a and c may share memory, b and d too. */
-static void test_chain_reuses_memory(void **state)
+/* A graph of 1000-float (per example) tensors: an INPUT x, then nodes added by add_node. */
+static int chain_input(zn_graph *g)
+{
+    zn_graph_init(g, "chain");
+    zn_attrs at = zn_attrs_default();
+    int x = zn_graph_add(g, ZN_OP_INPUT, NULL, 0, &at, "x", "", (zn_span){0});
+    g->nodes[x].shape = (zn_shape){.rank = 1, .dim = {1000}, .batched = true};
+    g->nodes[x].flags |= ZN_NODE_INPUT;
+    char err[256];
+    assert_true(zn_graph_infer(g, x, err, sizeof err));
+    return x;
+}
+
+static int add_node(zn_graph *g, zn_op op, int a, int b)
+{
+    zn_attrs at = zn_attrs_default();
+    const int src[2] = {a, b};
+    int id = zn_graph_add(g, op, src, b < 0 ? 1 : 2, &at, "n", "", (zn_span){0});
+    char err[256];
+    if (!zn_graph_infer(g, id, err, sizeof err)) fail_msg("%s", err);
+    return id;
+}
+
+/* x, then r1 = relu(x) .. r4 = relu(r3): x is an INPUT, so r1 gets a buffer of its own; r2..r4
+ * each overwrite the one before (its last reader), so the four relus share one buffer. */
+static void test_relu_chain_runs_in_place(void **state)
 {
     (void)state;
     zn_graph g;
-    zn_graph_init(&g, "chain");
-    zn_attrs at = zn_attrs_default();
-    int x = zn_graph_add(&g, ZN_OP_INPUT, NULL, 0, &at, "x", "", (zn_span){0});
-    g.nodes[x].shape = (zn_shape){.rank = 1, .dim = {1000}, .batched = true};
-    g.nodes[x].flags |= ZN_NODE_INPUT;
-    char err[256];
-    assert_true(zn_graph_infer(&g, x, err, sizeof err));
-    int prev = x;
-    for (int i = 0; i < 4; i++) {
-        prev = zn_graph_add(&g, ZN_OP_RELU, &prev, 1, &at, "r", "", (zn_span){0});
-        assert_true(zn_graph_infer(&g, prev, err, sizeof err));
-    }
+    int r[5];
+    r[0] = chain_input(&g);
+    for (int i = 1; i < 5; i++) r[i] = add_node(&g, ZN_OP_RELU, r[i - 1], -1);
     zn_plan p;
+    char err[256];
     assert_true(zn_plan_make(&p, &g, 2, NULL, NULL, err, sizeof err));
-    assert_true(zn_plan_verify(&p, &g, err, sizeof err));
-    /* five 8000-byte tensors, at most two live at once: two slots suffice */
+    if (!zn_plan_verify(&p, &g, err, sizeof err)) fail_msg("%s", err);
     assert_int_equal(p.naive_bytes, 5 * 8000);
     assert_int_equal(p.region_bytes[ZN_REGION_ARENA], 2 * 8000);
+    assert_int_equal(p.alias[r[1]], -1); /* never over an INPUT */
+    for (int i = 2; i < 5; i++) {
+        assert_int_equal(p.alias[r[i]], r[i - 1]);
+        assert_int_equal(p.offset[r[i]], p.offset[r[1]]);
+    }
+    assert_int_not_equal(p.offset[r[0]], p.offset[r[1]]);
+    zn_plan_free(&p);
+    zn_graph_free(&g);
+}
+
+/* x, a = relu(x), b = relu(a), c = add(b, a): a is read again after b, so b cannot overwrite it;
+ * c may overwrite b or a (both die at c): the first, b. A scale of c overwrites c. */
+static void test_no_in_place_over_a_live_source(void **state)
+{
+    (void)state;
+    zn_graph g;
+    int x = chain_input(&g);
+    int a = add_node(&g, ZN_OP_RELU, x, -1);
+    int b = add_node(&g, ZN_OP_RELU, a, -1);
+    int c = add_node(&g, ZN_OP_ADD, b, a);
+    int d = add_node(&g, ZN_OP_SCALE, c, -1);
+    zn_plan p;
+    char err[256];
+    assert_true(zn_plan_make(&p, &g, 2, NULL, NULL, err, sizeof err));
+    if (!zn_plan_verify(&p, &g, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(p.alias[b], -1);
+    assert_int_not_equal(p.offset[b], p.offset[a]);
+    assert_int_equal(p.alias[c], b);
+    assert_int_equal(p.alias[d], c);
+    assert_int_equal(p.offset[d], p.offset[b]);
+    /* verify must refuse an alias the rule does not allow: b over a, a still live */
+    p.alias[b] = a;
+    p.offset[b] = p.offset[a];
+    assert_false(zn_plan_verify(&p, &g, err, sizeof err));
+    assert_non_null(strstr(err, "while both are live"));
+    /* and an overlap between a node and its source that no alias records */
+    zn_plan_free(&p);
+    assert_true(zn_plan_make(&p, &g, 2, NULL, NULL, err, sizeof err));
+    p.alias[c] = -1;
+    assert_false(zn_plan_verify(&p, &g, err, sizeof err));
+    zn_plan_free(&p);
+    zn_graph_free(&g);
+}
+
+/* In a training graph a relu overwrites its batch norm's output (read by nothing else) and its
+ * backward overwrites a source; zn_plan_verify (per-node lifetimes) proves that the relu's
+ * output, now in the batch norm's bytes, stays intact until its backward reads it. */
+static void test_training_relu_in_place(void **state)
+{
+    (void)state;
+    zn_graph g;
+    assert_true(load("models/davidnet.znet", &g, NULL, 0));
+    char err[512];
+    assert_true(zn_autodiff(&g, err, sizeof err));
+    zn_plan p;
+    assert_true(zn_plan_make(&p, &g, 8, NULL, NULL, err, sizeof err));
+    if (!zn_plan_verify(&p, &g, err, sizeof err)) fail_msg("%s", err);
+    int relus = 0, relu_bwds = 0;
+    for (int i = 0; i < g.n_nodes; i++) {
+        const zn_node *n = &g.nodes[i];
+        if (n->op == ZN_OP_RELU && g.nodes[n->src[0]].op == ZN_OP_BATCHNORM) {
+            assert_int_equal(p.alias[i], n->src[0]);
+            relus++;
+        }
+        if (n->op == ZN_OP_RELU_BWD) {
+            assert_true(p.alias[i] == n->src[0] || p.alias[i] == n->src[1]);
+            relu_bwds++;
+        }
+        if (n->op == ZN_OP_BATCHNORM) assert_int_equal(p.alias[i], -1); /* its backward reads x */
+    }
+    assert_true(relus >= 8);
+    assert_int_equal(relu_bwds, relus);
     zn_plan_free(&p);
     zn_graph_free(&g);
 }
@@ -129,7 +217,9 @@ static void test_oversized_batch_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chain_reuses_memory),
+        cmocka_unit_test(test_relu_chain_runs_in_place),
+        cmocka_unit_test(test_no_in_place_over_a_live_source),
+        cmocka_unit_test(test_training_relu_in_place),
         cmocka_unit_test(test_every_model_plans_without_overlap),
         cmocka_unit_test(test_high_water_equals_plan),
         cmocka_unit_test(test_oversized_batch_refused),

@@ -1,13 +1,16 @@
 /* conv.c: 2-D convolution as im2col + OpenBLAS sgemm. Each pool thread takes a contiguous slice
  * of the batch and walks it in chunks of images sized so the GEMM's column count (images x
  * output pixels) stays near ZN_CONV_TARGET_COLS; a 1x1 stride-1 unpadded conv over one image
- * reads its input directly. backward-filter accumulates per thread, then the slices are summed. */
+ * reads its input directly; small-channel 3x3 convs run forward and backward-data on
+ * conv_direct.c's kernel instead (uses_direct). backward-filter accumulates per thread, then the
+ * slices are summed. */
 #include "backends/cpu/conv.h"
 
 #include <assert.h>
 #include <cblas.h>
 #include <string.h>
 
+#include "backends/cpu/conv_direct.h"
 #include "backends/cpu/im2col.h"
 #include "backends/cpu/threads.h"
 
@@ -22,9 +25,11 @@ typedef struct conv_geom {
   int cg, og;     /* input, output channels per group */
   int k;          /* GEMM inner size: cg * kh * kw (rows of the column matrix) */
   int pointwise;  /* 1x1, stride 1, no padding: an image's group slice already is its columns */
+  int direct;     /* forward and backward-data run conv_direct.c's kernel (rule: uses_direct) */
   int chunk;      /* images per GEMM */
   int threads;
   size_t col_floats, tmp_floats, dw_floats;  /* per-thread workspace parts */
+  size_t wt_floats;  /* shared: backward-data's transposed, flipped weights on the direct path */
 } conv_geom;
 
 int zn_conv_out_h(const zn_conv_params *p) {
@@ -33,6 +38,18 @@ int zn_conv_out_h(const zn_conv_params *p) {
 
 int zn_conv_out_w(const zn_conv_params *p) {
   return (p->w + 2 * p->pad_w - p->dil_w * (p->kw - 1) - 1) / p->stride_w + 1;
+}
+
+/* The direct kernel replaces im2col + GEMM for 3x3 stride-1 pad-1 dense convs whose planes fit
+ * its tiling, where it measured faster (docs/performance.md, "Direct 3x3 kernel"): up to 64
+ * channels each side, or up to 128 on planes of at most 8x8 (where im2col + GEMM is weakest).
+ * With 64 -> 128 channels on 32x32 the GEMM's larger blocks win. */
+static int uses_direct(const zn_conv_params *p) {
+  int widest = p->c > p->o ? p->c : p->o;
+  if (widest > ((long)p->h * p->w <= 64 ? 128 : 64)) return 0;
+  return p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 1 &&
+         p->pad_w == 1 && p->dil_h == 1 && p->dil_w == 1 && p->groups == 1 &&
+         zn_conv_direct_supported(p->h, p->w);
 }
 
 static conv_geom conv_geom_of(const zn_conv_params *p) {
@@ -55,13 +72,20 @@ static conv_geom conv_geom_of(const zn_conv_params *p) {
   g.col_floats = (size_t)g.k * cols;
   g.tmp_floats = g.chunk > 1 ? (size_t)g.og * cols : 0;
   g.dw_floats = (size_t)p->o * g.k;
+  g.direct = uses_direct(p);
+  g.wt_floats = g.direct ? g.dw_floats : 0;
+  if (g.direct) {
+    size_t pad = zn_conv_direct_scratch_floats(p->c > p->o ? p->c : p->o, p->h, p->w);
+    if (pad > g.col_floats) g.col_floats = pad;
+  }
   return g;
 }
 
 size_t zn_conv2d_workspace_bytes(const zn_conv_params *p) {
   conv_geom g = conv_geom_of(p);
   return sizeof(float) *
-         (g.threads * (g.col_floats + g.tmp_floats) + (g.threads - 1) * g.dw_floats);
+         (g.threads * (g.col_floats + g.tmp_floats) + (g.threads - 1) * g.dw_floats +
+          g.wt_floats);
 }
 
 /* One call's arguments, shared read-only by the pool's threads. */
@@ -83,6 +107,22 @@ static float *thread_tmp(const conv_job *j, int t) { return thread_col(j, t) + j
 static float *thread_dw(const conv_job *j, int t) {
   if (t == 0) return j->dw;
   return j->ws + j->g.threads * (j->g.col_floats + j->g.tmp_floats) + (t - 1) * j->g.dw_floats;
+}
+
+/* Backward-data's weights on the direct path: [c, o, 3, 3], taps flipped (a 3x3 stride-1 pad-1
+ * conv's input gradient is the same conv of dy with these). */
+static float *transposed_weights(const conv_job *j) {
+  return j->ws + j->g.threads * (j->g.col_floats + j->g.tmp_floats) +
+         (j->g.threads - 1) * j->g.dw_floats;
+}
+
+static void transpose_weights(const conv_job *j) {
+  const zn_conv_params *p = j->p;
+  float *wt = transposed_weights(j);
+  for (int o = 0; o < p->o; o++)
+    for (int c = 0; c < p->c; c++)
+      for (int tap = 0; tap < 9; tap++)
+        wt[((size_t)c * p->o + o) * 9 + 8 - tap] = j->w[((size_t)o * p->c + c) * 9 + tap];
 }
 
 /* The column matrix [k, images * ohw] of group grp for images [n0, n0 + images). */
@@ -126,6 +166,12 @@ static void forward_job(void *ctx, int t, int count) {
   const conv_geom *g = &j->g;
   int begin, end;
   zn_cpu_split(p->n, t, count, &begin, &end);
+  if (g->direct) {
+    for (int n = begin; n < end; n++)
+      zn_conv_direct_image(p->c, p->o, p->h, p->w, j->x + (size_t)n * p->c * g->hw, j->w, j->b,
+                           j->y + (size_t)n * p->o * g->ohw, thread_col(j, t));
+    return;
+  }
   for (int n0 = begin; n0 < end; n0 += g->chunk) {
     int images = end - n0 < g->chunk ? end - n0 : g->chunk;
     int cols = images * g->ohw;
@@ -153,6 +199,13 @@ static void backward_data_job(void *ctx, int t, int count) {
   const conv_geom *g = &j->g;
   int begin, end;
   zn_cpu_split(p->n, t, count, &begin, &end);
+  if (g->direct) {
+    for (int n = begin; n < end; n++)
+      zn_conv_direct_image(p->o, p->c, p->h, p->w, j->dy + (size_t)n * p->o * g->ohw,
+                           transposed_weights(j), NULL, j->dx + (size_t)n * p->c * g->hw,
+                           thread_col(j, t));
+    return;
+  }
   for (int n0 = begin; n0 < end; n0 += g->chunk) {
     int images = end - n0 < g->chunk ? end - n0 : g->chunk;
     int cols = images * g->ohw;
@@ -173,6 +226,7 @@ static void backward_data_job(void *ctx, int t, int count) {
 void zn_conv2d_backward_data(const zn_conv_params *p, const float *dy, const float *w, float *dx,
                              float *workspace) {
   conv_job j = {.p = p, .g = conv_geom_of(p), .dy = dy, .w = w, .dx = dx, .ws = workspace};
+  if (j.g.direct) transpose_weights(&j);
   zn_cpu_parallel_run(backward_data_job, &j);
 }
 

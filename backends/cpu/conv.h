@@ -1,7 +1,8 @@
 /* conv.h: the CPU backend's convolution and fully-connected kernels: pure functions over NCHW
  * float32 arrays (batch first, contiguous), no graph dependency. Convolutions lower to
- * im2col + OpenBLAS sgemm over chunks of images, run on the worker pool of threads.h; the
- * caller supplies scratch memory sized by zn_conv2d_workspace_bytes. */
+ * im2col + OpenBLAS sgemm over chunks of images (or, for small-channel 3x3 convs, a direct
+ * kernel), run on the worker pool of threads.h; the caller supplies scratch memory sized by
+ * zn_conv2d_workspace_bytes. */
 #ifndef ZN_CPU_CONV_H
 #define ZN_CPU_CONV_H
 
