@@ -2,7 +2,7 @@
  * direct loops in double precision written here, over a table of shapes (stride, padding,
  * dilation, groups, 1x1, non-square, bias, batch 1 and 3, the direct 3x3 kernel's planes) on
  * pools of 1 and 3 threads, plus a central-difference check that the backward kernels are the
- * gradients of the forward one. */
+ * gradients of the forward one and a check that backward-filter repeats bit for bit. */
 #include "support.h"
 
 #include <math.h>
@@ -34,6 +34,10 @@ static const conv_case CASES[] = {
     /* conv_direct.c's planes (w % 8 == 0, h * w % 32 == 0); o = 7, c = 5: 3 + 3 + 1 and 3 + 2 */
     {"3x3 direct 8x16", {3, 5, 8, 16, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
     {"3x3 direct 4x8", {2, 7, 4, 8, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 0},
+    /* backward-filter's tiles of 4 output channels: o = 6 leaves 2, o = 8 none; 11 images of
+     * 8x8 go 4 at a time, so each thread's slice ends on a part-filled batch */
+    {"3x3 direct 8x8 batches", {11, 3, 8, 8, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
+    {"3x3 direct 16x8", {3, 9, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 0},
     {"5x5 pad 2 stride 3", {1, 2, 10, 13, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1}, 0},
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
@@ -161,6 +165,27 @@ static void test_conv_against_naive(void **state) {
   zn_cpu_threads_free();
 }
 
+/* The pool's partial weight gradients are summed in a fixed order, so a rerun with the same
+ * thread count gives the same bits (training resumes depend on it). */
+static void test_backward_filter_repeatable(void **state) {
+  (void)state;
+  assert_int_equal(zn_cpu_threads_init(3), 0);
+  const zn_conv_params shapes[] = {{11, 6, 8, 8, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+                                   {5, 4, 7, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const zn_conv_params *p = &shapes[s];
+    float *x = alloc_filled(x_size(p), 31), *dy = alloc_filled(y_size(p), 32),
+          *dw1 = alloc_filled(w_size(p), 33), *dw2 = alloc_filled(w_size(p), 34);
+    float *ws = malloc(zn_conv2d_workspace_bytes(p) + 1);
+    assert_non_null(ws);
+    zn_conv2d_backward_filter(p, x, dy, dw1, NULL, ws);
+    zn_conv2d_backward_filter(p, x, dy, dw2, NULL, ws);
+    assert_memory_equal(dw1, dw2, sizeof(float) * w_size(p));
+    free(x), free(dy), free(dw1), free(dw2), free(ws);
+  }
+  zn_cpu_threads_free();
+}
+
 static void test_output_size(void **state) {
   (void)state;
   zn_conv_params p = {1, 1, 32, 8, 1, 3, 3, 2, 1, 1, 2, 1, 2, 1};
@@ -260,6 +285,7 @@ int main(void) {
       cmocka_unit_test(test_output_size),
       cmocka_unit_test(test_conv_against_naive),
       cmocka_unit_test(test_finite_differences),
+      cmocka_unit_test(test_backward_filter_repeatable),
       cmocka_unit_test(test_linear_against_naive),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,9 @@
 /* conv.c: 2-D convolution as im2col + OpenBLAS sgemm. Each pool thread takes a contiguous slice
  * of the batch and walks it in chunks of images sized so the GEMM's column count (images x
  * output pixels) stays near ZN_CONV_TARGET_COLS; a 1x1 stride-1 unpadded conv over one image
- * reads its input directly; small-channel 3x3 convs run forward and backward-data on
- * conv_direct.c's kernel instead (uses_direct). backward-filter accumulates per thread, then the
- * slices are summed. */
+ * reads its input directly; small-channel 3x3 convs run all three directions on conv_direct.c's
+ * kernels instead (uses_direct). backward-filter accumulates per thread, then the slices are
+ * summed in thread order, so a rerun with the same pool gives the same bits. */
 #include "backends/cpu/conv.h"
 
 #include <assert.h>
@@ -25,7 +25,7 @@ typedef struct conv_geom {
   int cg, og;     /* input, output channels per group */
   int k;          /* GEMM inner size: cg * kh * kw (rows of the column matrix) */
   int pointwise;  /* 1x1, stride 1, no padding: an image's group slice already is its columns */
-  int direct;     /* forward and backward-data run conv_direct.c's kernel (rule: uses_direct) */
+  int direct;     /* all three directions run conv_direct.c's kernels (rule: uses_direct) */
   int chunk;      /* images per GEMM */
   int threads;
   size_t col_floats, tmp_floats, dw_floats;  /* per-thread workspace parts */
@@ -40,10 +40,11 @@ int zn_conv_out_w(const zn_conv_params *p) {
   return (p->w + 2 * p->pad_w - p->dil_w * (p->kw - 1) - 1) / p->stride_w + 1;
 }
 
-/* The direct kernel replaces im2col + GEMM for 3x3 stride-1 pad-1 dense convs whose planes fit
- * its tiling, where it measured faster (docs/performance.md, "Direct 3x3 kernel"): up to 64
+/* The direct kernels replace im2col + GEMM for 3x3 stride-1 pad-1 dense convs whose planes fit
+ * their tiling, where they measured faster (docs/performance.md, "Direct 3x3 kernel"): up to 64
  * channels each side, or up to 128 on planes of at most 8x8 (where im2col + GEMM is weakest).
- * With 64 -> 128 channels on 32x32 the GEMM's larger blocks win. */
+ * With 64 -> 128 channels on 32x32 the GEMM's larger blocks win. One rule for all three
+ * directions: backward-filter measured faster or level on every shape it admits. */
 static int uses_direct(const zn_conv_params *p) {
   int widest = p->c > p->o ? p->c : p->o;
   if (widest > ((long)p->h * p->w <= 64 ? 128 : 64)) return 0;
@@ -75,7 +76,8 @@ static conv_geom conv_geom_of(const zn_conv_params *p) {
   g.direct = uses_direct(p);
   g.wt_floats = g.direct ? g.dw_floats : 0;
   if (g.direct) {
-    size_t pad = zn_conv_direct_scratch_floats(p->c > p->o ? p->c : p->o, p->h, p->w);
+    size_t pad = zn_conv_direct_scratch_floats(p->c > p->o ? p->c : p->o, p->h, p->w) *
+                 zn_conv_direct_filter_batch(p->h, p->w);
     if (pad > g.col_floats) g.col_floats = pad;
   }
   return g;
@@ -237,7 +239,15 @@ static void backward_filter_job(void *ctx, int t, int count) {
   float *acc = thread_dw(j, t);
   int begin, end;
   zn_cpu_split(p->n, t, count, &begin, &end);
-  if (begin == end) memset(acc, 0, sizeof(float) * g->dw_floats);
+  if (begin == end || g->direct) memset(acc, 0, sizeof(float) * g->dw_floats);
+  if (g->direct) {
+    const int batch = zn_conv_direct_filter_batch(p->h, p->w);
+    for (int n0 = begin; n0 < end; n0 += batch)
+      zn_conv_direct_filter_images(end - n0 < batch ? end - n0 : batch, p->c, p->o, p->h, p->w,
+                                   j->x + (size_t)n0 * p->c * g->hw,
+                                   j->dy + (size_t)n0 * p->o * g->ohw, acc, thread_col(j, t));
+    return;
+  }
   for (int n0 = begin; n0 < end; n0 += g->chunk) {
     int images = end - n0 < g->chunk ? end - n0 : g->chunk;
     int cols = images * g->ohw;

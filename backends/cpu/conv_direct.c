@@ -1,7 +1,9 @@
 /* conv_direct.c: 3x3 stride-1 pad-1 convolution of one image without a column matrix. The image
  * is copied once into a zero-bordered buffer; each tile of up to 3 output channels x 32 output
  * pixels (4 AVX vectors, one to four rows) keeps its 12 sums in registers over all (c, tap), so
- * every input vector loaded feeds 3 FMAs and no im2col copy or GEMM packing is paid. */
+ * every input vector loaded feeds 3 FMAs and no im2col copy or GEMM packing is paid. The weight
+ * gradient tiles the other way: up to 4 output channels x one kernel row (3 taps) of one input
+ * channel, 12 sums kept in registers over all pixels. */
 #include "backends/cpu/conv_direct.h"
 
 #include <string.h>
@@ -14,6 +16,8 @@
 #define TILE_VECS 4           /* AVX vectors of output pixels per tile */
 #define TILE_PIXELS (8 * TILE_VECS)
 #define TILE_CHANNELS 3       /* output channels per tile: 3 x 4 sums + 2 operands fit 16 ymm */
+#define GRAD_CHANNELS 4       /* weight gradient: 4 channels x 3 taps sums + 3 inputs fit 16 ymm */
+#define GRAD_PIXELS 256       /* pixels a weight-gradient tile sums over before its horizontal sums */
 
 int zn_conv_direct_supported(int h, int w) {
 #ifdef ZN_DIRECT_X86
@@ -68,9 +72,12 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tile(
       for (int j = 0; j < 3; j++) {
         const float *xt = xc + i * wp + j;
         __m256 xv[TILE_VECS];
+#pragma GCC unroll 4
         for (int v = 0; v < TILE_VECS; v++) xv[v] = _mm256_loadu_ps(xt + off[v]);
+#pragma GCC unroll 3 /* -O2 leaves these rolled and acc in memory */
         for (int k = 0; k < oc; k++) {
           __m256 wv = _mm256_broadcast_ss(wc + k * wrow + i * 3 + j);
+#pragma GCC unroll 4
           for (int v = 0; v < TILE_VECS; v++) acc[k][v] = _mm256_fmadd_ps(wv, xv[v], acc[k][v]);
         }
       }
@@ -96,7 +103,82 @@ __attribute__((target("avx2,fma"))) static void tiles(int c, int o, int h, int w
       tile(1, c, h, w, xp, wt, b, y, o0, p0);
   }
 }
+
+/* The sums of a, b, c, d's eight lanes, in that order; one fixed association. */
+__attribute__((target("avx2,fma"))) static inline __m128 sum4(__m256 a, __m256 b, __m256 c,
+                                                               __m256 d) {
+  __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+/* dw [o0 .. o0 + oc, ci, ky, 0..2] += sum over pixels of dy [o, p] * xp [ci, p + (ky, kx)];
+ * oc is a constant after inlining, so acc stays in registers. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void grad_tile(
+    int oc, int images, int c, int o, int h, int w, const float *xp, const float *dy, float *dw,
+    int o0, int ci, int ky) {
+  const int wp = w + 2;
+  const size_t ohw = (size_t)h * w, plane = (size_t)(h + 2) * wp;
+  __m256 acc[GRAD_CHANNELS][3];
+  for (int k = 0; k < oc; k++)
+    for (int kx = 0; kx < 3; kx++) acc[k][kx] = _mm256_setzero_ps();
+  for (int im = 0; im < images; im++) {
+    const float *xr = xp + ((size_t)im * c + ci) * plane + (size_t)ky * wp;
+    const float *dyo = dy + ((size_t)im * o + o0) * ohw;
+    for (int r = 0; r < h; r++, xr += wp, dyo += w)
+      for (int col = 0; col < w; col += 8) {
+        __m256 xv[3];
+#pragma GCC unroll 3
+        for (int kx = 0; kx < 3; kx++) xv[kx] = _mm256_loadu_ps(xr + col + kx);
+#pragma GCC unroll 4 /* -O2 leaves these rolled and acc in memory */
+        for (int k = 0; k < oc; k++) {
+          __m256 d = _mm256_loadu_ps(dyo + k * ohw + col);
+#pragma GCC unroll 3
+          for (int kx = 0; kx < 3; kx++) acc[k][kx] = _mm256_fmadd_ps(d, xv[kx], acc[k][kx]);
+        }
+      }
+  }
+  const __m256 zero = _mm256_setzero_ps();
+  for (int k = 0; k < oc; k++) {
+    float sums[4];
+    _mm_storeu_ps(sums, sum4(acc[k][0], acc[k][1], acc[k][2], zero));
+    float *d = dw + ((size_t)(o0 + k) * c + ci) * 9 + ky * 3;
+    for (int kx = 0; kx < 3; kx++) d[kx] += sums[kx];
+  }
+}
+
+__attribute__((target("avx2,fma"))) static void grad_tiles(int images, int c, int o, int h,
+                                                           int w, const float *xp,
+                                                           const float *dy, float *dw) {
+  int o0 = 0;
+  for (; o0 + GRAD_CHANNELS <= o; o0 += GRAD_CHANNELS)
+    for (int ci = 0; ci < c; ci++)
+      for (int ky = 0; ky < 3; ky++)
+        grad_tile(GRAD_CHANNELS, images, c, o, h, w, xp, dy, dw, o0, ci, ky);
+  if (o0 == o) return;
+  for (int ci = 0; ci < c; ci++)
+    for (int ky = 0; ky < 3; ky++) switch (o - o0) {
+        case 3: grad_tile(3, images, c, o, h, w, xp, dy, dw, o0, ci, ky); break;
+        case 2: grad_tile(2, images, c, o, h, w, xp, dy, dw, o0, ci, ky); break;
+        default: grad_tile(1, images, c, o, h, w, xp, dy, dw, o0, ci, ky);
+      }
+}
 #endif
+
+int zn_conv_direct_filter_batch(int h, int w) {
+  return (GRAD_PIXELS + h * w - 1) / (h * w);
+}
+
+void zn_conv_direct_filter_images(int images, int c, int o, int h, int w, const float *x,
+                                  const float *dy, float *dw, float *scratch) {
+  const size_t image_in = (size_t)c * h * w, image_pad = zn_conv_direct_scratch_floats(c, h, w);
+  for (int im = 0; im < images; im++)
+    pad_image(c, h, w, x + im * image_in, scratch + im * image_pad);
+#ifdef ZN_DIRECT_X86
+  grad_tiles(images, c, o, h, w, scratch, dy, dw);
+#else
+  (void)o, (void)dy, (void)dw;
+#endif
+}
 
 void zn_conv_direct_image(int c, int o, int h, int w, const float *x, const float *wt,
                           const float *b, float *y, float *scratch) {
