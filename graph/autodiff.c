@@ -2,6 +2,7 @@
  * every loss head, visits forward nodes from last to first calling their op's gradient rule, and
  * sums the gradients of a tensor that feeds several consumers with ADD nodes. Rules live in
  * grad_rules.c; this file owns only the walk and the parameters' final GRAD nodes. */
+#include "graph/util.h"
 #include "graph/autodiff.h"
 
 #include <stdarg.h>
@@ -15,26 +16,6 @@ typedef struct {
     int *grad; /* per forward node: the node holding d loss / d its output so far; -1: none */
     bool *own; /* per forward node: grad was built for it alone, not handed through from dy */
 } walk;
-
-__attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t errlen,
-                                                        const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-static void *checked_calloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "znet: calloc(%zu, %zu) failed: out of memory\n", n, size);
-        exit(EXIT_FAILURE);
-    }
-    return p;
-}
 
 static bool is_trainable(const zn_node *n)
 {
@@ -111,10 +92,10 @@ static bool check_shapes(zn_graph *g, int first, char *err, size_t errlen)
         const zn_shape preset = n->shape;
         char why[256], a[96], b[96];
         if (!zn_graph_infer(g, id, why, sizeof why))
-            return fail(err, errlen, "internal error: autodiff built '%s' as %s: %s", n->name,
+            return zn_fail(err, errlen, "internal error: autodiff built '%s' as %s: %s", n->name,
                         zn_shape_str(&preset, a, sizeof a), why);
         if (!zn_shape_eq(&preset, &n->shape))
-            return fail(err, errlen,
+            return zn_fail(err, errlen,
                         "internal error: autodiff built %s '%s' as %s, its shape rule gives %s",
                         zn_ops[n->op].name, n->name, zn_shape_str(&preset, a, sizeof a),
                         zn_shape_str(&n->shape, b, sizeof b));
@@ -129,18 +110,18 @@ bool zn_autodiff(zn_graph *g, char *err, size_t errlen)
     for (int id = 0; id < n_fwd; id++) {
         const zn_node *n = &g->nodes[id];
         if (n->flags & ZN_NODE_BACKWARD)
-            return fail(err, errlen, "model '%s' already has backward nodes", g->model_name);
+            return zn_fail(err, errlen, "model '%s' already has backward nodes", g->model_name);
         heads += (n->flags & ZN_NODE_LOSS) != 0;
         if (n->n_src > max_src) max_src = n->n_src;
     }
     if (!heads)
-        return fail(err, errlen, "model '%s' has no loss head: nothing to differentiate",
+        return zn_fail(err, errlen, "model '%s' has no loss head: nothing to differentiate",
                     g->model_name);
-    bool *need = checked_calloc((size_t)n_fwd, sizeof *need);
-    bool *want = checked_calloc((size_t)max_src, sizeof *want);
-    int *dsrc = checked_calloc((size_t)max_src, sizeof *dsrc);
-    walk w = {.g = g, .grad = checked_calloc((size_t)n_fwd, sizeof *w.grad),
-              .own = checked_calloc((size_t)n_fwd, sizeof *w.own)};
+    bool *need = zn_calloc((size_t)n_fwd, sizeof *need);
+    bool *want = zn_calloc((size_t)max_src, sizeof *want);
+    int *dsrc = zn_calloc((size_t)max_src, sizeof *dsrc);
+    walk w = {.g = g, .grad = zn_calloc((size_t)n_fwd, sizeof *w.grad),
+              .own = zn_calloc((size_t)n_fwd, sizeof *w.own)};
     for (int id = 0; id < n_fwd; id++) w.grad[id] = -1;
     mark_needs_grad(g, need);
     walk_backward(&w, n_fwd, need, want, dsrc);

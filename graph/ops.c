@@ -4,6 +4,7 @@
  * elements per example) and write only the message body; zn_graph_infer prefixes the op's name
  * and checks the size of what a rule produces, so extents computed from int attributes fit in
  * int64. */
+#include "graph/util.h"
 #include "graph/graph.h"
 #include "graph/grad_rules.h"
 
@@ -40,16 +41,6 @@ static const char *mode_name(zn_resample_mode m)
     return m == ZN_RESAMPLE_MAX ? "max" : m == ZN_RESAMPLE_AVG ? "avg" : "nearest";
 }
 
-__attribute__((format(printf, 3, 4))) static bool fail(char *err, size_t errlen,
-                                                        const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static const zn_shape *src_shape(const zn_graph *g, int id, int k)
 {
     return &g->nodes[g->nodes[id].src[k]].shape;
@@ -68,10 +59,10 @@ static bool expect(const zn_shape *s, int rank, const char *role, const char *la
                    size_t errlen)
 {
     if (s->dtype != ZN_DTYPE_F32)
-        return fail(err, errlen, "%s must be a float tensor, got class labels %s", role,
+        return zn_fail(err, errlen, "%s must be a float tensor, got class labels %s", role,
                     shape_text(s).s);
     if (rank >= 0 && s->rank != rank)
-        return fail(err, errlen, "%s must be %s, got %s", role, layout, shape_text(s).s);
+        return zn_fail(err, errlen, "%s must be %s, got %s", role, layout, shape_text(s).s);
     return true;
 }
 
@@ -81,7 +72,7 @@ static bool expect_vector(const zn_shape *s, int64_t c, const char *role, const 
 {
     if (!expect(s, 1, role, "[C]", err, errlen)) return false;
     if (s->batched || s->dim[0] != c)
-        return fail(err, errlen, "%s %s does not match the %" PRId64 " channels of x %s", role,
+        return zn_fail(err, errlen, "%s %s does not match the %" PRId64 " channels of x %s", role,
                     shape_text(s).s, c, shape_text(x).s);
     return true;
 }
@@ -93,7 +84,7 @@ static bool window(const zn_shape *x, const int kernel[2], const int stride[2], 
 {
     for (int i = 0; i < 2; i++)
         if (kernel[i] < 1 || stride[i] < 1 || dilation[i] < 1 || pad[i] < 0)
-            return fail(err, errlen,
+            return zn_fail(err, errlen,
                         "kernel %s, stride %s and dilation %s must be at least 1, pad %s at least 0",
                         pair_text(kernel).s, pair_text(stride).s, pair_text(dilation).s,
                         pair_text(pad).s);
@@ -107,7 +98,7 @@ static bool window(const zn_shape *x, const int kernel[2], const int stride[2], 
             at += (size_t)snprintf(how, sizeof how, " with dilation %s", pair_text(dilation).s);
         if (pad[0] || pad[1])
             snprintf(how + at, sizeof how - at, " %s pad %s", at ? "and" : "with", pair_text(pad).s);
-        return fail(err, errlen, "kernel %s%s does not fit input %" PRId64 "x%" PRId64 " of x %s",
+        return zn_fail(err, errlen, "kernel %s%s does not fit input %" PRId64 "x%" PRId64 " of x %s",
                     pair_text(kernel).s, how, x->dim[1], x->dim[2], shape_text(x).s);
     }
     for (int i = 0; i < 2; i++) out[i] = room[i] / stride[i] + 1;
@@ -122,10 +113,10 @@ static bool infer_leaf(zn_graph *g, int id, char *err, size_t errlen)
     n->shape.dtype = ZN_DTYPE_F32;
     if (!(n->flags & ZN_NODE_LABEL)) return true;
     if (n->op != ZN_OP_INPUT || n->shape.rank != 0)
-        return fail(err, errlen, "a class label is one integer per example, not %s",
+        return zn_fail(err, errlen, "a class label is one integer per example, not %s",
                     shape_text(&n->shape).s);
     if (n->attr.out < 1)
-        return fail(err, errlen, "a class label needs at least 1 class, got %d", n->attr.out);
+        return zn_fail(err, errlen, "a class label needs at least 1 class, got %d", n->attr.out);
     n->shape.dtype = ZN_DTYPE_I32;
     return true;
 }
@@ -138,17 +129,17 @@ static bool infer_conv2d(zn_graph *g, int id, char *err, size_t errlen)
     if (!expect(x, 3, "x", "[C, H, W]", err, errlen) ||
         !expect(w, 4, "weight", "[O, C/groups, kh, kw]", err, errlen))
         return false;
-    if (a->groups < 1) return fail(err, errlen, "groups must be at least 1, got %d", a->groups);
+    if (a->groups < 1) return zn_fail(err, errlen, "groups must be at least 1, got %d", a->groups);
     int64_t out = a->out > 0 ? a->out : w->dim[0];
     if (x->dim[0] % a->groups || out % a->groups)
-        return fail(err, errlen, "%" PRId64 " input and %" PRId64
+        return zn_fail(err, errlen, "%" PRId64 " input and %" PRId64
                     " output channels do not split into %d groups (x %s)",
                     x->dim[0], out, a->groups, shape_text(x).s);
     int64_t hw[2];
     if (!window(x, a->kernel, a->stride, a->pad, a->dilation, hw, err, errlen)) return false;
     const int64_t want[4] = {out, x->dim[0] / a->groups, a->kernel[0], a->kernel[1]};
     if (w->batched || memcmp(w->dim, want, sizeof want))
-        return fail(err, errlen,
+        return zn_fail(err, errlen,
                     "weight %s does not match x %s: expected [%" PRId64 ", %" PRId64 ", %d, %d]",
                     shape_text(w).s, shape_text(x).s, want[0], want[1], a->kernel[0],
                     a->kernel[1]);
@@ -163,7 +154,7 @@ static bool infer_batchnorm(zn_graph *g, int id, char *err, size_t errlen)
     static const char *const role[] = {"x", "gamma", "beta", "running_mean", "running_var"};
     const zn_shape *x = src_shape(g, id, 0);
     if (!expect(x, -1, role[0], "", err, errlen)) return false;
-    if (x->rank < 1) return fail(err, errlen, "x must be [C, ...], got %s", shape_text(x).s);
+    if (x->rank < 1) return zn_fail(err, errlen, "x must be [C, ...], got %s", shape_text(x).s);
     for (int k = 1; k < 5; k++)
         if (!expect_vector(src_shape(g, id, k), x->dim[0], role[k], x, err, errlen)) return false;
     set_out(g, id, x, x->rank, x->dim);
@@ -184,7 +175,7 @@ static bool infer_add(zn_graph *g, int id, char *err, size_t errlen)
     const zn_shape *a = src_shape(g, id, 0), *b = src_shape(g, id, 1);
     if (!expect(a, -1, "a", "", err, errlen) || !expect(b, -1, "b", "", err, errlen)) return false;
     if (!zn_shape_eq(a, b))
-        return fail(err, errlen, "cannot add %s and %s", shape_text(a).s, shape_text(b).s);
+        return zn_fail(err, errlen, "cannot add %s and %s", shape_text(a).s, shape_text(b).s);
     set_out(g, id, a, a->rank, a->dim);
     return true;
 }
@@ -200,7 +191,7 @@ static bool infer_pool(zn_graph *g, int id, char *err, size_t errlen)
         return false;
     /* a window wholly inside the padding would have no input to pool */
     if (2 * a->pad[0] > a->kernel[0] || 2 * a->pad[1] > a->kernel[1])
-        return fail(err, errlen, "pad %s is more than half of kernel %s", pair_text(a->pad).s,
+        return zn_fail(err, errlen, "pad %s is more than half of kernel %s", pair_text(a->pad).s,
                     pair_text(a->kernel).s);
     set_out(g, id, x, 3, (const int64_t[]){x->dim[0], hw[0], hw[1]});
     return true;
@@ -221,12 +212,12 @@ static bool infer_linear(zn_graph *g, int id, char *err, size_t errlen)
     const zn_shape *x = src_shape(g, id, 0), *w = src_shape(g, id, 1);
     if (!expect(x, -1, "x", "", err, errlen)) return false;
     if (x->rank != 1)
-        return fail(err, errlen, "x must be a vector [I], got %s; flatten it or pool it globally first",
+        return zn_fail(err, errlen, "x must be a vector [I], got %s; flatten it or pool it globally first",
                     shape_text(x).s);
     if (!expect(w, 2, "weight", "[O, I]", err, errlen)) return false;
     int64_t out = n->attr.out > 0 ? n->attr.out : w->dim[0];
     if (w->batched || w->dim[0] != out || w->dim[1] != x->dim[0])
-        return fail(err, errlen, "weight %s does not match x %s: expected [%" PRId64 ", %" PRId64 "]",
+        return zn_fail(err, errlen, "weight %s does not match x %s: expected [%" PRId64 ", %" PRId64 "]",
                     shape_text(w).s, shape_text(x).s, out, x->dim[0]);
     if (n->n_src == 3 && !expect_vector(src_shape(g, id, 2), out, "bias", x, err, errlen))
         return false;
@@ -241,7 +232,7 @@ static bool infer_concat(zn_graph *g, int id, char *err, size_t errlen)
     const zn_shape *first = src_shape(g, id, 0);
     if (!expect(first, -1, "input 0", "", err, errlen)) return false;
     if (axis < 0 || axis >= first->rank)
-        return fail(err, errlen, "axis %d is not an axis of input 0 %s", axis, shape_text(first).s);
+        return zn_fail(err, errlen, "axis %d is not an axis of input 0 %s", axis, shape_text(first).s);
     int64_t dim[ZN_MAX_RANK];
     memcpy(dim, first->dim, sizeof dim);
     for (int k = 1; k < n->n_src; k++) {
@@ -250,7 +241,7 @@ static bool infer_concat(zn_graph *g, int id, char *err, size_t errlen)
                     s->batched == first->batched;
         for (int i = 0; same && i < s->rank; i++) same = i == axis || s->dim[i] == first->dim[i];
         if (!same)
-            return fail(err, errlen, "input %d %s does not match input 0 %s outside axis %d", k,
+            return zn_fail(err, errlen, "input %d %s does not match input 0 %s outside axis %d", k,
                         shape_text(s).s, shape_text(first).s, axis);
         dim[axis] += s->dim[axis];
     }
@@ -276,9 +267,9 @@ static bool infer_resample(zn_graph *g, int id, char *err, size_t errlen)
     if (a->size[0] > 0 || a->size[1] > 0) {
         for (int i = 0; i < 2; i++) {
             if (a->size[i] < 1)
-                return fail(err, errlen, "size %dx%d must be positive", a->size[0], a->size[1]);
+                return zn_fail(err, errlen, "size %dx%d must be positive", a->size[0], a->size[1]);
             if (!resamples_to(x->dim[1 + i], a->size[i], !up, up))
-                return fail(err, errlen,
+                return zn_fail(err, errlen,
                             "%s cannot resample x %s to %dx%d: it only %s, by an integer factor",
                             mode_name(a->mode), shape_text(x).s, a->size[0], a->size[1],
                             up ? "enlarges" : "shrinks");
@@ -287,9 +278,9 @@ static bool infer_resample(zn_graph *g, int id, char *err, size_t errlen)
     } else {
         for (int i = 0; i < 2; i++) {
             if (a->factor[i] < 1)
-                return fail(err, errlen, "factor %s must be at least 1", pair_text(a->factor).s);
+                return zn_fail(err, errlen, "factor %s must be at least 1", pair_text(a->factor).s);
             if (!up && x->dim[1 + i] % a->factor[i])
-                return fail(err, errlen, "x %s does not divide by factor %s", shape_text(x).s,
+                return zn_fail(err, errlen, "x %s does not divide by factor %s", shape_text(x).s,
                             pair_text(a->factor).s);
             hw[i] = up ? x->dim[1 + i] * a->factor[i] : x->dim[1 + i] / a->factor[i];
         }
@@ -310,7 +301,7 @@ static bool infer_transpose(zn_graph *g, int id, char *err, size_t errlen)
             char list[64] = "";
             for (int j = 0, at = 0; j < x->rank; j++)
                 at += snprintf(list + at, sizeof list - (size_t)at, "%s%d", j ? ", " : "", perm[j]);
-            return fail(err, errlen, "perm (%s) is not a permutation of the %d axes of x %s", list,
+            return zn_fail(err, errlen, "perm (%s) is not a permutation of the %d axes of x %s", list,
                         x->rank, shape_text(x).s);
         }
         seen[perm[i]] = true;
@@ -335,9 +326,9 @@ static bool infer_stitch(zn_graph *g, int id, char *err, size_t errlen)
     const zn_node *n = &g->nodes[id];
     const int *size = n->attr.size;
     if (size[0] < 1 || size[1] < 1)
-        return fail(err, errlen, "size %dx%d must be positive", size[0], size[1]);
+        return zn_fail(err, errlen, "size %dx%d must be positive", size[0], size[1]);
     if (n->attr.mode == ZN_RESAMPLE_NEAREST)
-        return fail(err, errlen, "larger inputs shrink by max or avg, not nearest");
+        return zn_fail(err, errlen, "larger inputs shrink by max or avg, not nearest");
     const zn_shape *first = src_shape(g, id, 0);
     int64_t channels = 0;
     for (int k = 0; k < n->n_src; k++) {
@@ -346,11 +337,11 @@ static bool infer_stitch(zn_graph *g, int id, char *err, size_t errlen)
         snprintf(role, sizeof role, "input %d", k);
         if (!expect(r, 3, role, "[C, H, W]", err, errlen)) return false;
         if (r->batched != first->batched)
-            return fail(err, errlen, "input %d %s and input 0 %s are not both per example", k,
+            return zn_fail(err, errlen, "input %d %s and input 0 %s are not both per example", k,
                         shape_text(r).s, shape_text(first).s);
         if (!resamples_to(r->dim[1], size[0], true, true) ||
             !resamples_to(r->dim[2], size[1], true, true))
-            return fail(err, errlen, "input %d %s does not resample to %dx%d by an integer factor",
+            return zn_fail(err, errlen, "input %d %s does not resample to %dx%d by an integer factor",
                         k, shape_text(r).s, size[0], size[1]);
         channels += r->dim[0];
     }
@@ -365,15 +356,15 @@ static bool infer_xent(zn_graph *g, int id, char *err, size_t errlen)
     const zn_node *label = &g->nodes[n->src[1]];
     if (!expect(logits, 1, "logits", "[K]", err, errlen)) return false;
     if (label->op != ZN_OP_INPUT || !(label->flags & ZN_NODE_LABEL))
-        return fail(err, errlen, "the second source must be a class label input, got %s %s",
+        return zn_fail(err, errlen, "the second source must be a class label input, got %s %s",
                     zn_ops[label->op].name, shape_text(&label->shape).s);
     if (!logits->batched)
-        return fail(err, errlen, "logits %s are not per example", shape_text(logits).s);
+        return zn_fail(err, errlen, "logits %s are not per example", shape_text(logits).s);
     if (logits->dim[0] != label->attr.out)
-        return fail(err, errlen, "logits %s have %" PRId64 " classes, the label has %d",
+        return zn_fail(err, errlen, "logits %s have %" PRId64 " classes, the label has %d",
                     shape_text(logits).s, logits->dim[0], label->attr.out);
     if (!(n->attr.smoothing >= 0 && n->attr.smoothing < 1))
-        return fail(err, errlen, "label smoothing %g is outside [0, 1)", n->attr.smoothing);
+        return zn_fail(err, errlen, "label smoothing %g is outside [0, 1)", n->attr.smoothing);
     g->nodes[id].shape = (zn_shape){.rank = 0, .batched = false, .dtype = ZN_DTYPE_F32};
     return true;
 }
@@ -401,7 +392,7 @@ static bool infer_stitch_bwd(zn_graph *g, int id, char *err, size_t errlen)
 {
     const zn_node *n = &g->nodes[id];
     if (n->attr.axis < 0 || n->attr.axis >= n->n_src - 1)
-        return fail(err, errlen, "input %d is not one of the %d inputs", n->attr.axis,
+        return zn_fail(err, errlen, "input %d is not one of the %d inputs", n->attr.axis,
                     n->n_src - 1);
     return infer_like(g, id, n->attr.axis, err, errlen);
 }
@@ -413,7 +404,7 @@ static bool expect_preset(zn_graph *g, int id, int rank, const zn_shape *dy, cha
     zn_shape *s = &g->nodes[id].shape;
     if (!expect(dy, -1, "dy", "", err, errlen)) return false;
     if ((rank >= 0 && s->rank != rank) || s->dtype != ZN_DTYPE_F32 || s->batched != dy->batched)
-        return fail(err, errlen, "the gradient's shape %s does not fit dy %s", shape_text(s).s,
+        return zn_fail(err, errlen, "the gradient's shape %s does not fit dy %s", shape_text(s).s,
                     shape_text(dy).s);
     return true;
 }
@@ -430,7 +421,7 @@ static bool expect_window_input(zn_graph *g, int id, int64_t channels, const int
         window(x, a->kernel, a->stride, a->pad, dilation, hw, err, errlen) &&
         hw[0] == dy->dim[1] && hw[1] == dy->dim[2])
         return true;
-    return fail(err, errlen, "dy %s is not the output of a window over %s", shape_text(dy).s,
+    return zn_fail(err, errlen, "dy %s is not the output of a window over %s", shape_text(dy).s,
                 shape_text(x).s);
 }
 
@@ -441,7 +432,7 @@ static bool infer_conv2d_bwd_data(zn_graph *g, int id, char *err, size_t errlen)
     const zn_shape *dy = src_shape(g, id, 0), *w = src_shape(g, id, 1);
     if (!expect(w, 4, "weight", "[O, C/groups, kh, kw]", err, errlen)) return false;
     if (a->groups < 1 || dy->dim[0] != w->dim[0])
-        return fail(err, errlen, "dy %s does not match weight %s", shape_text(dy).s,
+        return zn_fail(err, errlen, "dy %s does not match weight %s", shape_text(dy).s,
                     shape_text(w).s);
     return expect_window_input(g, id, w->dim[1] * a->groups, a->dilation, err, errlen);
 }
@@ -459,7 +450,7 @@ static bool infer_global_avgpool_bwd(zn_graph *g, int id, char *err, size_t errl
     const zn_shape *dy = src_shape(g, id, 0);
     if (!expect_preset(g, id, 3, dy, err, errlen)) return false;
     if (dy->rank != 1 || dy->dim[0] != g->nodes[id].shape.dim[0])
-        return fail(err, errlen, "dy %s is not the pooled %s", shape_text(dy).s,
+        return zn_fail(err, errlen, "dy %s is not the pooled %s", shape_text(dy).s,
                     shape_text(&g->nodes[id].shape).s);
     return true;
 }
@@ -474,7 +465,7 @@ static bool infer_slice(zn_graph *g, int id, char *err, size_t errlen)
                 a->size[0] + s->dim[a->axis] <= dy->dim[a->axis];
     for (int i = 0; fits && i < dy->rank; i++) fits = i == a->axis || s->dim[i] == dy->dim[i];
     if (!fits)
-        return fail(err, errlen, "%s at offset %d along axis %d is not a part of dy %s",
+        return zn_fail(err, errlen, "%s at offset %d along axis %d is not a part of dy %s",
                     shape_text(s).s, a->size[0], a->axis, shape_text(dy).s);
     return true;
 }
@@ -485,7 +476,7 @@ static bool infer_reshape(zn_graph *g, int id, char *err, size_t errlen)
     const zn_shape *x = src_shape(g, id, 0);
     if (!expect_preset(g, id, -1, x, err, errlen)) return false;
     if (zn_shape_numel(&g->nodes[id].shape) != zn_shape_numel(x))
-        return fail(err, errlen, "%s does not hold the elements of x %s",
+        return zn_fail(err, errlen, "%s does not hold the elements of x %s",
                     shape_text(&g->nodes[id].shape).s, shape_text(x).s);
     return true;
 }
@@ -507,7 +498,7 @@ static bool infer_conv2d_bwd_filter(zn_graph *g, int id, char *err, size_t errle
         !expect(dy, 3, "dy", "[O, H', W']", err, errlen))
         return false;
     if (a->groups < 1 || x->dim[0] % a->groups || dy->dim[0] % a->groups)
-        return fail(err, errlen, "x %s and dy %s do not split into %d groups", shape_text(x).s,
+        return zn_fail(err, errlen, "x %s and dy %s do not split into %d groups", shape_text(x).s,
                     shape_text(dy).s, a->groups);
     return set_param_grad(g, id, 4, (const int64_t[]){dy->dim[0], x->dim[0] / a->groups,
                                                       a->kernel[0], a->kernel[1]});
@@ -527,7 +518,7 @@ static bool infer_channel_grad(zn_graph *g, int id, char *err, size_t errlen)
 {
     const zn_shape *x = src_shape(g, id, 0);
     if (!expect(x, -1, "x", "", err, errlen)) return false;
-    if (x->rank < 1) return fail(err, errlen, "x must be [C, ...], got %s", shape_text(x).s);
+    if (x->rank < 1) return zn_fail(err, errlen, "x must be [C, ...], got %s", shape_text(x).s);
     return set_param_grad(g, id, 1, x->dim);
 }
 
@@ -539,7 +530,7 @@ static bool infer_linear_bwd_data(zn_graph *g, int id, char *err, size_t errlen)
         !expect(w, 2, "weight", "[O, I]", err, errlen))
         return false;
     if (dy->dim[0] != w->dim[0])
-        return fail(err, errlen, "dy %s does not match weight %s", shape_text(dy).s,
+        return zn_fail(err, errlen, "dy %s does not match weight %s", shape_text(dy).s,
                     shape_text(w).s);
     set_out(g, id, dy, 1, &w->dim[1]);
     return true;

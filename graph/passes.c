@@ -1,6 +1,7 @@
 /* passes.c: the pass table, the driver that runs it (skipping, dumping, reporting), and the
  * helpers every pass shares: rebuilding a graph from a kept subset of its nodes, and counting
  * each node's users. The passes themselves live in graph/pass_*.c. */
+#include "graph/util.h"
 #include "graph/passes.h"
 
 #include <assert.h>
@@ -23,16 +24,6 @@ const zn_pass *zn_pass_find(const char *name)
     return NULL;
 }
 
-static void *checked_calloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "znet: calloc(%zu, %zu) failed: out of memory\n", n, size);
-        exit(EXIT_FAILURE);
-    }
-    return p;
-}
-
 void zn_pass_count_uses(const zn_graph *g, int *uses)
 {
     memset(uses, 0, (size_t)g->n_nodes * sizeof *uses);
@@ -47,11 +38,11 @@ void zn_pass_count_uses(const zn_graph *g, int *uses)
 
 bool zn_pass_rebuild(zn_graph *g, const bool *keep, char *err, size_t errlen)
 {
-    int *map = checked_calloc((size_t)g->n_nodes, sizeof *map);
+    int *map = zn_calloc((size_t)g->n_nodes, sizeof *map);
     int max_src = 1;
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].n_src > max_src) max_src = g->nodes[i].n_src;
-    int *src = checked_calloc((size_t)max_src, sizeof *src);
+    int *src = zn_calloc((size_t)max_src, sizeof *src);
     zn_graph out;
     zn_graph_init(&out, g->model_name);
     bool ok = true;
@@ -81,7 +72,7 @@ bool zn_pass_rebuild(zn_graph *g, const bool *keep, char *err, size_t errlen)
         }
     for (int m = 0; ok && m < g->n_metrics; m++) {
         const zn_metric *mt = &g->metrics[m];
-        int *heads = checked_calloc((size_t)mt->n_heads, sizeof *heads);
+        int *heads = zn_calloc((size_t)mt->n_heads, sizeof *heads);
         for (int k = 0; k < mt->n_heads; k++) {
             heads[k] = map[mt->heads[k]];
             assert(heads[k] >= 0 && "a metric's head was dropped");
