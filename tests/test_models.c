@@ -52,6 +52,7 @@ static const count_case counts[] = {
     {"models/davidnet_zee.znet", {{"width", "16"}, {"filters", "[64, 128]"}}, 2, 570448, 485648},
     {"models/davidnet_zee.znet",
      {{"width", "16"}, {"pool", "\"channel_axis\""}, {"roots", "true"}, {"filters", "[8, 16]"}}, 4, 501584, 0},
+    {"models/davidnet_zee_single.znet", {{0}}, 0, 7752592, 0},
 };
 
 static void test_parameter_counts(void **state)
