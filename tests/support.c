@@ -67,3 +67,31 @@ int zt_each_model(void (*fn)(const char *rel, void *ctx), void *ctx)
     closedir(dir);
     return n;
 }
+
+static uint64_t rng_state;
+
+void zt_rng_seed(uint64_t seed) { rng_state = seed; }
+
+double zt_rng_unit(void) /* splitmix64 -> [0, 1) */
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+}
+
+static void *scratch[512];
+static int n_scratch;
+
+float *zt_talloc(size_t n)
+{
+    assert_true(n_scratch < 512);
+    float *p = calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    return scratch[n_scratch++] = p;
+}
+
+void zt_scratch_free(void)
+{
+    while (n_scratch) free(scratch[--n_scratch]);
+}

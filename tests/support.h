@@ -17,6 +17,12 @@ const char *zt_tmpdir(void);
 const char *zt_write_file(const char *name, const char *text);
 /* Calls fn(rel_path, ctx) for every .znet file in models/ ("models/x.znet"); returns how many. */
 int zt_each_model(void (*fn)(const char *rel, void *ctx), void *ctx);
+/* A seeded RNG (splitmix64) for test data: zt_rng_unit() is uniform in [0, 1). */
+void zt_rng_seed(uint64_t seed);
+double zt_rng_unit(void);
+/* Zeroed float arrays that live until zt_scratch_free() (a test's teardown). */
+float *zt_talloc(size_t n);
+void zt_scratch_free(void);
 /* The CIFAR-10 directory from ZNET_TEST_CIFAR or ../shared/data, or NULL. */
 const char *zt_cifar_dir(void);
 

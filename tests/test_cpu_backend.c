@@ -18,26 +18,6 @@
 
 /* ---- scaffolding: seeded RNG, per-test allocations, the graph under test ------------------ */
 
-static uint64_t rng_state;
-
-static double rng_unit(void) /* splitmix64 -> [0, 1) */
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-}
-
-static void *allocs[256];
-static int n_allocs;
-
-static float *talloc(size_t n)
-{
-    assert_true(n_allocs < 256);
-    float *p = calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return allocs[n_allocs++] = p;
-}
 
 /* The graph, its plan and the backend of the running test. */
 static struct {
@@ -54,7 +34,7 @@ static int setup(void **state)
     memset(&T, 0, sizeof T);
     zn_graph_init(&T.g, "test");
     T.training = true;
-    rng_state = 12345;
+    zt_rng_seed(12345);
     return 0;
 }
 
@@ -64,7 +44,7 @@ static int teardown(void **state)
     if (T.be) T.be->ops->destroy(T.be);
     if (T.planned) zn_plan_free(&T.plan);
     zn_graph_free(&T.g);
-    while (n_allocs) free(allocs[--n_allocs]);
+    zt_scratch_free();
     return 0;
 }
 
@@ -186,7 +166,7 @@ static void set_node(int id, const void *host)
 
 static float *get_node(int id)
 {
-    float *v = talloc(floats_of(id));
+    float *v = zt_talloc(floats_of(id));
     assert_true(T.be->ops->get(T.be, T.plan.region[id], T.plan.offset[id], v, T.plan.bytes[id]));
     return v;
 }
@@ -194,8 +174,8 @@ static float *get_node(int id)
 /* Uniform [lo, hi) values, written to the node; returns the host copy. */
 static float *fill(int id, float lo, float hi)
 {
-    float *v = talloc(floats_of(id));
-    for (size_t i = 0; i < floats_of(id); i++) v[i] = (float)(lo + (hi - lo) * rng_unit());
+    float *v = zt_talloc(floats_of(id));
+    for (size_t i = 0; i < floats_of(id); i++) v[i] = (float)(lo + (hi - lo) * zt_rng_unit());
     set_node(id, v);
     return v;
 }
@@ -205,10 +185,10 @@ static float *fill(int id, float lo, float hi)
 static float *fill_distinct(int id)
 {
     size_t n = floats_of(id);
-    float *v = talloc(n);
+    float *v = zt_talloc(n);
     for (size_t i = 0; i < n; i++) v[i] = 0.01f * ((float)i - (float)n / 2 + 0.5f);
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(rng_unit() * (double)i);
+        size_t j = (size_t)(zt_rng_unit() * (double)i);
         float t = v[i - 1];
         v[i - 1] = v[j];
         v[j] = t;
@@ -293,7 +273,7 @@ static void test_conv2d(void **state)
     float *hx = fill(x, -1, 1), *hw = fill(w, -1, 1), *hb = fill(b, -1, 1);
     compute_all();
     assert_int_equal(floats_of(y), 3 * 6 * 4 * 5);
-    float *want = talloc(floats_of(y));
+    float *want = zt_talloc(floats_of(y));
     naive_conv(3, 4, 7, 6, 6, 3, 2, 2, 1, 1, 0, 2, hx, hw, hb, want);
     assert_near(get_node(y), want, floats_of(y), 1e-5);
     naive_conv(3, 4, 7, 6, 6, 3, 2, 2, 1, 1, 0, 2, hx, hw, NULL, want);
@@ -334,7 +314,7 @@ static void check_batchnorm(int rank, int hw)
     float *hx = fill(x, -2, 3), *hg = fill(gamma, 0.5f, 1.5f), *hb = fill(beta, -1, 1);
     float *hm = fill(mean, -1, 1), *hv = fill(var, 0.5f, 2);
     compute_all();
-    float *got = get_node(y), *want = talloc(floats_of(y)), rm[3], rv[3];
+    float *got = get_node(y), *want = zt_talloc(floats_of(y)), rm[3], rv[3];
     for (int ch = 0; ch < c; ch++) {
         double s = 0, q = 0, m = n * hw;
         for (int i = 0; i < n; i++)
@@ -429,8 +409,8 @@ static void test_pools(void **state)
     float *hx = fill(x, -1, 1);
     compute_all();
     const int oh = 3, ow = 3;
-    float *want_m = talloc(n * c * oh * ow), *want_a = talloc(n * c * oh * ow);
-    float *want_gm = talloc(n * c), *want_ga = talloc(n * c);
+    float *want_m = zt_talloc(n * c * oh * ow), *want_a = zt_talloc(n * c * oh * ow);
+    float *want_gm = zt_talloc(n * c), *want_ga = zt_talloc(n * c);
     for (int p = 0; p < n * c; p++) {
         const float *plane = hx + p * h * w;
         for (int i = 0; i < oh; i++)
@@ -473,7 +453,7 @@ static void test_concat(void **state)
         compute_all();
         const zn_shape *ys = &T.g.nodes[y].shape;
         int Y[3] = {(int)ys->dim[0], (int)ys->dim[1], (int)ys->dim[2]};
-        float *want = talloc(floats_of(y));
+        float *want = zt_talloc(floats_of(y));
         for (int b = 0; b < n; b++)
             for (int i = 0; i < Y[0]; i++)
                 for (int j = 0; j < Y[1]; j++)
@@ -520,7 +500,7 @@ static void test_resample(void **state)
     plan(n);
     float *hx = fill(x, -1, 1);
     compute_all();
-    float *want_m = talloc(n * c * 6), *want_a = talloc(n * c * 4), *want_u = talloc(n * c * 144);
+    float *want_m = zt_talloc(n * c * 6), *want_a = zt_talloc(n * c * 4), *want_u = zt_talloc(n * c * 144);
     for (int p = 0; p < n * c; p++) {
         naive_resample(hx + p * h * w, h, w, 2, 3, true, want_m + p * 6, 3);
         naive_resample(hx + p * h * w, h, w, 2, 2, false, want_a + p * 4, 2);
@@ -543,7 +523,7 @@ static void test_transpose_flatten(void **state)
     plan(n);
     float *hx = fill(x, -1, 1);
     compute_all();
-    float *want = talloc(n * 24);
+    float *want = zt_talloc(n * 24);
     for (int b = 0; b < n; b++)
         for (int i = 0; i < d[2]; i++)
             for (int j = 0; j < d[0]; j++)
@@ -573,7 +553,7 @@ static void check_stitch(zn_resample_mode mode)
     float *hr[3];
     for (int k = 0; k < 3; k++) hr[k] = fill(r[k], -1, 1);
     compute_all();
-    float *want = talloc(n * 4 * total * 4);
+    float *want = zt_talloc(n * 4 * total * 4);
     for (int b = 0, off = 0; b < n; b++, off = 0)
         for (int k = 0; k < 3; off += C[k], k++)
             for (int c = 0; c < C[k]; c++)
@@ -644,12 +624,12 @@ static void check_grad(int fwd, const float *dy, double weight, int grad, int wr
     const size_t n = floats_of(wrt);
     assert_int_equal(floats_of(grad), n);
     const float *g = get_node(grad);
-    float *x0 = get_node(wrt), *x = talloc(n), *v = talloc(n);
+    float *x0 = get_node(wrt), *x = zt_talloc(n), *v = zt_talloc(n);
     const double h = 1e-3;
     for (int trial = 0; trial < 3; trial++) {
         double want = 0, f[2];
         for (size_t i = 0; i < n; i++) {
-            v[i] = (float)(2 * rng_unit() - 1);
+            v[i] = (float)(2 * zt_rng_unit() - 1);
             want += (double)g[i] * v[i];
         }
         for (int side = 0; side < 2; side++) {

@@ -13,49 +13,29 @@
 
 /* ---- scaffolding: seeded RNG, per-test allocations, comparisons ------------------------- */
 
-static uint64_t rng_state;
-
-static double rng_unit(void) /* splitmix64 -> [0, 1) */
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-}
-
-static void *allocs[512];
-static int n_allocs;
-
-static float *talloc(size_t n)
-{
-    assert_true(n_allocs < 512);
-    float *p = calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return allocs[n_allocs++] = p;
-}
 
 static int reset(void **state)
 {
     (void)state;
-    while (n_allocs) free(allocs[--n_allocs]);
-    rng_state = 12345;
+    zt_scratch_free();
+    zt_rng_seed(12345);
     return 0;
 }
 
 static float *rand_array(size_t n, float lo, float hi)
 {
-    float *p = talloc(n);
-    for (size_t i = 0; i < n; i++) p[i] = (float)(lo + (hi - lo) * rng_unit());
+    float *p = zt_talloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(lo + (hi - lo) * zt_rng_unit());
     return p;
 }
 
 /* Distinct values 0.01 apart in random order: no ties, and no arg-max change under a 1e-3 nudge. */
 static float *distinct_array(size_t n)
 {
-    float *p = talloc(n);
+    float *p = zt_talloc(n);
     for (size_t i = 0; i < n; i++) p[i] = 0.01f * (float)i - 0.005f * (float)n;
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(rng_unit() * (double)i);
+        size_t j = (size_t)(zt_rng_unit() * (double)i);
         float t = p[i - 1];
         p[i - 1] = p[j];
         p[j] = t;
@@ -85,7 +65,7 @@ typedef void (*fwd_fn)(void *ctx, float *y);
 static void check_grad(fwd_fn f, void *ctx, float *p, size_t np, size_t ny, const float *w,
                        const float *grad, float h)
 {
-    float *y = talloc(ny);
+    float *y = zt_talloc(ny);
     for (size_t i = 0; i < np; i++) {
         float save = p[i], up = save + h, down = save - h;
         p[i] = up;
@@ -147,10 +127,10 @@ static void test_batchnorm_forward(void **state)
         size_t nx = (size_t)d->n * d->c * d->hw;
         float *x = rand_array(nx, -2, 3), *gamma = rand_array(d->c, 0.5f, 1.5f);
         float *beta = rand_array(d->c, -1, 1), *rm = rand_array(d->c, -1, 1);
-        float *rv = rand_array(d->c, 0.5f, 2), *rm0 = talloc(d->c), *rv0 = talloc(d->c);
+        float *rv = rand_array(d->c, 0.5f, 2), *rm0 = zt_talloc(d->c), *rv0 = zt_talloc(d->c);
         memcpy(rm0, rm, d->c * sizeof *rm);
         memcpy(rv0, rv, d->c * sizeof *rv);
-        float *y = talloc(nx), *want = talloc(nx), *saved = talloc(2 * d->c);
+        float *y = zt_talloc(nx), *want = zt_talloc(nx), *saved = zt_talloc(2 * d->c);
         double mean[8], var[8], uvar[8];
         ref_bn(d, x, gamma, beta, want, mean, var, uvar);
         zn_batchnorm_forward_train(d, x, gamma, beta, rm, rv, y, saved);
@@ -200,11 +180,11 @@ static void test_batchnorm_backward(void **state)
         b.x = rand_array(nx, -2, 2);
         b.gamma = rand_array(c, 0.5f, 1.5f);
         b.beta = rand_array(c, -1, 1);
-        b.rm = talloc(c);
-        b.rv = talloc(c);
-        float *dy = rand_array(nx, -1, 1), *y = talloc(nx), *saved = talloc(2 * c);
-        float *dx = talloc(nx), *dg = talloc(c), *db = talloc(c);
-        float *dx2 = talloc(nx), *dg2 = talloc(c), *db2 = talloc(c);
+        b.rm = zt_talloc(c);
+        b.rv = zt_talloc(c);
+        float *dy = rand_array(nx, -1, 1), *y = zt_talloc(nx), *saved = zt_talloc(2 * c);
+        float *dx = zt_talloc(nx), *dg = zt_talloc(c), *db = zt_talloc(c);
+        float *dx2 = zt_talloc(nx), *dg2 = zt_talloc(c), *db2 = zt_talloc(c);
         zn_batchnorm_forward_train(&b.d, b.x, b.gamma, b.beta, b.rm, b.rv, y, saved);
         zn_batchnorm_backward(&b.d, b.x, b.gamma, dy, saved, dx, dg, db);
         zn_batchnorm_backward(&b.d, b.x, b.gamma, dy, NULL, dx2, dg2, db2);
@@ -240,12 +220,12 @@ static void test_relu(void **state)
 {
     (void)state;
     enum { N = 200 };
-    float *x = rand_array(N, 0.05f, 1), *y = talloc(N), *want = talloc(N);
+    float *x = rand_array(N, 0.05f, 1), *y = zt_talloc(N), *want = zt_talloc(N);
     for (int i = 0; i < N; i += 2) x[i] = -x[i]; /* |x| >= 0.05: no kink within the FD step */
     for (int i = 0; i < N; i++) want[i] = x[i] < 0 ? 0 : x[i];
     zn_relu_forward(N, x, y);
     assert_near(y, want, N, 0);
-    float *dy = rand_array(N, -1, 1), *dx = talloc(N), *dx2 = talloc(N);
+    float *dy = rand_array(N, -1, 1), *dx = zt_talloc(N), *dx2 = zt_talloc(N);
     zn_relu_backward(N, x, dy, dx);
     zn_relu_backward(N, y, dy, dx2);
     assert_near(dx2, dx, N, 0);
@@ -257,7 +237,7 @@ static void test_eltwise(void **state)
 {
     (void)state;
     enum { N = 50 };
-    float *a = rand_array(N, -1, 1), *b = rand_array(N, -1, 1), *y = talloc(N), *want = talloc(N);
+    float *a = rand_array(N, -1, 1), *b = rand_array(N, -1, 1), *y = zt_talloc(N), *want = zt_talloc(N);
     zn_add_forward(N, a, b, y);
     for (int i = 0; i < N; i++) want[i] = a[i] + b[i];
     assert_near(y, want, N, 0);
@@ -271,7 +251,7 @@ static void test_eltwise(void **state)
     for (int i = 0; i < N; i++) assert_true(y[i] == 2.5f);
     zn_zero(N, y);
     for (int i = 0; i < N; i++) assert_true(y[i] == 0.0f);
-    float *dy = rand_array(N, -1, 1), *dx = talloc(N);
+    float *dy = rand_array(N, -1, 1), *dx = zt_talloc(N);
     zn_scale_backward(N, -0.125f, dy, dx);
     elt_ctx e = {N, -0.125f, a};
     check_grad(scale_fwd, &e, a, N, N, dy, dx, 1e-2f);
@@ -347,8 +327,8 @@ static void test_pool(void **state)
             int ow = zn_pool_out(d->w, d->kernel[1], d->stride[1], d->pad[1]);
             size_t nx = (size_t)d->n * d->c * d->h * d->w, ny = (size_t)d->n * d->c * oh * ow;
             p.x = distinct_array(nx);
-            float *y = talloc(ny), *want = talloc(ny), *dy = rand_array(ny, -1, 1);
-            float *dx = talloc(nx);
+            float *y = zt_talloc(ny), *want = zt_talloc(ny), *dy = rand_array(ny, -1, 1);
+            float *dx = zt_talloc(nx);
             zn_pool_forward(p.r, d, p.x, y);
             ref_pool(p.r, d, p.x, want);
             assert_near(y, want, ny, 1e-6);
@@ -388,7 +368,7 @@ static void test_global_pool(void **state)
         gpool_ctx g = {(zn_window_reduce)r, 2, 3, 4, 5, NULL};
         size_t plane = 20, nx = 6 * plane;
         g.x = distinct_array(nx);
-        float y[6], want[6], *dy = rand_array(6, -1, 1), *dx = talloc(nx);
+        float y[6], want[6], *dy = rand_array(6, -1, 1), *dx = zt_talloc(nx);
         for (int p = 0; p < 6; p++) {
             double best = g.x[p * plane], sum = 0;
             for (size_t i = 0; i < plane; i++) {
@@ -446,8 +426,8 @@ static void test_resample(void **state)
                         sizes[t][3], NULL};
             size_t in = (size_t)s.h * s.w, out = (size_t)s.oh * s.ow, nx = 6 * in, ny = 6 * out;
             s.x = distinct_array(nx);
-            float *y = talloc(ny), *want = talloc(ny), *dy = rand_array(ny, -1, 1);
-            float *dx = talloc(nx);
+            float *y = zt_talloc(ny), *want = zt_talloc(ny), *dy = rand_array(ny, -1, 1);
+            float *dx = zt_talloc(nx);
             for (int p = 0; p < 6; p++)
                 ref_resample_plane(s.r, s.h, s.w, s.oh, s.ow, s.x + p * in, want + p * out, s.ow);
             zn_resample_forward(s.r, 2, 3, s.h, s.w, s.oh, s.ow, s.x, y);
@@ -478,7 +458,7 @@ static void ref_stitch(const zn_stitch_dims *d, float *const *r, float *z)
     for (int k = 0; k < d->count; k++) total += d->c[k];
     for (int k = 0, off = 0; k < d->count; off += d->c[k], k++) {
         int C = d->c[k], S = d->sh * d->sw;
-        float *rs = talloc((size_t)d->n * C * S), *tr = talloc((size_t)d->n * C * S);
+        float *rs = zt_talloc((size_t)d->n * C * S), *tr = zt_talloc((size_t)d->n * C * S);
         for (int p = 0; p < d->n * C; p++)
             ref_resample_plane(d->down, d->h[k], d->w[k], d->sh, d->sw,
                                r[k] + (size_t)p * d->h[k] * d->w[k], rs + (size_t)p * S, d->sw);
@@ -522,11 +502,11 @@ static void test_stitch(void **state)
             for (int k = 0; k < sc->count; k++) {
                 nr[k] = (size_t)2 * sc->c[k] * sc->h[k] * sc->w[k];
                 s.r[k] = distinct_array(nr[k]);
-                dr[k] = talloc(nr[k]);
+                dr[k] = zt_talloc(nr[k]);
                 total += (size_t)sc->c[k];
             }
             size_t nz = 2 * total * sc->sh * sc->sw;
-            float *z = talloc(nz), *want = talloc(nz), *dz = rand_array(nz, -1, 1);
+            float *z = zt_talloc(nz), *want = zt_talloc(nz), *dz = rand_array(nz, -1, 1);
             zn_fill(nz, NAN, z); /* every element must be written */
             zn_stitch_forward(&s.d, (const float *const *)s.r, z);
             ref_stitch(&s.d, s.r, want);
@@ -590,7 +570,7 @@ static void test_concat(void **state)
                     k.x[j] = rand_array(nx[j], -1, 1);
                 }
                 for (int a = 0; a < rank; a++) ny *= (size_t)odims[a];
-                float *y = talloc(ny), *want = talloc(ny), *dy = rand_array(ny, -1, 1);
+                float *y = zt_talloc(ny), *want = zt_talloc(ny), *dy = rand_array(ny, -1, 1);
                 for (size_t i = 0; i < ny; i++) {
                     unflatten(i, rank, odims, idx);
                     int j = 0;
@@ -601,7 +581,7 @@ static void test_concat(void **state)
                 zn_concat_forward(k.outer, k.inner, count, k.len, (const float *const *)k.x, y);
                 assert_near(y, want, ny, 0);
                 float *dx[3];
-                for (int j = 0; j < count; j++) dx[j] = talloc(nx[j]);
+                for (int j = 0; j < count; j++) dx[j] = zt_talloc(nx[j]);
                 zn_concat_backward(k.outer, k.inner, count, k.len, dy, dx);
                 for (int j = 0; j < count; j++)
                     check_grad(cat_fwd, &k, k.x[j], nx[j], ny, dy, dx[j], 1e-2f);
@@ -648,7 +628,7 @@ static void test_transpose(void **state)
         size_t nx = 2;
         for (int a = 0; a < rank; a++) nx *= (size_t)t.dims[a];
         t.x = rand_array(nx, -1, 1);
-        float *y = talloc(nx), *want = talloc(nx), *dy = rand_array(nx, -1, 1), *dx = talloc(nx);
+        float *y = zt_talloc(nx), *want = zt_talloc(nx), *dy = rand_array(nx, -1, 1), *dx = zt_talloc(nx);
         do {
             int ydims[4], yi[5], xi[5];
             for (int a = 0; a < rank; a++) ydims[a] = t.dims[t.perm[a]];
@@ -703,7 +683,7 @@ static void test_xent(void **state)
     for (int mean = 0; mean <= 1; mean++)
         for (int sm = 0; sm <= 1; sm++) {
             xent_ctx x = {{N, K, sm ? 0.2f : 0.0f, mean}, rand_array(N * K, -3, 3), labels};
-            float loss, weight = 0.3f, *g = talloc(N * K);
+            float loss, weight = 0.3f, *g = zt_talloc(N * K);
             assert_int_equal(zn_xent_forward(&x.d, x.logits, labels, &loss, NULL), ZN_KSTATUS_OK);
             float want = (float)ref_xent(&x.d, x.logits, labels);
             assert_near(&loss, &want, 1, 1e-6);
@@ -788,7 +768,7 @@ static void test_sgd(void **state)
     enum { N = 20 };
     for (int nest = 0; nest <= 1; nest++) {
         zn_sgd o = {0.05f, 0.8f, 5e-4f, nest};
-        float *w = rand_array(N, -1, 1), *v = talloc(N), *wf = talloc(N);
+        float *w = rand_array(N, -1, 1), *v = zt_talloc(N), *wf = zt_talloc(N);
         double rw[N], rv[N] = {0};
         for (int i = 0; i < N; i++) rw[i] = w[i];
         for (int step = 0; step < 5; step++) {
@@ -815,7 +795,7 @@ static void test_adam(void **state)
     assert_true(fabsf(w - 0.9f) < 1e-6f);
     enum { N = 20 };
     zn_adam o2 = {1e-2f, 0.8f, 0.99f, 1e-6f, 1e-2f};
-    float *ww = rand_array(N, -1, 1), *mm = talloc(N), *vv = talloc(N), *wf = talloc(N);
+    float *ww = rand_array(N, -1, 1), *mm = zt_talloc(N), *vv = zt_talloc(N), *wf = zt_talloc(N);
     double rw[N], rm[N] = {0}, rv[N] = {0};
     for (int i = 0; i < N; i++) rw[i] = ww[i];
     for (int step = 1; step <= 6; step++) {
