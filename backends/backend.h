@@ -12,10 +12,18 @@
 
 typedef struct zn_backend zn_backend;
 
+/* What convolutions and matrix products compute in (--precision); storage, batch norm and the
+ * master weights stay float32. Only the CUDA backend offers the 16-bit ones (docs/cuda.md). */
+typedef enum { ZN_PRECISION_FP32, ZN_PRECISION_FP16, ZN_PRECISION_BF16 } zn_precision;
+
 typedef struct {
     bool check_numerics; /* stop at the first NaN/Inf a node writes, naming the node */
     bool training;       /* batch norm uses batch statistics and updates running ones */
     int threads;         /* 0: every core */
+    zn_precision precision;
+    bool deterministic;  /* only algorithms that give the same bits every run (--deterministic) */
+    const char *const *no_pass; /* optimizer passes the session skips when it makes its training or */
+    int n_no_pass;              /* inference graph (--no-pass; graph/passes.h) */
 } zn_backend_opts;
 
 /* One optimizer step over every parameter (ZN_NODE_PARAM) with its GRAD node. */
@@ -54,6 +62,8 @@ typedef struct {
     const char *(*last_error)(zn_backend *be);
     /* Highest arena byte written since alloc (the measured high-water mark). */
     size_t (*arena_high_water)(zn_backend *be);
+    /* Bytes a plan may take on the backend's device (0: unknown); NULL: the host's memory. */
+    size_t (*memory_available)(zn_backend *be);
 } zn_backend_ops;
 
 struct zn_backend {
@@ -65,6 +75,18 @@ const zn_backend_ops *const *zn_backends(void);
 /* By name; NULL (and a message listing the names) when unknown. */
 const zn_backend_ops *zn_backend_find(const char *name, char *err, size_t errlen);
 
+static inline const char *zn_precision_name(zn_precision p)
+{
+    return p == ZN_PRECISION_FP16 ? "fp16" : p == ZN_PRECISION_BF16 ? "bf16" : "fp32";
+}
+/* The precision named "fp32", "fp16" or "bf16"; false for another name. */
+bool zn_precision_parse(const char *name, zn_precision *out);
+
 extern const zn_backend_ops zn_cpu_backend;
+/* The CUDA backend's registry entry (cuda_loader.c): it loads the module libznet_cuda.so on
+ * first use, so znet itself never links a CUDA library (docs/cuda.md). */
+extern const zn_backend_ops zn_cuda_backend;
+/* A symbol of the CUDA module (loading it on first use), or NULL with the reason in err. */
+void *zn_cuda_module_symbol(const char *symbol, char *err, size_t errlen);
 
 #endif

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "graph/autodiff.h"
 #include "graph/inspect.h"
 #include "graph/plan.h"
 #include "runtime/plot.h"
@@ -130,7 +129,8 @@ static bool row(const entry *e, const entry *global, long batch_opt)
     int batch = batch_opt ? (int)batch_opt : r.batch;
     if (ok) {
         zn_graph_copy(&train, &g);
-        ok = zn_autodiff(&train, err, sizeof err) && zn_plan_make(&p, &train, batch, NULL, NULL, err, sizeof err);
+        ok = zn_passes_finish(&train, true, NULL, 0, NULL, err, sizeof err) &&
+             zn_plan_make(&p, &train, batch, NULL, NULL, err, sizeof err);
         if (!ok) fprintf(stderr, "znet compare: %s: %s\n", e->file, err);
     }
     zn_train_log log = {0};

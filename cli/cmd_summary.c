@@ -1,38 +1,97 @@
 /* cmd_summary.c: `znet summary FILE`: the per-layer table and the model's totals. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli.h"
-#include "graph/autodiff.h"
 #include "graph/inspect.h"
 #include "graph/plan.h"
 #include "runtime/session.h"
 
-/* Planned memory of inference and of a training step at batch, beside the naive sum. */
-static bool print_memory(const zn_graph *g, int batch)
+static double mib(size_t bytes) { return bytes / 1048576.0; }
+
+/* Multiply-adds per example of every node; those of the forward ops in the backward pass
+ * (recomputed copies, graph/pass_recompute.c) into *recomputed, and the values per example
+ * they write into *written. */
+static int64_t step_macs(const zn_graph *g, int64_t *recomputed, int64_t *written)
 {
-    zn_graph train;
-    zn_graph_copy(&train, g);
+    int64_t total = 0;
+    *recomputed = *written = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const zn_node *n = &g->nodes[i];
+        int64_t m = zn_ops[n->op].macs ? zn_ops[n->op].macs(g, i) : 0;
+        total += m;
+        if ((n->flags & ZN_NODE_BACKWARD) && !zn_op_is_backward(n->op)) {
+            *recomputed += m;
+            *written += zn_shape_numel(&n->shape);
+        }
+    }
+    return total;
+}
+
+/* --memory-detail: the plan in MiB beside the peak of live bytes, and what is live there. */
+static void print_detail(const char *what, const zn_graph *g, const zn_plan *p)
+{
+    int *until = calloc((size_t)g->n_nodes + 1, sizeof *until), at;
+    size_t peak = zn_plan_live_peak(p, &at, until);
+    const zn_node *n = &g->nodes[at];
+    printf("  %s: %.1f MiB planned = arena %.1f + params/state %.1f + grads %.1f MiB; the arena's live bytes\n"
+           "    peak at %.1f MiB at node %d, %s '%s' (%s:%d), where these tensors are live:\n",
+           what, mib(zn_plan_total(p)), mib(p->region_bytes[ZN_REGION_ARENA]), mib(p->region_bytes[ZN_REGION_PARAMS]),
+           mib(p->region_bytes[ZN_REGION_GRADS]), mib(peak), at, zn_ops[n->op].name, n->name,
+           n->span.file ? n->span.file : "?", n->span.line);
+    for (;;) { /* largest first, down to 1% of the peak */
+        int best = -1;
+        for (int i = 0; i < g->n_nodes; i++)
+            if (until[i] >= 0 && (best < 0 || p->bytes[i] > p->bytes[best])) best = i;
+        if (best < 0 || p->bytes[best] * 100 < peak) break;
+        printf("    %8.1f MiB  %-20s %s (nodes %d to %d)\n", mib(p->bytes[best]), zn_ops[g->nodes[best].op].name,
+               g->nodes[best].name, p->first[best], until[best]);
+        until[best] = -1;
+    }
+    free(until);
+}
+
+/* Planned memory of inference and of a training step at batch, beside the naive sum, for the
+ * graphs a session runs (graph/passes.h: the inference graph and the training graph), and their
+ * multiply-adds; detail: the --memory-detail view of each plan. */
+static bool print_memory(const zn_graph *graphs, int batch, bool detail)
+{
     char err[512];
-    bool ok = zn_autodiff(&train, err, sizeof err);
+    bool ok = true;
+    zn_plan plans[2];
     printf("\nmemory at batch %d (planned: tensors share memory once dead; naive: every tensor apart)\n", batch);
     printf("  %-10s %12s %12s %12s %12s %12s\n", "", "planned", "naive", "activations", "params+state", "grads");
     for (int mode = 0; ok && mode < 2; mode++) {
-        const zn_graph *gg = mode ? &train : g;
-        zn_plan p;
-        if (!(ok = zn_plan_make(&p, gg, batch, NULL, NULL, err, sizeof err))) break;
-        size_t fixed = p.region_bytes[ZN_REGION_PARAMS] + p.region_bytes[ZN_REGION_GRADS];
+        zn_plan *p = &plans[mode];
+        if (!(ok = zn_plan_make(p, &graphs[mode], batch, NULL, NULL, err, sizeof err))) {
+            if (mode) zn_plan_free(&plans[0]);
+            break;
+        }
+        size_t fixed = p->region_bytes[ZN_REGION_PARAMS] + p->region_bytes[ZN_REGION_GRADS];
         char a[32], b[32], c[32], d[32], e[32];
         printf("  %-10s %12s %12s %12s %12s %12s\n", mode ? "training" : "inference",
-               zn_format_bytes(zn_plan_total(&p), a, sizeof a), zn_format_bytes(p.naive_bytes + fixed, b, sizeof b),
-               zn_format_bytes(p.region_bytes[ZN_REGION_ARENA], c, sizeof c),
-               zn_format_bytes(p.region_bytes[ZN_REGION_PARAMS], d, sizeof d),
-               zn_format_bytes(p.region_bytes[ZN_REGION_GRADS], e, sizeof e));
-        zn_plan_free(&p);
+               zn_format_bytes(zn_plan_total(p), a, sizeof a), zn_format_bytes(p->naive_bytes + fixed, b, sizeof b),
+               zn_format_bytes(p->region_bytes[ZN_REGION_ARENA], c, sizeof c),
+               zn_format_bytes(p->region_bytes[ZN_REGION_PARAMS], d, sizeof d),
+               zn_format_bytes(p->region_bytes[ZN_REGION_GRADS], e, sizeof e));
     }
-    if (ok) printf("  (kernel scratch, e.g. im2col buffers, depends on the backend: see znet bench)\n");
-    else fprintf(stderr, "znet summary: %s\n", err);
-    zn_graph_free(&train);
-    return ok;
+    if (!ok) {
+        fprintf(stderr, "znet summary: %s\n", err);
+        return false;
+    }
+    printf("  (kernel scratch, e.g. im2col buffers, depends on the backend: see znet bench)\n");
+    int64_t recomputed, written, infer = step_macs(&graphs[0], &recomputed, &written);
+    int64_t train = step_macs(&graphs[1], &recomputed, &written);
+    char a[32], b[32], c[32], d[32];
+    printf("  multiply-adds per example: inference %s, training step %s, of which recomputed %s\n"
+           "  (recomputed copies write %s values per example)\n",
+           zn_format_count(infer, a, sizeof a), zn_format_count(train, b, sizeof b),
+           zn_format_count(recomputed, c, sizeof c), zn_format_count(written, d, sizeof d));
+    for (int mode = 0; mode < 2; mode++) {
+        if (detail) print_detail(mode ? "training" : "inference", &graphs[mode], &plans[mode]);
+        zn_plan_free(&plans[mode]);
+    }
+    return true;
 }
 
 static void print_schedule(const char *what, const zn_schedule *s)
@@ -67,6 +126,11 @@ static void print_recipe(const zn_recipe *r)
 
 int zn_cmd_summary(int argc, char **argv)
 {
+    bool detail = false;
+    const zn_opt opts[] = {
+        {"--memory-detail", ZN_OPT_FLAG, NULL, "each plan in MiB, its peak of live bytes and what is live there",
+         &detail, 0, 0},
+    };
     zn_cli_common c;
     int rc = zn_cli_parse(argc, argv, "summary [options] FILE.znet",
                           "Prints one row per layer (name, op, output shape, parameters, multiply-adds\n"
@@ -74,25 +138,35 @@ int zn_cmd_summary(int argc, char **argv)
                           "activation memory per example, and the planned memory of inference and of a\n"
                           "training step at the recipe's batch size (--batch N) beside the naive sum, and\n"
                           "the training recipe after any --set values. The graph is the one the optimizer\n"
-                          "passes make; each pass's node counts are shown (--no-pass NAME skips one).",
-                          NULL, 0, &c);
+                          "passes make; each pass's node counts are shown (--no-pass NAME skips one).\n"
+                          "--memory-detail adds each plan in MiB, the peak of its live bytes and the\n"
+                          "tensors live there (docs/memory.md).",
+                          opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
     zn_diag d;
     zn_diag_init(&d, stderr);
     zn_graph g;
     zn_recipe r;
-    char passes[512] = "";
+    char passes[1024] = "";
     FILE *report = fmemopen(passes, sizeof passes - 1, "w");
     zn_pass_dump dump = {.report = report};
     c.dump = report ? &dump : NULL;
     bool ok = zn_cli_load(&c, &d, &g, &r);
+    zn_graph run[2] = {{0}, {0}}; /* the inference and the training graph */
+    char err[512];
+    for (int mode = 0; ok && mode < 2; mode++) {
+        zn_graph_copy(&run[mode], &g);
+        if (!(ok = zn_passes_finish(&run[mode], mode, c.no_pass, c.n_no_pass, &dump, err, sizeof err)))
+            fprintf(stderr, "znet summary: %s\n", err);
+    }
     if (report) fclose(report);
     if (ok) {
         zn_graph_write_summary(&g, stdout, r.batch);
         printf("\noptimizer passes (--no-pass NAME skips one):\n%s", passes);
-        ok = print_memory(&g, r.batch);
+        ok = print_memory(run, r.batch, detail);
         print_recipe(&r);
     }
+    for (int mode = 0; mode < 2; mode++) zn_graph_free(&run[mode]);
     zn_graph_free(&g);
     zn_diag_free(&d);
     return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;

@@ -536,6 +536,35 @@ static bool infer_linear_bwd_data(zn_graph *g, int id, char *err, size_t errlen)
     return true;
 }
 
+/* Inference ops. BN_FOLD_WEIGHT(w[O, ...], gamma[O], running_var[O]): the shape of w. */
+static bool infer_bn_fold_weight(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *w = src_shape(g, id, 0);
+    if (!expect(w, -1, "weight", "", err, errlen)) return false;
+    if (w->rank < 1 || w->batched)
+        return zn_fail(err, errlen, "weight must be a parameter [O, ...], got %s", shape_text(w).s);
+    if (!expect_vector(src_shape(g, id, 1), w->dim[0], "gamma", w, err, errlen) ||
+        !expect_vector(src_shape(g, id, 2), w->dim[0], "running_var", w, err, errlen))
+        return false;
+    set_out(g, id, w, w->rank, w->dim);
+    return true;
+}
+
+/* BN_FOLD_BIAS(gamma[C], beta[C], running_mean[C], running_var[C][, b[C]]): [C]. */
+static bool infer_bn_fold_bias(zn_graph *g, int id, char *err, size_t errlen)
+{
+    static const char *const role[] = {"gamma", "beta", "running_mean", "running_var", "bias"};
+    const zn_shape *gamma = src_shape(g, id, 0);
+    if (!expect(gamma, 1, role[0], "[C]", err, errlen)) return false;
+    if (gamma->batched) return zn_fail(err, errlen, "gamma must be a parameter [C], got %s",
+                                       shape_text(gamma).s);
+    for (int k = 1; k < g->nodes[id].n_src; k++)
+        if (!expect_vector(src_shape(g, id, k), gamma->dim[0], role[k], gamma, err, errlen))
+            return false;
+    set_out(g, id, gamma, 1, gamma->dim);
+    return true;
+}
+
 /* Multiply-adds count only convolution and linear layers (the convention behind figures such
  * as DavidNet's 379 M per image); normalisation, activations and data movement count 0. */
 static int64_t macs_none(const zn_graph *g, int id)
@@ -647,11 +676,16 @@ const zn_op_info zn_ops[ZN_OP_COUNT] = {
                           "inputs..., dz", ZN_ATTR_AXIS | ZN_ATTR_MODE},
     [ZN_OP_XENT_BWD] = {"xent_bwd", 2, 2, infer_like_first, macs_none, false, "logits, label",
                         XENT},
+
+    [ZN_OP_BN_FOLD_WEIGHT] = {"bn_fold_weight", 3, 3, infer_bn_fold_weight, macs_none, false,
+                              "w, gamma, running_var", ZN_ATTR_EPS},
+    [ZN_OP_BN_FOLD_BIAS] = {"bn_fold_bias", 4, 5, infer_bn_fold_bias, macs_none, false,
+                            "gamma, beta, running_mean, running_var[, b]", ZN_ATTR_EPS},
 };
 
 /* Designated rows leave a forgotten op as a zeroed row (tests/test_graph_ops.c fails on it); an
  * op appended to the enum trips this instead, so its author comes here first. */
-_Static_assert(ZN_OP_XENT_BWD + 1 == ZN_OP_COUNT,
+_Static_assert(ZN_OP_BN_FOLD_BIAS + 1 == ZN_OP_COUNT,
                "a new op needs a row in zn_ops; then name it here");
 
 zn_op zn_op_by_name(const char *name)

@@ -50,6 +50,12 @@ typedef enum {
     ZN_OP_STITCH_BWD,         /* r_0 .. r_{K-1}, dz -> d r_k for k = attr.axis (one node per input;
                                  each reads only its own columns of dz) */
     ZN_OP_XENT_BWD,           /* logits, label -> dlogits, times attr.weight (and 1/N for mean) */
+
+    /* Inference ops, built by inference passes (graph/pass_fold_bn.c) from the parameters of
+     * layers they fold; never differentiated. */
+    ZN_OP_BN_FOLD_WEIGHT,     /* w[O, ...], gamma[O], running_var[O] -> w * gamma/sqrt(var + eps) */
+    ZN_OP_BN_FOLD_BIAS,       /* gamma, beta, running_mean, running_var[, b] ->
+                                 beta + (b - mean) * gamma/sqrt(var + eps), b = 0 when absent */
     ZN_OP_COUNT
 } zn_op;
 
@@ -96,6 +102,17 @@ typedef struct {
 } zn_op_info;
 
 extern const zn_op_info zn_ops[ZN_OP_COUNT];
+
+/* The three kinds of op, by their place in the enum. */
+static inline bool zn_op_is_backward(zn_op op)
+{
+    return op >= ZN_OP_CONV2D_BWD_DATA && op < ZN_OP_BN_FOLD_WEIGHT;
+}
+
+static inline bool zn_op_is_inference(zn_op op)
+{
+    return op >= ZN_OP_BN_FOLD_WEIGHT && op < ZN_OP_COUNT;
+}
 
 /* Looks up an op by its table name; returns ZN_OP_COUNT when unknown. */
 zn_op zn_op_by_name(const char *name);

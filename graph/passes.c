@@ -1,6 +1,6 @@
-/* passes.c: the pass table, the driver that runs it (skipping, dumping, reporting), and the
- * helpers every pass shares: rebuilding a graph from a kept subset of its nodes, and counting
- * each node's users. The passes themselves live in graph/pass_*.c. */
+/* passes.c: the pass table, the drivers that run it stage by stage (skipping, dumping,
+ * reporting), and the helpers every pass shares: rebuilding a graph from a subset of its nodes in
+ * a new order, and counting each node's users. The passes themselves live in graph/pass_*.c. */
 #include "graph/util.h"
 #include "graph/passes.h"
 
@@ -8,14 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/autodiff.h"
 #include "graph/inspect.h"
 
 const zn_pass zn_passes[] = {
-    {"dce", "dead-node elimination: drops nodes that no head, metric or input depends on", zn_pass_dce},
+    {"dce", "dead-node elimination: drops nodes that no head, metric or input depends on", ZN_STAGE_FORWARD,
+     zn_pass_dce},
     {"stitch", "stitch fusion: resample -> transpose [1, 0, 2] -> concat on axis 1 becomes one stitch node",
-     zn_pass_stitch},
+     ZN_STAGE_FORWARD, zn_pass_stitch},
+    {"fold_bn", "batch norm folded into the conv before it: conv(x, w') + b' (inference graphs)",
+     ZN_STAGE_INFERENCE, zn_pass_fold_bn},
+    {"poolmask", "relu -> max pool: the relu's backward masks the pooled gradient, before the pool's backward",
+     ZN_STAGE_TRAINING, zn_pass_poolmask},
+    {"recompute", "recomputes cheap stitch/concat -> batchnorm/relu/scale(/conv) chains in the backward pass",
+     ZN_STAGE_TRAINING, zn_pass_recompute},
+    {"sink", "moves each backward node to just before its first reader where that lowers the memory live",
+     ZN_STAGE_TRAINING, zn_pass_sink},
 };
 const int zn_n_passes = (int)(sizeof zn_passes / sizeof zn_passes[0]);
+const char *const zn_pass_stage_names[] = {"forward", "inference", "training"};
 
 const zn_pass *zn_pass_find(const char *name)
 {
@@ -36,40 +47,48 @@ void zn_pass_count_uses(const zn_graph *g, int *uses)
         for (int k = 0; k < g->metrics[m].n_heads; k++) uses[g->metrics[m].heads[k]]++;
 }
 
-bool zn_pass_rebuild(zn_graph *g, const bool *keep, char *err, size_t errlen)
+bool zn_pass_rebuild_order(zn_graph *g, const int *order, int n, char *err, size_t errlen)
 {
     int *map = zn_calloc((size_t)g->n_nodes, sizeof *map);
     int max_src = 1;
-    for (int i = 0; i < g->n_nodes; i++)
+    for (int i = 0; i < g->n_nodes; i++) {
+        map[i] = -1;
         if (g->nodes[i].n_src > max_src) max_src = g->nodes[i].n_src;
+    }
     int *src = zn_calloc((size_t)max_src, sizeof *src);
     zn_graph out;
     zn_graph_init(&out, g->model_name);
     bool ok = true;
-    for (int i = 0; ok && i < g->n_nodes; i++) {
-        const zn_node *n = &g->nodes[i];
-        map[i] = -1;
-        if (!keep[i]) continue;
-        for (int k = 0; k < n->n_src; k++) {
-            src[k] = map[n->src[k]];
-            assert(src[k] >= 0 && "a kept node reads a dropped one");
+    for (int k = 0; ok && k < n; k++) {
+        const zn_node *nd = &g->nodes[order[k]];
+        assert(map[order[k]] < 0 && "a node listed twice");
+        for (int s = 0; s < nd->n_src; s++) {
+            src[s] = map[nd->src[s]];
+            assert(src[s] >= 0 && "a node reads one that is dropped or comes later");
         }
-        int id = zn_graph_add(&out, n->op, src, n->n_src, &n->attr, n->name, n->block, n->span);
-        out.nodes[id].shape = n->shape; /* INPUT and PARAM keep their creator's dims */
-        out.nodes[id].flags = n->flags;
+        int id = zn_graph_add(&out, nd->op, src, nd->n_src, &nd->attr, nd->name, nd->block, nd->span);
+        out.nodes[id].shape = nd->shape; /* INPUT and PARAM keep their creator's dims */
+        out.nodes[id].flags = nd->flags;
         char msg[512];
         if (!zn_graph_infer(&out, id, msg, sizeof msg)) {
-            snprintf(err, errlen, "%s (%s:%d): %s", n->name, n->span.file ? n->span.file : "?", n->span.line,
+            snprintf(err, errlen, "%s (%s:%d): %s", nd->name, nd->span.file ? nd->span.file : "?", nd->span.line,
                      msg);
             ok = false;
         }
-        map[i] = id;
+        map[order[k]] = id;
     }
-    for (int i = 0; ok && i < g->n_nodes; i++)
-        if (map[i] >= 0 && g->nodes[i].state_of >= 0) {
-            out.nodes[map[i]].state_of = map[g->nodes[i].state_of];
+    for (int i = 0; ok && i < g->n_nodes; i++) {
+        const zn_node *nd = &g->nodes[i];
+        if (map[i] < 0) continue;
+        if (nd->state_of >= 0) {
+            out.nodes[map[i]].state_of = map[nd->state_of];
             assert(out.nodes[map[i]].state_of >= 0 && "kept state whose updater was dropped");
         }
+        if (nd->grad_of >= 0) {
+            out.nodes[map[i]].grad_of = map[nd->grad_of];
+            assert(out.nodes[map[i]].grad_of >= 0 && "kept gradient whose parameter was dropped");
+        }
+    }
     for (int m = 0; ok && m < g->n_metrics; m++) {
         const zn_metric *mt = &g->metrics[m];
         int *heads = zn_calloc((size_t)mt->n_heads, sizeof *heads);
@@ -91,6 +110,29 @@ bool zn_pass_rebuild(zn_graph *g, const bool *keep, char *err, size_t errlen)
     return true;
 }
 
+bool zn_pass_on_copy(zn_graph *g, zn_pass_fn fn, char *err, size_t errlen)
+{
+    zn_graph w;
+    zn_graph_copy(&w, g);
+    if (!fn(&w, err, errlen)) {
+        zn_graph_free(&w);
+        return false;
+    }
+    zn_graph_free(g);
+    *g = w;
+    return true;
+}
+
+bool zn_pass_rebuild(zn_graph *g, const bool *keep, char *err, size_t errlen)
+{
+    int *order = zn_calloc((size_t)g->n_nodes, sizeof *order), n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (keep[i]) order[n++] = i;
+    bool ok = zn_pass_rebuild_order(g, order, n, err, errlen);
+    free(order);
+    return ok;
+}
+
 static bool is_disabled(const char *name, const char *const *disabled, int n_disabled)
 {
     for (int i = 0; i < n_disabled; i++)
@@ -104,35 +146,50 @@ static void write_dump(const zn_graph *g, const zn_pass_dump *dump)
     else zn_graph_write_text(g, dump->out);
 }
 
-bool zn_passes_run(zn_graph *g, const char *const *disabled, int n_disabled, const zn_pass_dump *dump,
-                   char *err, size_t errlen)
+/* Every disabled name is a pass. */
+static bool check_names(const char *const *disabled, int n_disabled, char *err, size_t errlen)
 {
     for (int i = 0; i < n_disabled; i++)
-        if (!zn_pass_find(disabled[i])) {
-            snprintf(err, errlen, "no pass is called '%s'", disabled[i]);
-            return false;
-        }
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].flags & ZN_NODE_BACKWARD) {
-            snprintf(err, errlen, "internal: passes rewrite forward graphs, and this one has backward nodes");
-            return false;
-        }
+        if (!zn_pass_find(disabled[i])) return zn_fail(err, errlen, "no pass is called '%s'", disabled[i]);
+    return true;
+}
+
+/* Runs the passes of one stage on g, in table order. */
+static bool run_stage(zn_graph *g, zn_pass_stage stage, const char *const *disabled, int n_disabled,
+                      const zn_pass_dump *dump, char *err, size_t errlen)
+{
     for (int p = 0; p < zn_n_passes; p++) {
         const zn_pass *pass = &zn_passes[p];
+        if (pass->stage != stage) continue;
         bool skip = is_disabled(pass->name, disabled, n_disabled);
         int before = g->n_nodes;
-        if (!skip) {
-            char msg[512];
-            if (!pass->run(g, msg, sizeof msg)) {
-                snprintf(err, errlen, "pass %s: %s", pass->name, msg);
-                return false;
-            }
-        }
+        char msg[512];
+        if (!skip && !pass->run(g, msg, sizeof msg)) return zn_fail(err, errlen, "pass %s: %s", pass->name, msg);
         if (dump && dump->report) {
-            if (skip) fprintf(dump->report, "  %-8s off\n", pass->name);
-            else fprintf(dump->report, "  %-8s %d -> %d nodes\n", pass->name, before, g->n_nodes);
+            if (skip) fprintf(dump->report, "  %-9s off", pass->name);
+            else fprintf(dump->report, "  %-9s %d -> %d nodes", pass->name, before, g->n_nodes);
+            if (stage != ZN_STAGE_FORWARD) fprintf(dump->report, " (%s graph)", zn_pass_stage_names[stage]);
+            fputc('\n', dump->report);
         }
         if (dump && dump->out && dump->after && strcmp(dump->after, pass->name) == 0) write_dump(g, dump);
     }
     return true;
+}
+
+bool zn_passes_run(zn_graph *g, const char *const *disabled, int n_disabled, const zn_pass_dump *dump,
+                   char *err, size_t errlen)
+{
+    if (!check_names(disabled, n_disabled, err, errlen)) return false;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].flags & ZN_NODE_BACKWARD)
+            return zn_fail(err, errlen, "internal: passes rewrite forward graphs, and this one has backward nodes");
+    return run_stage(g, ZN_STAGE_FORWARD, disabled, n_disabled, dump, err, errlen);
+}
+
+bool zn_passes_finish(zn_graph *g, bool training, const char *const *disabled, int n_disabled,
+                      const zn_pass_dump *dump, char *err, size_t errlen)
+{
+    if (!check_names(disabled, n_disabled, err, errlen)) return false;
+    if (training && !zn_autodiff(g, err, errlen)) return false;
+    return run_stage(g, training ? ZN_STAGE_TRAINING : ZN_STAGE_INFERENCE, disabled, n_disabled, dump, err, errlen);
 }

@@ -1,7 +1,9 @@
-/* passes.h: the graph optimizer: named passes, each rewriting a forward graph (before autodiff,
- * so the backward pass differentiates the optimized graph) into an equivalent one, run in the
- * fixed order of zn_passes[]; any may be switched off by name, and the graph after any one can
- * be written out. docs/passes.md describes each pass and what it saves. */
+/* passes.h: the graph optimizer: named passes, each rewriting a graph into an equivalent one, run
+ * in the fixed order of zn_passes[] at one of three stages: forward passes on every model graph
+ * before autodiff (so the backward pass differentiates the optimized graph), inference passes on
+ * graphs that only run inference, training passes on the training graph after autodiff. Any pass
+ * may be switched off by name, and the graph after any one can be written out. docs/passes.md
+ * describes each pass and what it saves. */
 #ifndef ZN_PASSES_H
 #define ZN_PASSES_H
 
@@ -15,21 +17,30 @@
  * same order, same values); false with a message in err when it cannot (g is then unchanged). */
 typedef bool (*zn_pass_fn)(zn_graph *g, char *err, size_t errlen);
 
+typedef enum {
+    ZN_STAGE_FORWARD,   /* every model graph, before autodiff (zn_passes_run) */
+    ZN_STAGE_INFERENCE, /* a graph that only runs inference: never one that is differentiated */
+    ZN_STAGE_TRAINING,  /* the training graph, after autodiff; the forward nodes stay first, in
+                           order and unchanged (a session runs them alone to evaluate) */
+} zn_pass_stage;
+
 typedef struct {
     const char *name; /* what --no-pass and --dump-after take */
     const char *help; /* one line */
+    zn_pass_stage stage;
     zn_pass_fn run;
 } zn_pass;
 
-extern const zn_pass zn_passes[]; /* in the order they run */
+extern const zn_pass zn_passes[]; /* in the order they run within a stage */
 extern const int zn_n_passes;
+extern const char *const zn_pass_stage_names[]; /* "forward", "inference", "training" */
 
 /* The pass called name, or NULL. */
 const zn_pass *zn_pass_find(const char *name);
 
 typedef enum { ZN_DUMP_TEXT, ZN_DUMP_DOT } zn_dump_format;
 
-/* What zn_passes_run writes as it goes; every field may be 0/NULL. */
+/* What the drivers write as they go; every field may be 0/NULL. */
 typedef struct {
     const char *after;     /* write the graph as it is after this pass (run or skipped) to out */
     zn_dump_format format;
@@ -37,17 +48,31 @@ typedef struct {
     FILE *report;          /* one line per pass: its name and the node count before and after */
 } zn_pass_dump;
 
-/* Runs every pass not named in disabled[0..n_disabled), in order, on the forward graph g.
+/* Runs every forward pass not named in disabled[0..n_disabled), in order, on the forward graph g.
  * false with a message when a disabled name is unknown, when g already has backward nodes, or
  * when a pass fails (g then holds the result of the passes before it). dump may be NULL. */
 bool zn_passes_run(zn_graph *g, const char *const *disabled, int n_disabled, const zn_pass_dump *dump,
                    char *err, size_t errlen);
 
-/* For passes. Replaces g by the graph of the nodes i with keep[i], in their order, every source,
- * state_of and metric head renumbered, and every shape inferred again (a pass may first edit a
- * node's op, attributes and sources in place; src may then point at the pass's own array, which
- * it frees after this returns). A kept node must not read a dropped one. false with the failing
- * node's name and the shape rule's message (g unchanged). */
+/* Makes the graph a session runs from a forward graph g that zn_passes_run optimized: for
+ * training, autodiff's backward nodes (graph/autodiff.h) and then the training passes; for
+ * inference, the inference passes. Same disabled names, dump and failures as zn_passes_run. */
+bool zn_passes_finish(zn_graph *g, bool training, const char *const *disabled, int n_disabled,
+                      const zn_pass_dump *dump, char *err, size_t errlen);
+
+/* For passes. Replaces g by the graph of the nodes order[0..n) in that order (each id at most
+ * once; a node left out is dropped), every source, state_of, grad_of and metric head renumbered,
+ * and every shape inferred again (a pass may first edit a node's op, attributes and sources in
+ * place, or append nodes to g and list them; src may then point at the pass's own array, which
+ * it frees after this returns). Sources come before their readers in order. false with the
+ * failing node's name and the shape rule's message (g unchanged). */
+bool zn_pass_rebuild_order(zn_graph *g, const int *order, int n, char *err, size_t errlen);
+
+/* Runs fn on a copy of g and keeps the copy only when fn succeeds, so that a pass that edits
+ * nodes before zn_pass_rebuild_order leaves g unchanged when it fails. */
+bool zn_pass_on_copy(zn_graph *g, zn_pass_fn fn, char *err, size_t errlen);
+
+/* zn_pass_rebuild_order of the nodes i with keep[i], in their order. */
 bool zn_pass_rebuild(zn_graph *g, const bool *keep, char *err, size_t errlen);
 
 /* Users of every node: sources of other nodes (counted per edge), metric heads, and one more
@@ -57,5 +82,9 @@ void zn_pass_count_uses(const zn_graph *g, int *uses);
 /* The passes (one file each: graph/pass_<name>.c). */
 bool zn_pass_dce(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_stitch(zn_graph *g, char *err, size_t errlen);
+bool zn_pass_fold_bn(zn_graph *g, char *err, size_t errlen);
+bool zn_pass_poolmask(zn_graph *g, char *err, size_t errlen);
+bool zn_pass_recompute(zn_graph *g, char *err, size_t errlen);
+bool zn_pass_sink(zn_graph *g, char *err, size_t errlen);
 
 #endif

@@ -24,11 +24,14 @@ static bool kept_to_end(const zn_graph *g, int id)
     return false;
 }
 
-/* Element-wise ops: each reads element i of its sources before writing element i, so its output
- * may overwrite a source (the CPU kernels of k_eltwise.c allow it). */
+/* Ops whose output may overwrite a source of its size: element-wise ones read element i of their
+ * sources before writing element i (k_eltwise.c); batch norm's backward takes a channel's sums
+ * before writing the channel (k_norm.c); global max pooling's backward finds a plane's arg-max
+ * before writing the plane (k_pool.c). */
 static bool in_place_op(zn_op op)
 {
-    return op == ZN_OP_RELU || op == ZN_OP_SCALE || op == ZN_OP_ADD || op == ZN_OP_RELU_BWD;
+    return op == ZN_OP_RELU || op == ZN_OP_SCALE || op == ZN_OP_ADD || op == ZN_OP_RELU_BWD ||
+           op == ZN_OP_BATCHNORM_BWD_DATA || op == ZN_OP_GLOBAL_MAXPOOL_BWD;
 }
 
 static zn_region region_of(const zn_node *n)
@@ -72,6 +75,17 @@ static int by_span_desc(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;
     int c = span_desc(x, y);
+    if (!c) c = size_desc(x, y);
+    return c ? c : x - y;
+}
+
+/* Earliest-born first (the forward pass's activations, kept for its backward pass, then stack up
+ * in the order they die in reverse); ties: longest-lived, then largest. */
+static int by_first(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    int c = sort_first[x] - sort_first[y];
+    if (!c) c = span_desc(x, y);
     if (!c) c = size_desc(x, y);
     return c ? c : x - y;
 }
@@ -138,9 +152,9 @@ static size_t place_in_order(zn_plan *p, const int *first, const int *last, int 
  * above every large one it meets. Returns the arena's size. */
 static size_t place_arena(zn_plan *p, const int *first, const int *last, int *order, int n)
 {
-    int (*const cmps[])(const void *, const void *) = {by_size_desc, by_span_desc};
+    int (*const cmps[])(const void *, const void *) = {by_size_desc, by_span_desc, by_first};
     size_t *best = malloc(sizeof *best * (p->n_nodes + 1)), best_size = 0;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         size_t size = place_in_order(p, first, last, order, n, cmps[k]);
         if (k && size >= best_size) continue;
         best_size = size;
@@ -227,6 +241,20 @@ void zn_plan_free(zn_plan *p)
     free(p->last);
     free(p->alias);
     memset(p, 0, sizeof *p);
+}
+
+void zn_plan_separate(zn_plan *p)
+{
+    size_t at = 0;
+    for (int i = 0; i < p->n_nodes; i++) {
+        p->alias[i] = -1;
+        if (p->region[i] != ZN_REGION_ARENA) continue;
+        p->offset[i] = at;
+        p->first[i] = 0;
+        p->last[i] = p->n_nodes - 1;
+        at += align_up(p->bytes[i]);
+    }
+    p->region_bytes[ZN_REGION_ARENA] = at;
 }
 
 size_t zn_plan_total(const zn_plan *p)

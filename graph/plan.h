@@ -46,6 +46,17 @@ bool zn_plan_make(zn_plan *p, const zn_graph *g, int batch, zn_workspace_fn ws, 
                   char *err, size_t errlen);
 void zn_plan_free(zn_plan *p);
 
+/* Gives every arena tensor a place of its own, in node order, live for the whole step: no reuse
+ * and no in-place writes (alias -1), so every node's value can still be read after compute
+ * (znet check --backends). The arena then takes naive_bytes. */
+void zn_plan_separate(zn_plan *p);
+
+/* The peak over the steps (node indices) of the arena bytes live at once, an in-place chain
+ * counted once (graph/plan_live.c): the least any placement could take. *step (may be NULL) gets
+ * the step; until (may be NULL, n_nodes entries) gets, for each tensor holding bytes there (the
+ * first of each in-place chain), the last step it holds them, and -1 for every other node. */
+size_t zn_plan_live_peak(const zn_plan *p, int *step, int *until);
+
 /* Total bytes of every region plus the workspace. */
 size_t zn_plan_total(const zn_plan *p);
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph/autodiff.h"
+#include "graph/passes.h"
 #include "graph/inspect.h"
 #include "runtime/rng.h"
 
@@ -35,28 +35,33 @@ static bool fail_backend(zn_session *s)
     return false;
 }
 
-bool zn_session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
-                     const zn_backend_opts *opts, int batch, bool training)
+static bool session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
+                         const zn_backend_opts *opts, int batch, bool training, bool separate)
 {
     memset(s, 0, sizeof *s);
     s->image = s->label = -1;
     s->batch = batch;
     s->training = training;
     zn_graph_copy(&s->graph, g);
-    s->n_forward = g->n_nodes;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const zn_node *n = &g->nodes[i];
+    s->fingerprint = zn_graph_hash(g);
+    if (!zn_passes_finish(&s->graph, training, opts->no_pass, opts->n_no_pass, NULL, s->err, sizeof s->err))
+        return false;
+    /* the forward nodes come first: a training graph's backward ones (and recomputed copies) follow */
+    s->n_forward = training ? g->n_nodes : s->graph.n_nodes;
+    for (int i = 0; i < s->n_forward; i++) {
+        const zn_node *n = &s->graph.nodes[i];
         if (n->op == ZN_OP_INPUT && (n->flags & ZN_NODE_LABEL)) s->label = i;
         else if (n->op == ZN_OP_INPUT && s->image < 0) s->image = i;
         if (n->op == ZN_OP_XENT && s->n_heads < 64) s->heads[s->n_heads++] = i;
     }
-    if (training && !zn_autodiff(&s->graph, s->err, sizeof s->err)) return false;
     s->be = ops->create(opts, s->err, sizeof s->err);
     if (!s->be) return false;
     for (int i = 0; i < s->graph.n_nodes; i++)
         if (!s->be->ops->supports(s->be, &s->graph, i)) return fail_backend(s);
     if (!zn_plan_make(&s->plan, &s->graph, batch, ws_bytes, s->be, s->err, sizeof s->err)) return false;
-    size_t need = zn_plan_total(&s->plan), avail = zn_available_memory();
+    if (separate) zn_plan_separate(&s->plan);
+    size_t need = zn_plan_total(&s->plan);
+    size_t avail = s->be->ops->memory_available ? s->be->ops->memory_available(s->be) : zn_available_memory();
     if (avail && need > avail) {
         char a[32], b[32];
         snprintf(s->err, sizeof s->err,
@@ -69,6 +74,18 @@ bool zn_session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops
     if (!s->be->ops->alloc(s->be, &s->plan) || !s->be->ops->prepare(s->be, &s->graph, &s->plan))
         return fail_backend(s);
     return true;
+}
+
+bool zn_session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
+                     const zn_backend_opts *opts, int batch, bool training)
+{
+    return session_init(s, g, ops, opts, batch, training, false);
+}
+
+bool zn_session_init_separate(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
+                              const zn_backend_opts *opts, int batch, bool training)
+{
+    return session_init(s, g, ops, opts, batch, training, true);
 }
 
 void zn_session_free(zn_session *s)

@@ -15,6 +15,8 @@
 typedef struct {
     zn_graph graph;       /* forward nodes [0, n_forward), then backward nodes when training */
     int n_forward;
+    uint64_t fingerprint; /* zn_graph_hash of the forward graph given, before the inference or
+                             training passes: what checkpoints are matched against */
     bool training;        /* graph has backward nodes and the plan covers them */
     int batch;
     zn_plan plan;
@@ -26,10 +28,16 @@ typedef struct {
     char err[1024];       /* the last failure */
 } zn_session;
 
-/* Copies g, adds the backward pass when training, plans for batch and allocates on the backend.
- * Refuses, before allocating, a plan larger than the machine's available memory. */
+/* Copies g and makes it the graph to run (zn_passes_finish: the backward pass and the training
+ * passes when training, else the inference passes; opts->no_pass skips some), plans for batch
+ * and allocates on the backend. Refuses, before allocating, a plan larger than the machine's
+ * available memory. */
 bool zn_session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
                      const zn_backend_opts *opts, int batch, bool training);
+/* zn_session_init with every arena tensor in a place of its own for the whole step
+ * (zn_plan_separate), so every node's value can be read after it (runtime/parity.h). */
+bool zn_session_init_separate(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
+                              const zn_backend_opts *opts, int batch, bool training);
 void zn_session_free(zn_session *s);
 
 /* Fills parameters as the model says (uniform +-1/sqrt(fan_in), ones, zeros) from seed. */

@@ -218,6 +218,14 @@ static const op_case cases[] = {
     BAD(ZN_OP_XENT, "x[10,2] y(10)", "logits must be [K], got [N, 10, 2]"),
     BAD(ZN_OP_XENT, "w[10] y(10)", "logits [10] are not per example"),
     BAD(ZN_OP_XENT, "x[10] y(10)", "label smoothing 1 is outside [0, 1)", .smoothing = 1.0f),
+
+    OK(ZN_OP_BN_FOLD_WEIGHT, "w[64,3,3,3] w[64] w[64]", "[64, 3, 3, 3]", 0),
+    BAD(ZN_OP_BN_FOLD_WEIGHT, "w[64,3,3,3] w[32] w[64]", "gamma [32] does not match the 64"),
+    BAD(ZN_OP_BN_FOLD_WEIGHT, "x[64,3,3] w[64] w[64]", "weight must be a parameter"),
+    OK(ZN_OP_BN_FOLD_BIAS, "w[64] w[64] w[64] w[64]", "[64]", 0),
+    OK(ZN_OP_BN_FOLD_BIAS, "w[64] w[64] w[64] w[64] w[64]", "[64]", 0),
+    BAD(ZN_OP_BN_FOLD_BIAS, "w[64] w[64] w[64] w[64] w[8]", "bias [8] does not match the 64"),
+    BAD(ZN_OP_BN_FOLD_BIAS, "x[64] w[64] w[64] w[64]", "gamma must be a parameter"),
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
@@ -275,12 +283,13 @@ static void test_shape_rules(void **state)
     assert_int_equal(failures, 0);
 }
 
-/* Adding a forward op without shape-rule cases fails here (backward ops get their shapes from
- * autodiff; test_autodiff checks their rules). */
+/* Adding a forward or inference op without shape-rule cases fails here (backward ops get their
+ * shapes from autodiff; test_autodiff checks their rules). */
 static void test_every_op_has_cases(void **state)
 {
     (void)state;
-    for (int op = 0; op < ZN_OP_CONV2D_BWD_DATA; op++) {
+    for (int op = 0; op < ZN_OP_COUNT; op++) {
+        if (zn_op_is_backward(op)) continue;
         int good = 0, bad = 0;
         for (int i = 0; i < N_CASES; i++)
             if (cases[i].op == (zn_op)op) cases[i].shape ? good++ : bad++;
@@ -302,8 +311,9 @@ static void test_op_table(void **state)
         assert_true(info->min_src >= 0);
         assert_true(info->max_src == -1 || info->max_src >= info->min_src);
         assert_int_equal(zn_op_by_name(info->name), op);
-        bool leaf_op = op == ZN_OP_INPUT || op == ZN_OP_PARAM, backward = op >= ZN_OP_CONV2D_BWD_DATA;
-        assert_int_equal(info->differentiable, !leaf_op && !backward);
+        bool leaf_op = op == ZN_OP_INPUT || op == ZN_OP_PARAM;
+        assert_int_equal(info->differentiable,
+                         !leaf_op && !zn_op_is_backward(op) && !zn_op_is_inference(op));
     }
     assert_int_equal(zn_op_by_name("conv"), ZN_OP_COUNT);
     assert_int_equal(zn_op_by_name(""), ZN_OP_COUNT);

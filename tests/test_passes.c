@@ -1,9 +1,10 @@
 /* test_passes.c: the graph optimizer (graph/passes.h). Node counts before and after each pass
  * on every model in models/ (the Zee model: its naive stitches become exactly three stitch
- * nodes, nothing else changes); fused and unfused graphs giving the same losses, logits and
- * parameter gradients on random data through the session API and the CPU backend, for every
- * model and for hand-written edge cases; dead-node elimination; odd stitch sizes refused by the
- * shape rules with both shapes named. */
+ * nodes, nothing else changes; the training passes' rewrites and recomputed copies); fused and
+ * unfused graphs, and training graphs with and without the training passes, giving the same
+ * losses, logits, parameter gradients and batch-norm running statistics on random data through
+ * the session API and the CPU backend, for every model and for hand-written edge cases; dead-node
+ * elimination; odd stitch sizes refused by the shape rules with both shapes named. */
 #include "support.h"
 
 #include <dirent.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/cpu/kernels.h"
+#include "graph/autodiff.h"
 #include "graph/inspect.h"
 #include "graph/passes.h"
 #include "lang/program.h"
@@ -19,6 +22,9 @@
 #include "runtime/session.h"
 
 static const char *const no_stitch[] = {"stitch"};
+static const char *const no_training[] = {"poolmask", "recompute", "sink"};
+static const zn_backend_opts all_passes = {.threads = 1};
+static const zn_backend_opts no_training_passes = {.threads = 1, .no_pass = no_training, .n_no_pass = 3};
 
 static void load_path(const char *path, const zn_setting *sets, int n, zn_graph *g)
 {
@@ -65,10 +71,10 @@ typedef struct {
     float *params;
 } run;
 
-static void run_step(run *R, const zn_graph *g, const float *images, const int32_t *labels, int batch)
+static void run_step(run *R, const zn_graph *g, const zn_backend_opts *o, const float *images,
+                     const int32_t *labels, int batch)
 {
-    zn_backend_opts o = {.threads = 1};
-    if (!zn_session_init(&R->s, g, &zn_cpu_backend, &o, batch, true)) fail_msg("%s", R->s.err);
+    if (!zn_session_init(&R->s, g, &zn_cpu_backend, o, batch, true)) fail_msg("%s", R->s.err);
     assert_true(zn_session_init_params(&R->s, 11));
     size_t np = zn_session_param_floats(&R->s);
     R->params = malloc(sizeof *R->params * (np ? np : 1));
@@ -106,9 +112,11 @@ static int grad_of_param(const zn_graph *g, const char *param)
     return -1;
 }
 
-/* Same parameters (layout and initial values), losses, logits of every head and gradient of
- * every parameter, within tol relative. */
-static void expect_equivalent(const zn_graph *a, const zn_graph *b, const char *what)
+/* Same parameters (layout and initial values), losses, logits of every head, gradient of every
+ * parameter and batch-norm running statistics after the step, within tol relative, for graph a
+ * run under options oa and b under ob. */
+static void expect_equivalent_opts(const zn_graph *a, const zn_backend_opts *oa, const zn_graph *b,
+                                   const zn_backend_opts *ob, const char *what)
 {
     const double tol = 1e-5;
     const int batch = 4;
@@ -125,8 +133,8 @@ static void expect_equivalent(const zn_graph *a, const zn_graph *b, const char *
     zn_rng_init(&rng, 5);
     for (size_t i = 0; i < n_img; i++) images[i] = zn_rng_normal(&rng);
     for (int i = 0; i < batch; i++) labels[i] = (int32_t)zn_rng_below(&rng, 10);
-    run_step(&A, a, images, labels, batch);
-    run_step(&B, b, images, labels, batch);
+    run_step(&A, a, oa, images, labels, batch);
+    run_step(&B, b, ob, images, labels, batch);
 
     size_t np = zn_session_param_floats(&A.s);
     assert_int_equal(np, zn_session_param_floats(&B.s));
@@ -158,11 +166,23 @@ static void expect_equivalent(const zn_graph *a, const zn_graph *b, const char *
         grads++;
     }
     assert_true(grads > 0);
+    /* the running statistics, updated by the step's forward batch norms (once each) */
+    float *pa = malloc(sizeof *pa * (np ? np : 1)), *pb = malloc(sizeof *pb * (np ? np : 1));
+    assert_true(zn_session_get_params(&A.s, pa) && zn_session_get_params(&B.s, pb));
+    double dp = rel_diff(pa, pb, np);
+    if (dp > tol) fail_msg("%s: parameters or running statistics after the step differ by %g", what, dp);
+    free(pa);
+    free(pb);
     free(images);
     free(A.params);
     free(B.params);
     zn_session_free(&A.s);
     zn_session_free(&B.s);
+}
+
+static void expect_equivalent(const zn_graph *a, const zn_graph *b, const char *what)
+{
+    expect_equivalent_opts(a, &all_passes, b, &all_passes, what);
 }
 
 /* ---- every model ---- */
@@ -239,6 +259,167 @@ static void test_models_counts_and_equivalence(void **state)
     }
     closedir(dir);
     assert_true(models >= 5);
+}
+
+/* ---- training passes ---- */
+
+/* The training graph of forward graph g with the passes not in disabled. */
+static void training_graph(const zn_graph *g, const char *const *disabled, int n, zn_graph *out)
+{
+    char err[512];
+    zn_graph_copy(out, g);
+    if (!zn_passes_finish(out, true, disabled, n, NULL, err, sizeof err)) fail_msg("finish: %s", err);
+}
+
+static int count_suffix(const zn_graph *g, const char *suffix)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        size_t a = strlen(g->nodes[i].name), b = strlen(suffix);
+        n += a > b && strcmp(g->nodes[i].name + a - b, suffix) == 0;
+    }
+    return n;
+}
+
+/* Each recomputed copy: a backward node named after a forward node of its op, block and span, " (recompute)"
+ * added; a batch norm's copy keeps all of the old running statistics (momentum 1), its original
+ * updates them. The forward nodes come first, as autodiff left them. */
+static void check_copies(const zn_graph *plain, const zn_graph *g, const char *what)
+{
+    int n_fwd = 0;
+    while (!(plain->nodes[n_fwd].flags & ZN_NODE_BACKWARD)) n_fwd++;
+    for (int i = 0; i < n_fwd; i++) {
+        assert_int_equal(g->nodes[i].op, plain->nodes[i].op);
+        assert_string_equal(g->nodes[i].name, plain->nodes[i].name);
+        assert_false(g->nodes[i].flags & ZN_NODE_BACKWARD);
+    }
+    for (int i = n_fwd; i < g->n_nodes; i++) {
+        const zn_node *c = &g->nodes[i];
+        assert_true(c->flags & ZN_NODE_BACKWARD);
+        const char *at = strstr(c->name, " (recompute)");
+        if (!at) continue;
+        const zn_node *o = NULL;
+        for (int j = 0; j < n_fwd; j++)
+            if (strlen(g->nodes[j].name) == (size_t)(at - c->name) && !strncmp(g->nodes[j].name, c->name, at - c->name))
+                o = &g->nodes[j];
+        if (!o) fail_msg("%s: '%s' copies no forward node", what, c->name);
+        assert_int_equal(c->op, o->op);
+        assert_int_equal(c->span.line, o->span.line);
+        assert_int_equal(c->span.col, o->span.col);
+        assert_string_equal(c->block, o->block);
+        assert_true(zn_shape_eq(&c->shape, &o->shape));
+        if (c->op == ZN_OP_BATCHNORM) {
+            assert_true(c->attr.momentum == 1.0f);
+            assert_true(o->attr.momentum < 1.0f);
+        }
+    }
+}
+
+/* Per model (narrow settings; the Zee models at width 8, where the z-tower's convs are cheap
+ * enough to recompute): relu -> max pool pairs poolmask rewrites (node count unchanged: a mask
+ * node in, a pool backward out) and copies recompute adds. */
+static const struct {
+    const char *file;
+    int pooled, copies;
+} training_counts[] = {
+    {"davidnet.znet", 3, 0},           /* the three layers' relu -> maxpool */
+    {"davidnet_multisoft.znet", 3, 0},
+    {"davidnet_zee.znet", 6, 18},      /* + three z-towers' relu -> gmp; per head: stitch, conv, batchnorm,
+                                          relu and a second stitch, and the head's small concat */
+    {"davidnet_zee_single.znet", 4, 6},
+    {"densenet_bc.znet", 0, 12},       /* depth 10: one dense layer per block: its concat, batchnorm and
+                                          relu, and a second concat, three times */
+    {"fashion_small.znet", 3, 0},
+};
+
+static void test_training_passes(void **state)
+{
+    (void)state;
+    for (size_t m = 0; m < sizeof training_counts / sizeof training_counts[0]; m++) {
+        const char *file = training_counts[m].file;
+        char rel[300];
+        snprintf(rel, sizeof rel, "models/%s", file);
+        zn_setting sets[4];
+        int n_sets = narrow_settings(file, sets);
+        if (strncmp(file, "davidnet_zee", 12) == 0) sets[0].value = "8";
+        zn_graph g, plain, none, all, no_mask;
+        load_path(zt_src_path(rel), sets, n_sets, &g);
+        run_passes(&g, NULL, 0);
+        training_graph(&g, no_training, 3, &none);
+        zn_graph_copy(&plain, &g);
+        char err[512];
+        assert_true(zn_autodiff(&plain, err, sizeof err));
+        assert_int_equal(none.n_nodes, plain.n_nodes);
+        training_graph(&g, NULL, 0, &all);
+        training_graph(&g, no_training + 1, 2, &no_mask); /* poolmask alone */
+        printf("%-24s training graph %4d nodes; poolmask %d rewrites; recompute +%d\n", file, plain.n_nodes,
+               count_suffix(&no_mask, " (pooled)"), all.n_nodes - plain.n_nodes);
+        assert_int_equal(no_mask.n_nodes, plain.n_nodes);
+        assert_int_equal(count_suffix(&no_mask, " (pooled)"), training_counts[m].pooled);
+        assert_int_equal(count_op(&no_mask, ZN_OP_RELU_BWD), count_op(&plain, ZN_OP_RELU_BWD));
+        assert_int_equal(all.n_nodes - plain.n_nodes, training_counts[m].copies);
+        assert_int_equal(count_suffix(&all, " (recompute)"), training_counts[m].copies);
+        check_copies(&plain, &all, file);
+        expect_equivalent_opts(&g, &all_passes, &g, &no_training_passes, file);
+        zn_graph_free(&g);
+        zn_graph_free(&plain);
+        zn_graph_free(&none);
+        zn_graph_free(&all);
+        zn_graph_free(&no_mask);
+    }
+}
+
+/* Convs are recomputed only while all of them together cost at most 1/8 of the forward pass: the
+ * Zee model's z-tower does at width 8, not at width 4 (its backbone is 16 times cheaper). DenseNet
+ * with two layers per block nests its concats: a copy reads the layers' outputs directly. */
+static void test_recompute_rules(void **state)
+{
+    (void)state;
+    zn_setting narrow[] = {{"width", "4"}};
+    zn_graph g, t;
+    load_path(zt_src_path("models/davidnet_zee.znet"), narrow, 1, &g);
+    run_passes(&g, NULL, 0);
+    training_graph(&g, NULL, 0, &t);
+    assert_int_equal(count_suffix(&t, " (recompute)"), 6); /* each stitch and head concat, once */
+    for (int i = 0; i < t.n_nodes; i++)
+        if (strstr(t.nodes[i].name, "(recompute)")) assert_true(t.nodes[i].op == ZN_OP_STITCH || t.nodes[i].op == ZN_OP_CONCAT);
+    zn_graph_free(&t);
+    zn_graph_free(&g);
+    zn_setting dense[] = {{"depth", "16"}, {"growth", "4"}};
+    load_path(zt_src_path("models/densenet_bc.znet"), dense, 2, &g);
+    run_passes(&g, NULL, 0);
+    training_graph(&g, NULL, 0, &t);
+    int nested = 0;
+    for (int i = 0; i < t.n_nodes; i++) {
+        const zn_node *n = &t.nodes[i];
+        if (n->op != ZN_OP_CONCAT || !strstr(n->name, "(recompute)")) continue;
+        for (int k = 0; k < n->n_src; k++) assert_int_not_equal(t.nodes[n->src[k]].op, ZN_OP_CONCAT);
+        nested += n->n_src == 3; /* the second layer's concat: the block's input and both layers' outputs */
+    }
+    assert_int_equal(nested, 3 * 2);
+    expect_equivalent_opts(&g, &all_passes, &g, &no_training_passes, "densenet depth 16");
+    zn_graph_free(&t);
+    zn_graph_free(&g);
+}
+
+/* A batch norm with momentum 1 (a recomputed copy) normalises exactly as the original and leaves
+ * the running statistics as they were. */
+static void test_bn_copy_keeps_running_stats(void **state)
+{
+    (void)state;
+    enum { N = 3, C = 2, HW = 5 };
+    float x[N * C * HW], gamma[C] = {1.5f, -0.5f}, beta[C] = {0.1f, 0.2f}, y0[N * C * HW], y1[N * C * HW];
+    float mean[C] = {0.25f, -1}, var[C] = {2, 0.5f}, mean1[C], var1[C];
+    for (int i = 0; i < N * C * HW; i++) x[i] = (float)((i * 37) % 11) - 4.5f;
+    memcpy(mean1, mean, sizeof mean);
+    memcpy(var1, var, sizeof var);
+    zn_bn_dims d = {N, C, HW, 1e-5f, 0.9f};
+    zn_batchnorm_forward_train(&d, x, gamma, beta, mean, var, y0, NULL);
+    d.momentum = 1.0f;
+    zn_batchnorm_forward_train(&d, x, gamma, beta, mean1, var1, y1, NULL);
+    assert_memory_equal(y0, y1, sizeof y0);
+    assert_true(mean1[0] == 0.25f && mean1[1] == -1 && var1[0] == 2 && var1[1] == 0.5f);
+    assert_true(mean[0] != 0.25f && var[1] != 0.5f); /* the original's did move */
 }
 
 /* ---- hand-written cases ---- */
@@ -362,6 +543,25 @@ static void test_driver(void **state)
     assert_non_null(strstr(buf, "dce"));
     assert_int_equal(zn_pass_find("stitch")->run, zn_pass_stitch);
     assert_null(zn_pass_find("fuse"));
+    /* the training passes run after autodiff; a dump after one shows the training graph */
+    assert_int_equal(zn_pass_find("recompute")->stage, ZN_STAGE_TRAINING);
+    assert_int_equal(zn_pass_find("dce")->stage, ZN_STAGE_FORWARD);
+    assert_false(zn_passes_finish(&g, true, bad, 1, NULL, err, sizeof err));
+    zn_graph_free(&g);
+    load_case("driver_bn", "  z = relu(batchnorm(zstitch([a, b], 8)))", &g);
+    assert_true(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err));
+    memset(buf, 0, sizeof buf);
+    f = fmemopen(buf, sizeof buf - 1, "w");
+    dump.out = dump.report = f;
+    dump.after = "recompute";
+    const char *const no_sink[] = {"sink"};
+    assert_true(zn_passes_finish(&g, true, no_sink, 1, &dump, err, sizeof err));
+    fclose(f);
+    assert_non_null(strstr(buf, "(recompute)"));
+    assert_non_null(strstr(buf, "= stitch_bwd("));
+    assert_non_null(strstr(buf, "recompute "));
+    assert_non_null(strstr(buf, "sink      off (training graph)"));
+    assert_false(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err)); /* forward passes refuse it now */
     zn_graph_free(&g);
 }
 
@@ -406,6 +606,9 @@ int main(void)
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_odd_sizes),
         cmocka_unit_test(test_models_counts_and_equivalence),
+        cmocka_unit_test(test_training_passes),
+        cmocka_unit_test(test_recompute_rules),
+        cmocka_unit_test(test_bn_copy_keeps_running_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

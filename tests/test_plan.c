@@ -1,14 +1,18 @@
-/* test_plan.c: the memory planner on every model in models/, forward and training graphs: no two
- * tensors live at the same time overlap (but for sanctioned in-place ops), reuse makes the arena
- * smaller than the naive sum, in-place ops alias exactly where their source dies, and the CPU
- * backend's measured high-water mark after a training step equals the plan's arena. */
+/* test_plan.c: the memory planner on every model in models/, forward and training graphs (with
+ * and without the training passes): no two tensors live at the same time overlap (but for
+ * sanctioned in-place ops), reuse makes the arena smaller than the naive sum, in-place ops alias
+ * exactly where their source dies, the kernels run in place give what they give apart, DenseNet's
+ * recomputed concatenations share memory, and the CPU backend's measured high-water mark after a
+ * training step equals the plan's arena. */
 #include "support.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/cpu/kernels.h"
 #include "graph/autodiff.h"
+#include "graph/passes.h"
 #include "graph/plan.h"
 #include "lang/program.h"
 #include "runtime/session.h"
@@ -24,24 +28,30 @@ static bool load(const char *rel, zn_graph *g, const zn_setting *sets, int n_set
     return ok;
 }
 
+/* The inference graph, the training graph as autodiff leaves it and the one the training passes
+ * make (what a session runs), each planned and verified. */
 static void check_model(const char *rel)
 {
-    zn_graph g, train;
+    zn_graph g, graphs[3];
     assert_true(load(rel, &g, NULL, 0));
-    zn_graph_copy(&train, &g);
     char err[512];
-    assert_true(zn_autodiff(&train, err, sizeof err));
-    for (int mode = 0; mode < 2; mode++) {
+    assert_true(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err));
+    for (int mode = 0; mode < 3; mode++) zn_graph_copy(&graphs[mode], &g);
+    assert_true(zn_autodiff(&graphs[1], err, sizeof err));
+    assert_true(zn_passes_finish(&graphs[2], true, NULL, 0, NULL, err, sizeof err));
+    static const char *const what[] = {"inference", "training", "training, after the training passes"};
+    for (int mode = 0; mode < 3; mode++) {
         zn_plan p;
-        const zn_graph *gg = mode ? &train : &g;
+        const zn_graph *gg = &graphs[mode];
         assert_true(zn_plan_make(&p, gg, 8, NULL, NULL, err, sizeof err));
-        if (!zn_plan_verify(&p, gg, err, sizeof err)) fail_msg("%s (%s): %s", rel, mode ? "training" : "inference", err);
+        if (!zn_plan_verify(&p, gg, err, sizeof err)) fail_msg("%s (%s): %s", rel, what[mode], err);
         assert_true(p.region_bytes[ZN_REGION_ARENA] <= p.naive_bytes);
+        assert_true(zn_plan_live_peak(&p, NULL, NULL) <= p.region_bytes[ZN_REGION_ARENA]);
         if (mode) assert_true(p.region_bytes[ZN_REGION_ARENA] < p.naive_bytes); /* reuse happened */
         if (mode) assert_true(p.region_bytes[ZN_REGION_GRADS] > 0);
         zn_plan_free(&p);
     }
-    zn_graph_free(&train);
+    for (int mode = 0; mode < 3; mode++) zn_graph_free(&graphs[mode]);
     zn_graph_free(&g);
 }
 
@@ -171,31 +181,119 @@ static void test_training_relu_in_place(void **state)
     zn_graph_free(&g);
 }
 
+/* The ops the plan runs in place give the same bits with their output over a source: batch
+ * norm's backward over x and over dy (with and without the gamma and beta sums), and global max
+ * pooling's backward over x. */
+static void test_kernels_in_place(void **state)
+{
+    (void)state;
+    enum { N = 2, C = 3, HW = 10, T = N * C * HW };
+    float x[T], dy[T], gamma[C] = {1.0f, -2.0f, 0.5f}, dg[C], db[C], ref[T], buf[T], gy[N * C];
+    for (int i = 0; i < T; i++) {
+        x[i] = (float)((i * 37) % 17) - 8.0f;
+        dy[i] = (float)((i * 11) % 7) - 3.0f;
+    }
+    for (int i = 0; i < N * C; i++) gy[i] = (float)i - 2.5f;
+    zn_bn_dims d = {N, C, HW, 1e-5f, 0.9f};
+    zn_batchnorm_backward(&d, x, NULL, dy, NULL, NULL, dg, db);
+    for (int sums = 0; sums < 2; sums++)
+        for (int over = 0; over < 2; over++) { /* over x, over dy */
+            float xs[T], dys[T];
+            memcpy(xs, x, sizeof x);
+            memcpy(dys, dy, sizeof dy);
+            float *out = over ? dys : xs;
+            if (sums) {
+                zn_batchnorm_backward_data(&d, x, gamma, dy, dg, db, ref);
+                zn_batchnorm_backward_data(&d, xs, gamma, dys, dg, db, out);
+            } else {
+                zn_batchnorm_backward(&d, x, gamma, dy, NULL, ref, NULL, NULL);
+                zn_batchnorm_backward(&d, xs, gamma, dys, NULL, out, NULL, NULL);
+            }
+            assert_memory_equal(out, ref, sizeof ref);
+        }
+    zn_global_pool_backward(ZN_WINDOW_MAX, N, C, 2, 5, x, gy, ref);
+    memcpy(buf, x, sizeof x);
+    zn_global_pool_backward(ZN_WINDOW_MAX, N, C, 2, 5, buf, gy, buf);
+    assert_memory_equal(buf, ref, sizeof ref);
+}
+
+/* DenseNet's concatenations recomputed in the backward pass (graph/pass_recompute.c) are never
+ * live two at a time, so the planner gives them one small region of the arena instead of a buffer
+ * each for the whole step: the arena is about half of the naive concatenation's. */
+static void test_densenet_shared_concats(void **state)
+{
+    (void)state;
+    zn_graph g, shared, naive;
+    assert_true(load("models/densenet_bc.znet", &g, NULL, 0));
+    char err[512];
+    const char *const no_recompute[] = {"recompute"};
+    assert_true(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err));
+    zn_graph_copy(&shared, &g);
+    zn_graph_copy(&naive, &g);
+    assert_true(zn_passes_finish(&shared, true, NULL, 0, NULL, err, sizeof err));
+    assert_true(zn_passes_finish(&naive, true, no_recompute, 1, NULL, err, sizeof err));
+    zn_plan ps, pn;
+    assert_true(zn_plan_make(&ps, &shared, 64, NULL, NULL, err, sizeof err));
+    assert_true(zn_plan_make(&pn, &naive, 64, NULL, NULL, err, sizeof err));
+    int concats = 0;
+    size_t largest = 0, top = 0;
+    for (int a = 0; a < shared.n_nodes; a++) {
+        if (shared.nodes[a].op != ZN_OP_CONCAT || !strstr(shared.nodes[a].name, "(recompute)")) continue;
+        concats++;
+        if (ps.bytes[a] > largest) largest = ps.bytes[a];
+        if (ps.offset[a] + ps.bytes[a] > top) top = ps.offset[a] + ps.bytes[a];
+        for (int b = a + 1; b < shared.n_nodes; b++)
+            if (shared.nodes[b].op == ZN_OP_CONCAT && strstr(shared.nodes[b].name, "(recompute)"))
+                assert_true(ps.last[a] < ps.first[b] || ps.last[b] < ps.first[a]);
+    }
+    assert_int_equal(concats, 2 * 18); /* a chain's and a batch norm backward's copy per concat */
+    printf("recomputed concats: %d, the largest %zu bytes, all below byte %zu; arena %zu bytes, %zu without\n",
+           concats, largest, top, ps.region_bytes[ZN_REGION_ARENA], pn.region_bytes[ZN_REGION_ARENA]);
+    assert_true(top <= 3 * largest);
+    assert_true(ps.region_bytes[ZN_REGION_ARENA] * 100 < pn.region_bytes[ZN_REGION_ARENA] * 55);
+    zn_plan_free(&ps);
+    zn_plan_free(&pn);
+    zn_graph_free(&shared);
+    zn_graph_free(&naive);
+    zn_graph_free(&g);
+}
+
+/* After a training step (every training pass on: recomputed copies, in-place batch norm and max
+ * pooling backward), the highest arena byte the CPU backend wrote is the plan's arena: the Zee
+ * model at width 8 (its z-tower recomputed) and a narrow DenseNet (its concatenations). */
 static void test_high_water_equals_plan(void **state)
 {
     (void)state;
-    const zn_setting sets[] = {{"width", "4"}};
-    zn_graph g;
-    assert_true(load("models/davidnet_zee.znet", &g, sets, 1));
-    zn_session s;
-    zn_backend_opts o = {.threads = 1};
-    if (!zn_session_init(&s, &g, &zn_cpu_backend, &o, 4, true)) fail_msg("%s", s.err);
-    assert_true(zn_session_init_params(&s, 1));
-    size_t img = s.plan.bytes[s.image] / sizeof(float);
-    float *images = calloc(img, sizeof *images);
-    for (size_t i = 0; i < img; i++) images[i] = (float)((i * 7919) % 255) / 64.0f - 2.0f;
-    int32_t labels[4] = {1, 2, 3, 4};
-    zn_optim_step st = {.kind = ZN_STEP_SGD, .lr = 0.01f, .momentum = 0.9f};
-    assert_true(zn_session_feed(&s, images, labels));
-    if (!zn_session_train_step(&s, &st)) fail_msg("%s", s.err);
-    size_t hw = s.be->ops->arena_high_water(s.be);
-    size_t planned = s.plan.region_bytes[ZN_REGION_ARENA];
-    /* the high-water mark is the end of the highest tensor written; the arena is that, aligned */
-    assert_true(hw <= planned);
-    assert_true(hw + 64 > planned);
-    free(images);
-    zn_session_free(&s);
-    zn_graph_free(&g);
+    static const struct {
+        const char *rel;
+        zn_setting sets[2];
+    } models[] = {{"models/davidnet_zee.znet", {{"width", "8"}}},
+                  {"models/densenet_bc.znet", {{"depth", "16"}, {"growth", "4"}}}};
+    for (int m = 0; m < 2; m++) {
+        zn_graph g;
+        assert_true(load(models[m].rel, &g, models[m].sets, models[m].sets[1].key ? 2 : 1));
+        char err[512];
+        assert_true(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err));
+        zn_session s;
+        zn_backend_opts o = {.threads = 1};
+        if (!zn_session_init(&s, &g, &zn_cpu_backend, &o, 4, true)) fail_msg("%s", s.err);
+        assert_true(zn_session_init_params(&s, 1));
+        size_t img = s.plan.bytes[s.image] / sizeof(float);
+        float *images = calloc(img, sizeof *images);
+        for (size_t i = 0; i < img; i++) images[i] = (float)((i * 7919) % 255) / 64.0f - 2.0f;
+        int32_t labels[4] = {1, 2, 3, 4};
+        zn_optim_step st = {.kind = ZN_STEP_SGD, .lr = 0.01f, .momentum = 0.9f};
+        assert_true(zn_session_feed(&s, images, labels));
+        if (!zn_session_train_step(&s, &st)) fail_msg("%s", s.err);
+        size_t hw = s.be->ops->arena_high_water(s.be);
+        size_t planned = s.plan.region_bytes[ZN_REGION_ARENA];
+        /* the high-water mark is the end of the highest tensor written; the arena is that, aligned */
+        assert_true(hw <= planned);
+        assert_true(hw + 64 > planned);
+        free(images);
+        zn_session_free(&s);
+        zn_graph_free(&g);
+    }
 }
 
 /* A batch whose plan exceeds the machine's memory is refused before anything is allocated,
@@ -221,6 +319,8 @@ int main(void)
         cmocka_unit_test(test_no_in_place_over_a_live_source),
         cmocka_unit_test(test_training_relu_in_place),
         cmocka_unit_test(test_every_model_plans_without_overlap),
+        cmocka_unit_test(test_kernels_in_place),
+        cmocka_unit_test(test_densenet_shared_concats),
         cmocka_unit_test(test_high_water_equals_plan),
         cmocka_unit_test(test_oversized_batch_refused),
     };

@@ -35,6 +35,11 @@ static bool cpu_available(char *why, size_t len)
 
 static zn_backend *cpu_create(const zn_backend_opts *opts, char *err, size_t errlen)
 {
+    if (opts->precision != ZN_PRECISION_FP32) {
+        snprintf(err, errlen, "cpu backend: --precision %s needs the cuda backend",
+                 zn_precision_name(opts->precision));
+        return NULL;
+    }
     zn_cpu *cpu = calloc(1, sizeof *cpu);
     if (!cpu) {
         snprintf(err, errlen, "cpu backend: calloc of %zu bytes failed", sizeof *cpu);

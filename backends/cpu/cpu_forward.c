@@ -153,6 +153,23 @@ static bool run_xent(const zn_cpu_call *c)
     return true;
 }
 
+/* Inference ops: the parameters of a batch norm folded into the conv before it. */
+static bool run_bn_fold_weight(const zn_cpu_call *c)
+{
+    const zn_shape *w = zn_cpu_src_shape(c, 0);
+    zn_bn_fold_weight(zn_cpu_dim(w, 0), (size_t)zn_cpu_inner(w, 1), c->node->attr.eps,
+                      zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2), zn_cpu_out(c));
+    return true;
+}
+
+static bool run_bn_fold_bias(const zn_cpu_call *c)
+{
+    const float *b = c->node->n_src == 5 ? zn_cpu_src(c, 4) : NULL;
+    zn_bn_fold_bias(zn_cpu_dim(&c->node->shape, 0), c->node->attr.eps, zn_cpu_src(c, 0),
+                    zn_cpu_src(c, 1), zn_cpu_src(c, 2), zn_cpu_src(c, 3), b, zn_cpu_out(c));
+    return true;
+}
+
 const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_CONV2D] = run_conv2d,
     [ZN_OP_BATCHNORM] = run_batchnorm,
@@ -170,4 +187,6 @@ const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_FLATTEN] = zn_cpu_run_copy,
     [ZN_OP_STITCH] = run_stitch,
     [ZN_OP_XENT] = run_xent,
+    [ZN_OP_BN_FOLD_WEIGHT] = run_bn_fold_weight,
+    [ZN_OP_BN_FOLD_BIAS] = run_bn_fold_bias,
 };

@@ -104,8 +104,10 @@ static void forward_train_range(void *ctx, size_t c0, size_t c1)
         double invstd = 1.0 / sqrt(var + d->eps);
         float a = (float)(j->gamma[ch] * invstd);
         channel_affine(d, j->x, ch, a, (float)(j->beta[ch] - mean * a), NULL, 0.0f, j->y);
-        j->running_mean[ch] = keep * j->running_mean[ch] + (1 - keep) * (float)mean;
-        j->running_var[ch] = keep * j->running_var[ch] + (1 - keep) * (float)(var * unbias);
+        if (keep < 1) { /* momentum 1 keeps all of the old value: a recomputed copy's (passes.md) */
+            j->running_mean[ch] = keep * j->running_mean[ch] + (1 - keep) * (float)mean;
+            j->running_var[ch] = keep * j->running_var[ch] + (1 - keep) * (float)(var * unbias);
+        }
         if (j->saved_out) {
             j->saved_out[ch] = (float)mean;
             j->saved_out[d->c + ch] = (float)invstd;
@@ -140,6 +142,25 @@ void zn_batchnorm_forward_infer(const zn_bn_dims *d, const float *x, const float
                 .running_mean = (float *)running_mean, .running_var = (float *)running_var,
                 .y = y}; /* read only */
     bn_run(&j, forward_infer_range);
+}
+
+void zn_bn_fold_weight(int c, size_t per, float eps, const float *w, const float *gamma,
+                       const float *running_var, float *out)
+{
+    for (int ch = 0; ch < c; ch++) {
+        float a = gamma[ch] / sqrtf(running_var[ch] + eps);
+        for (size_t i = (size_t)ch * per; i < (size_t)(ch + 1) * per; i++) out[i] = w[i] * a;
+    }
+}
+
+void zn_bn_fold_bias(int c, float eps, const float *gamma, const float *beta,
+                     const float *running_mean, const float *running_var, const float *b,
+                     float *out)
+{
+    for (int ch = 0; ch < c; ch++) {
+        float a = gamma[ch] / sqrtf(running_var[ch] + eps);
+        out[ch] = beta[ch] + ((b ? b[ch] : 0.0f) - running_mean[ch]) * a;
+    }
 }
 
 /* With xhat = (x - mean) * invstd and M = N*HW values per channel:

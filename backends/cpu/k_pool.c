@@ -68,11 +68,21 @@ static void plane_forward(zn_window_reduce r, const plane_win *g, const float *x
 }
 
 /* Overwrites the plane dx with the gradient of plane_forward given dy (rows ys apart): max
- * routes to the window's arg-max (recomputed from x), avg spreads evenly. */
+ * routes to the window's arg-max (recomputed from x), avg spreads evenly. A plane of one max
+ * window (global pooling) finds its arg-max first, so dx may be x itself (the plan's in place). */
 static void plane_backward(zn_window_reduce r, const plane_win *g, const float *x,
                            const float *dy, size_t ys, float *dx)
 {
     int w = g->col.in;
+    if (r == ZN_WINDOW_MAX && g->row.out == 1 && g->col.out == 1) {
+        int r0, r1, c0, c1;
+        axis_range(&g->row, 0, &r0, &r1);
+        axis_range(&g->col, 0, &c0, &c1);
+        ptrdiff_t at = window_argmax(x, w, r0, r1, c0, c1);
+        memset(dx, 0, sizeof *dx * (size_t)g->row.in * (size_t)w);
+        if (at >= 0) dx[at] += dy[0];
+        return;
+    }
     memset(dx, 0, sizeof *dx * (size_t)g->row.in * (size_t)w);
     for (int i = 0; i < g->row.out; i++) {
         int r0, r1;

@@ -18,7 +18,7 @@
 typedef struct {
     int n, c, hw;   /* batch, channels, H*W */
     float eps;      /* added to the variance */
-    float momentum; /* share of the OLD running value kept (0.9 in the spec) */
+    float momentum; /* share of the OLD running value kept (0.9 in the spec; 1: not updated) */
 } zn_bn_dims;
 
 /* Training forward; also updates running_mean/running_var (the variance with the UNBIASED batch
@@ -31,6 +31,13 @@ void zn_batchnorm_forward_train(const zn_bn_dims *d, const float *x, const float
 void zn_batchnorm_forward_infer(const zn_bn_dims *d, const float *x, const float *gamma,
                                 const float *beta, const float *running_mean,
                                 const float *running_var, float *y);
+/* Batch norm folded into the layer before it (inference): a = gamma/sqrt(running_var + eps) per
+ * channel; w' [C, per] = w * a, b' = beta + (b - running_mean) * a (b NULL: 0). */
+void zn_bn_fold_weight(int c, size_t per, float eps, const float *w, const float *gamma,
+                       const float *running_var, float *out);
+void zn_bn_fold_bias(int c, float eps, const float *gamma, const float *beta,
+                     const float *running_mean, const float *running_var, const float *b,
+                     float *out);
 /* Backward of the training forward: dx [N,C,HW], dgamma [C], dbeta [C]; any of the three may be
  * NULL to skip it (gamma is read only for dx). saved is the buffer the forward filled, or NULL
  * to recompute the batch statistics from x. */

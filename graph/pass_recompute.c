@@ -1,0 +1,209 @@
+/* pass_recompute.c: recomputation of cheap segments in the backward pass (a training pass). A
+ * segment starts at a stitch or concat and follows the one cheap reader of each node (batch norm,
+ * relu, scale; a conv too while the model's recomputed convs stay cheap). Backward nodes that read
+ * a segment node read a copy instead, emitted right before the first of them, so the forward
+ * tensors die in the forward pass. docs/passes.md gives the rules and what they save. */
+#include "graph/util.h"
+#include "graph/passes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Recomputed convs together cost at most this share of the forward graph's multiply-adds. */
+#define CONV_BUDGET 8
+
+typedef struct {
+    zn_graph *g;
+    int n_fwd;        /* forward nodes [0, n_fwd); backward ones follow */
+    int *next;        /* per forward node: its one cheap reader (src[0]), -1 none, -2 several */
+    int *first_bwd;   /* per forward node: its first backward reader, or -1 */
+    bool *head;       /* per forward node: it heads a segment (a stitch or concat) */
+} ctx;
+
+static bool is_cheap(const zn_graph *g, int id, bool convs)
+{
+    zn_op op = g->nodes[id].op;
+    return op == ZN_OP_BATCHNORM || op == ZN_OP_RELU || op == ZN_OP_SCALE || (convs && op == ZN_OP_CONV2D);
+}
+
+static int64_t macs(const zn_graph *g, int id)
+{
+    return zn_ops[g->nodes[id].op].macs ? zn_ops[g->nodes[id].op].macs(g, id) : 0;
+}
+
+/* Finds each node's one cheap reader, and each node's first backward reader. */
+static void link(ctx *c, bool convs)
+{
+    const zn_graph *g = c->g;
+    for (int i = 0; i < c->n_fwd; i++) c->next[i] = c->first_bwd[i] = -1;
+    for (int j = 0; j < g->n_nodes; j++) {
+        const zn_node *n = &g->nodes[j];
+        if (j >= c->n_fwd) {
+            for (int k = 0; k < n->n_src; k++)
+                if (n->src[k] < c->n_fwd && c->first_bwd[n->src[k]] < 0) c->first_bwd[n->src[k]] = j;
+        } else if (n->n_src > 0 && is_cheap(g, j, convs)) {
+            int s = n->src[0];
+            c->next[s] = c->next[s] == -1 ? j : -2;
+        }
+    }
+}
+
+/* The segment headed by stitch or concat node s, as its last node worth a copy (the last one a
+ * backward node reads), or -1 when none is read by the backward pass. */
+static int segment_end(const ctx *c, int s)
+{
+    int end = -1;
+    for (int x = s; x >= 0; x = c->next[x])
+        if (c->first_bwd[x] >= 0) end = x;
+    return end;
+}
+
+/* Multiply-adds of the convs in every segment. */
+static int64_t segment_conv_macs(const ctx *c)
+{
+    int64_t total = 0;
+    for (int s = 0; s < c->n_fwd; s++) {
+        int end = c->head[s] ? segment_end(c, s) : -1;
+        for (int x = s; end >= 0 && x >= 0; x = x == end ? -1 : c->next[x])
+            if (c->g->nodes[x].op == ZN_OP_CONV2D) total += macs(c->g, x);
+    }
+    return total;
+}
+
+/* Marks the segment heads: stitch and concat nodes whose segment has a node the backward reads. */
+static int find_segments(ctx *c, bool convs)
+{
+    link(c, convs);
+    int found = 0;
+    for (int s = 0; s < c->n_fwd; s++) {
+        zn_op op = c->g->nodes[s].op;
+        c->head[s] = (op == ZN_OP_STITCH || op == ZN_OP_CONCAT) && segment_end(c, s) >= 0;
+        found += c->head[s];
+    }
+    return found;
+}
+
+/* The sources of a copy of concat node s into srcbuf (NULL: only counts them): a source that is
+ * itself a concat on the same axis is replaced by its own sources, recursively, so the copy reads
+ * only the leaves (DenseNet's layer outputs) and the inner concats' outputs may die. */
+static int flat_sources(const zn_graph *g, int s, int *srcbuf)
+{
+    int n = 0;
+    for (int k = 0; k < g->nodes[s].n_src; k++) {
+        int x = g->nodes[s].src[k];
+        const zn_node *xn = &g->nodes[x];
+        if (xn->op == ZN_OP_CONCAT && xn->attr.axis == g->nodes[s].attr.axis)
+            n += flat_sources(g, x, srcbuf ? srcbuf + n : NULL);
+        else if (srcbuf)
+            srcbuf[n++] = x;
+        else
+            n++;
+    }
+    return n;
+}
+
+/* A copy of forward node x reading src (n_src of them), appended to g: the same op, attributes,
+ * block and span, its name + " (recompute)", flagged backward; a batch norm's copy keeps all of
+ * the old running statistics (momentum 1), which the forward node has already updated. */
+static int emit_copy(zn_graph *g, int x, const int *src, int n_src)
+{
+    const zn_node *n = &g->nodes[x];
+    zn_attrs a = n->attr;
+    if (n->op == ZN_OP_BATCHNORM) a.momentum = 1.0f;
+    size_t len = strlen(n->name) + sizeof " (recompute)";
+    char *name = zn_calloc(len, 1);
+    snprintf(name, len, "%s (recompute)", n->name);
+    zn_shape shape = n->shape;
+    unsigned flags = n->flags | ZN_NODE_BACKWARD;
+    int id = zn_graph_add(g, n->op, src, n_src, &a, name, n->block, n->span);
+    free(name);
+    g->nodes[id].shape = shape;
+    g->nodes[id].flags = flags;
+    return id;
+}
+
+/* A copy of forward node x (emit_copy) reading prev in place of its first source, or, when prev
+ * is -1, its own sources (a concat's flattened: flat_sources). */
+static int copy_node(zn_graph *g, int x, int prev)
+{
+    bool flat = prev < 0 && g->nodes[x].op == ZN_OP_CONCAT;
+    int n_src = flat ? flat_sources(g, x, NULL) : g->nodes[x].n_src;
+    int *src = zn_calloc(n_src, sizeof *src);
+    if (flat) flat_sources(g, x, src);
+    else memcpy(src, g->nodes[x].src, sizeof *src * n_src);
+    if (prev >= 0) src[0] = prev;
+    int id = emit_copy(g, x, src, n_src);
+    free(src);
+    return id;
+}
+
+/* Copies with consecutive ids lo..hi, to be placed right before backward node `at`. */
+typedef struct {
+    int at, lo, hi;
+} group;
+
+/* Emits the copies of segment s into groups (at most two) and sets copy[] for the backward
+ * readers: the chain s..end right before the first backward reader of a node after s, and, for
+ * s's own backward readers, a second copy of s right before the first of them, so that the
+ * chain's copy of s dies as soon as the next copy is made (s moves data and multiplies nothing).
+ * Returns the number of groups. */
+static int copy_segment(ctx *c, int s, int *copy, group *out)
+{
+    zn_graph *g = c->g;
+    int end = segment_end(c, s), n_groups = 0;
+    if (end != s) {
+        group ch = {g->n_nodes, g->n_nodes, -1};
+        for (int x = s, prev = -1;; x = c->next[x]) {
+            prev = ch.hi = copy_node(g, x, prev);
+            if (x != s) copy[x] = prev;
+            if (x != s && c->first_bwd[x] >= 0 && c->first_bwd[x] < ch.at) ch.at = c->first_bwd[x];
+            if (x == end) break;
+        }
+        out[n_groups++] = ch;
+    }
+    if (c->first_bwd[s] >= 0) {
+        copy[s] = copy_node(g, s, -1);
+        out[n_groups++] = (group){c->first_bwd[s], copy[s], copy[s]};
+    }
+    return n_groups;
+}
+
+/* The pass on g itself (zn_pass_recompute runs it on a copy). */
+static bool recompute(zn_graph *g, char *err, size_t errlen)
+{
+    int n = g->n_nodes, n_fwd = 0;
+    while (n_fwd < n && !(g->nodes[n_fwd].flags & ZN_NODE_BACKWARD)) n_fwd++;
+    ctx c = {g, n_fwd, zn_calloc(n_fwd, sizeof(int)), zn_calloc(n_fwd, sizeof(int)), zn_calloc(n_fwd, sizeof(bool))};
+    int64_t fwd_macs = 0;
+    for (int i = 0; i < n_fwd; i++) fwd_macs += macs(g, i);
+    int n_seg = find_segments(&c, true);
+    if (segment_conv_macs(&c) * CONV_BUDGET > fwd_macs) n_seg = find_segments(&c, false);
+    int *copy = zn_calloc(n_fwd, sizeof *copy), n_groups = 0;
+    group *groups = zn_calloc(2 * (size_t)n_seg, sizeof *groups);
+    for (int i = 0; i < n_fwd; i++) copy[i] = -1;
+    for (int s = 0; s < n_fwd; s++)
+        if (c.head[s]) n_groups += copy_segment(&c, s, copy, groups + n_groups);
+    for (int b = n_fwd; b < n; b++)
+        for (int k = 0; k < g->nodes[b].n_src; k++) {
+            int x = g->nodes[b].src[k];
+            if (x < n_fwd && copy[x] >= 0) g->nodes[b].src[k] = copy[x];
+        }
+    /* the new order: forward nodes, then each backward node preceded by the copies it waits for */
+    int *order = zn_calloc(g->n_nodes, sizeof *order), len = 0;
+    for (int i = 0; i < n_fwd; i++) order[len++] = i;
+    for (int b = n_fwd; b < n; b++) {
+        for (int k = 0; k < n_groups; k++)
+            for (int id = groups[k].lo; groups[k].at == b && id <= groups[k].hi; id++) order[len++] = id;
+        order[len++] = b;
+    }
+    bool ok = !n_seg || zn_pass_rebuild_order(g, order, len, err, errlen);
+    free(order), free(groups), free(copy);
+    free(c.next), free(c.first_bwd), free(c.head);
+    return ok;
+}
+
+bool zn_pass_recompute(zn_graph *g, char *err, size_t errlen)
+{
+    return zn_pass_on_copy(g, recompute, err, errlen);
+}
