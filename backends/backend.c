@@ -1,5 +1,6 @@
-/* backend.c: the registry of compiled-in backends behind --backend NAME: the list, and lookup
- * by name with a message that names every backend there is. */
+/* backend.c: the registry of backends behind --backend NAME (cpu, and cuda: a loader entry that
+ * says why it cannot run when the module, the driver or a GPU is missing), lookup by name with a
+ * message that names every backend there is, and --precision's names. */
 #include "backends/backend.h"
 
 #include <stdio.h>
@@ -7,6 +8,7 @@
 
 static const zn_backend_ops *const registry[] = {
     &zn_cpu_backend,
+    &zn_cuda_backend,
     NULL,
 };
 
@@ -24,4 +26,14 @@ const zn_backend_ops *zn_backend_find(const char *name, char *err, size_t errlen
         at += (size_t)snprintf(err + at, errlen - at, "%s %s", b == registry ? "" : ",",
                                (*b)->name);
     return NULL;
+}
+
+bool zn_precision_parse(const char *name, zn_precision *out)
+{
+    for (int p = ZN_PRECISION_FP32; p <= ZN_PRECISION_BF16; p++)
+        if (strcmp(name, zn_precision_name((zn_precision)p)) == 0) {
+            *out = (zn_precision)p;
+            return true;
+        }
+    return false;
 }

@@ -62,7 +62,7 @@ static bool profile_step(zn_session *s, const float *images, const int32_t *labe
     s->be->ops->set_training(s->be, training);
     for (int i = 0; i <= last; i++) {
         double t = now();
-        if (!s->be->ops->compute(s->be, &s->graph, &s->plan, i, i)) {
+        if (!s->be->ops->compute(s->be, &s->graph, &s->plan, i, i) || !s->be->ops->synchronize(s->be)) {
             snprintf(s->err, sizeof s->err, "%s", s->be->ops->last_error(s->be));
             return false;
         }
@@ -119,11 +119,15 @@ int zn_cmd_bench(int argc, char **argv)
 {
     long steps = 5, threads = 0;
     const char *backend = "cpu";
-    bool train_only = false, infer_only = false, profile = false;
+    const char *precision_name = "fp32";
+    bool train_only = false, infer_only = false, profile = false, deterministic = false;
     const zn_opt opts[] = {
         {"--steps", ZN_OPT_INT, "K", "timed steps after one warm-up (default 5)", &steps, 1, 100000},
         {"--backend", ZN_OPT_STRING, "NAME", "backend to run on (default cpu)", &backend, 0, 0},
         {"--threads", ZN_OPT_INT, "N", "CPU threads (default: every core)", &threads, 0, 1024},
+        {"--precision", ZN_OPT_STRING, "P", "fp32 (default), fp16 or bf16 convolutions and matrix products (cuda)",
+         &precision_name, 0, 0},
+        {"--deterministic", ZN_OPT_FLAG, NULL, "only algorithms that give the same bits every run", &deterministic, 0, 0},
         {"--train-only", ZN_OPT_FLAG, NULL, "time the training step only", &train_only, 0, 0},
         {"--inference-only", ZN_OPT_FLAG, NULL, "time inference only", &infer_only, 0, 0},
         {"--profile", ZN_OPT_FLAG, NULL, "also time one step node by node and show the time per op", &profile, 0, 0},
@@ -136,6 +140,11 @@ int zn_cmd_bench(int argc, char **argv)
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
     char err[512];
+    zn_precision precision;
+    if (!zn_precision_parse(precision_name, &precision)) {
+        fprintf(stderr, "znet bench: --precision needs fp32, fp16 or bf16, got '%s'\n", precision_name);
+        return ZN_EXIT_USAGE;
+    }
     const zn_backend_ops *ops = zn_backend_find(backend, err, sizeof err);
     if (!ops) {
         fprintf(stderr, "znet bench: %s\n", err);
@@ -151,8 +160,12 @@ int zn_cmd_bench(int argc, char **argv)
     zn_recipe r;
     bool ok = zn_cli_load(&c, &d, &g, &r);
     if (ok) {
-        zn_backend_opts o = {.threads = (int)threads};
-        printf("znet bench %s: backend %s, batch %d, %ld timed steps\n", c.file, backend, r.batch, steps);
+        zn_backend_opts o = {.threads = (int)threads, .no_pass = c.no_pass, .n_no_pass = c.n_no_pass,
+                             .precision = precision, .deterministic = deterministic};
+        char mode[64] = "";
+        if (precision != ZN_PRECISION_FP32 || deterministic)
+            snprintf(mode, sizeof mode, " (%s%s)", precision_name, deterministic ? ", deterministic" : "");
+        printf("znet bench %s: backend %s%s, batch %d, %ld timed steps\n", c.file, backend, mode, r.batch, steps);
         if (!infer_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, true, r.seed, profile);
         if (ok && !train_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, false, r.seed, profile);
     }

@@ -15,13 +15,18 @@
     {"--test-limit", ZN_OPT_INT, "N", "evaluate on the first N test examples only", &(o).test_limit_l, 0,   \
      1 << 30},                                                                                             \
     {"--check-numerics", ZN_OPT_FLAG, NULL, "stop at the first NaN/Inf and name the node that made it",    \
-     &(o).check_numerics, 0, 0}
+     &(o).check_numerics, 0, 0},                                                                            \
+    {"--precision", ZN_OPT_STRING, "P", "fp32 (default), fp16 or bf16 convolutions and matrix products "    \
+     "(cuda backend)", &(o).precision, 0, 0},                                                               \
+    {"--deterministic", ZN_OPT_FLAG, NULL, "only algorithms that give the same bits every run",            \
+     &(o).deterministic, 0, 0}
 
 typedef struct {
     zn_run_opts run;
     const char *data_dir;
     long limit_l, test_limit_l;
-    bool check_numerics, no_save, quiet;
+    bool check_numerics, no_save, quiet, deterministic;
+    const char *precision;
     const char *save, *log, *resume, *weights;
 } run_args;
 
@@ -30,6 +35,11 @@ static int prepare(run_args *a, zn_cli_common *c, const char *backend, long thre
                    zn_recipe *r)
 {
     char err[512];
+    zn_precision precision = ZN_PRECISION_FP32;
+    if (a->precision && !zn_precision_parse(a->precision, &precision)) {
+        fprintf(stderr, "znet: --precision needs fp32, fp16 or bf16, got '%s'\n", a->precision);
+        return ZN_EXIT_USAGE;
+    }
     a->run.backend = zn_backend_find(backend, err, sizeof err);
     if (!a->run.backend) {
         fprintf(stderr, "znet: %s\n", err);
@@ -45,7 +55,9 @@ static int prepare(run_args *a, zn_cli_common *c, const char *backend, long thre
     a->run.data_dir = a->data_dir;
     a->run.limit = (int)a->limit_l;
     a->run.test_limit = (int)a->test_limit_l;
-    a->run.backend_opts = (zn_backend_opts){.check_numerics = a->check_numerics, .threads = (int)threads};
+    a->run.backend_opts = (zn_backend_opts){.check_numerics = a->check_numerics, .threads = (int)threads,
+                                            .no_pass = c->no_pass, .n_no_pass = c->n_no_pass,
+                                            .precision = precision, .deterministic = a->deterministic};
     return -1;
 }
 

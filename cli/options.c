@@ -63,10 +63,14 @@ bool zn_cli_pass_known(const char *cmd, const char *opt, const char *name)
     return false;
 }
 
+/* Stage by stage: forward passes on every graph, then those of inference or training graphs. */
 static void print_passes(void)
 {
     printf("optimizer passes, in the order they run (skip one with --no-pass NAME):\n");
-    for (int i = 0; i < zn_n_passes; i++) printf("  %-8s %s\n", zn_passes[i].name, zn_passes[i].help);
+    for (int st = ZN_STAGE_FORWARD; st <= ZN_STAGE_TRAINING; st++)
+        for (int i = 0; i < zn_n_passes; i++)
+            if ((int)zn_passes[i].stage == st)
+                printf("  %-9s %-9s %s\n", zn_passes[i].name, zn_pass_stage_names[st], zn_passes[i].help);
 }
 
 /* --no-pass NAME: a known pass, at most ZN_MAX_NO_PASS of them. */

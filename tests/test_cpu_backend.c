@@ -854,7 +854,7 @@ static void test_registry(void **state)
     char err[256] = "";
     assert_ptr_equal(zn_backend_find("cpu", err, sizeof err), &zn_cpu_backend);
     assert_null(zn_backend_find("cdu", err, sizeof err));
-    assert_string_equal(err, "unknown backend 'cdu'; the backends are: cpu");
+    assert_string_equal(err, "unknown backend 'cdu'; the backends are: cpu, cuda");
     assert_true(zn_cpu_backend.available(err, sizeof err));
 }
 

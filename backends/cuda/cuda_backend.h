@@ -1,0 +1,243 @@
+/* cuda_backend.h: what the CUDA backend's files share (internal to backends/cuda): the backend's
+ * state, the per-node call every op runner receives, the runner tables (cuda_forward.c,
+ * cuda_backward.c; convolution in cuda_conv.c), and the checked calls: every CUDA, cuDNN and
+ * cuBLAS call goes through ZN_RT / ZN_DNN / ZN_BLAS, whose failure names the call, the status
+ * text and the node (its .znet name and place) in last_error. */
+#ifndef ZN_CUDA_BACKEND_H
+#define ZN_CUDA_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include "backends/backend.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/k_extra.h"
+
+/* Scratch a convolution algorithm may take at most (the plan's workspace holds the largest). */
+#define ZN_CUDA_CONV_BUDGET ((size_t)512 << 20)
+/* fp16 gradients are multiplied by this before the cast to half and divided after (per-op loss
+ * scaling, docs/cuda.md); bf16 has float32's range and needs none. */
+#define ZN_CUDA_FP16_LOSS_SCALE 1024.0f
+
+/* One INPUT's staging: the runtime's batch goes to pinned host memory, then (copy stream) to a
+ * device buffer while the previous step computes, then (compute stream, at the next compute) into
+ * the input's arena bytes, which the plan reuses within a step. */
+typedef struct {
+    int node;
+    size_t offset, bytes;  /* the input's place in the arena */
+    size_t pending;        /* bytes staged on the device, not yet in the arena (0: none) */
+    bool fed;              /* host holds the bytes last fed */
+    unsigned char *host, *dev;
+    cudaEvent_t copied;    /* the host-to-device copy of the staged bytes finished */
+    cudaEvent_t consumed;  /* the staged bytes were moved into the arena */
+} zn_cuda_input;
+
+/* A convolution's shape: every cuDNN parameter, the batch included. */
+typedef struct {
+    int op;    /* ZN_OP_CONV2D, ZN_OP_CONV2D_BWD_DATA or ZN_OP_CONV2D_BWD_FILTER */
+    int dtype; /* cudnnDataType_t of x, w and y */
+    int n, c, h, w, o, kh, kw, oh, ow;
+    int stride[2], pad[2], dilation[2], groups;
+} zn_cuda_conv_key;
+
+/* The algorithm chosen for one shape: by the heuristics when the plan asks for workspace, then
+ * by timing (cudnnFind*Ex) in prepare, within the workspace the plan gave. */
+typedef struct {
+    zn_cuda_conv_key key;
+    int algo;              /* a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t; -1: none */
+    cudnnMathType_t math;
+    size_t workspace;      /* the algorithm's scratch bytes */
+    bool timed;
+    char why[1024];        /* algo -1: why none */
+} zn_cuda_conv_algo;
+
+typedef struct {
+    zn_backend base; /* first, so a zn_backend * is a zn_cuda * */
+    zn_backend_opts opts;
+    int device;
+    cudaStream_t stream;      /* every kernel and library call */
+    cudaStream_t copy_stream; /* input uploads */
+    cudnnHandle_t cudnn;
+    cublasHandle_t cublas;
+    /* descriptors set before each cuDNN call (host-side structs: setting one is cheap) */
+    cudnnTensorDescriptor_t xd, yd, bd;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t convd;
+    cudnnPoolingDescriptor_t poold;
+    /* alloc: one device allocation holds every plan region and the workspace */
+    unsigned char *block;
+    unsigned char *mem[ZN_REGION_COUNT];
+    size_t bytes[ZN_REGION_COUNT];
+    unsigned char *workspace;
+    size_t workspace_bytes;
+    /* prepare: input staging and the status words kernels report through, in one pinned and
+     * one device allocation */
+    zn_cuda_input *inputs;
+    int n_inputs;
+    unsigned char *pinned, *staging;
+    int *bad_row, *bad_row_host;   /* per node: an XENT's label check (0: fine, else 1 + row) */
+    unsigned long long *nonfinite, *nonfinite_host; /* the --check-numerics word */
+    int n_status;
+    bool labels_pending;  /* label checks were copied back but not looked at yet */
+    const zn_graph *graph; /* of the last prepare or compute: names nodes in late messages */
+    /* the conv algorithm cache */
+    zn_cuda_conv_algo *algos;
+    int n_algos, cap_algos;
+    /* argument arrays for ops with any number of sources (concat, stitch), cap entries each */
+    const float **ptrs;
+    int *ints; /* 3 * cap */
+    int cap;
+    char err[1024];
+} zn_cuda;
+
+/* One node being computed. */
+typedef struct {
+    zn_cuda *cu;
+    const zn_graph *g;
+    const zn_plan *p;
+    int id;
+    const zn_node *node;
+} zn_cuda_call;
+
+typedef bool (*zn_cuda_runner)(const zn_cuda_call *c);
+
+/* Indexed by op; NULL where the file has no runner for the op. */
+extern const zn_cuda_runner zn_cuda_forward_runners[ZN_OP_COUNT];
+extern const zn_cuda_runner zn_cuda_backward_runners[ZN_OP_COUNT];
+
+/* cuda_forward.c: what the backward runners share with the forward ones. */
+/* FLATTEN and RESHAPE: the same elements under another shape. */
+bool zn_cuda_run_copy(const zn_cuda_call *c);
+/* An XENT or XENT_BWD node's sizes. */
+zn_xent_dims zn_cuda_xent_dims(const zn_cuda_call *c);
+
+/* cuda_conv.c: cuDNN convolution, forward and both backward ops. */
+bool zn_cuda_run_conv2d(const zn_cuda_call *c);
+bool zn_cuda_run_conv2d_bwd_data(const zn_cuda_call *c);
+bool zn_cuda_run_conv2d_bwd_filter(const zn_cuda_call *c);
+/* Scratch bytes of a convolution node at this batch: its algorithm's, plus the 16-bit copies. */
+size_t zn_cuda_conv_workspace(zn_cuda *cu, const zn_graph *g, int id, int batch);
+/* Times the algorithms of every convolution node on the allocated plan (cudnnFind*Ex). */
+bool zn_cuda_conv_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p);
+
+/* ---- memory (cuda_memory.c) -------------------------------------------------------------- */
+bool zn_cuda_alloc(zn_backend *be, const zn_plan *p);
+bool zn_cuda_set(zn_backend *be, zn_region r, size_t offset, const void *host, size_t bytes);
+bool zn_cuda_get(zn_backend *be, zn_region r, size_t offset, void *host, size_t bytes);
+size_t zn_cuda_arena_high_water(zn_backend *be);
+size_t zn_cuda_memory_available(zn_backend *be);
+/* Waits for both streams. */
+bool zn_cuda_quiesce(zn_cuda *cu);
+void zn_cuda_release_plan(zn_cuda *cu);
+void zn_cuda_release_staging(zn_cuda *cu);
+/* Input staging and status words for graph g under plan p. */
+bool zn_cuda_staging_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p);
+/* Moves the staged inputs overlapping [offset, offset + bytes) of the arena into it. */
+bool zn_cuda_flush_inputs(zn_cuda *cu, size_t offset, size_t bytes);
+/* The staging of INPUT node `node`, or NULL. */
+const zn_cuda_input *zn_cuda_input_of(const zn_cuda *cu, int node);
+/* cuda_backend.c: waits for the compute stream, then reports what kernels flagged since the
+ * last look (a label out of range); false with the message. */
+bool zn_cuda_settle(zn_cuda *cu);
+
+/* ---- checked calls (cuda_call.c) -------------------------------------------------------- */
+bool zn_cuda_rt_ok(zn_cuda *cu, cudaError_t e, const char *call, const zn_node *n);
+bool zn_cuda_dnn_ok(zn_cuda *cu, cudnnStatus_t s, const char *call, const zn_node *n);
+bool zn_cuda_blas_ok(zn_cuda *cu, cublasStatus_t s, const char *call, const zn_node *n);
+/* At node n (NULL: none), e.g. ZN_RT_AT(cu, NULL, cudaMalloc, &p, bytes). */
+#define ZN_RT_AT(cu, n, fn, ...) zn_cuda_rt_ok((cu), fn(__VA_ARGS__), #fn, (n))
+#define ZN_DNN_AT(cu, n, fn, ...) zn_cuda_dnn_ok((cu), fn(__VA_ARGS__), #fn, (n))
+#define ZN_BLAS_AT(cu, n, fn, ...) zn_cuda_blas_ok((cu), fn(__VA_ARGS__), #fn, (n))
+/* In a runner: at the call's node. */
+#define ZN_RT(c, fn, ...) ZN_RT_AT((c)->cu, (c)->node, fn, __VA_ARGS__)
+#define ZN_DNN(c, fn, ...) ZN_DNN_AT((c)->cu, (c)->node, fn, __VA_ARGS__)
+#define ZN_BLAS(c, fn, ...) ZN_BLAS_AT((c)->cu, (c)->node, fn, __VA_ARGS__)
+
+/* Writes "cuda backend: ..." style messages; always returns false. */
+bool zn_cuda_fail(zn_cuda *cu, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "models/x.znet:12:3" (line and column left out when unknown) into buf; returns buf. */
+const char *zn_cuda_where(const zn_node *n, char *buf, size_t len);
+/* "node 'b1.conv' (models/x.znet:12:3, conv2d)" into buf; returns buf. */
+const char *zn_cuda_node_text(const zn_node *n, char *buf, size_t len);
+
+/* ---- tensors and extents (cuda_call.c) -------------------------------------------------- */
+/* The device address of node id's tensor under the plan. */
+void *zn_cuda_tensor(const zn_cuda_call *c, int id);
+
+static inline float *zn_cuda_out(const zn_cuda_call *c)
+{
+    return zn_cuda_tensor(c, c->id);
+}
+
+static inline float *zn_cuda_src(const zn_cuda_call *c, int k)
+{
+    return zn_cuda_tensor(c, c->node->src[k]);
+}
+
+static inline const zn_shape *zn_cuda_src_shape(const zn_cuda_call *c, int k)
+{
+    return &c->g->nodes[c->node->src[k]].shape;
+}
+
+/* The batch extent of a tensor of shape s: the plan's batch when batched, else 1. */
+static inline int zn_cuda_batch(const zn_cuda_call *c, const zn_shape *s)
+{
+    return s->batched ? c->p->batch : 1;
+}
+
+/* Elements of a tensor of shape s at this batch, its batch axis included. */
+size_t zn_cuda_numel_at(const zn_shape *s, int batch);
+static inline size_t zn_cuda_numel(const zn_cuda_call *c, const zn_shape *s)
+{
+    return zn_cuda_numel_at(s, c->p->batch);
+}
+/* Extent i of s as an int; the product of extents from..rank (1 when from >= rank). */
+int zn_cuda_dim(const zn_shape *s, int i);
+int zn_cuda_inner(const zn_shape *s, int from);
+void zn_cuda_int_dims(const zn_shape *s, int dims[ZN_MAX_RANK]);
+/* A stitch of the node's sources 0..count-1 into z; the per-input arrays live in cu->ints. */
+zn_stitch_dims zn_cuda_stitch_dims(const zn_cuda_call *c, int count, const zn_shape *z);
+zn_window_reduce zn_cuda_window(zn_resample_mode m);
+
+/* ---- 16-bit compute (--precision fp16|bf16; cuda_call.c) ---------------------------------- */
+static inline bool zn_cuda_half_mode(const zn_cuda *cu)
+{
+    return cu->opts.precision != ZN_PRECISION_FP32;
+}
+zn_cuda_half zn_cuda_half_type(const zn_cuda *cu);
+cudnnDataType_t zn_cuda_dnn_type(const zn_cuda *cu);
+/* The factor a gradient is scaled by before its cast to 16 bits (1 unless fp16). */
+float zn_cuda_grad_scale(const zn_cuda *cu);
+
+/* Bump allocation of a node's scratch from the workspace; every slice is 256-byte aligned. */
+typedef struct {
+    unsigned char *at;
+    size_t left;
+} zn_cuda_ws;
+
+static inline size_t zn_cuda_align(size_t bytes)
+{
+    return (bytes + 255) & ~(size_t)255;
+}
+zn_cuda_ws zn_cuda_ws_begin(const zn_cuda_call *c);
+/* The next `bytes` of scratch, or NULL (with the message in last_error) when it does not fit. */
+void *zn_cuda_ws_take(const zn_cuda_call *c, zn_cuda_ws *ws, size_t bytes);
+/* A 16-bit copy of n floats of x, times s, in the workspace; NULL on failure. */
+uint16_t *zn_cuda_to_half(const zn_cuda_call *c, zn_cuda_ws *ws, const float *x, size_t n,
+                          float s);
+
+/* ---- library calls several runners make (cuda_call.c) ----------------------------------- */
+/* y [n, c, hw] += bias [c] (cudnnAddTensor). */
+bool zn_cuda_add_bias(const zn_cuda_call *c, const float *bias, float *y, int n, int ch, int hw);
+/* Column-major y (m x n, leading dimension ldc) = op(a) op(b), op(a) m x k and op(b) k x n
+ * (cublasGemmEx, float accumulation). In 16 bits a and b are cast into the workspace, times sa
+ * and sb, and the product is divided by sa * sb again (sa, sb: 1 or the loss scale). */
+bool zn_cuda_gemm(const zn_cuda_call *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                  int k, const float *a, int lda, float sa, const float *b, int ldb, float sb,
+                  float *y, int ldc);
+
+#endif

@@ -1,0 +1,371 @@
+/* cuda_conv.c: convolution on cuDNN: CONV2D (+ bias) and its two backward ops. The algorithm of
+ * each shape (all conv parameters and the batch) is chosen once and cached: the heuristics
+ * (cudnnGet*_v7) under a workspace budget when the plan asks how much scratch a node needs, then
+ * timing (cudnnFind*Ex) in prepare within the workspace the plan reserved. fp32 runs FMA kernels
+ * only (no TF32); fp16/bf16 cast the operands to 16 bits in the workspace, run on tensor cores
+ * with float accumulation and cast the result back, gradients loss-scaled (docs/cuda.md). */
+#include "backends/cuda/cuda_backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One algorithm's figures, whichever of the three perf structs cuDNN returned. */
+typedef struct {
+    int algo;
+    cudnnStatus_t status;
+    size_t memory;
+    cudnnDeterminism_t determinism;
+    cudnnMathType_t math;
+} conv_perf;
+
+#define PERF_MAX 8 /* >= every CUDNN_CONVOLUTION_*_ALGO_COUNT */
+
+/* The roles of the node's tensors: x [n, c, h, w], w [o, c/groups, kh, kw], y [n, o, oh, ow].
+ * CONV2D reads x (src 0) and w (src 1) and writes y; BWD_DATA reads dy (src 0) and w (src 1)
+ * and writes dx; BWD_FILTER reads x (src 0) and dy (src 1) and writes dw. */
+static zn_cuda_conv_key conv_key(const zn_cuda *cu, const zn_graph *g, int id, int batch)
+{
+    const zn_node *n = &g->nodes[id];
+    const zn_shape *s0 = &g->nodes[n->src[0]].shape, *s1 = &g->nodes[n->src[1]].shape;
+    const zn_shape *x = s0, *w = s1, *y = &n->shape;
+    if (n->op == ZN_OP_CONV2D_BWD_DATA) {
+        x = &n->shape;
+        y = s0;
+    } else if (n->op == ZN_OP_CONV2D_BWD_FILTER) {
+        w = &n->shape;
+        y = s1;
+    }
+    zn_cuda_conv_key k;
+    memset(&k, 0, sizeof k); /* compared with memcmp */
+    k.op = n->op;
+    k.dtype = zn_cuda_dnn_type(cu);
+    k.n = x->batched ? batch : 1;
+    k.c = zn_cuda_dim(x, 0);
+    k.h = zn_cuda_dim(x, 1);
+    k.w = zn_cuda_dim(x, 2);
+    k.o = zn_cuda_dim(w, 0);
+    k.kh = zn_cuda_dim(w, 2);
+    k.kw = zn_cuda_dim(w, 3);
+    k.oh = zn_cuda_dim(y, 1);
+    k.ow = zn_cuda_dim(y, 2);
+    for (int i = 0; i < 2; i++) {
+        k.stride[i] = n->attr.stride[i];
+        k.pad[i] = n->attr.pad[i];
+        k.dilation[i] = n->attr.dilation[i];
+    }
+    k.groups = n->attr.groups;
+    return k;
+}
+
+/* The math a query asks for: FMA only in fp32 (CUDNN_DEFAULT_MATH would allow TF32 on Ampere
+ * and later), tensor cores in 16 bits. */
+static cudnnMathType_t query_math(const zn_cuda *cu)
+{
+    return zn_cuda_half_mode(cu) ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+}
+
+static bool set_descs(zn_cuda *cu, const zn_cuda_conv_key *k, cudnnMathType_t math,
+                      const zn_node *n)
+{
+    cudnnDataType_t t = (cudnnDataType_t)k->dtype;
+    return ZN_DNN_AT(cu, n, cudnnSetTensor4dDescriptor, cu->xd, CUDNN_TENSOR_NCHW, t, k->n, k->c,
+                     k->h, k->w) &&
+           ZN_DNN_AT(cu, n, cudnnSetTensor4dDescriptor, cu->yd, CUDNN_TENSOR_NCHW, t, k->n, k->o,
+                     k->oh, k->ow) &&
+           ZN_DNN_AT(cu, n, cudnnSetFilter4dDescriptor, cu->wd, t, CUDNN_TENSOR_NCHW, k->o,
+                     k->c / k->groups, k->kh, k->kw) &&
+           ZN_DNN_AT(cu, n, cudnnSetConvolution2dDescriptor, cu->convd, k->pad[0], k->pad[1],
+                     k->stride[0], k->stride[1], k->dilation[0], k->dilation[1],
+                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT) &&
+           ZN_DNN_AT(cu, n, cudnnSetConvolutionGroupCount, cu->convd, k->groups) &&
+           ZN_DNN_AT(cu, n, cudnnSetConvolutionMathType, cu->convd, math);
+}
+
+#define COPY_PERF(res, count, out)                                                               \
+    for (int i_ = 0; i_ < (count); i_++)                                                         \
+    (out)[i_] = (conv_perf){(int)(res)[i_].algo, (res)[i_].status, (res)[i_].memory,             \
+                            (res)[i_].determinism, (res)[i_].mathType}
+
+/* The algorithms for the descriptors as set: the heuristics' ranking when x is NULL, else
+ * cuDNN's timing on these tensors (it writes the output) with ws_bytes of scratch at ws. */
+static bool query(zn_cuda *cu, int op, void *x, void *w, void *y, void *ws, size_t ws_bytes,
+                  conv_perf *out, int *count, const zn_node *n)
+{
+    bool ok;
+    *count = 0;
+    if (op == ZN_OP_CONV2D) {
+        cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        const int want = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+        ok = x ? ZN_DNN_AT(cu, n, cudnnFindConvolutionForwardAlgorithmEx, cu->cudnn, cu->xd, x,
+                           cu->wd, w, cu->convd, cu->yd, y, want, count, r, ws, ws_bytes)
+               : ZN_DNN_AT(cu, n, cudnnGetConvolutionForwardAlgorithm_v7, cu->cudnn, cu->xd,
+                           cu->wd, cu->convd, cu->yd, want, count, r);
+        if (ok) COPY_PERF(r, *count, out);
+    } else if (op == ZN_OP_CONV2D_BWD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        const int want = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+        ok = x ? ZN_DNN_AT(cu, n, cudnnFindConvolutionBackwardDataAlgorithmEx, cu->cudnn, cu->wd,
+                           w, cu->yd, y, cu->convd, cu->xd, x, want, count, r, ws, ws_bytes)
+               : ZN_DNN_AT(cu, n, cudnnGetConvolutionBackwardDataAlgorithm_v7, cu->cudnn, cu->wd,
+                           cu->yd, cu->convd, cu->xd, want, count, r);
+        if (ok) COPY_PERF(r, *count, out);
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        const int want = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+        ok = x ? ZN_DNN_AT(cu, n, cudnnFindConvolutionBackwardFilterAlgorithmEx, cu->cudnn, cu->xd,
+                           x, cu->yd, y, cu->convd, cu->wd, w, want, count, r, ws, ws_bytes)
+               : ZN_DNN_AT(cu, n, cudnnGetConvolutionBackwardFilterAlgorithm_v7, cu->cudnn,
+                           cu->xd, cu->yd, cu->convd, cu->wd, want, count, r);
+        if (ok) COPY_PERF(r, *count, out);
+    }
+    return ok;
+}
+
+#undef COPY_PERF
+
+/* The scratch cuDNN says the algorithm needs with the descriptors as set. */
+static cudnnStatus_t algo_workspace(zn_cuda *cu, int op, int algo, size_t *bytes)
+{
+    if (op == ZN_OP_CONV2D)
+        return cudnnGetConvolutionForwardWorkspaceSize(cu->cudnn, cu->xd, cu->wd, cu->convd, cu->yd,
+                                                       (cudnnConvolutionFwdAlgo_t)algo, bytes);
+    if (op == ZN_OP_CONV2D_BWD_DATA)
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(cu->cudnn, cu->wd, cu->yd, cu->convd,
+                                                            cu->xd,
+                                                            (cudnnConvolutionBwdDataAlgo_t)algo,
+                                                            bytes);
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(cu->cudnn, cu->xd, cu->yd, cu->convd,
+                                                          cu->wd,
+                                                          (cudnnConvolutionBwdFilterAlgo_t)algo,
+                                                          bytes);
+}
+
+/* Whether an algorithm may run here: it works on this shape, fits `limit` bytes of scratch, is
+ * deterministic when asked, and computes in the precision asked for. In fp32 the FMA kernels
+ * come first (pass 0); one listed under the default math is also tried under FMA math. */
+static bool acceptable(const zn_cuda *cu, const conv_perf *r, size_t limit, int pass)
+{
+    if (r->status != CUDNN_STATUS_SUCCESS || r->memory > limit) return false;
+    if (cu->opts.deterministic && r->determinism != CUDNN_DETERMINISTIC) return false;
+    if (zn_cuda_half_mode(cu))
+        return pass == 0 && (r->math == CUDNN_TENSOR_OP_MATH || r->math == CUDNN_DEFAULT_MATH);
+    return r->math == (pass == 0 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH);
+}
+
+/* The math an accepted algorithm runs under: never TF32 in fp32. */
+static cudnnMathType_t run_math(const zn_cuda *cu, const conv_perf *r)
+{
+    return zn_cuda_half_mode(cu) ? r->math : CUDNN_FMA_MATH;
+}
+
+/* Makes the first acceptable algorithm of r (cuDNN lists the fastest first) that cuDNN accepts
+ * under its math, with scratch (cuDNN's own figure) within limit, a's; false when none is. */
+static bool adopt(zn_cuda *cu, zn_cuda_conv_algo *a, const conv_perf *r, int count, size_t limit)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < count; i++) {
+            size_t bytes = 0;
+            cudnnMathType_t math = run_math(cu, &r[i]);
+            if (!acceptable(cu, &r[i], limit, pass) ||
+                cudnnSetConvolutionMathType(cu->convd, math) != CUDNN_STATUS_SUCCESS ||
+                algo_workspace(cu, a->key.op, r[i].algo, &bytes) != CUDNN_STATUS_SUCCESS)
+                continue;
+            if (bytes < r[i].memory) bytes = r[i].memory;
+            if (bytes > limit) continue;
+            a->algo = r[i].algo;
+            a->math = math;
+            a->workspace = bytes;
+            return true;
+        }
+    return false;
+}
+
+static zn_cuda_conv_algo *cache_find(zn_cuda *cu, const zn_cuda_conv_key *k)
+{
+    for (int i = 0; i < cu->n_algos; i++)
+        if (memcmp(&cu->algos[i].key, k, sizeof *k) == 0) return &cu->algos[i];
+    return NULL;
+}
+
+/* A new entry for k with no algorithm yet; NULL (with the message) when out of memory. */
+static zn_cuda_conv_algo *cache_add(zn_cuda *cu, const zn_cuda_conv_key *k)
+{
+    if (cu->n_algos == cu->cap_algos) {
+        int cap = cu->cap_algos ? 2 * cu->cap_algos : 16;
+        zn_cuda_conv_algo *a = realloc(cu->algos, sizeof *a * (size_t)cap);
+        if (!a) {
+            zn_cuda_fail(cu, "cuda backend: realloc of %d convolution algorithms failed", cap);
+            return NULL;
+        }
+        cu->algos = a;
+        cu->cap_algos = cap;
+    }
+    zn_cuda_conv_algo *a = &cu->algos[cu->n_algos++];
+    memset(a, 0, sizeof *a);
+    a->key = *k;
+    a->algo = -1;
+    return a;
+}
+
+/* The cached algorithm of node id's shape, chosen by the heuristics under the budget when new.
+ * NULL only when out of memory; algo -1 (with the reason in why) when none fits. */
+static zn_cuda_conv_algo *choose(zn_cuda *cu, const zn_graph *g, int id, int batch)
+{
+    zn_cuda_conv_key k = conv_key(cu, g, id, batch);
+    zn_cuda_conv_algo *a = cache_find(cu, &k);
+    if (a) return a;
+    if (!(a = cache_add(cu, &k))) return NULL;
+    const zn_node *n = &g->nodes[id];
+    conv_perf r[PERF_MAX];
+    int count;
+    if (set_descs(cu, &k, query_math(cu), n) &&
+        query(cu, k.op, NULL, NULL, NULL, NULL, 0, r, &count, n) &&
+        !adopt(cu, a, r, count, ZN_CUDA_CONV_BUDGET))
+        zn_cuda_fail(cu, "cuda backend: no cuDNN algorithm%s for this %s %s fits the %zu MiB "
+                     "workspace budget", cu->opts.deterministic ? " that is deterministic" : "",
+                     zn_precision_name(cu->opts.precision), zn_ops[k.op].name,
+                     ZN_CUDA_CONV_BUDGET >> 20);
+    if (a->algo < 0) snprintf(a->why, sizeof a->why, "%s", cu->err);
+    return a;
+}
+
+/* Bytes of the 16-bit copies of the node's two sources and output (0 in fp32). */
+static size_t half_bytes(const zn_cuda *cu, const zn_graph *g, int id, int batch)
+{
+    if (!zn_cuda_half_mode(cu)) return 0;
+    const zn_node *n = &g->nodes[id];
+    return zn_cuda_align(2 * zn_cuda_numel_at(&g->nodes[n->src[0]].shape, batch)) +
+           zn_cuda_align(2 * zn_cuda_numel_at(&g->nodes[n->src[1]].shape, batch)) +
+           zn_cuda_align(2 * zn_cuda_numel_at(&n->shape, batch));
+}
+
+size_t zn_cuda_conv_workspace(zn_cuda *cu, const zn_graph *g, int id, int batch)
+{
+    zn_cuda_conv_algo *a = choose(cu, g, id, batch);
+    return half_bytes(cu, g, id, batch) + (a && a->algo >= 0 ? a->workspace : 0);
+}
+
+/* The operands as cuDNN reads them: the plan's tensors in fp32; in 16 bits, copies in the
+ * workspace (src 0, src 1, then the output), filled with the casts when cast is true. The rest
+ * of the workspace is left in ws. */
+static bool operands(const zn_cuda_call *c, zn_cuda_ws *ws, bool cast, void **in0, void **in1,
+                     void **out)
+{
+    *in0 = zn_cuda_src(c, 0);
+    *in1 = zn_cuda_src(c, 1);
+    *out = zn_cuda_out(c);
+    if (!zn_cuda_half_mode(c->cu)) return true;
+    size_t n0 = zn_cuda_numel(c, zn_cuda_src_shape(c, 0));
+    size_t n1 = zn_cuda_numel(c, zn_cuda_src_shape(c, 1));
+    size_t no = zn_cuda_numel(c, &c->node->shape);
+    if (!cast)
+        return (*in0 = zn_cuda_ws_take(c, ws, 2 * n0)) && (*in1 = zn_cuda_ws_take(c, ws, 2 * n1)) &&
+               (*out = zn_cuda_ws_take(c, ws, 2 * no));
+    /* dy is src 0 of BWD_DATA and src 1 of BWD_FILTER: it gets the loss scale */
+    float s = zn_cuda_grad_scale(c->cu);
+    float s0 = c->node->op == ZN_OP_CONV2D_BWD_DATA ? s : 1.0f;
+    float s1 = c->node->op == ZN_OP_CONV2D_BWD_FILTER ? s : 1.0f;
+    return (*in0 = zn_cuda_to_half(c, ws, *in0, n0, s0)) &&
+           (*in1 = zn_cuda_to_half(c, ws, *in1, n1, s1)) && (*out = zn_cuda_ws_take(c, ws, 2 * no));
+}
+
+bool zn_cuda_conv_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p)
+{
+    for (int id = 0; id < g->n_nodes; id++) {
+        const zn_node *n = &g->nodes[id];
+        if (n->op != ZN_OP_CONV2D && n->op != ZN_OP_CONV2D_BWD_DATA &&
+            n->op != ZN_OP_CONV2D_BWD_FILTER)
+            continue;
+        char text[512];
+        zn_cuda_conv_algo *a = choose(cu, g, id, p->batch);
+        if (!a) return false;
+        if (a->algo < 0)
+            return zn_cuda_fail(cu, "cuda backend: %s: %s", zn_cuda_node_text(n, text, sizeof text),
+                                a->why);
+        zn_cuda_call c = {cu, g, p, id, n};
+        zn_cuda_ws ws = zn_cuda_ws_begin(&c);
+        void *in0, *in1, *out;
+        if (!operands(&c, &ws, false, &in0, &in1, &out)) return false;
+        if (a->timed && a->workspace <= ws.left) continue;
+        /* the roles cuDNN names x, w and y (see conv_key) */
+        void *x = in0, *w = in1, *y = out;
+        if (n->op == ZN_OP_CONV2D_BWD_DATA) x = out, y = in0;
+        else if (n->op == ZN_OP_CONV2D_BWD_FILTER) w = out, y = in1;
+        conv_perf r[PERF_MAX];
+        int count;
+        if (!set_descs(cu, &a->key, query_math(cu), n) ||
+            !query(cu, n->op, x, w, y, ws.at, ws.left, r, &count, n))
+            return false;
+        adopt(cu, a, r, count, ws.left); /* else the heuristics' choice stays */
+        if (a->workspace > ws.left)
+            return zn_cuda_fail(cu, "cuda backend: %s: its algorithm needs %zu bytes of workspace, "
+                                "the plan has %zu", zn_cuda_node_text(n, text, sizeof text),
+                                a->workspace, ws.left);
+        a->timed = true;
+    }
+    return ZN_RT_AT(cu, NULL, cudaStreamSynchronize, cu->stream);
+}
+
+/* The node's convolution with its cached algorithm; in 16 bits through the workspace copies. */
+static bool run_conv(const zn_cuda_call *c)
+{
+    zn_cuda *cu = c->cu;
+    const zn_node *n = c->node;
+    zn_cuda_conv_key k = conv_key(cu, c->g, c->id, c->p->batch);
+    zn_cuda_conv_algo *a = cache_find(cu, &k);
+    char text[512];
+    if (!a || a->algo < 0)
+        return zn_cuda_fail(cu, "cuda backend: %s has no convolution algorithm (%s)",
+                            zn_cuda_node_text(n, text, sizeof text),
+                            a ? a->why : "prepare was not called for this plan");
+    zn_cuda_ws ws = zn_cuda_ws_begin(c);
+    void *in0, *in1, *out;
+    if (!operands(c, &ws, true, &in0, &in1, &out)) return false;
+    if (a->workspace > ws.left)
+        return zn_cuda_fail(cu, "cuda backend: %s: its algorithm needs %zu bytes of workspace, "
+                            "%zu are left", zn_cuda_node_text(n, text, sizeof text), a->workspace,
+                            ws.left);
+    if (!set_descs(cu, &k, a->math, n)) return false;
+    const float one = 1.0f, zero = 0.0f;
+    bool ok;
+    if (n->op == ZN_OP_CONV2D)
+        ok = ZN_DNN(c, cudnnConvolutionForward, cu->cudnn, &one, cu->xd, in0, cu->wd, in1,
+                    cu->convd, (cudnnConvolutionFwdAlgo_t)a->algo, ws.at, a->workspace, &zero,
+                    cu->yd, out);
+    else if (n->op == ZN_OP_CONV2D_BWD_DATA)
+        ok = ZN_DNN(c, cudnnConvolutionBackwardData, cu->cudnn, &one, cu->wd, in1, cu->yd, in0,
+                    cu->convd, (cudnnConvolutionBwdDataAlgo_t)a->algo, ws.at, a->workspace, &zero,
+                    cu->xd, out);
+    else
+        ok = ZN_DNN(c, cudnnConvolutionBackwardFilter, cu->cudnn, &one, cu->xd, in0, cu->yd, in1,
+                    cu->convd, (cudnnConvolutionBwdFilterAlgo_t)a->algo, ws.at, a->workspace,
+                    &zero, cu->wd, out);
+    if (!ok) return false;
+    if (zn_cuda_half_mode(cu)) {
+        float back = n->op == ZN_OP_CONV2D ? 1.0f : 1.0f / zn_cuda_grad_scale(cu);
+        if (!ZN_RT(c, zn_cuda_cast_from_half, zn_cuda_half_type(cu),
+                   zn_cuda_numel(c, &n->shape), back, out, zn_cuda_out(c), cu->stream))
+            return false;
+    }
+    return true;
+}
+
+bool zn_cuda_run_conv2d(const zn_cuda_call *c)
+{
+    if (!run_conv(c)) return false;
+    if (c->node->n_src < 3) return true;
+    const zn_shape *y = &c->node->shape;
+    return zn_cuda_add_bias(c, zn_cuda_src(c, 2), zn_cuda_out(c), zn_cuda_batch(c, y),
+                            zn_cuda_dim(y, 0), zn_cuda_inner(y, 1));
+}
+
+bool zn_cuda_run_conv2d_bwd_data(const zn_cuda_call *c)
+{
+    return run_conv(c);
+}
+
+bool zn_cuda_run_conv2d_bwd_filter(const zn_cuda_call *c)
+{
+    return run_conv(c);
+}

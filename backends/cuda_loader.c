@@ -1,0 +1,203 @@
+/* cuda_loader.c: the "cuda" registry entry. The CUDA backend is a module (libznet_cuda.so, built
+ * when CMake finds the CUDA toolkit and cuDNN) that this file dlopen()s on first use, so znet
+ * links no CUDA library and a CPU-only user never needs one. available() loads the module and
+ * asks it whether a driver and a GPU are there; create() hands over to the module's vtable.
+ * Search order: $ZNET_CUDA_MODULE alone when set; else the build's own module, the one next to
+ * the znet binary, then the soname on the library path. */
+#include "backends/backend.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MODULE_NAME "libznet_cuda.so"
+
+static void *module; /* the dlopen() handle, once loaded */
+
+#ifdef ZNET_CUDA_MODULE_PATH
+static char module_error[PATH_MAX + 1024]; /* why it could not be loaded (later calls repeat it) */
+
+/* dlopen(path). A failure is kept as the reason when the path was asked for explicitly or the
+ * file exists: a missing dependency such as libcudnn says more than "not found". */
+static bool try_open(const char *path, bool asked)
+{
+    module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (module) return true;
+    const char *why = dlerror();
+    if (!module_error[0] && (asked || access(path, F_OK) == 0))
+        snprintf(module_error, sizeof module_error, "cannot load the CUDA backend module %s: %s",
+                 path, why ? why : "unknown error");
+    return false;
+}
+
+/* The directory of /proc/self/exe + "/" MODULE_NAME into buf; false if unknown. */
+static bool next_to_exe(char *buf, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return false;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return false;
+    *slash = '\0';
+    return (size_t)snprintf(buf, len, "%s/%s", exe, MODULE_NAME) < len;
+}
+#endif
+
+static bool load_module(char *err, size_t errlen)
+{
+    if (module) return true;
+#ifndef ZNET_CUDA_MODULE_PATH
+    snprintf(err, errlen, "this znet was built without the CUDA backend: configure with the CUDA "
+             "toolkit and cuDNN installed (see docs/cuda.md)");
+    return false;
+#else
+    if (!module_error[0]) {
+        const char *env = getenv("ZNET_CUDA_MODULE");
+        char beside[PATH_MAX + 32];
+        if (env && *env ? try_open(env, true)
+                        : try_open(ZNET_CUDA_MODULE_PATH, false) ||
+                              (next_to_exe(beside, sizeof beside) && try_open(beside, false)) ||
+                              try_open(MODULE_NAME, false))
+            return true;
+        if (!module_error[0])
+            snprintf(module_error, sizeof module_error,
+                     "the CUDA backend module %s was not found (looked at %s, next to the znet "
+                     "binary and on the library path; $ZNET_CUDA_MODULE names another)",
+                     MODULE_NAME, ZNET_CUDA_MODULE_PATH);
+    }
+    snprintf(err, errlen, "%s", module_error);
+    return false;
+#endif
+}
+
+void *zn_cuda_module_symbol(const char *symbol, char *err, size_t errlen)
+{
+    if (!load_module(err, errlen)) return NULL;
+    dlerror();
+    void *sym = dlsym(module, symbol);
+    if (!sym) {
+        const char *why = dlerror();
+        snprintf(err, errlen, "the CUDA backend module has no %s: %s", symbol,
+                 why ? why : "NULL symbol");
+    }
+    return sym;
+}
+
+/* The module's own vtable. */
+static const zn_backend_ops *module_ops(char *err, size_t errlen)
+{
+    const zn_backend_ops *(*entry)(void) = NULL;
+    void *sym = zn_cuda_module_symbol("zn_cuda_backend_ops", err, errlen);
+    if (!sym) return NULL;
+    memcpy(&entry, &sym, sizeof entry); /* object to function pointer, as POSIX allows */
+    return entry();
+}
+
+static bool loader_available(char *why, size_t len)
+{
+    const zn_backend_ops *ops = module_ops(why, len);
+    return ops && ops->available(why, len);
+}
+
+static zn_backend *loader_create(const zn_backend_opts *opts, char *err, size_t errlen)
+{
+    const zn_backend_ops *ops = module_ops(err, errlen);
+    return ops ? ops->create(opts, err, errlen) : NULL;
+}
+
+/* A backend create() returned carries the module's vtable; these forward to it for callers
+ * that hold the registry entry instead. */
+static void loader_destroy(zn_backend *be)
+{
+    if (be) be->ops->destroy(be);
+}
+
+static bool loader_supports(zn_backend *be, const zn_graph *g, int id)
+{
+    return be->ops->supports(be, g, id);
+}
+
+static size_t loader_workspace_bytes(zn_backend *be, const zn_graph *g, int id, int batch)
+{
+    return be->ops->workspace_bytes(be, g, id, batch);
+}
+
+static bool loader_alloc(zn_backend *be, const zn_plan *p)
+{
+    return be->ops->alloc(be, p);
+}
+
+static bool loader_set(zn_backend *be, zn_region r, size_t offset, const void *host, size_t bytes)
+{
+    return be->ops->set(be, r, offset, host, bytes);
+}
+
+static bool loader_get(zn_backend *be, zn_region r, size_t offset, void *host, size_t bytes)
+{
+    return be->ops->get(be, r, offset, host, bytes);
+}
+
+static bool loader_prepare(zn_backend *be, const zn_graph *g, const zn_plan *p)
+{
+    return be->ops->prepare(be, g, p);
+}
+
+static bool loader_compute(zn_backend *be, const zn_graph *g, const zn_plan *p, int first, int last)
+{
+    return be->ops->compute(be, g, p, first, last);
+}
+
+static bool loader_optimize(zn_backend *be, const zn_graph *g, const zn_plan *p,
+                            const zn_optim_step *s)
+{
+    return be->ops->optimize(be, g, p, s);
+}
+
+static bool loader_synchronize(zn_backend *be)
+{
+    return be->ops->synchronize(be);
+}
+
+static void loader_set_training(zn_backend *be, bool training)
+{
+    be->ops->set_training(be, training);
+}
+
+static const char *loader_last_error(zn_backend *be)
+{
+    return be->ops->last_error(be);
+}
+
+static size_t loader_arena_high_water(zn_backend *be)
+{
+    return be->ops->arena_high_water(be);
+}
+
+static size_t loader_memory_available(zn_backend *be)
+{
+    return be->ops->memory_available ? be->ops->memory_available(be) : 0;
+}
+
+const zn_backend_ops zn_cuda_backend = {
+    .name = "cuda",
+    .available = loader_available,
+    .create = loader_create,
+    .destroy = loader_destroy,
+    .supports = loader_supports,
+    .workspace_bytes = loader_workspace_bytes,
+    .alloc = loader_alloc,
+    .set = loader_set,
+    .get = loader_get,
+    .prepare = loader_prepare,
+    .compute = loader_compute,
+    .optimize = loader_optimize,
+    .synchronize = loader_synchronize,
+    .set_training = loader_set_training,
+    .last_error = loader_last_error,
+    .arena_high_water = loader_arena_high_water,
+    .memory_available = loader_memory_available,
+};
