@@ -1,9 +1,22 @@
-/* format.c: numbers for people: counts with thousands separators and byte sizes in binary
- * units, shared by the summary, bench, compare and the training loop's messages. */
+/* format.c: text for people: a node's place in the .znet source (the backends' messages), counts
+ * with thousands separators and byte sizes in binary units (the summary, bench, compare and the
+ * training loop's messages). */
 #include <inttypes.h>
 #include <stdio.h>
 
 #include "graph/inspect.h"
+
+const char *zn_node_where(const zn_node *n, char *buf, size_t len)
+{
+    const char *file = n->span.file ? n->span.file : "<built-in>";
+    if (n->span.line <= 0)
+        snprintf(buf, len, "%s", file);
+    else if (n->span.col <= 0)
+        snprintf(buf, len, "%s:%d", file, n->span.line);
+    else
+        snprintf(buf, len, "%s:%d:%d", file, n->span.line, n->span.col);
+    return buf;
+}
 
 const char *zn_format_count(int64_t v, char *buf, size_t len)
 {

@@ -33,7 +33,10 @@ int64_t zn_graph_param_count(const zn_graph *g);
 /* Forward multiply-adds per example (zn_op_info.macs over the non-backward nodes). */
 int64_t zn_graph_macs(const zn_graph *g);
 
-/* 6573120 as "6,573,120" (format.c). */
+/* Where the user wrote node n, "models/x.znet:12:3" (line and column left out when unknown,
+ * "<built-in>" without a file), into buf; returns buf (format.c). */
+const char *zn_node_where(const zn_node *n, char *buf, size_t len);
+/* 6573120 as "6,573,120". */
 const char *zn_format_count(int64_t v, char *buf, size_t len);
 /* 4718592 as "4.5 MiB". */
 const char *zn_format_bytes(size_t bytes, char *buf, size_t len);

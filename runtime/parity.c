@@ -4,6 +4,8 @@
  * parameters and batch-norm state are compared after the optimizer step. */
 #include "runtime/parity.h"
 
+#include "graph/inspect.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,15 +250,6 @@ void zn_parity_free(zn_parity_report *r)
 
 /* ---- the report ------------------------------------------------------------------------- */
 
-/* "models/x.znet:12:3" (what the user wrote, so backward nodes point at their forward layer). */
-static const char *place(const zn_node *n, char *buf, size_t len)
-{
-    const char *file = n->span.file ? n->span.file : "<built-in>";
-    if (n->span.line <= 0) snprintf(buf, len, "%s", file);
-    else snprintf(buf, len, "%s:%d:%d", file, n->span.line, n->span.col);
-    return buf;
-}
-
 static const char *what(const zn_node *n)
 {
     if (n->op != ZN_OP_PARAM) return zn_ops[n->op].name;
@@ -301,7 +294,7 @@ void zn_parity_print(const zn_parity_report *r, bool verbose, FILE *f)
         if (!header) fprintf(f, "  %-6s %9s %9s  %s\n", "", "rel diff", "tolerance", "node (op) at place");
         header = true;
         fprintf(f, "  %-6s %9.2e %9.0e  %s (%s) at %s\n", ratio(e) > 1 ? "FAIL" : "ok",
-                e->diff, e->tolerance, n->name, what(n), place(n, where, sizeof where));
+                e->diff, e->tolerance, n->name, what(n), zn_node_where(n, where, sizeof where));
     }
     free(ratios);
     fprintf(f, "%d tensors compared, %d over tolerance\n", r->n_entry, r->n_fail);
@@ -310,12 +303,12 @@ void zn_parity_print(const zn_parity_report *r, bool verbose, FILE *f)
         const zn_parity_entry *e = &r->entry[r->first_fail];
         const zn_node *n = &r->graph.nodes[e->node];
         fprintf(f, "first difference over tolerance: %s (%s) at %s: %.1e > %.0e\n", n->name, what(n),
-                place(n, where, sizeof where), e->diff, e->tolerance);
+                zn_node_where(n, where, sizeof where), e->diff, e->tolerance);
     } else if (r->n_entry && r->entry[best].diff > 0) {
         const zn_parity_entry *e = &r->entry[best];
         const zn_node *n = &r->graph.nodes[e->node];
         fprintf(f, "every tensor within tolerance; the closest: %s (%s) at %s: %.1e <= %.0e\n", n->name,
-                what(n), place(n, where, sizeof where), e->diff, e->tolerance);
+                what(n), zn_node_where(n, where, sizeof where), e->diff, e->tolerance);
     } else {
         fprintf(f, "every tensor within tolerance: the backends agree exactly\n");
     }

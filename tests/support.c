@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "graph/passes.h"
+
 const char *zt_src_path(const char *rel)
 {
     static char buf[4096];
@@ -69,6 +71,22 @@ int zt_each_model(void (*fn)(const char *rel, void *ctx), void *ctx)
 }
 
 static uint64_t rng_state;
+
+void zt_load(const char *path, const zn_setting *sets, int n, zn_graph *g)
+{
+    zn_diag d;
+    zn_diag_init(&d, stderr);
+    zn_recipe r;
+    zn_load_opts o = {.path = path, .settings = sets, .n_settings = n};
+    if (!zn_program_load(&o, &d, g, &r)) fail_msg("%s does not load", path);
+    zn_diag_free(&d);
+}
+
+void zt_run_passes(zn_graph *g, const char *const *disabled, int n_disabled)
+{
+    char err[512];
+    if (!zn_passes_run(g, disabled, n_disabled, NULL, err, sizeof err)) fail_msg("passes: %s", err);
+}
 
 void zt_rng_seed(uint64_t seed) { rng_state = seed; }
 

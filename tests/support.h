@@ -1,5 +1,6 @@
 /* support.h: helpers shared by the CMocka tests: paths into the source tree, temporary files,
- * and the data directory (skipping cleanly when it is absent). */
+ * loading a model and running the optimizer passes (failing the test on an error), and the data
+ * directory (skipping cleanly when it is absent). */
 #ifndef ZN_TEST_SUPPORT_H
 #define ZN_TEST_SUPPORT_H
 
@@ -9,6 +10,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "graph/graph.h"
+#include "lang/program.h"
+
 /* "<source dir>/rel" in a static buffer (valid until the next call). */
 const char *zt_src_path(const char *rel);
 /* A fresh temporary directory for this test process (created once). */
@@ -17,6 +21,10 @@ const char *zt_tmpdir(void);
 const char *zt_write_file(const char *name, const char *text);
 /* Calls fn(rel_path, ctx) for every .znet file in models/ ("models/x.znet"); returns how many. */
 int zt_each_model(void (*fn)(const char *rel, void *ctx), void *ctx);
+/* Loads the model file at path under these --set values into g (its recipe is not kept). */
+void zt_load(const char *path, const zn_setting *sets, int n, zn_graph *g);
+/* Runs the optimizer passes on g but the n_disabled named ones. */
+void zt_run_passes(zn_graph *g, const char *const *disabled, int n_disabled);
 /* A seeded RNG (splitmix64) for test data: zt_rng_unit() is uniform in [0, 1). */
 void zt_rng_seed(uint64_t seed);
 double zt_rng_unit(void);

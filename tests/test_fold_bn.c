@@ -19,14 +19,8 @@ enum { BATCH = 4 };
 
 static void load(const char *path, const zn_setting *sets, int n, zn_graph *g)
 {
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_recipe r;
-    zn_load_opts o = {.path = path, .settings = sets, .n_settings = n};
-    if (!zn_program_load(&o, &d, g, &r)) fail_msg("%s does not load", path);
-    zn_diag_free(&d);
-    char err[512];
-    if (!zn_passes_run(g, NULL, 0, NULL, err, sizeof err)) fail_msg("passes: %s", err);
+    zt_load(path, sets, n, g);
+    zt_run_passes(g, NULL, 0);
 }
 
 static int count_op(const zn_graph *g, zn_op op)

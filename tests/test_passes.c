@@ -26,22 +26,6 @@ static const char *const no_training[] = {"poolmask", "recompute", "sink"};
 static const zn_backend_opts all_passes = {.threads = 1};
 static const zn_backend_opts no_training_passes = {.threads = 1, .no_pass = no_training, .n_no_pass = 3};
 
-static void load_path(const char *path, const zn_setting *sets, int n, zn_graph *g)
-{
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_recipe r;
-    zn_load_opts o = {.path = path, .settings = sets, .n_settings = n};
-    if (!zn_program_load(&o, &d, g, &r)) fail_msg("%s does not load", path);
-    zn_diag_free(&d);
-}
-
-static void run_passes(zn_graph *g, const char *const *disabled, int n_disabled)
-{
-    char err[512];
-    if (!zn_passes_run(g, disabled, n_disabled, NULL, err, sizeof err)) fail_msg("passes: %s", err);
-}
-
 static int count_op(const zn_graph *g, zn_op op)
 {
     int n = 0;
@@ -202,13 +186,13 @@ static void test_models_counts_and_equivalence(void **state)
         zn_setting sets[4];
         int n_sets = narrow_settings(e->d_name, sets);
         zn_graph raw, dce, fused, unfused;
-        load_path(path, sets, n_sets, &raw);
+        zt_load(path, sets, n_sets, &raw);
         zn_graph_copy(&dce, &raw);
         zn_graph_copy(&fused, &raw);
         zn_graph_copy(&unfused, &raw);
-        run_passes(&dce, no_stitch, 1);
-        run_passes(&fused, NULL, 0);
-        run_passes(&unfused, no_stitch, 1);
+        zt_run_passes(&dce, no_stitch, 1);
+        zt_run_passes(&fused, NULL, 0);
+        zt_run_passes(&unfused, no_stitch, 1);
         printf("%-24s %4d nodes; after dce %4d; after dce+stitch %4d\n", e->d_name, raw.n_nodes, dce.n_nodes,
                fused.n_nodes);
         assert_int_equal(dce.n_nodes, raw.n_nodes); /* the models have no dead nodes */
@@ -343,8 +327,8 @@ static void test_training_passes(void **state)
         int n_sets = narrow_settings(file, sets);
         if (strncmp(file, "davidnet_zee", 12) == 0) sets[0].value = "8";
         zn_graph g, plain, none, all, no_mask;
-        load_path(zt_src_path(rel), sets, n_sets, &g);
-        run_passes(&g, NULL, 0);
+        zt_load(zt_src_path(rel), sets, n_sets, &g);
+        zt_run_passes(&g, NULL, 0);
         training_graph(&g, no_training, 3, &none);
         zn_graph_copy(&plain, &g);
         char err[512];
@@ -377,8 +361,8 @@ static void test_recompute_rules(void **state)
     (void)state;
     zn_setting narrow[] = {{"width", "4"}};
     zn_graph g, t;
-    load_path(zt_src_path("models/davidnet_zee.znet"), narrow, 1, &g);
-    run_passes(&g, NULL, 0);
+    zt_load(zt_src_path("models/davidnet_zee.znet"), narrow, 1, &g);
+    zt_run_passes(&g, NULL, 0);
     training_graph(&g, NULL, 0, &t);
     assert_int_equal(count_suffix(&t, " (recompute)"), 6); /* each stitch and head concat, once */
     for (int i = 0; i < t.n_nodes; i++)
@@ -386,8 +370,8 @@ static void test_recompute_rules(void **state)
     zn_graph_free(&t);
     zn_graph_free(&g);
     zn_setting dense[] = {{"depth", "16"}, {"growth", "4"}};
-    load_path(zt_src_path("models/densenet_bc.znet"), dense, 2, &g);
-    run_passes(&g, NULL, 0);
+    zt_load(zt_src_path("models/densenet_bc.znet"), dense, 2, &g);
+    zt_run_passes(&g, NULL, 0);
     training_graph(&g, NULL, 0, &t);
     int nested = 0;
     for (int i = 0; i < t.n_nodes; i++) {
@@ -445,7 +429,7 @@ static void load_case(const char *name, const char *body, zn_graph *g)
              body);
     char file[64];
     snprintf(file, sizeof file, "%s.znet", name);
-    load_path(zt_write_file(file, text), NULL, 0, g);
+    zt_load(zt_write_file(file, text), NULL, 0, g);
 }
 
 typedef struct {
@@ -488,8 +472,8 @@ static void test_edge_cases(void **state)
         load_case(c->name, c->body, &raw);
         zn_graph_copy(&fused, &raw);
         zn_graph_copy(&unfused, &raw);
-        run_passes(&fused, NULL, 0);
-        run_passes(&unfused, no_stitch, 1);
+        zt_run_passes(&fused, NULL, 0);
+        zt_run_passes(&unfused, no_stitch, 1);
         if (count_op(&fused, ZN_OP_STITCH) != c->stitches)
             fail_msg("%s: %d stitch nodes, expected %d", c->name, count_op(&fused, ZN_OP_STITCH), c->stitches);
         if (!c->stitches) assert_int_equal(fused.n_nodes, unfused.n_nodes);
@@ -513,8 +497,8 @@ static void test_dce(void **state)
     zn_graph_copy(&dce, &raw);
     zn_graph_copy(&none, &raw);
     const char *const neither[] = {"dce", "stitch"};
-    run_passes(&dce, no_stitch, 1);
-    run_passes(&none, neither, 2);
+    zt_run_passes(&dce, no_stitch, 1);
+    zt_run_passes(&none, neither, 2);
     assert_int_equal(raw.n_nodes - dce.n_nodes, 4);
     assert_int_equal(none.n_nodes, raw.n_nodes);
     assert_int_equal(zn_graph_param_count(&raw) - zn_graph_param_count(&dce), 5 * 4 * 9 + 5);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backends/cpu/threads.h"
+#include "graph/inspect.h"
 
 /* alloc fills the arena with this word, and arena_high_water finds the last word that no longer
  * holds it. It is a signalling-NaN pattern no kernel writes, so the mark is exact to 4 bytes,
@@ -92,7 +93,7 @@ static bool cpu_supports(zn_backend *be, const zn_graph *g, int id)
     char where[256], name[32];
     return zn_cpu_fail(cpu_of(be), "cpu backend: op %s (%s, %s) is not supported",
                        op_name(op, name, sizeof name), n->name,
-                       zn_cpu_where(n, where, sizeof where));
+                       zn_node_where(n, where, sizeof where));
 }
 
 static size_t cpu_workspace_bytes(zn_backend *be, const zn_graph *g, int id, int batch)
@@ -188,7 +189,7 @@ static bool check_nodes(zn_cpu *cpu, const zn_graph *g, const zn_plan *p, int fi
         if (ws > cpu->workspace_bytes)
             return zn_cpu_fail(cpu, "cpu backend: node '%s' (%s, %s) needs %zu bytes of "
                                "workspace, the plan has %zu", n->name,
-                               zn_cpu_where(n, where, sizeof where),
+                               zn_node_where(n, where, sizeof where),
                                op_name(n->op, name, sizeof name), ws, cpu->workspace_bytes);
     }
     return true;
@@ -242,7 +243,7 @@ static bool check_finite(const zn_cpu_call *c)
     char where[256], name[32];
     const char *what = y[at] != y[at] ? "NaN" : y[at] > 0 ? "+Inf" : "-Inf";
     return zn_cpu_fail(c->cpu, "node '%s' (%s, %s) produced %s at element %zu", n->name,
-                       zn_cpu_where(n, where, sizeof where), op_name(n->op, name, sizeof name),
+                       zn_node_where(n, where, sizeof where), op_name(n->op, name, sizeof name),
                        what, at);
 }
 
@@ -288,7 +289,7 @@ static bool cpu_optimize(zn_backend *be, const zn_graph *g, const zn_plan *p,
         if (param < 0 || param >= g->n_nodes || p->region[param] != ZN_REGION_PARAMS) {
             char where[256];
             return zn_cpu_fail(cpu, "cpu backend: gradient '%s' (%s) has no parameter to update",
-                               n->name, zn_cpu_where(n, where, sizeof where));
+                               n->name, zn_node_where(n, where, sizeof where));
         }
         size_t count = (size_t)zn_shape_numel(&g->nodes[param].shape), slot = p->offset[param] / 4;
         float *w = zn_cpu_tensor(&c, param);

@@ -10,6 +10,8 @@
 #include "backends/backend.h"
 #include "backends/cpu/conv.h"
 #include "backends/cpu/kernels.h"
+#include "backends/node_args.h"
+#include "graph/util.h"
 
 typedef struct {
     zn_backend base; /* first, so a zn_backend * is a zn_cpu * */
@@ -66,26 +68,23 @@ static inline int zn_cpu_batch(const zn_cpu_call *c, const zn_shape *s)
 }
 
 /* Elements of a tensor of shape s, its batch axis included. */
-size_t zn_cpu_numel(const zn_cpu_call *c, const zn_shape *s);
-/* Extent i of s as an int (per-example extents fit: at most 2^31 elements per example). */
-int zn_cpu_dim(const zn_shape *s, int i);
-/* The product of extents from..rank of s (1 when from >= rank): H*W of [C, H, W] from 1. */
-int zn_cpu_inner(const zn_shape *s, int from);
+static inline size_t zn_cpu_numel(const zn_cpu_call *c, const zn_shape *s)
+{
+    return zn_arg_numel(s, c->p->batch);
+}
 
-/* Writes "cpu backend: ..." style messages; always returns false. */
-bool zn_cpu_fail(zn_cpu *cpu, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* "models/x.znet:12:3" (line and column left out when unknown) into buf; returns buf. */
-const char *zn_cpu_where(const zn_node *n, char *buf, size_t len);
+/* Writes "cpu backend: ..." style messages into the backend's last error; false. */
+#define zn_cpu_fail(cpu, ...) zn_fail((cpu)->err, sizeof (cpu)->err, __VA_ARGS__)
 
 /* The convolution of node id (CONV2D or either of its backward ops) at this batch. */
 zn_conv_params zn_cpu_conv_params(const zn_graph *g, int id, int batch);
-/* How a resample or stitch mode reduces (nearest has one-element windows: either works). */
-zn_window_reduce zn_cpu_window(zn_resample_mode m);
-/* Per-example extents of s as ints (the kernels' dims[] arguments). */
-void zn_cpu_int_dims(const zn_shape *s, int dims[ZN_MAX_RANK]);
 /* A stitch of the node's sources 0..count-1 into z [S_h, sum C_k, S_w]; the per-input arrays
  * live in the backend's ints[]. */
-zn_stitch_dims zn_cpu_stitch_dims(const zn_cpu_call *c, int count, const zn_shape *z);
+static inline zn_stitch_dims zn_cpu_stitch_dims(const zn_cpu_call *c, int count, const zn_shape *z)
+{
+    return zn_arg_stitch_dims(c->g, c->node, count, z, zn_cpu_batch(c, z), c->cpu->ints,
+                              c->cpu->cap);
+}
 /* FLATTEN and RESHAPE: the same elements under another shape. */
 bool zn_cpu_run_copy(const zn_cpu_call *c);
 /* The message for a label outside 0..K-1 at batch row `row` of an XENT or XENT_BWD node. */

@@ -25,7 +25,7 @@ static bool run_conv2d_bwd_filter(const zn_cpu_call *c)
 static bool run_bias_bwd(const zn_cpu_call *c)
 {
     const zn_shape *dy = zn_cpu_src_shape(c, 0);
-    zn_channel_sum(zn_cpu_batch(c, dy), zn_cpu_dim(dy, 0), zn_cpu_inner(dy, 1), zn_cpu_src(c, 0),
+    zn_channel_sum(zn_cpu_batch(c, dy), zn_arg_dim(dy, 0), zn_arg_inner(dy, 1), zn_cpu_src(c, 0),
                    zn_cpu_out(c));
     return true;
 }
@@ -33,7 +33,7 @@ static bool run_bias_bwd(const zn_cpu_call *c)
 static zn_bn_dims bn_dims(const zn_cpu_call *c)
 {
     const zn_shape *x = zn_cpu_src_shape(c, 0);
-    return (zn_bn_dims){zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_inner(x, 1),
+    return (zn_bn_dims){zn_cpu_batch(c, x), zn_arg_dim(x, 0), zn_arg_inner(x, 1),
                         c->node->attr.eps, c->node->attr.momentum};
 }
 
@@ -76,10 +76,7 @@ static const float *pool_x(const zn_cpu_call *c, zn_window_reduce r)
 static bool run_pool_bwd(const zn_cpu_call *c)
 {
     const zn_shape *x = &c->node->shape;
-    const zn_attrs *a = &c->node->attr;
-    zn_pool_dims d = {zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1), zn_cpu_dim(x, 2),
-                      {a->kernel[0], a->kernel[1]}, {a->stride[0], a->stride[1]},
-                      {a->pad[0], a->pad[1]}};
+    zn_pool_dims d = zn_arg_pool_dims(x, &c->node->attr, zn_cpu_batch(c, x));
     zn_window_reduce r = c->node->op == ZN_OP_MAXPOOL_BWD ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
     zn_pool_backward(r, &d, pool_x(c, r), zn_cpu_src(c, c->node->n_src - 1), zn_cpu_out(c));
     return true;
@@ -90,8 +87,8 @@ static bool run_global_pool_bwd(const zn_cpu_call *c)
     const zn_shape *x = &c->node->shape;
     zn_window_reduce r =
         c->node->op == ZN_OP_GLOBAL_MAXPOOL_BWD ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
-    zn_global_pool_backward(r, zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1),
-                            zn_cpu_dim(x, 2), pool_x(c, r), zn_cpu_src(c, c->node->n_src - 1),
+    zn_global_pool_backward(r, zn_cpu_batch(c, x), zn_arg_dim(x, 0), zn_arg_dim(x, 1),
+                            zn_arg_dim(x, 2), pool_x(c, r), zn_cpu_src(c, c->node->n_src - 1),
                             zn_cpu_out(c));
     return true;
 }
@@ -100,7 +97,7 @@ static bool run_global_pool_bwd(const zn_cpu_call *c)
 static bool run_linear_bwd_data(const zn_cpu_call *c)
 {
     const zn_shape *dx = &c->node->shape, *dy = zn_cpu_src_shape(c, 0);
-    zn_linear_backward_data(zn_cpu_batch(c, dx), zn_cpu_dim(dx, 0), zn_cpu_dim(dy, 0),
+    zn_linear_backward_data(zn_cpu_batch(c, dx), zn_arg_dim(dx, 0), zn_arg_dim(dy, 0),
                             zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_out(c));
     return true;
 }
@@ -109,7 +106,7 @@ static bool run_linear_bwd_data(const zn_cpu_call *c)
 static bool run_linear_bwd_weight(const zn_cpu_call *c)
 {
     const zn_shape *x = zn_cpu_src_shape(c, 0), *dy = zn_cpu_src_shape(c, 1);
-    zn_linear_backward_weight(zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(dy, 0),
+    zn_linear_backward_weight(zn_cpu_batch(c, x), zn_arg_dim(x, 0), zn_arg_dim(dy, 0),
                               zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_out(c), NULL);
     return true;
 }
@@ -120,11 +117,11 @@ static bool run_slice(const zn_cpu_call *c)
     const zn_shape *dy = zn_cpu_src_shape(c, 0);
     const int axis = c->node->attr.axis;
     int dims[ZN_MAX_RANK];
-    zn_cpu_int_dims(dy, dims);
+    zn_arg_int_dims(dy, dims);
     size_t outer, inner;
     zn_concat_split(zn_cpu_batch(c, dy), dy->rank, dims, axis, &outer, &inner);
     zn_slice_forward(outer, inner, (size_t)dims[axis], (size_t)c->node->attr.size[0],
-                     (size_t)zn_cpu_dim(&c->node->shape, axis), zn_cpu_src(c, 0), zn_cpu_out(c));
+                     (size_t)zn_arg_dim(&c->node->shape, axis), zn_cpu_src(c, 0), zn_cpu_out(c));
     return true;
 }
 
@@ -132,9 +129,9 @@ static bool run_slice(const zn_cpu_call *c)
 static bool run_resample_bwd(const zn_cpu_call *c)
 {
     const zn_shape *x = &c->node->shape, *dy = zn_cpu_src_shape(c, 1);
-    zn_window_reduce r = zn_cpu_window(c->node->attr.mode);
-    zn_resample_backward(r, zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1),
-                         zn_cpu_dim(x, 2), zn_cpu_dim(dy, 1), zn_cpu_dim(dy, 2), pool_x(c, r),
+    zn_window_reduce r = zn_arg_window(c->node->attr.mode);
+    zn_resample_backward(r, zn_cpu_batch(c, x), zn_arg_dim(x, 0), zn_arg_dim(x, 1),
+                         zn_arg_dim(x, 2), zn_arg_dim(dy, 1), zn_arg_dim(dy, 2), pool_x(c, r),
                          zn_cpu_src(c, 1), zn_cpu_out(c));
     return true;
 }
@@ -154,7 +151,7 @@ static bool run_xent_bwd(const zn_cpu_call *c)
 {
     const zn_shape *logits = zn_cpu_src_shape(c, 0);
     const zn_attrs *a = &c->node->attr;
-    zn_xent_dims d = {zn_cpu_batch(c, logits), zn_cpu_dim(logits, 0), a->smoothing,
+    zn_xent_dims d = {zn_cpu_batch(c, logits), zn_arg_dim(logits, 0), a->smoothing,
                       a->reduction == ZN_REDUCE_MEAN};
     int row;
     if (zn_xent_backward(&d, zn_cpu_src(c, 0), zn_cpu_tensor(c, c->node->src[1]), a->weight,

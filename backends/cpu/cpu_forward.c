@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "graph/inspect.h"
+
 static bool run_conv2d(const zn_cpu_call *c)
 {
     zn_conv_params p = zn_cpu_conv_params(c->g, c->id, c->p->batch);
@@ -19,7 +21,7 @@ static bool run_batchnorm(const zn_cpu_call *c)
 {
     const zn_shape *x = zn_cpu_src_shape(c, 0);
     const zn_attrs *a = &c->node->attr;
-    zn_bn_dims d = {zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_inner(x, 1), a->eps,
+    zn_bn_dims d = {zn_cpu_batch(c, x), zn_arg_dim(x, 0), zn_arg_inner(x, 1), a->eps,
                     a->momentum};
     const float *gamma = zn_cpu_src(c, 1), *beta = zn_cpu_src(c, 2);
     float *mean = zn_cpu_src(c, 3), *var = zn_cpu_src(c, 4);
@@ -40,10 +42,7 @@ static bool run_relu(const zn_cpu_call *c)
 static bool run_pool(const zn_cpu_call *c)
 {
     const zn_shape *x = zn_cpu_src_shape(c, 0);
-    const zn_attrs *a = &c->node->attr;
-    zn_pool_dims d = {zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1), zn_cpu_dim(x, 2),
-                      {a->kernel[0], a->kernel[1]}, {a->stride[0], a->stride[1]},
-                      {a->pad[0], a->pad[1]}};
+    zn_pool_dims d = zn_arg_pool_dims(x, &c->node->attr, zn_cpu_batch(c, x));
     zn_window_reduce r = c->node->op == ZN_OP_MAXPOOL ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
     zn_pool_forward(r, &d, zn_cpu_src(c, 0), zn_cpu_out(c));
     return true;
@@ -53,8 +52,8 @@ static bool run_global_pool(const zn_cpu_call *c)
 {
     const zn_shape *x = zn_cpu_src_shape(c, 0);
     zn_window_reduce r = c->node->op == ZN_OP_GLOBAL_MAXPOOL ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
-    zn_global_pool_forward(r, zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(x, 1),
-                           zn_cpu_dim(x, 2), zn_cpu_src(c, 0), zn_cpu_out(c));
+    zn_global_pool_forward(r, zn_cpu_batch(c, x), zn_arg_dim(x, 0), zn_arg_dim(x, 1),
+                           zn_arg_dim(x, 2), zn_cpu_src(c, 0), zn_cpu_out(c));
     return true;
 }
 
@@ -62,7 +61,7 @@ static bool run_linear(const zn_cpu_call *c)
 {
     const zn_shape *x = zn_cpu_src_shape(c, 0);
     const float *bias = c->node->n_src == 3 ? zn_cpu_src(c, 2) : NULL;
-    zn_linear_forward(zn_cpu_batch(c, x), zn_cpu_dim(x, 0), zn_cpu_dim(&c->node->shape, 0),
+    zn_linear_forward(zn_cpu_batch(c, x), zn_arg_dim(x, 0), zn_arg_dim(&c->node->shape, 0),
                       zn_cpu_src(c, 0), zn_cpu_src(c, 1), bias, zn_cpu_out(c));
     return true;
 }
@@ -86,12 +85,12 @@ static bool run_concat(const zn_cpu_call *c)
     const zn_shape *y = &c->node->shape;
     const int axis = c->node->attr.axis;
     int dims[ZN_MAX_RANK];
-    zn_cpu_int_dims(y, dims);
+    zn_arg_int_dims(y, dims);
     size_t outer, inner;
     zn_concat_split(zn_cpu_batch(c, y), y->rank, dims, axis, &outer, &inner);
     for (int k = 0; k < c->node->n_src; k++) {
         c->cpu->ptrs[k] = zn_cpu_src(c, k);
-        c->cpu->ints[k] = zn_cpu_dim(zn_cpu_src_shape(c, k), axis);
+        c->cpu->ints[k] = zn_arg_dim(zn_cpu_src_shape(c, k), axis);
     }
     zn_concat_forward(outer, inner, c->node->n_src, c->cpu->ints, c->cpu->ptrs, zn_cpu_out(c));
     return true;
@@ -100,8 +99,8 @@ static bool run_concat(const zn_cpu_call *c)
 static bool run_resample(const zn_cpu_call *c)
 {
     const zn_shape *x = zn_cpu_src_shape(c, 0), *y = &c->node->shape;
-    zn_resample_forward(zn_cpu_window(c->node->attr.mode), zn_cpu_batch(c, x), zn_cpu_dim(x, 0),
-                        zn_cpu_dim(x, 1), zn_cpu_dim(x, 2), zn_cpu_dim(y, 1), zn_cpu_dim(y, 2),
+    zn_resample_forward(zn_arg_window(c->node->attr.mode), zn_cpu_batch(c, x), zn_arg_dim(x, 0),
+                        zn_arg_dim(x, 1), zn_arg_dim(x, 2), zn_arg_dim(y, 1), zn_arg_dim(y, 2),
                         zn_cpu_src(c, 0), zn_cpu_out(c));
     return true;
 }
@@ -110,7 +109,7 @@ static bool run_transpose(const zn_cpu_call *c)
 {
     const zn_shape *x = zn_cpu_src_shape(c, 0);
     int dims[ZN_MAX_RANK];
-    zn_cpu_int_dims(x, dims);
+    zn_arg_int_dims(x, dims);
     zn_transpose_forward(zn_cpu_batch(c, x), x->rank, dims, c->node->attr.perm, zn_cpu_src(c, 0),
                          zn_cpu_out(c));
     return true;
@@ -123,7 +122,7 @@ bool zn_cpu_run_copy(const zn_cpu_call *c)
     if (zn_cpu_numel(c, x) != n) {
         char where[256];
         return zn_cpu_fail(c->cpu, "node '%s' (%s): %s of %zu elements from %zu", c->node->name,
-                           zn_cpu_where(c->node, where, sizeof where),
+                           zn_node_where(c->node, where, sizeof where),
                            zn_ops[c->node->op].name, n, zn_cpu_numel(c, x));
     }
     memcpy(zn_cpu_out(c), zn_cpu_src(c, 0), n * sizeof(float));
@@ -144,7 +143,7 @@ static bool run_xent(const zn_cpu_call *c)
 {
     const zn_shape *logits = zn_cpu_src_shape(c, 0);
     const zn_attrs *a = &c->node->attr;
-    zn_xent_dims d = {zn_cpu_batch(c, logits), zn_cpu_dim(logits, 0), a->smoothing,
+    zn_xent_dims d = {zn_cpu_batch(c, logits), zn_arg_dim(logits, 0), a->smoothing,
                       a->reduction == ZN_REDUCE_MEAN};
     int row;
     if (zn_xent_forward(&d, zn_cpu_src(c, 0), zn_cpu_tensor(c, c->node->src[1]), zn_cpu_out(c),
@@ -157,7 +156,7 @@ static bool run_xent(const zn_cpu_call *c)
 static bool run_bn_fold_weight(const zn_cpu_call *c)
 {
     const zn_shape *w = zn_cpu_src_shape(c, 0);
-    zn_bn_fold_weight(zn_cpu_dim(w, 0), (size_t)zn_cpu_inner(w, 1), c->node->attr.eps,
+    zn_bn_fold_weight(zn_arg_dim(w, 0), (size_t)zn_arg_inner(w, 1), c->node->attr.eps,
                       zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2), zn_cpu_out(c));
     return true;
 }
@@ -165,7 +164,7 @@ static bool run_bn_fold_weight(const zn_cpu_call *c)
 static bool run_bn_fold_bias(const zn_cpu_call *c)
 {
     const float *b = c->node->n_src == 5 ? zn_cpu_src(c, 4) : NULL;
-    zn_bn_fold_bias(zn_cpu_dim(&c->node->shape, 0), c->node->attr.eps, zn_cpu_src(c, 0),
+    zn_bn_fold_bias(zn_arg_dim(&c->node->shape, 0), c->node->attr.eps, zn_cpu_src(c, 0),
                     zn_cpu_src(c, 1), zn_cpu_src(c, 2), zn_cpu_src(c, 3), b, zn_cpu_out(c));
     return true;
 }

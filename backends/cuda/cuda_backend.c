@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/inspect.h"
+
 #define ZN_CUDA_EXPORT __attribute__((visibility("default")))
 
 static const zn_backend_ops cuda_ops;
@@ -135,11 +137,11 @@ static size_t cuda_workspace_bytes(zn_backend *be, const zn_graph *g, int id, in
     case ZN_OP_LINEAR_BWD_DATA:
     case ZN_OP_LINEAR_BWD_WEIGHT: /* the 16-bit copies of the two operands */
         if (!zn_cuda_half_mode(cu)) return 0;
-        return zn_cuda_align(2 * zn_cuda_numel_at(&g->nodes[n->src[0]].shape, batch)) +
-               zn_cuda_align(2 * zn_cuda_numel_at(&g->nodes[n->src[1]].shape, batch));
+        return zn_cuda_align(2 * zn_arg_numel(&g->nodes[n->src[0]].shape, batch)) +
+               zn_cuda_align(2 * zn_arg_numel(&g->nodes[n->src[1]].shape, batch));
     case ZN_OP_MAXPOOL_BWD: /* each window's arg-max */
         return zn_cuda_align(sizeof(int) *
-                             zn_cuda_numel_at(&g->nodes[n->src[n->n_src - 1]].shape, batch));
+                             zn_arg_numel(&g->nodes[n->src[n->n_src - 1]].shape, batch));
     case ZN_OP_BATCHNORM_BWD_DATA: /* three coefficients per channel */
         return zn_cuda_align(3 * sizeof(float) * (size_t)g->nodes[n->src[0]].shape.dim[0]);
     default:
@@ -210,7 +212,7 @@ static bool bad_label(zn_cuda *cu, const zn_node *n, int row)
     int classes = (int)cu->graph->nodes[n->src[0]].shape.dim[0];
     const zn_cuda_input *in = zn_cuda_input_of(cu, n->src[1]);
     char where[256];
-    zn_cuda_where(n, where, sizeof where);
+    zn_node_where(n, where, sizeof where);
     if (!in || !in->fed)
         return zn_cuda_fail(cu, "head %s (%s): the label at batch row %d is not in 0..%d (no "
                             "labels were fed)", n->name, where, row, classes - 1);
@@ -319,7 +321,7 @@ static bool cuda_optimize(zn_backend *be, const zn_graph *g, const zn_plan *p,
         char where[256];
         if (param < 0 || param >= g->n_nodes || p->region[param] != ZN_REGION_PARAMS)
             return zn_cuda_fail(cu, "cuda backend: gradient '%s' (%s) has no parameter to update",
-                                n->name, zn_cuda_where(n, where, sizeof where));
+                                n->name, zn_node_where(n, where, sizeof where));
         zn_cuda_call c = {cu, g, p, id, n};
         size_t count = (size_t)zn_shape_numel(&g->nodes[param].shape), slot = p->offset[param] / 4;
         float *w = zn_cuda_tensor(&c, param);

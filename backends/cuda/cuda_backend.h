@@ -16,6 +16,8 @@
 #include "backends/backend.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/k_extra.h"
+#include "backends/node_args.h"
+#include "graph/util.h"
 
 /* Scratch a convolution algorithm may take at most (the plan's workspace holds the largest). */
 #define ZN_CUDA_CONV_BUDGET ((size_t)512 << 20)
@@ -157,14 +159,12 @@ bool zn_cuda_blas_ok(zn_cuda *cu, cublasStatus_t s, const char *call, const zn_n
 #define ZN_DNN(c, fn, ...) ZN_DNN_AT((c)->cu, (c)->node, fn, __VA_ARGS__)
 #define ZN_BLAS(c, fn, ...) ZN_BLAS_AT((c)->cu, (c)->node, fn, __VA_ARGS__)
 
-/* Writes "cuda backend: ..." style messages; always returns false. */
-bool zn_cuda_fail(zn_cuda *cu, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* "models/x.znet:12:3" (line and column left out when unknown) into buf; returns buf. */
-const char *zn_cuda_where(const zn_node *n, char *buf, size_t len);
+/* Writes "cuda backend: ..." style messages into the backend's last error; false. */
+#define zn_cuda_fail(cu, ...) zn_fail((cu)->err, sizeof (cu)->err, __VA_ARGS__)
 /* "node 'b1.conv' (models/x.znet:12:3, conv2d)" into buf; returns buf. */
 const char *zn_cuda_node_text(const zn_node *n, char *buf, size_t len);
 
-/* ---- tensors and extents (cuda_call.c) -------------------------------------------------- */
+/* ---- tensors (cuda_call.c) and extents (backends/node_args.h) -------------------------- */
 /* The device address of node id's tensor under the plan. */
 void *zn_cuda_tensor(const zn_cuda_call *c, int id);
 
@@ -189,19 +189,18 @@ static inline int zn_cuda_batch(const zn_cuda_call *c, const zn_shape *s)
     return s->batched ? c->p->batch : 1;
 }
 
-/* Elements of a tensor of shape s at this batch, its batch axis included. */
-size_t zn_cuda_numel_at(const zn_shape *s, int batch);
+/* Elements of a tensor of shape s, its batch axis included. */
 static inline size_t zn_cuda_numel(const zn_cuda_call *c, const zn_shape *s)
 {
-    return zn_cuda_numel_at(s, c->p->batch);
+    return zn_arg_numel(s, c->p->batch);
 }
-/* Extent i of s as an int; the product of extents from..rank (1 when from >= rank). */
-int zn_cuda_dim(const zn_shape *s, int i);
-int zn_cuda_inner(const zn_shape *s, int from);
-void zn_cuda_int_dims(const zn_shape *s, int dims[ZN_MAX_RANK]);
 /* A stitch of the node's sources 0..count-1 into z; the per-input arrays live in cu->ints. */
-zn_stitch_dims zn_cuda_stitch_dims(const zn_cuda_call *c, int count, const zn_shape *z);
-zn_window_reduce zn_cuda_window(zn_resample_mode m);
+static inline zn_stitch_dims zn_cuda_stitch_dims(const zn_cuda_call *c, int count,
+                                                  const zn_shape *z)
+{
+    return zn_arg_stitch_dims(c->g, c->node, count, z, zn_cuda_batch(c, z), c->cu->ints,
+                              c->cu->cap);
+}
 
 /* ---- 16-bit compute (--precision fp16|bf16; cuda_call.c) ---------------------------------- */
 static inline bool zn_cuda_half_mode(const zn_cuda *cu)

@@ -7,14 +7,14 @@
 static bool run_bias_bwd(const zn_cuda_call *c)
 {
     const zn_shape *dy = zn_cuda_src_shape(c, 0);
-    return ZN_RT(c, zn_cuda_channel_sum, zn_cuda_batch(c, dy), zn_cuda_dim(dy, 0),
-                 zn_cuda_inner(dy, 1), zn_cuda_src(c, 0), zn_cuda_out(c), c->cu->stream);
+    return ZN_RT(c, zn_cuda_channel_sum, zn_cuda_batch(c, dy), zn_arg_dim(dy, 0),
+                 zn_arg_inner(dy, 1), zn_cuda_src(c, 0), zn_cuda_out(c), c->cu->stream);
 }
 
 static zn_bn_dims bn_dims(const zn_cuda_call *c)
 {
     const zn_shape *x = zn_cuda_src_shape(c, 0);
-    return (zn_bn_dims){zn_cuda_batch(c, x), zn_cuda_dim(x, 0), zn_cuda_inner(x, 1),
+    return (zn_bn_dims){zn_cuda_batch(c, x), zn_arg_dim(x, 0), zn_arg_inner(x, 1),
                         c->node->attr.eps, c->node->attr.momentum};
 }
 
@@ -59,10 +59,7 @@ static const float *pool_x(const zn_cuda_call *c, zn_window_reduce r)
 static bool run_pool_bwd(const zn_cuda_call *c)
 {
     const zn_shape *x = &c->node->shape;
-    const zn_attrs *a = &c->node->attr;
-    zn_pool_dims d = {zn_cuda_batch(c, x), zn_cuda_dim(x, 0), zn_cuda_dim(x, 1), zn_cuda_dim(x, 2),
-                      {a->kernel[0], a->kernel[1]}, {a->stride[0], a->stride[1]},
-                      {a->pad[0], a->pad[1]}};
+    zn_pool_dims d = zn_arg_pool_dims(x, &c->node->attr, zn_cuda_batch(c, x));
     zn_window_reduce r = c->node->op == ZN_OP_MAXPOOL_BWD ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
     const zn_shape *dy = zn_cuda_src_shape(c, c->node->n_src - 1);
     int *argmax = NULL;
@@ -79,8 +76,8 @@ static bool run_global_pool_bwd(const zn_cuda_call *c)
     const zn_shape *x = &c->node->shape;
     zn_window_reduce r =
         c->node->op == ZN_OP_GLOBAL_MAXPOOL_BWD ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
-    return ZN_RT(c, zn_cuda_global_pool_backward, r, zn_cuda_batch(c, x), zn_cuda_dim(x, 0),
-                 zn_cuda_dim(x, 1), zn_cuda_dim(x, 2), pool_x(c, r),
+    return ZN_RT(c, zn_cuda_global_pool_backward, r, zn_cuda_batch(c, x), zn_arg_dim(x, 0),
+                 zn_arg_dim(x, 1), zn_arg_dim(x, 2), pool_x(c, r),
                  zn_cuda_src(c, c->node->n_src - 1), zn_cuda_out(c), c->cu->stream);
 }
 
@@ -88,7 +85,7 @@ static bool run_global_pool_bwd(const zn_cuda_call *c)
 static bool run_linear_bwd_data(const zn_cuda_call *c)
 {
     const zn_shape *dx = &c->node->shape, *dy = zn_cuda_src_shape(c, 0);
-    int n = zn_cuda_batch(c, dx), in = zn_cuda_dim(dx, 0), out = zn_cuda_dim(dy, 0);
+    int n = zn_cuda_batch(c, dx), in = zn_arg_dim(dx, 0), out = zn_arg_dim(dy, 0);
     return zn_cuda_gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, zn_cuda_src(c, 1), in, 1.0f,
                         zn_cuda_src(c, 0), out, zn_cuda_grad_scale(c->cu), zn_cuda_out(c), in);
 }
@@ -97,7 +94,7 @@ static bool run_linear_bwd_data(const zn_cuda_call *c)
 static bool run_linear_bwd_weight(const zn_cuda_call *c)
 {
     const zn_shape *x = zn_cuda_src_shape(c, 0), *dy = zn_cuda_src_shape(c, 1);
-    int n = zn_cuda_batch(c, x), in = zn_cuda_dim(x, 0), out = zn_cuda_dim(dy, 0);
+    int n = zn_cuda_batch(c, x), in = zn_arg_dim(x, 0), out = zn_arg_dim(dy, 0);
     return zn_cuda_gemm(c, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, zn_cuda_src(c, 0), in, 1.0f,
                         zn_cuda_src(c, 1), out, zn_cuda_grad_scale(c->cu), zn_cuda_out(c), in);
 }
@@ -108,11 +105,11 @@ static bool run_slice(const zn_cuda_call *c)
     const zn_shape *dy = zn_cuda_src_shape(c, 0);
     const int axis = c->node->attr.axis;
     int dims[ZN_MAX_RANK];
-    zn_cuda_int_dims(dy, dims);
+    zn_arg_int_dims(dy, dims);
     size_t outer, inner;
     zn_concat_split(zn_cuda_batch(c, dy), dy->rank, dims, axis, &outer, &inner);
     return ZN_RT(c, zn_cuda_slice_forward, outer, inner, (size_t)dims[axis],
-                 (size_t)c->node->attr.size[0], (size_t)zn_cuda_dim(&c->node->shape, axis),
+                 (size_t)c->node->attr.size[0], (size_t)zn_arg_dim(&c->node->shape, axis),
                  zn_cuda_src(c, 0), zn_cuda_out(c), c->cu->stream);
 }
 
@@ -120,9 +117,9 @@ static bool run_slice(const zn_cuda_call *c)
 static bool run_resample_bwd(const zn_cuda_call *c)
 {
     const zn_shape *x = &c->node->shape, *dy = zn_cuda_src_shape(c, 1);
-    zn_window_reduce r = zn_cuda_window(c->node->attr.mode);
-    return ZN_RT(c, zn_cuda_resample_backward, r, zn_cuda_batch(c, x), zn_cuda_dim(x, 0),
-                 zn_cuda_dim(x, 1), zn_cuda_dim(x, 2), zn_cuda_dim(dy, 1), zn_cuda_dim(dy, 2),
+    zn_window_reduce r = zn_arg_window(c->node->attr.mode);
+    return ZN_RT(c, zn_cuda_resample_backward, r, zn_cuda_batch(c, x), zn_arg_dim(x, 0),
+                 zn_arg_dim(x, 1), zn_arg_dim(x, 2), zn_arg_dim(dy, 1), zn_arg_dim(dy, 2),
                  pool_x(c, r), zn_cuda_src(c, 1), zn_cuda_out(c), c->cu->stream);
 }
 

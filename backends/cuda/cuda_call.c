@@ -1,39 +1,18 @@
 /* cuda_call.c: what the CUDA backend's runners share: the checked-call reporting (call, status
- * text, node), finding a node's tensors through the plan, extents as the kernels' int
- * arguments, the stitch geometry, and the workspace slices and 16-bit copies of --precision. */
+ * text, node), finding a node's tensors through the plan, and the workspace slices and 16-bit
+ * copies of --precision (extents and stitch geometry: backends/node_args.h). */
 #include "backends/cuda/cuda_backend.h"
 
-#include <assert.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 
-bool zn_cuda_fail(zn_cuda *cu, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cu->err, sizeof cu->err, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-const char *zn_cuda_where(const zn_node *n, char *buf, size_t len)
-{
-    const char *file = n->span.file ? n->span.file : "<built-in>";
-    if (n->span.line <= 0)
-        snprintf(buf, len, "%s", file);
-    else if (n->span.col <= 0)
-        snprintf(buf, len, "%s:%d", file, n->span.line);
-    else
-        snprintf(buf, len, "%s:%d:%d", file, n->span.line, n->span.col);
-    return buf;
-}
+#include "graph/inspect.h"
 
 const char *zn_cuda_node_text(const zn_node *n, char *buf, size_t len)
 {
     char where[256];
     const char *op = (unsigned)n->op < ZN_OP_COUNT && zn_ops[n->op].name ? zn_ops[n->op].name : "?";
-    snprintf(buf, len, "node '%s' (%s, %s)", n->name, zn_cuda_where(n, where, sizeof where), op);
+    snprintf(buf, len, "node '%s' (%s, %s)", n->name, zn_node_where(n, where, sizeof where), op);
     return buf;
 }
 
@@ -72,48 +51,6 @@ bool zn_cuda_blas_ok(zn_cuda *cu, cublasStatus_t s, const char *call, const zn_n
 void *zn_cuda_tensor(const zn_cuda_call *c, int id)
 {
     return c->cu->mem[c->p->region[id]] + c->p->offset[id];
-}
-
-size_t zn_cuda_numel_at(const zn_shape *s, int batch)
-{
-    return (size_t)(s->batched ? batch : 1) * (size_t)zn_shape_numel(s);
-}
-
-int zn_cuda_dim(const zn_shape *s, int i)
-{
-    assert(i < s->rank && s->dim[i] <= INT32_MAX);
-    return (int)s->dim[i];
-}
-
-int zn_cuda_inner(const zn_shape *s, int from)
-{
-    int64_t n = 1;
-    for (int i = from; i < s->rank; i++) n *= s->dim[i];
-    assert(n <= INT32_MAX);
-    return (int)n;
-}
-
-void zn_cuda_int_dims(const zn_shape *s, int dims[ZN_MAX_RANK])
-{
-    for (int i = 0; i < s->rank; i++) dims[i] = zn_cuda_dim(s, i);
-}
-
-zn_window_reduce zn_cuda_window(zn_resample_mode m)
-{
-    return m == ZN_RESAMPLE_MAX ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
-}
-
-zn_stitch_dims zn_cuda_stitch_dims(const zn_cuda_call *c, int count, const zn_shape *z)
-{
-    int *ch = c->cu->ints, *h = ch + c->cu->cap, *w = h + c->cu->cap;
-    for (int k = 0; k < count; k++) {
-        const zn_shape *r = zn_cuda_src_shape(c, k);
-        ch[k] = zn_cuda_dim(r, 0);
-        h[k] = zn_cuda_dim(r, 1);
-        w[k] = zn_cuda_dim(r, 2);
-    }
-    return (zn_stitch_dims){zn_cuda_batch(c, z), count, ch, h, w, zn_cuda_dim(z, 0),
-                            zn_cuda_dim(z, 2), zn_cuda_window(c->node->attr.mode)};
 }
 
 zn_cuda_half zn_cuda_half_type(const zn_cuda *cu)

@@ -41,14 +41,14 @@ static zn_cuda_conv_key conv_key(const zn_cuda *cu, const zn_graph *g, int id, i
     k.op = n->op;
     k.dtype = zn_cuda_dnn_type(cu);
     k.n = x->batched ? batch : 1;
-    k.c = zn_cuda_dim(x, 0);
-    k.h = zn_cuda_dim(x, 1);
-    k.w = zn_cuda_dim(x, 2);
-    k.o = zn_cuda_dim(w, 0);
-    k.kh = zn_cuda_dim(w, 2);
-    k.kw = zn_cuda_dim(w, 3);
-    k.oh = zn_cuda_dim(y, 1);
-    k.ow = zn_cuda_dim(y, 2);
+    k.c = zn_arg_dim(x, 0);
+    k.h = zn_arg_dim(x, 1);
+    k.w = zn_arg_dim(x, 2);
+    k.o = zn_arg_dim(w, 0);
+    k.kh = zn_arg_dim(w, 2);
+    k.kw = zn_arg_dim(w, 3);
+    k.oh = zn_arg_dim(y, 1);
+    k.ow = zn_arg_dim(y, 2);
     for (int i = 0; i < 2; i++) {
         k.stride[i] = n->attr.stride[i];
         k.pad[i] = n->attr.pad[i];
@@ -235,9 +235,9 @@ static size_t half_bytes(const zn_cuda *cu, const zn_graph *g, int id, int batch
 {
     if (!zn_cuda_half_mode(cu)) return 0;
     const zn_node *n = &g->nodes[id];
-    return zn_cuda_align(2 * zn_cuda_numel_at(&g->nodes[n->src[0]].shape, batch)) +
-           zn_cuda_align(2 * zn_cuda_numel_at(&g->nodes[n->src[1]].shape, batch)) +
-           zn_cuda_align(2 * zn_cuda_numel_at(&n->shape, batch));
+    return zn_cuda_align(2 * zn_arg_numel(&g->nodes[n->src[0]].shape, batch)) +
+           zn_cuda_align(2 * zn_arg_numel(&g->nodes[n->src[1]].shape, batch)) +
+           zn_cuda_align(2 * zn_arg_numel(&n->shape, batch));
 }
 
 size_t zn_cuda_conv_workspace(zn_cuda *cu, const zn_graph *g, int id, int batch)
@@ -357,7 +357,7 @@ bool zn_cuda_run_conv2d(const zn_cuda_call *c)
     if (c->node->n_src < 3) return true;
     const zn_shape *y = &c->node->shape;
     return zn_cuda_add_bias(c, zn_cuda_src(c, 2), zn_cuda_out(c), zn_cuda_batch(c, y),
-                            zn_cuda_dim(y, 0), zn_cuda_inner(y, 1));
+                            zn_arg_dim(y, 0), zn_arg_inner(y, 1));
 }
 
 bool zn_cuda_run_conv2d_bwd_data(const zn_cuda_call *c)

@@ -14,7 +14,7 @@ static bool bn_descs(const zn_cuda_call *c, const zn_shape *x)
         return zn_cuda_fail(cu, "cuda backend: batch norm eps %g is below cuDNN's minimum %g",
                             (double)c->node->attr.eps, (double)CUDNN_BN_MIN_EPSILON);
     return ZN_DNN(c, cudnnSetTensor4dDescriptor, cu->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                  zn_cuda_batch(c, x), zn_cuda_dim(x, 0), zn_cuda_inner(x, 1), 1) &&
+                  zn_cuda_batch(c, x), zn_arg_dim(x, 0), zn_arg_inner(x, 1), 1) &&
            ZN_DNN(c, cudnnDeriveBNTensorDescriptor, cu->bd, cu->xd, CUDNN_BATCHNORM_SPATIAL);
 }
 
@@ -59,9 +59,9 @@ static bool run_pool(const zn_cuda_call *c)
     return ZN_DNN(c, cudnnSetPooling2dDescriptor, cu->poold, mode, CUDNN_PROPAGATE_NAN,
                   a->kernel[0], a->kernel[1], a->pad[0], a->pad[1], a->stride[0], a->stride[1]) &&
            ZN_DNN(c, cudnnSetTensor4dDescriptor, cu->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n,
-                  zn_cuda_dim(x, 0), zn_cuda_dim(x, 1), zn_cuda_dim(x, 2)) &&
+                  zn_arg_dim(x, 0), zn_arg_dim(x, 1), zn_arg_dim(x, 2)) &&
            ZN_DNN(c, cudnnSetTensor4dDescriptor, cu->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n,
-                  zn_cuda_dim(y, 0), zn_cuda_dim(y, 1), zn_cuda_dim(y, 2)) &&
+                  zn_arg_dim(y, 0), zn_arg_dim(y, 1), zn_arg_dim(y, 2)) &&
            ZN_DNN(c, cudnnPoolingForward, cu->cudnn, cu->poold, &one, cu->xd, zn_cuda_src(c, 0),
                   &zero, cu->yd, zn_cuda_out(c));
 }
@@ -70,8 +70,8 @@ static bool run_global_pool(const zn_cuda_call *c)
 {
     const zn_shape *x = zn_cuda_src_shape(c, 0);
     zn_window_reduce r = c->node->op == ZN_OP_GLOBAL_MAXPOOL ? ZN_WINDOW_MAX : ZN_WINDOW_AVG;
-    return ZN_RT(c, zn_cuda_global_pool_forward, r, zn_cuda_batch(c, x), zn_cuda_dim(x, 0),
-                 zn_cuda_dim(x, 1), zn_cuda_dim(x, 2), zn_cuda_src(c, 0), zn_cuda_out(c),
+    return ZN_RT(c, zn_cuda_global_pool_forward, r, zn_cuda_batch(c, x), zn_arg_dim(x, 0),
+                 zn_arg_dim(x, 1), zn_arg_dim(x, 2), zn_cuda_src(c, 0), zn_cuda_out(c),
                  c->cu->stream);
 }
 
@@ -79,7 +79,7 @@ static bool run_global_pool(const zn_cuda_call *c)
 static bool run_linear(const zn_cuda_call *c)
 {
     const zn_shape *x = zn_cuda_src_shape(c, 0);
-    int n = zn_cuda_batch(c, x), in = zn_cuda_dim(x, 0), out = zn_cuda_dim(&c->node->shape, 0);
+    int n = zn_cuda_batch(c, x), in = zn_arg_dim(x, 0), out = zn_arg_dim(&c->node->shape, 0);
     if (!zn_cuda_gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, zn_cuda_src(c, 1), in, 1.0f,
                       zn_cuda_src(c, 0), in, 1.0f, zn_cuda_out(c), out))
         return false;
@@ -103,12 +103,12 @@ static bool run_concat(const zn_cuda_call *c)
     const zn_shape *y = &c->node->shape;
     const int axis = c->node->attr.axis;
     int dims[ZN_MAX_RANK];
-    zn_cuda_int_dims(y, dims);
+    zn_arg_int_dims(y, dims);
     size_t outer, inner;
     zn_concat_split(zn_cuda_batch(c, y), y->rank, dims, axis, &outer, &inner);
     for (int k = 0; k < c->node->n_src; k++) {
         c->cu->ptrs[k] = zn_cuda_src(c, k);
-        c->cu->ints[k] = zn_cuda_dim(zn_cuda_src_shape(c, k), axis);
+        c->cu->ints[k] = zn_arg_dim(zn_cuda_src_shape(c, k), axis);
     }
     return ZN_RT(c, zn_cuda_concat_forward, outer, inner, c->node->n_src, c->cu->ints, c->cu->ptrs,
                  zn_cuda_out(c), c->cu->stream);
@@ -117,9 +117,9 @@ static bool run_concat(const zn_cuda_call *c)
 static bool run_resample(const zn_cuda_call *c)
 {
     const zn_shape *x = zn_cuda_src_shape(c, 0), *y = &c->node->shape;
-    return ZN_RT(c, zn_cuda_resample_forward, zn_cuda_window(c->node->attr.mode),
-                 zn_cuda_batch(c, x), zn_cuda_dim(x, 0), zn_cuda_dim(x, 1), zn_cuda_dim(x, 2),
-                 zn_cuda_dim(y, 1), zn_cuda_dim(y, 2), zn_cuda_src(c, 0), zn_cuda_out(c),
+    return ZN_RT(c, zn_cuda_resample_forward, zn_arg_window(c->node->attr.mode),
+                 zn_cuda_batch(c, x), zn_arg_dim(x, 0), zn_arg_dim(x, 1), zn_arg_dim(x, 2),
+                 zn_arg_dim(y, 1), zn_arg_dim(y, 2), zn_cuda_src(c, 0), zn_cuda_out(c),
                  c->cu->stream);
 }
 
@@ -127,7 +127,7 @@ static bool run_transpose(const zn_cuda_call *c)
 {
     const zn_shape *x = zn_cuda_src_shape(c, 0);
     int dims[ZN_MAX_RANK];
-    zn_cuda_int_dims(x, dims);
+    zn_arg_int_dims(x, dims);
     return ZN_RT(c, zn_cuda_transpose_forward, zn_cuda_batch(c, x), x->rank, dims,
                  c->node->attr.perm, zn_cuda_src(c, 0), zn_cuda_out(c), c->cu->stream);
 }
@@ -158,7 +158,7 @@ zn_xent_dims zn_cuda_xent_dims(const zn_cuda_call *c)
 {
     const zn_shape *logits = zn_cuda_src_shape(c, 0);
     const zn_attrs *a = &c->node->attr;
-    return (zn_xent_dims){zn_cuda_batch(c, logits), zn_cuda_dim(logits, 0), a->smoothing,
+    return (zn_xent_dims){zn_cuda_batch(c, logits), zn_arg_dim(logits, 0), a->smoothing,
                           a->reduction == ZN_REDUCE_MEAN};
 }
 
@@ -175,7 +175,7 @@ static bool run_xent(const zn_cuda_call *c)
 static bool run_bn_fold_weight(const zn_cuda_call *c)
 {
     const zn_shape *w = zn_cuda_src_shape(c, 0);
-    return ZN_RT(c, zn_cuda_bn_fold_weight, zn_cuda_dim(w, 0), (size_t)zn_cuda_inner(w, 1),
+    return ZN_RT(c, zn_cuda_bn_fold_weight, zn_arg_dim(w, 0), (size_t)zn_arg_inner(w, 1),
                  c->node->attr.eps, zn_cuda_src(c, 0), zn_cuda_src(c, 1), zn_cuda_src(c, 2),
                  zn_cuda_out(c), c->cu->stream);
 }
@@ -183,7 +183,7 @@ static bool run_bn_fold_weight(const zn_cuda_call *c)
 static bool run_bn_fold_bias(const zn_cuda_call *c)
 {
     const float *b = c->node->n_src == 5 ? zn_cuda_src(c, 4) : NULL;
-    return ZN_RT(c, zn_cuda_bn_fold_bias, zn_cuda_dim(&c->node->shape, 0), c->node->attr.eps,
+    return ZN_RT(c, zn_cuda_bn_fold_bias, zn_arg_dim(&c->node->shape, 0), c->node->attr.eps,
                  zn_cuda_src(c, 0), zn_cuda_src(c, 1), zn_cuda_src(c, 2), zn_cuda_src(c, 3), b,
                  zn_cuda_out(c), c->cu->stream);
 }

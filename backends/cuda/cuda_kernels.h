@@ -77,7 +77,7 @@ cudaError_t zn_cuda_global_pool_backward(zn_window_reduce r, int n, int c, int h
 /* Resample x [N, C, H, W] -> y [N, C, OH, OW] (by a factor or to a size: the caller gives OH,
  * OW), each axis on its own: a larger input reduced by r over windows of in/out (which must
  * divide), a smaller one repeated (nearest) out/in times (which must divide), an equal one copied.
- * Nearest mode is r = ZN_WINDOW_AVG, as zn_cpu_window maps it. */
+ * Nearest mode is r = ZN_WINDOW_AVG, as zn_arg_window maps it. */
 cudaError_t zn_cuda_resample_forward(zn_window_reduce r, int n, int c, int h, int w, int oh,
                                      int ow, const float *x, float *y, cudaStream_t stream);
 /* dx [N, C, H, W] from dy [N, C, OH, OW]; an input repeated m times gets the sum of its m
