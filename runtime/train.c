@@ -251,12 +251,43 @@ static void log_epoch(zn_run *R, int epoch, long step, float lr, double loss, do
     fflush(R->log);
 }
 
-static bool open_log(zn_run *R)
+/* The elapsed time of the last epoch a log holds (its last line's "time" field; CSV: the column
+ * before img_per_s), 0 when there is none: a resumed run's times continue from it. */
+static double last_logged_time(FILE *f, bool csv)
+{
+    char line[4096], last[4096] = "";
+    rewind(f);
+    while (fgets(line, sizeof line, f))
+        if (line[0] != '\n') memcpy(last, line, sizeof last);
+    fseek(f, 0, SEEK_END);
+    const char *t = NULL;
+    if (csv) {
+        char *c = strrchr(last, ',');
+        if (c) *c = 0, t = strrchr(last, ',');
+        t = t ? t + 1 : NULL;
+    } else {
+        t = strstr(last, "\"time\":");
+        t = t ? t + 7 : NULL;
+    }
+    return t ? strtod(t, NULL) : 0.0;
+}
+
+/* A new run writes its log afresh; a resumed one appends to the log it is given, so the
+ * epochs before the checkpoint stay in it. Returns whether it appends. */
+static bool open_log(zn_run *R, bool resume, double *elapsed_before, bool *appending)
 {
     const char *p = R->o->log_path;
+    *elapsed_before = 0;
+    *appending = false;
     if (!p) return true;
     size_t n = strlen(p);
     R->csv = n > 4 && strcmp(p + n - 4, ".csv") == 0;
+    R->log = resume ? fopen(p, "a+") : NULL;
+    if (R->log) {
+        *elapsed_before = last_logged_time(R->log, R->csv);
+        *appending = ftell(R->log) > 0;
+        return true;
+    }
     R->log = fopen(p, "w");
     if (!R->log) {
         fprintf(stderr, "znet: cannot write log %s: %m\n", p);
@@ -326,7 +357,9 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
 {
     zn_run R;
     char err[1024];
-    if (!run_init(&R, g, r, o, true) || !open_log(&R)) {
+    double elapsed_before;
+    bool appending;
+    if (!run_init(&R, g, r, o, true) || !open_log(&R, o->resume != NULL, &elapsed_before, &appending)) {
         run_free(&R);
         return 1;
     }
@@ -355,8 +388,8 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
                "planned memory %s\n",
                g->model_name, R.train.n, R.test.n, r->data, r->batch, steps_per_epoch, r->epochs,
                zn_format_bytes(zn_plan_total(&R.s.plan), mem, sizeof mem));
-    log_header(&R);
-    double t_start = now(), train_time = 0;
+    if (!appending) log_header(&R);
+    double t_start = now() - elapsed_before, train_time = 0;
     long images_seen = 0;
     zn_recipe tr = *r;
     tr.drop_last = true; /* (load_data refused drop_last = false unless the batches come out whole) */

@@ -198,10 +198,25 @@ static void test_one_epoch_run_and_log(void **state)
 static void test_resume_is_bit_identical(void **state)
 {
     (void)state;
-    const char *two = tmp("two.ckpt"), *half = tmp("half.ckpt");
+    const char *two = tmp("two.ckpt"), *half = tmp("half.ckpt"), *log = tmp("half.jsonl");
     assert_int_equal(train(2, two, NULL, NULL), 0);
-    assert_int_equal(train(1, half, NULL, NULL), 0);
-    assert_int_equal(train(2, half, half, NULL), 0); /* resumes from epoch 1, saves over it */
+    assert_int_equal(train(1, half, NULL, log), 0);
+    assert_int_equal(train(2, half, half, log), 0); /* resumes from epoch 1, saves over it */
+    /* the resumed run appends to the log: one header, epochs 1 and 2, times that grow */
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    char line[4096];
+    int headers = 0, epochs = 0;
+    double t[2] = {0, 0};
+    while (fgets(line, sizeof line, f)) {
+        headers += strstr(line, "\"type\":\"run\"") != NULL;
+        const char *at = strstr(line, "\"time\":");
+        if (strstr(line, "\"type\":\"epoch\"") && at && epochs < 2) t[epochs++] = strtod(at + 7, NULL);
+    }
+    fclose(f);
+    assert_int_equal(headers, 1);
+    assert_int_equal(epochs, 2);
+    assert_true(t[1] > t[0]);
     zn_ckpt_meta a, b;
     float *pa, *qa, *pb, *qb;
     char err[512];
