@@ -76,7 +76,10 @@ int main(int argc, char **argv) {
   }
   const layer zee[] = {{"zee.dil2", 8, 8, 896, 8, 3, 1, 2, 2, 1, 0},
                        {"zee.group8", 64, 64, 112, 8, 3, 1, 1, 1, 8, 0},
-                       {"zee.1x1", 64, 16, 112, 8, 1, 1, 0, 1, 1, 0}};
+                       {"zee.1x1", 64, 16, 112, 8, 1, 1, 0, 1, 1, 0},
+                       /* roots = true, filters = [8, 16], width 16: the z3 tower's two convs */
+                       {"zee.roots1", 8, 64, 224, 8, 3, 1, 2, 2, 8, 0},
+                       {"zee.roots2", 64, 128, 224, 8, 3, 1, 2, 2, 8, 0}};
   for (size_t i = 0; i < sizeof zee / sizeof zee[0]; i++) layers[n++] = zee[i];
 
   double step[2] = {0, 0}; /* conv seconds per training step, width 64 and 16 */

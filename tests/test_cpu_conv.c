@@ -1,8 +1,9 @@
 /* test_cpu_conv.c: the CPU convolution and linear kernels (backends/cpu/conv.h) against naive
  * direct loops in double precision written here, over a table of shapes (stride, padding,
- * dilation, groups, 1x1, non-square, bias, batch 1 and 3, the direct 3x3 kernel's planes) on
- * pools of 1 and 3 threads, plus a central-difference check that the backward kernels are the
- * gradients of the forward one and a check that backward-filter repeats bit for bit. */
+ * dilation, groups, 1x1, non-square, bias, batch 1 and 3, the direct 3x3 kernel's planes,
+ * groups and dilation) on pools of 1 and 3 threads, plus a central-difference check that the
+ * backward kernels are the gradients of the forward one and a check that backward-filter repeats
+ * bit for bit. */
 #include "support.h"
 
 #include <math.h>
@@ -38,6 +39,13 @@ static const conv_case CASES[] = {
      * 8x8 go 4 at a time, so each thread's slice ends on a part-filled batch */
     {"3x3 direct 8x8 batches", {11, 3, 8, 8, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
     {"3x3 direct 16x8", {3, 9, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 0},
+    /* the direct kernels per group, "same" padding = dilation: the z-tower's roots convs (1 and
+     * 8 inputs, 8 and 16 outputs per group) on 224x8 and 32x8, dense dilation 2, and 3 + 2 */
+    {"3x3 direct groups 8 c/g 1", {2, 8, 224, 8, 64, 3, 3, 1, 1, 2, 2, 2, 2, 8}, 1},
+    {"3x3 direct groups 8 c/g 8", {3, 64, 32, 8, 128, 3, 3, 1, 1, 2, 2, 2, 2, 8}, 0},
+    {"3x3 direct groups 8 224x8", {1, 64, 224, 8, 128, 3, 3, 1, 1, 1, 1, 1, 1, 8}, 1},
+    {"3x3 direct dilation 2", {3, 5, 16, 8, 7, 3, 3, 1, 1, 2, 2, 2, 2, 1}, 1},
+    {"3x3 direct groups 2 c/g 3", {3, 6, 8, 8, 10, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 0},
     {"5x5 pad 2 stride 3", {1, 2, 10, 13, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1}, 0},
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])

@@ -1,9 +1,10 @@
 /* conv.c: 2-D convolution as im2col + OpenBLAS sgemm. Each pool thread takes a contiguous slice
  * of the batch and walks it in chunks of images sized so the GEMM's column count (images x
  * output pixels) stays near ZN_CONV_TARGET_COLS; a 1x1 stride-1 unpadded conv over one image
- * reads its input directly; small-channel 3x3 convs run all three directions on conv_direct.c's
- * kernels instead (uses_direct). backward-filter accumulates per thread, then the slices are
- * summed in thread order, so a rerun with the same pool gives the same bits. */
+ * reads its input directly; 3x3 stride-1 "same" convs with few channels per group run all three
+ * directions on conv_direct.c's kernels instead (uses_direct). backward-filter accumulates per
+ * thread, then the slices are summed in thread order, so a rerun with the same pool gives the
+ * same bits. */
 #include "backends/cpu/conv.h"
 
 #include <assert.h>
@@ -40,17 +41,24 @@ int zn_conv_out_w(const zn_conv_params *p) {
   return (p->w + 2 * p->pad_w - p->dil_w * (p->kw - 1) - 1) / p->stride_w + 1;
 }
 
-/* The direct kernels replace im2col + GEMM for 3x3 stride-1 pad-1 dense convs whose planes fit
- * their tiling, where they measured faster (docs/performance.md, "Direct 3x3 kernel"): up to 64
- * channels each side, or up to 128 on planes of at most 8x8 (where im2col + GEMM is weakest).
- * With 64 -> 128 channels on 32x32 the GEMM's larger blocks win. One rule for all three
- * directions: backward-filter measured faster or level on every shape it admits. */
+/* The direct kernels replace im2col + GEMM for 3x3 stride-1 "same" convs (padding = dilation)
+ * whose planes fit their tiling, where they measured faster (docs/performance.md, "Direct 3x3
+ * kernel", "Grouped 3x3 convs"): up to 64 channels per group each side, or up to 128 on planes
+ * of at most 8x8 (where im2col + GEMM is weakest). With 64 -> 128 channels on 32x32 the GEMM's
+ * larger blocks win; grouped convs with few channels per group leave the GEMM tiny. One rule for
+ * all three directions: backward-filter measured faster or level on every shape it admits. */
 static int uses_direct(const zn_conv_params *p) {
-  int widest = p->c > p->o ? p->c : p->o;
+  int widest = (p->c > p->o ? p->c : p->o) / p->groups;
   if (widest > ((long)p->h * p->w <= 64 ? 128 : 64)) return 0;
-  return p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 1 &&
-         p->pad_w == 1 && p->dil_h == 1 && p->dil_w == 1 && p->groups == 1 &&
+  return p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 &&
+         p->dil_h == p->dil_w && p->pad_h == p->dil_h && p->pad_w == p->dil_w &&
          zn_conv_direct_supported(p->h, p->w);
+}
+
+/* The direct kernels' shape of p, or of its backward-data conv (dy -> dx) when transposed. */
+static zn_direct_shape direct_shape(const zn_conv_params *p, int transposed) {
+  return (zn_direct_shape){.c = transposed ? p->o : p->c, .o = transposed ? p->c : p->o,
+                           .groups = p->groups, .h = p->h, .w = p->w, .dil = p->dil_h};
 }
 
 static conv_geom conv_geom_of(const zn_conv_params *p) {
@@ -76,7 +84,7 @@ static conv_geom conv_geom_of(const zn_conv_params *p) {
   g.direct = uses_direct(p);
   g.wt_floats = g.direct ? g.dw_floats : 0;
   if (g.direct) {
-    size_t pad = zn_conv_direct_scratch_floats(p->c > p->o ? p->c : p->o, p->h, p->w) *
+    size_t pad = zn_conv_direct_scratch_floats(p->c > p->o ? p->c : p->o, p->h, p->w, p->dil_h) *
                  zn_conv_direct_filter_batch(p->h, p->w);
     if (pad > g.col_floats) g.col_floats = pad;
   }
@@ -111,8 +119,8 @@ static float *thread_dw(const conv_job *j, int t) {
   return j->ws + j->g.threads * (j->g.col_floats + j->g.tmp_floats) + (t - 1) * j->g.dw_floats;
 }
 
-/* Backward-data's weights on the direct path: [c, o, 3, 3], taps flipped (a 3x3 stride-1 pad-1
- * conv's input gradient is the same conv of dy with these). */
+/* Backward-data's weights on the direct path: [c, o / groups, 3, 3], each group's transposed,
+ * taps flipped (a 3x3 stride-1 "same" conv's input gradient is the same conv of dy with these). */
 static float *transposed_weights(const conv_job *j) {
   return j->ws + j->g.threads * (j->g.col_floats + j->g.tmp_floats) +
          (j->g.threads - 1) * j->g.dw_floats;
@@ -121,10 +129,12 @@ static float *transposed_weights(const conv_job *j) {
 static void transpose_weights(const conv_job *j) {
   const zn_conv_params *p = j->p;
   float *wt = transposed_weights(j);
+  const int cg = j->g.cg, og = j->g.og;
   for (int o = 0; o < p->o; o++)
-    for (int c = 0; c < p->c; c++)
-      for (int tap = 0; tap < 9; tap++)
-        wt[((size_t)c * p->o + o) * 9 + 8 - tap] = j->w[((size_t)o * p->c + c) * 9 + tap];
+    for (int c = 0; c < cg; c++) {
+      size_t to = (((size_t)(o / og) * cg + c) * og + o % og) * 9, from = ((size_t)o * cg + c) * 9;
+      for (int tap = 0; tap < 9; tap++) wt[to + 8 - tap] = j->w[from + tap];
+    }
 }
 
 /* The column matrix [k, images * ohw] of group grp for images [n0, n0 + images). */
@@ -169,8 +179,9 @@ static void forward_job(void *ctx, int t, int count) {
   int begin, end;
   zn_cpu_split(p->n, t, count, &begin, &end);
   if (g->direct) {
+    const zn_direct_shape s = direct_shape(p, 0);
     for (int n = begin; n < end; n++)
-      zn_conv_direct_image(p->c, p->o, p->h, p->w, j->x + (size_t)n * p->c * g->hw, j->w, j->b,
+      zn_conv_direct_image(&s, j->x + (size_t)n * p->c * g->hw, j->w, j->b,
                            j->y + (size_t)n * p->o * g->ohw, thread_col(j, t));
     return;
   }
@@ -202,10 +213,10 @@ static void backward_data_job(void *ctx, int t, int count) {
   int begin, end;
   zn_cpu_split(p->n, t, count, &begin, &end);
   if (g->direct) {
+    const zn_direct_shape s = direct_shape(p, 1);
     for (int n = begin; n < end; n++)
-      zn_conv_direct_image(p->o, p->c, p->h, p->w, j->dy + (size_t)n * p->o * g->ohw,
-                           transposed_weights(j), NULL, j->dx + (size_t)n * p->c * g->hw,
-                           thread_col(j, t));
+      zn_conv_direct_image(&s, j->dy + (size_t)n * p->o * g->ohw, transposed_weights(j), NULL,
+                           j->dx + (size_t)n * p->c * g->hw, thread_col(j, t));
     return;
   }
   for (int n0 = begin; n0 < end; n0 += g->chunk) {
@@ -242,8 +253,9 @@ static void backward_filter_job(void *ctx, int t, int count) {
   if (begin == end || g->direct) memset(acc, 0, sizeof(float) * g->dw_floats);
   if (g->direct) {
     const int batch = zn_conv_direct_filter_batch(p->h, p->w);
+    const zn_direct_shape s = direct_shape(p, 0);
     for (int n0 = begin; n0 < end; n0 += batch)
-      zn_conv_direct_filter_images(end - n0 < batch ? end - n0 : batch, p->c, p->o, p->h, p->w,
+      zn_conv_direct_filter_images(&s, end - n0 < batch ? end - n0 : batch,
                                    j->x + (size_t)n0 * p->c * g->hw,
                                    j->dy + (size_t)n0 * p->o * g->ohw, acc, thread_col(j, t));
     return;
