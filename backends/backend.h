@@ -66,6 +66,8 @@ typedef struct {
     size_t (*memory_available)(zn_backend *be);
 } zn_backend_ops;
 
+/* Callers reach a backend's functions through be->ops, the vtable create() put there: a registry
+ * entry that only loads another backend (cuda_loader.c) has just name, available and create. */
 struct zn_backend {
     const zn_backend_ops *ops;
 };

@@ -1,7 +1,8 @@
 /* cuda_loader.c: the "cuda" registry entry. The CUDA backend is a module (libznet_cuda.so, built
  * when CMake finds the CUDA toolkit and cuDNN) that this file dlopen()s on first use, so znet
  * links no CUDA library and a CPU-only user never needs one. available() loads the module and
- * asks it whether a driver and a GPU are there; create() hands over to the module's vtable.
+ * asks it whether a driver and a GPU are there; create() hands over to the module's vtable (the
+ * backend it returns carries that vtable, so this entry has no other functions).
  * Search order: $ZNET_CUDA_MODULE alone when set; else the build's own module, the one next to
  * the znet binary, then the soname on the library path. */
 #include "backends/backend.h"
@@ -109,95 +110,10 @@ static zn_backend *loader_create(const zn_backend_opts *opts, char *err, size_t 
     return ops ? ops->create(opts, err, errlen) : NULL;
 }
 
-/* A backend create() returned carries the module's vtable; these forward to it for callers
- * that hold the registry entry instead. */
-static void loader_destroy(zn_backend *be)
-{
-    if (be) be->ops->destroy(be);
-}
-
-static bool loader_supports(zn_backend *be, const zn_graph *g, int id)
-{
-    return be->ops->supports(be, g, id);
-}
-
-static size_t loader_workspace_bytes(zn_backend *be, const zn_graph *g, int id, int batch)
-{
-    return be->ops->workspace_bytes(be, g, id, batch);
-}
-
-static bool loader_alloc(zn_backend *be, const zn_plan *p)
-{
-    return be->ops->alloc(be, p);
-}
-
-static bool loader_set(zn_backend *be, zn_region r, size_t offset, const void *host, size_t bytes)
-{
-    return be->ops->set(be, r, offset, host, bytes);
-}
-
-static bool loader_get(zn_backend *be, zn_region r, size_t offset, void *host, size_t bytes)
-{
-    return be->ops->get(be, r, offset, host, bytes);
-}
-
-static bool loader_prepare(zn_backend *be, const zn_graph *g, const zn_plan *p)
-{
-    return be->ops->prepare(be, g, p);
-}
-
-static bool loader_compute(zn_backend *be, const zn_graph *g, const zn_plan *p, int first, int last)
-{
-    return be->ops->compute(be, g, p, first, last);
-}
-
-static bool loader_optimize(zn_backend *be, const zn_graph *g, const zn_plan *p,
-                            const zn_optim_step *s)
-{
-    return be->ops->optimize(be, g, p, s);
-}
-
-static bool loader_synchronize(zn_backend *be)
-{
-    return be->ops->synchronize(be);
-}
-
-static void loader_set_training(zn_backend *be, bool training)
-{
-    be->ops->set_training(be, training);
-}
-
-static const char *loader_last_error(zn_backend *be)
-{
-    return be->ops->last_error(be);
-}
-
-static size_t loader_arena_high_water(zn_backend *be)
-{
-    return be->ops->arena_high_water(be);
-}
-
-static size_t loader_memory_available(zn_backend *be)
-{
-    return be->ops->memory_available ? be->ops->memory_available(be) : 0;
-}
-
+/* Only name, available and create: a backend create() returns carries the module's own vtable,
+ * which every caller uses (be->ops). */
 const zn_backend_ops zn_cuda_backend = {
     .name = "cuda",
     .available = loader_available,
     .create = loader_create,
-    .destroy = loader_destroy,
-    .supports = loader_supports,
-    .workspace_bytes = loader_workspace_bytes,
-    .alloc = loader_alloc,
-    .set = loader_set,
-    .get = loader_get,
-    .prepare = loader_prepare,
-    .compute = loader_compute,
-    .optimize = loader_optimize,
-    .synchronize = loader_synchronize,
-    .set_training = loader_set_training,
-    .last_error = loader_last_error,
-    .arena_high_water = loader_arena_high_water,
-    .memory_available = loader_memory_available,
 };

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "backends/backend.h"
 #include "graph/graph.h"
 #include "graph/passes.h"
 #include "lang/diag.h"
@@ -59,6 +60,10 @@ const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int 
 /* Whether name is an optimizer pass; if not, prints "znet CMD: OPT: no pass ..." with a
  * did-you-mean hint (the caller exits with ZN_EXIT_USAGE). */
 bool zn_cli_pass_known(const char *cmd, const char *opt, const char *name);
+
+/* --precision NAME into *out; if NAME is not fp32, fp16 or bf16, prints "znet[ CMD]: --precision
+ * needs ..." (cmd may be NULL) and returns false (the caller exits with ZN_EXIT_USAGE). */
+bool zn_cli_precision(const char *cmd, const char *name, zn_precision *out);
 
 /* zn_cli_parse for commands whose arguments are not one model file (no --set or train
  * shorthands): the positional arguments come back in pos[0..*n_pos); more than max_pos is a

@@ -141,10 +141,7 @@ int zn_cmd_bench(int argc, char **argv)
     if (rc >= 0) return rc;
     char err[512];
     zn_precision precision;
-    if (!zn_precision_parse(precision_name, &precision)) {
-        fprintf(stderr, "znet bench: --precision needs fp32, fp16 or bf16, got '%s'\n", precision_name);
-        return ZN_EXIT_USAGE;
-    }
+    if (!zn_cli_precision("bench", precision_name, &precision)) return ZN_EXIT_USAGE;
     const zn_backend_ops *ops = zn_backend_find(backend, err, sizeof err);
     if (!ops) {
         fprintf(stderr, "znet bench: %s\n", err);

@@ -114,10 +114,7 @@ int zn_cmd_check(int argc, char **argv)
     const char *names[2];
     zn_parity_opts po = {.propagate = propagate};
     for (int k = 0; k < 2; k++) po.backend[k] = (zn_backend_opts){.no_pass = c.no_pass, .n_no_pass = c.n_no_pass};
-    if (!zn_precision_parse(precision, &po.backend[1].precision)) {
-        fprintf(stderr, "znet check: --precision takes fp32, fp16 or bf16, got '%s'\n", precision);
-        return ZN_EXIT_USAGE;
-    }
+    if (!zn_cli_precision("check", precision, &po.backend[1].precision)) return ZN_EXIT_USAGE;
     if (backends && !split_backends(backends, buf, sizeof buf, names)) {
         fprintf(stderr, "znet check: --backends needs two backend names, e.g. --backends cpu,cuda\n");
         return ZN_EXIT_USAGE;

@@ -36,10 +36,7 @@ static int prepare(run_args *a, zn_cli_common *c, const char *backend, long thre
 {
     char err[512];
     zn_precision precision = ZN_PRECISION_FP32;
-    if (a->precision && !zn_precision_parse(a->precision, &precision)) {
-        fprintf(stderr, "znet: --precision needs fp32, fp16 or bf16, got '%s'\n", a->precision);
-        return ZN_EXIT_USAGE;
-    }
+    if (a->precision && !zn_cli_precision(NULL, a->precision, &precision)) return ZN_EXIT_USAGE;
     a->run.backend = zn_backend_find(backend, err, sizeof err);
     if (!a->run.backend) {
         fprintf(stderr, "znet: %s\n", err);

@@ -9,9 +9,9 @@
 
 static double mib(size_t bytes) { return bytes / 1048576.0; }
 
-/* Multiply-adds per example of every node; those of the forward ops in the backward pass
- * (recomputed copies, graph/pass_recompute.c) into *recomputed, and the values per example
- * they write into *written. */
+/* Multiply-adds per example of every node of a training graph; those of the forward ops in the
+ * backward pass (recomputed copies, graph/pass_recompute.c) into *recomputed, and the values per
+ * example they write into *written. */
 static int64_t step_macs(const zn_graph *g, int64_t *recomputed, int64_t *written)
 {
     int64_t total = 0;
@@ -80,7 +80,7 @@ static bool print_memory(const zn_graph *graphs, int batch, bool detail)
         return false;
     }
     printf("  (kernel scratch, e.g. im2col buffers, depends on the backend: see znet bench)\n");
-    int64_t recomputed, written, infer = step_macs(&graphs[0], &recomputed, &written);
+    int64_t recomputed, written, infer = zn_graph_macs(&graphs[0]);
     int64_t train = step_macs(&graphs[1], &recomputed, &written);
     char a[32], b[32], c[32], d[32];
     printf("  multiply-adds per example: inference %s, training step %s, of which recomputed %s\n"

@@ -63,6 +63,14 @@ bool zn_cli_pass_known(const char *cmd, const char *opt, const char *name)
     return false;
 }
 
+bool zn_cli_precision(const char *cmd, const char *name, zn_precision *out)
+{
+    if (zn_precision_parse(name, out)) return true;
+    fprintf(stderr, "znet%s%s: --precision needs fp32, fp16 or bf16, got '%s'\n", cmd ? " " : "", cmd ? cmd : "",
+            name);
+    return false;
+}
+
 /* Stage by stage: forward passes on every graph, then those of inference or training graphs. */
 static void print_passes(void)
 {

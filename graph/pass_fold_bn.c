@@ -54,7 +54,9 @@ static void fold_into_conv(zn_graph *g, int bn, fold *f)
     c->name = f->name;
 }
 
-bool zn_pass_fold_bn(zn_graph *g, char *err, size_t errlen)
+/* The pass on g itself (zn_pass_fold_bn runs it on a copy: the folds edit the convs in place, and
+ * a failed rebuild must leave the graph as it was). */
+static bool fold_bn(zn_graph *g, char *err, size_t errlen)
 {
     const int n = g->n_nodes;
     int *uses = zn_calloc((size_t)n, sizeof *uses);
@@ -101,4 +103,9 @@ bool zn_pass_fold_bn(zn_graph *g, char *err, size_t errlen)
     free(redirect);
     free(uses);
     return ok;
+}
+
+bool zn_pass_fold_bn(zn_graph *g, char *err, size_t errlen)
+{
+    return zn_pass_on_copy(g, fold_bn, err, errlen);
 }

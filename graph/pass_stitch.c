@@ -92,15 +92,14 @@ static bool fuse(zn_graph *g, const int *uses, int c, bool *keep, int *srcbuf, c
     return true;
 }
 
-bool zn_pass_stitch(zn_graph *g, char *err, size_t errlen)
+/* The pass on g itself (zn_pass_stitch runs it on a copy: the fusions edit nodes in place, and a
+ * failed rebuild must leave the graph as it was). */
+static bool stitch(zn_graph *g, char *err, size_t errlen)
 {
-    /* the fusions edit a copy, so a failed rebuild leaves g as it was */
-    zn_graph w;
-    zn_graph_copy(&w, g);
-    int n = w.n_nodes, total_src = 0, max_src = 1;
+    int n = g->n_nodes, total_src = 0, max_src = 1;
     for (int i = 0; i < n; i++) {
-        total_src += w.nodes[i].n_src;
-        if (w.nodes[i].n_src > max_src) max_src = w.nodes[i].n_src;
+        total_src += g->nodes[i].n_src;
+        if (g->nodes[i].n_src > max_src) max_src = g->nodes[i].n_src;
     }
     int *uses = malloc((size_t)n * sizeof *uses);
     bool *keep = malloc((size_t)n * sizeof *keep);
@@ -110,24 +109,23 @@ bool zn_pass_stitch(zn_graph *g, char *err, size_t errlen)
         fprintf(stderr, "znet: malloc failed: out of memory\n");
         exit(EXIT_FAILURE);
     }
-    zn_pass_count_uses(&w, uses);
+    zn_pass_count_uses(g, uses);
     for (int i = 0; i < n; i++) keep[i] = true;
     int used = 0, fused = 0;
     for (int i = 0; i < n; i++)
-        if (fuse(&w, uses, i, keep, srcbuf + used, chains)) {
-            used += w.nodes[i].n_src;
+        if (fuse(g, uses, i, keep, srcbuf + used, chains)) {
+            used += g->nodes[i].n_src;
             fused++;
         }
-    bool ok = fused > 0 && zn_pass_rebuild(&w, keep, err, errlen);
+    bool ok = !fused || zn_pass_rebuild(g, keep, err, errlen);
     free(chains);
     free(srcbuf);
     free(keep);
     free(uses);
-    if (ok) {
-        zn_graph_free(g);
-        *g = w;
-    } else {
-        zn_graph_free(&w);
-    }
-    return ok || !fused;
+    return ok;
+}
+
+bool zn_pass_stitch(zn_graph *g, char *err, size_t errlen)
+{
+    return zn_pass_on_copy(g, stitch, err, errlen);
 }

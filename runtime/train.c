@@ -273,7 +273,8 @@ static double last_logged_time(FILE *f, bool csv)
 }
 
 /* A new run writes its log afresh; a resumed one appends to the log it is given, so the
- * epochs before the checkpoint stay in it. Returns whether it appends. */
+ * epochs before the checkpoint stay in it: *appending says whether it does (the log already has
+ * lines), *elapsed_before the time its last epoch logged. false when the log cannot be opened. */
 static bool open_log(zn_run *R, bool resume, double *elapsed_before, bool *appending)
 {
     const char *p = R->o->log_path;
