@@ -84,8 +84,10 @@ static bool profile_step(zn_session *s, const float *images, const int32_t *labe
     return true;
 }
 
+/* Times one mode; header (NULL: none) is printed once the backend has accepted the session, so
+ * a refusal (a precision the backend lacks, no memory) leaves nothing half-printed on stdout. */
 static bool bench_mode(const zn_graph *g, const zn_backend_ops *ops, const zn_backend_opts *o, int batch,
-                       int steps, bool training, uint64_t seed, bool profile)
+                       int steps, bool training, uint64_t seed, bool profile, const char *header)
 {
     zn_session s;
     if (!zn_session_init(&s, g, ops, o, batch, training)) {
@@ -93,6 +95,7 @@ static bool bench_mode(const zn_graph *g, const zn_backend_ops *ops, const zn_ba
         zn_session_free(&s);
         return false;
     }
+    if (header) fputs(header, stdout);
     float *images = malloc(s.image >= 0 ? s.plan.bytes[s.image] : 4);
     int32_t *labels = malloc(sizeof *labels * batch);
     random_batch(&s, images, labels, seed);
@@ -162,9 +165,12 @@ int zn_cmd_bench(int argc, char **argv)
         char mode[64] = "";
         if (precision != ZN_PRECISION_FP32 || deterministic)
             snprintf(mode, sizeof mode, " (%s%s)", precision_name, deterministic ? ", deterministic" : "");
-        printf("znet bench %s: backend %s%s, batch %d, %ld timed steps\n", c.file, backend, mode, r.batch, steps);
-        if (!infer_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, true, r.seed, profile);
-        if (ok && !train_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, false, r.seed, profile);
+        char header[1024];
+        snprintf(header, sizeof header, "znet bench %s: backend %s%s, batch %d, %ld timed steps\n", c.file,
+                 backend, mode, r.batch, steps);
+        if (!infer_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, true, r.seed, profile, header);
+        if (ok && !train_only)
+            ok = bench_mode(&g, ops, &o, r.batch, (int)steps, false, r.seed, profile, infer_only ? header : NULL);
     }
     zn_graph_free(&g);
     zn_diag_free(&d);

@@ -2,7 +2,7 @@
 # run_cuda_cli.sh: --backend cuda and --precision from the command line. Where cuda cannot run
 # (no GPU, no driver, built without it), bench and eval exit 1 at once with a message saying
 # why; where it can, bench runs. The CPU backend refuses fp16 by name; a bad --precision is a
-# usage error (2). usage: run_cuda_cli.sh ZNET SOURCE_DIR
+# usage error (2), and a refused bench prints nothing on stdout. usage: run_cuda_cli.sh ZNET SOURCE_DIR
 set -u
 znet=$1
 model=$2/models/davidnet.znet
@@ -22,8 +22,10 @@ case $rc in
 *) fail "bench --backend cuda exited $rc" ;;
 esac
 
-"$znet" bench "$model" --precision fp16 --batch 2 --steps 1 > "$tmp/out" 2>&1
+"$znet" bench "$model" --precision fp16 --batch 2 --steps 1 > "$tmp/out" 2> "$tmp/err"
 [ $? -eq 1 ] || fail "bench --precision fp16 on cpu: want exit 1"
+[ -s "$tmp/out" ] && fail "bench --precision fp16 on cpu: printed a header before refusing"
+mv "$tmp/err" "$tmp/out"
 grep -q "cpu backend: --precision fp16 needs the cuda backend" "$tmp/out" || fail "no message for fp16 on cpu"
 
 "$znet" bench "$model" --precision fp8 > "$tmp/out" 2>&1
