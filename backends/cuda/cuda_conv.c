@@ -143,13 +143,17 @@ static cudnnStatus_t algo_workspace(zn_cuda *cu, int op, int algo, size_t *bytes
 
 /* Whether an algorithm may run here: it works on this shape, fits `limit` bytes of scratch, is
  * deterministic when asked, and computes in the precision asked for. In fp32 the FMA kernels
- * come first (pass 0); one listed under the default math is also tried under FMA math. */
+ * come first (pass 0); one listed under the default math is also tried under FMA math. In 16
+ * bits tensor-core and default math come first, any other listed math second: a shape with no
+ * tensor-core kernel (a depthwise conv, say) must still run, and it accumulates in fp32 anyway. */
 static bool acceptable(const zn_cuda *cu, const conv_perf *r, size_t limit, int pass)
 {
     if (r->status != CUDNN_STATUS_SUCCESS || r->memory > limit) return false;
     if (cu->opts.deterministic && r->determinism != CUDNN_DETERMINISTIC) return false;
-    if (zn_cuda_half_mode(cu))
-        return pass == 0 && (r->math == CUDNN_TENSOR_OP_MATH || r->math == CUDNN_DEFAULT_MATH);
+    if (zn_cuda_half_mode(cu)) {
+        bool preferred = r->math == CUDNN_TENSOR_OP_MATH || r->math == CUDNN_DEFAULT_MATH;
+        return pass == 0 ? preferred : !preferred;
+    }
     return r->math == (pass == 0 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH);
 }
 

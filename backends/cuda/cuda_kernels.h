@@ -18,11 +18,13 @@
 
 #include <cuda_runtime.h>
 
-#include "backends/cpu/kernels.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* inside the C linkage block: its dims structs are shared, and a .cu calling one of its helpers
+ * must link to the C symbol, not a C++-mangled one */
+#include "backends/cpu/kernels.h"
 
 /* ---- elementwise (k_eltwise.cu); outputs may alias inputs -------------------------------- */
 cudaError_t zn_cuda_relu_forward(size_t n, const float *x, float *y, cudaStream_t stream);
