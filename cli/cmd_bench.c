@@ -142,6 +142,10 @@ int zn_cmd_bench(int argc, char **argv)
                           "achieved GFLOP/s and the memory plan. docs/performance.md has measured figures.",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
+    if (train_only && infer_only) { /* both would time nothing */
+        fprintf(stderr, "znet bench: --train-only and --inference-only exclude each other\n");
+        return ZN_EXIT_USAGE;
+    }
     char err[512];
     zn_precision precision;
     if (!zn_cli_precision("bench", precision_name, &precision)) return ZN_EXIT_USAGE;

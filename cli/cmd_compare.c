@@ -87,8 +87,14 @@ static int parse(int argc, char **argv, entry *e, int *n, entry *global, long *b
             }
         } else if (strcmp(a, "--set") == 0) {
             const char *eq = strchr(v, '=');
-            if (!eq || eq == v || cur->n_sets == ZN_MAX_SETTINGS) {
+            if (!eq || eq == v) {
                 fprintf(stderr, "znet compare: --set needs KEY=VALUE, got '%s'\n", v);
+                return ZN_EXIT_USAGE;
+            }
+            /* a model gets the --set options before the first model and its own: all must fit */
+            if ((cur == global ? 0 : global->n_sets) + cur->n_sets == ZN_MAX_SETTINGS) {
+                fprintf(stderr, "znet compare: too many --set options at '%s' (at most %d for a model, counting "
+                                "those before the first model)\n", v, ZN_MAX_SETTINGS);
                 return ZN_EXIT_USAGE;
             }
             char *key = strndup(v, (size_t)(eq - v)); /* lives as long as the process */
@@ -118,7 +124,7 @@ static bool row(const entry *e, const entry *global, long batch_opt)
 {
     zn_cli_common c = {.file = e->file};
     for (int k = 0; k < global->n_sets; k++) c.settings[c.n_settings++] = global->sets[k];
-    for (int k = 0; k < e->n_sets && c.n_settings < ZN_MAX_SETTINGS; k++) c.settings[c.n_settings++] = e->sets[k];
+    for (int k = 0; k < e->n_sets; k++) c.settings[c.n_settings++] = e->sets[k]; /* (parse kept the sum in bounds) */
     zn_diag d;
     zn_diag_init(&d, stderr);
     zn_graph g = {0}, train = {0};

@@ -82,6 +82,10 @@ static int data_get(int argc, char **argv)
     int which = data_index(argv[0], name);
     if (which < 0) return ZN_EXIT_USAGE;
     if (which == 1) return explain_fashion_mnist();
+    if (dir && !dir[0]) { /* else the cache would be used without a word */
+        fprintf(stderr, "znet data get: --dir needs a folder, got ''\n");
+        return ZN_EXIT_USAGE;
+    }
     if (md5 && !is_md5_hex(md5)) {
         fprintf(stderr, "znet data get: --md5 needs 32 hex digits, got '%s'\n", md5);
         return ZN_EXIT_USAGE;

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "runtime/plot.h"
+#include "runtime/train.h"
 
 #define MAX_LOGS 32
 
@@ -84,6 +85,12 @@ int zn_cmd_plot(int argc, char **argv)
         default_output(paths[0], svg, sizeof svg);
         out = svg;
     }
+    /* `-o run.jsonl` (or a log named like its default output) would replace a log with the SVG */
+    for (int i = 0; ok && out && strcmp(out, "-") != 0 && i < n; i++)
+        if (zn_same_file(out, paths[i])) {
+            fprintf(stderr, "znet plot: the output %s is the log %s; give another -o FILE\n", out, paths[i]);
+            ok = false;
+        }
     if (ok && out) ok = write_svg(out, logs, n, title);
     if (ok && csv) zn_plot_csv(stdout, logs, n);
     for (int i = 0; i < loaded; i++) zn_train_log_free(&logs[i]);

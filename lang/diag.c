@@ -80,14 +80,15 @@ static void diag_excerpt(zn_diag *d, zn_span sp)
     enum { WINDOW = 100 }; /* columns shown of a longer line */
     const zn_source *s = sp.file ? diag_find(d, sp.file) : NULL;
     if (!s || sp.line < 1) return;
-    const char *p = s->text;
+    /* memchr, not strchr: a NUL byte in the file (an error of its own) must not hide later lines */
+    const char *p = s->text, *end_text = s->text + s->len;
     for (int l = 1; l < sp.line && p; l++) {
-        p = strchr(p, '\n');
+        p = memchr(p, '\n', (size_t)(end_text - p));
         if (p) p++;
     }
-    if (!p || !*p) return;
-    const char *e = strchr(p, '\n');
-    int len = e ? (int)(e - p) : (int)strlen(p);
+    if (!p || p >= end_text) return;
+    const char *e = memchr(p, '\n', (size_t)(end_text - p));
+    int len = (int)((e ? e : end_text) - p);
     if (len > 0 && p[len - 1] == '\r') len--;
     int start = sp.col < 1 ? 1 : sp.col;
     int end = (sp.end_line == sp.line && sp.end_col >= start) ? sp.end_col : len;

@@ -24,6 +24,7 @@ typedef struct {
     const zn_ast *model, *train;
     const zn_ast **blocks;
     int n_blocks, cap_blocks;
+    bool too_many_blocks;    /* more than MAX_BLOCKS: said once */
 } zn_loader;
 
 static bool file_exists(const char *p)
@@ -65,9 +66,18 @@ static bool same_file(const char *a, const char *b)
 
 static void load_file(zn_loader *L, const char *path, zn_span at, bool is_main);
 
+/* Blocks a program may define: each new one is checked against all before it, so an absurd
+ * number (a generated file of 100,000) would take minutes. */
+#define MAX_BLOCKS 10000
+
 static void add_block(zn_loader *L, const zn_ast *blk)
 {
     zn_eval *ev = L->ev;
+    if (L->n_blocks == MAX_BLOCKS) {
+        if (!L->too_many_blocks) zn_diag_error(ev->diag, blk->span, "more than %d blocks", MAX_BLOCKS);
+        L->too_many_blocks = true;
+        return;
+    }
     for (int i = 0; i < L->n_blocks; i++)
         if (strcmp(L->blocks[i]->name, blk->name) == 0) {
             zn_diag_error(ev->diag, blk->span, "block '%s' is already defined", blk->name);

@@ -1,6 +1,7 @@
 /* recipe_eval.c: the `train { }` section: its settings functions (sgd, piecewise, pad_crop, ...),
  * the check of every key and value, and their conversion into a zn_recipe. Command-line
  * overrides (--set train.KEY=VALUE) replace a key's expression before conversion. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,13 +76,34 @@ static bool is_rec(const zn_value *v, const char *a, const char *b, const char *
     return strcmp(n, a) == 0 || (b && strcmp(n, b) == 0) || (c && strcmp(n, c) == 0);
 }
 
+/* A negative or infinite rate, or a momentum of 1 or more, makes the weights diverge (NaN):
+ * refused here, at the setting, rather than as a NaN loss at run time. */
+static bool schedule_ok(zn_eval *ev, const zn_schedule *s, zn_span at, const char *key)
+{
+    bool lr = strcmp(key, "lr") == 0;
+    for (int i = 0; i < (s->kind == ZN_LR_PIECEWISE ? s->n_knots : 1); i++) {
+        if (lr ? !(s->v[i] >= 0 && isfinite(s->v[i])) : !(s->v[i] >= 0 && s->v[i] < 1)) {
+            zn_diag_error(ev->diag, at, "train: '%s' values must be %s, got %g", key,
+                          lr ? "finite and not negative" : "in [0, 1)", s->v[i]);
+            return false;
+        }
+        if (!isfinite(s->t[i]) || (s->kind == ZN_LR_COSINE && s->t[i] < 0)) {
+            zn_diag_error(ev->diag, at, "train: '%s': %s must be finite%s, got %g", key,
+                          s->kind == ZN_LR_COSINE ? "cosine's warmup" : "piecewise's epochs",
+                          s->kind == ZN_LR_COSINE ? " and not negative" : "", s->t[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool to_schedule(zn_eval *ev, const zn_value *v, zn_span at, const char *key, zn_schedule *s)
 {
     memset(s, 0, sizeof *s);
     if (zn_val_is_number(v)) {
         s->kind = ZN_LR_CONSTANT;
         s->v[0] = (float)zn_val_number(v);
-        return true;
+        return schedule_ok(ev, s, at, key);
     }
     if (!want(ev, is_rec(v, "piecewise", "constant", "cosine"), at, key,
               "a number, piecewise(epochs, values), constant(value) or cosine(peak)", v))
@@ -114,7 +136,7 @@ static bool to_schedule(zn_eval *ev, const zn_value *v, zn_span at, const char *
             }
         }
     }
-    return true;
+    return schedule_ok(ev, s, at, key);
 }
 
 static bool to_augment(zn_eval *ev, const zn_value *v, zn_span at, zn_recipe *r)
@@ -167,8 +189,14 @@ static bool to_augment(zn_eval *ev, const zn_value *v, zn_span at, zn_recipe *r)
 static bool to_channels(zn_eval *ev, const zn_value *v, zn_span at, const char *key, float *out, int *n)
 {
     bool ok = v->kind == ZN_VAL_LIST && (v->list.n == 1 || v->list.n == 3);
-    for (int i = 0; ok && i < v->list.n; i++) ok = zn_val_is_number(&v->list.items[i]);
-    if (!want(ev, ok, at, key, "a list of 1 or 3 numbers (0-255 scale)", v)) return false;
+    bool std = strcmp(key, "std") == 0; /* images are divided by it */
+    for (int i = 0; ok && i < v->list.n; i++) {
+        const zn_value *x = &v->list.items[i];
+        ok = zn_val_is_number(x) && isfinite((float)zn_val_number(x)) && (!std || zn_val_number(x) > 0);
+    }
+    if (!want(ev, ok, at, key, std ? "a list of 1 or 3 positive numbers (0-255 scale)"
+                                   : "a list of 1 or 3 numbers (0-255 scale)", v))
+        return false;
     for (int i = 0; i < v->list.n; i++) out[i] = (float)zn_val_number(&v->list.items[i]);
     *n = v->list.n;
     return true;
@@ -223,6 +251,17 @@ static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, z
             c->beta1 = (float)rec_num(o, "beta1");
             c->beta2 = (float)rec_num(o, "beta2");
             c->eps = (float)rec_num(o, "eps");
+            /* beta = 1 divides by zero in the bias correction; eps = 0 gives 0/0 at a zero gradient */
+            float beta[2] = {c->beta1, c->beta2};
+            for (int k = 0; k < 2; k++)
+                if (!(beta[k] >= 0 && beta[k] < 1)) {
+                    zn_diag_error(ev->diag, o->span, "adam: beta%d must be in [0, 1), got %g", k + 1, beta[k]);
+                    return false;
+                }
+            if (!(c->eps > 0 && isfinite(c->eps))) {
+                zn_diag_error(ev->diag, o->span, "adam: eps must be a positive number, got %g", c->eps);
+                return false;
+            }
         }
         if (!(c->weight_decay >= 0 && c->weight_decay < 1)) {
             zn_diag_error(ev->diag, o->span, "%s: weight_decay must be in [0, 1), got %g", o->name, c->weight_decay);
@@ -232,7 +271,12 @@ static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, z
         return to_schedule(ev, v, at, key, &r->lr);
     } else if (strcmp(key, "momentum") == 0) {
         if (zn_val_is_number(v)) {
-            r->optimizer.momentum = (float)zn_val_number(v);
+            float mu = (float)zn_val_number(v);
+            if (!(mu >= 0 && mu < 1)) { /* as sgd(momentum = ...) */
+                zn_diag_error(ev->diag, at, "train: 'momentum' must be in [0, 1), got %g", mu);
+                return false;
+            }
+            r->optimizer.momentum = mu;
             r->has_momentum_schedule = false;
             return true;
         }

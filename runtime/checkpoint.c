@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char MAGIC[8] = {'Z', 'N', 'E', 'T', 'C', 'K', 'P', 'T'};
@@ -83,6 +84,15 @@ bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, 
     return true;
 }
 
+/* Whether the file holds at least `bytes` more after the current position. */
+static bool data_fits(FILE *f, uint64_t bytes)
+{
+    struct stat st;
+    long pos = ftell(f);
+    if (pos < 0 || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return true; /* let fread tell */
+    return (uint64_t)st.st_size >= (uint64_t)pos && (uint64_t)st.st_size - (uint64_t)pos >= bytes;
+}
+
 bool zn_ckpt_load(const char *path, zn_ckpt_meta *m, float **params, float **optim, char *err,
                   size_t errlen)
 {
@@ -104,8 +114,12 @@ bool zn_ckpt_load(const char *path, zn_ckpt_meta *m, float **params, float **opt
                !get(&io, &m->step, sizeof m->step) || !get(&io, &m->seed, sizeof m->seed) ||
                !get(&io, &m->n_params, sizeof m->n_params) || !get(&io, &m->n_optim, sizeof m->n_optim)) {
         snprintf(err, errlen, "%s is truncated (in its header)", path);
-    } else if (m->n_params > ((uint64_t)1 << 34) || m->n_optim > ((uint64_t)1 << 35) || m->epoch < 0 || m->step < 0) {
+    } else if (m->n_params > ((uint64_t)1 << 34) || m->n_optim > ((uint64_t)1 << 35) || m->epoch < 0 || m->step < 0 ||
+               m->step > (int64_t)m->epoch << 30) { /* (at most 2^30 steps an epoch: --limit's bound) */
         snprintf(err, errlen, "%s is corrupted (impossible sizes in its header)", path);
+    } else if (!data_fits(io.f, (m->n_params + m->n_optim) * sizeof(float) + sizeof(uint64_t))) {
+        /* checked before allocating: a damaged size would otherwise ask for up to 192 GiB */
+        snprintf(err, errlen, "%s is truncated (its data ends early)", path);
     } else {
         *params = malloc(sizeof **params * (m->n_params + 1));
         *optim = malloc(sizeof **optim * (m->n_optim + 1));

@@ -72,7 +72,9 @@ bool zn_fetch_root(const zn_fetch_opts *o, char *out, size_t outlen)
 static bool paths_init(const zn_fetch_opts *o, fetch_paths *p, char *err, size_t errlen)
 {
     if (!zn_fetch_root(o, p->root, sizeof p->root))
-        return fail(err, errlen, "no data folder: neither $XDG_CACHE_HOME nor $HOME is set (use --dir DIR)");
+        return o->dir && o->dir[0]
+                   ? fail(err, errlen, "--dir: a path of %zu bytes is too long", strlen(o->dir))
+                   : fail(err, errlen, "no data folder: neither $XDG_CACHE_HOME nor $HOME is set (use --dir DIR)");
     if (!join(p->target, sizeof p->target, p->root, ZN_CIFAR10_FOLDER) ||
         !join(p->archive, sizeof p->archive, p->root, ZN_CIFAR10_ARCHIVE) ||
         (size_t)snprintf(p->part, sizeof p->part, "%s.part", p->archive) >= sizeof p->part)
@@ -162,7 +164,7 @@ static int run_curl(const zn_fetch_opts *o, const fetch_paths *p, char *err, siz
     bool meter = o->log && isatty(STDERR_FILENO);
     char *argv[] = {curl, "-fL", meter ? "--progress-bar" : "-sS", "--retry", retries,
                     "--connect-timeout", "30", "-C", "-", "-o", (char *)p->part,
-                    (char *)url_of(o), NULL};
+                    "--url", (char *)url_of(o), NULL}; /* --url: a URL starting with '-' is no option */
     if (o->log) fflush(o->log);
     pid_t pid = fork();
     if (pid < 0) {

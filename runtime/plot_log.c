@@ -27,6 +27,9 @@ static bool number(const zn_json *rec, const char *key, bool required, double *o
     const zn_json *v = zn_json_get(rec, key);
     *out = NAN;
     if (!v) return !required || say(msg, len, "the record lacks \"%s\"", key);
+    /* JSON has no infinity, but 1e400 reads as one (znet writes null for a non-finite value) */
+    if (v->kind == ZN_JSON_NUMBER && !isfinite(v->number))
+        return say(msg, len, "\"%s\" is out of range", key);
     if (v->kind == ZN_JSON_NUMBER) *out = v->number;
     else if (v->kind != ZN_JSON_NULL)
         return say(msg, len, "\"%s\" is %s, expected a number", key, zn_json_kind_name(v->kind));
@@ -102,6 +105,9 @@ static bool take_epoch(zn_train_log *log, const zn_json *rec, char *msg, size_t 
     return true;
 }
 
+/* A byte count of the final record: absent (NAN), or from 0 to 2^63. */
+static bool byte_count(double v) { return isnan(v) || (v >= 0 && v < 0x1p63); }
+
 static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, char *msg, size_t len)
 {
     if (rec->kind != ZN_JSON_OBJECT) return say(msg, len, "a record must be a JSON object");
@@ -113,11 +119,17 @@ static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, c
         *have_run = true;
         return take_run(log, rec, msg, len);
     }
-    if (strcmp(type->string, "final") == 0)
-        return number(rec, "train_time", false, &log->train_time, msg, len) &&
-               number(rec, "img_per_s", false, &log->img_per_s, msg, len) &&
-               number(rec, "planned_bytes", false, &log->planned_bytes, msg, len) &&
-               number(rec, "high_water_bytes", false, &log->high_water_bytes, msg, len);
+    if (strcmp(type->string, "final") == 0) {
+        if (!number(rec, "train_time", false, &log->train_time, msg, len) ||
+            !number(rec, "img_per_s", false, &log->img_per_s, msg, len) ||
+            !number(rec, "planned_bytes", false, &log->planned_bytes, msg, len) ||
+            !number(rec, "high_water_bytes", false, &log->high_water_bytes, msg, len))
+            return false;
+        /* byte counts become a size_t (znet compare): out of its range the conversion is undefined */
+        const char *bad = !byte_count(log->planned_bytes) ? "planned_bytes"
+                          : !byte_count(log->high_water_bytes) ? "high_water_bytes" : NULL;
+        return !bad || say(msg, len, "\"%s\" is not a byte count (0 to 2^63)", bad);
+    }
     if (strcmp(type->string, "epoch") != 0) return true;
     if (!*have_run) return say(msg, len, "an epoch record before the run record");
     return take_epoch(log, rec, msg, len);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -252,8 +253,10 @@ static void log_epoch(zn_run *R, int epoch, long step, float lr, double loss, do
 }
 
 /* The elapsed time of the last epoch a log holds (its last line's "time" field; CSV: the column
- * before img_per_s), 0 when there is none: a resumed run's times continue from it. */
-static double last_logged_time(FILE *f, bool csv)
+ * before img_per_s), 0 when there is none: a resumed run's times continue from it. false when it
+ * is not a number of seconds a run can have taken (continuing from nan or 1e308 would write
+ * lines no JSON reader takes). */
+static bool last_logged_time(FILE *f, bool csv, double *out)
 {
     char line[4096], last[4096] = "";
     rewind(f);
@@ -269,7 +272,8 @@ static double last_logged_time(FILE *f, bool csv)
         t = strstr(last, "\"time\":");
         t = t ? t + 7 : NULL;
     }
-    return t ? strtod(t, NULL) : 0.0;
+    *out = t ? strtod(t, NULL) : 0.0;
+    return *out >= 0 && *out < 1e9;
 }
 
 /* A new run writes its log afresh; a resumed one appends to the log it is given, so the
@@ -285,7 +289,11 @@ static bool open_log(zn_run *R, bool resume, double *elapsed_before, bool *appen
     R->csv = n > 4 && strcmp(p + n - 4, ".csv") == 0;
     R->log = resume ? fopen(p, "a+") : NULL;
     if (R->log) {
-        *elapsed_before = last_logged_time(R->log, R->csv);
+        if (!last_logged_time(R->log, R->csv, elapsed_before)) {
+            fprintf(stderr, "znet: %s: the time on its last line (%g) is not a number of seconds; "
+                            "give the resumed run another --log\n", p, *elapsed_before);
+            return false;
+        }
         *appending = ftell(R->log) > 0;
         return true;
     }
@@ -354,12 +362,35 @@ static zn_optim_step step_at(const zn_run *R, long step, int steps_per_epoch)
     return s;
 }
 
+bool zn_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (!a || !b) return false;
+    return strcmp(a, b) == 0 ||
+           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
+/* The log and the checkpoint must not be written over the model file, the checkpoint the run
+ * resumes from (the log is appended to) or each other; false after saying which. */
+static bool outputs_apart(const zn_run_opts *o)
+{
+    const char *opt = NULL, *path = NULL, *what = NULL;
+    if (zn_same_file(o->log_path, o->file)) opt = "--log", path = o->log_path, what = "the model file";
+    else if (zn_same_file(o->save_path, o->file)) opt = "--save", path = o->save_path, what = "the model file";
+    else if (zn_same_file(o->log_path, o->resume)) opt = "--log", path = o->log_path, what = "the --resume checkpoint";
+    else if (zn_same_file(o->log_path, o->save_path)) opt = "--log", path = o->log_path, what = "the --save checkpoint";
+    if (!opt) return true;
+    fprintf(stderr, "znet: %s %s is %s: it would be written over; give it another file\n", opt, path, what);
+    return false;
+}
+
 int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
 {
     zn_run R;
     char err[1024];
     double elapsed_before;
     bool appending;
+    if (!outputs_apart(o)) return 1;
     if (!run_init(&R, g, r, o, true) || !open_log(&R, o->resume != NULL, &elapsed_before, &appending)) {
         run_free(&R);
         return 1;
@@ -373,6 +404,10 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
         if (ok && m.seed != r->seed) {
             snprintf(err, sizeof err, "%s was trained with seed %llu; resume with --seed %llu", o->resume,
                      (unsigned long long)m.seed, (unsigned long long)m.seed);
+            ok = false;
+        } else if (ok && m.epoch >= r->epochs) { /* else the run would train nothing and exit 0 */
+            snprintf(err, sizeof err, "%s is after epoch %d; the run has %d epochs: nothing left to train "
+                                      "(raise --epochs to continue it)", o->resume, m.epoch, r->epochs);
             ok = false;
         }
         if (!ok) fail("znet: %s", err);

@@ -32,4 +32,10 @@ grep -q "unknown option '--bogus'" "$tmp/err" || fail "unknown option message"
 "$znet" compare "$src/models/davidnet.znet" --log "$tmp/missing.jsonl" > /dev/null 2> "$tmp/err"
 [ $? -eq 1 ] || fail "missing log: want exit 1"
 grep -q "missing.jsonl" "$tmp/err" || fail "missing log message names the file"
+# 64 --set options before the first model and one more after it: a usage error, none left out
+sets=()
+for i in $(seq 1 64); do sets+=(--set "width=$i"); done
+"$znet" compare "${sets[@]}" "$src/models/davidnet.znet" --set width=8 > /dev/null 2> "$tmp/err"
+[ $? -eq 2 ] || fail "65 --set options for a model: want exit 2"
+grep -q "too many --set options at 'width=8'" "$tmp/err" || fail "too many --set options: message"
 echo "compare: 1 passed, 0 failed"

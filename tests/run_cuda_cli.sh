@@ -31,4 +31,8 @@ grep -q "cpu backend: --precision fp16 needs the cuda backend" "$tmp/out" || fai
 "$znet" bench "$model" --precision fp8 > "$tmp/out" 2>&1
 [ $? -eq 2 ] || fail "--precision fp8: want exit 2"
 grep -q "needs fp32, fp16 or bf16" "$tmp/out" || fail "--precision fp8: no message"
+
+"$znet" bench "$model" --train-only --inference-only > "$tmp/out" 2>&1
+[ $? -eq 2 ] || fail "--train-only with --inference-only (times nothing): want exit 2"
+grep -q "exclude each other" "$tmp/out" || fail "--train-only with --inference-only: no message"
 echo "ok"

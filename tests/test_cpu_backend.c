@@ -902,6 +902,22 @@ static void test_set_get_bounds(void **state)
     assert_contains(T.be->ops->last_error(T.be), "no region 7");
 }
 
+/* A plan with empty regions (no parameters, so no params, grads or optimizer state: every
+ * inference session of `znet eval` and `bench --inference-only` has some) allocates and runs;
+ * an empty region is a NULL block, which the allocation must not memset (a UBSan report). */
+static void test_alloc_empty_regions(void **state)
+{
+    (void)state;
+    int x = INPUT("x", 1, 4);
+    node(ZN_OP_RELU, &x, 1, NULL, "r");
+    plan(2);
+    assert_int_equal(T.plan.region_bytes[ZN_REGION_PARAMS], 0);
+    assert_int_equal(T.plan.region_bytes[ZN_REGION_OPTIM], 0);
+    assert_true(T.be->ops->alloc(T.be, &T.plan)); /* again, over the first allocation */
+    fill(x, -1, 1);
+    compute_all();
+}
+
 /* A plan too large for memory is refused with the bytes it asked for; a fitting one then works. */
 static void test_alloc_refused(void **state)
 {
@@ -1112,6 +1128,7 @@ int main(void)
         TEST(test_registry),
         TEST(test_every_op_supported),
         TEST(test_set_get_bounds),
+        TEST(test_alloc_empty_regions),
         TEST(test_alloc_refused),
         TEST(test_check_numerics),
         TEST(test_bad_label),

@@ -704,6 +704,26 @@ static void test_get_offline_and_http_errors(void **state)
     list_dir(dir, listing, sizeof listing);
     assert_string_equal(listing, "");
 
+    /* a URL that looks like a curl option is still a URL: here, one curl cannot resolve */
+    char planted[600], dash_url[620];
+    snprintf(planted, sizeof planted, "%s/planted", zt_tmpdir());
+    snprintf(dash_url, sizeof dash_url, "-o%s", planted);
+    rc = run_get(dash_url, fx.archive_md5, tmp_path(dir, sizeof dir, "get-dash"), &out);
+    assert_int_equal(rc, 1);
+    assert_has(out, "curl exit status 6"); /* host "-o..." (as an option curl would have exited 2) */
+    free(out);
+    assert_false(exists(planted));
+
+    /* a --dir too long for a path is named as such (not as a missing $HOME) */
+    char long_dir[5000];
+    memset(long_dir, 'd', sizeof long_dir - 1);
+    long_dir[0] = '/';
+    long_dir[sizeof long_dir - 1] = '\0';
+    rc = run_get(fx.url, fx.archive_md5, long_dir, &out);
+    assert_int_equal(rc, 1);
+    assert_has(out, "--dir: a path of 4999 bytes is too long");
+    free(out);
+
     snprintf(url, sizeof url, "http://127.0.0.1:%d/missing.tar.gz", fx.port);
     rc = run_get(url, fx.archive_md5, tmp_path(dir, sizeof dir, "get-404"), &out);
     assert_int_equal(rc, 1);

@@ -169,6 +169,9 @@ static void test_log_errors_name_the_line(void **state)
         {"{\"type\":\"run\",\"model\":\"again\"}\n", ":2: a second run record"},
         {"[1, 2]\n", ":2: a record must be a JSON object"},
         {"{\"epoch\":1}\n", ":2: a record needs a \"type\" string"},
+        {"{\"type\":\"epoch\",\"epoch\":1,\"time\":1e400}\n", ":2: \"time\" is out of range"},
+        {"{\"type\":\"final\",\"high_water_bytes\":-1}\n", ":2: \"high_water_bytes\" is not a byte count"},
+        {"{\"type\":\"final\",\"planned_bytes\":1e300}\n", ":2: \"planned_bytes\" is not a byte count"},
     };
     char text[512];
     zn_train_log log;
@@ -396,6 +399,14 @@ static void test_command_line(void **state)
     out = run_znet("plot -o x.svg", &status);
     assert_int_equal(status, 2);
     assert_has(out, "no log file given");
+    free(out);
+    /* -o naming one of the logs would replace it with the SVG: refused, the log kept */
+    out = run_znet("plot a.jsonl b.jsonl -o ./b.jsonl", &status);
+    assert_int_equal(status, 1);
+    assert_has(out, "znet plot: the output ./b.jsonl is the log b.jsonl; give another -o FILE");
+    free(out);
+    out = run_znet("plot --csv b.jsonl", &status);
+    assert_int_equal(status, 0);
     free(out);
 }
 

@@ -113,6 +113,26 @@ static void test_checkpoint_round_trip_and_refusals(void **state)
     assert_false(zn_ckpt_load(junk, &r, &p, &q, err, sizeof err));
     assert_non_null(strstr(err, "not a znet checkpoint"));
 
+    /* a damaged size in the header is refused before anything is allocated (2^34 floats would be
+     * 64 GiB), and a step count its epochs could not have taken is refused too */
+    unsigned char hdr[4096];
+    memcpy(hdr, buf, n);
+    uint64_t big = (uint64_t)1 << 34;
+    memcpy(hdr + 40, &big, sizeof big); /* n_params: after magic, version, hash, epoch, step, seed */
+    f = fopen(bad, "wb");
+    fwrite(hdr, 1, n, f);
+    fclose(f);
+    assert_false(zn_ckpt_load(bad, &r, &p, &q, err, sizeof err));
+    assert_non_null(strstr(err, "truncated"));
+    memcpy(hdr, buf, n);
+    int64_t step = INT64_MAX;
+    memcpy(hdr + 24, &step, sizeof step);
+    f = fopen(bad, "wb");
+    fwrite(hdr, 1, n, f);
+    fclose(f);
+    assert_false(zn_ckpt_load(bad, &r, &p, &q, err, sizeof err));
+    assert_non_null(strstr(err, "impossible sizes"));
+
     /* a failed save (unwritable place) leaves the good checkpoint as it was */
     assert_false(zn_ckpt_save(tmp("no/such/dir/a.ckpt"), &m, params, optim, err, sizeof err));
     assert_true(zn_ckpt_load(path, &r, &p, &q, err, sizeof err));
@@ -227,6 +247,29 @@ static void test_resume_is_bit_identical(void **state)
     assert_memory_equal(pa, pb, sizeof *pa * a.n_params);
     assert_memory_equal(qa, qb, sizeof *qa * a.n_optim);
     free(pa), free(qa), free(pb), free(qb);
+    /* resuming a run that has done all its epochs trains nothing: an error, not a silent exit 0 */
+    char done[512], three[512], bad_log[512];
+    snprintf(done, sizeof done, "%s", half);
+    snprintf(three, sizeof three, "%s", tmp("three.ckpt"));
+    snprintf(bad_log, sizeof bad_log, "%s", tmp("bad-time.jsonl"));
+    assert_int_equal(train(2, NULL, done, NULL), 1);
+    /* a log over the checkpoint it resumes from (or the one it saves) would destroy it: refused */
+    struct stat before, after;
+    assert_int_equal(stat(done, &before), 0);
+    assert_int_equal(train(3, three, done, done), 1);
+    assert_int_equal(train(3, done, NULL, done), 1);
+    assert_int_equal(stat(done, &after), 0);
+    assert_int_equal(after.st_size, before.st_size);
+    /* a log whose last time is not a time (nan) is not continued: lines with "time":nan after it
+     * would be no JSON; the run stops before writing to it */
+    FILE *bl = fopen(bad_log, "w");
+    assert_non_null(bl);
+    fputs("{\"type\":\"run\",\"model\":\"davidnet_zee\"}\n{\"type\":\"epoch\",\"epoch\":2,\"time\":nan}\n", bl);
+    fclose(bl);
+    assert_int_equal(stat(bad_log, &before), 0);
+    assert_int_equal(train(3, three, done, bad_log), 1);
+    assert_int_equal(stat(bad_log, &after), 0);
+    assert_int_equal(after.st_size, before.st_size);
 }
 
 static void test_foreign_checkpoint_refused(void **state)

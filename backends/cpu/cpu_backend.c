@@ -144,7 +144,8 @@ static bool cpu_alloc(zn_backend *be, const zn_plan *p)
     cpu->workspace = block;
     cpu->workspace_bytes = p->workspace_bytes;
     /* momentum starts at 0; alignment gaps between tensors read back (checkpoints) as zeros */
-    for (int r = ZN_REGION_PARAMS; r < ZN_REGION_COUNT; r++) memset(cpu->mem[r], 0, cpu->bytes[r]);
+    for (int r = ZN_REGION_PARAMS; r < ZN_REGION_COUNT; r++) /* (an empty region is NULL: no memset) */
+        if (cpu->bytes[r]) memset(cpu->mem[r], 0, cpu->bytes[r]);
     uint32_t *arena = (uint32_t *)cpu->mem[ZN_REGION_ARENA];
     for (size_t i = 0; i < cpu->bytes[ZN_REGION_ARENA] / 4; i++) arena[i] = ARENA_SENTINEL;
     return true;
