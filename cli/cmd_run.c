@@ -12,7 +12,7 @@
      &(o).data_dir, 0, 0},                                                                                  \
     {"--backend", ZN_OPT_STRING, "NAME", "backend to run on (default cpu)", &(backend), 0, 0},               \
     {"--threads", ZN_OPT_INT, "N", "CPU threads (default: every core)", &(threads), 0, 1024},               \
-    {"--test-limit", ZN_OPT_INT, "N", "evaluate on the first N test examples only", &(o).test_limit_l, 0,   \
+    {"--test-limit", ZN_OPT_INT, "N", "evaluate on the first N test examples only", &(o).test_limit_l, 1,   \
      1 << 30},                                                                                             \
     {"--check-numerics", ZN_OPT_FLAG, NULL, "stop at the first NaN/Inf and name the node that made it",    \
      &(o).check_numerics, 0, 0},                                                                            \
@@ -65,7 +65,7 @@ int zn_cmd_run(int argc, char **argv)
     long threads = 0;
     const zn_opt opts[] = {
         RUN_COMMON_OPTS(a, backend, threads),
-        {"--limit", ZN_OPT_INT, "N", "train on the first N training examples only", &a.limit_l, 0, 1 << 30},
+        {"--limit", ZN_OPT_INT, "N", "train on the first N training examples only", &a.limit_l, 1, 1 << 30},
         {"--log", ZN_OPT_STRING, "FILE", "write per-epoch figures as JSON lines (.jsonl) or CSV (.csv)", &a.log, 0, 0},
         {"--save", ZN_OPT_STRING, "CKPT", "checkpoint path (default MODEL.ckpt), written every epoch", &a.save, 0, 0},
         {"--no-save", ZN_OPT_FLAG, NULL, "write no checkpoint", &a.no_save, 0, 0},

@@ -313,7 +313,13 @@ static zn_value lower_pool(zn_eval *ev, const zn_builtin *b, zn_value *a, const 
 {
     if (!need_rank(ev, b, &a[0], 3, at[0])) return zn_val_error();
     zn_attrs attr = zn_attrs_default();
-    if (!get_pair(ev, b, 1, a, at, 1, 1024, attr.kernel) || !get_pair(ev, b, 2, a, at, 0, 1024, attr.stride) ||
+    /* stride defaults to the window size: its table default 0 stands for that, so a stride the
+     * user gave (whose place differs from the call's own, where defaults are placed) must be >= 1 */
+    const zn_span *c = &call->span;
+    bool stride_given = at[2].file != c->file || at[2].line != c->line || at[2].col != c->col ||
+                        at[2].end_line != c->end_line || at[2].end_col != c->end_col;
+    if (!get_pair(ev, b, 1, a, at, 1, 1024, attr.kernel) ||
+        !get_pair(ev, b, 2, a, at, stride_given ? 1 : 0, 1024, attr.stride) ||
         !get_pair(ev, b, 3, a, at, 0, 1024, attr.pad))
         return zn_val_error();
     for (int i = 0; i < 2; i++) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run_check_backends.sh: `znet check --backends A,B` end to end: cpu against cpu agrees on
 # DavidNet-Zee (exit 0, the verdict line); cpu against cuda either agrees (a usable GPU) or exits 1
-# with a message that says why cuda cannot run here, never a crash; bad arguments exit 2.
+# with a message that says why cuda cannot run here, never a crash; bad arguments (an unknown
+# backend among them) exit 2.
 # usage: run_check_backends.sh ZNET SOURCE_DIR
 set -u
 znet=$1
@@ -24,7 +25,7 @@ case $rc in
 esac
 
 for bad in "--backends cpu" "--backends cpu,cpu,cpu" "--backends cpu,cpu --tolerance -1" "--tolerance 1e-3" \
-           "--backends cpu,cpu --precision fp8"; do
+           "--backends cpu,cpu --precision fp8" "--backends cpu,nosuch"; do
     # shellcheck disable=SC2086
     "$znet" check $bad "$model" > /dev/null 2>&1
     [ $? -eq 2 ] || fail "'$bad': want exit 2"
