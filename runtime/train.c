@@ -424,7 +424,8 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
                "planned memory %s\n",
                g->model_name, R.train.n, R.test.n, r->data, r->batch, steps_per_epoch, r->epochs,
                zn_format_bytes(zn_plan_total(&R.s.plan), mem, sizeof mem));
-    if (!appending) log_header(&R);
+    if (ok && !appending) log_header(&R);
+    else if (!ok && !appending && o->log_path) remove(o->log_path); /* ours, and still empty */
     double t_start = now() - elapsed_before, train_time = 0;
     long images_seen = 0;
     zn_recipe tr = *r;

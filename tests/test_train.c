@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lang/program.h"
 #include "runtime/checkpoint.h"
@@ -253,6 +254,11 @@ static void test_resume_is_bit_identical(void **state)
     snprintf(three, sizeof three, "%s", tmp("three.ckpt"));
     snprintf(bad_log, sizeof bad_log, "%s", tmp("bad-time.jsonl"));
     assert_int_equal(train(2, NULL, done, NULL), 1);
+    /* ... and leaves no half-written log behind (a new --log file is removed, not left empty) */
+    char new_log[512];
+    snprintf(new_log, sizeof new_log, "%s", tmp("refused.jsonl"));
+    assert_int_equal(train(2, NULL, done, new_log), 1);
+    assert_int_equal(access(new_log, F_OK), -1);
     /* a log over the checkpoint it resumes from (or the one it saves) would destroy it: refused */
     struct stat before, after;
     assert_int_equal(stat(done, &before), 0);
