@@ -78,6 +78,13 @@ static bool take_run(zn_train_log *log, const zn_json *rec, char *msg, size_t le
     return !(vote && vote->boolean) || series_index(log, "vote", msg, len) >= 0;
 }
 
+/* A byte count of the final record: absent (NAN), or from 0 to 2^63. */
+static bool byte_count(double v) { return isnan(v) || (v >= 0 && v < 0x1p63); }
+
+/* A duration a run can have taken, as `znet run` writes and continues them (train.c): absent
+ * (NAN), or from 0 to 1e9 s; anything else would print as nonsense in compare and plot. */
+static bool seconds(double v) { return isnan(v) || (v >= 0 && v < 1e9); }
+
 static bool take_epoch(zn_train_log *log, const zn_json *rec, char *msg, size_t len)
 {
     zn_log_epoch e;
@@ -88,6 +95,7 @@ static bool take_epoch(zn_train_log *log, const zn_json *rec, char *msg, size_t 
         !number(rec, "time", false, &e.time, msg, len) ||
         !number(rec, "img_per_s", false, &e.img_per_s, msg, len))
         return false;
+    if (!seconds(e.time)) return say(msg, len, "\"time\" is not a number of seconds (0 to 1e9)");
     for (int i = 0; i < ZN_LOG_MAX_SERIES; i++) e.test_acc[i] = NAN;
     const zn_json *acc = zn_json_get(rec, "test_acc");
     if (acc && acc->kind != ZN_JSON_OBJECT)
@@ -105,8 +113,6 @@ static bool take_epoch(zn_train_log *log, const zn_json *rec, char *msg, size_t 
     return true;
 }
 
-/* A byte count of the final record: absent (NAN), or from 0 to 2^63. */
-static bool byte_count(double v) { return isnan(v) || (v >= 0 && v < 0x1p63); }
 
 static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, char *msg, size_t len)
 {
@@ -128,7 +134,8 @@ static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, c
         /* byte counts become a size_t (znet compare): out of its range the conversion is undefined */
         const char *bad = !byte_count(log->planned_bytes) ? "planned_bytes"
                           : !byte_count(log->high_water_bytes) ? "high_water_bytes" : NULL;
-        return !bad || say(msg, len, "\"%s\" is not a byte count (0 to 2^63)", bad);
+        if (bad) return say(msg, len, "\"%s\" is not a byte count (0 to 2^63)", bad);
+        return seconds(log->train_time) || say(msg, len, "\"train_time\" is not a number of seconds (0 to 1e9)");
     }
     if (strcmp(type->string, "epoch") != 0) return true;
     if (!*have_run) return say(msg, len, "an epoch record before the run record");

@@ -172,6 +172,8 @@ static void test_log_errors_name_the_line(void **state)
         {"{\"type\":\"epoch\",\"epoch\":1,\"time\":1e400}\n", ":2: \"time\" is out of range"},
         {"{\"type\":\"final\",\"high_water_bytes\":-1}\n", ":2: \"high_water_bytes\" is not a byte count"},
         {"{\"type\":\"final\",\"planned_bytes\":1e300}\n", ":2: \"planned_bytes\" is not a byte count"},
+        {"{\"type\":\"epoch\",\"epoch\":1,\"time\":-1e307}\n", ":2: \"time\" is not a number of seconds"},
+        {"{\"type\":\"final\",\"train_time\":2e9}\n", ":2: \"train_time\" is not a number of seconds"},
     };
     char text[512];
     zn_train_log log;
