@@ -156,6 +156,8 @@ static bool read_meta(const char *dir, zn_dataset *ds, char *err, size_t errlen)
         else
             memcpy(names[count++], line, len + 1);
     }
+    if (ok && ferror(f)) /* a directory of that name, say: fopen takes it, reading fails */
+        ok = zn_dataset_fail(err, errlen, "%s: read: %s", path, strerror(errno));
     fclose(f);
     if (ok && count != CIFAR_CLASSES)
         ok = zn_dataset_fail(err, errlen, "%s: %d class names, expected %d", path, count,

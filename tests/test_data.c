@@ -247,6 +247,10 @@ static void test_cifar_official_size(void **state)
     assert_false(zn_cifar10_load(dir, false, &ds, err, sizeof err));
     assert_has(err, "batches.meta.txt: 2 class names, expected 10");
     unlink(meta);
+    assert_int_equal(mkdir(meta, 0755), 0); /* a folder of that name: the read error, not "0 names" */
+    assert_false(zn_cifar10_load(dir, false, &ds, err, sizeof err));
+    assert_has(err, "batches.meta.txt: read: Is a directory");
+    rmdir(meta);
     unlink(path);
 }
 
