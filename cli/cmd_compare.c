@@ -31,7 +31,8 @@ static void help(void)
            "Prints one Markdown table comparing models: trainable parameters, multiply-adds per\n"
            "example, planned memory of a training step at one batch size and, for each model\n"
            "given a run log (`znet run --log`), the last test accuracy of every head and of the\n"
-           "vote, the best vote, seconds per epoch, training images/s and the measured peak\n"
+           "vote, the best vote, the epochs done (\"9 of 24\" while a run is unfinished),\n"
+           "seconds per epoch, training images/s and the measured peak\n"
            "memory. --set before the first model applies to all; after a model, to that model.\n\n"
            "options:\n"
            "  --batch N         batch size for the planned memory (default: each model's recipe)\n"
@@ -171,7 +172,13 @@ static bool row(const entry *e, const entry *global, long batch_opt)
             cell_acc(vote);
             cell_acc(best);
             if (!isnan(log.high_water_bytes)) zn_format_bytes((size_t)log.high_water_bytes, peak, sizeof peak);
-            printf(" %d | %.1f | %.0f | %s |\n", log.n_epochs, last->time / log.n_epochs,
+            /* a run without its final record, short of its recipe's epochs, is unfinished: "9 of 24" */
+            char done[48];
+            if (isnan(log.train_time) && log.epochs_planned > log.n_epochs && log.epochs_planned < 1e9)
+                snprintf(done, sizeof done, "%d of %.0f", log.n_epochs, log.epochs_planned);
+            else
+                snprintf(done, sizeof done, "%d", log.n_epochs);
+            printf(" %s | %.1f | %.0f | %s |\n", done, last->time / log.n_epochs,
                    isnan(log.img_per_s) ? last->img_per_s : log.img_per_s, peak);
         } else {
             printf(" – | – | – | – | – | – | – |\n");

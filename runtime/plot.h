@@ -30,6 +30,7 @@ typedef struct {
     bool incomplete_last_line; /* a last line without '\n' that did not parse was left out (the
                                   run may still be writing it) */
     double params, batch;      /* from the run record; NAN when absent */
+    double epochs_planned;     /* the run record's "epochs" (the recipe's); NAN when absent */
     /* from the final record (NAN when the run has not finished): seconds spent training, its
      * images per second, and the memory planned and measured (bytes) */
     double train_time, img_per_s, planned_bytes, high_water_bytes;

@@ -66,7 +66,8 @@ static bool take_run(zn_train_log *log, const zn_json *rec, char *msg, size_t le
 {
     if (!string(rec, "model", true, log->model, sizeof log->model, msg, len) ||
         !string(rec, "file", false, log->file, sizeof log->file, msg, len) ||
-        !number(rec, "params", false, &log->params, msg, len) || !number(rec, "batch", false, &log->batch, msg, len))
+        !number(rec, "params", false, &log->params, msg, len) || !number(rec, "batch", false, &log->batch, msg, len) ||
+        !number(rec, "epochs", false, &log->epochs_planned, msg, len))
         return false;
     const zn_json *heads = zn_json_get(rec, "heads"), *vote = zn_json_get(rec, "vote");
     if (heads && heads->kind != ZN_JSON_ARRAY) return say(msg, len, "\"heads\" must be an array of names");
@@ -145,7 +146,7 @@ static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, c
 bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t errlen)
 {
     memset(log, 0, sizeof *log);
-    log->params = log->batch = log->train_time = log->img_per_s = NAN;
+    log->params = log->batch = log->epochs_planned = log->train_time = log->img_per_s = NAN;
     log->planned_bytes = log->high_water_bytes = NAN;
     snprintf(log->path, sizeof log->path, "%s", path);
     FILE *f = fopen(path, "r");

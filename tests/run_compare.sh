@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_compare.sh: `znet compare` prints one Markdown row per model with its parameter count and,
 # from a run log, the last accuracy of every head, the vote, the best vote, epochs, seconds per
-# epoch and the measured peak; bad input gets a message and exit code 1 or 2.
+# epoch ("1 of 2" for an unfinished run) and the measured peak; bad input gets a message and exit code 1 or 2.
 # usage: run_compare.sh ZNET SOURCE_DIR
 set -u
 znet=$1
@@ -26,6 +26,12 @@ row=$(echo "$out" | grep '^| zee16 |') || fail "no row labelled zee16"
 for want in '488,720' 'h1 0.5200 · h2 0.6100 · h3 0.6600' '| 0.6500 | 0.6500 | 2 | 100.0 | 620 | 619.9 MiB |'; do
     echo "$row" | grep -qF "$want" || fail "zee16 row lacks '$want'"
 done
+
+# a run without its final record, short of its recipe's epochs, shows how far it got
+head -2 "$tmp/zee.jsonl" > "$tmp/partial.jsonl"
+out=$("$znet" compare --set width=16 "$src/models/davidnet_zee.znet" --log "$tmp/partial.jsonl") ||
+    fail "compare of a partial log exited $?"
+echo "$out" | grep -qF '| 0.5600 | 0.5600 | 1 of 2 | 100.0 | 600 |' || { echo "$out"; fail "partial run: want '1 of 2' epochs"; }
 
 "$znet" compare --bogus x 2> "$tmp/err"; [ $? -eq 2 ] || fail "unknown option: want exit 2"
 grep -q "unknown option '--bogus'" "$tmp/err" || fail "unknown option message"
