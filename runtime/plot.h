@@ -36,6 +36,10 @@ typedef struct {
     double train_time, img_per_s, planned_bytes, high_water_bytes;
 } zn_train_log;
 
+/* Whether a logged time (seconds since a run started) is one a run can have: from 0 to 1e9 s.
+ * Reading a log and continuing one (`znet run --resume`) hold its times to this. */
+bool zn_log_time_ok(double seconds);
+
 /* Reads a log. A run record must come first; epoch records need "epoch" and may lack any other
  * field; other record types (such as "final") are skipped. Errors read "path:line: message". */
 bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t errlen);

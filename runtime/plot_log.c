@@ -82,9 +82,11 @@ static bool take_run(zn_train_log *log, const zn_json *rec, char *msg, size_t le
 /* A byte count of the final record: absent (NAN), or from 0 to 2^63. */
 static bool byte_count(double v) { return isnan(v) || (v >= 0 && v < 0x1p63); }
 
-/* A duration a run can have taken, as `znet run` writes and continues them (train.c): absent
- * (NAN), or from 0 to 1e9 s; anything else would print as nonsense in compare and plot. */
-static bool seconds(double v) { return isnan(v) || (v >= 0 && v < 1e9); }
+bool zn_log_time_ok(double seconds) { return seconds >= 0 && seconds < 1e9; }
+
+/* A time field: absent (NAN), or one a run can have; anything else would print as nonsense in
+ * compare and plot. */
+static bool seconds(double v) { return isnan(v) || zn_log_time_ok(v); }
 
 static bool take_epoch(zn_train_log *log, const zn_json *rec, char *msg, size_t len)
 {

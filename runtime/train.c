@@ -16,6 +16,7 @@
 #include "runtime/dataset.h"
 #include "runtime/json.h"
 #include "runtime/metrics.h"
+#include "runtime/plot.h"
 #include "runtime/schedule.h"
 #include "graph/inspect.h"
 #include "runtime/session.h"
@@ -273,7 +274,7 @@ static bool last_logged_time(FILE *f, bool csv, double *out)
         t = t ? t + 7 : NULL;
     }
     *out = t ? strtod(t, NULL) : 0.0;
-    return *out >= 0 && *out < 1e9;
+    return zn_log_time_ok(*out);
 }
 
 /* A new run writes its log afresh; a resumed one appends to the log it is given, so the
