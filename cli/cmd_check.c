@@ -49,7 +49,6 @@ static bool split_backends(const char *arg, char *buf, size_t len, const char *n
     return true;
 }
 
-/* The backends named by --backends; false after saying why one cannot run here. */
 /* Both backends, or an exit code: a name no backend has is a usage error (as bench's --backend),
  * a known backend that cannot run here an error. */
 static int find_backends(const char *const names[2], const zn_backend_ops *ops[2])
