@@ -1,6 +1,7 @@
 /* test_models.c: every model in models/: its parameter count against the figures of
  * ../shared/spec (the original experiment), and 20 training steps on one fixed batch on the CPU
- * backend, after which the loss must have fallen. */
+ * backend, after which the loss must have fallen; and the README and docs/language.md quoting
+ * models/davidnet_zee.znet as it is written. */
 #include "support.h"
 
 #include <stdio.h>
@@ -121,11 +122,43 @@ static void test_every_model_learns_a_batch(void **state)
     assert_true(zt_each_model(learn_batch, NULL) >= 5);
 }
 
+static char *slurp(const char *rel)
+{
+    FILE *f = fopen(zt_src_path(rel), "rb");
+    if (!f) fail_msg("cannot open %s", rel);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *text = malloc((size_t)n + 1);
+    if (fread(text, 1, (size_t)n, f) != (size_t)n) fail_msg("cannot read %s", rel);
+    text[n] = 0;
+    fclose(f);
+    return text;
+}
+
+/* The README shows the model block verbatim; docs/language.md shows its tower and head lines. */
+static void test_docs_quote_the_zee_model(void **state)
+{
+    (void)state;
+    char *model = slurp("models/davidnet_zee.znet"), *readme = slurp("README.md"),
+         *language = slurp("docs/language.md");
+    char *start = strstr(model, "model davidnet_zee("), *end = start ? strstr(start, "\n}\n") : NULL;
+    assert_non_null(end);
+    end[3] = 0;
+    if (!strstr(readme, start)) fail_msg("README.md does not quote models/davidnet_zee.znet's model block as written");
+    for (char *line = strtok(start, "\n"); line; line = strtok(NULL, "\n"))
+        if ((strncmp(line, "  z", 3) == 0 || strncmp(line, "  head ", 7) == 0 || strncmp(line, "  tower", 7) == 0) &&
+            !strstr(language, line))
+            fail_msg("docs/language.md lacks the model's line \"%s\"", line);
+    free(model), free(readme), free(language);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parameter_counts),
         cmocka_unit_test(test_every_model_learns_a_batch),
+        cmocka_unit_test(test_docs_quote_the_zee_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
