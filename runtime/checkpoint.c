@@ -3,6 +3,7 @@
 #include "runtime/checkpoint.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,20 @@ static bool data_fits(FILE *f, uint64_t bytes)
     return (uint64_t)st.st_size >= (uint64_t)pos && (uint64_t)st.st_size - (uint64_t)pos >= bytes;
 }
 
+/* A value that is not finite would make every later prediction NaN without a word; training never
+ * saves one (it stops when the loss stops being finite), so the file was made some other way. */
+static bool all_finite(const char *path, const char *what, const float *v, uint64_t n, char *err, size_t errlen)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) {
+            snprintf(err, errlen, "%s holds a non-finite %s value (%g at float %llu of %llu): it was not "
+                     "written by a run that stayed finite", path, what, v[i], (unsigned long long)i,
+                     (unsigned long long)n);
+            return false;
+        }
+    return true;
+}
+
 bool zn_ckpt_load(const char *path, zn_ckpt_meta *m, float **params, float **optim, char *err,
                   size_t errlen)
 {
@@ -136,7 +151,8 @@ bool zn_ckpt_load(const char *path, zn_ckpt_meta *m, float **params, float **opt
         } else if (fgetc(io.f) != EOF) {
             snprintf(err, errlen, "%s has extra bytes after its checksum", path);
         } else {
-            ok = true;
+            ok = all_finite(path, "parameter", *params, m->n_params, err, errlen) &&
+                 all_finite(path, "optimizer state", *optim, m->n_optim, err, errlen);
         }
     }
     fclose(io.f);

@@ -134,6 +134,17 @@ static void test_checkpoint_round_trip_and_refusals(void **state)
     assert_false(zn_ckpt_load(bad, &r, &p, &q, err, sizeof err));
     assert_non_null(strstr(err, "impossible sizes"));
 
+    /* a NaN or infinite value under a valid checksum is refused, naming where it is */
+    float odd[5] = {1, 2, NAN, 4, 5};
+    assert_true(zn_ckpt_save(bad, &m, odd, optim, err, sizeof err));
+    assert_false(zn_ckpt_load(bad, &r, &p, &q, err, sizeof err));
+    assert_non_null(strstr(err, "non-finite parameter value (nan at float 2 of 5)"));
+    optim[4] = -INFINITY;
+    assert_true(zn_ckpt_save(bad, &m, params, optim, err, sizeof err));
+    assert_false(zn_ckpt_load(bad, &r, &p, &q, err, sizeof err));
+    assert_non_null(strstr(err, "non-finite optimizer state value (-inf at float 4 of 10)"));
+    optim[4] = 0;
+
     /* a failed save (unwritable place) leaves the good checkpoint as it was */
     assert_false(zn_ckpt_save(tmp("no/such/dir/a.ckpt"), &m, params, optim, err, sizeof err));
     assert_true(zn_ckpt_load(path, &r, &p, &q, err, sizeof err));
