@@ -2,7 +2,8 @@
  * resample and stitch. They share one window walk (plane_forward/plane_backward); they differ
  * only in the window geometry and in where the output plane lies (stitch writes its planes
  * transposed into Z, so the output side takes a row stride). Planes are independent: the pool's
- * threads take fixed slices of them; 2x2 max pooling has its own plane loop. */
+ * threads take fixed slices of them; 2x2 max pooling and one-element windows (a copy, nearest
+ * upsampling) have plane loops of their own. */
 #include "backends/cpu/kernels.h"
 
 #include <assert.h>
@@ -125,17 +126,18 @@ static ptrdiff_t argmax_2x2(const float *x, int w)
     return best;
 }
 
-static void plane_forward_2x2(const plane_win *g, const float *x, float *y)
+static void plane_forward_2x2(const plane_win *g, const float *x, float *y, size_t ys)
 {
     int w = g->col.in;
     for (int i = 0; i < g->row.out; i++)
         for (int j = 0; j < g->col.out; j++) {
             const float *win = x + (size_t)2 * i * w + 2 * j;
-            y[i * g->col.out + j] = win[argmax_2x2(win, w)];
+            y[i * ys + j] = win[argmax_2x2(win, w)];
         }
 }
 
-static void plane_backward_2x2(const plane_win *g, const float *x, const float *dy, float *dx)
+static void plane_backward_2x2(const plane_win *g, const float *x, const float *dy, size_t ys,
+                               float *dx)
 {
     int w = g->col.in;
     for (int i = 0; i < g->row.out; i++)
@@ -143,8 +145,63 @@ static void plane_backward_2x2(const plane_win *g, const float *x, const float *
             size_t at = (size_t)2 * i * w + 2 * j;
             float *win = dx + at;
             win[0] = win[1] = win[w] = win[w + 1] = 0.0f;
-            win[argmax_2x2(x + at, w)] = dy[i * g->col.out + j];
+            win[argmax_2x2(x + at, w)] = dy[i * ys + j];
         }
+}
+
+/* Windows of one element each: a copy (the stitch of an input already at the stitch's size) or
+ * nearest upsampling, where output (i, j) is input (i / up, j / up). Max and average agree. */
+static bool one_element_windows(const plane_win *g)
+{
+    const axis_win *a[2] = {&g->row, &g->col};
+    for (int i = 0; i < 2; i++)
+        if (a[i]->kernel != 1 || a[i]->stride != 1 || a[i]->pad != 0 || a[i]->out != a[i]->in * a[i]->up)
+            return false;
+    return true;
+}
+
+static void plane_forward_repeat(const plane_win *g, const float *x, float *y, size_t ys)
+{
+    int w = g->col.in, up = g->col.up;
+    for (int i = 0; i < g->row.out; i++) {
+        const float *xr = x + (size_t)(i / g->row.up) * w;
+        float *yr = y + i * ys;
+        if (up == 1) memcpy(yr, xr, sizeof *yr * (size_t)w);
+        else
+            for (int b = 0; b < w; b++)
+                for (int t = 0; t < up; t++) yr[b * up + t] = xr[b];
+    }
+}
+
+/* The sum over each input element's copies, in the order the general walk adds them (rows,
+ * then columns), so the result is the same to the bit. */
+static void plane_backward_repeat(const plane_win *g, const float *dy, size_t ys, float *dx)
+{
+    int w = g->col.in, up = g->col.up;
+    memset(dx, 0, sizeof *dx * (size_t)g->row.in * (size_t)w);
+    for (int i = 0; i < g->row.out; i++) {
+        float *dxr = dx + (size_t)(i / g->row.up) * w;
+        const float *dyr = dy + i * ys;
+        for (int b = 0; b < w; b++)
+            for (int t = 0; t < up; t++) dxr[b] += dyr[b * up + t];
+    }
+}
+
+/* One plane through the fastest walk its geometry allows. */
+static void plane_forward_any(zn_window_reduce r, const plane_win *g, const float *x, float *y,
+                              size_t ys)
+{
+    if (tiles_2x2(r, g)) plane_forward_2x2(g, x, y, ys);
+    else if (one_element_windows(g)) plane_forward_repeat(g, x, y, ys);
+    else plane_forward(r, g, x, y, ys);
+}
+
+static void plane_backward_any(zn_window_reduce r, const plane_win *g, const float *x,
+                               const float *dy, size_t ys, float *dx)
+{
+    if (tiles_2x2(r, g)) plane_backward_2x2(g, x, dy, ys, dx);
+    else if (one_element_windows(g)) plane_backward_repeat(g, dy, ys, dx);
+    else plane_backward(r, g, x, dy, ys, dx);
 }
 
 /* x + at, keeping NULL (average pooling reads no x) NULL. */
@@ -166,17 +223,12 @@ static void planes_range(void *ctx, size_t p0, size_t p1)
     const planes_job *j = ctx;
     const plane_win *g = j->g;
     size_t in = (size_t)g->row.in * g->col.in, out = (size_t)g->row.out * g->col.out;
-    bool fast = tiles_2x2(j->r, g);
     for (size_t p = p0; p < p1; p++) {
-        if (!j->dy && fast)
-            plane_forward_2x2(g, j->x + p * in, j->y + p * out);
-        else if (!j->dy)
-            plane_forward(j->r, g, j->x + p * in, j->y + p * out, (size_t)g->col.out);
-        else if (fast)
-            plane_backward_2x2(g, j->x + p * in, j->dy + p * out, j->y + p * in);
+        if (!j->dy)
+            plane_forward_any(j->r, g, j->x + p * in, j->y + p * out, (size_t)g->col.out);
         else
-            plane_backward(j->r, g, plane_of(j->x, p * in), j->dy + p * out, (size_t)g->col.out,
-                           j->y + p * in);
+            plane_backward_any(j->r, g, plane_of(j->x, p * in), j->dy + p * out,
+                               (size_t)g->col.out, j->y + p * in);
     }
 }
 
@@ -303,8 +355,8 @@ static void stitch_range(void *ctx, size_t begin, size_t end)
     for (size_t p = begin; p < end; p++) {
         int n = (int)(p / (size_t)d->c[j->k]), c = (int)(p % (size_t)d->c[j->k]);
         size_t at = p * plane, zat = stitch_plane_at(d, j->total, n, j->off + c);
-        if (j->z) plane_forward(d->down, &j->g, j->r + at, j->z + zat, ys);
-        else plane_backward(d->down, &j->g, plane_of(j->r, at), j->dz + zat, ys, j->dr + at);
+        if (j->z) plane_forward_any(d->down, &j->g, j->r + at, j->z + zat, ys);
+        else plane_backward_any(d->down, &j->g, plane_of(j->r, at), j->dz + zat, ys, j->dr + at);
     }
 }
 
