@@ -29,11 +29,13 @@ static void random_batch(const zn_session *s, float *images, int32_t *labels, ui
 
 static void print_plan(const char *what, const zn_plan *p)
 {
-    char a[32], b[32], c[32], d[32], e[32];
-    printf("  memory (%s plan): %s = arena %s + params/state %s + grads %s + workspace %s\n", what,
-           zn_format_bytes(zn_plan_total(p), a, sizeof a), zn_format_bytes(p->region_bytes[ZN_REGION_ARENA], b, sizeof b),
+    char a[32], b[32], c[32], d[32], e[32], f[32];
+    printf("  memory (%s plan): %s = arena %s + params/state %s + grads %s + optimizer state %s + workspace %s\n",
+           what, zn_format_bytes(zn_plan_total(p), a, sizeof a),
+           zn_format_bytes(p->region_bytes[ZN_REGION_ARENA], b, sizeof b),
            zn_format_bytes(p->region_bytes[ZN_REGION_PARAMS], c, sizeof c),
-           zn_format_bytes(p->region_bytes[ZN_REGION_GRADS], d, sizeof d), zn_format_bytes(p->workspace_bytes, e, sizeof e));
+           zn_format_bytes(p->region_bytes[ZN_REGION_GRADS], d, sizeof d),
+           zn_format_bytes(p->region_bytes[ZN_REGION_OPTIM], f, sizeof f), zn_format_bytes(p->workspace_bytes, e, sizeof e));
 }
 
 /* Times `steps` runs (after one warm-up) of a training step or a forward pass. Inputs are fed

@@ -34,10 +34,10 @@ static void print_detail(const char *what, const zn_graph *g, const zn_plan *p)
     int *until = calloc((size_t)g->n_nodes + 1, sizeof *until), at;
     size_t peak = zn_plan_live_peak(p, &at, until);
     const zn_node *n = &g->nodes[at];
-    printf("  %s: %.1f MiB planned = arena %.1f + params/state %.1f + grads %.1f MiB; the arena's live bytes\n"
-           "    peak at %.1f MiB at node %d, %s '%s' (%s:%d), where these tensors are live:\n",
+    printf("  %s: %.1f MiB planned = arena %.1f + params/state %.1f + grads %.1f + optimizer state %.1f MiB; the\n"
+           "    arena's live bytes peak at %.1f MiB at node %d, %s '%s' (%s:%d), where these tensors are live:\n",
            what, mib(zn_plan_total(p)), mib(p->region_bytes[ZN_REGION_ARENA]), mib(p->region_bytes[ZN_REGION_PARAMS]),
-           mib(p->region_bytes[ZN_REGION_GRADS]), mib(peak), at, zn_ops[n->op].name, n->name,
+           mib(p->region_bytes[ZN_REGION_GRADS]), mib(p->region_bytes[ZN_REGION_OPTIM]), mib(peak), at, zn_ops[n->op].name, n->name,
            n->span.file ? n->span.file : "?", n->span.line);
     for (;;) { /* largest first, down to 1% of the peak */
         int best = -1;
@@ -60,20 +60,23 @@ static bool print_memory(const zn_graph *graphs, int batch, bool detail)
     bool ok = true;
     zn_plan plans[2];
     printf("\nmemory at batch %d (planned: tensors share memory once dead; naive: every tensor apart)\n", batch);
-    printf("  %-10s %12s %12s %12s %12s %12s\n", "", "planned", "naive", "activations", "params+state", "grads");
+    printf("  %-10s %12s %12s %12s %12s %12s %12s\n", "", "planned", "naive", "activations", "params+state", "grads",
+           "optim state");
     for (int mode = 0; ok && mode < 2; mode++) {
         zn_plan *p = &plans[mode];
         if (!(ok = zn_plan_make(p, &graphs[mode], batch, NULL, NULL, err, sizeof err))) {
             if (mode) zn_plan_free(&plans[0]);
             break;
         }
-        size_t fixed = p->region_bytes[ZN_REGION_PARAMS] + p->region_bytes[ZN_REGION_GRADS];
-        char a[32], b[32], c[32], d[32], e[32];
-        printf("  %-10s %12s %12s %12s %12s %12s\n", mode ? "training" : "inference",
+        size_t fixed = p->region_bytes[ZN_REGION_PARAMS] + p->region_bytes[ZN_REGION_GRADS] +
+                       p->region_bytes[ZN_REGION_OPTIM];
+        char a[32], b[32], c[32], d[32], e[32], f[32];
+        printf("  %-10s %12s %12s %12s %12s %12s %12s\n", mode ? "training" : "inference",
                zn_format_bytes(zn_plan_total(p), a, sizeof a), zn_format_bytes(p->naive_bytes + fixed, b, sizeof b),
                zn_format_bytes(p->region_bytes[ZN_REGION_ARENA], c, sizeof c),
                zn_format_bytes(p->region_bytes[ZN_REGION_PARAMS], d, sizeof d),
-               zn_format_bytes(p->region_bytes[ZN_REGION_GRADS], e, sizeof e));
+               zn_format_bytes(p->region_bytes[ZN_REGION_GRADS], e, sizeof e),
+               zn_format_bytes(p->region_bytes[ZN_REGION_OPTIM], f, sizeof f));
     }
     if (!ok) {
         fprintf(stderr, "znet summary: %s\n", err);

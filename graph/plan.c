@@ -225,7 +225,8 @@ bool zn_plan_make(zn_plan *p, const zn_graph *g, int batch, zn_workspace_fn ws, 
     }
     p->region_bytes[ZN_REGION_ARENA] = place_arena(p, p->first, span_last, arena, n_arena);
     for (int i = 0; i < n; i++) p->offset[i] = p->offset[root[i]];
-    p->region_bytes[ZN_REGION_OPTIM] = 2 * p->region_bytes[ZN_REGION_PARAMS];
+    /* only a plan with parameter gradients (a training step) has an optimizer to keep state for */
+    p->region_bytes[ZN_REGION_OPTIM] = p->region_bytes[ZN_REGION_GRADS] ? 2 * p->region_bytes[ZN_REGION_PARAMS] : 0;
     free(arena);
     free(root);
     free(span_last);

@@ -17,7 +17,8 @@ typedef enum {
     ZN_REGION_PARAMS, /* PARAM and STATE nodes: persistent across steps */
     ZN_REGION_GRADS,  /* GRAD nodes (each parameter's final gradient), read by the optimizer */
     ZN_REGION_OPTIM,  /* optimizer state: two floats per PARAMS float (momentum; Adam's m and v),
-                         the first at the parameter's own offset, the second one region later */
+                         the first at the parameter's own offset, the second one region later;
+                         empty in a plan without GRAD nodes (inference) */
     ZN_REGION_COUNT
 } zn_region;
 

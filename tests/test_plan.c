@@ -49,6 +49,8 @@ static void check_model(const char *rel)
         assert_true(zn_plan_live_peak(&p, NULL, NULL) <= p.region_bytes[ZN_REGION_ARENA]);
         if (mode) assert_true(p.region_bytes[ZN_REGION_ARENA] < p.naive_bytes); /* reuse happened */
         if (mode) assert_true(p.region_bytes[ZN_REGION_GRADS] > 0);
+        /* optimizer state (two floats per parameter float) only where there are gradients */
+        assert_int_equal(p.region_bytes[ZN_REGION_OPTIM], mode ? 2 * p.region_bytes[ZN_REGION_PARAMS] : 0);
         zn_plan_free(&p);
     }
     for (int mode = 0; mode < 3; mode++) zn_graph_free(&graphs[mode]);

@@ -278,7 +278,7 @@ static bool cpu_optimize(zn_backend *be, const zn_graph *g, const zn_plan *p,
     /* the optimizer state region: momentum / Adam's m at a parameter's offset, v one PARAMS later */
     float *moment[2] = {(float *)cpu->mem[ZN_REGION_OPTIM],
                         (float *)(cpu->mem[ZN_REGION_OPTIM] + cpu->bytes[ZN_REGION_PARAMS])};
-    if (cpu->bytes[ZN_REGION_OPTIM] < 2 * cpu->bytes[ZN_REGION_PARAMS])
+    if (cpu->bytes[ZN_REGION_GRADS] && cpu->bytes[ZN_REGION_OPTIM] < 2 * cpu->bytes[ZN_REGION_PARAMS])
         return zn_cpu_fail(cpu, "cpu backend: the plan has no room for the optimizer state");
     const zn_sgd sgd = {s->lr, s->momentum, s->weight_decay, s->nesterov};
     const zn_adam adm = {s->lr, s->beta1, s->beta2, s->eps, s->weight_decay};

@@ -308,7 +308,7 @@ static bool cuda_optimize(zn_backend *be, const zn_graph *g, const zn_plan *p,
 {
     zn_cuda *cu = cuda_of(be);
     if (!check_plan(cu, g, p)) return false;
-    if (cu->bytes[ZN_REGION_OPTIM] < 2 * cu->bytes[ZN_REGION_PARAMS])
+    if (cu->bytes[ZN_REGION_GRADS] && cu->bytes[ZN_REGION_OPTIM] < 2 * cu->bytes[ZN_REGION_PARAMS])
         return zn_cuda_fail(cu, "cuda backend: the plan has no room for the optimizer state");
     float *moment[2] = {(float *)cu->mem[ZN_REGION_OPTIM],
                         (float *)(cu->mem[ZN_REGION_OPTIM] + cu->bytes[ZN_REGION_PARAMS])};
