@@ -65,6 +65,14 @@ static int parse(int argc, char **argv, entry *e, int *n, entry *global, long *b
             e[(*n)++] = (entry){.file = a};
             continue;
         }
+        /* --opt=VALUE as well as --opt VALUE, as every other command takes them */
+        char opt[16];
+        const char *eq_at = strchr(a, '='), *v = NULL;
+        if (eq_at && (size_t)(eq_at - a) < sizeof opt) {
+            snprintf(opt, sizeof opt, "%.*s", (int)(eq_at - a), a);
+            a = opt;
+            v = eq_at + 1;
+        }
         bool known = strcmp(a, "--set") == 0 || strcmp(a, "--log") == 0 || strcmp(a, "--name") == 0 ||
                      strcmp(a, "--batch") == 0;
         if (!known) {
@@ -74,11 +82,11 @@ static int parse(int argc, char **argv, entry *e, int *n, entry *global, long *b
             if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
             return ZN_EXIT_USAGE;
         }
-        if (i + 1 >= argc) {
+        if (!v && i + 1 >= argc) {
             fprintf(stderr, "znet compare: %s needs a value\n", a);
             return ZN_EXIT_USAGE;
         }
-        const char *v = argv[++i];
+        if (!v) v = argv[++i];
         if (strcmp(a, "--batch") == 0) {
             char *end;
             *batch = strtol(v, &end, 10);

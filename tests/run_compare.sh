@@ -27,6 +27,12 @@ for want in '488,720' 'h1 0.5200 · h2 0.6100 · h3 0.6600' '| 0.6500 | 0.6500 |
     echo "$row" | grep -qF "$want" || fail "zee16 row lacks '$want'"
 done
 
+# --opt=VALUE reads as --opt VALUE
+eq=$("$znet" compare --set=width=16 --batch=512 "$src/models/davidnet_multisoft.znet" "$src/models/davidnet_zee.znet" \
+     --log="$tmp/zee.jsonl" --name=zee16) || fail "compare with --opt=VALUE exited $?"
+[ "$eq" = "$("$znet" compare --set width=16 --batch 512 "$src/models/davidnet_multisoft.znet" \
+      "$src/models/davidnet_zee.znet" --log "$tmp/zee.jsonl" --name zee16)" ] || fail "--opt=VALUE differs from --opt VALUE"
+
 # a run without its final record, short of its recipe's epochs, shows how far it got
 head -2 "$tmp/zee.jsonl" > "$tmp/partial.jsonl"
 out=$("$znet" compare --set width=16 "$src/models/davidnet_zee.znet" --log "$tmp/partial.jsonl") ||
