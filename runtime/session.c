@@ -159,7 +159,8 @@ bool zn_session_loss(zn_session *s, double *total)
         int id = s->heads[h];
         float v;
         if (!s->be->ops->get(s->be, ZN_REGION_ARENA, s->plan.offset[id], &v, sizeof v)) return fail_backend(s);
-        *total += (double)s->graph.nodes[id].attr.weight * v;
+        const zn_attrs *a = &s->graph.nodes[id].attr;
+        *total += (double)a->weight * v * (a->reduction == ZN_REDUCE_MEAN ? s->batch : 1);
     }
     return true;
 }

@@ -48,7 +48,9 @@ bool zn_session_feed(zn_session *s, const float *images, const int32_t *labels);
 bool zn_session_forward(zn_session *s, bool training);
 /* Forward, backward and one optimizer step. */
 bool zn_session_train_step(zn_session *s, const zn_optim_step *step);
-/* The weighted sum of head losses of the last run, and one head's loss. */
+/* The weighted sum of the head losses of the last run, each summed over the batch (a head with
+ * reduction "mean" counts batch times), so that a sum of these over an epoch divided by the
+ * examples seen is the loss per example whatever the heads' reductions. */
 bool zn_session_loss(zn_session *s, double *total);
 /* Logits [batch, K] of head h (an index into heads[]) into out. */
 bool zn_session_logits(zn_session *s, int h, float *out);

@@ -122,6 +122,45 @@ static void test_every_model_learns_a_batch(void **state)
     assert_true(zt_each_model(learn_batch, NULL) >= 5);
 }
 
+/* A session's loss is summed over the batch whatever the head's reduction, so the training loss
+ * run reports per example means the same for a "mean" head as for a "sum" head. */
+static double first_loss(const char *path, const char *reduction)
+{
+    const zn_setting set[] = {{"red", reduction}};
+    zn_graph g;
+    zt_load(path, set, 1, &g);
+    zn_session s;
+    zn_backend_opts o = {.threads = 1};
+    if (!zn_session_init(&s, &g, &zn_cpu_backend, &o, 8, true) || !zn_session_init_params(&s, 5))
+        fail_msg("%s: %s", path, s.err);
+    float images[8 * 3 * 8 * 8];
+    int32_t labels[8];
+    zn_rng rng;
+    zn_rng_init(&rng, 2);
+    for (size_t i = 0; i < sizeof images / sizeof *images; i++) images[i] = zn_rng_normal(&rng);
+    for (int i = 0; i < 8; i++) labels[i] = (int32_t)zn_rng_below(&rng, 10);
+    double loss = 0;
+    if (!zn_session_feed(&s, images, labels) || !zn_session_forward(&s, true) || !zn_session_loss(&s, &loss))
+        fail_msg("%s: %s", path, s.err);
+    zn_session_free(&s);
+    zn_graph_free(&g);
+    return loss;
+}
+
+static void test_loss_is_summed_whatever_the_reduction(void **state)
+{
+    (void)state;
+    const char *path = zt_write_file("reduction.znet",
+                                     "model tiny(red = \"sum\") {\n"
+                                     "  input image: [3, 8, 8]\n"
+                                     "  input label: class(10)\n"
+                                     "  head out = xent(linear(gmp(conv2d(image, 4)), 10), label, reduction = red)\n"
+                                     "}\n");
+    double sum = first_loss(path, "\"sum\""), mean = first_loss(path, "\"mean\"");
+    assert_true(sum > 8.0); /* 8 examples, 10 classes: about 8 ln 10 */
+    assert_float_equal(mean, sum, 1e-4 * sum);
+}
+
 static char *slurp(const char *rel)
 {
     FILE *f = fopen(zt_src_path(rel), "rb");
@@ -159,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_parameter_counts),
         cmocka_unit_test(test_every_model_learns_a_batch),
         cmocka_unit_test(test_docs_quote_the_zee_model),
+        cmocka_unit_test(test_loss_is_summed_whatever_the_reduction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
