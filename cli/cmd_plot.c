@@ -1,4 +1,4 @@
-/* cmd_plot.c: `znet plot LOG.jsonl... [-o FILE.svg] [--csv]`: training curves of one or more
+/* cmd_plot.c: `znet plot LOG.jsonl... [-o FILE.svg] [--title TEXT] [--csv]`: training curves of one or more
  * runs (logs written by `znet run --log`) as a standalone SVG, or their table as CSV. */
 #include <errno.h>
 #include <stdio.h>
@@ -48,7 +48,7 @@ int zn_cmd_plot(int argc, char **argv)
     zn_cli_common c;
     const char *paths[MAX_LOGS];
     int n;
-    int rc = zn_cli_parse_args(argc, argv, "plot LOG.jsonl [LOG2.jsonl ...] [-o FILE.svg] [--csv]",
+    int rc = zn_cli_parse_args(argc, argv, "plot LOG.jsonl [LOG2.jsonl ...] [-o FILE.svg] [--title TEXT] [--csv]",
                                "Draws the training curves of one or more runs, from the logs `znet run --log\n"
                                "FILE` writes: training loss, and accuracy per epoch (train dashed; test of each\n"
                                "head and the vote solid), runs overlaid in different colours. The SVG is\n"
@@ -56,7 +56,8 @@ int zn_cmd_plot(int argc, char **argv)
                                opts, 3, &c, paths, MAX_LOGS, &n);
     if (rc >= 0) return rc;
     if (n == 0) {
-        fprintf(stderr, "znet plot: no log file given\nusage: znet plot LOG.jsonl [LOG2.jsonl ...] [-o FILE.svg]\n");
+        fprintf(stderr, "znet plot: no log file given\n"
+                        "usage: znet plot LOG.jsonl [LOG2.jsonl ...] [-o FILE.svg] [--title TEXT] [--csv]\n");
         return ZN_EXIT_USAGE;
     }
     if (csv && out && strcmp(out, "-") == 0) {

@@ -8,7 +8,7 @@
 
 /* Options both commands take, filled into o. */
 #define RUN_COMMON_OPTS(o, backend, threads)                                                                 \
-    {"--data", ZN_OPT_STRING, "DIR", "where the data set is (default: $ZNET_DATA, then ~/.cache/znet)",     \
+    {"--data", ZN_OPT_STRING, "DIR", "where the data set is (default: as `znet data where` shows)",         \
      &(o).data_dir, 0, 0},                                                                                  \
     {"--backend", ZN_OPT_STRING, "NAME", "backend to run on (default cpu)", &(backend), 0, 0},               \
     {"--threads", ZN_OPT_INT, "N", "CPU threads (default: every core)", &(threads), 0, 1024},               \
