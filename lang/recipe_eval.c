@@ -292,11 +292,14 @@ static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, z
     return true;
 }
 
-static bool known_key(zn_eval *ev, const char *key, zn_span at)
+/* at: the setting in the file; a --set override has no place to show (its value would be the
+ * caret's target), so its message names the option instead. */
+static bool known_key(zn_eval *ev, const char *key, const zn_span *at)
 {
     for (int i = 0; i < N_KEYS; i++)
         if (strcmp(train_keys[i], key) == 0) return true;
-    zn_diag_error(ev->diag, at, "unknown train setting '%s'", key);
+    if (at) zn_diag_error(ev->diag, *at, "unknown train setting '%s'", key);
+    else zn_diag_error(ev->diag, (zn_span){0}, "--set train.%s: unknown train setting '%s'", key, key);
     const char *near = zn_did_you_mean(key, (const char *const *)train_keys, N_KEYS);
     if (near) zn_diag_hint(ev->diag, "did you mean '%s'?", near);
     else zn_diag_hint(ev->diag, "settings: data, batch, epochs, seed, drop_last, shuffle, optimizer, lr, "
@@ -320,7 +323,7 @@ void zn_recipe_eval(zn_eval *ev, zn_scope *model_params, const zn_ast *train, co
                 zn_diag_error(ev->diag, s->span, "train setting '%s' is given twice", s->name);
                 zn_diag_note(ev->diag, train->kids[j]->span, "first given here");
             }
-        if (!known_key(ev, s->name, s->span)) continue;
+        if (!known_key(ev, s->name, &s->span)) continue;
         bool overridden = false;
         for (int j = 0; j < n_ovr; j++) overridden |= strcmp(ovr[j].key, s->name) == 0;
         if (overridden) continue;
@@ -328,7 +331,7 @@ void zn_recipe_eval(zn_eval *ev, zn_scope *model_params, const zn_ast *train, co
         apply(ev, s->name, &v, s->a->span, r);
     }
     for (int j = 0; j < n_ovr; j++) {
-        if (!known_key(ev, ovr[j].key, ovr[j].expr ? ovr[j].expr->span : (zn_span){0})) continue;
+        if (!known_key(ev, ovr[j].key, NULL)) continue;
         if (!ovr[j].expr) continue;
         zn_value v = zn_eval_expr(ev, model_params, ovr[j].expr);
         apply(ev, ovr[j].key, &v, ovr[j].expr->span, r);
