@@ -94,8 +94,9 @@ static bool data_fits(FILE *f, uint64_t bytes)
     return (uint64_t)st.st_size >= (uint64_t)pos && (uint64_t)st.st_size - (uint64_t)pos >= bytes;
 }
 
-/* A value that is not finite would make every later prediction NaN without a word; training never
- * saves one (it stops when the loss stops being finite), so the file was made some other way. */
+/* A value that is not finite would make every later prediction NaN without a word. Training stops
+ * when its loss stops being finite, so such a value comes from a statistic that diverged without
+ * touching the loss (a running variance) or from a file made some other way. */
 static bool all_finite(const char *path, const char *what, const float *v, uint64_t n, char *err, size_t errlen)
 {
     for (uint64_t i = 0; i < n; i++)
