@@ -370,6 +370,17 @@ static char *run_znet(const char *args, int *status)
     return out;
 }
 
+/* Runs znet ARGS and checks its exit status and that its output holds want (NULL: any output). */
+static void expect_znet(const char *args, int want_status, const char *want)
+{
+    int status;
+    char *out = run_znet(args, &status);
+    assert_non_null(out);
+    assert_int_equal(status, want_status);
+    if (want) assert_has(out, want);
+    free(out);
+}
+
 static void test_command_line(void **state)
 {
     (void)state;
@@ -385,31 +396,15 @@ static void test_command_line(void **state)
     assert_has(out, "<svg");
     assert_has(out, "davidnet_zee (b.jsonl)"); /* two runs of one model: told apart by file */
     free(out);
-    out = run_znet("plot a.jsonl", &status); /* default output: beside the log */
-    assert_int_equal(status, 0);
-    assert_has(out, "wrote a.svg");
-    free(out);
-    out = run_znet("plot --csv a.jsonl b.jsonl", &status);
-    assert_int_equal(status, 0);
-    assert_has(out, "b.jsonl,davidnet_zee,5,485,0,0.3,0.9,0.85,0.88,0.91,12,4150\n");
-    free(out);
+    expect_znet("plot a.jsonl", 0, "wrote a.svg"); /* default output: beside the log */
+    expect_znet("plot --csv a.jsonl b.jsonl", 0, "b.jsonl,davidnet_zee,5,485,0,0.3,0.9,0.85,0.88,0.91,12,4150\n");
     zt_write_file("bad.jsonl", "{\"type\":\"run\",\"model\":\"m\"}\n{\"type\":\"epoch\",\"epoch\":1,}\n");
-    out = run_znet("plot a.jsonl bad.jsonl -o x.svg", &status);
-    assert_int_equal(status, 1);
-    assert_has(out, "znet plot: bad.jsonl:2: column 27: a trailing comma before '}'");
-    free(out);
-    out = run_znet("plot -o x.svg", &status);
-    assert_int_equal(status, 2);
-    assert_has(out, "no log file given");
-    free(out);
+    expect_znet("plot a.jsonl bad.jsonl -o x.svg", 1, "znet plot: bad.jsonl:2: column 27: a trailing comma before '}'");
+    expect_znet("plot -o x.svg", 2, "no log file given");
     /* -o naming one of the logs would replace it with the SVG: refused, the log kept */
-    out = run_znet("plot a.jsonl b.jsonl -o ./b.jsonl", &status);
-    assert_int_equal(status, 1);
-    assert_has(out, "znet plot: the output ./b.jsonl is the log b.jsonl; give another -o FILE");
-    free(out);
-    out = run_znet("plot --csv b.jsonl", &status);
-    assert_int_equal(status, 0);
-    free(out);
+    expect_znet("plot a.jsonl b.jsonl -o ./b.jsonl", 1,
+                "znet plot: the output ./b.jsonl is the log b.jsonl; give another -o FILE");
+    expect_znet("plot --csv b.jsonl", 0, NULL);
 }
 
 int main(void)
