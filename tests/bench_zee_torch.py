@@ -1,21 +1,27 @@
-"""Peer for timing the Z-convolution models: davidnet_multisoft and davidnet_zee written in
-PyTorch as znet's models/ and stdlib/zconv.znet define them (same layers, same parameter
+"""Peer for timing the Z-convolution models: davidnet, davidnet_multisoft and davidnet_zee written
+in PyTorch as znet's models/ and stdlib/zconv.znet define them (same layers, same parameter
 count), timed like ../shared/bench/davidnet_torch.py: training steps on random data (forward,
-backward, Nesterov SGD), 2 threads unless THREADS says otherwise. docs/performance.md compares
-it with `znet bench` on the same machine in the same sitting. Not part of the build or tests.
+backward, Nesterov SGD), 2 threads unless THREADS says otherwise; on a GPU with --device cuda
+(cuDNN autotuning on; fp32 without TF32, as znet's fp32; tf32 is PyTorch's default for
+convolutions; fp16|bf16 through autocast). docs/performance.md and
+docs/cuda.md compare it with `znet bench` on the same machine in the same sitting. Not part of
+the build or tests.
 Usage: /usr/bin/python3 tests/bench_zee_torch.py MODEL [--batch 512] [--steps 3] [--width 16]
-       [--filters 8] [--pool x_axis|channel_axis] [--roots]      MODEL: multisoft | zee"""
+       [--filters 8] [--pool x_axis|channel_axis] [--roots] [--device cpu|cuda]
+       [--precision fp32|tf32|fp16|bf16]                      MODEL: davidnet | multisoft | zee"""
 import argparse, os, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 a = argparse.ArgumentParser()
-a.add_argument("model", choices=["multisoft", "zee"])
+a.add_argument("model", choices=["davidnet", "multisoft", "zee"])
 a.add_argument("--batch", type=int, default=512)
 a.add_argument("--steps", type=int, default=3)
 a.add_argument("--width", type=int, default=16)
 a.add_argument("--filters", type=int, nargs="+", default=[8])
 a.add_argument("--pool", choices=["x_axis", "channel_axis"], default="x_axis")
 a.add_argument("--roots", action="store_true")
+a.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+a.add_argument("--precision", choices=["fp32", "tf32", "fp16", "bf16"], default="fp32")
 args = a.parse_args()
 torch.manual_seed(0)
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
@@ -28,13 +34,14 @@ def cbr(ci, co, **conv):
 
 
 class Layer(nn.Module):  # stdlib/resnet.znet's layer(): cbr, 2x2 max pool, + cbr(cbr(h))
-    def __init__(s, ci, co):
+    def __init__(s, ci, co, residual=True):
         super().__init__()
-        s.h, s.a, s.b = cbr(ci, co), cbr(co, co), cbr(co, co)
+        s.h = cbr(ci, co)
+        s.res = nn.Sequential(cbr(co, co), cbr(co, co)) if residual else None
 
     def forward(s, x):
         h = F.max_pool2d(s.h(x), 2)
-        return h + s.b(s.a(h))
+        return h + s.res(h) if s.res is not None else h
 
 
 def stitch(blocks):  # each block to SIZE x SIZE (max down, nearest up), [N, C, H, W] -> [N, H, C, W]
@@ -47,10 +54,11 @@ def stitch(blocks):  # each block to SIZE x SIZE (max down, nearest up), [N, C, 
 
 
 class Net(nn.Module):
-    def __init__(s, w, zee):
+    def __init__(s, w, zee, davidnet):
         super().__init__()
-        s.prep, s.l1, s.l2, s.l3 = cbr(3, w), Layer(w, 2 * w), Layer(2 * w, 4 * w), Layer(4 * w, 8 * w)
-        s.zee = zee
+        # DavidNet's middle layer has no residual branch and only the last block has a head
+        s.prep, s.l1, s.l2, s.l3 = cbr(3, w), Layer(w, 2 * w), Layer(2 * w, 4 * w, not davidnet), Layer(4 * w, 8 * w)
+        s.zee, s.first_head = zee, 2 if davidnet else 0
         extra = [0, 0, 0]
         if zee:
             tower, ci = [], SIZE
@@ -61,12 +69,13 @@ class Net(nn.Module):
             s.tower = nn.Sequential(*tower)
             sums = [2 * w, 6 * w, 14 * w]  # the stacked channels of z1, z2, z3
             extra = [ci] * 3 if args.pool == "x_axis" else sums
-        s.heads = nn.ModuleList(nn.Linear(c + e, 10, bias=False) for c, e in zip([2 * w, 4 * w, 8 * w], extra))
+        s.heads = nn.ModuleList(nn.Linear(c + e, 10, bias=False)
+                                for c, e in list(zip([2 * w, 4 * w, 8 * w], extra))[s.first_head:])
 
     def forward(s, x):
         b1 = s.l1(s.prep(x)); b2 = s.l2(b1); b3 = s.l3(b2)
         blocks, logits = [b1, b2, b3], []
-        for k, (b, head) in enumerate(zip(blocks, s.heads)):
+        for k, (b, head) in enumerate(zip(blocks[s.first_head:], s.heads), s.first_head):
             feat = torch.amax(b, dim=(2, 3))
             if s.zee:
                 y = s.tower(stitch(blocks[:k + 1]))  # [N, F, sum C, SIZE]
@@ -76,24 +85,37 @@ class Net(nn.Module):
         return logits
 
 
-net = Net(args.width, args.model == "zee")
+dev = torch.device(args.device)
+torch.backends.cudnn.benchmark = True
+torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+net = Net(args.width, args.model == "zee", args.model == "davidnet").to(dev)
 params = sum(p.numel() for p in net.parameters())
 opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-x = torch.randn(args.batch, 3, 32, 32)
-y = torch.randint(0, 10, (args.batch,))
+x = torch.randn(args.batch, 3, 32, 32, device=dev)
+y = torch.randint(0, 10, (args.batch,), device=dev)
+half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
 
 
 def step():
     opt.zero_grad()
-    out = net(x)
-    loss = sum(wt * F.cross_entropy(o, y, reduction="sum") for wt, o in zip([0.3, 0.3, 1.0], out))
+    with torch.autocast(args.device, dtype=half, enabled=half is not None):
+        out = net(x)
+        loss = sum(wt * F.cross_entropy(o.float(), y, reduction="sum")
+                   for wt, o in zip([0.3, 0.3, 1.0][-len(out):], out))
     loss.backward()
     opt.step()
 
 
-step()
+def sync():
+    if args.device == "cuda": torch.cuda.synchronize()
+
+
+for _ in range(3 if args.device == "cuda" else 1): step()  # cuDNN autotuning happens here
+sync()
 t = time.perf_counter()
 for _ in range(args.steps): step()
+sync()
 dt = (time.perf_counter() - t) / args.steps
-print(f"torch {torch.__version__} threads={torch.get_num_threads()} {args.model} params={params} "
-      f"batch={args.batch} width={args.width}: train {dt * 1000:.0f} ms/step = {args.batch / dt:.1f} img/s")
+where = torch.cuda.get_device_name() if args.device == "cuda" else f"threads={torch.get_num_threads()}"
+print(f"torch {torch.__version__} {where} {args.precision} {args.model} params={params} "
+      f"batch={args.batch} width={args.width}: train {dt * 1000:.1f} ms/step = {args.batch / dt:.1f} img/s")

@@ -142,8 +142,12 @@ static size_t cuda_workspace_bytes(zn_backend *be, const zn_graph *g, int id, in
     case ZN_OP_MAXPOOL_BWD: /* each window's arg-max */
         return zn_cuda_align(sizeof(int) *
                              zn_arg_numel(&g->nodes[n->src[n->n_src - 1]].shape, batch));
-    case ZN_OP_BATCHNORM_BWD_DATA: /* three coefficients per channel */
-        return zn_cuda_align(3 * sizeof(float) * (size_t)g->nodes[n->src[0]].shape.dim[0]);
+    case ZN_OP_BIAS_BWD: /* the per-channel sums' partials */
+    case ZN_OP_BATCHNORM_BWD_GAMMA:
+        return zn_cuda_align(zn_cuda_channel_scratch_bytes(g->nodes[n->src[0]].shape.dim[0]));
+    case ZN_OP_BATCHNORM_BWD_DATA: /* the partials, then three coefficients per channel */
+        return zn_cuda_align(zn_cuda_channel_scratch_bytes(g->nodes[n->src[0]].shape.dim[0])) +
+               zn_cuda_align(3 * sizeof(float) * (size_t)g->nodes[n->src[0]].shape.dim[0]);
     default:
         return 0;
     }

@@ -3,12 +3,21 @@
  * forward op's; each runner overwrites its output, as backends/cpu/cpu_backward.c does. */
 #include "backends/cuda/cuda_backend.h"
 
+/* The scratch of the per-channel sums of a [C, ...] source (k_channel_sums.cuh). */
+static double *channel_scratch(const zn_cuda_call *c, zn_cuda_ws *ws, int channels)
+{
+    return zn_cuda_ws_take(c, ws, zn_cuda_channel_scratch_bytes(channels));
+}
+
 /* dy [C, ...] -> [C] */
 static bool run_bias_bwd(const zn_cuda_call *c)
 {
     const zn_shape *dy = zn_cuda_src_shape(c, 0);
-    return ZN_RT(c, zn_cuda_channel_sum, zn_cuda_batch(c, dy), zn_arg_dim(dy, 0),
-                 zn_arg_inner(dy, 1), zn_cuda_src(c, 0), zn_cuda_out(c), c->cu->stream);
+    zn_cuda_ws ws = zn_cuda_ws_begin(c);
+    double *scratch = channel_scratch(c, &ws, zn_arg_dim(dy, 0));
+    return scratch && ZN_RT(c, zn_cuda_channel_sum, zn_cuda_batch(c, dy), zn_arg_dim(dy, 0),
+                            zn_arg_inner(dy, 1), zn_cuda_src(c, 0), scratch, zn_cuda_out(c),
+                            c->cu->stream);
 }
 
 static zn_bn_dims bn_dims(const zn_cuda_call *c)
@@ -24,20 +33,23 @@ static bool run_batchnorm_bwd_data(const zn_cuda_call *c)
 {
     zn_bn_dims d = bn_dims(c);
     zn_cuda_ws ws = zn_cuda_ws_begin(c);
+    double *scratch = channel_scratch(c, &ws, d.c);
     float *coef = zn_cuda_ws_take(c, &ws, 3 * sizeof(float) * (size_t)d.c);
     const float *dgamma = c->node->n_src == 5 ? zn_cuda_src(c, 3) : NULL;
     const float *dbeta = c->node->n_src == 5 ? zn_cuda_src(c, 4) : NULL;
-    return coef && ZN_RT(c, zn_cuda_batchnorm_backward_data, &d, zn_cuda_src(c, 0),
-                         zn_cuda_src(c, 1), zn_cuda_src(c, 2), dgamma, dbeta, coef,
-                         zn_cuda_out(c), c->cu->stream);
+    return scratch && coef &&
+           ZN_RT(c, zn_cuda_batchnorm_backward_data, &d, zn_cuda_src(c, 0), zn_cuda_src(c, 1),
+                 zn_cuda_src(c, 2), dgamma, dbeta, scratch, coef, zn_cuda_out(c), c->cu->stream);
 }
 
 /* x, dy -> dgamma */
 static bool run_batchnorm_bwd_gamma(const zn_cuda_call *c)
 {
     zn_bn_dims d = bn_dims(c);
-    return ZN_RT(c, zn_cuda_batchnorm_dgamma, &d, zn_cuda_src(c, 0), zn_cuda_src(c, 1),
-                 zn_cuda_out(c), c->cu->stream);
+    zn_cuda_ws ws = zn_cuda_ws_begin(c);
+    double *scratch = channel_scratch(c, &ws, d.c);
+    return scratch && ZN_RT(c, zn_cuda_batchnorm_dgamma, &d, zn_cuda_src(c, 0), zn_cuda_src(c, 1),
+                            scratch, zn_cuda_out(c), c->cu->stream);
 }
 
 /* y, dy -> dx */

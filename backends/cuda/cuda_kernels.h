@@ -118,9 +118,13 @@ cudaError_t zn_cuda_transpose_backward(int n, int rank, const int *dims, const i
                                        const float *dy, float *dx, cudaStream_t stream);
 
 /* ---- per-channel (k_channel.cu) ---------------------------------------------------------- */
+/* The most batch slices a channel's sums are split into (k_channel_sums.cuh), and the device
+ * scratch those sums need for C channels (also batch norm's backward, k_extra.h). */
+#define ZN_CUDA_CHANNEL_SLICES 64
+size_t zn_cuda_channel_scratch_bytes(int c);
 /* sum[C] = x [N, C, HW] summed over N and HW, in double, rounded once (bias backward; HW = 1
- * for [N, C]). One block per channel. */
-cudaError_t zn_cuda_channel_sum(int n, int c, int hw, const float *x, float *sum,
+ * for [N, C]); scratch: zn_cuda_channel_scratch_bytes(C) of device memory. */
+cudaError_t zn_cuda_channel_sum(int n, int c, int hw, const float *x, double *scratch, float *sum,
                                 cudaStream_t stream);
 /* Batch norm folded into the layer before it (inference), as zn_bn_fold_weight/_bias:
  * a = gamma / sqrtf(running_var + eps) per channel; out [C, per] = w * a;

@@ -1,25 +1,16 @@
-/* k_channel.cu: per-channel kernels: the channel sum behind every bias gradient (one block per
- * channel, double accumulators, a fixed reduction tree, so the same bits every run) and the
+/* k_channel.cu: per-channel kernels: the channel sum behind every bias gradient (double
+ * accumulators over fixed batch slices, k_channel_sums.cuh, so the same bits every run) and the
  * batch-norm folding of inference graphs (k_norm.c's zn_bn_fold_weight/_bias). */
-#include "backends/cuda/k_util.cuh"
+#include "backends/cuda/k_channel_sums.cuh"
 
 using namespace zn_cuda;
 
 namespace {
 
-/* sum[ch] = x [n, c, hw] summed over n and hw; block ch, blockDim.x threads. */
-__global__ void channel_sum_kernel(int n, int c, int hw, const float *x, float *sum)
-{
-    int ch = (int)blockIdx.x;
-    size_t count = (size_t)n * hw;
-    double s = 0.0;
-    for (size_t e = threadIdx.x; e < count; e += blockDim.x) {
-        size_t b = e / (size_t)hw, i = e % (size_t)hw;
-        s += x[(b * c + ch) * hw + i];
-    }
-    s = block_reduce(s, Sum{}, 0.0);
-    if (threadIdx.x == 0) sum[ch] = (float)s;
-}
+struct StoreSum {
+    float *sum;
+    __device__ void operator()(int ch, const ChannelSums &t) const { sum[ch] = (float)t.x; }
+};
 
 __device__ float fold_factor(float gamma, float var, float eps)
 {
@@ -51,13 +42,15 @@ struct FoldBias {
 
 } // namespace
 
-cudaError_t zn_cuda_channel_sum(int n, int c, int hw, const float *x, float *sum,
+size_t zn_cuda_channel_scratch_bytes(int c)
+{
+    return 4 * sizeof(double) * (size_t)(c > 0 ? c : 0) * ZN_CUDA_CHANNEL_SLICES;
+}
+
+cudaError_t zn_cuda_channel_sum(int n, int c, int hw, const float *x, double *scratch, float *sum,
                                 cudaStream_t stream)
 {
-    if (c <= 0) return cudaSuccess;
-    if (n < 0 || hw <= 0) return cudaErrorInvalidValue;
-    channel_sum_kernel<<<(unsigned)c, kThreads, 0, stream>>>(n, c, hw, x, sum);
-    return cudaGetLastError();
+    return channel_reduce<1>(n, c, hw, x, nullptr, scratch, stream, StoreSum{sum});
 }
 
 cudaError_t zn_cuda_bn_fold_weight(int c, size_t per, float eps, const float *w,

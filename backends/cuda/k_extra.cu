@@ -1,10 +1,11 @@
 /* k_extra.cu: the pooling backward and batch norm's backward (k_extra.h). The pooling backward
  * finds each window's arg-max first, then gathers: each dx element walks the windows that contain
  * it in row-major order, so no two threads write one element and the sums run in the CPU
- * scatter's order. Batch norm's take a channel's sums in one block (double, a fixed tree), then
- * write dx element by element, so dx may overwrite x or dy (the plan runs it in place). */
+ * scatter's order. Batch norm's take a channel's sums over fixed batch slices (double,
+ * k_channel_sums.cuh), then write dx element by element, so dx may overwrite x or dy (the plan
+ * runs it in place). */
 #include "backends/cuda/k_extra.h"
-#include "backends/cuda/k_util.cuh"
+#include "backends/cuda/k_channel_sums.cuh"
 
 using namespace zn_cuda;
 
@@ -43,12 +44,12 @@ struct PoolArgmax {
     Axis row, col;
     const float *x;
     int *argmax;
-    __device__ void operator()(size_t o) const
+    template <class I> __device__ void operator()(I o) const
     {
-        int b = (int)(o % (size_t)col.out);
-        size_t t = o / (size_t)col.out;
-        int a = (int)(t % (size_t)row.out);
-        size_t plane = t / (size_t)row.out;
+        int b = (int)(o % (I)col.out);
+        I t = o / (I)col.out;
+        int a = (int)(t % (I)row.out);
+        size_t plane = t / (I)row.out;
         argmax[o] = window_argmax(x + plane * row.in * col.in, col.in, row.lo(a), row.hi(a),
                                   col.lo(b), col.hi(b));
     }
@@ -62,12 +63,12 @@ struct PoolBackward {
     const int *argmax;
     const float *dy;
     float *dx;
-    __device__ void operator()(size_t e) const
+    template <class I> __device__ void operator()(I e) const
     {
-        int j = (int)(e % (size_t)col.in);
-        size_t t = e / (size_t)col.in;
-        int i = (int)(t % (size_t)row.in);
-        size_t plane = t / (size_t)row.in;
+        int j = (int)(e % (I)col.in);
+        I t = e / (I)col.in;
+        int i = (int)(t % (I)row.in);
+        size_t plane = t / (I)row.in;
         size_t first = plane * row.out * col.out;
         int self = i * col.in + j;
         float acc = 0.0f;
@@ -87,36 +88,6 @@ struct PoolBackward {
     }
 };
 
-/* Channel ch's sums over N and HW in double, every thread of the block getting them: x, x^2,
- * and (dy not NULL) dy and dy*x. */
-struct ChannelSums {
-    double x, xx, dy, dyx;
-};
-
-__device__ ChannelSums channel_sums(const zn_bn_dims &d, const float *x, const float *dy, int ch)
-{
-    size_t m = (size_t)d.n * d.hw;
-    ChannelSums t = {0, 0, 0, 0};
-    for (size_t k = threadIdx.x; k < m; k += blockDim.x) {
-        size_t at = ((k / d.hw) * d.c + ch) * d.hw + k % d.hw;
-        double v = x[at];
-        t.x += v;
-        t.xx += v * v;
-        if (dy) {
-            double g = dy[at];
-            t.dy += g;
-            t.dyx += g * v;
-        }
-    }
-    t.x = block_reduce(t.x, Sum(), 0.0);
-    t.xx = block_reduce(t.xx, Sum(), 0.0);
-    if (dy) {
-        t.dy = block_reduce(t.dy, Sum(), 0.0);
-        t.dyx = block_reduce(t.dyx, Sum(), 0.0);
-    }
-    return t;
-}
-
 /* Mean and 1/sqrt(biased variance + eps) from the sums. */
 __device__ void channel_stats(const zn_bn_dims &d, const ChannelSums &t, double *mean,
                               double *invstd)
@@ -126,45 +97,47 @@ __device__ void channel_stats(const zn_bn_dims &d, const ChannelSums &t, double 
     *invstd = 1.0 / sqrt(fmax(t.xx / m - *mean * *mean, 0.0) + d.eps);
 }
 
-/* One block per channel: dgamma = invstd * (sum dy*x - mean * sum dy). */
-__global__ void bn_dgamma_kernel(zn_bn_dims d, const float *x, const float *dy, float *dgamma)
-{
-    int ch = (int)blockIdx.x;
-    ChannelSums t = channel_sums(d, x, dy, ch);
-    if (threadIdx.x != 0) return;
-    double mean, invstd;
-    channel_stats(d, t, &mean, &invstd);
-    dgamma[ch] = (float)(invstd * (t.dyx - mean * t.dy));
-}
+/* dgamma = invstd * (sum dy*x - mean * sum dy). */
+struct StoreDgamma {
+    zn_bn_dims d;
+    float *dgamma;
+    __device__ void operator()(int ch, const ChannelSums &t) const
+    {
+        double mean, invstd;
+        channel_stats(d, t, &mean, &invstd);
+        dgamma[ch] = (float)(invstd * (t.dyx - mean * t.dy));
+    }
+};
 
-/* One block per channel: dx = kx * x + b + a * dy's three coefficients into coef [3, C]
- * (zn_batchnorm_backward's: a = gamma * invstd, kx = -a * invstd * dgamma / M,
- * b = -a * dbeta / M - kx * mean), the sums over dy taken from dgamma and dbeta when given. */
-__global__ void bn_coef_kernel(zn_bn_dims d, const float *x, const float *gamma, const float *dy,
-                               const float *dgamma, const float *dbeta, float *coef)
-{
-    int ch = (int)blockIdx.x;
-    bool have = dgamma && dbeta;
-    ChannelSums t = channel_sums(d, x, have ? nullptr : dy, ch);
-    if (threadIdx.x != 0) return;
-    double mean, invstd, m = (double)d.n * d.hw;
-    channel_stats(d, t, &mean, &invstd);
-    double sdy = have ? dbeta[ch] : t.dy;
-    double sdyx = have ? dgamma[ch] : invstd * (t.dyx - mean * t.dy);
-    double a = gamma[ch] * invstd, kx = -a * invstd * sdyx / m;
-    coef[ch] = (float)kx;
-    coef[d.c + ch] = (float)(-a * sdy / m - kx * mean);
-    coef[2 * d.c + ch] = (float)a;
-}
+/* dx = kx * x + b + a * dy's three coefficients into coef [3, C] (zn_batchnorm_backward's:
+ * a = gamma * invstd, kx = -a * invstd * dgamma / M, b = -a * dbeta / M - kx * mean), the sums
+ * over dy taken from dgamma and dbeta when given (then t holds no dy sums). */
+struct StoreCoef {
+    zn_bn_dims d;
+    const float *gamma, *dgamma, *dbeta;
+    float *coef;
+    __device__ void operator()(int ch, const ChannelSums &t) const
+    {
+        bool have = dgamma && dbeta;
+        double mean, invstd, m = (double)d.n * d.hw;
+        channel_stats(d, t, &mean, &invstd);
+        double sdy = have ? dbeta[ch] : t.dy;
+        double sdyx = have ? dgamma[ch] : invstd * (t.dyx - mean * t.dy);
+        double a = gamma[ch] * invstd, kx = -a * invstd * sdyx / m;
+        coef[ch] = (float)kx;
+        coef[d.c + ch] = (float)(-a * sdy / m - kx * mean);
+        coef[2 * d.c + ch] = (float)a;
+    }
+};
 
 /* dx[i] = kx * x[i] + b + a * dy[i] with its channel's coefficients; dx may be x or dy. */
 struct BnBackwardData {
     int c, hw;
     const float *x, *dy, *coef;
     float *dx;
-    __device__ void operator()(size_t i) const
+    template <class I> __device__ void operator()(I i) const
     {
-        int ch = (int)((i / (size_t)hw) % (size_t)c);
+        int ch = (int)((i / (I)hw) % (I)c);
         dx[i] = coef[ch] * x[i] + coef[c + ch] + coef[2 * c + ch] * dy[i];
     }
 };
@@ -188,21 +161,22 @@ cudaError_t zn_cuda_pool_backward(zn_window_reduce r, const zn_pool_dims *d, con
 }
 
 cudaError_t zn_cuda_batchnorm_dgamma(const zn_bn_dims *d, const float *x, const float *dy,
-                                     float *dgamma, cudaStream_t stream)
+                                     double *scratch, float *dgamma, cudaStream_t stream)
 {
-    if (d->c == 0) return cudaSuccess;
-    bn_dgamma_kernel<<<(unsigned)d->c, kThreads, 0, stream>>>(*d, x, dy, dgamma);
-    return cudaGetLastError();
+    return channel_reduce<4>(d->n, d->c, d->hw, x, dy, scratch, stream, StoreDgamma{*d, dgamma});
 }
 
 cudaError_t zn_cuda_batchnorm_backward_data(const zn_bn_dims *d, const float *x,
                                             const float *gamma, const float *dy,
-                                            const float *dgamma, const float *dbeta, float *coef,
-                                            float *dx, cudaStream_t stream)
+                                            const float *dgamma, const float *dbeta,
+                                            double *scratch, float *coef, float *dx,
+                                            cudaStream_t stream)
 {
     if (d->c == 0) return cudaSuccess;
-    bn_coef_kernel<<<(unsigned)d->c, kThreads, 0, stream>>>(*d, x, gamma, dy, dgamma, dbeta, coef);
-    cudaError_t e = cudaGetLastError();
+    StoreCoef store{*d, gamma, dgamma, dbeta, coef};
+    cudaError_t e = dgamma && dbeta
+                        ? channel_reduce<2>(d->n, d->c, d->hw, x, nullptr, scratch, stream, store)
+                        : channel_reduce<4>(d->n, d->c, d->hw, x, dy, scratch, stream, store);
     if (e != cudaSuccess) return e;
     size_t n = (size_t)d->n * d->c * d->hw;
     return launch_each(n, stream, BnBackwardData{d->c, d->hw, x, dy, coef, dx});

@@ -23,16 +23,19 @@ cudaError_t zn_cuda_pool_backward(zn_window_reduce r, const zn_pool_dims *d, con
 
 /* dx [N, C, HW] of the training forward (zn_batchnorm_backward_data, or zn_batchnorm_backward
  * when dgamma or dbeta is NULL: the sums over dy are then taken here), the batch statistics
- * recomputed from x. coef: device scratch of 3 * C floats. dx may be x or dy itself. */
+ * recomputed from x. Device scratch: zn_cuda_channel_scratch_bytes(C) and coef, 3 * C floats.
+ * dx may be x or dy itself. */
 cudaError_t zn_cuda_batchnorm_backward_data(const zn_bn_dims *d, const float *x,
                                             const float *gamma, const float *dy,
-                                            const float *dgamma, const float *dbeta, float *coef,
-                                            float *dx, cudaStream_t stream);
+                                            const float *dgamma, const float *dbeta,
+                                            double *scratch, float *coef, float *dx,
+                                            cudaStream_t stream);
 
 /* dgamma [C] = sum over N and HW of dy * (x - mean) / sqrt(var + eps), the batch statistics
- * recomputed from x (biased variance), sums in double: zn_batchnorm_backward's dgamma alone. */
+ * recomputed from x (biased variance), sums in double: zn_batchnorm_backward's dgamma alone.
+ * scratch: zn_cuda_channel_scratch_bytes(C) of device memory. */
 cudaError_t zn_cuda_batchnorm_dgamma(const zn_bn_dims *d, const float *x, const float *dy,
-                                     float *dgamma, cudaStream_t stream);
+                                     double *scratch, float *dgamma, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -16,9 +16,9 @@ struct CopyBlocks {
     size_t from;
     float *dst;
     size_t to;
-    __device__ void operator()(size_t i) const
+    template <class I> __device__ void operator()(I i) const
     {
-        size_t o = i / chunk, r = i % chunk;
+        size_t o = i / (I)chunk, r = i % (I)chunk;
         dst[o * to + r] = src[o * from + r];
     }
 };
@@ -35,12 +35,13 @@ struct Transpose {
     size_t e[kPermRank], s[kPermRank], size;
     const float *x;
     float *y;
-    __device__ void operator()(size_t i) const
+    template <class I> __device__ void operator()(I i) const
     {
-        size_t b = i / size, q = i % size, at = b * size;
+        I q = i % (I)size;
+        size_t at = (size_t)(i / (I)size) * size;
         for (int a = kPermRank - 1; a >= 0; a--) {
-            at += (q % e[a]) * s[a];
-            q /= e[a];
+            at += (size_t)(q % (I)e[a]) * s[a];
+            q /= (I)e[a];
         }
         y[i] = x[at];
     }

@@ -35,9 +35,10 @@ struct Geometry {
     int c;
     size_t base, n_stride, c_stride, row_stride;
 
-    __device__ size_t out_at(size_t p, int i, int j) const
+    template <class I> __device__ size_t out_at(I p, int i, int j) const
     {
-        return base + (p / c) * n_stride + (p % c) * c_stride + (size_t)i * row_stride + j;
+        return base + (size_t)(p / (I)c) * n_stride + (size_t)(p % (I)c) * c_stride +
+               (size_t)i * row_stride + j;
     }
 };
 
@@ -59,13 +60,13 @@ struct Forward {
     zn_window_reduce r;
     const float *x;
     float *y;
-    __device__ void operator()(size_t t) const
+    template <class I> __device__ void operator()(I t) const
     {
-        size_t out = (size_t)g.row.out * g.col.out, p = t / out;
+        I out = (I)g.row.out * g.col.out, p = t / out;
         int q = (int)(t % out), i = q / g.col.out, j = q % g.col.out;
         int r0 = i * g.row.k / g.row.up, c0 = j * g.col.k / g.col.up;
         int r1 = r0 + g.row.k, c1 = c0 + g.col.k, w = g.col.in;
-        const float *xp = x + p * g.row.in * w;
+        const float *xp = x + (size_t)p * g.row.in * w;
         float v;
         if (r == ZN_WINDOW_MAX) {
             v = xp[window_argmax(xp, w, r0, r1, c0, c1)];
@@ -84,13 +85,13 @@ struct Backward {
     zn_window_reduce r;
     const float *x, *dy;
     float *dx;
-    __device__ void operator()(size_t t) const
+    template <class I> __device__ void operator()(I t) const
     {
         int w = g.col.in;
-        size_t in = (size_t)g.row.in * w, p = t / in;
+        I in = (I)g.row.in * w, p = t / in;
         int at = (int)(t % in), a = at / w, b = at % w;
         int i0 = a * g.row.up / g.row.k, j0 = b * g.col.up / g.col.k;
-        const float *xp = x ? x + p * in : nullptr;
+        const float *xp = x ? x + (size_t)p * in : nullptr;
         float acc = 0.0f;
         for (int i = i0; i < i0 + g.row.up; i++)
             for (int j = j0; j < j0 + g.col.up; j++) {

@@ -19,17 +19,23 @@ inline unsigned blocks_for(size_t threads)
     return b < kMaxBlocks ? (unsigned)b : kMaxBlocks;
 }
 
-/* f(i) for every i < n. */
-template <class F> __global__ void each_kernel(size_t n, F f)
+/* f(i) for every i < n, i of type I. */
+template <class I, class F> __global__ void each_kernel(I n, F f)
 {
-    size_t stride = (size_t)gridDim.x * blockDim.x;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) f(i);
+    I stride = (I)gridDim.x * blockDim.x;
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) f(i);
 }
 
+/* The index is 32 bits wide where n allows (i + stride then cannot wrap): a functor whose
+ * operator() is a template on the index type splits it into coordinates with 32-bit divisions,
+ * many times cheaper than 64-bit ones, which made such kernels compute-bound. */
 template <class F> cudaError_t launch_each(size_t n, cudaStream_t stream, F f)
 {
     if (n == 0) return cudaSuccess;
-    each_kernel<<<blocks_for(n), kThreads, 0, stream>>>(n, f);
+    if (n <= 0x7fffffffu)
+        each_kernel<unsigned><<<blocks_for(n), kThreads, 0, stream>>>((unsigned)n, f);
+    else
+        each_kernel<size_t><<<blocks_for(n), kThreads, 0, stream>>>(n, f);
     return cudaGetLastError();
 }
 
