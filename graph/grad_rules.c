@@ -176,3 +176,39 @@ ZN_GRAD_RULE(xent) /* a loss head seeds itself: dlogits carries its weight; labe
     const int *s = g->nodes[id].src;
     emit(g, id, 0, want, dsrc, ZN_OP_XENT_BWD, (const int[]){s[0], s[1]}, 2, NULL);
 }
+
+/* r_0 .. r_{K-1}, w, gamma, beta, running_mean, running_var (state: no gradient). One
+ * ztower_coef node reads dz once for the batch norm's sums; dgamma and dbeta are two of its rows;
+ * each input and the weight gets a ztower_bwd node that recomputes the tower in batch slices. */
+ZN_GRAD_RULE(ztower)
+{
+    const int n_src = g->nodes[id].n_src, count = n_src - 5, f = (int)g->nodes[id].shape.dim[0];
+    bool any = false;
+    for (int k = 0; k < count + 3; k++) any = any || want[k];
+    if (!any) return;
+    int *src = checked_malloc((size_t)(count + 5) * sizeof *src);
+    memcpy(src, g->nodes[id].src, (size_t)(count + 3) * sizeof *src); /* r..., w, gamma, beta */
+    src[count + 3] = dy;
+    const char *of = g->nodes[id].name; /* pool strings: they stay where they are */
+    char *name = checked_malloc(strlen(of) + sizeof ".grad.coef");
+    sprintf(name, "%s.grad.coef", of);
+    int coef = zn_graph_add(g, ZN_OP_ZTOWER_COEF, src, count + 4, &g->nodes[id].attr, name,
+                            g->nodes[id].block, g->nodes[id].span);
+    free(name);
+    g->nodes[coef].shape = (zn_shape){.rank = 1, .dim = {7 * f}, .dtype = ZN_DTYPE_F32};
+    g->nodes[coef].flags = ZN_NODE_BACKWARD;
+    zn_attrs a = g->nodes[id].attr;
+    for (int row = 5; row < 7; row++) { /* dgamma, dbeta: rows 5 and 6 of coef */
+        a.axis = 0;
+        a.size[0] = row * f;
+        emit(g, id, count + row - 4, want, dsrc, ZN_OP_SLICE, &coef, 1, &a);
+    }
+    src[count + 3] = coef;
+    src[count + 4] = dy;
+    a = g->nodes[id].attr;
+    for (int k = 0; k <= count; k++) {
+        a.axis = k;
+        emit(g, id, k, want, dsrc, ZN_OP_ZTOWER_BWD, src, count + 5, &a);
+    }
+    free(src);
+}

@@ -29,5 +29,6 @@ ZN_GRAD_RULE(transpose);
 ZN_GRAD_RULE(flatten);
 ZN_GRAD_RULE(stitch);
 ZN_GRAD_RULE(xent);
+ZN_GRAD_RULE(ztower);
 
 #endif

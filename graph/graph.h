@@ -99,6 +99,9 @@ struct zn_graph {
     int n_metrics, cap_metrics;
     const char *model_name;
     struct zn_strpool *strings; /* owns every name and source array */
+    uint64_t model_hash; /* zn_graph_hash of the graph as the model built it, set by zn_passes_run
+                            before its passes (0 before): checkpoints keep it, so one saved with
+                            some passes off loads with them on */
 };
 
 void zn_graph_init(zn_graph *g, const char *model_name);

@@ -319,9 +319,10 @@ static bool infer_flatten(zn_graph *g, int id, char *err, size_t errlen)
     return true;
 }
 
-/* Z[S_h, sum C_k, S_w]: every R_k[C_k, H_k, W_k] resampled to S_h x S_w (attr.mode shrinks,
- * nearest enlarges), its channel and row axes swapped, stacked along the middle axis. */
-static bool infer_stitch(zn_graph *g, int id, char *err, size_t errlen)
+/* The stitch of node id's first `count` sources into z: Z[S_h, sum C_k, S_w], every
+ * R_k[C_k, H_k, W_k] resampled to S_h x S_w (attr.mode shrinks, nearest enlarges), its channel
+ * and row axes swapped, stacked along the middle axis. */
+static bool stitched(zn_graph *g, int id, int count, zn_shape *z, char *err, size_t errlen)
 {
     const zn_node *n = &g->nodes[id];
     const int *size = n->attr.size;
@@ -331,7 +332,7 @@ static bool infer_stitch(zn_graph *g, int id, char *err, size_t errlen)
         return zn_fail(err, errlen, "larger inputs shrink by max or avg, not nearest");
     const zn_shape *first = src_shape(g, id, 0);
     int64_t channels = 0;
-    for (int k = 0; k < n->n_src; k++) {
+    for (int k = 0; k < count; k++) {
         const zn_shape *r = src_shape(g, id, k);
         char role[32];
         snprintf(role, sizeof role, "input %d", k);
@@ -345,7 +346,50 @@ static bool infer_stitch(zn_graph *g, int id, char *err, size_t errlen)
                         k, shape_text(r).s, size[0], size[1]);
         channels += r->dim[0];
     }
-    set_out(g, id, first, 3, (const int64_t[]){size[0], channels, size[1]});
+    *z = (zn_shape){.rank = 3, .dim = {size[0], channels, size[1]}, .batched = first->batched,
+                    .dtype = ZN_DTYPE_F32};
+    return true;
+}
+
+static bool infer_stitch(zn_graph *g, int id, char *err, size_t errlen)
+{
+    zn_shape z;
+    if (!stitched(g, id, g->nodes[id].n_src, &z, err, errlen)) return false;
+    g->nodes[id].shape = z;
+    return true;
+}
+
+/* The z-tower's conv over the stitch of its first `count` sources: the stitch z, the weight's
+ * filters f and the conv's output rows and columns hw. */
+static bool ztower_conv(zn_graph *g, int id, int count, zn_shape *z, int64_t *f, int64_t hw[2],
+                        char *err, size_t errlen)
+{
+    const zn_attrs *a = &g->nodes[id].attr;
+    if (count < 1) return zn_fail(err, errlen, "no input to stitch");
+    if (!stitched(g, id, count, z, err, errlen)) return false;
+    const zn_shape *w = src_shape(g, id, count);
+    if (!expect(w, 4, "weight", "[F, S_h, kh, kw]", err, errlen)) return false;
+    if (w->batched || w->dim[1] != z->dim[0] || w->dim[2] != a->kernel[0] ||
+        w->dim[3] != a->kernel[1])
+        return zn_fail(err, errlen, "weight %s does not match the stitch %s: expected [F, %" PRId64
+                       ", %d, %d]", shape_text(w).s, shape_text(z).s, z->dim[0], a->kernel[0],
+                       a->kernel[1]);
+    *f = w->dim[0];
+    return window(z, a->kernel, a->stride, a->pad, a->dilation, hw, err, errlen);
+}
+
+/* ZTOWER(r..., w, gamma, beta, running_mean, running_var) -> [F] */
+static bool infer_ztower(zn_graph *g, int id, char *err, size_t errlen)
+{
+    static const char *const role[] = {"gamma", "beta", "running_mean", "running_var"};
+    const int count = g->nodes[id].n_src - 5;
+    zn_shape z;
+    int64_t f = 0, hw[2];
+    if (!ztower_conv(g, id, count, &z, &f, hw, err, errlen)) return false;
+    for (int k = 0; k < 4; k++)
+        if (!expect_vector(src_shape(g, id, count + 1 + k), f, role[k], &z, err, errlen))
+            return false;
+    set_out(g, id, &z, 1, &f);
     return true;
 }
 
@@ -394,6 +438,35 @@ static bool infer_stitch_bwd(zn_graph *g, int id, char *err, size_t errlen)
     if (n->attr.axis < 0 || n->attr.axis >= n->n_src - 1)
         return zn_fail(err, errlen, "input %d is not one of the %d inputs", n->attr.axis,
                     n->n_src - 1);
+    return infer_like(g, id, n->attr.axis, err, errlen);
+}
+
+/* ZTOWER_COEF(r..., w, gamma, beta, dz) -> [7 * F], not batched: seven rows of F. */
+static bool infer_ztower_coef(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const int count = g->nodes[id].n_src - 4;
+    zn_shape z;
+    int64_t f = 0, hw[2];
+    if (!ztower_conv(g, id, count, &z, &f, hw, err, errlen)) return false;
+    const zn_shape *dz = src_shape(g, id, count + 3);
+    if (!expect(dz, 1, "dz", "[F]", err, errlen)) return false;
+    if (dz->dim[0] != f)
+        return zn_fail(err, errlen, "dz %s does not match the %" PRId64 " filters", shape_text(dz).s, f);
+    set_out(g, id, &(zn_shape){0}, 1, (const int64_t[]){7 * f});
+    return true;
+}
+
+/* ZTOWER_BWD(r..., w, gamma, beta, coef, dz): the gradient of source attr.axis (an input or w). */
+static bool infer_ztower_bwd(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_node *n = &g->nodes[id];
+    const int count = n->n_src - 5;
+    zn_shape z;
+    int64_t f = 0, hw[2];
+    if (!ztower_conv(g, id, count, &z, &f, hw, err, errlen)) return false;
+    if (n->attr.axis < 0 || n->attr.axis > count)
+        return zn_fail(err, errlen, "source %d is neither one of the %d inputs nor the weight",
+                       n->attr.axis, count);
     return infer_like(g, id, n->attr.axis, err, errlen);
 }
 
@@ -586,6 +659,26 @@ static int64_t macs_conv2d(const zn_graph *g, int id)
     return conv_macs(&g->nodes[id].shape, src_shape(g, id, 1));
 }
 
+/* The z-tower ops' convs (docs/passes.md, "Z-tower fusion"): the forward's output pass, once
+ * (inference runs only that); the coefficients' two passes plus the training forward's
+ * statistics pass, so a training graph counts all it runs; each gradient's recomputed conv and
+ * the gradient itself. */
+static int64_t macs_ztower(const zn_graph *g, int id)
+{
+    const zn_node *n = &g->nodes[id];
+    const int count = n->n_src - (n->op == ZN_OP_ZTOWER_COEF ? 4 : 5);
+    int64_t channels = 0;
+    for (int k = 0; k < count; k++) channels += src_shape(g, id, k)->dim[0];
+    const zn_shape *w = src_shape(g, id, count);
+    const zn_attrs *a = &n->attr;
+    int64_t out[2], in[2] = {channels, a->size[1]};
+    for (int i = 0; i < 2; i++)
+        out[i] = (in[i] + 2 * a->pad[i] - (int64_t)a->dilation[i] * (a->kernel[i] - 1) - 1) /
+                     a->stride[i] + 1;
+    const int passes = n->op == ZN_OP_ZTOWER ? 1 : n->op == ZN_OP_ZTOWER_COEF ? 3 : 2;
+    return passes * zn_shape_numel(w) * out[0] * out[1];
+}
+
 static int64_t macs_conv2d_bwd_data(const zn_graph *g, int id) /* dy, w */
 {
     return conv_macs(src_shape(g, id, 0), src_shape(g, id, 1));
@@ -610,6 +703,8 @@ static int64_t macs_linear_bwd_weight(const zn_graph *g, int id) /* x, dy -> dw[
 #define WINDOW (ZN_ATTR_KERNEL | ZN_ATTR_STRIDE | ZN_ATTR_PAD)
 #define CONV (WINDOW | ZN_ATTR_DILATION | ZN_ATTR_GROUPS | ZN_ATTR_OUT)
 #define XENT (ZN_ATTR_SMOOTHING | ZN_ATTR_WEIGHT | ZN_ATTR_REDUCTION)
+#define ZTOWER (ZN_ATTR_SIZE | ZN_ATTR_MODE | WINDOW | ZN_ATTR_DILATION | ZN_ATTR_EPS | \
+                ZN_ATTR_MOMENTUM)
 
 const zn_op_info zn_ops[ZN_OP_COUNT] = {
     [ZN_OP_INPUT] = {"input", 0, 0, infer_leaf, macs_none, false, "", ZN_ATTR_OUT},
@@ -644,6 +739,9 @@ const zn_op_info zn_ops[ZN_OP_COUNT] = {
                       ZN_ATTR_SIZE | ZN_ATTR_MODE, zn_grad_stitch},
     [ZN_OP_XENT] = {"xent", 2, 2, infer_xent, macs_none, true, "logits, label", XENT,
                     zn_grad_xent},
+    [ZN_OP_ZTOWER] = {"ztower", 6, -1, infer_ztower, macs_ztower, true,
+                      "inputs..., w, gamma, beta, running_mean, running_var", ZTOWER,
+                      zn_grad_ztower},
 
     [ZN_OP_CONV2D_BWD_DATA] = {"conv2d_bwd_data", 2, 2, infer_conv2d_bwd_data,
                                macs_conv2d_bwd_data, false, "dy, w", CONV},
@@ -676,6 +774,10 @@ const zn_op_info zn_ops[ZN_OP_COUNT] = {
                           "inputs..., dz", ZN_ATTR_AXIS | ZN_ATTR_MODE},
     [ZN_OP_XENT_BWD] = {"xent_bwd", 2, 2, infer_like_first, macs_none, false, "logits, label",
                         XENT},
+    [ZN_OP_ZTOWER_COEF] = {"ztower_coef", 5, -1, infer_ztower_coef, macs_ztower, false,
+                           "inputs..., w, gamma, beta, dz", ZTOWER},
+    [ZN_OP_ZTOWER_BWD] = {"ztower_bwd", 6, -1, infer_ztower_bwd, macs_ztower, false,
+                          "inputs..., w, gamma, beta, coef, dz", ZTOWER | ZN_ATTR_AXIS},
 
     [ZN_OP_BN_FOLD_WEIGHT] = {"bn_fold_weight", 3, 3, infer_bn_fold_weight, macs_none, false,
                               "w, gamma, running_var", ZN_ATTR_EPS},

@@ -1,7 +1,7 @@
 /* ops.h: the op enum and the static op table: for every op its name, arity, shape rule and
  * cost rule (multiply-adds per example). Adding an op means adding an enum value here, a row in
- * ops.c (a static_assert checks the table covers every op) and its kernels; docs/adding-an-op.md
- * lists every place. Included by graph.h; never include it alone. */
+ * ops.c (a static_assert checks the table covers every op) and its kernels; "How to add an op"
+ * in docs/architecture.md lists every place. Included by graph.h; never include it alone. */
 #ifndef ZN_OPS_H
 #define ZN_OPS_H
 
@@ -23,8 +23,12 @@ typedef enum {
     ZN_OP_RESAMPLE,       /* down by max/avg or up by nearest, by attr.factor or to attr.size */
     ZN_OP_TRANSPOSE,      /* per-example axes permuted by attr.perm */
     ZN_OP_FLATTEN,        /* [C,H,W] -> [C*H*W] */
-    ZN_OP_STITCH,         /* R_k[C_k,H_k,W_k] -> Z[S, sum C_k, S]; see docs/ops.md */
+    ZN_OP_STITCH,         /* R_k[C_k,H_k,W_k] -> Z[S, sum C_k, S]; see docs/passes.md */
     ZN_OP_XENT,           /* logits[K], label(class) -> scalar loss (softmax cross-entropy) */
+    ZN_OP_ZTOWER,         /* r_0 .. r_{K-1}, w, gamma, beta, running_mean, running_var -> [F]:
+                             gmp(relu(batchnorm(conv2d(stitch(r), w)))) in one node that runs the
+                             batch in slices (graph/pass_ztower.c; after XENT so the forward ops'
+                             numbers, which graph hashes read, stay) */
 
     /* Backward ops, appended by autodiff (graph/autodiff.c). Each node's shape is the shape of the
      * gradient it produces (autodiff copies it from the forward tensor); attrs are the forward
@@ -50,6 +54,11 @@ typedef enum {
     ZN_OP_STITCH_BWD,         /* r_0 .. r_{K-1}, dz -> d r_k for k = attr.axis (one node per input;
                                  each reads only its own columns of dz) */
     ZN_OP_XENT_BWD,           /* logits, label -> dlogits, times attr.weight (and 1/N for mean) */
+    ZN_OP_ZTOWER_COEF,        /* r_0 .. r_{K-1}, w, gamma, beta, dz -> [7 * F] (not batched): the
+                                 batch norm's forward affine a, b, its backward affine kx, kb, ka
+                                 (dx = kx*x + kb + ka*dy), dgamma and dbeta (docs/passes.md) */
+    ZN_OP_ZTOWER_BWD,         /* r_0 .. r_{K-1}, w, gamma, beta, coef, dz -> d r_k for k = attr.axis
+                                 < K, dw for attr.axis = K */
 
     /* Inference ops, built by inference passes (graph/pass_fold_bn.c) from the parameters of
      * layers they fold; never differentiated. */

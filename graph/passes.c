@@ -16,6 +16,8 @@ const zn_pass zn_passes[] = {
      zn_pass_dce},
     {"stitch", "stitch fusion: resample -> transpose [1, 0, 2] -> concat on axis 1 becomes one stitch node",
      ZN_STAGE_FORWARD, zn_pass_stitch},
+    {"ztower", "z-tower fusion: stitch -> conv -> batchnorm -> relu -> global max pool becomes one node run in batch slices",
+     ZN_STAGE_FORWARD, zn_pass_ztower},
     {"fold_bn", "batch norm folded into the conv before it: conv(x, w') + b' (inference graphs)",
      ZN_STAGE_INFERENCE, zn_pass_fold_bn},
     {"poolmask", "relu -> max pool: the relu's backward masks the pooled gradient, before the pool's backward",
@@ -105,6 +107,7 @@ bool zn_pass_rebuild_order(zn_graph *g, const int *order, int n, char *err, size
         zn_graph_free(&out);
         return false;
     }
+    out.model_hash = g->model_hash;
     zn_graph_free(g);
     *g = out;
     return true;
@@ -183,6 +186,7 @@ bool zn_passes_run(zn_graph *g, const char *const *disabled, int n_disabled, con
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].flags & ZN_NODE_BACKWARD)
             return zn_fail(err, errlen, "internal: passes rewrite forward graphs, and this one has backward nodes");
+    if (!g->model_hash) g->model_hash = zn_graph_hash(g);
     return run_stage(g, ZN_STAGE_FORWARD, disabled, n_disabled, dump, err, errlen);
 }
 

@@ -82,6 +82,7 @@ void zn_pass_count_uses(const zn_graph *g, int *uses);
 /* The passes (one file each: graph/pass_<name>.c). */
 bool zn_pass_dce(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_stitch(zn_graph *g, char *err, size_t errlen);
+bool zn_pass_ztower(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_fold_bn(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_poolmask(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_recompute(zn_graph *g, char *err, size_t errlen);

@@ -34,6 +34,9 @@ static const double op_tolerance[ZN_OP_COUNT] = {
     [ZN_OP_LINEAR_BWD_DATA] = 1e-4,
     [ZN_OP_LINEAR_BWD_WEIGHT] = 1e-3,
     [ZN_OP_XENT_BWD] = 1e-5,
+    [ZN_OP_ZTOWER] = 1e-4,
+    [ZN_OP_ZTOWER_COEF] = 1e-3,
+    [ZN_OP_ZTOWER_BWD] = 1e-3,
 };
 
 /* The floor of a convolution's or matrix product's tolerance by precision: a few units of the
@@ -44,7 +47,8 @@ static const double product_floor[] = {[ZN_PRECISION_FP32] = 0, [ZN_PRECISION_FP
 static bool product(zn_op op)
 {
     return op == ZN_OP_CONV2D || op == ZN_OP_CONV2D_BWD_DATA || op == ZN_OP_CONV2D_BWD_FILTER ||
-           op == ZN_OP_LINEAR || op == ZN_OP_LINEAR_BWD_DATA || op == ZN_OP_LINEAR_BWD_WEIGHT;
+           op == ZN_OP_LINEAR || op == ZN_OP_LINEAR_BWD_DATA || op == ZN_OP_LINEAR_BWD_WEIGHT ||
+           op == ZN_OP_ZTOWER || op == ZN_OP_ZTOWER_COEF || op == ZN_OP_ZTOWER_BWD;
 }
 
 double zn_parity_tolerance(const zn_graph *g, int id, zn_precision p)

@@ -43,7 +43,7 @@ static bool session_init(zn_session *s, const zn_graph *g, const zn_backend_ops 
     s->batch = batch;
     s->training = training;
     zn_graph_copy(&s->graph, g);
-    s->fingerprint = zn_graph_hash(g);
+    s->fingerprint = g->model_hash ? g->model_hash : zn_graph_hash(g);
     if (!zn_passes_finish(&s->graph, training, opts->no_pass, opts->n_no_pass, NULL, s->err, sizeof s->err))
         return false;
     /* the forward nodes come first: a training graph's backward ones (and recomputed copies) follow */

@@ -15,8 +15,9 @@
 typedef struct {
     zn_graph graph;       /* forward nodes [0, n_forward), then backward nodes when training */
     int n_forward;
-    uint64_t fingerprint; /* zn_graph_hash of the forward graph given, before the inference or
-                             training passes: what checkpoints are matched against */
+    uint64_t fingerprint; /* the model's fingerprint (zn_graph.model_hash, before any pass; of
+                             the graph given when no pass ran): what checkpoints are matched
+                             against */
     bool training;        /* graph has backward nodes and the plan covers them */
     int batch;
     zn_plan plan;

@@ -365,10 +365,16 @@ static void build_zoo(zn_graph *g)
     st.size[0] = st.size[1] = 4;
     int z = op_node(g, ZN_OP_STITCH, SRC(t, r), "z", &st);         /* [4, 8, 4] */
     int gap = op_node(g, ZN_OP_GLOBAL_AVGPOOL, SRC(z), "gap", NULL);
+    zn_attrs tower = conv_attrs(3, 2); /* the stitch of t and r, convolved with dilation 2 */
+    tower.dilation[0] = tower.dilation[1] = 2;
+    tower.size[0] = tower.size[1] = 4;
+    int tw = PARAM(g, "tw", 2, 4, 3, 3), tg = PARAM(g, "tg", 2), tb = PARAM(g, "tb", 2);
+    int tm = STATE(g, "tm", 2), tv = STATE(g, "tv", 2);
+    int zt = op_node(g, ZN_OP_ZTOWER, SRC(t, r, tw, tg, tb, tm, tv), "zt", &tower); /* [2] */
     int gmp = op_node(g, ZN_OP_GLOBAL_MAXPOOL, SRC(t), "gmp", NULL);
     int fl = op_node(g, ZN_OP_FLATTEN, SRC(m), "fl", NULL);         /* [64] */
-    int feat = op_node(g, ZN_OP_CONCAT, SRC(gap, gmp, fl), "feat", &axis0);
-    int lw = PARAM(g, "lw", 10, 72), lb = PARAM(g, "lb", 10);
+    int feat = op_node(g, ZN_OP_CONCAT, SRC(gap, gmp, fl, zt), "feat", &axis0);
+    int lw = PARAM(g, "lw", 10, 74), lb = PARAM(g, "lb", 10);
     int lin = op_node(g, ZN_OP_LINEAR, SRC(feat, lw, lb), "lin", NULL);
     zn_attrs half = zn_attrs_default();
     half.scale = 0.5f;
@@ -422,9 +428,13 @@ static void test_backward_macs(void **state)
         else bwd += m;
     }
     /* 4x8x8 outputs of a 1x1 conv over 4 channels (the image gets no data gradient, so once
-     * backward) and of a 3x3 one (36 weights), linear 720 (these two twice backward) */
-    assert_int_equal(fwd, 4 * 64 * 4 + 4 * 64 * 36 + 720);
-    assert_int_equal(bwd, 4 * 64 * 4 + 2 * (4 * 64 * 36 + 720));
+     * backward) and of a 3x3 one (36 weights), linear 740 (these two twice backward); the
+     * z-tower's conv (72 weights, 8x4 outputs) runs once in the forward node, three times for the
+     * coefficients (the forward's statistics pass counted there), twice for each gradient (its
+     * two inputs and its weight) */
+    const int64_t tower = 72 * 32;
+    assert_int_equal(fwd, 4 * 64 * 4 + 4 * 64 * 36 + 740 + tower);
+    assert_int_equal(bwd, 4 * 64 * 4 + 2 * (4 * 64 * 36 + 740) + (3 + 3 * 2) * tower);
     zn_graph_free(&g);
 }
 
@@ -599,15 +609,22 @@ static void test_zee_variants(void **state)
         zn_graph g;
         if (!load(path, variants[v], n_settings[v], &g)) fail_msg("variant %d does not load", v);
         char err[256];
-        if (!zn_passes_run(&g, NULL, 0, NULL, err, sizeof err)) fail_msg("passes: %s", err); /* fuses the stitches */
+        if (!zn_passes_run(&g, NULL, 0, NULL, err, sizeof err)) fail_msg("passes: %s", err); /* fuses the stitches and towers */
         const int n_fwd = g.n_nodes;
         int params = check_model_grads(&g, "davidnet_zee");
         printf("davidnet_zee variant %d: %d forward nodes, %d in all (%d backward), %d GRADs\n", v,
                n_fwd, g.n_nodes, g.n_nodes - n_fwd, params);
-        int stitches = 0;
-        for (int id = 0; id < n_fwd; id++) stitches += g.nodes[id].op == ZN_OP_STITCH;
-        assert_int_equal(stitches, 3);
-        assert_int_equal(count_op(&g, ZN_OP_STITCH_BWD, ZN_NODE_BACKWARD), 1 + 2 + 3);
+        /* the default one-layer tower fuses into three ztowers; the others keep their stitches */
+        int stitches = 0, towers = 0;
+        for (int id = 0; id < n_fwd; id++) {
+            stitches += g.nodes[id].op == ZN_OP_STITCH;
+            towers += g.nodes[id].op == ZN_OP_ZTOWER;
+        }
+        assert_int_equal(towers, v == 0 ? 3 : 0);
+        assert_int_equal(stitches, v == 0 ? 0 : 3);
+        assert_int_equal(count_op(&g, ZN_OP_STITCH_BWD, ZN_NODE_BACKWARD), v == 0 ? 0 : 1 + 2 + 3);
+        assert_int_equal(count_op(&g, ZN_OP_ZTOWER_BWD, ZN_NODE_BACKWARD), v == 0 ? 1 + 2 + 3 + 3 : 0);
+        assert_int_equal(count_op(&g, ZN_OP_ZTOWER_COEF, ZN_NODE_BACKWARD), v == 0 ? 3 : 0);
         zn_graph_free(&g);
     }
 }

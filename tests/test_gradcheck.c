@@ -533,6 +533,18 @@ static void build_stitch_by4(net *t) /* down by 4 (average) and up by 4 */
     head(t, node(t, ZN_OP_STITCH, SRC(r1, r2), &a));
 }
 
+static void build_ztower(net *t) /* 8 and 4 -> 4, dilated conv, batch norm, relu, max */
+{
+    zn_attrs a = window(3, 1, 2);
+    a.dilation[0] = a.dilation[1] = 2;
+    a.size[0] = a.size[1] = 4;
+    int r1 = DATA(t, 2, 8, 8), r2 = DATA(t, 1, 4, 4);
+    int w = PARAM(t, "w", ZN_INIT_FAN_IN, 2, 4, 3, 3);
+    int gamma = PARAM(t, "gamma", ZN_INIT_ONES, 2), beta = PARAM(t, "beta", ZN_INIT_ZEROS, 2);
+    int mean = state(t, "mean", ZN_INIT_ZEROS, 2), var = state(t, "var", ZN_INIT_ONES, 2);
+    head(t, node(t, ZN_OP_ZTOWER, SRC(r1, r2, w, gamma, beta, mean, var), &a));
+}
+
 static void concat_case(net *t, int axis, int a_extent, int b_extent)
 {
     zn_attrs a = zn_attrs_default();
@@ -670,6 +682,7 @@ static const gc_case cases[] = {
     {"resample max 6x4 to size 2x2", ZN_OP_RESAMPLE, build_resample_to_size, 2, 5},
     {"stitch 16/8/4 -> 8 (max)", ZN_OP_STITCH, build_stitch3, 2, 5},
     {"stitch 16/1 -> 4 (avg, up 4)", ZN_OP_STITCH, build_stitch_by4, 2, 5},
+    {"ztower 8/4 -> 4, dilation 2", ZN_OP_ZTOWER, build_ztower, 3, 5},
     {"concat axis 0", ZN_OP_CONCAT, build_concat_axis0, 2, 5},
     {"concat axis 1", ZN_OP_CONCAT, build_concat_axis1, 2, 5},
     {"concat vectors", ZN_OP_CONCAT, build_concat_vectors, 2, 5},

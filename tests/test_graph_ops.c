@@ -212,6 +212,21 @@ static const op_case cases[] = {
     BAD(ZN_OP_STITCH, "x[4,16,16] w[4,8,8]", "input 1 [4, 8, 8] and input 0 [N, 4, 16, 16]",
         .size = {8, 8}),
 
+    /* the fused z-tower: its conv's multiply-adds once (the training statistics pass is counted
+     * in its backward's coefficients) */
+    OK(ZN_OP_ZTOWER, "x[128,16,16] x[256,8,8] x[512,4,4] w[8,8,3,3] w[8] w[8] w[8] w[8]", "[N, 8]",
+       8 * 8 * 9 * 896 * 8, K3, .pad = {2, 2}, .dilation = {2, 2}, .size = {8, 8}),
+    OK(ZN_OP_ZTOWER, "x[4,8,8] w[2,8,1,3] w[2] w[2] w[2] w[2]", "[N, 2]", 2 * 8 * 3 * 4 * 6,
+       .kernel = {1, 3}, .size = {8, 8}),
+    BAD(ZN_OP_ZTOWER, "x[4,8,8] w[2,4,3,3] w[2] w[2] w[2] w[2]",
+        "weight [2, 4, 3, 3] does not match the stitch [N, 8, 4, 8]: expected [F, 8, 3, 3]", K3,
+        .pad = {1, 1}, .size = {8, 8}),
+    BAD(ZN_OP_ZTOWER, "x[4,8,8] w[2,8,3,3] w[3] w[2] w[2] w[2]",
+        "gamma [3] does not match the 2 channels", K3, .pad = {1, 1}, .size = {8, 8}),
+    BAD(ZN_OP_ZTOWER, "x[4,6,6] w[2,8,3,3] w[2] w[2] w[2] w[2]",
+        "input 0 [N, 4, 6, 6] does not resample to 8x8", K3, .pad = {1, 1}, .size = {8, 8}),
+    BAD(ZN_OP_ZTOWER, "x[4,8,8] w[2,8,3,3] w[2] w[2] w[2]", "sources", K3, .size = {8, 8}),
+
     OK(ZN_OP_XENT, "x[10] y(10)", "[]", 0),
     BAD(ZN_OP_XENT, "x[10] y(100)", "logits [N, 10] have 10 classes, the label has 100"),
     BAD(ZN_OP_XENT, "x[10] x[]", "the second source must be a class label input, got input [N]"),

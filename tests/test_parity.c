@@ -208,39 +208,44 @@ typedef struct {
     const char *name;
     bool inference; /* one forward pass in inference mode (ops only inference graphs have) */
     const char *body;
+    const char *pass; /* a pass run on the case first (ops only passes make), or NULL */
 } op_case;
 
 static const op_case cases[] = {
     {"conv2d stride 2, groups 2, no bias", false,
-     "y = conv2d(x, 6, stride = 2, groups = 2, bias = false)\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "y = conv2d(x, 6, stride = 2, groups = 2, bias = false)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"conv2d 5x5, dilation 2", false,
-     "y = conv2d(x, 3, kernel = 5, dilation = 2)\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "y = conv2d(x, 3, kernel = 5, dilation = 2)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"batchnorm after a conv with a bias, relu", false,
-     "y = relu(batchnorm(x))\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "y = relu(batchnorm(x))\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"maxpool 3/2 pad 1", false,
-     "y = maxpool(x, 3, stride = 2, pad = 1)\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "y = maxpool(x, 3, stride = 2, pad = 1)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"avgpool 2, avgpool 3/1 pad 1", false,
-     "y = avgpool(avgpool(x, 3, stride = 1, pad = 1), 2)\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "y = avgpool(avgpool(x, 3, stride = 1, pad = 1), 2)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"global max and average pooling, concat of vectors", false,
-     "y = concat(gmp(x), gap(x))\nhead h = xent(linear(y, 5), label)\n"},
+     "y = concat(gmp(x), gap(x))\nhead h = xent(linear(y, 5), label)\n", NULL},
     {"add and scale", false,
-     "y = (x + conv2d(image, 4, kernel = 1)) * 0.5\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "y = (x + conv2d(image, 4, kernel = 1)) * 0.5\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"concat on channels and rows", false,
-     "c = concat(x, relu(x))\ny = concat(c, c, axis = 1)\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "c = concat(x, relu(x))\ny = concat(c, c, axis = 1)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"resample avg, max to a size, nearest", false,
      "a = resample(resample(x, factor = 2, mode = \"avg\"), factor = 2, mode = \"nearest\")\n"
      "y = a + resample(resample(x, size = 2), factor = 4, mode = \"nearest\")\n"
-     "head h = xent(linear(flatten(y), 5), label)\n"},
-    {"transpose", false, "y = transpose(x, [2, 0, 1])\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "head h = xent(linear(flatten(y), 5), label)\n", NULL},
+    {"transpose", false, "y = transpose(x, [2, 0, 1])\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"stitch (max, down)", false,
-     "y = stitch(x, maxpool(x, 2), size = 4)\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "y = stitch(x, maxpool(x, 2), size = 4)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"stitch (avg, up)", false,
-     "y = stitch(maxpool(x, 4), x, size = 4, mode = \"avg\")\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "y = stitch(maxpool(x, 4), x, size = 4, mode = \"avg\")\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"two heads: weighted sum; mean with smoothing", false,
      "head h1 = xent(linear(flatten(x), 5), label, weight = 0.3)\n"
-     "head h2 = xent(linear(gap(x), 5, bias = false), label, reduction = \"mean\", smoothing = 0.1)\n"},
+     "head h2 = xent(linear(gap(x), 5, bias = false), label, reduction = \"mean\", smoothing = 0.1)\n", NULL},
     {"batch norm folded into its conv (inference)", true,
-     "y = relu(batchnorm(conv2d(x, 4)))\nhead h = xent(linear(flatten(y), 5), label)\n"},
+     "y = relu(batchnorm(conv2d(x, 4)))\nhead h = xent(linear(flatten(y), 5), label)\n", "fold_bn"},
+    {"z-tower fused", false,
+     "z = stitch(x, maxpool(x, 2), size = 4)\n"
+     "y = gmp(relu(batchnorm(conv2d(z, 3, dilation = 2, bias = false))))\n"
+     "head h = xent(linear(y, 5), label)\n", "ztower"},
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
@@ -254,14 +259,16 @@ static void load_case(int i, zn_graph *g)
     if (!load(&o, g)) fail_msg("case '%s' does not load", cases[i].name);
 }
 
-/* Runs case i on a and b (lockstep) into r. An inference case's batch norm is folded here as
- * well as by the session's inference passes, so the fold ops are compared either way. */
+/* Runs case i on a and b (lockstep) into r, after its pass (an inference case's batch norm is
+ * folded here as well as by the session's inference passes, so the fold ops are compared either
+ * way). */
 static void check_case(int i, const zn_backend_ops *a, const zn_backend_ops *b, zn_parity_report *r)
 {
     zn_graph g;
     char err[512];
     load_case(i, &g);
-    if (cases[i].inference && !zn_pass_fold_bn(&g, err, sizeof err)) fail_msg("%s: %s", cases[i].name, err);
+    if (cases[i].pass && !zn_pass_find(cases[i].pass)->run(&g, err, sizeof err))
+        fail_msg("%s: %s", cases[i].name, err);
     zn_parity_opts o = opts(!cases[i].inference, false);
     check(&g, a, b, &o, r);
     zn_graph_free(&g);

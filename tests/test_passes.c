@@ -22,6 +22,7 @@
 #include "runtime/session.h"
 
 static const char *const no_stitch[] = {"stitch"};
+static const char *const no_ztower[] = {"ztower"};
 static const char *const no_training[] = {"poolmask", "recompute", "sink"};
 static const zn_backend_opts all_passes = {.threads = 1};
 static const zn_backend_opts no_training_passes = {.threads = 1, .no_pass = no_training, .n_no_pass = 3};
@@ -185,22 +186,27 @@ static void test_models_counts_and_equivalence(void **state)
         snprintf(path, sizeof path, "%s", zt_src_path(rel));
         zn_setting sets[4];
         int n_sets = narrow_settings(e->d_name, sets);
-        zn_graph raw, dce, fused, unfused;
+        zn_graph raw, dce, fused, unfused, towered;
         zt_load(path, sets, n_sets, &raw);
         zn_graph_copy(&dce, &raw);
         zn_graph_copy(&fused, &raw);
         zn_graph_copy(&unfused, &raw);
+        zn_graph_copy(&towered, &raw);
         zt_run_passes(&dce, no_stitch, 1);
-        zt_run_passes(&fused, NULL, 0);
+        zt_run_passes(&fused, no_ztower, 1);
         zt_run_passes(&unfused, no_stitch, 1);
-        printf("%-24s %4d nodes; after dce %4d; after dce+stitch %4d\n", e->d_name, raw.n_nodes, dce.n_nodes,
-               fused.n_nodes);
+        zt_run_passes(&towered, NULL, 0);
+        printf("%-24s %4d nodes; after dce %4d; after dce+stitch %4d; after dce+stitch+ztower %4d\n", e->d_name,
+               raw.n_nodes, dce.n_nodes, fused.n_nodes, towered.n_nodes);
         assert_int_equal(dce.n_nodes, raw.n_nodes); /* the models have no dead nodes */
+        /* checkpoints match the model as written, whichever passes ran */
+        assert_true(raw.model_hash == 0 && towered.model_hash == zn_graph_hash(&raw));
+        assert_true(fused.model_hash == towered.model_hash && unfused.model_hash == towered.model_hash);
         /* the models with naive stitches (stdlib's zstitch): b1 shrinks, b2 stays, b3 grows */
         static const struct {
             const char *file;
-            int stitches, resamples, transposes, concats;
-        } fusing[] = {{"davidnet_zee.znet", 3, 4, 6, 3}, {"davidnet_zee_single.znet", 1, 2, 3, 1}};
+            int stitches, resamples, transposes, concats, towers;
+        } fusing[] = {{"davidnet_zee.znet", 3, 4, 6, 3, 3}, {"davidnet_zee_single.znet", 1, 2, 3, 1, 0}};
         int f = -1;
         for (int k = 0; k < 2; k++)
             if (strcmp(e->d_name, fusing[k].file) == 0) f = k;
@@ -231,14 +237,37 @@ static void test_models_counts_and_equivalence(void **state)
                     assert_int_equal(concat->span.col, fused.nodes[i].span.col);
                     assert_string_equal(concat->block, fused.nodes[i].block);
                 }
+            /* ztower: each one-layer tower's stitch, conv, batch norm and relu join its pool */
+            assert_int_equal(count_op(&towered, ZN_OP_ZTOWER), fusing[f].towers);
+            for (zn_op op = ZN_OP_CONV2D; op <= ZN_OP_RELU; op++) /* conv2d, batchnorm, relu */
+                assert_int_equal(count_op(&fused, op) - count_op(&towered, op), fusing[f].towers);
+            assert_int_equal(count_op(&fused, ZN_OP_STITCH) - count_op(&towered, ZN_OP_STITCH), fusing[f].towers);
+            assert_int_equal(count_op(&fused, ZN_OP_GLOBAL_MAXPOOL) - count_op(&towered, ZN_OP_GLOBAL_MAXPOOL),
+                             fusing[f].towers);
+            assert_int_equal(fused.n_nodes - towered.n_nodes, 4 * fusing[f].towers);
+            assert_int_equal(zn_graph_param_count(&raw), zn_graph_param_count(&towered));
+            for (int i = 0; i < towered.n_nodes; i++)
+                if (towered.nodes[i].op == ZN_OP_ZTOWER) { /* the pool's name, span and block */
+                    const zn_node *t = &towered.nodes[i], *pool = NULL;
+                    for (int j = 0; j < fused.n_nodes; j++)
+                        if (strcmp(fused.nodes[j].name, t->name) == 0) pool = &fused.nodes[j];
+                    assert_non_null(pool);
+                    assert_int_equal(pool->op, ZN_OP_GLOBAL_MAXPOOL);
+                    assert_int_equal(pool->span.line, t->span.line);
+                    assert_int_equal(pool->span.col, t->span.col);
+                    assert_string_equal(pool->block, t->block);
+                }
+            expect_equivalent(&towered, &unfused, e->d_name);
         } else {
             assert_int_equal(fused.n_nodes, raw.n_nodes);
+            assert_int_equal(towered.n_nodes, raw.n_nodes);
         }
         expect_equivalent(&fused, &unfused, e->d_name);
         zn_graph_free(&raw);
         zn_graph_free(&dce);
         zn_graph_free(&fused);
         zn_graph_free(&unfused);
+        zn_graph_free(&towered);
         models++;
     }
     closedir(dir);
@@ -305,15 +334,17 @@ static void check_copies(const zn_graph *plain, const zn_graph *g, const char *w
 static const struct {
     const char *file;
     int pooled, copies;
+    bool unfused; /* the forward passes without ztower */
 } training_counts[] = {
-    {"davidnet.znet", 3, 0},           /* the three layers' relu -> maxpool */
-    {"davidnet_multisoft.znet", 3, 0},
-    {"davidnet_zee.znet", 6, 18},      /* + three z-towers' relu -> gmp; per head: stitch, conv, batchnorm,
-                                          relu and a second stitch, and the head's small concat */
-    {"davidnet_zee_single.znet", 4, 6},
-    {"densenet_bc.znet", 0, 12},       /* depth 10: one dense layer per block: its concat, batchnorm and
+    {"davidnet.znet", 3, 0, false},           /* the three layers' relu -> maxpool */
+    {"davidnet_multisoft.znet", 3, 0, false},
+    {"davidnet_zee.znet", 6, 18, true}, /* + three z-towers' relu -> gmp; per head: stitch, conv,
+                                          batchnorm, relu and a second stitch, and the head's small concat */
+    {"davidnet_zee.znet", 3, 3, false},       /* fused towers: only the heads' concats */
+    {"davidnet_zee_single.znet", 4, 6, false},
+    {"densenet_bc.znet", 0, 12, false},       /* depth 10: one dense layer per block: its concat, batchnorm and
                                           relu, and a second concat, three times */
-    {"fashion_small.znet", 3, 0},
+    {"fashion_small.znet", 3, 0, false},
 };
 
 static void test_training_passes(void **state)
@@ -328,7 +359,7 @@ static void test_training_passes(void **state)
         if (strncmp(file, "davidnet_zee", 12) == 0) sets[0].value = "8";
         zn_graph g, plain, none, all, no_mask;
         zt_load(zt_src_path(rel), sets, n_sets, &g);
-        zt_run_passes(&g, NULL, 0);
+        zt_run_passes(&g, no_ztower, training_counts[m].unfused);
         training_graph(&g, no_training, 3, &none);
         zn_graph_copy(&plain, &g);
         char err[512];
@@ -336,7 +367,8 @@ static void test_training_passes(void **state)
         assert_int_equal(none.n_nodes, plain.n_nodes);
         training_graph(&g, NULL, 0, &all);
         training_graph(&g, no_training + 1, 2, &no_mask); /* poolmask alone */
-        printf("%-24s training graph %4d nodes; poolmask %d rewrites; recompute +%d\n", file, plain.n_nodes,
+        printf("%-24s %s training graph %4d nodes; poolmask %d rewrites; recompute +%d\n", file,
+               training_counts[m].unfused ? "(no ztower)" : "           ", plain.n_nodes,
                count_suffix(&no_mask, " (pooled)"), all.n_nodes - plain.n_nodes);
         assert_int_equal(no_mask.n_nodes, plain.n_nodes);
         assert_int_equal(count_suffix(&no_mask, " (pooled)"), training_counts[m].pooled);
@@ -362,7 +394,7 @@ static void test_recompute_rules(void **state)
     zn_setting narrow[] = {{"width", "4"}};
     zn_graph g, t;
     zt_load(zt_src_path("models/davidnet_zee.znet"), narrow, 1, &g);
-    zt_run_passes(&g, NULL, 0);
+    zt_run_passes(&g, no_ztower, 1);
     training_graph(&g, NULL, 0, &t);
     assert_int_equal(count_suffix(&t, " (recompute)"), 6); /* each stitch and head concat, once */
     for (int i = 0; i < t.n_nodes; i++)
@@ -487,6 +519,48 @@ static void test_edge_cases(void **state)
     }
 }
 
+/* Z-tower fusion on hand-written towers: what fuses, what it must leave alone (a conv with a
+ * bias or groups, a second layer, a pool over another axis, a batch norm read twice), and the
+ * same step with and without it. y is the head's features. */
+static const struct {
+    const char *name, *body;
+    int towers;
+} tower_cases[] = {
+    {"tower", "  y = gmp(relu(batchnorm(conv2d(zstitch([a, b, c], 8), 4, dilation = 2, bias = false))))", 1},
+    {"tower_avg_one_input", "  y = gmp(relu(batchnorm(conv2d(zstitch([a], 4, mode = \"avg\"), 2, bias = false))))", 1},
+    {"tower_shared",
+     "  t = shared ztower([3])\n  y = concat(zpool(t(zstitch([a], 8))), zpool(t(zstitch([a, b, c], 8))))", 2},
+    {"tower_bias", "  y = gmp(relu(batchnorm(conv2d(zstitch([a, b], 8), 4))))", 0},
+    {"tower_roots", "  y = zpool(ztower(zstitch([a, b], 8), [2], roots = true))", 0},
+    {"tower_two_layers", "  y = zpool(ztower(zstitch([a, b], 8), [4, 4]))", 0},
+    {"tower_channel_axis", "  y = zpool(ztower(zstitch([a, b], 8), [4]), \"channel_axis\")", 0},
+    {"tower_bn_read_twice",
+     "  n = batchnorm(conv2d(zstitch([a, b], 8), 4, bias = false))\n  y = concat(gmp(relu(n)), gmp(n))", 0},
+};
+
+static void test_ztower_cases(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof tower_cases / sizeof tower_cases[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "%s\n  z = y", tower_cases[i].body);
+        zn_graph raw, fused, unfused;
+        load_case(tower_cases[i].name, body, &raw);
+        zn_graph_copy(&fused, &raw);
+        zn_graph_copy(&unfused, &raw);
+        zt_run_passes(&fused, NULL, 0);
+        zt_run_passes(&unfused, no_ztower, 1);
+        if (count_op(&fused, ZN_OP_ZTOWER) != tower_cases[i].towers)
+            fail_msg("%s: %d ztower nodes, expected %d", tower_cases[i].name, count_op(&fused, ZN_OP_ZTOWER),
+                     tower_cases[i].towers);
+        assert_int_equal(unfused.n_nodes - fused.n_nodes, 4 * tower_cases[i].towers);
+        expect_equivalent(&fused, &unfused, tower_cases[i].name);
+        zn_graph_free(&raw);
+        zn_graph_free(&fused);
+        zn_graph_free(&unfused);
+    }
+}
+
 /* A dead branch (conv with bias, its two parameters, a relu) goes; heads and inputs stay. (Its
  * parameters go too, so the parameter layout differs: no value comparison here.) */
 static void test_dce(void **state)
@@ -588,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_driver),
         cmocka_unit_test(test_dce),
         cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_ztower_cases),
         cmocka_unit_test(test_odd_sizes),
         cmocka_unit_test(test_models_counts_and_equivalence),
         cmocka_unit_test(test_training_passes),

@@ -106,6 +106,15 @@ static size_t cpu_workspace_bytes(zn_backend *be, const zn_graph *g, int id, int
         zn_conv_params p = zn_cpu_conv_params(g, id, batch);
         return zn_conv2d_workspace_bytes(&p);
     }
+    case ZN_OP_ZTOWER:
+    case ZN_OP_ZTOWER_COEF:
+    case ZN_OP_ZTOWER_BWD: {
+        int cap = g->nodes[id].n_src;
+        int *ints = zn_calloc(3 * (size_t)cap, sizeof *ints);
+        zn_ztower_dims d = zn_cpu_ztower_dims(g, id, batch, ints, cap);
+        free(ints);
+        return zn_cpu_ztower_workspace(&d);
+    }
     default:
         return 0;
     }

@@ -9,6 +9,7 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/conv.h"
+#include "backends/cpu/k_ztower.h"
 #include "backends/cpu/kernels.h"
 #include "backends/node_args.h"
 #include "graph/util.h"
@@ -85,6 +86,17 @@ static inline zn_stitch_dims zn_cpu_stitch_dims(const zn_cpu_call *c, int count,
     return zn_arg_stitch_dims(c->g, c->node, count, z, zn_cpu_batch(c, z), c->cpu->ints,
                               c->cpu->cap);
 }
+/* A z-tower node's geometry at this batch (per-input arrays in ints, cap entries each) and the
+ * workspace it needs: its slice tensors, then the conv's scratch. */
+zn_ztower_dims zn_cpu_ztower_dims(const zn_graph *g, int id, int batch, int *ints, int cap);
+size_t zn_cpu_ztower_workspace(const zn_ztower_dims *d);
+/* A z-tower node being run: its geometry, its stitched inputs in the backend's ptrs[], and the
+ * workspace split into the slice tensors and the conv's scratch. */
+typedef struct {
+    zn_ztower_dims d;
+    float *scratch, *conv_ws;
+} zn_cpu_ztower;
+zn_cpu_ztower zn_cpu_ztower_call(const zn_cpu_call *c);
 /* FLATTEN and RESHAPE: the same elements under another shape. */
 bool zn_cpu_run_copy(const zn_cpu_call *c);
 /* The message for a label outside 0..K-1 at batch row `row` of an XENT or XENT_BWD node. */

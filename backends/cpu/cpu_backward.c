@@ -146,6 +146,28 @@ static bool run_stitch_bwd(const zn_cpu_call *c)
     return true;
 }
 
+/* r..., w, gamma, beta, dz -> coef [7, F] */
+static bool run_ztower_coef(const zn_cpu_call *c)
+{
+    zn_cpu_ztower z = zn_cpu_ztower_call(c);
+    const int w = z.d.st.count;
+    zn_ztower_coef(&z.d, c->cpu->ptrs, zn_cpu_src(c, w), zn_cpu_src(c, w + 1),
+                   zn_cpu_src(c, w + 2), zn_cpu_src(c, w + 3), zn_cpu_out(c), z.scratch,
+                   z.conv_ws);
+    return true;
+}
+
+/* r..., w, gamma, beta, coef, dz -> d r_k (k = attr.axis) or dw (attr.axis = K) */
+static bool run_ztower_bwd(const zn_cpu_call *c)
+{
+    zn_cpu_ztower z = zn_cpu_ztower_call(c);
+    const int w = z.d.st.count;
+    zn_ztower_backward(&z.d, c->node->attr.axis, c->cpu->ptrs, zn_cpu_src(c, w),
+                       zn_cpu_src(c, w + 3), zn_cpu_src(c, w + 4), zn_cpu_out(c), z.scratch,
+                       z.conv_ws);
+    return true;
+}
+
 /* logits, label -> dlogits = weight * (softmax - target) (/ N for the mean) */
 static bool run_xent_bwd(const zn_cpu_call *c)
 {
@@ -178,4 +200,6 @@ const zn_cpu_runner zn_cpu_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_RESHAPE] = zn_cpu_run_copy,
     [ZN_OP_STITCH_BWD] = run_stitch_bwd,
     [ZN_OP_XENT_BWD] = run_xent_bwd,
+    [ZN_OP_ZTOWER_COEF] = run_ztower_coef,
+    [ZN_OP_ZTOWER_BWD] = run_ztower_bwd,
 };

@@ -52,6 +52,41 @@ zn_conv_params zn_cpu_conv_params(const zn_graph *g, int id, int batch)
     };
 }
 
+zn_ztower_dims zn_cpu_ztower_dims(const zn_graph *g, int id, int batch, int *ints, int cap)
+{
+    const zn_node *n = &g->nodes[id];
+    const int count = zn_arg_ztower_inputs(n);
+    const zn_shape z = zn_arg_ztower_stitch(g, n), *w = &g->nodes[n->src[count]].shape;
+    const zn_attrs *a = &n->attr;
+    zn_ztower_dims d = {
+        .st = zn_arg_stitch_dims(g, n, count, &z, batch, ints, cap),
+        .conv = {.c = zn_arg_dim(&z, 0), .h = zn_arg_dim(&z, 1), .w = zn_arg_dim(&z, 2),
+                 .o = zn_arg_dim(w, 0), .kh = zn_arg_dim(w, 2), .kw = zn_arg_dim(w, 3),
+                 .stride_h = a->stride[0], .stride_w = a->stride[1], .pad_h = a->pad[0],
+                 .pad_w = a->pad[1], .dil_h = a->dilation[0], .dil_w = a->dilation[1],
+                 .groups = 1},
+        .eps = a->eps,
+        .momentum = a->momentum,
+    };
+    d.conv.n = zn_ztower_slice(&d.conv, batch);
+    return d;
+}
+
+size_t zn_cpu_ztower_workspace(const zn_ztower_dims *d)
+{
+    return zn_ztower_scratch_floats(d) * sizeof(float) + zn_conv2d_workspace_bytes(&d->conv);
+}
+
+zn_cpu_ztower zn_cpu_ztower_call(const zn_cpu_call *c)
+{
+    zn_cpu_ztower z = {.d = zn_cpu_ztower_dims(c->g, c->id, c->p->batch, c->cpu->ints,
+                                              c->cpu->cap)};
+    for (int k = 0; k < z.d.st.count; k++) c->cpu->ptrs[k] = zn_cpu_src(c, k);
+    z.scratch = c->cpu->workspace;
+    z.conv_ws = z.scratch + zn_ztower_scratch_floats(&z.d);
+    return z;
+}
+
 bool zn_cpu_bad_label(const zn_cpu_call *c, int row, int classes)
 {
     const int32_t *labels = zn_cpu_tensor(c, c->node->src[1]);

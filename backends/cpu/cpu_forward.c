@@ -129,6 +129,17 @@ bool zn_cpu_run_copy(const zn_cpu_call *c)
     return true;
 }
 
+/* r..., w, gamma, beta, running_mean, running_var -> z [F] */
+static bool run_ztower(const zn_cpu_call *c)
+{
+    zn_cpu_ztower z = zn_cpu_ztower_call(c);
+    const int w = z.d.st.count;
+    zn_ztower_forward(&z.d, c->cpu->opts.training, c->cpu->ptrs, zn_cpu_src(c, w),
+                      zn_cpu_src(c, w + 1), zn_cpu_src(c, w + 2), zn_cpu_src(c, w + 3),
+                      zn_cpu_src(c, w + 4), zn_cpu_out(c), z.scratch, z.conv_ws);
+    return true;
+}
+
 /* Z [S_h, sum C_k, S_w] */
 static bool run_stitch(const zn_cpu_call *c)
 {
@@ -185,6 +196,7 @@ const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_TRANSPOSE] = run_transpose,
     [ZN_OP_FLATTEN] = zn_cpu_run_copy,
     [ZN_OP_STITCH] = run_stitch,
+    [ZN_OP_ZTOWER] = run_ztower,
     [ZN_OP_XENT] = run_xent,
     [ZN_OP_BN_FOLD_WEIGHT] = run_bn_fold_weight,
     [ZN_OP_BN_FOLD_BIAS] = run_bn_fold_bias,

@@ -22,14 +22,11 @@ static size_t channel_count(const zn_bn_dims *d)
     return (size_t)d->n * d->hw;
 }
 
-/* One channel's sums over N and HW; the dy ones only when dy was given. */
-typedef struct {
-    double x, xx, dy, dyx; /* sum x, x^2, dy, dy*x */
-} channel_sums;
-
-static channel_sums channel_sum_of(const zn_bn_dims *d, const float *x, const float *dy, int ch)
+/* Adds channel ch's rows of x (and dy, when given) to t, row after row: a batch summed in
+ * consecutive slices gets the same bits as in one call. */
+static void channel_sums_add(const zn_bn_dims *d, const float *x, const float *dy, int ch,
+                             zn_bn_sums *t)
 {
-    channel_sums t = {0, 0, 0, 0};
     for (int n = 0; n < d->n; n++) {
         const float *p = channel_row(d, x, n, ch), *g = dy ? dy + (p - x) : NULL;
         float s[LANES] = {0}, q[LANES] = {0}, sg[LANES] = {0}, sgx[LANES] = {0};
@@ -48,13 +45,21 @@ static channel_sums channel_sum_of(const zn_bn_dims *d, const float *x, const fl
             s[0] += p[i], q[0] += p[i] * p[i];
             if (g) sg[0] += g[i], sgx[0] += g[i] * p[i];
         }
-        for (int k = 0; k < LANES; k++) t.x += s[k], t.xx += q[k], t.dy += sg[k], t.dyx += sgx[k];
+        for (int k = 0; k < LANES; k++) t->x += s[k], t->xx += q[k], t->dy += sg[k], t->dyx += sgx[k];
     }
+}
+
+/* One channel's sums over N and HW; the dy ones only when dy was given. */
+static zn_bn_sums channel_sum_of(const zn_bn_dims *d, const float *x, const float *dy, int ch)
+{
+    zn_bn_sums t = {0, 0, 0, 0};
+    channel_sums_add(d, x, dy, ch, &t);
     return t;
 }
 
+
 /* Mean and biased variance from the sums. */
-static void channel_stats(const zn_bn_dims *d, const channel_sums *t, double *mean, double *var)
+static void channel_stats(const zn_bn_dims *d, const zn_bn_sums *t, double *mean, double *var)
 {
     double m = (double)channel_count(d);
     *mean = t->x / m;
@@ -83,6 +88,8 @@ typedef struct bn_job {
     const float *x, *gamma, *beta, *dy, *saved;
     const float *dgamma_in, *dbeta_in; /* the backward's sums, when already computed */
     float *running_mean, *running_var, *y, *saved_out, *dx, *dgamma, *dbeta;
+    const float *a, *b, *k; /* zn_bn_affine's per-channel coefficients */
+    zn_bn_sums *sums;       /* zn_bn_sums_add's */
 } bn_job;
 
 static void bn_run(bn_job *j, zn_cpu_range_fn fn)
@@ -90,27 +97,36 @@ static void bn_run(bn_job *j, zn_cpu_range_fn fn)
     zn_cpu_parallel_for((size_t)j->d->c, 2, fn, j);
 }
 
+zn_bn_train zn_bn_train_stats(const zn_bn_dims *d, const zn_bn_sums *t, float gamma, float beta,
+                              float *running_mean, float *running_var)
+{
+    zn_bn_train r;
+    double var, m = (double)channel_count(d);
+    channel_stats(d, t, &r.mean, &var);
+    r.invstd = 1.0 / sqrt(var + d->eps);
+    r.a = (float)(gamma * r.invstd);
+    r.b = (float)(beta - r.mean * r.a);
+    float keep = d->momentum;
+    if (keep < 1) { /* momentum 1 keeps all of the old value: a recomputed copy's (passes.md) */
+        double unbias = m > 1 ? m / (m - 1) : 1.0;
+        *running_mean = keep * *running_mean + (1 - keep) * (float)r.mean;
+        *running_var = keep * *running_var + (1 - keep) * (float)(var * unbias);
+    }
+    return r;
+}
+
 static void forward_train_range(void *ctx, size_t c0, size_t c1)
 {
     const bn_job *j = ctx;
     const zn_bn_dims *d = j->d;
-    double m = (double)channel_count(d);
-    double unbias = m > 1 ? m / (m - 1) : 1.0;
-    float keep = d->momentum;
     for (int ch = (int)c0; ch < (int)c1; ch++) {
-        double mean, var;
-        channel_sums t = channel_sum_of(d, j->x, NULL, ch);
-        channel_stats(d, &t, &mean, &var);
-        double invstd = 1.0 / sqrt(var + d->eps);
-        float a = (float)(j->gamma[ch] * invstd);
-        channel_affine(d, j->x, ch, a, (float)(j->beta[ch] - mean * a), NULL, 0.0f, j->y);
-        if (keep < 1) { /* momentum 1 keeps all of the old value: a recomputed copy's (passes.md) */
-            j->running_mean[ch] = keep * j->running_mean[ch] + (1 - keep) * (float)mean;
-            j->running_var[ch] = keep * j->running_var[ch] + (1 - keep) * (float)(var * unbias);
-        }
+        zn_bn_sums t = channel_sum_of(d, j->x, NULL, ch);
+        zn_bn_train r = zn_bn_train_stats(d, &t, j->gamma[ch], j->beta[ch], &j->running_mean[ch],
+                                          &j->running_var[ch]);
+        channel_affine(d, j->x, ch, r.a, r.b, NULL, 0.0f, j->y);
         if (j->saved_out) {
-            j->saved_out[ch] = (float)mean;
-            j->saved_out[d->c + ch] = (float)invstd;
+            j->saved_out[ch] = (float)r.mean;
+            j->saved_out[d->c + ch] = (float)r.invstd;
         }
     }
 }
@@ -124,13 +140,21 @@ void zn_batchnorm_forward_train(const zn_bn_dims *d, const float *x, const float
     bn_run(&j, forward_train_range);
 }
 
+void zn_bn_infer_affine(float eps, float gamma, float beta, float running_mean,
+                        float running_var, float *a, float *b)
+{
+    *a = gamma / sqrtf(running_var + eps);
+    *b = beta - running_mean * *a;
+}
+
 static void forward_infer_range(void *ctx, size_t c0, size_t c1)
 {
     const bn_job *j = ctx;
     for (int ch = (int)c0; ch < (int)c1; ch++) {
-        float a = j->gamma[ch] / sqrtf(j->running_var[ch] + j->d->eps);
-        channel_affine(j->d, j->x, ch, a, j->beta[ch] - j->running_mean[ch] * a, NULL, 0.0f,
-                       j->y);
+        float a, b;
+        zn_bn_infer_affine(j->d->eps, j->gamma[ch], j->beta[ch], j->running_mean[ch],
+                           j->running_var[ch], &a, &b);
+        channel_affine(j->d, j->x, ch, a, b, NULL, 0.0f, j->y);
     }
 }
 
@@ -163,6 +187,16 @@ void zn_bn_fold_bias(int c, float eps, const float *gamma, const float *beta,
     }
 }
 
+/* dx = k[0] * x + k[1] + k[2] * dy over a channel of m values, from the sums over dy. */
+static void backward_affine(double m, double mean, double invstd, float gamma, double sdy,
+                            double sdyx, float k[3])
+{
+    double a = gamma * invstd, kx = -a * invstd * sdyx / m;
+    k[0] = (float)kx;
+    k[1] = (float)(-a * sdy / m - kx * mean);
+    k[2] = (float)a;
+}
+
 /* With xhat = (x - mean) * invstd and M = N*HW values per channel:
  * dbeta = sum dy, dgamma = sum dy*xhat = invstd * (sum dy*x - mean * sum dy),
  * dx = gamma*invstd * (dy - dbeta/M - xhat*dgamma/M), one fused multiply-add per term. */
@@ -173,7 +207,7 @@ static void backward_range(void *ctx, size_t c0, size_t c1)
     double m = (double)channel_count(d);
     bool have_sums = j->dgamma_in != NULL;
     for (int ch = (int)c0; ch < (int)c1; ch++) {
-        channel_sums t = channel_sum_of(d, j->x, have_sums ? NULL : j->dy, ch);
+        zn_bn_sums t = channel_sum_of(d, j->x, have_sums ? NULL : j->dy, ch);
         double mean, invstd;
         if (j->saved) {
             mean = j->saved[ch];
@@ -188,10 +222,42 @@ static void backward_range(void *ctx, size_t c0, size_t c1)
         if (j->dbeta) j->dbeta[ch] = (float)sdy;
         if (j->dgamma) j->dgamma[ch] = (float)sdyx;
         if (!j->dx) continue;
-        double a = j->gamma[ch] * invstd, kx = -a * invstd * sdyx / m;
-        channel_affine(d, j->x, ch, (float)kx, (float)(-a * sdy / m - kx * mean), j->dy,
-                       (float)a, j->dx);
+        float k[3];
+        backward_affine(m, mean, invstd, j->gamma[ch], sdy, sdyx, k);
+        channel_affine(d, j->x, ch, k[0], k[1], j->dy, k[2], j->dx);
     }
+}
+
+void zn_bn_backward_affine(const zn_bn_dims *d, const zn_bn_train *s, float gamma, float dgamma,
+                           float dbeta, float k[3])
+{
+    backward_affine((double)channel_count(d), s->mean, s->invstd, gamma, dbeta, dgamma, k);
+}
+
+static void sums_range(void *ctx, size_t c0, size_t c1)
+{
+    const bn_job *j = ctx;
+    for (size_t ch = c0; ch < c1; ch++) channel_sums_add(j->d, j->x, j->dy, (int)ch, &j->sums[ch]);
+}
+
+void zn_bn_sums_add(const zn_bn_dims *d, const float *x, const float *dy, zn_bn_sums *sums)
+{
+    bn_job j = {.d = d, .x = x, .dy = dy, .sums = sums};
+    bn_run(&j, sums_range);
+}
+
+static void affine_range(void *ctx, size_t c0, size_t c1)
+{
+    const bn_job *j = ctx;
+    for (size_t ch = c0; ch < c1; ch++)
+        channel_affine(j->d, j->x, (int)ch, j->a[ch], j->b[ch], j->dy, j->dy ? j->k[ch] : 0.0f, j->y);
+}
+
+void zn_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const float *x,
+                  const float *g, const float *k, float *y)
+{
+    bn_job j = {.d = d, .x = x, .dy = g, .y = y, .a = a, .b = b, .k = k};
+    bn_run(&j, affine_range);
 }
 
 void zn_batchnorm_backward(const zn_bn_dims *d, const float *x, const float *gamma,

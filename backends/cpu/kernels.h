@@ -53,6 +53,34 @@ void zn_batchnorm_backward_data(const zn_bn_dims *d, const float *x, const float
  * [N, C]) and of batch-norm beta. */
 void zn_channel_sum(int n, int c, int hw, const float *x, float *sum);
 
+/* The training batch norm in pieces, for the fused z-tower (k_ztower.c), which runs a batch in
+ * slices and must give the bits of the kernels above. A channel's sums: x, x^2, dy, dy*x. */
+typedef struct {
+    double x, xx, dy, dyx;
+} zn_bn_sums;
+/* Adds x's rows [n, c, hw] (and dy's, when not NULL) to sums[c], row after row as the kernels
+ * above add them: slices of a batch added in order give one call's bits. */
+void zn_bn_sums_add(const zn_bn_dims *d, const float *x, const float *dy, zn_bn_sums *sums);
+/* A channel's batch statistics and forward affine y = a*x + b. */
+typedef struct {
+    double mean, invstd;
+    float a, b;
+} zn_bn_train;
+/* From a channel's sums over the whole batch (d->n is the batch); updates the running
+ * statistics as zn_batchnorm_forward_train does (not when d->momentum is 1). */
+zn_bn_train zn_bn_train_stats(const zn_bn_dims *d, const zn_bn_sums *t, float gamma, float beta,
+                              float *running_mean, float *running_var);
+/* The inference forward's affine y = a*x + b of a channel, from its running statistics. */
+void zn_bn_infer_affine(float eps, float gamma, float beta, float running_mean,
+                        float running_var, float *a, float *b);
+/* The backward's dx = k[0] * x + k[1] + k[2] * dy of a channel, from dgamma and dbeta as
+ * zn_batchnorm_backward_data takes them. */
+void zn_bn_backward_affine(const zn_bn_dims *d, const zn_bn_train *s, float gamma, float dgamma,
+                           float dbeta, float k[3]);
+/* y = a[c] * x + b[c] (+ k[c] * g when g is not NULL) on every channel; y may be x or g. */
+void zn_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const float *x,
+                  const float *g, const float *k, float *y);
+
 /* ---- elementwise (k_eltwise.c); outputs may alias inputs --------------------------------- */
 void zn_relu_forward(size_t n, const float *x, float *y);
 /* dx = dy * (xy > 0); xy may be the forward's input or its output (same sign test). */
