@@ -41,6 +41,15 @@ step tests 240 ctest --test-dir "$build" -R 'cuda|parity|check_backends' --outpu
 for m in "$src"/models/*.znet; do
     step "parity_$(basename "$m" .znet)" 90 "$znet" check --backends cpu,cuda --batch 32 "$m"
 done
+# the fused z-tower over uneven batch slices (51, 51, 49 at width 64) and under compute-sanitizer
+step parity_zee_w64_batch151 120 "$znet" check --backends cpu,cuda --batch 151 \
+    "$src/models/davidnet_zee.znet"
+if command -v compute-sanitizer > /dev/null; then
+    for p in fp32 fp16; do
+        step "sanitizer_zee_w8_$p" 180 compute-sanitizer --error-exitcode 9 "$znet" check \
+            --backends cpu,cuda --precision $p --batch 16 --set width=8 "$src/models/davidnet_zee.znet"
+    done
+fi
 for p in fp16 bf16; do
     step "parity_davidnet_$p" 90 "$znet" check --backends cpu,cuda --precision $p --batch 32 \
         "$src/models/davidnet.znet"
@@ -72,9 +81,13 @@ for p in fp32 fp16 bf16; do
     done
 done
 for p in fp32 fp16; do
-    step "bench_zee_w64_$p" 120 "$znet" bench "$src/models/davidnet_zee.znet" --backend cuda \
-        --batch 512 --precision $p --steps 10 --train-only &&
-        grep 'training:' "$out/bench_zee_w64_$p.txt" | tee -a "$summary"
+    # the fused z-tower (docs/passes.md) and, for its cost, the tower's layers apart
+    for np in "" ztower; do
+        name=bench_zee_w64_$p${np:+_no_$np}
+        step "$name" 120 "$znet" bench "$src/models/davidnet_zee.znet" --backend cuda --batch 512 \
+            --precision $p --steps 10 --train-only ${np:+--no-pass $np} &&
+            grep -E 'training:|memory' "$out/$name.txt" | tee -a "$summary"
+    done
     [ $peer_ok = 1 ] && step "peer_zee_w64_$p" 120 "$python" "$src/tests/bench_zee_torch.py" \
         zee --device cuda --width 64 --batch 512 --steps 10 --precision $p &&
         sed -n "s/.*: train/  peer $p: train/p" "$out/peer_zee_w64_$p.txt" | tee -a "$summary"

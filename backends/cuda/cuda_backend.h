@@ -44,6 +44,8 @@ typedef struct {
     int dtype; /* cudnnDataType_t of x, w and y */
     int n, c, h, w, o, kh, kw, oh, ow;
     int stride[2], pad[2], dilation[2], groups;
+    int fused; /* 1: a z-tower's slice convolution, cached apart from the nodes' so that prepare's
+                  timing, which may take all the plan's scratch, does not change its algorithm */
 } zn_cuda_conv_key;
 
 /* The algorithm chosen for one shape: by the heuristics when the plan asks for workspace, then
@@ -107,6 +109,12 @@ typedef struct {
 
 typedef bool (*zn_cuda_runner)(const zn_cuda_call *c);
 
+/* The part of the workspace a node has not taken yet (cuda_call.c hands it out). */
+typedef struct {
+    unsigned char *at;
+    size_t left;
+} zn_cuda_ws;
+
 /* Indexed by op; NULL where the file has no runner for the op. */
 extern const zn_cuda_runner zn_cuda_forward_runners[ZN_OP_COUNT];
 extern const zn_cuda_runner zn_cuda_backward_runners[ZN_OP_COUNT];
@@ -125,6 +133,36 @@ bool zn_cuda_run_conv2d_bwd_filter(const zn_cuda_call *c);
 size_t zn_cuda_conv_workspace(zn_cuda *cu, const zn_graph *g, int id, int batch);
 /* Times the algorithms of every convolution node on the allocated plan (cudnnFind*Ex). */
 bool zn_cuda_conv_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p);
+/* The key of a convolution op (ZN_OP_CONV2D, ZN_OP_CONV2D_BWD_DATA or ZN_OP_CONV2D_BWD_FILTER)
+ * over x [n] + per-example x [c, h, w], w [o, c/groups, kh, kw], y [n] + per-example y
+ * [o, oh, ow], with a's stride, pad and dilation. fused 1: one no node describes alone (the
+ * z-tower's, on a slice of the batch), whose algorithm stays the heuristics' (prepare times the
+ * nodes' alone). */
+zn_cuda_conv_key zn_cuda_conv_key_make(const zn_cuda *cu, int op, int n, const zn_shape *x,
+                                       const zn_shape *w, const zn_shape *y, const zn_attrs *a,
+                                       int groups, int fused);
+/* Scratch bytes of convolution k: its algorithm's (chosen and cached on the first ask; n, the
+ * node asking, names it in messages), plus the 16-bit copies. */
+size_t zn_cuda_conv_bytes(zn_cuda *cu, const zn_cuda_conv_key *k, const zn_node *n);
+/* out = convolution k of in0 and in1, float32 tensors in the roles of k->op (CONV2D: x, w -> y;
+ * BWD_DATA: dy, w -> dx; BWD_FILTER: x, dy -> dw), overwritten, with the algorithm cached for k
+ * and the scratch in ws; in 16 bits through copies in ws, dy loss-scaled. */
+bool zn_cuda_conv_run(const zn_cuda_call *c, const zn_cuda_conv_key *k, const float *in0,
+                      const float *in1, float *out, zn_cuda_ws ws);
+
+/* cuda_ztower.c: the fused z-tower (graph op ztower and its backward ops) in batch slices. */
+/* Scratch bytes of a ZTOWER, ZTOWER_COEF or ZTOWER_BWD node at this batch. */
+size_t zn_cuda_ztower_workspace(zn_cuda *cu, const zn_graph *g, int id, int batch);
+/* z [N, F] of a ZTOWER node c: training, batch statistics (running statistics updated, not with
+ * momentum 1); otherwise the running statistics. */
+bool zn_cuda_ztower_forward(const zn_cuda_call *c, const float *w, const float *gamma,
+                            const float *beta, float *running_mean, float *running_var, float *z);
+/* coef [7, F] of a ZTOWER_COEF node: a, b, kx, kb, ka, dgamma, dbeta (graph/ops.h). */
+bool zn_cuda_ztower_coef(const zn_cuda_call *c, const float *w, const float *gamma,
+                         const float *beta, const float *dz, float *coef);
+/* The gradient of input k (k < the inputs) or of w (k = the inputs) of a ZTOWER_BWD node. */
+bool zn_cuda_ztower_backward(const zn_cuda_call *c, int k, const float *w, const float *coef,
+                             const float *dz, float *out);
 
 /* ---- memory (cuda_memory.c) -------------------------------------------------------------- */
 bool zn_cuda_alloc(zn_backend *be, const zn_plan *p);
@@ -212,12 +250,8 @@ cudnnDataType_t zn_cuda_dnn_type(const zn_cuda *cu);
 /* The factor a gradient is scaled by before its cast to 16 bits (1 unless fp16). */
 float zn_cuda_grad_scale(const zn_cuda *cu);
 
-/* Bump allocation of a node's scratch from the workspace; every slice is 256-byte aligned. */
-typedef struct {
-    unsigned char *at;
-    size_t left;
-} zn_cuda_ws;
-
+/* Bump allocation of a node's scratch from the workspace (zn_cuda_ws_take); every slice is
+ * 256-byte aligned. */
 static inline size_t zn_cuda_align(size_t bytes)
 {
     return (bytes + 255) & ~(size_t)255;

@@ -1,6 +1,7 @@
 /* cuda_backward.c: the CUDA backend's runners of the backward ops autodiff appends (convolution's
- * are in cuda_conv.c). Each node's shape is the gradient it produces and its attributes are the
- * forward op's; each runner overwrites its output, as backends/cpu/cpu_backward.c does. */
+ * are in cuda_conv.c, the z-tower's slice walks in cuda_ztower.c). Each node's shape is the
+ * gradient it produces and its attributes are the forward op's; each runner overwrites its
+ * output, as backends/cpu/cpu_backward.c does. */
 #include "backends/cuda/cuda_backend.h"
 
 /* The scratch of the per-channel sums of a [C, ...] source (k_channel_sums.cuh). */
@@ -145,6 +146,22 @@ static bool run_stitch_bwd(const zn_cuda_call *c)
                  zn_cuda_out(c), c->cu->stream);
 }
 
+/* r..., w, gamma, beta, dz -> coef [7, F] (cuda_ztower.c) */
+static bool run_ztower_coef(const zn_cuda_call *c)
+{
+    const int w = zn_arg_ztower_inputs(c->node);
+    return zn_cuda_ztower_coef(c, zn_cuda_src(c, w), zn_cuda_src(c, w + 1), zn_cuda_src(c, w + 2),
+                               zn_cuda_src(c, w + 3), zn_cuda_out(c));
+}
+
+/* r..., w, gamma, beta, coef, dz -> d r_k (k = attr.axis) or dw (attr.axis = K) */
+static bool run_ztower_bwd(const zn_cuda_call *c)
+{
+    const int w = zn_arg_ztower_inputs(c->node);
+    return zn_cuda_ztower_backward(c, c->node->attr.axis, zn_cuda_src(c, w),
+                                   zn_cuda_src(c, w + 3), zn_cuda_src(c, w + 4), zn_cuda_out(c));
+}
+
 /* logits, label -> dlogits = weight * (softmax - target) (/ N for the mean) */
 static bool run_xent_bwd(const zn_cuda_call *c)
 {
@@ -172,4 +189,6 @@ const zn_cuda_runner zn_cuda_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_RESHAPE] = zn_cuda_run_copy,
     [ZN_OP_STITCH_BWD] = run_stitch_bwd,
     [ZN_OP_XENT_BWD] = run_xent_bwd,
+    [ZN_OP_ZTOWER_COEF] = run_ztower_coef,
+    [ZN_OP_ZTOWER_BWD] = run_ztower_bwd,
 };

@@ -1,6 +1,7 @@
-/* cuda_conv.c: convolution on cuDNN: CONV2D (+ bias) and its two backward ops. The algorithm of
- * each shape (all conv parameters and the batch) is chosen once and cached: the heuristics
- * (cudnnGet*_v7) under a workspace budget when the plan asks how much scratch a node needs, then
+/* cuda_conv.c: convolution on cuDNN: CONV2D (+ bias) and its two backward ops, and the same for
+ * convolutions no node describes alone (the z-tower's slices). The algorithm of each shape (all
+ * conv parameters and the batch) is chosen once and cached: the heuristics (cudnnGet*_v7) under a
+ * workspace budget when the plan asks how much scratch a node needs, then, for the nodes' own,
  * timing (cudnnFind*Ex) in prepare within the workspace the plan reserved. fp32 runs FMA kernels
  * only (no TF32); fp16/bf16 cast the operands to 16 bits in the workspace, run on tensor cores
  * with float accumulation and cast the result back, gradients loss-scaled (docs/cuda.md). */
@@ -21,6 +22,33 @@ typedef struct {
 
 #define PERF_MAX 8 /* >= every CUDNN_CONVOLUTION_*_ALGO_COUNT */
 
+zn_cuda_conv_key zn_cuda_conv_key_make(const zn_cuda *cu, int op, int n, const zn_shape *x,
+                                       const zn_shape *w, const zn_shape *y, const zn_attrs *a,
+                                       int groups, int fused)
+{
+    zn_cuda_conv_key k;
+    memset(&k, 0, sizeof k); /* compared with memcmp */
+    k.op = op;
+    k.dtype = zn_cuda_dnn_type(cu);
+    k.n = n;
+    k.c = zn_arg_dim(x, 0);
+    k.h = zn_arg_dim(x, 1);
+    k.w = zn_arg_dim(x, 2);
+    k.o = zn_arg_dim(w, 0);
+    k.kh = zn_arg_dim(w, 2);
+    k.kw = zn_arg_dim(w, 3);
+    k.oh = zn_arg_dim(y, 1);
+    k.ow = zn_arg_dim(y, 2);
+    for (int i = 0; i < 2; i++) {
+        k.stride[i] = a->stride[i];
+        k.pad[i] = a->pad[i];
+        k.dilation[i] = a->dilation[i];
+    }
+    k.groups = groups;
+    k.fused = fused;
+    return k;
+}
+
 /* The roles of the node's tensors: x [n, c, h, w], w [o, c/groups, kh, kw], y [n, o, oh, ow].
  * CONV2D reads x (src 0) and w (src 1) and writes y; BWD_DATA reads dy (src 0) and w (src 1)
  * and writes dx; BWD_FILTER reads x (src 0) and dy (src 1) and writes dw. */
@@ -36,26 +64,19 @@ static zn_cuda_conv_key conv_key(const zn_cuda *cu, const zn_graph *g, int id, i
         w = &n->shape;
         y = s1;
     }
-    zn_cuda_conv_key k;
-    memset(&k, 0, sizeof k); /* compared with memcmp */
-    k.op = n->op;
-    k.dtype = zn_cuda_dnn_type(cu);
-    k.n = x->batched ? batch : 1;
-    k.c = zn_arg_dim(x, 0);
-    k.h = zn_arg_dim(x, 1);
-    k.w = zn_arg_dim(x, 2);
-    k.o = zn_arg_dim(w, 0);
-    k.kh = zn_arg_dim(w, 2);
-    k.kw = zn_arg_dim(w, 3);
-    k.oh = zn_arg_dim(y, 1);
-    k.ow = zn_arg_dim(y, 2);
-    for (int i = 0; i < 2; i++) {
-        k.stride[i] = n->attr.stride[i];
-        k.pad[i] = n->attr.pad[i];
-        k.dilation[i] = n->attr.dilation[i];
-    }
-    k.groups = n->attr.groups;
-    return k;
+    return zn_cuda_conv_key_make(cu, n->op, x->batched ? batch : 1, x, w, y, &n->attr,
+                                 n->attr.groups, 0);
+}
+
+/* Elements of the op's in0, in1 and out (the roles of conv_key). */
+static void operand_counts(const zn_cuda_conv_key *k, size_t count[3])
+{
+    size_t x = (size_t)k->n * k->c * k->h * k->w;
+    size_t w = (size_t)k->o * (k->c / k->groups) * k->kh * k->kw;
+    size_t y = (size_t)k->n * k->o * k->oh * k->ow;
+    count[0] = k->op == ZN_OP_CONV2D_BWD_DATA ? y : x;
+    count[1] = k->op == ZN_OP_CONV2D_BWD_FILTER ? y : w;
+    count[2] = k->op == ZN_OP_CONV2D ? y : k->op == ZN_OP_CONV2D_BWD_DATA ? x : w;
 }
 
 /* The math a query asks for: FMA only in fp32 (CUDNN_DEFAULT_MATH would allow TF32 on Ampere
@@ -212,66 +233,67 @@ static zn_cuda_conv_algo *cache_add(zn_cuda *cu, const zn_cuda_conv_key *k)
     return a;
 }
 
-/* The cached algorithm of node id's shape, chosen by the heuristics under the budget when new.
- * NULL only when out of memory; algo -1 (with the reason in why) when none fits. */
-static zn_cuda_conv_algo *choose(zn_cuda *cu, const zn_graph *g, int id, int batch)
+/* The cached algorithm of shape k, chosen by the heuristics under the budget when new (n: the
+ * node asking, for messages). NULL only when out of memory; algo -1 (with the reason in why) when
+ * none fits. */
+static zn_cuda_conv_algo *choose(zn_cuda *cu, const zn_cuda_conv_key *k, const zn_node *n)
 {
-    zn_cuda_conv_key k = conv_key(cu, g, id, batch);
-    zn_cuda_conv_algo *a = cache_find(cu, &k);
+    zn_cuda_conv_algo *a = cache_find(cu, k);
     if (a) return a;
-    if (!(a = cache_add(cu, &k))) return NULL;
-    const zn_node *n = &g->nodes[id];
+    if (!(a = cache_add(cu, k))) return NULL;
     conv_perf r[PERF_MAX];
     int count;
-    if (set_descs(cu, &k, query_math(cu), n) &&
-        query(cu, k.op, NULL, NULL, NULL, NULL, 0, r, &count, n) &&
+    if (set_descs(cu, k, query_math(cu), n) &&
+        query(cu, k->op, NULL, NULL, NULL, NULL, 0, r, &count, n) &&
         !adopt(cu, a, r, count, ZN_CUDA_CONV_BUDGET))
         zn_cuda_fail(cu, "cuda backend: no cuDNN algorithm%s for this %s %s fits the %zu MiB "
                      "workspace budget", cu->opts.deterministic ? " that is deterministic" : "",
-                     zn_precision_name(cu->opts.precision), zn_ops[k.op].name,
+                     zn_precision_name(cu->opts.precision), zn_ops[k->op].name,
                      ZN_CUDA_CONV_BUDGET >> 20);
     if (a->algo < 0) snprintf(a->why, sizeof a->why, "%s", cu->err);
     return a;
 }
 
-/* Bytes of the 16-bit copies of the node's two sources and output (0 in fp32). */
-static size_t half_bytes(const zn_cuda *cu, const zn_graph *g, int id, int batch)
+/* Bytes of the 16-bit copies of the operands and the result (0 in fp32). */
+static size_t half_bytes(const zn_cuda *cu, const zn_cuda_conv_key *k)
 {
     if (!zn_cuda_half_mode(cu)) return 0;
-    const zn_node *n = &g->nodes[id];
-    return zn_cuda_align(2 * zn_arg_numel(&g->nodes[n->src[0]].shape, batch)) +
-           zn_cuda_align(2 * zn_arg_numel(&g->nodes[n->src[1]].shape, batch)) +
-           zn_cuda_align(2 * zn_arg_numel(&n->shape, batch));
+    size_t count[3], bytes = 0;
+    operand_counts(k, count);
+    for (int i = 0; i < 3; i++) bytes += zn_cuda_align(2 * count[i]);
+    return bytes;
+}
+
+size_t zn_cuda_conv_bytes(zn_cuda *cu, const zn_cuda_conv_key *k, const zn_node *n)
+{
+    zn_cuda_conv_algo *a = choose(cu, k, n);
+    return half_bytes(cu, k) + (a && a->algo >= 0 ? a->workspace : 0);
 }
 
 size_t zn_cuda_conv_workspace(zn_cuda *cu, const zn_graph *g, int id, int batch)
 {
-    zn_cuda_conv_algo *a = choose(cu, g, id, batch);
-    return half_bytes(cu, g, id, batch) + (a && a->algo >= 0 ? a->workspace : 0);
+    zn_cuda_conv_key k = conv_key(cu, g, id, batch);
+    return zn_cuda_conv_bytes(cu, &k, &g->nodes[id]);
 }
 
-/* The operands as cuDNN reads them: the plan's tensors in fp32; in 16 bits, copies in the
- * workspace (src 0, src 1, then the output), filled with the casts when cast is true. The rest
- * of the workspace is left in ws. */
-static bool operands(const zn_cuda_call *c, zn_cuda_ws *ws, bool cast, void **in0, void **in1,
-                     void **out)
+/* The operands as cuDNN reads them: t holds in0, in1 and out (float32), kept in fp32; in 16 bits
+ * replaced by copies in the workspace (in0, in1, then out), the first two filled with the casts
+ * when cast is true. The rest of the workspace is left in ws. */
+static bool operands(const zn_cuda_call *c, const zn_cuda_conv_key *k, zn_cuda_ws *ws, bool cast,
+                     void *t[3])
 {
-    *in0 = zn_cuda_src(c, 0);
-    *in1 = zn_cuda_src(c, 1);
-    *out = zn_cuda_out(c);
     if (!zn_cuda_half_mode(c->cu)) return true;
-    size_t n0 = zn_cuda_numel(c, zn_cuda_src_shape(c, 0));
-    size_t n1 = zn_cuda_numel(c, zn_cuda_src_shape(c, 1));
-    size_t no = zn_cuda_numel(c, &c->node->shape);
-    if (!cast)
-        return (*in0 = zn_cuda_ws_take(c, ws, 2 * n0)) && (*in1 = zn_cuda_ws_take(c, ws, 2 * n1)) &&
-               (*out = zn_cuda_ws_take(c, ws, 2 * no));
-    /* dy is src 0 of BWD_DATA and src 1 of BWD_FILTER: it gets the loss scale */
+    size_t count[3];
+    operand_counts(k, count);
+    /* dy is in0 of BWD_DATA and in1 of BWD_FILTER: it gets the loss scale */
     float s = zn_cuda_grad_scale(c->cu);
-    float s0 = c->node->op == ZN_OP_CONV2D_BWD_DATA ? s : 1.0f;
-    float s1 = c->node->op == ZN_OP_CONV2D_BWD_FILTER ? s : 1.0f;
-    return (*in0 = zn_cuda_to_half(c, ws, *in0, n0, s0)) &&
-           (*in1 = zn_cuda_to_half(c, ws, *in1, n1, s1)) && (*out = zn_cuda_ws_take(c, ws, 2 * no));
+    const float scale[2] = {k->op == ZN_OP_CONV2D_BWD_DATA ? s : 1.0f,
+                            k->op == ZN_OP_CONV2D_BWD_FILTER ? s : 1.0f};
+    for (int i = 0; i < 2; i++)
+        if (!(t[i] = cast ? (void *)zn_cuda_to_half(c, ws, t[i], count[i], scale[i])
+                          : zn_cuda_ws_take(c, ws, 2 * count[i])))
+            return false;
+    return (t[2] = zn_cuda_ws_take(c, ws, 2 * count[2])) != NULL;
 }
 
 bool zn_cuda_conv_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p)
@@ -282,20 +304,21 @@ bool zn_cuda_conv_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p)
             n->op != ZN_OP_CONV2D_BWD_FILTER)
             continue;
         char text[512];
-        zn_cuda_conv_algo *a = choose(cu, g, id, p->batch);
+        zn_cuda_conv_key k = conv_key(cu, g, id, p->batch);
+        zn_cuda_conv_algo *a = choose(cu, &k, n);
         if (!a) return false;
         if (a->algo < 0)
             return zn_cuda_fail(cu, "cuda backend: %s: %s", zn_cuda_node_text(n, text, sizeof text),
                                 a->why);
         zn_cuda_call c = {cu, g, p, id, n};
         zn_cuda_ws ws = zn_cuda_ws_begin(&c);
-        void *in0, *in1, *out;
-        if (!operands(&c, &ws, false, &in0, &in1, &out)) return false;
+        void *t[3] = {zn_cuda_src(&c, 0), zn_cuda_src(&c, 1), zn_cuda_out(&c)};
+        if (!operands(&c, &k, &ws, false, t)) return false;
         if (a->timed && a->workspace <= ws.left) continue;
         /* the roles cuDNN names x, w and y (see conv_key) */
-        void *x = in0, *w = in1, *y = out;
-        if (n->op == ZN_OP_CONV2D_BWD_DATA) x = out, y = in0;
-        else if (n->op == ZN_OP_CONV2D_BWD_FILTER) w = out, y = in1;
+        void *x = t[0], *w = t[1], *y = t[2];
+        if (n->op == ZN_OP_CONV2D_BWD_DATA) x = t[2], y = t[0];
+        else if (n->op == ZN_OP_CONV2D_BWD_FILTER) w = t[2], y = t[1];
         conv_perf r[PERF_MAX];
         int count;
         if (!set_descs(cu, &a->key, query_math(cu), n) ||
@@ -311,48 +334,52 @@ bool zn_cuda_conv_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p)
     return ZN_RT_AT(cu, NULL, cudaStreamSynchronize, cu->stream);
 }
 
-/* The node's convolution with its cached algorithm; in 16 bits through the workspace copies. */
-static bool run_conv(const zn_cuda_call *c)
+bool zn_cuda_conv_run(const zn_cuda_call *c, const zn_cuda_conv_key *k, const float *in0,
+                      const float *in1, float *out, zn_cuda_ws ws)
 {
     zn_cuda *cu = c->cu;
     const zn_node *n = c->node;
-    zn_cuda_conv_key k = conv_key(cu, c->g, c->id, c->p->batch);
-    zn_cuda_conv_algo *a = cache_find(cu, &k);
+    zn_cuda_conv_algo *a = cache_find(cu, k);
     char text[512];
     if (!a || a->algo < 0)
         return zn_cuda_fail(cu, "cuda backend: %s has no convolution algorithm (%s)",
                             zn_cuda_node_text(n, text, sizeof text),
                             a ? a->why : "prepare was not called for this plan");
-    zn_cuda_ws ws = zn_cuda_ws_begin(c);
-    void *in0, *in1, *out;
-    if (!operands(c, &ws, true, &in0, &in1, &out)) return false;
+    void *t[3] = {(void *)in0, (void *)in1, out};
+    if (!operands(c, k, &ws, true, t)) return false;
     if (a->workspace > ws.left)
         return zn_cuda_fail(cu, "cuda backend: %s: its algorithm needs %zu bytes of workspace, "
                             "%zu are left", zn_cuda_node_text(n, text, sizeof text), a->workspace,
                             ws.left);
-    if (!set_descs(cu, &k, a->math, n)) return false;
+    if (!set_descs(cu, k, a->math, n)) return false;
     const float one = 1.0f, zero = 0.0f;
     bool ok;
-    if (n->op == ZN_OP_CONV2D)
-        ok = ZN_DNN(c, cudnnConvolutionForward, cu->cudnn, &one, cu->xd, in0, cu->wd, in1,
+    if (k->op == ZN_OP_CONV2D)
+        ok = ZN_DNN(c, cudnnConvolutionForward, cu->cudnn, &one, cu->xd, t[0], cu->wd, t[1],
                     cu->convd, (cudnnConvolutionFwdAlgo_t)a->algo, ws.at, a->workspace, &zero,
-                    cu->yd, out);
-    else if (n->op == ZN_OP_CONV2D_BWD_DATA)
-        ok = ZN_DNN(c, cudnnConvolutionBackwardData, cu->cudnn, &one, cu->wd, in1, cu->yd, in0,
+                    cu->yd, t[2]);
+    else if (k->op == ZN_OP_CONV2D_BWD_DATA)
+        ok = ZN_DNN(c, cudnnConvolutionBackwardData, cu->cudnn, &one, cu->wd, t[1], cu->yd, t[0],
                     cu->convd, (cudnnConvolutionBwdDataAlgo_t)a->algo, ws.at, a->workspace, &zero,
-                    cu->xd, out);
+                    cu->xd, t[2]);
     else
-        ok = ZN_DNN(c, cudnnConvolutionBackwardFilter, cu->cudnn, &one, cu->xd, in0, cu->yd, in1,
+        ok = ZN_DNN(c, cudnnConvolutionBackwardFilter, cu->cudnn, &one, cu->xd, t[0], cu->yd, t[1],
                     cu->convd, (cudnnConvolutionBwdFilterAlgo_t)a->algo, ws.at, a->workspace,
-                    &zero, cu->wd, out);
-    if (!ok) return false;
-    if (zn_cuda_half_mode(cu)) {
-        float back = n->op == ZN_OP_CONV2D ? 1.0f : 1.0f / zn_cuda_grad_scale(cu);
-        if (!ZN_RT(c, zn_cuda_cast_from_half, zn_cuda_half_type(cu),
-                   zn_cuda_numel(c, &n->shape), back, out, zn_cuda_out(c), cu->stream))
-            return false;
-    }
-    return true;
+                    &zero, cu->wd, t[2]);
+    if (!ok || !zn_cuda_half_mode(cu)) return ok;
+    size_t count[3];
+    operand_counts(k, count);
+    float back = k->op == ZN_OP_CONV2D ? 1.0f : 1.0f / zn_cuda_grad_scale(cu);
+    return ZN_RT(c, zn_cuda_cast_from_half, zn_cuda_half_type(cu), count[2], back, t[2], out,
+                 cu->stream);
+}
+
+/* The node's convolution with its cached algorithm; in 16 bits through the workspace copies. */
+static bool run_conv(const zn_cuda_call *c)
+{
+    zn_cuda_conv_key k = conv_key(c->cu, c->g, c->id, c->p->batch);
+    return zn_cuda_conv_run(c, &k, zn_cuda_src(c, 0), zn_cuda_src(c, 1), zn_cuda_out(c),
+                            zn_cuda_ws_begin(c));
 }
 
 bool zn_cuda_run_conv2d(const zn_cuda_call *c)

@@ -1,7 +1,8 @@
 /* cuda_forward.c: the CUDA backend's runners of the forward (and inference) ops: cuDNN for batch
  * norm and pooling, cuBLAS for linear, the own kernels of cuda_kernels.h for the rest;
- * convolution is in cuda_conv.c. Each reads its node's shapes and attributes like its CPU
- * counterpart (backends/cpu/cpu_forward.c) and enqueues on the backend's stream. */
+ * convolution is in cuda_conv.c, the fused z-tower's slice walk in cuda_ztower.c. Each reads its
+ * node's shapes and attributes like its CPU counterpart (backends/cpu/cpu_forward.c) and
+ * enqueues on the backend's stream. */
 #include "backends/cuda/cuda_backend.h"
 
 static const float one = 1.0f, zero = 0.0f;
@@ -154,6 +155,15 @@ static bool run_stitch(const zn_cuda_call *c)
     return ZN_RT(c, zn_cuda_stitch_forward, &d, c->cu->ptrs, zn_cuda_out(c), c->cu->stream);
 }
 
+/* r..., w, gamma, beta, running_mean, running_var -> z [F] (cuda_ztower.c) */
+static bool run_ztower(const zn_cuda_call *c)
+{
+    const int w = zn_arg_ztower_inputs(c->node);
+    return zn_cuda_ztower_forward(c, zn_cuda_src(c, w), zn_cuda_src(c, w + 1),
+                                  zn_cuda_src(c, w + 2), zn_cuda_src(c, w + 3),
+                                  zn_cuda_src(c, w + 4), zn_cuda_out(c));
+}
+
 zn_xent_dims zn_cuda_xent_dims(const zn_cuda_call *c)
 {
     const zn_shape *logits = zn_cuda_src_shape(c, 0);
@@ -205,6 +215,7 @@ const zn_cuda_runner zn_cuda_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_FLATTEN] = zn_cuda_run_copy,
     [ZN_OP_STITCH] = run_stitch,
     [ZN_OP_XENT] = run_xent,
+    [ZN_OP_ZTOWER] = run_ztower,
     [ZN_OP_BN_FOLD_WEIGHT] = run_bn_fold_weight,
     [ZN_OP_BN_FOLD_BIAS] = run_bn_fold_bias,
 };

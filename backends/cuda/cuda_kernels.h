@@ -136,6 +136,34 @@ cudaError_t zn_cuda_bn_fold_bias(int c, float eps, const float *gamma, const flo
                                  const float *running_mean, const float *running_var,
                                  const float *b, float *out, cudaStream_t stream);
 
+/* ---- batch norm in pieces (k_ztower.cu) --------------------------------------------------
+ * For the fused z-tower (cuda_ztower.c), which sees its batch one slice at a time: k_norm.c's
+ * zn_bn_sums_add, zn_bn_train_stats, zn_bn_infer_affine, zn_bn_backward_affine and zn_bn_affine
+ * over x [N, C, HW], every per-channel array (sums, coefficients, gamma, beta, the running
+ * statistics) in device memory. */
+/* sums[C] += the channel sums of x: x and x^2, and dy and dy*x when dy is not NULL (0 is added
+ * to those otherwise). scratch: zn_cuda_channel_scratch_bytes(C). */
+cudaError_t zn_cuda_bn_sums_add(const zn_bn_dims *d, const float *x, const float *dy,
+                                double *scratch, zn_bn_sums *sums, cudaStream_t stream);
+/* a, b [C] of the training forward y = a*x + b from the sums over the whole batch (d->n: the
+ * batch); the running statistics updated as zn_bn_train_stats does, unless running_mean is NULL
+ * or d->momentum is 1. */
+cudaError_t zn_cuda_bn_train_stats(const zn_bn_dims *d, const zn_bn_sums *sums,
+                                   const float *gamma, const float *beta, float *running_mean,
+                                   float *running_var, float *a, float *b, cudaStream_t stream);
+/* a, b [C] of the inference forward, from the running statistics. */
+cudaError_t zn_cuda_bn_infer_affine(int c, float eps, const float *gamma, const float *beta,
+                                    const float *running_mean, const float *running_var,
+                                    float *a, float *b, cudaStream_t stream);
+/* k [5, C]: kx, kb, ka of the backward dx = kx*x + kb + ka*dy, then dgamma and dbeta, from the
+ * whole batch's sums of x (stats) and of dy, dy*x (grads), as zn_ztower_coef computes them. */
+cudaError_t zn_cuda_bn_backward_affine(const zn_bn_dims *d, const zn_bn_sums *stats,
+                                       const zn_bn_sums *grads, const float *gamma, float *k,
+                                       cudaStream_t stream);
+/* y = a[c] * x + b[c] (+ k[c] * g when g is not NULL) on every channel; y may be x or g. */
+cudaError_t zn_cuda_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const float *x,
+                              const float *g, const float *k, float *y, cudaStream_t stream);
+
 /* ---- softmax cross-entropy (k_loss.cu) ---------------------------------------------------
  * logits [N, K], labels int32 [N] (device); d is the CPU's struct (host). Per row, in double:
  * lse - (1 - eps) * z_label - (eps / K) * sum_j z_j; summed, or averaged when d->mean.

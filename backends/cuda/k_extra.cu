@@ -130,18 +130,6 @@ struct StoreCoef {
     }
 };
 
-/* dx[i] = kx * x[i] + b + a * dy[i] with its channel's coefficients; dx may be x or dy. */
-struct BnBackwardData {
-    int c, hw;
-    const float *x, *dy, *coef;
-    float *dx;
-    template <class I> __device__ void operator()(I i) const
-    {
-        int ch = (int)((i / (I)hw) % (I)c);
-        dx[i] = coef[ch] * x[i] + coef[c + ch] + coef[2 * c + ch] * dy[i];
-    }
-};
-
 } // namespace
 
 cudaError_t zn_cuda_pool_backward(zn_window_reduce r, const zn_pool_dims *d, const float *x,
@@ -178,6 +166,5 @@ cudaError_t zn_cuda_batchnorm_backward_data(const zn_bn_dims *d, const float *x,
                         ? channel_reduce<2>(d->n, d->c, d->hw, x, nullptr, scratch, stream, store)
                         : channel_reduce<4>(d->n, d->c, d->hw, x, dy, scratch, stream, store);
     if (e != cudaSuccess) return e;
-    size_t n = (size_t)d->n * d->c * d->hw;
-    return launch_each(n, stream, BnBackwardData{d->c, d->hw, x, dy, coef, dx});
+    return zn_cuda_bn_affine(d, coef, coef + d->c, x, dy, coef + 2 * d->c, dx, stream);
 }

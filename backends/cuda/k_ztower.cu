@@ -1,0 +1,147 @@
+/* k_ztower.cu: batch norm in pieces, as backends/cpu/k_norm.c gives them to the fused z-tower
+ * (cuda_ztower.c), which sees its batch one slice at a time: channel sums added slice after slice
+ * into double accumulators (the fixed two-stage reduction of k_channel_sums.cuh, one writer per
+ * channel, so the same bits every run), the forward and backward coefficients from those sums
+ * with k_norm.c's formulas, and the per-channel affine (also batch norm's dx, k_extra.cu). */
+#include "backends/cuda/k_channel_sums.cuh"
+
+using namespace zn_cuda;
+
+namespace {
+
+/* sums[ch] += the slice's totals; lane 0 of channel ch's warp is its only writer. */
+struct AddSums {
+    zn_bn_sums *sums;
+    __device__ void operator()(int ch, const ChannelSums &t) const
+    {
+        zn_bn_sums *s = &sums[ch];
+        s->x += t.x;
+        s->xx += t.xx;
+        s->dy += t.dy;
+        s->dyx += t.dyx;
+    }
+};
+
+/* A channel's mean, biased variance and 1/sqrt(var + eps) over its m values (k_norm.c's
+ * channel_stats and zn_bn_train_stats). */
+__device__ void channel_stats(double m, float eps, const zn_bn_sums &t, double *mean, double *var,
+                              double *invstd)
+{
+    *mean = t.x / m;
+    *var = fmax(t.xx / m - *mean * *mean, 0.0);
+    *invstd = 1.0 / sqrt(*var + eps);
+}
+
+__device__ double channel_count(const zn_bn_dims &d)
+{
+    return (double)d.n * d.hw;
+}
+
+struct TrainStats {
+    zn_bn_dims d;
+    const zn_bn_sums *sums;
+    const float *gamma, *beta;
+    float *running_mean, *running_var, *a, *b;
+    __device__ void operator()(size_t ch) const
+    {
+        double m = channel_count(d), mean, var, invstd;
+        channel_stats(m, d.eps, sums[ch], &mean, &var, &invstd);
+        float fa = (float)(gamma[ch] * invstd);
+        a[ch] = fa;
+        b[ch] = (float)(beta[ch] - mean * fa);
+        float keep = d.momentum;
+        if (!running_mean || !(keep < 1)) return; /* momentum 1: a recomputed copy's */
+        double unbias = m > 1 ? m / (m - 1) : 1.0;
+        running_mean[ch] = keep * running_mean[ch] + (1 - keep) * (float)mean;
+        running_var[ch] = keep * running_var[ch] + (1 - keep) * (float)(var * unbias);
+    }
+};
+
+struct InferAffine {
+    float eps;
+    const float *gamma, *beta, *mean, *var;
+    float *a, *b;
+    __device__ void operator()(size_t ch) const
+    {
+        float fa = gamma[ch] / sqrtf(var[ch] + eps);
+        a[ch] = fa;
+        b[ch] = beta[ch] - mean[ch] * fa;
+    }
+};
+
+/* dgamma, dbeta rounded to float first, then the affine from them, as zn_ztower_coef and
+ * zn_bn_backward_affine do. */
+struct BackwardAffine {
+    zn_bn_dims d;
+    const zn_bn_sums *stats, *grads;
+    const float *gamma;
+    float *k;
+    __device__ void operator()(size_t ch) const
+    {
+        double m = channel_count(d), mean, var, invstd;
+        channel_stats(m, d.eps, stats[ch], &mean, &var, &invstd);
+        const zn_bn_sums &g = grads[ch];
+        float dgamma = (float)(invstd * (g.dyx - mean * g.dy)), dbeta = (float)g.dy;
+        double a = gamma[ch] * invstd, kx = -a * invstd * dgamma / m;
+        size_t c = (size_t)d.c;
+        k[ch] = (float)kx;
+        k[c + ch] = (float)(-a * dbeta / m - kx * mean);
+        k[2 * c + ch] = (float)a;
+        k[3 * c + ch] = dgamma;
+        k[4 * c + ch] = dbeta;
+    }
+};
+
+/* y[i] = a*x[i] + b (+ k*g[i]) with its channel's coefficients, rounded in k_norm.c's order; y
+ * may be x or g (each element is read, then written, by one thread). */
+struct Affine {
+    int c, hw;
+    const float *a, *b, *x, *g, *k;
+    float *y;
+    template <class I> __device__ void operator()(I i) const
+    {
+        int ch = (int)((i / (I)hw) % (I)c);
+        float v = a[ch] * x[i] + b[ch];
+        y[i] = g ? v + k[ch] * g[i] : v;
+    }
+};
+
+} // namespace
+
+cudaError_t zn_cuda_bn_sums_add(const zn_bn_dims *d, const float *x, const float *dy,
+                                double *scratch, zn_bn_sums *sums, cudaStream_t stream)
+{
+    AddSums add{sums};
+    return dy ? channel_reduce<4>(d->n, d->c, d->hw, x, dy, scratch, stream, add)
+              : channel_reduce<2>(d->n, d->c, d->hw, x, nullptr, scratch, stream, add);
+}
+
+cudaError_t zn_cuda_bn_train_stats(const zn_bn_dims *d, const zn_bn_sums *sums,
+                                   const float *gamma, const float *beta, float *running_mean,
+                                   float *running_var, float *a, float *b, cudaStream_t stream)
+{
+    return launch_each((size_t)d->c, stream,
+                       TrainStats{*d, sums, gamma, beta, running_mean, running_var, a, b});
+}
+
+cudaError_t zn_cuda_bn_infer_affine(int c, float eps, const float *gamma, const float *beta,
+                                    const float *running_mean, const float *running_var,
+                                    float *a, float *b, cudaStream_t stream)
+{
+    return launch_each((size_t)c, stream,
+                       InferAffine{eps, gamma, beta, running_mean, running_var, a, b});
+}
+
+cudaError_t zn_cuda_bn_backward_affine(const zn_bn_dims *d, const zn_bn_sums *stats,
+                                       const zn_bn_sums *grads, const float *gamma, float *k,
+                                       cudaStream_t stream)
+{
+    return launch_each((size_t)d->c, stream, BackwardAffine{*d, stats, grads, gamma, k});
+}
+
+cudaError_t zn_cuda_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const float *x,
+                              const float *g, const float *k, float *y, cudaStream_t stream)
+{
+    return launch_each((size_t)d->n * d->c * d->hw, stream,
+                       Affine{d->c, d->hw, a, b, x, g, k, y});
+}
