@@ -4,6 +4,7 @@
  * uniform logits and with smoothing, optimizer first steps, max-pool ties). */
 #include "support.h"
 
+#include "backends/cpu/k_ztower.h"
 #include "backends/cpu/kernels.h"
 
 #include <math.h>
@@ -813,6 +814,45 @@ static void test_adam(void **state)
     assert_near(ww, wf, N, 1e-5);
 }
 
+/* The fused z-tower's slice walk (k_ztower.c): a batch of 5 in slices of 2, 2 and 1 gives the
+ * bits of one slice of 5 for the output, the running statistics, the coefficients and the input
+ * gradients, and the weight gradient within float rounding (the slices' parts are added). */
+static void test_ztower_slices(void **state)
+{
+    (void)state;
+    enum { N = 5, F = 3, K = 2 };
+    static const int c[K] = {2, 3}, h[K] = {8, 4}, w[K] = {8, 4};
+    zn_ztower_dims d = {
+        .st = {.n = N, .count = K, .c = c, .h = h, .w = w, .sh = 4, .sw = 4, .down = ZN_WINDOW_MAX},
+        .conv = {.c = 4, .h = 5, .w = 4, .o = F, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
+                 .pad_h = 2, .pad_w = 2, .dil_h = 2, .dil_w = 2, .groups = 1},
+        .eps = 1e-5f,
+        .momentum = 0.9f,
+    };
+    const float *r[K] = {rand_array((size_t)N * 2 * 64, -1, 1), rand_array((size_t)N * 3 * 16, -1, 1)};
+    const float *wt = rand_array(F * 4 * 9, -0.5f, 0.5f), *gamma = rand_array(F, 0.5f, 1.5f);
+    const float *beta = rand_array(F, -0.2f, 0.2f), *dz = rand_array(N * F, -1, 1);
+    float *out[2][K + 4];
+    for (int run = 0; run < 2; run++) {
+        d.conv.n = run ? 2 : N; /* slices of 2, 2, 1; then the whole batch at once */
+        float *scratch = zt_talloc(zn_ztower_scratch_floats(&d));
+        float *conv_ws = zt_talloc(zn_conv2d_workspace_bytes(&d.conv) / sizeof(float) + 1);
+        float *stats = zt_talloc(2 * F), *z = zt_talloc(N * F), *coef = zt_talloc(7 * F);
+        for (int f = 0; f < F; f++) stats[f] = 0.1f * (float)f, stats[F + f] = 1.0f;
+        zn_ztower_forward(&d, true, r, wt, gamma, beta, stats, stats + F, z, scratch, conv_ws);
+        zn_ztower_coef(&d, r, wt, gamma, beta, dz, coef, scratch, conv_ws);
+        out[run][0] = z, out[run][1] = stats, out[run][2] = coef;
+        for (int k = 0; k <= K; k++) {
+            size_t n = k < K ? (size_t)N * c[k] * h[k] * w[k] : F * 4 * 9;
+            out[run][3 + k] = zt_talloc(n);
+            zn_ztower_backward(&d, k, r, wt, coef, dz, out[run][3 + k], scratch, conv_ws);
+        }
+    }
+    const size_t size[K + 4] = {N * F, 2 * F, 7 * F, N * 2 * 64, N * 3 * 16, F * 4 * 9};
+    for (int i = 0; i < K + 3; i++) assert_memory_equal(out[0][i], out[1][i], size[i] * sizeof(float));
+    assert_near(out[0][K + 3], out[1][K + 3], size[K + 3], 1e-5);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, reset, reset)
 
 int main(void)
@@ -823,6 +863,7 @@ int main(void)
         T(test_maxpool_ties), T(test_global_pool), T(test_resample), T(test_stitch),
         T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),
         T(test_xent_bad_label), T(test_argmax_rows), T(test_sgd), T(test_adam),
+        T(test_ztower_slices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
