@@ -45,7 +45,8 @@ static void channel_sums_add(const zn_bn_dims *d, const float *x, const float *d
             s[0] += p[i], q[0] += p[i] * p[i];
             if (g) sg[0] += g[i], sgx[0] += g[i] * p[i];
         }
-        for (int k = 0; k < LANES; k++) t->x += s[k], t->xx += q[k], t->dy += sg[k], t->dyx += sgx[k];
+        for (int k = 0; k < LANES; k++)
+            t->x += s[k], t->xx += q[k], t->dy += sg[k], t->dyx += sgx[k];
     }
 }
 
@@ -250,7 +251,8 @@ static void affine_range(void *ctx, size_t c0, size_t c1)
 {
     const bn_job *j = ctx;
     for (size_t ch = c0; ch < c1; ch++)
-        channel_affine(j->d, j->x, (int)ch, j->a[ch], j->b[ch], j->dy, j->dy ? j->k[ch] : 0.0f, j->y);
+        channel_affine(j->d, j->x, (int)ch, j->a[ch], j->b[ch], j->dy, j->dy ? j->k[ch] : 0.0f,
+                       j->y);
 }
 
 void zn_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const float *x,
