@@ -54,15 +54,10 @@ zn_stitch_dims zn_arg_stitch_dims(const zn_graph *g, const zn_node *n, int count
                             zn_arg_window(n->attr.mode)};
 }
 
-int zn_arg_ztower_inputs(const zn_node *n)
-{
-    return n->n_src - (n->op == ZN_OP_ZTOWER_COEF ? 4 : 5);
-}
-
 zn_shape zn_arg_ztower_stitch(const zn_graph *g, const zn_node *n)
 {
     int64_t channels = 0;
-    for (int k = 0; k < zn_arg_ztower_inputs(n); k++) channels += g->nodes[n->src[k]].shape.dim[0];
+    for (int k = 0; k < zn_ztower_inputs(n); k++) channels += g->nodes[n->src[k]].shape.dim[0];
     return (zn_shape){.rank = 3, .dim = {n->attr.size[0], channels, n->attr.size[1]},
                       .batched = true, .dtype = ZN_DTYPE_F32};
 }

@@ -26,10 +26,7 @@ zn_window_reduce zn_arg_window(zn_resample_mode m);
  * the per-input C_k, H_k, W_k go to ints[0..count), ints[cap..), ints[2 * cap..). */
 zn_stitch_dims zn_arg_stitch_dims(const zn_graph *g, const zn_node *n, int count,
                                   const zn_shape *z, int batch, int *ints, int cap);
-/* A z-tower node (ztower, ztower_coef, ztower_bwd): the number of inputs it stitches (its
- * weight is the source after them), and the stitched tensor's per-example shape
- * [S_h, sum C_k, S_w]. */
-int zn_arg_ztower_inputs(const zn_node *n);
+/* A z-tower node's (zn_ztower_inputs) stitched tensor, per example: [S_h, sum C_k, S_w]. */
 zn_shape zn_arg_ztower_stitch(const zn_graph *g, const zn_node *n);
 
 #endif

@@ -182,33 +182,34 @@ ZN_GRAD_RULE(xent) /* a loss head seeds itself: dlogits carries its weight; labe
  * each input and the weight gets a ztower_bwd node that recomputes the tower in batch slices. */
 ZN_GRAD_RULE(ztower)
 {
-    const int n_src = g->nodes[id].n_src, count = n_src - 5, f = (int)g->nodes[id].shape.dim[0];
+    const zn_attrs fwd = g->nodes[id].attr; /* zn_graph_add may move the nodes */
+    const int count = zn_ztower_inputs(&g->nodes[id]), f = (int)g->nodes[id].shape.dim[0];
     bool any = false;
     for (int k = 0; k < count + 3; k++) any = any || want[k];
     if (!any) return;
-    int *src = checked_malloc((size_t)(count + 5) * sizeof *src);
+    int *src = checked_malloc((size_t)(count + 4) * sizeof *src);
     memcpy(src, g->nodes[id].src, (size_t)(count + 3) * sizeof *src); /* r..., w, gamma, beta */
     src[count + 3] = dy;
     const char *of = g->nodes[id].name; /* pool strings: they stay where they are */
     char *name = checked_malloc(strlen(of) + sizeof ".grad.coef");
     sprintf(name, "%s.grad.coef", of);
-    int coef = zn_graph_add(g, ZN_OP_ZTOWER_COEF, src, count + 4, &g->nodes[id].attr, name,
-                            g->nodes[id].block, g->nodes[id].span);
+    int coef = zn_graph_add(g, ZN_OP_ZTOWER_COEF, src, count + 4, &fwd, name, g->nodes[id].block,
+                            g->nodes[id].span);
     free(name);
     g->nodes[coef].shape = (zn_shape){.rank = 1, .dim = {7 * f}, .dtype = ZN_DTYPE_F32};
     g->nodes[coef].flags = ZN_NODE_BACKWARD;
-    zn_attrs a = g->nodes[id].attr;
+    zn_attrs a = fwd;
     for (int row = 5; row < 7; row++) { /* dgamma, dbeta: rows 5 and 6 of coef */
         a.axis = 0;
         a.size[0] = row * f;
         emit(g, id, count + row - 4, want, dsrc, ZN_OP_SLICE, &coef, 1, &a);
     }
-    src[count + 3] = coef;
-    src[count + 4] = dy;
-    a = g->nodes[id].attr;
+    src[count + 1] = coef; /* r..., w, coef, dz */
+    src[count + 2] = dy;
+    a = fwd;
     for (int k = 0; k <= count; k++) {
         a.axis = k;
-        emit(g, id, k, want, dsrc, ZN_OP_ZTOWER_BWD, src, count + 5, &a);
+        emit(g, id, k, want, dsrc, ZN_OP_ZTOWER_BWD, src, count + 3, &a);
     }
     free(src);
 }

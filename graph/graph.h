@@ -101,8 +101,18 @@ struct zn_graph {
     struct zn_strpool *strings; /* owns every name and source array */
     uint64_t model_hash; /* zn_graph_hash of the graph as the model built it, set by zn_passes_run
                             before its passes (0 before): checkpoints keep it, so one saved with
-                            some passes off loads with them on */
+                            some passes off loads with them on. That holds while no pass
+                            reorders parameter or state nodes (none does; the parameter count is
+                            checked too): a checkpoint stores them in graph order */
 };
+
+/* The z-tower ops (ZTOWER, ZTOWER_COEF, ZTOWER_BWD) read their stitched inputs first, then the
+ * conv's weight, then their own: ztower gamma, beta, running_mean, running_var; ztower_coef
+ * gamma, beta, dz; ztower_bwd coef, dz. The number of stitched inputs (the weight's index). */
+static inline int zn_ztower_inputs(const zn_node *n)
+{
+    return n->n_src - (n->op == ZN_OP_ZTOWER ? 5 : n->op == ZN_OP_ZTOWER_COEF ? 4 : 3);
+}
 
 void zn_graph_init(zn_graph *g, const char *model_name);
 void zn_graph_free(zn_graph *g);

@@ -367,6 +367,8 @@ static bool ztower_conv(zn_graph *g, int id, int count, zn_shape *z, int64_t *f,
     const zn_attrs *a = &g->nodes[id].attr;
     if (count < 1) return zn_fail(err, errlen, "no input to stitch");
     if (!stitched(g, id, count, z, err, errlen)) return false;
+    if (!z->batched) /* the kernels walk the batch */
+        return zn_fail(err, errlen, "input 0 %s is not per example", shape_text(src_shape(g, id, 0)).s);
     const zn_shape *w = src_shape(g, id, count);
     if (!expect(w, 4, "weight", "[F, S_h, kh, kw]", err, errlen)) return false;
     if (w->batched || w->dim[1] != z->dim[0] || w->dim[2] != a->kernel[0] ||
@@ -378,17 +380,36 @@ static bool ztower_conv(zn_graph *g, int id, int count, zn_shape *z, int64_t *f,
     return window(z, a->kernel, a->stride, a->pad, a->dilation, hw, err, errlen);
 }
 
+/* Sources first..first+n-1 of a z-tower node: gamma, beta, running_mean, running_var in that
+ * order, each [F]. */
+static bool ztower_vectors(zn_graph *g, int id, int first, int n, int64_t f, const zn_shape *z,
+                           char *err, size_t errlen)
+{
+    static const char *const role[] = {"gamma", "beta", "running_mean", "running_var"};
+    for (int k = 0; k < n; k++)
+        if (!expect_vector(src_shape(g, id, first + k), f, role[k], z, err, errlen)) return false;
+    return true;
+}
+
+/* dz, the gradient of a ztower's output: [F] per example. */
+static bool ztower_dz(const zn_shape *dz, int64_t f, char *err, size_t errlen)
+{
+    if (!expect(dz, 1, "dz", "[F]", err, errlen)) return false;
+    if (!dz->batched || dz->dim[0] != f)
+        return zn_fail(err, errlen, "dz %s is not the %" PRId64 " filters' gradient per example",
+                       shape_text(dz).s, f);
+    return true;
+}
+
 /* ZTOWER(r..., w, gamma, beta, running_mean, running_var) -> [F] */
 static bool infer_ztower(zn_graph *g, int id, char *err, size_t errlen)
 {
-    static const char *const role[] = {"gamma", "beta", "running_mean", "running_var"};
-    const int count = g->nodes[id].n_src - 5;
+    const int count = zn_ztower_inputs(&g->nodes[id]);
     zn_shape z;
     int64_t f = 0, hw[2];
-    if (!ztower_conv(g, id, count, &z, &f, hw, err, errlen)) return false;
-    for (int k = 0; k < 4; k++)
-        if (!expect_vector(src_shape(g, id, count + 1 + k), f, role[k], &z, err, errlen))
-            return false;
+    if (!ztower_conv(g, id, count, &z, &f, hw, err, errlen) ||
+        !ztower_vectors(g, id, count + 1, 4, f, &z, err, errlen))
+        return false;
     set_out(g, id, &z, 1, &f);
     return true;
 }
@@ -444,26 +465,32 @@ static bool infer_stitch_bwd(zn_graph *g, int id, char *err, size_t errlen)
 /* ZTOWER_COEF(r..., w, gamma, beta, dz) -> [7 * F], not batched: seven rows of F. */
 static bool infer_ztower_coef(zn_graph *g, int id, char *err, size_t errlen)
 {
-    const int count = g->nodes[id].n_src - 4;
+    const int count = zn_ztower_inputs(&g->nodes[id]);
     zn_shape z;
     int64_t f = 0, hw[2];
-    if (!ztower_conv(g, id, count, &z, &f, hw, err, errlen)) return false;
-    const zn_shape *dz = src_shape(g, id, count + 3);
-    if (!expect(dz, 1, "dz", "[F]", err, errlen)) return false;
-    if (dz->dim[0] != f)
-        return zn_fail(err, errlen, "dz %s does not match the %" PRId64 " filters", shape_text(dz).s, f);
+    if (!ztower_conv(g, id, count, &z, &f, hw, err, errlen) ||
+        !ztower_vectors(g, id, count + 1, 2, f, &z, err, errlen) ||
+        !ztower_dz(src_shape(g, id, count + 3), f, err, errlen))
+        return false;
     set_out(g, id, &(zn_shape){0}, 1, (const int64_t[]){7 * f});
     return true;
 }
 
-/* ZTOWER_BWD(r..., w, gamma, beta, coef, dz): the gradient of source attr.axis (an input or w). */
+/* ZTOWER_BWD(r..., w, coef, dz): the gradient of source attr.axis (an input or w). */
 static bool infer_ztower_bwd(zn_graph *g, int id, char *err, size_t errlen)
 {
     const zn_node *n = &g->nodes[id];
-    const int count = n->n_src - 5;
+    const int count = zn_ztower_inputs(n);
     zn_shape z;
     int64_t f = 0, hw[2];
-    if (!ztower_conv(g, id, count, &z, &f, hw, err, errlen)) return false;
+    if (!ztower_conv(g, id, count, &z, &f, hw, err, errlen) ||
+        !ztower_dz(src_shape(g, id, count + 2), f, err, errlen))
+        return false;
+    const zn_shape *coef = src_shape(g, id, count + 1);
+    if (!expect(coef, 1, "coef", "[7 * F]", err, errlen)) return false;
+    if (coef->batched || coef->dim[0] != 7 * f)
+        return zn_fail(err, errlen, "coef %s is not the %" PRId64 " filters' seven rows",
+                       shape_text(coef).s, f);
     if (n->attr.axis < 0 || n->attr.axis > count)
         return zn_fail(err, errlen, "source %d is neither one of the %d inputs nor the weight",
                        n->attr.axis, count);
@@ -666,15 +693,15 @@ static int64_t macs_conv2d(const zn_graph *g, int id)
 static int64_t macs_ztower(const zn_graph *g, int id)
 {
     const zn_node *n = &g->nodes[id];
-    const int count = n->n_src - (n->op == ZN_OP_ZTOWER_COEF ? 4 : 5);
-    int64_t channels = 0;
-    for (int k = 0; k < count; k++) channels += src_shape(g, id, k)->dim[0];
-    const zn_shape *w = src_shape(g, id, count);
+    const int count = zn_ztower_inputs(n);
     const zn_attrs *a = &n->attr;
-    int64_t out[2], in[2] = {channels, a->size[1]};
-    for (int i = 0; i < 2; i++)
-        out[i] = (in[i] + 2 * a->pad[i] - (int64_t)a->dilation[i] * (a->kernel[i] - 1) - 1) /
-                     a->stride[i] + 1;
+    zn_shape z = {.rank = 3, .dim = {a->size[0], 0, a->size[1]}};
+    for (int k = 0; k < count; k++) z.dim[1] += src_shape(g, id, k)->dim[0];
+    int64_t out[2];
+    char unused[8];
+    if (!window(&z, a->kernel, a->stride, a->pad, a->dilation, out, unused, sizeof unused))
+        return 0; /* the shape rule refuses the node */
+    const zn_shape *w = src_shape(g, id, count);
     const int passes = n->op == ZN_OP_ZTOWER ? 1 : n->op == ZN_OP_ZTOWER_COEF ? 3 : 2;
     return passes * zn_shape_numel(w) * out[0] * out[1];
 }
@@ -776,8 +803,8 @@ const zn_op_info zn_ops[ZN_OP_COUNT] = {
                         XENT},
     [ZN_OP_ZTOWER_COEF] = {"ztower_coef", 5, -1, infer_ztower_coef, macs_ztower, false,
                            "inputs..., w, gamma, beta, dz", ZTOWER},
-    [ZN_OP_ZTOWER_BWD] = {"ztower_bwd", 6, -1, infer_ztower_bwd, macs_ztower, false,
-                          "inputs..., w, gamma, beta, coef, dz", ZTOWER | ZN_ATTR_AXIS},
+    [ZN_OP_ZTOWER_BWD] = {"ztower_bwd", 4, -1, infer_ztower_bwd, macs_ztower, false,
+                          "inputs..., w, coef, dz", ZTOWER | ZN_ATTR_AXIS},
 
     [ZN_OP_BN_FOLD_WEIGHT] = {"bn_fold_weight", 3, 3, infer_bn_fold_weight, macs_none, false,
                               "w, gamma, running_var", ZN_ATTR_EPS},

@@ -57,7 +57,7 @@ typedef enum {
     ZN_OP_ZTOWER_COEF,        /* r_0 .. r_{K-1}, w, gamma, beta, dz -> [7 * F] (not batched): the
                                  batch norm's forward affine a, b, its backward affine kx, kb, ka
                                  (dx = kx*x + kb + ka*dy), dgamma and dbeta (docs/passes.md) */
-    ZN_OP_ZTOWER_BWD,         /* r_0 .. r_{K-1}, w, gamma, beta, coef, dz -> d r_k for k = attr.axis
+    ZN_OP_ZTOWER_BWD,         /* r_0 .. r_{K-1}, w, coef, dz -> d r_k for k = attr.axis
                                  < K, dw for attr.axis = K */
 
     /* Inference ops, built by inference passes (graph/pass_fold_bn.c) from the parameters of

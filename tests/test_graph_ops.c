@@ -226,6 +226,8 @@ static const op_case cases[] = {
     BAD(ZN_OP_ZTOWER, "x[4,6,6] w[2,8,3,3] w[2] w[2] w[2] w[2]",
         "input 0 [N, 4, 6, 6] does not resample to 8x8", K3, .pad = {1, 1}, .size = {8, 8}),
     BAD(ZN_OP_ZTOWER, "x[4,8,8] w[2,8,3,3] w[2] w[2] w[2]", "sources", K3, .size = {8, 8}),
+    BAD(ZN_OP_ZTOWER, "w[4,8,8] w[2,8,3,3] w[2] w[2] w[2] w[2]", "input 0 [4, 8, 8] is not per example",
+        K3, .pad = {1, 1}, .size = {8, 8}),
 
     OK(ZN_OP_XENT, "x[10] y(10)", "[]", 0),
     BAD(ZN_OP_XENT, "x[10] y(100)", "logits [N, 10] have 10 classes, the label has 100"),

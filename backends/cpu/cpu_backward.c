@@ -157,13 +157,13 @@ static bool run_ztower_coef(const zn_cpu_call *c)
     return true;
 }
 
-/* r..., w, gamma, beta, coef, dz -> d r_k (k = attr.axis) or dw (attr.axis = K) */
+/* r..., w, coef, dz -> d r_k (k = attr.axis) or dw (attr.axis = K) */
 static bool run_ztower_bwd(const zn_cpu_call *c)
 {
     zn_cpu_ztower z = zn_cpu_ztower_call(c);
     const int w = z.d.st.count;
     zn_ztower_backward(&z.d, c->node->attr.axis, c->cpu->ptrs, zn_cpu_src(c, w),
-                       zn_cpu_src(c, w + 3), zn_cpu_src(c, w + 4), zn_cpu_out(c), z.scratch,
+                       zn_cpu_src(c, w + 1), zn_cpu_src(c, w + 2), zn_cpu_out(c), z.scratch,
                        z.conv_ws);
     return true;
 }

@@ -55,7 +55,7 @@ zn_conv_params zn_cpu_conv_params(const zn_graph *g, int id, int batch)
 zn_ztower_dims zn_cpu_ztower_dims(const zn_graph *g, int id, int batch, int *ints, int cap)
 {
     const zn_node *n = &g->nodes[id];
-    const int count = zn_arg_ztower_inputs(n);
+    const int count = zn_ztower_inputs(n);
     const zn_shape z = zn_arg_ztower_stitch(g, n), *w = &g->nodes[n->src[count]].shape;
     const zn_attrs *a = &n->attr;
     zn_ztower_dims d = {

@@ -5,10 +5,7 @@
  * take one, reading the coefficients. */
 #include "backends/cpu/k_ztower.h"
 
-#include <stdlib.h>
 #include <string.h>
-
-#include "graph/util.h"
 
 static size_t z_floats(const zn_conv_params *p) /* one example's stitch */
 {
@@ -32,31 +29,61 @@ static size_t weight_floats(const zn_conv_params *p)
     return (size_t)p->o * p->c * p->kh * p->kw;
 }
 
-size_t zn_ztower_scratch_floats(const zn_ztower_dims *d)
+/* The scratch of a walk, all of it in the caller's workspace (kernels allocate nothing): per
+ * filter two sets of batch-norm sums and the statistics (doubles first, for alignment), the
+ * inputs' row pointers of the slice, the forward affine a, b, a slice's weight-gradient part,
+ * then the slice tensors: zs, the stitch (later its gradient); y, the conv's output; t,
+ * relu(batch norm(y)); g, a gradient over y's shape. */
+typedef struct {
+    zn_bn_sums *sums, *grads;
+    zn_bn_train *stats;
+    const float **at;
+    float *ab, *dw, *zs, *y, *t, *g;
+} parts;
+
+/* Floats of n items of `bytes` each, kept a multiple of 8 bytes. */
+static size_t floats_of(size_t n, size_t bytes)
 {
-    return (size_t)d->conv.n * (z_floats(&d->conv) + 3 * y_floats(&d->conv)) +
-           weight_floats(&d->conv);
+    return (n * bytes + 7) / 8 * 2;
 }
 
-/* One slice of the batch and its tensors in the scratch: zs, the stitch (later its gradient);
- * y, the conv's output; t, relu(batch norm(y)); g, a gradient over y's shape. */
+/* Lays the parts out from base (NULL: only counts); returns the floats they take. */
+static size_t layout(const zn_ztower_dims *d, float *base, parts *p)
+{
+    const size_t f = (size_t)d->conv.o, b = (size_t)d->conv.n;
+    const size_t size[] = {floats_of(f, sizeof(zn_bn_sums)), floats_of(f, sizeof(zn_bn_sums)),
+                           floats_of(f, sizeof(zn_bn_train)),
+                           floats_of((size_t)d->st.count, sizeof(float *)), floats_of(2 * f, 4),
+                           floats_of(weight_floats(&d->conv), 4), b * z_floats(&d->conv),
+                           b * y_floats(&d->conv), b * y_floats(&d->conv), b * y_floats(&d->conv)};
+    void *at[sizeof size / sizeof size[0]];
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof size / sizeof size[0]; i++) {
+        at[i] = base ? base + used : NULL;
+        used += size[i];
+    }
+    *p = (parts){at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7], at[8], at[9]};
+    return used;
+}
+
+size_t zn_ztower_scratch_floats(const zn_ztower_dims *d)
+{
+    parts p;
+    return layout(d, NULL, &p);
+}
+
+/* One slice of the batch, with the walk's scratch. */
 typedef struct {
     const zn_ztower_dims *d;
     const float *const *r;
-    const float **at; /* the inputs' rows of this slice */
-    int n0, n;        /* first example, examples */
-    float *zs, *y, *t, *g, *dw;
+    parts s;
+    int n0, n; /* first example, examples */
 } slice;
 
 static slice slice_begin(const zn_ztower_dims *d, const float *const *r, float *scratch)
 {
-    size_t b = (size_t)d->conv.n;
-    slice s = {d, r, zn_calloc((size_t)d->st.count, sizeof(float *)), 0, 0, scratch, NULL, NULL,
-               NULL, NULL};
-    s.y = s.zs + b * z_floats(&d->conv);
-    s.t = s.y + b * y_floats(&d->conv);
-    s.g = s.t + b * y_floats(&d->conv);
-    s.dw = s.g + b * y_floats(&d->conv);
+    slice s = {d, r, {0}, 0, 0};
+    layout(d, scratch, &s.s);
     return s;
 }
 
@@ -70,18 +97,16 @@ static bool slice_next(slice *s, const float *w, float *conv_ws)
 {
     const zn_ztower_dims *d = s->d;
     s->n0 += s->n;
-    if (s->n0 >= d->st.n) {
-        free(s->at);
-        return false;
-    }
+    if (s->n0 >= d->st.n) return false;
     s->n = d->st.n - s->n0 < d->conv.n ? d->st.n - s->n0 : d->conv.n;
     zn_stitch_dims st = d->st;
     st.n = s->n;
-    for (int k = 0; k < st.count; k++) s->at[k] = s->r[k] + (size_t)s->n0 * input_floats(&st, k);
-    zn_stitch_forward(&st, s->at, s->zs);
+    for (int k = 0; k < st.count; k++)
+        s->s.at[k] = s->r[k] + (size_t)s->n0 * input_floats(&st, k);
+    zn_stitch_forward(&st, s->s.at, s->s.zs);
     zn_conv_params p = d->conv;
     p.n = s->n;
-    zn_conv2d_forward(&p, s->zs, w, NULL, s->y, conv_ws);
+    zn_conv2d_forward(&p, s->s.zs, w, NULL, s->s.y, conv_ws);
     return true;
 }
 
@@ -97,38 +122,38 @@ static zn_bn_dims bn_dims(const slice *s, bool whole)
 static void slice_activate(const slice *s, const float *a, const float *b)
 {
     zn_bn_dims bd = bn_dims(s, false);
-    zn_bn_affine(&bd, a, b, s->y, NULL, NULL, s->t);
-    zn_relu_forward((size_t)s->n * y_floats(&s->d->conv), s->t, s->t);
+    zn_bn_affine(&bd, a, b, s->s.y, NULL, NULL, s->s.t);
+    zn_relu_forward((size_t)s->n * y_floats(&s->d->conv), s->s.t, s->s.t);
 }
 
 /* g = the gradient that reaches batch norm's output from dz through the pool and the relu. */
 static void slice_routed(const slice *s, const float *dz)
 {
     const zn_conv_params *p = &s->d->conv;
-    zn_global_pool_backward(ZN_WINDOW_MAX, s->n, p->o, zn_conv_out_h(p), zn_conv_out_w(p), s->t,
-                            dz + (size_t)s->n0 * p->o, s->g);
-    zn_relu_backward((size_t)s->n * y_floats(p), s->t, s->g, s->g);
+    zn_global_pool_backward(ZN_WINDOW_MAX, s->n, p->o, zn_conv_out_h(p), zn_conv_out_w(p), s->s.t,
+                            dz + (size_t)s->n0 * p->o, s->s.g);
+    zn_relu_backward((size_t)s->n * y_floats(p), s->s.t, s->s.g, s->s.g);
 }
 
-/* The batch statistics: a walk summing y; the running statistics updated when given. */
+/* The batch statistics into s.stats: a walk summing y; the running statistics updated when
+ * given. */
 static void batch_stats(const zn_ztower_dims *d, const float *const *r, const float *w,
                         const float *gamma, const float *beta, float *running_mean,
-                        float *running_var, zn_bn_train *out, float *scratch, float *conv_ws)
+                        float *running_var, float *scratch, float *conv_ws)
 {
-    zn_bn_sums *sums = zn_calloc((size_t)d->conv.o, sizeof *sums);
     slice s = slice_begin(d, r, scratch);
     zn_bn_dims bd = bn_dims(&s, true);
+    memset(s.s.sums, 0, sizeof *s.s.sums * (size_t)bd.c);
     while (slice_next(&s, w, conv_ws)) {
         zn_bn_dims part = bn_dims(&s, false);
-        zn_bn_sums_add(&part, s.y, NULL, sums);
+        zn_bn_sums_add(&part, s.s.y, NULL, s.s.sums);
     }
     float unused[2];
     if (!running_mean) bd.momentum = 1; /* the coefficients' walk: the forward updated them */
     for (int f = 0; f < bd.c; f++)
-        out[f] = zn_bn_train_stats(&bd, &sums[f], gamma[f], beta[f],
-                                   running_mean ? &running_mean[f] : &unused[0],
-                                   running_var ? &running_var[f] : &unused[1]);
-    free(sums);
+        s.s.stats[f] = zn_bn_train_stats(&bd, &s.s.sums[f], gamma[f], beta[f],
+                                         running_mean ? &running_mean[f] : &unused[0],
+                                         running_var ? &running_var[f] : &unused[1]);
 }
 
 void zn_ztower_forward(const zn_ztower_dims *d, bool training, const float *const *r,
@@ -136,25 +161,21 @@ void zn_ztower_forward(const zn_ztower_dims *d, bool training, const float *cons
                        float *running_var, float *z, float *scratch, float *conv_ws)
 {
     const int f = d->conv.o;
-    float *ab = zn_calloc(2 * (size_t)f, sizeof *ab);
-    if (training) {
-        zn_bn_train *st = zn_calloc((size_t)f, sizeof *st);
-        batch_stats(d, r, w, gamma, beta, running_mean, running_var, st, scratch, conv_ws);
-        for (int c = 0; c < f; c++) ab[c] = st[c].a, ab[f + c] = st[c].b;
-        free(st);
-    } else {
-        for (int c = 0; c < f; c++)
+    slice s = slice_begin(d, r, scratch);
+    float *ab = s.s.ab;
+    if (training) batch_stats(d, r, w, gamma, beta, running_mean, running_var, scratch, conv_ws);
+    for (int c = 0; c < f; c++)
+        if (training)
+            ab[c] = s.s.stats[c].a, ab[f + c] = s.s.stats[c].b;
+        else
             zn_bn_infer_affine(d->eps, gamma[c], beta[c], running_mean[c], running_var[c], &ab[c],
                                &ab[f + c]);
-    }
     const zn_conv_params *p = &d->conv;
-    slice s = slice_begin(d, r, scratch);
     while (slice_next(&s, w, conv_ws)) {
         slice_activate(&s, ab, ab + f);
-        zn_global_pool_forward(ZN_WINDOW_MAX, s.n, f, zn_conv_out_h(p), zn_conv_out_w(p), s.t,
+        zn_global_pool_forward(ZN_WINDOW_MAX, s.n, f, zn_conv_out_h(p), zn_conv_out_w(p), s.s.t,
                                z + (size_t)s.n0 * f);
     }
-    free(ab);
 }
 
 void zn_ztower_coef(const zn_ztower_dims *d, const float *const *r, const float *w,
@@ -162,17 +183,18 @@ void zn_ztower_coef(const zn_ztower_dims *d, const float *const *r, const float 
                     float *scratch, float *conv_ws)
 {
     const int f = d->conv.o;
-    zn_bn_train *st = zn_calloc((size_t)f, sizeof *st);
-    zn_bn_sums *sums = zn_calloc((size_t)f, sizeof *sums);
-    batch_stats(d, r, w, gamma, beta, NULL, NULL, st, scratch, conv_ws);
-    for (int c = 0; c < f; c++) coef[c] = st[c].a, coef[f + c] = st[c].b;
+    batch_stats(d, r, w, gamma, beta, NULL, NULL, scratch, conv_ws);
     slice s = slice_begin(d, r, scratch);
+    const zn_bn_train *st = s.s.stats;
+    zn_bn_sums *sums = s.s.grads;
+    for (int c = 0; c < f; c++) coef[c] = st[c].a, coef[f + c] = st[c].b;
+    memset(sums, 0, sizeof *sums * (size_t)f);
     zn_bn_dims bd = bn_dims(&s, true);
     while (slice_next(&s, w, conv_ws)) {
         slice_activate(&s, coef, coef + f);
         slice_routed(&s, dz);
         zn_bn_dims part = bn_dims(&s, false);
-        zn_bn_sums_add(&part, s.y, s.g, sums);
+        zn_bn_sums_add(&part, s.s.y, s.s.g, sums);
     }
     for (int c = 0; c < f; c++) { /* as zn_batchnorm_backward's dgamma and zn_channel_sum's dbeta */
         float dgamma = (float)(st[c].invstd * (sums[c].dyx - st[c].mean * sums[c].dy));
@@ -182,8 +204,6 @@ void zn_ztower_coef(const zn_ztower_dims *d, const float *const *r, const float 
         coef[5 * f + c] = dgamma;
         coef[6 * f + c] = dbeta;
     }
-    free(sums);
-    free(st);
 }
 
 void zn_ztower_backward(const zn_ztower_dims *d, int k, const float *const *r, const float *w,
@@ -192,22 +212,23 @@ void zn_ztower_backward(const zn_ztower_dims *d, int k, const float *const *r, c
 {
     const int f = d->conv.o;
     slice s = slice_begin(d, r, scratch);
+    float *g = s.s.g;
     while (slice_next(&s, w, conv_ws)) {
         slice_activate(&s, coef, coef + f);
         slice_routed(&s, dz);
         zn_bn_dims part = bn_dims(&s, false);
-        zn_bn_affine(&part, coef + 2 * f, coef + 3 * f, s.y, s.g, coef + 4 * f, s.g); /* dy */
+        zn_bn_affine(&part, coef + 2 * f, coef + 3 * f, s.s.y, g, coef + 4 * f, g); /* dy */
         zn_conv_params p = d->conv;
         p.n = s.n;
         if (k == d->st.count) { /* the weight: the slices' parts added */
-            zn_conv2d_backward_filter(&p, s.zs, s.g, s.n0 ? s.dw : out, NULL, conv_ws);
-            if (s.n0) zn_accumulate(weight_floats(&p), s.dw, out);
+            zn_conv2d_backward_filter(&p, s.s.zs, g, s.n0 ? s.s.dw : out, NULL, conv_ws);
+            if (s.n0) zn_accumulate(weight_floats(&p), s.s.dw, out);
             continue;
         }
-        zn_conv2d_backward_data(&p, s.g, w, s.zs, conv_ws);
+        zn_conv2d_backward_data(&p, g, w, s.s.zs, conv_ws);
         zn_stitch_dims st = d->st;
         st.n = s.n;
         size_t at = (size_t)s.n0 * input_floats(&st, k);
-        zn_stitch_backward_one(&st, k, s.at[k], s.zs, out + at);
+        zn_stitch_backward_one(&st, k, s.s.at[k], s.s.zs, out + at);
     }
 }

@@ -149,17 +149,17 @@ static bool run_stitch_bwd(const zn_cuda_call *c)
 /* r..., w, gamma, beta, dz -> coef [7, F] (cuda_ztower.c) */
 static bool run_ztower_coef(const zn_cuda_call *c)
 {
-    const int w = zn_arg_ztower_inputs(c->node);
+    const int w = zn_ztower_inputs(c->node);
     return zn_cuda_ztower_coef(c, zn_cuda_src(c, w), zn_cuda_src(c, w + 1), zn_cuda_src(c, w + 2),
                                zn_cuda_src(c, w + 3), zn_cuda_out(c));
 }
 
-/* r..., w, gamma, beta, coef, dz -> d r_k (k = attr.axis) or dw (attr.axis = K) */
+/* r..., w, coef, dz -> d r_k (k = attr.axis) or dw (attr.axis = K) */
 static bool run_ztower_bwd(const zn_cuda_call *c)
 {
-    const int w = zn_arg_ztower_inputs(c->node);
+    const int w = zn_ztower_inputs(c->node);
     return zn_cuda_ztower_backward(c, c->node->attr.axis, zn_cuda_src(c, w),
-                                   zn_cuda_src(c, w + 3), zn_cuda_src(c, w + 4), zn_cuda_out(c));
+                                   zn_cuda_src(c, w + 1), zn_cuda_src(c, w + 2), zn_cuda_out(c));
 }
 
 /* logits, label -> dlogits = weight * (softmax - target) (/ N for the mean) */

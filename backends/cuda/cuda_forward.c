@@ -158,7 +158,7 @@ static bool run_stitch(const zn_cuda_call *c)
 /* r..., w, gamma, beta, running_mean, running_var -> z [F] (cuda_ztower.c) */
 static bool run_ztower(const zn_cuda_call *c)
 {
-    const int w = zn_arg_ztower_inputs(c->node);
+    const int w = zn_ztower_inputs(c->node);
     return zn_cuda_ztower_forward(c, zn_cuda_src(c, w), zn_cuda_src(c, w + 1),
                                   zn_cuda_src(c, w + 2), zn_cuda_src(c, w + 3),
                                   zn_cuda_src(c, w + 4), zn_cuda_out(c));

@@ -27,7 +27,7 @@ static int64_t out_extent(int64_t in, int64_t kernel, int stride, int pad, int d
 
 static tower_dims dims_of(const zn_graph *g, const zn_node *n, int batch)
 {
-    tower_dims d = {.count = zn_arg_ztower_inputs(n), .z = zn_arg_ztower_stitch(g, n),
+    tower_dims d = {.count = zn_ztower_inputs(n), .z = zn_arg_ztower_stitch(g, n),
                     .batch = batch};
     d.w = &g->nodes[n->src[d.count]].shape;
     const zn_attrs *a = &n->attr;
