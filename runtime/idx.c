@@ -31,11 +31,13 @@ static const char fashion_hint[] =
 typedef struct {
     gzFile gz;
     const char *path;
+    unsigned long long read; /* bytes of data read so far */
 } idx_file;
 
 static bool idx_open(idx_file *f, const char *path, char *err, size_t errlen)
 {
     f->path = path;
+    f->read = 0;
     errno = 0; /* gzopen sets errno when the open fails, not when its allocation does */
     f->gz = gzopen(path, "rb");
     if (!f->gz)
@@ -56,7 +58,10 @@ static long idx_read(idx_file *f, void *buf, size_t n, const char *what, char *e
     int got = gzread(f->gz, buf, (unsigned)n);
     int code = Z_OK;
     const char *msg = gzerror(f->gz, &code);
-    if (got >= 0 && (code == Z_OK || code == Z_STREAM_END)) return got;
+    if (got >= 0 && (code == Z_OK || code == Z_STREAM_END)) {
+        f->read += (unsigned long long)got;
+        return got;
+    }
     if (code == Z_ERRNO)
         zn_dataset_fail(err, errlen, "%s: read at %s: %s", f->path, what, strerror(errno));
     else {
@@ -102,6 +107,24 @@ typedef struct {
 typedef bool (*place_fn)(const uint8_t *recs, long first, long count, const idx_target *t,
                          char *err, size_t errlen);
 
+/* At the end of the data of a gzip file: its last four bytes, the stream's length (mod 2^32),
+ * match what was read. zlib stops at the end of a gzip stream and ignores bytes after it, which
+ * a sound file does not have. */
+static bool check_gzip_end(const idx_file *f, char *err, size_t errlen)
+{
+    FILE *raw = fopen(f->path, "rb");
+    uint8_t magic[2], tail[4];
+    bool gzip = raw && fread(magic, 1, 2, raw) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    bool have = gzip && fseek(raw, -4, SEEK_END) == 0 && fread(tail, 1, 4, raw) == 4;
+    if (raw) fclose(raw);
+    uint32_t isize = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 |
+                     (uint32_t)tail[3] << 24;
+    if (!have || isize == (uint32_t)f->read) return true;
+    return zn_dataset_fail(err, errlen, "%s: bytes after the end of the gzip data (the stream "
+                           "holds %llu bytes, the file's last four bytes say %u): a damaged or "
+                           "concatenated file?", f->path, f->read, isize);
+}
+
 /* Reads n records of rec bytes each through a buffer, handing each chunk to place(); a short
  * read names the first missing record, and data past the last record is an error too. */
 static bool read_records(idx_file *f, long n, size_t rec, const char *noun, place_fn place,
@@ -128,7 +151,7 @@ static bool read_records(idx_file *f, long n, size_t rec, const char *noun, plac
     long got = idx_read(f, &extra, 1, "the end of the data", err, errlen);
     if (got > 0)
         return zn_dataset_fail(err, errlen, "%s: trailing bytes after %ld %ss", f->path, n, noun);
-    return got == 0;
+    return got == 0 && check_gzip_end(f, err, errlen);
 }
 
 static bool place_images(const uint8_t *recs, long first, long count, const idx_target *t,

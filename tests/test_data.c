@@ -395,12 +395,22 @@ static void test_idx_errors(void **state)
     assert_has(err, "too short for the 16-byte IDX header");
 }
 
-/* Damages the compressed bytes of a valid .gz image file: zlib must report it, with the path. */
+/* Damages a valid .gz image file: its compressed bytes (zlib must report it, with the path), or
+ * bytes appended after the gzip stream, which zlib alone would ignore. */
 static void test_idx_gzip_corrupt(void **state)
 {
     (void)state;
     char img[512], lab[512];
     zn_dataset ds;
+    write_idx("gzjunk", idx_default(), img, lab, sizeof img);
+    FILE *j = fopen(img, "ab");
+    assert_non_null(j);
+    fputs("JUNK", j);
+    fclose(j);
+    assert_false(zn_idx_load(img, lab, false, &ds, err, sizeof err));
+    assert_has(err, img);
+    assert_has(err, "bytes after the end of the gzip data");
+    assert_null(ds.images);
     for (int damage = 0; damage < 2; damage++) {
         write_idx(damage ? "gzcut" : "gzflip", idx_default(), img, lab, sizeof img);
         FILE *f = fopen(img, "rb");
