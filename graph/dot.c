@@ -83,8 +83,11 @@ static void write_node(FILE *f, const zn_graph *g, int id, int depth)
         write_escaped(f, n->name);
         fputs("\\n", f);
     }
-    fprintf(f, "%s %s\", %s];\n", zn_ops[n->op].name, zn_shape_str(&n->shape, shape, sizeof shape),
-            node_style(n));
+    fprintf(f, "%s %s", zn_ops[n->op].name, zn_shape_str(&n->shape, shape, sizeof shape));
+    if (n->op == ZN_OP_ZTOWER) /* what the fused node stands for (docs/passes.md) */
+        fprintf(f, "\\nstitch %dx%d, conv %dx%d dilation %d, batchnorm, relu, global max", n->attr.size[0],
+                n->attr.size[1], n->attr.kernel[0], n->attr.kernel[1], n->attr.dilation[0]);
+    fprintf(f, "\", %s];\n", node_style(n));
 }
 
 /* Opens clusters for the components of `block` below depth `from`; returns the new depth. */
