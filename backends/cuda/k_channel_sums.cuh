@@ -28,6 +28,16 @@ struct ChannelSums {
     double x, xx, dy, dyx;
 };
 
+/* A channel's mean, biased variance and 1/sqrt(var + eps) from its sums of x and x^2 over m
+ * values, as k_norm.c's channel_stats and zn_bn_train_stats compute them. */
+__device__ inline void channel_moments(double m, double sx, double sxx, float eps, double *mean,
+                                       double *var, double *invstd)
+{
+    *mean = sx / m;
+    *var = fmax(sxx / m - *mean * *mean, 0.0);
+    *invstd = 1.0 / sqrt(*var + eps);
+}
+
 /* Q sums (1: x; 2: x, x^2; 4: x, x^2, dy, dy*x) of block (ch, s)'s slice into
  * part[(q * c + ch) * slices + s]. */
 template <int Q>

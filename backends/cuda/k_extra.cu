@@ -92,9 +92,8 @@ struct PoolBackward {
 __device__ void channel_stats(const zn_bn_dims &d, const ChannelSums &t, double *mean,
                               double *invstd)
 {
-    double m = (double)d.n * d.hw;
-    *mean = t.x / m;
-    *invstd = 1.0 / sqrt(fmax(t.xx / m - *mean * *mean, 0.0) + d.eps);
+    double var;
+    channel_moments((double)d.n * d.hw, t.x, t.xx, d.eps, mean, &var, invstd);
 }
 
 /* dgamma = invstd * (sum dy*x - mean * sum dy). */

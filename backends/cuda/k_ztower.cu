@@ -22,16 +22,6 @@ struct AddSums {
     }
 };
 
-/* A channel's mean, biased variance and 1/sqrt(var + eps) over its m values (k_norm.c's
- * channel_stats and zn_bn_train_stats). */
-__device__ void channel_stats(double m, float eps, const zn_bn_sums &t, double *mean, double *var,
-                              double *invstd)
-{
-    *mean = t.x / m;
-    *var = fmax(t.xx / m - *mean * *mean, 0.0);
-    *invstd = 1.0 / sqrt(*var + eps);
-}
-
 __device__ double channel_count(const zn_bn_dims &d)
 {
     return (double)d.n * d.hw;
@@ -45,7 +35,7 @@ struct TrainStats {
     __device__ void operator()(size_t ch) const
     {
         double m = channel_count(d), mean, var, invstd;
-        channel_stats(m, d.eps, sums[ch], &mean, &var, &invstd);
+        channel_moments(m, sums[ch].x, sums[ch].xx, d.eps, &mean, &var, &invstd);
         float fa = (float)(gamma[ch] * invstd);
         a[ch] = fa;
         b[ch] = (float)(beta[ch] - mean * fa);
@@ -79,7 +69,7 @@ struct BackwardAffine {
     __device__ void operator()(size_t ch) const
     {
         double m = channel_count(d), mean, var, invstd;
-        channel_stats(m, d.eps, stats[ch], &mean, &var, &invstd);
+        channel_moments(m, stats[ch].x, stats[ch].xx, d.eps, &mean, &var, &invstd);
         const zn_bn_sums &g = grads[ch];
         float dgamma = (float)(invstd * (g.dyx - mean * g.dy)), dbeta = (float)g.dy;
         double a = gamma[ch] * invstd, kx = -a * invstd * dgamma / m;
