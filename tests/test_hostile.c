@@ -287,11 +287,152 @@ static void test_cifar_table(void **state)
     assert_has(err, "data_batch_1.bin: no such file");
 }
 
+/* ---- checkpoints ---- */
+
+/* A real small checkpoint (5 parameters, 3 optimizer floats: 96 bytes) and its bytes. */
+enum { CK_PARAMS = 5, CK_OPTIM = 3, CK_BYTES = 56 + 4 * (CK_PARAMS + CK_OPTIM) + 8 };
+static const zn_ckpt_meta ck_meta = {.graph_hash = 0x1234, .epoch = 3, .step = 17, .seed = 5,
+                                     .n_params = CK_PARAMS, .n_optim = CK_OPTIM};
+
+static void save_checkpoint(const char *path, const float *params, const float *optim,
+                            unsigned char *bytes)
+{
+    assert_true(zn_ckpt_save(path, &ck_meta, params, optim, err, sizeof err));
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(bytes, 1, CK_BYTES + 1, f), CK_BYTES);
+    fclose(f);
+}
+
+/* Loads path, which must be refused with a message naming it and holding each fragment. */
+static void expect_refused(const char *path, const char *what, const char *f1, const char *f2)
+{
+    zn_ckpt_meta m;
+    float *p = (float *)&m, *q = (float *)&m; /* must come back NULL */
+    err[0] = '\0';
+    if (zn_ckpt_load(path, &m, &p, &q, err, sizeof err)) fail_msg("%s: accepted", what);
+    assert_null(p);
+    assert_null(q);
+    if (!strstr(err, path) || !strstr(err, f1) || (f2 && !strstr(err, f2)))
+        fail_msg("%s: message \"%s\" lacks the path, \"%s\" or \"%s\"", what, err, f1,
+                 f2 ? f2 : "");
+}
+
+static const float ck_params[CK_PARAMS] = {1, -2, 3.5f, 0, 5}, ck_optim[CK_OPTIM] = {0.25f, 0, 1};
+
+/* Every byte count short of the whole file says truncated, and where. */
+static void test_checkpoint_every_cut(void **state)
+{
+    (void)state;
+    unsigned char bytes[CK_BYTES + 1];
+    char path[512], cut[512], where[128];
+    snprintf(path, sizeof path, "%s/whole.ckpt", zt_tmpdir());
+    snprintf(cut, sizeof cut, "%s/cut.ckpt", zt_tmpdir());
+    save_checkpoint(path, ck_params, ck_optim, bytes);
+    for (size_t n = 0; n < CK_BYTES; n++) {
+        write_bytes(cut, bytes, n);
+        if (n < 56)
+            snprintf(where, sizeof where, "ends after %zu bytes, inside its 56-byte header", n);
+        else
+            snprintf(where, sizeof where, "ends after %zu bytes, the header says %d", n, CK_BYTES);
+        char what[64];
+        snprintf(what, sizeof what, "cut after %zu bytes", n);
+        expect_refused(cut, what, "is truncated: it", where);
+    }
+    zn_ckpt_meta m;
+    float *p, *q;
+    if (!zn_ckpt_load(path, &m, &p, &q, err, sizeof err)) fail_msg("%s", err);
+    assert_memory_equal(p, ck_params, sizeof ck_params);
+    free(p);
+    free(q);
+}
+
+/* One damaged byte: where it is, how it is changed, and what the message must say. */
+typedef struct {
+    const char *what;
+    int at;
+    uint8_t xor_with;
+    const char *fragment;
+} ck_flip;
+
+static const ck_flip ck_flips[] = {
+    {"magic, first byte", 0, 0x20, "is not a znet checkpoint"},
+    {"magic, last byte", 7, 0x01, "is not a znet checkpoint"},
+    {"version 1 -> 3", 8, 0x02, "format version 3; this znet reads version 1"},
+    {"version's high byte", 11, 0x80, "format version 2147483649; this znet reads version 1"},
+    {"graph fingerprint", 12, 0x01, "is corrupted (checksum mismatch"},
+    {"epoch made negative", 23, 0x80, "is corrupted (impossible sizes in its header: epoch"},
+    {"step", 24, 0x04, "is corrupted (checksum mismatch"},
+    {"step beyond its epochs", 31, 0x40, "is corrupted (impossible sizes"},
+    {"seed", 32, 0xff, "is corrupted (checksum mismatch"},
+    {"parameter count up", 40, 0x80, "is truncated: it ends after 96 bytes, the header says 608"},
+    {"parameter count down", 40, 0x01, "has 4 extra bytes after its checksum"},
+    {"parameter count's high byte", 47, 0x10, "is corrupted (impossible sizes"},
+    {"optimizer count up", 48, 0x04, "is truncated: it ends after 96 bytes, the header says 112"},
+    {"optimizer count's high byte", 55, 0x01, "is corrupted (impossible sizes"},
+    {"first parameter", 56, 0x01, "is corrupted (checksum mismatch"},
+    {"a parameter's sign", 63, 0x80, "is corrupted (checksum mismatch"},
+    {"last optimizer float", 87, 0x40, "is corrupted (checksum mismatch"},
+    {"checksum, first byte", 88, 0x01, "is corrupted (checksum mismatch"},
+    {"checksum, last byte", 95, 0x80, "is corrupted (checksum mismatch"},
+};
+
+static void test_checkpoint_flips(void **state)
+{
+    (void)state;
+    unsigned char bytes[CK_BYTES + 1];
+    char path[512];
+    snprintf(path, sizeof path, "%s/flip.ckpt", zt_tmpdir());
+    for (const ck_flip *c = ck_flips; c < ck_flips + sizeof ck_flips / sizeof *ck_flips; c++) {
+        save_checkpoint(path, ck_params, ck_optim, bytes);
+        bytes[c->at] ^= c->xor_with;
+        write_bytes(path, bytes, CK_BYTES);
+        expect_refused(path, c->what, c->fragment, NULL);
+    }
+}
+
+/* Whole-file damage: other content, extra bytes, values a finite run never writes, and a path
+ * that is no file. */
+static void test_checkpoint_other_damage(void **state)
+{
+    (void)state;
+    unsigned char bytes[CK_BYTES + 1];
+    char path[512];
+    snprintf(path, sizeof path, "%s/other.ckpt", zt_tmpdir());
+
+    write_bytes(path, "hello, world", 12);
+    expect_refused(path, "text", "is not a znet checkpoint", NULL);
+    write_bytes(path, "\x1f\x8b\x08\x00", 4);
+    expect_refused(path, "a gzip header", "is not a znet checkpoint", NULL);
+
+    save_checkpoint(path, ck_params, ck_optim, bytes);
+    bytes[CK_BYTES] = 0;
+    write_bytes(path, bytes, CK_BYTES + 1);
+    expect_refused(path, "a byte appended", "has 1 extra bytes after its checksum",
+                   "it holds 97 bytes, the header says 96");
+
+    const float nan_params[CK_PARAMS] = {1, 2, NAN, 4, 5}, inf_optim[CK_OPTIM] = {0, -INFINITY, 0};
+    save_checkpoint(path, nan_params, ck_optim, bytes);
+    expect_refused(path, "NaN parameter", "non-finite parameter value (nan at float 2 of 5)", NULL);
+    save_checkpoint(path, ck_params, inf_optim, bytes);
+    expect_refused(path, "infinite optimizer state",
+                   "non-finite optimizer state value (-inf at float 1 of 3)", NULL);
+
+    snprintf(path, sizeof path, "%s/a_folder.ckpt", zt_tmpdir());
+    assert_int_equal(mkdir(path, 0700), 0);
+    expect_refused(path, "a folder", "is not a checkpoint: not a regular file", NULL);
+    snprintf(path, sizeof path, "%s/absent.ckpt", zt_tmpdir());
+    expect_refused(path, "absent", "cannot open checkpoint", "No such file");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idx_table),
         cmocka_unit_test(test_cifar_table),
+        cmocka_unit_test(test_checkpoint_every_cut),
+        cmocka_unit_test(test_checkpoint_flips),
+        cmocka_unit_test(test_checkpoint_other_damage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
