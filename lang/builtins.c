@@ -265,7 +265,7 @@ static zn_value lower_batchnorm(zn_eval *ev, const zn_builtin *b, zn_value *a, c
     const zn_shape *s = shape_of(ev, &a[0]);
     if (s->rank < 1 || s->dtype != ZN_DTYPE_F32) return need_rank(ev, b, &a[0], 3, at[0]), zn_val_error();
     double eps = zn_val_number(&a[1]), mom = zn_val_number(&a[2]);
-    if (!(eps > 0 && eps < 1)) {
+    if (!(zn_f32(eps) > 0 && eps < 1)) { /* 1e-300 is 0 as a float32: a division by zero */
         zn_diag_error(ev->diag, at[1], "batchnorm: eps must be between 0 and 1, got %g", eps);
         return zn_val_error();
     }
@@ -282,8 +282,8 @@ static zn_value lower_batchnorm(zn_eval *ev, const zn_builtin *b, zn_value *a, c
                   zn_eval_param(ev, owner, "running_mean", &c, 1, ZN_INIT_ZEROS, 0, false, call->span),
                   zn_eval_param(ev, owner, "running_var", &c, 1, ZN_INIT_ONES, 0, false, call->span)};
     zn_attrs attr = zn_attrs_default();
-    attr.eps = (float)eps;
-    attr.momentum = (float)mom;
+    attr.eps = zn_f32(eps);
+    attr.momentum = zn_f32(mom);
     zn_value v = zn_eval_emit(ev, ZN_OP_BATCHNORM, src, 5, &attr, "batchnorm", call->span, call);
     if (v.kind == ZN_VAL_TENSOR)
         for (int i = 3; i < 5; i++)
@@ -361,10 +361,8 @@ static zn_value lower_add(zn_eval *ev, const zn_builtin *b, zn_value *a, const z
 static zn_value lower_scale(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
                             const zn_ast *call)
 {
-    (void)b, (void)at;
-    zn_attrs attr = zn_attrs_default();
-    attr.scale = (float)zn_val_number(&a[1]);
-    return zn_eval_emit(ev, ZN_OP_SCALE, &a[0].node, 1, &attr, "scale", call->span, call);
+    (void)b;
+    return zn_eval_scale(ev, call, a[0].node, zn_val_number(&a[1]), at[1]);
 }
 
 /* The node ids of a ZN_ARG_TENSORS list (at most 256). */
@@ -473,8 +471,8 @@ static zn_value lower_xent(zn_eval *ev, const zn_builtin *b, zn_value *a, const 
     }
     if (!need_rank(ev, b, &a[0], 1, at[0])) return zn_val_error();
     zn_attrs attr = zn_attrs_default();
-    attr.weight = (float)zn_val_number(&a[2]);
-    attr.smoothing = (float)zn_val_number(&a[4]);
+    attr.weight = zn_f32(zn_val_number(&a[2]));
+    attr.smoothing = zn_f32(zn_val_number(&a[4]));
     if (!(attr.weight >= 0 && attr.weight <= 1e6)) {
         zn_diag_error(ev->diag, at[2], "xent: weight must be from 0 to 1e6, got %g", zn_val_number(&a[2]));
         return zn_val_error();
