@@ -1,6 +1,7 @@
 /* builtins.c: the layer functions a model can call (conv2d, batchnorm, stitch, xent, ...):
  * their parameters with defaults and types (one table), argument binding with did-you-mean and
  * type errors, and the lowering of each call to graph nodes and parameters. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -215,6 +216,10 @@ static const char *owner_name(zn_eval *ev, const char *opname, const zn_ast *cal
 
 #define MAX_CH (1 << 20)
 
+/* The fan-in the initialiser is given. Past INT_MAX the weight itself has more than 2^31
+ * elements and is refused by name, so the clamp only keeps the int from overflowing first. */
+static int fan_in_of(int64_t n) { return n < INT_MAX ? (int)n : INT_MAX; }
+
 /* ---- layer functions ---- */
 
 static zn_value lower_conv2d(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -245,7 +250,7 @@ static zn_value lower_conv2d(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
         return zn_val_error();
     }
     const char *owner = owner_name(ev, "conv2d", call);
-    int fan_in = (int)(cin / groups) * k[0] * k[1];
+    int fan_in = fan_in_of(cin / groups * k[0] * k[1]);
     int64_t wdims[4] = {cout, cin / groups, k[0], k[1]};
     int src[3] = {a[0].node, zn_eval_param(ev, owner, "w", wdims, 4, ZN_INIT_FAN_IN, fan_in, true, call->span), -1};
     int n_src = 2;
@@ -342,9 +347,9 @@ static zn_value lower_linear(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
     const char *owner = owner_name(ev, "linear", call);
     int64_t in = shape_of(ev, &a[0])->dim[0], out = a[1].i;
     int64_t wdims[2] = {out, in};
-    int src[3] = {a[0].node, zn_eval_param(ev, owner, "w", wdims, 2, ZN_INIT_FAN_IN, (int)in, true, call->span), -1};
+    int src[3] = {a[0].node, zn_eval_param(ev, owner, "w", wdims, 2, ZN_INIT_FAN_IN, fan_in_of(in), true, call->span), -1};
     int n_src = 2;
-    if (a[2].i) src[n_src++] = zn_eval_param(ev, owner, "b", &out, 1, ZN_INIT_FAN_IN, (int)in, true, call->span);
+    if (a[2].i) src[n_src++] = zn_eval_param(ev, owner, "b", &out, 1, ZN_INIT_FAN_IN, fan_in_of(in), true, call->span);
     zn_attrs attr = zn_attrs_default();
     attr.out = (int)out;
     return zn_eval_emit(ev, ZN_OP_LINEAR, src, n_src, &attr, "linear", call->span, call);

@@ -38,6 +38,9 @@ static bool idx_open(idx_file *f, const char *path, char *err, size_t errlen)
 {
     f->path = path;
     f->read = 0;
+    struct stat st; /* a pipe or a device has no size to check a header against (and may not end) */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return zn_dataset_fail(err, errlen, "%s: not a regular file", path);
     errno = 0; /* gzopen sets errno when the open fails, not when its allocation does */
     f->gz = gzopen(path, "rb");
     if (!f->gz)
@@ -172,8 +175,6 @@ static bool check_claim(idx_file *f, unsigned long long n, unsigned long long re
         struct stat st;
         if (stat(f->path, &st) != 0)
             return zn_dataset_fail(err, errlen, "%s: %s", f->path, strerror(errno));
-        if (!S_ISREG(st.st_mode))
-            return zn_dataset_fail(err, errlen, "%s: not a regular file", f->path);
         have = (unsigned long long)st.st_size - f->read;
     } else if (gzip_vouches(f, f->read + need)) {
         return true;

@@ -42,8 +42,9 @@ static void write_bytes(const char *path, const void *data, size_t n)
 
 /* ---- data folders: Fashion-MNIST (IDX) ---- */
 
-/* How a file of the fixture is stored: plain, gzip'd, gzip'd then damaged, or not at all. */
-typedef enum { PLAIN, GZ, GZ_CUT, GZ_JUNK, GZ_FLIP, GZ_GARBAGE, ABSENT } idx_form;
+/* How a file of the fixture is stored: plain, gzip'd, gzip'd then damaged, not at all, or as a
+ * folder of that name. */
+typedef enum { PLAIN, GZ, GZ_CUT, GZ_JUNK, GZ_FLIP, GZ_GARBAGE, ABSENT, FOLDER } idx_form;
 
 typedef struct {
     uint32_t magic, count, rows, cols; /* rows and cols only for images */
@@ -68,6 +69,7 @@ static const idx_file_spec IMG_OK = IMG(5, 28, 28), LAB_OK = LAB(5);
 static const idx_case idx_cases[] = {
     {"images absent", {.form = ABSENT}, LAB(5), false, "no such file"},
     {"labels absent", IMG(5, 28, 28), {.form = ABSENT}, true, "no such file"},
+    {"images a folder", {.form = FOLDER}, LAB(5), false, "not a regular file"},
     {"image magic", {2049, 5, 28, 28, -1, 0, 0, PLAIN}, LAB(5), false,
      "magic number 2049, expected 2051"},
     {"label magic", IMG(5, 28, 28), {2051, 5, 0, 0, -1, 0, 0, GZ}, true,
@@ -141,8 +143,9 @@ static uint8_t *gzip_damaged(const uint8_t *raw, size_t n, idx_form form, size_t
 static void write_idx(const char *base, const idx_file_spec *s, bool images, char *path,
                       size_t len)
 {
-    snprintf(path, len, "%s%s", base, s->form == PLAIN || s->form == ABSENT ? "" : ".gz");
-    if (s->form == ABSENT) return;
+    snprintf(path, len, "%s%s", base, s->form == PLAIN || s->form >= ABSENT ? "" : ".gz");
+    if (s->form == FOLDER) assert_int_equal(mkdir(path, 0700), 0);
+    if (s->form >= ABSENT) return;
     size_t header = images ? 16 : 8;
     size_t rec = images ? (size_t)s->rows * s->cols : 1;
     size_t data = s->data >= 0 ? (size_t)s->data : s->count * rec;
