@@ -27,9 +27,9 @@ expect() {
 
 # ---- (1) absurd sizes: one model whose every size is a parameter ----
 cat > "$tmp/sizes.znet" <<'EOF'
-model sizes(width = 16, side = 32, classes = 10, k = 3, stride = 1, pad = 1, dil = 1, pool = 2,
+model sizes(width = 16, ch = 3, side = 32, classes = 10, k = 3, stride = 1, pad = 1, dil = 1, pool = 2,
             units = 10, size = 8, groups = 1, s = 1.0) {
-  input image: [3, side, side]
+  input image: [ch, side, side]
   input label: class(classes)
   x = conv2d(image, width, kernel = k, stride = stride, pad = pad, dilation = dil, groups = groups)
   y = maxpool(x, pool)
@@ -42,9 +42,12 @@ train {
 }
 EOF
 expect 0 "ok: model sizes" check "$tmp/sizes.znet" # the model itself is sound
-while IFS='|' read -r cmd set want; do
+# command | space-separated KEY=VALUE settings | the message
+while IFS='|' read -r cmd sets want; do
     [ -n "$cmd" ] || continue
-    expect 1 "$want" "$cmd" --set "$set" "$tmp/sizes.znet"
+    args=()
+    for s in $sets; do args+=(--set "$s"); done
+    expect 1 "$want" "$cmd" "${args[@]}" "$tmp/sizes.znet"
 done <<'CASES'
 check|width=1e12|conv2d: 'filters' must be an integer, got number 1e+12
 check|width=1000000000000|conv2d: 'filters' must be from 1 to 1048576, got 1000000000000
@@ -54,6 +57,7 @@ check|width=-(-9223372036854775807-1)|integer overflow in -(-9223372036854775808
 check|side=65536|shape [N, 3, 65536, 65536] has more than 2^31 elements per example
 check|side=4294967296|input sizes must be integers from 1 to 1048576; got 4294967296
 check|side=0|input sizes must be integers from 1 to 1048576; got 0
+check|ch=1048576 side=1048576|shape [N, 1048576, 1048576, 1048576] has more than 2^31 elements
 check|classes=1099511627776|class: 'n' must be from 2 to 1048576, got 1099511627776
 check|k=35|conv2d: kernel 35 with pad 1 does not fit input 32x32
 check|k=4294967299|conv2d: 'kernel' must be from 1 to 64, got 4294967299
@@ -76,7 +80,11 @@ summary|train.std=[1e-300]|train: 'std' must be a list of 1 or 3 positive number
 CASES
 # a model that fits every rule but whose plan cannot: named before any allocation
 expect 1 "needs 1.1 TiB by the memory plan" bench --set width=1048576 --steps 1 "$tmp/sizes.znet" --batch 128
+# flags: exit 2, the flag named
 expect 2 "--batch needs an integer from 1 to 65536, got '2147483648'" summary --batch 2147483648 "$tmp/sizes.znet"
+expect 2 "--limit needs an integer from 1 to 1073741824" run --limit 1099511627776 "$tmp/sizes.znet"
+expect 2 "--steps needs an integer from 1 to 100000" bench --steps 1099511627776 "$tmp/sizes.znet"
+expect 2 "--threads needs an integer from 0 to 1024" bench --threads 4294967296 "$tmp/sizes.znet"
 
 # ---- (2) damaged checkpoints and data folders through run and eval ----
 # IDX files of n zero images (28 x 28) with labels i % 10: $1 folder, $2 prefix, $3 n
