@@ -114,7 +114,7 @@ typedef bool (*place_fn)(const uint8_t *recs, long first, long count, const idx_
 static bool gzip_tail(const char *path, unsigned long long *size, uint32_t *isize)
 {
     FILE *raw = fopen(path, "rb");
-    uint8_t tail[4];
+    uint8_t tail[4] = {0};
     bool ok = raw && fseek(raw, -4, SEEK_END) == 0 && fread(tail, 1, 4, raw) == 4;
     long end = ok ? ftell(raw) : -1;
     if (raw) fclose(raw);
