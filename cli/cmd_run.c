@@ -1,5 +1,6 @@
 /* cmd_run.c: `znet run FILE` (train with the file's recipe) and `znet eval FILE --weights CKPT`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -29,6 +30,43 @@ typedef struct {
     const char *precision;
     const char *save, *log, *resume, *weights;
 } run_args;
+
+/* Writes s to f as one word for a POSIX shell: as it is when it holds only characters no shell
+ * treats specially, else in single quotes (a quote inside as '\''). */
+static void shell_word(FILE *f, const char *s)
+{
+    if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+=/.,:@%") == strlen(s)) {
+        fputs(s, f);
+        return;
+    }
+    fputc('\'', f);
+    for (; *s; s++)
+        if (*s == '\'') fputs("'\\''", f);
+        else fputc(*s, f);
+    fputc('\'', f);
+}
+
+/* The command that continues this run from checkpoint ckpt after an interrupt: this program (by
+ * its full path, so it works from the same folder whatever PATH holds), then the user's own
+ * arguments without any --resume, then --resume ckpt. malloc'ed; NULL when out of memory. */
+static char *resume_command(int argc, char **argv, const char *ckpt)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    snprintf(exe + (n > 0 ? n : 0), sizeof exe - (n > 0 ? n : 0), "%s", n > 0 ? "" : "znet");
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f) return NULL;
+    shell_word(f, exe);
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--resume") == 0) i++;
+        else if (strncmp(argv[i], "--resume=", 9) != 0) fputc(' ', f), shell_word(f, argv[i]);
+    }
+    fputs(" --resume ", f);
+    shell_word(f, ckpt);
+    return fclose(f) == 0 ? out : (free(out), NULL);
+}
 
 /* Loads the model and backend shared by run and eval; returns -1 to go on, else an exit code. */
 static int prepare(run_args *a, zn_cli_common *c, const char *backend, long threads, zn_diag *d, zn_graph *g,
@@ -92,7 +130,10 @@ int zn_cmd_run(int argc, char **argv)
         a.run.log_path = a.log;
         a.run.resume = a.resume;
         a.run.progress = !a.quiet && isatty(STDERR_FILENO);
+        char *resume = a.run.save_path ? resume_command(argc, argv, a.run.save_path) : NULL;
+        a.run.resume_command = resume;
         rc = zn_train_run(&g, &r, &a.run);
+        free(resume);
     }
     zn_graph_free(&g);
     zn_diag_free(&d);
