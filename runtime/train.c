@@ -463,8 +463,10 @@ static bool outputs_writable(const zn_run_opts *o)
         if (can_write(probe)) continue;
         int e = errno;
         folder_of(p, dir, sizeof dir);
-        if (e == ENOENT || e == ENOTDIR)
+        if (stat(dir, &st) != 0)
             fprintf(stderr, "znet: %s %s: the folder %s does not exist\n", flags[k], p, dir);
+        else if (!S_ISDIR(st.st_mode))
+            fprintf(stderr, "znet: %s %s: %s is not a folder\n", flags[k], p, dir);
         else
             fprintf(stderr, "znet: %s %s: cannot write there: %s\n", flags[k], p, strerror(e));
         return false;
@@ -508,18 +510,20 @@ static int stop_interrupted(zn_run *R, int epoch, long step, int steps_per_epoch
     int sig = interrupted;
     const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
     long into = step - (long)epoch * steps_per_epoch;
+    char where[128];
+    if (step == 0) snprintf(where, sizeof where, "before the first step");
+    else if (into) snprintf(where, sizeof where, "after step %ld (%ld of %d in epoch %d)", step, into, steps_per_epoch, epoch + 1);
+    else snprintf(where, sizeof where, "after step %ld (the end of epoch %d)", step, epoch);
     if (R->log) fflush(R->log);
     if (!R->o->save_path) {
-        fprintf(stderr, "znet: stopped by %s after step %ld (step %ld of %d in epoch %d); nothing was saved "
-                        "(--no-save)\n", name, step, into, steps_per_epoch, epoch + 1);
+        fprintf(stderr, "znet: stopped by %s %s; nothing was saved (--no-save)\n", name, where);
         return 128 + sig;
     }
     if (!save(R, epoch, step, err, sizeof err)) {
         fail("znet: %s", err);
         return 1;
     }
-    fprintf(stderr, "znet: stopped by %s after step %ld (step %ld of %d in epoch %d); saved %s\n"
-                    "continue with:\n  ", name, step, into, steps_per_epoch, epoch + 1, R->o->save_path);
+    fprintf(stderr, "znet: stopped by %s %s; saved %s\ncontinue with:\n  ", name, where, R->o->save_path);
     if (R->o->resume_command) fprintf(stderr, "%s\n", R->o->resume_command);
     else fprintf(stderr, "the same command with --resume %s\n", R->o->save_path);
     return 128 + sig;
@@ -660,6 +664,8 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
         run_free(&R);
         return 1;
     }
+    struct sigaction old[2];
+    interrupts_catch(old); /* before the line below, which tells a script that it may interrupt */
     char mem[32];
     printf("training %s: %d train / %d test examples of %s, batch %d, %d steps per epoch, %d epochs, "
            "planned memory %s\n",
@@ -670,8 +676,6 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
     double t_start = now() - elapsed_before, train_time = 0;
     long images_seen = 0;
     int rc = 0;
-    struct sigaction old[2];
-    interrupts_catch(old);
     for (int epoch = start_epoch; rc == 0 && epoch < r->epochs; epoch++) {
         epoch_sums e = {0};
         double t0 = now();
