@@ -115,7 +115,9 @@ int zn_cmd_run(int argc, char **argv)
                           "Trains the model with the recipe of its train section (each setting can be\n"
                           "changed: --epochs 2, --set train.lr=0.1). Each epoch prints train loss and\n"
                           "accuracy, the test accuracy of every head and of the vote, lr and time; a\n"
-                          "checkpoint is saved every epoch. Example:\n"
+                          "checkpoint is saved every epoch. Ctrl-C or SIGTERM finishes the step, saves a\n"
+                          "checkpoint, prints the command that resumes the run and exits 130 or 143; a\n"
+                          "second Ctrl-C stops at once. Example:\n"
                           "  znet run models/davidnet_zee.znet --set width=16 --epochs 24 --log zee.jsonl",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
