@@ -415,12 +415,11 @@ static bool outputs_apart(const zn_run_opts *o)
 }
 
 /* The folder part of path ("." for a bare name), into out. */
-static const char *folder_of(const char *path, char *out, size_t len)
+static void folder_of(const char *path, char *out, size_t len)
 {
     const char *slash = strrchr(path, '/');
     if (!slash) snprintf(out, len, ".");
     else snprintf(out, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    return out;
 }
 
 /* Whether path can be written without changing what it holds now: an existing file is opened

@@ -76,12 +76,13 @@ done
 echo "kill -9: $trials trials, $in_save of them inside a save (k.ckpt.tmp left behind)"
 
 # 2. SIGINT and SIGTERM at a random step: exit code, the printed command finishes the run, and
-# its final checkpoint is the uninterrupted run's, byte for byte
-"${run[@]}" --epochs 12 --save ref.ckpt > /dev/null 2>&1 || bad "the uninterrupted run failed"
+# its final checkpoint is the uninterrupted run's, byte for byte. Batches of 4 (16 steps an
+# epoch) make most interrupts land mid-epoch.
+"${run[@]}" --batch 4 --epochs 12 --save ref.ckpt > /dev/null 2>&1 || bad "the uninterrupted run failed"
 for sig in INT TERM INT TERM; do
     want=$((128 + $(kill -l "$sig")))
     rm -f s.ckpt 's log.jsonl' sig.out
-    "${run[@]}" --epochs 12 --save s.ckpt --log 's log.jsonl' > sig.out 2> sig.err &
+    "${run[@]}" --batch 4 --epochs 12 --save s.ckpt --log 's log.jsonl' > sig.out 2> sig.err &
     pid=$!
     wait_for sig.out '^training' || bad "SIG$sig: the run did not start"
     sleep "0.$(printf '%03d' $((RANDOM % 400)))"
