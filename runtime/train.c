@@ -476,7 +476,8 @@ static bool outputs_writable(const zn_run_opts *o)
 static void on_interrupt(int sig)
 {
     static const char again[] = "\nznet: interrupted again: stopping at once\n";
-    static const char first[] = "\nznet: interrupted: finishing the step, then saving (interrupt again to stop at once)\n";
+    static const char first[] = "\nznet: interrupted: finishing the step, then saving "
+                                "(interrupt again to stop at once)\n";
     if (interrupted) {
         (void)!write(STDERR_FILENO, again, sizeof again - 1);
         _exit(128 + sig);
@@ -511,7 +512,8 @@ static int stop_interrupted(zn_run *R, int epoch, long step, int steps_per_epoch
     long into = step - (long)epoch * steps_per_epoch;
     char where[128];
     if (step == 0) snprintf(where, sizeof where, "before the first step");
-    else if (into) snprintf(where, sizeof where, "after step %ld (%ld of %d in epoch %d)", step, into, steps_per_epoch, epoch + 1);
+    else if (into)
+        snprintf(where, sizeof where, "after step %ld (%ld of %d in epoch %d)", step, into, steps_per_epoch, epoch + 1);
     else snprintf(where, sizeof where, "after step %ld (the end of epoch %d)", step, epoch);
     if (R->log) fflush(R->log);
     if (!R->o->save_path) {
