@@ -105,7 +105,7 @@ int zn_cmd_run(int argc, char **argv)
         RUN_COMMON_OPTS(a, backend, threads),
         {"--limit", ZN_OPT_INT, "N", "train on the first N training examples only", &a.limit_l, 1, 1 << 30},
         {"--log", ZN_OPT_STRING, "FILE", "write per-epoch figures as JSON lines (.jsonl) or CSV (.csv)", &a.log, 0, 0},
-        {"--save", ZN_OPT_STRING, "CKPT", "checkpoint path (default MODEL.ckpt), written every epoch", &a.save, 0, 0},
+        {"--save", ZN_OPT_STRING, "CKPT", "checkpoint path (default MODEL.ckpt), written every epoch and on Ctrl-C", &a.save, 0, 0},
         {"--no-save", ZN_OPT_FLAG, NULL, "write no checkpoint", &a.no_save, 0, 0},
         {"--resume", ZN_OPT_STRING, "CKPT", "continue a run from its checkpoint", &a.resume, 0, 0},
         {"--quiet", ZN_OPT_FLAG, NULL, "no progress bar (one line per epoch only)", &a.quiet, 0, 0},
