@@ -53,7 +53,8 @@ static char *resume_command(int argc, char **argv, const char *ckpt)
 {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    snprintf(exe + (n > 0 ? n : 0), sizeof exe - (n > 0 ? n : 0), "%s", n > 0 ? "" : "znet");
+    if (n > 0) exe[n] = '\0';
+    else snprintf(exe, sizeof exe, "znet");
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
@@ -105,7 +106,8 @@ int zn_cmd_run(int argc, char **argv)
         RUN_COMMON_OPTS(a, backend, threads),
         {"--limit", ZN_OPT_INT, "N", "train on the first N training examples only", &a.limit_l, 1, 1 << 30},
         {"--log", ZN_OPT_STRING, "FILE", "write per-epoch figures as JSON lines (.jsonl) or CSV (.csv)", &a.log, 0, 0},
-        {"--save", ZN_OPT_STRING, "CKPT", "checkpoint path (default MODEL.ckpt), written every epoch and on Ctrl-C", &a.save, 0, 0},
+        {"--save", ZN_OPT_STRING, "CKPT", "checkpoint path (default MODEL.ckpt), written every epoch and on Ctrl-C",
+         &a.save, 0, 0},
         {"--no-save", ZN_OPT_FLAG, NULL, "write no checkpoint", &a.no_save, 0, 0},
         {"--resume", ZN_OPT_STRING, "CKPT", "continue a run from its checkpoint", &a.resume, 0, 0},
         {"--quiet", ZN_OPT_FLAG, NULL, "no progress bar (one line per epoch only)", &a.quiet, 0, 0},

@@ -65,7 +65,9 @@ static bool sync_folder(const char *path)
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return false;
     bool ok = fsync(fd) == 0 || errno == EINVAL; /* (some file systems cannot sync a folder) */
+    int e = errno;
     close(fd);
+    errno = e;
     return ok;
 }
 
@@ -80,7 +82,8 @@ bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, 
     /* A PATH.tmp left by a killed save (or anything else of that name, a link included) is ours
      * to replace: removed, then made afresh, so the write never goes through a link. */
     if (unlink(tmp) != 0 && errno != ENOENT) {
-        snprintf(err, errlen, "cannot remove the stale %s: %s (the previous checkpoint is kept)", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot remove the stale %s: %s (the previous checkpoint is kept)", tmp,
+                 strerror(errno));
         return false;
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
