@@ -75,17 +75,23 @@ for ((t = 1; t <= trials; t++)); do
 done
 echo "kill -9: $trials trials, $in_save of them inside a save (k.ckpt.tmp left behind)"
 
-# 2. SIGINT and SIGTERM at a random step: exit code, the printed command finishes the run, and
+# 2. SIGINT and SIGTERM at a random moment: exit code, the printed command finishes the run, and
 # its final checkpoint is the uninterrupted run's, byte for byte. Batches of 4 (16 steps an
 # epoch) make most interrupts land mid-epoch.
+# The interrupts come at a random moment within the first 60% of the time the uninterrupted run
+# took on this machine, so that they land inside the run however fast it is.
+start=$(date +%s%N)
 "${run[@]}" --batch 4 --epochs 12 --save ref.ckpt > /dev/null 2>&1 || bad "the uninterrupted run failed"
+span_ms=$((($(date +%s%N) - start) * 6 / 10000000))
 for sig in INT TERM INT TERM; do
     want=$((128 + $(kill -l "$sig")))
     rm -f s.ckpt 's log.jsonl' sig.out
     "${run[@]}" --batch 4 --epochs 12 --save s.ckpt --log 's log.jsonl' > sig.out 2> sig.err &
     pid=$!
     wait_for sig.out '^training' || bad "SIG$sig: the run did not start"
-    sleep "0.$(printf '%03d' $((RANDOM % 400)))"
+    ms=$((RANDOM * 32768 + RANDOM))
+    ms=$((ms % (span_ms + 1)))
+    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
     kill "-$sig" "$pid"
     wait "$pid"
     rc=$?
