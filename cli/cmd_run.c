@@ -1,5 +1,6 @@
 /* cmd_run.c: `znet run FILE` (train with the file's recipe) and `znet eval FILE --weights CKPT`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -29,6 +30,44 @@ typedef struct {
     const char *precision;
     const char *save, *log, *resume, *weights;
 } run_args;
+
+/* Writes s to f as one word for a POSIX shell: as it is when it holds only characters no shell
+ * treats specially, else in single quotes (a quote inside as '\''). */
+static void shell_word(FILE *f, const char *s)
+{
+    if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+=/.,:@%") == strlen(s)) {
+        fputs(s, f);
+        return;
+    }
+    fputc('\'', f);
+    for (; *s; s++)
+        if (*s == '\'') fputs("'\\''", f);
+        else fputc(*s, f);
+    fputc('\'', f);
+}
+
+/* The command that continues this run from checkpoint ckpt after an interrupt: this program (by
+ * its full path, so it works from the same folder whatever PATH holds), then the user's own
+ * arguments without any --resume, then --resume ckpt. malloc'ed; NULL when out of memory. */
+static char *resume_command(int argc, char **argv, const char *ckpt)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) exe[n] = '\0';
+    else snprintf(exe, sizeof exe, "znet");
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f) return NULL;
+    shell_word(f, exe);
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--resume") == 0) i++;
+        else if (strncmp(argv[i], "--resume=", 9) != 0) fputc(' ', f), shell_word(f, argv[i]);
+    }
+    fputs(" --resume ", f);
+    shell_word(f, ckpt);
+    return fclose(f) == 0 ? out : (free(out), NULL);
+}
 
 /* Loads the model and backend shared by run and eval; returns -1 to go on, else an exit code. */
 static int prepare(run_args *a, zn_cli_common *c, const char *backend, long threads, zn_diag *d, zn_graph *g,
@@ -67,7 +106,8 @@ int zn_cmd_run(int argc, char **argv)
         RUN_COMMON_OPTS(a, backend, threads),
         {"--limit", ZN_OPT_INT, "N", "train on the first N training examples only", &a.limit_l, 1, 1 << 30},
         {"--log", ZN_OPT_STRING, "FILE", "write per-epoch figures as JSON lines (.jsonl) or CSV (.csv)", &a.log, 0, 0},
-        {"--save", ZN_OPT_STRING, "CKPT", "checkpoint path (default MODEL.ckpt), written every epoch", &a.save, 0, 0},
+        {"--save", ZN_OPT_STRING, "CKPT", "checkpoint path (default MODEL.ckpt), written every epoch and on Ctrl-C",
+         &a.save, 0, 0},
         {"--no-save", ZN_OPT_FLAG, NULL, "write no checkpoint", &a.no_save, 0, 0},
         {"--resume", ZN_OPT_STRING, "CKPT", "continue a run from its checkpoint", &a.resume, 0, 0},
         {"--quiet", ZN_OPT_FLAG, NULL, "no progress bar (one line per epoch only)", &a.quiet, 0, 0},
@@ -77,7 +117,9 @@ int zn_cmd_run(int argc, char **argv)
                           "Trains the model with the recipe of its train section (each setting can be\n"
                           "changed: --epochs 2, --set train.lr=0.1). Each epoch prints train loss and\n"
                           "accuracy, the test accuracy of every head and of the vote, lr and time; a\n"
-                          "checkpoint is saved every epoch. Example:\n"
+                          "checkpoint is saved every epoch. Ctrl-C or SIGTERM finishes the step, saves a\n"
+                          "checkpoint, prints the command that resumes the run and exits 130 or 143; a\n"
+                          "second Ctrl-C stops at once. Example:\n"
                           "  znet run models/davidnet_zee.znet --set width=16 --epochs 24 --log zee.jsonl",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
@@ -92,7 +134,10 @@ int zn_cmd_run(int argc, char **argv)
         a.run.log_path = a.log;
         a.run.resume = a.resume;
         a.run.progress = !a.quiet && isatty(STDERR_FILENO);
+        char *resume = a.run.save_path ? resume_command(argc, argv, a.run.save_path) : NULL;
+        a.run.resume_command = resume;
         rc = zn_train_run(&g, &r, &a.run);
+        free(resume);
     }
     zn_graph_free(&g);
     zn_diag_free(&d);

@@ -1,9 +1,12 @@
 /* checkpoint.c: see checkpoint.h. Layout (little-endian): "ZNETCKPT", u32 version, the meta
- * fields, params, optimizer state, then a 64-bit FNV-1a checksum of everything before it. */
+ * fields, params, optimizer state, then a 64-bit FNV-1a checksum of everything before it. A save
+ * writes PATH.tmp in the same folder, fsyncs it, renames it over PATH and fsyncs the folder: a
+ * kill at any moment leaves the previous checkpoint or the new one, never a mix. */
 #include "runtime/checkpoint.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -52,6 +55,24 @@ static void put_meta(ck_io *io, const zn_ckpt_meta *m)
     put(io, &m->n_optim, sizeof m->n_optim);
 }
 
+/* fsync of the folder holding path, so that a rename into it survives a power cut. */
+static bool sync_folder(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return false;
+    bool ok = fsync(fd) == 0 || errno == EINVAL; /* (some file systems cannot sync a folder) */
+    int e = errno;
+    close(fd);
+    errno = e;
+    return ok;
+}
+
 bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, const float *optim,
                   char *err, size_t errlen)
 {
@@ -60,9 +81,18 @@ bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, 
         snprintf(err, errlen, "checkpoint path too long");
         return false;
     }
-    ck_io io = {.f = fopen(tmp, "wb"), .sum = 0xcbf29ce484222325ull, .ok = true};
+    /* A PATH.tmp left by a killed save (or anything else of that name, a link included) is ours
+     * to replace: removed, then made afresh, so the write never goes through a link. */
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot remove the stale %s: %s (the previous checkpoint is kept)", tmp,
+                 strerror(errno));
+        return false;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ck_io io = {.f = fd < 0 ? NULL : fdopen(fd, "wb"), .sum = 0xcbf29ce484222325ull, .ok = true};
     if (!io.f) {
         snprintf(err, errlen, "cannot write checkpoint %s: %s", tmp, strerror(errno));
+        if (fd >= 0) close(fd), unlink(tmp);
         return false;
     }
     put_meta(&io, m);
@@ -70,6 +100,7 @@ bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, 
     put(&io, optim, sizeof *optim * m->n_optim);
     uint64_t sum = io.sum;
     put(&io, &sum, sizeof sum);
+    errno = 0;
     bool ok = io.ok && fflush(io.f) == 0 && fsync(fileno(io.f)) == 0;
     int saved_errno = errno;
     ok = fclose(io.f) == 0 && ok;
@@ -80,8 +111,13 @@ bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, 
         return false;
     }
     if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        snprintf(err, errlen, "cannot rename %s to %s: %s (the previous checkpoint is kept)", tmp, path,
+                 strerror(errno));
         unlink(tmp);
+        return false;
+    }
+    if (!sync_folder(path)) {
+        snprintf(err, errlen, "checkpoint %s written, but syncing its folder failed: %s", path, strerror(errno));
         return false;
     }
     return true;
@@ -127,7 +163,8 @@ static bool check_header(const char *path, const unsigned char *head, size_t got
         memcpy((char *)m + META_FIELDS[i].offset, head + at, META_FIELDS[i].size);
     assert(at == HEADER_BYTES);
     if (m->n_params > ((uint64_t)1 << 34) || m->n_optim > ((uint64_t)1 << 35) || m->epoch < 0 || m->step < 0 ||
-        m->step > (int64_t)m->epoch << 30) { /* (at most 2^30 steps an epoch: --limit's bound) */
+        m->step > ((int64_t)m->epoch + 1) << 30) {
+        /* (at most 2^30 steps an epoch: --limit's bound; + 1: a checkpoint saved mid-epoch) */
         snprintf(err, errlen, "%s is corrupted (impossible sizes in its header: epoch %d, step %lld, %llu "
                  "parameter and %llu optimizer floats)", path, (int)m->epoch, (long long)m->step,
                  (unsigned long long)m->n_params, (unsigned long long)m->n_optim);

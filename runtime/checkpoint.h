@@ -1,7 +1,8 @@
 /* checkpoint.h: training checkpoints: magic, format version, the graph's fingerprint, where the
  * run stands (epoch, step, seed), every parameter and batch-norm statistic, and the optimizer
- * state, closed by a checksum. Written atomically (temporary file, fsync, rename), so a crash or
- * a full disk never replaces a good checkpoint with a bad one. */
+ * state, closed by a checksum. Written atomically (PATH.tmp in the same folder, fsync, rename,
+ * fsync of the folder), so a kill, a crash or a full disk never replaces a good checkpoint with a
+ * bad one; a PATH.tmp left by a killed save is replaced by the next. */
 #ifndef ZN_CHECKPOINT_H
 #define ZN_CHECKPOINT_H
 
@@ -14,7 +15,8 @@
 typedef struct {
     uint64_t graph_hash;
     int32_t epoch;         /* epochs completed */
-    int64_t step;          /* optimizer steps taken */
+    int64_t step;          /* optimizer steps taken: more than epoch x steps per epoch when saved
+                              mid-epoch (on an interrupt) */
     uint64_t seed;         /* the run's seed (data order and augmentation derive from it) */
     uint64_t n_params;     /* floats of parameters and state */
     uint64_t n_optim;      /* floats of optimizer state */

@@ -3,7 +3,11 @@
  * statistics, and pads the last partial test batch (padded rows are not counted). */
 #include "runtime/train.h"
 
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,12 @@ typedef struct {
     double best[ZN_MAX_HEADS + 1];
 } zn_run;
 
+/* SIGINT and SIGTERM during training: the first sets the flag, which the loop reads after every
+ * step (and evaluation after every batch), so the run stops at a step's end, saves and says how
+ * to continue; a second one exits at once (a save under way leaves the previous checkpoint, as
+ * every interrupted save does). The handler does only what is async-signal-safe. */
+static volatile sig_atomic_t interrupted; /* the signal that asked to stop, 0 if none */
+
 static int fail(const char *fmt, const char *msg)
 {
     fprintf(stderr, fmt, msg);
@@ -49,10 +59,11 @@ static int fail(const char *fmt, const char *msg)
     return 1;
 }
 
-/* Loads the data set the recipe names and checks it fits the model's inputs. */
-static bool load_data(zn_run *R, bool need_train, char *err, size_t len)
+/* Loads the data set the recipe names and checks it against the model's image input and class
+ * count and against the recipe (limits, full batches, drop_last). It runs before the session is
+ * made: a refusal here costs no graph passes, no plan and none of the batch's memory. */
+static bool load_data(zn_run *R, const zn_node *img, bool need_train, char *err, size_t len)
 {
-    const zn_node *img = &R->s.graph.nodes[R->s.image];
     bool pad = img->shape.rank == 3 && img->shape.dim[1] == 32;
     char dir[900];
     if (!zn_data_dir_resolve(R->o->data_dir, R->r->data, dir, sizeof dir)) {
@@ -79,6 +90,10 @@ static bool load_data(zn_run *R, bool need_train, char *err, size_t len)
     }
     if (R->o->limit > 0 && need_train && R->o->limit < R->train.n) R->train.n = R->o->limit;
     if (R->o->test_limit > 0 && R->o->test_limit < R->test.n) R->test.n = R->o->test_limit;
+    if (need_train && R->train.n < R->r->batch) {
+        snprintf(err, len, "%d training examples make no full batch of %d", R->train.n, R->r->batch);
+        return false;
+    }
     if (need_train && !R->r->drop_last && R->train.n % R->r->batch) {
         snprintf(err, len, "train.drop_last = false is not supported yet: the memory plan is made for one "
                            "batch size, and %d examples leave a last batch of %d (set train.drop_last = true, "
@@ -86,11 +101,23 @@ static bool load_data(zn_run *R, bool need_train, char *err, size_t len)
                  R->train.n, R->train.n % R->r->batch, R->r->batch);
         return false;
     }
-    if (need_train && R->train.n < R->r->batch) {
-        snprintf(err, len, "%d training examples make no full batch of %d", R->train.n, R->r->batch);
-        return false;
-    }
     return true;
+}
+
+/* The model's image input (the first unlabelled INPUT, as the session takes it), its class count
+ * and whether it has a head, read from the graph as loaded: its forward nodes are the session's. */
+static const zn_node *model_inputs(const zn_graph *g, int *classes)
+{
+    const zn_node *img = NULL;
+    bool head = false;
+    *classes = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const zn_node *n = &g->nodes[i];
+        if (n->op == ZN_OP_INPUT && (n->flags & ZN_NODE_LABEL)) *classes = n->attr.out;
+        else if (n->op == ZN_OP_INPUT && !img) img = n;
+        head |= n->op == ZN_OP_XENT;
+    }
+    return head && *classes > 0 ? img : NULL;
 }
 
 static bool run_init(zn_run *R, const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, bool training)
@@ -99,23 +126,25 @@ static bool run_init(zn_run *R, const zn_graph *g, const zn_recipe *r, const zn_
     R->o = o;
     R->r = r;
     char err[1024];
+    const zn_node *img = model_inputs(g, &R->classes);
+    if (!img) {
+        fail("znet: %s", "the model needs an image input, a class input and a head to train");
+        return false;
+    }
+    if (!load_data(R, img, training, err, sizeof err)) {
+        fail("znet: %s", err);
+        return false;
+    }
     if (!zn_session_init(&R->s, g, o->backend, &o->backend_opts, r->batch, training)) {
         fail("znet: %s", R->s.err);
         return false;
     }
-    if (R->s.image < 0 || R->s.label < 0 || R->s.n_heads == 0) {
-        fail("znet: %s", "the model needs an image input, a class input and a head to train");
-        return false;
-    }
-    R->classes = R->s.graph.nodes[R->s.label].attr.out;
+    assert(R->s.image >= 0 && R->s.label >= 0 && R->s.n_heads > 0 &&
+           R->s.graph.nodes[R->s.label].attr.out == R->classes);
     R->vote = g->n_metrics > 0;
     for (int h = 0; h < R->s.n_heads && h < ZN_MAX_HEADS; h++) {
         R->head_names[h] = R->s.graph.nodes[R->s.heads[h]].name;
         R->logits[h] = malloc(sizeof(float) * r->batch * R->classes);
-    }
-    if (!load_data(R, training, err, sizeof err)) {
-        fail("znet: %s", err);
-        return false;
     }
     return true;
 }
@@ -148,7 +177,7 @@ static bool evaluate(zn_run *R, zn_metrics *m)
     int32_t *labels;
     int n;
     bool ok = true;
-    while (ok && zn_batcher_next(&b, &images, &labels, &n)) {
+    while (ok && !interrupted && zn_batcher_next(&b, &images, &labels, &n)) {
         if (n < R->r->batch) { /* the last partial batch: pad it to the planned size */
             memcpy(pad_img, images, img_floats / R->r->batch * n * sizeof *pad_img);
             memcpy(pad_lab, labels, sizeof *pad_lab * n);
@@ -385,139 +414,298 @@ static bool outputs_apart(const zn_run_opts *o)
     return false;
 }
 
+/* The folder part of path ("." for a bare name), into out. */
+static void folder_of(const char *path, char *out, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, len, ".");
+    else snprintf(out, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+/* Whether path can be written without changing what it holds now: an existing file is opened
+ * for writing without truncation; a missing one is created and removed. errno tells why not. */
+static bool can_write(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return true;
+    }
+    if (errno != ENOENT) return false;
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    close(fd);
+    unlink(path);
+    return true;
+}
+
+/* --save and --log are checked before the data is read and the first step is taken, so that a
+ * bad path is found at once, not after an epoch of training; nothing already there is touched.
+ * A checkpoint is replaced by renaming CKPT.tmp over it, so for --save it is the folder that
+ * must take a new file. */
+static bool outputs_writable(const zn_run_opts *o)
+{
+    const char *flags[2] = {"--save", "--log"}, *paths[2] = {o->save_path, o->log_path};
+    for (int k = 0; k < 2; k++) {
+        const char *p = paths[k];
+        char probe[4096], dir[4096];
+        struct stat st;
+        if (!p) continue;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "znet: %s %s is a folder; give a file name\n", flags[k], p);
+            return false;
+        }
+        if (snprintf(probe, sizeof probe, k == 0 ? "%s.tmp" : "%s", p) >= (int)sizeof probe) {
+            fprintf(stderr, "znet: %s: the path is too long\n", flags[k]);
+            return false;
+        }
+        if (can_write(probe)) continue;
+        int e = errno;
+        folder_of(p, dir, sizeof dir);
+        if (stat(dir, &st) != 0)
+            fprintf(stderr, "znet: %s %s: the folder %s does not exist\n", flags[k], p, dir);
+        else if (!S_ISDIR(st.st_mode))
+            fprintf(stderr, "znet: %s %s: %s is not a folder\n", flags[k], p, dir);
+        else
+            fprintf(stderr, "znet: %s %s: cannot write there: %s\n", flags[k], p, strerror(e));
+        return false;
+    }
+    return true;
+}
+
+static void on_interrupt(int sig)
+{
+    static const char again[] = "\nznet: interrupted again: stopping at once\n";
+    static const char first[] = "\nznet: interrupted: finishing the step, then saving "
+                                "(interrupt again to stop at once)\n";
+    if (interrupted) {
+        (void)!write(STDERR_FILENO, again, sizeof again - 1);
+        _exit(128 + sig);
+    }
+    interrupted = sig;
+    (void)!write(STDERR_FILENO, first, sizeof first - 1);
+}
+
+static void interrupts_catch(struct sigaction old[2])
+{
+    struct sigaction sa = {.sa_handler = on_interrupt, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old[0]);
+    sigaction(SIGTERM, &sa, &old[1]);
+}
+
+static void interrupts_release(const struct sigaction old[2])
+{
+    sigaction(SIGINT, &old[0], NULL);
+    sigaction(SIGTERM, &old[1], NULL);
+}
+
+/* After an interrupt at a step's end: a checkpoint of where the run stands (epoch: epochs
+ * completed; step: steps taken, which may be mid-epoch) and the command that continues it.
+ * Returns the exit code: 128 + the signal's number, or 1 when the save fails. */
+static int stop_interrupted(zn_run *R, int epoch, long step, int steps_per_epoch)
+{
+    char err[1024];
+    int sig = interrupted;
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    long into = step - (long)epoch * steps_per_epoch;
+    char where[128];
+    if (step == 0) snprintf(where, sizeof where, "before the first step");
+    else if (into)
+        snprintf(where, sizeof where, "after step %ld (%ld of %d in epoch %d)", step, into, steps_per_epoch, epoch + 1);
+    else snprintf(where, sizeof where, "after step %ld (the end of epoch %d)", step, epoch);
+    if (R->log) fflush(R->log);
+    if (!R->o->save_path) {
+        fprintf(stderr, "znet: stopped by %s %s; nothing was saved (--no-save)\n", name, where);
+        return 128 + sig;
+    }
+    if (!save(R, epoch, step, err, sizeof err)) {
+        fail("znet: %s", err);
+        return 1;
+    }
+    fprintf(stderr, "znet: stopped by %s %s; saved %s\ncontinue with:\n  ", name, where, R->o->save_path);
+    if (R->o->resume_command) fprintf(stderr, "%s\n", R->o->resume_command);
+    else fprintf(stderr, "the same command with --resume %s\n", R->o->save_path);
+    return 128 + sig;
+}
+
+/* Continues from R->o->resume: parameters, optimizer state and where that run stood: *epoch
+ * epochs completed, *first steps of the next one taken (a checkpoint saved on an interrupt),
+ * *step steps in all. false after saying what does not fit. */
+static bool resume_from(zn_run *R, int steps_per_epoch, int *epoch, int *first, long *step)
+{
+    const char *path = R->o->resume;
+    char err[1024];
+    zn_ckpt_meta m;
+    bool ok = restore(R, path, true, &m, err, sizeof err);
+    long into = ok ? (long)(m.step - (int64_t)m.epoch * steps_per_epoch) : 0;
+    if (ok && m.seed != R->r->seed) {
+        snprintf(err, sizeof err, "%s was trained with seed %llu; resume with --seed %llu", path,
+                 (unsigned long long)m.seed, (unsigned long long)m.seed);
+        ok = false;
+    } else if (ok && m.epoch >= R->r->epochs) { /* else the run would train nothing and exit 0 */
+        snprintf(err, sizeof err, "%s is after epoch %d; the run has %d epochs: nothing left to train "
+                                  "(raise --epochs to continue it)", path, m.epoch, R->r->epochs);
+        ok = false;
+    } else if (ok && (into < 0 || into > steps_per_epoch)) { /* its schedule and data order would not fit */
+        snprintf(err, sizeof err, "%s is at step %lld after %d epochs, which does not fit this run's %d steps "
+                                  "per epoch: resume with the batch, --limit and data set it was trained with",
+                 path, (long long)m.step, m.epoch, steps_per_epoch);
+        ok = false;
+    }
+    if (!ok) return fail("znet: %s", err) == 0;
+    *epoch = m.epoch;
+    *first = (int)into;
+    *step = (long)m.step;
+    if (into) printf("resumed from %s in epoch %d after its step %ld of %d (step %ld)\n", path, m.epoch + 1, into,
+                     steps_per_epoch, *step);
+    else printf("resumed from %s after epoch %d (step %ld)\n", path, m.epoch, *step);
+    return true;
+}
+
+typedef struct {
+    double loss_sum;
+    long seen, correct;
+    float lr;
+} epoch_sums;
+
+/* The training steps of one epoch from its batch `first` on (those before were taken before the
+ * checkpoint this run resumed from: their batches are drawn and dropped, so the rest come out as
+ * in an uninterrupted run). Stops early after the step during which an interrupt came. */
+static bool train_epoch(zn_run *R, int epoch, int first, long *step, int steps_per_epoch, epoch_sums *e)
+{
+    zn_recipe tr = *R->r;
+    tr.drop_last = true; /* (load_data refused drop_last = false unless the batches come out whole) */
+    zn_batcher b;
+    char err[512];
+    if (!zn_batcher_init(&b, &R->train, &tr, true, epoch, err, sizeof err)) return fail("znet: %s", err) == 0;
+    double t0 = now();
+    float *images;
+    int32_t *labels;
+    int n, k = 0, last = R->s.n_heads - 1;
+    bool ok = true;
+    while (k < first && zn_batcher_next(&b, &images, &labels, &n)) k++;
+    while (ok && !interrupted && zn_batcher_next(&b, &images, &labels, &n)) {
+        zn_optim_step st = step_at(R, *step, steps_per_epoch);
+        e->lr = st.lr;
+        double loss = 0;
+        ok = zn_session_feed(&R->s, images, labels) && zn_session_train_step(&R->s, &st) &&
+             zn_session_loss(&R->s, &loss) && zn_session_logits(&R->s, last, R->logits[last]);
+        if (!ok) {
+            fail("znet: training step failed: %s", R->s.err);
+            break;
+        }
+        if (!isfinite(loss)) {
+            fprintf(stderr, "\nznet: the loss became %f at epoch %d step %ld; rerun with --check-numerics "
+                            "to find the node\n", loss, epoch + 1, *step);
+            ok = false;
+            break;
+        }
+        e->loss_sum += loss;
+        for (int i = 0; i < n; i++) {
+            const float *row = R->logits[last] + (size_t)i * R->classes;
+            int best = 0;
+            for (int c = 1; c < R->classes; c++)
+                if (row[c] > row[best]) best = c;
+            e->correct += best == labels[i];
+        }
+        e->seen += n;
+        ++*step;
+        k++;
+        double dt = now() - t0;
+        if (R->o->progress)
+            progress_bar(epoch + 1, R->r->epochs, k, steps_per_epoch, e->loss_sum / e->seen, e->seen / dt,
+                         dt / (k - first) * (steps_per_epoch - k));
+    }
+    zn_batcher_free(&b);
+    return ok;
+}
+
+/* The last epoch's closing lines: last and best accuracy, times, memory. */
+static void report_final(zn_run *R, const zn_metrics *m, double total, double train_time, long images_seen)
+{
+    printf("\nfinal: test accuracy (last / best)");
+    for (int h = 0; h < R->s.n_heads; h++)
+        printf("  %s %.4f / %.4f", R->head_names[h], zn_metrics_acc(m, h), R->best[h]);
+    if (R->vote) printf("  vote %.4f / %.4f", zn_metrics_acc(m, -1), R->best[ZN_MAX_HEADS]);
+    size_t hw = R->s.be->ops->arena_high_water ? R->s.be->ops->arena_high_water(R->s.be) : 0;
+    double rate = images_seen / (train_time > 0 ? train_time : 1);
+    char a[32], c[32];
+    printf("\n       %.1f s total, %.1f s training, %.0f img/s; memory planned %s, arena high-water %s\n", total,
+           train_time, rate, zn_format_bytes(zn_plan_total(&R->s.plan), a, sizeof a), zn_format_bytes(hw, c, sizeof c));
+    if (R->log && !R->csv) {
+        fprintf(R->log, "{\"type\":\"final\",\"time\":%.3f,\"train_time\":%.3f,\"img_per_s\":%.1f,"
+                        "\"planned_bytes\":%zu,\"high_water_bytes\":%zu,\"best\":{",
+                total, train_time, rate, zn_plan_total(&R->s.plan), hw);
+        json_heads(R, R->log, best_acc, R);
+        fprintf(R->log, "}}\n");
+    }
+}
+
 int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
 {
     zn_run R;
     char err[1024];
-    double elapsed_before;
-    bool appending;
-    if (!outputs_apart(o)) return 1;
-    if (!run_init(&R, g, r, o, true) || !open_log(&R, o->resume != NULL, &elapsed_before, &appending)) {
+    if (!outputs_apart(o) || !outputs_writable(o)) return 1;
+    if (!run_init(&R, g, r, o, true)) {
         run_free(&R);
         return 1;
     }
-    int start_epoch = 0;
-    long step = 0;
-    bool ok = zn_session_init_params(&R.s, r->seed);
-    if (ok && o->resume) {
-        zn_ckpt_meta m;
-        ok = restore(&R, o->resume, true, &m, err, sizeof err);
-        if (ok && m.seed != r->seed) {
-            snprintf(err, sizeof err, "%s was trained with seed %llu; resume with --seed %llu", o->resume,
-                     (unsigned long long)m.seed, (unsigned long long)m.seed);
-            ok = false;
-        } else if (ok && m.epoch >= r->epochs) { /* else the run would train nothing and exit 0 */
-            snprintf(err, sizeof err, "%s is after epoch %d; the run has %d epochs: nothing left to train "
-                                      "(raise --epochs to continue it)", o->resume, m.epoch, r->epochs);
-            ok = false;
-        }
-        if (!ok) fail("znet: %s", err);
-        start_epoch = m.epoch;
-        step = m.step;
-        if (ok) printf("resumed from %s after epoch %d (step %ld)\n", o->resume, m.epoch, step);
-    } else if (!ok) {
-        fail("znet: %s", R.s.err);
-    }
     int steps_per_epoch = zn_batches_per_epoch(R.train.n, r->batch, true);
+    int start_epoch = 0, first = 0;
+    long step = 0;
+    double elapsed_before = 0;
+    bool appending = false;
+    bool ok = zn_session_init_params(&R.s, r->seed);
+    if (!ok) fail("znet: %s", R.s.err);
+    else if (o->resume) ok = resume_from(&R, steps_per_epoch, &start_epoch, &first, &step);
+    /* the log is opened last: a run refused before this point leaves an earlier log as it was */
+    if (!ok || !open_log(&R, o->resume != NULL, &elapsed_before, &appending)) {
+        run_free(&R);
+        return 1;
+    }
+    struct sigaction old[2];
+    interrupts_catch(old); /* before the line below, which tells a script that it may interrupt */
     char mem[32];
-    if (ok)
-        printf("training %s: %d train / %d test examples of %s, batch %d, %d steps per epoch, %d epochs, "
-               "planned memory %s\n",
-               g->model_name, R.train.n, R.test.n, r->data, r->batch, steps_per_epoch, r->epochs,
-               zn_format_bytes(zn_plan_total(&R.s.plan), mem, sizeof mem));
-    if (ok && !appending) log_header(&R);
-    else if (!ok && !appending && o->log_path) remove(o->log_path); /* ours, and still empty */
+    printf("training %s: %d train / %d test examples of %s, batch %d, %d steps per epoch, %d epochs, "
+           "planned memory %s\n",
+           g->model_name, R.train.n, R.test.n, r->data, r->batch, steps_per_epoch, r->epochs,
+           zn_format_bytes(zn_plan_total(&R.s.plan), mem, sizeof mem));
+    fflush(stdout);
+    if (!appending) log_header(&R);
     double t_start = now() - elapsed_before, train_time = 0;
     long images_seen = 0;
-    zn_recipe tr = *r;
-    tr.drop_last = true; /* (load_data refused drop_last = false unless the batches come out whole) */
-    for (int epoch = start_epoch; ok && epoch < r->epochs; epoch++) {
-        zn_batcher b;
-        if (!zn_batcher_init(&b, &R.train, &tr, true, epoch, err, sizeof err)) {
-            fail("znet: %s", err);
-            ok = false;
+    int rc = 0;
+    for (int epoch = start_epoch; rc == 0 && epoch < r->epochs; epoch++) {
+        epoch_sums e = {0};
+        double t0 = now();
+        if (!train_epoch(&R, epoch, epoch == start_epoch ? first : 0, &step, steps_per_epoch, &e)) {
+            rc = 1;
             break;
         }
-        double t0 = now(), loss_sum = 0;
-        long seen = 0, correct = 0;
-        float *images, lr = 0;
-        int32_t *labels;
-        int n, k = 0;
-        int last = R.s.n_heads - 1;
-        while (ok && zn_batcher_next(&b, &images, &labels, &n)) {
-            zn_optim_step st = step_at(&R, step, steps_per_epoch);
-            lr = st.lr;
-            double loss = 0;
-            ok = zn_session_feed(&R.s, images, labels) && zn_session_train_step(&R.s, &st) &&
-                 zn_session_loss(&R.s, &loss) && zn_session_logits(&R.s, last, R.logits[last]);
-            if (!ok) {
-                fail("znet: training step failed: %s", R.s.err);
-                break;
-            }
-            if (!isfinite(loss)) {
-                fprintf(stderr, "\nznet: the loss became %f at epoch %d step %ld; rerun with --check-numerics "
-                                "to find the node\n", loss, epoch + 1, step);
-                ok = false;
-                break;
-            }
-            loss_sum += loss;
-            for (int i = 0; i < n; i++) {
-                const float *row = R.logits[last] + (size_t)i * R.classes;
-                int best = 0;
-                for (int c = 1; c < R.classes; c++)
-                    if (row[c] > row[best]) best = c;
-                correct += best == labels[i];
-            }
-            seen += n;
-            step++;
-            k++;
-            double dt = now() - t0;
-            if (o->progress)
-                progress_bar(epoch + 1, r->epochs, k, steps_per_epoch, loss_sum / seen, seen / dt,
-                             dt / k * (steps_per_epoch - k));
-        }
-        zn_batcher_free(&b);
-        if (!ok) break;
         double dt = now() - t0;
         train_time += dt;
-        images_seen += seen;
+        images_seen += e.seen;
         if (o->progress) fprintf(stderr, "\r%*s\r", 100, "");
-        zn_metrics m;
-        ok = evaluate(&R, &m);
-        if (ok) {
+        zn_metrics m = {0};
+        if (!interrupted && !evaluate(&R, &m)) rc = 1;
+        if (rc == 0 && interrupted) rc = stop_interrupted(&R, epoch, step, steps_per_epoch);
+        if (rc == 0) {
             for (int h = 0; h < R.s.n_heads; h++)
                 if (zn_metrics_acc(&m, h) > R.best[h]) R.best[h] = zn_metrics_acc(&m, h);
             if (zn_metrics_acc(&m, -1) > R.best[ZN_MAX_HEADS]) R.best[ZN_MAX_HEADS] = zn_metrics_acc(&m, -1);
-            log_epoch(&R, epoch + 1, step, lr, seen ? loss_sum / seen : 0, seen ? (double)correct / seen : 0, &m,
-                      now() - t_start, seen / dt);
-            if (epoch + 1 == r->epochs) {
-                printf("\nfinal: test accuracy (last / best)");
-                for (int h = 0; h < R.s.n_heads; h++)
-                    printf("  %s %.4f / %.4f", R.head_names[h], zn_metrics_acc(&m, h), R.best[h]);
-                if (R.vote) printf("  vote %.4f / %.4f", zn_metrics_acc(&m, -1), R.best[ZN_MAX_HEADS]);
-                size_t hw = R.s.be->ops->arena_high_water ? R.s.be->ops->arena_high_water(R.s.be) : 0;
-                char a[32], c[32];
-                printf("\n       %.1f s total, %.1f s training, %.0f img/s; memory planned %s, arena high-water %s\n",
-                       now() - t_start, train_time, images_seen / (train_time > 0 ? train_time : 1),
-                       zn_format_bytes(zn_plan_total(&R.s.plan), a, sizeof a), zn_format_bytes(hw, c, sizeof c));
-                if (R.log && !R.csv) {
-                    fprintf(R.log, "{\"type\":\"final\",\"time\":%.3f,\"train_time\":%.3f,\"img_per_s\":%.1f,"
-                                   "\"planned_bytes\":%zu,\"high_water_bytes\":%zu,\"best\":{",
-                            now() - t_start, train_time, images_seen / (train_time > 0 ? train_time : 1),
-                            zn_plan_total(&R.s.plan), hw);
-                    json_heads(&R, R.log, best_acc, &R);
-                    fprintf(R.log, "}}\n");
-                }
-            }
+            /* a resumed epoch that had all its steps before the checkpoint has no train figures */
+            double loss = e.seen ? e.loss_sum / e.seen : NAN, acc = e.seen ? (double)e.correct / e.seen : NAN;
+            log_epoch(&R, epoch + 1, step, e.lr, loss, acc, &m, now() - t_start, e.seen / dt);
+            if (epoch + 1 == r->epochs) report_final(&R, &m, now() - t_start, train_time, images_seen);
+            if (!save(&R, epoch + 1, step, err, sizeof err)) rc = fail("znet: %s", err);
         }
         zn_metrics_free(&m);
-        if (ok && !save(&R, epoch + 1, step, err, sizeof err)) {
-            fail("znet: %s", err);
-            ok = false;
-        }
     }
+    interrupts_release(old);
     run_free(&R);
-    return ok ? 0 : 1;
+    return rc;
 }
 
 int zn_train_eval(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, const char *weights)

@@ -16,6 +16,8 @@ typedef struct {
     const char *log_path;   /* --log: .jsonl or .csv; NULL for none */
     const char *save_path;  /* checkpoint written every epoch and at the end; NULL for none */
     const char *resume;     /* checkpoint to continue from, or NULL */
+    const char *resume_command; /* printed after SIGINT/SIGTERM: the shell command that continues
+                                   the run from save_path (NULL: say "--resume save_path") */
     int limit;              /* train on the first N examples only (0: all) */
     int test_limit;         /* evaluate on the first N test examples only (0: all) */
     bool progress;          /* a live progress bar (on a terminal) */
@@ -23,7 +25,9 @@ typedef struct {
     zn_backend_opts backend_opts;
 } zn_run_opts;
 
-/* Trains g with recipe r. Returns a process exit code (0, or 1 after printing the error). */
+/* Trains g with recipe r. Returns a process exit code: 0, 1 after printing the error, or after
+ * SIGINT/SIGTERM (caught while it trains) 130/143 once the step under way is finished and a
+ * checkpoint saved (a second signal exits at once). */
 int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o);
 /* Loads weights from a checkpoint and prints test accuracy per head and vote, and the confusion
  * matrix. Returns a process exit code. */
