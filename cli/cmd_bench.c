@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "runtime/rng.h"
 #include "graph/inspect.h"
+#include "graph/util.h"
 #include "runtime/session.h"
 
 static double now(void)
@@ -98,8 +99,8 @@ static bool bench_mode(const zn_graph *g, const zn_backend_ops *ops, const zn_ba
         return false;
     }
     if (header) fputs(header, stdout);
-    float *images = malloc(s.image >= 0 ? s.plan.bytes[s.image] : 4);
-    int32_t *labels = malloc(sizeof *labels * batch);
+    float *images = zn_malloc(s.image >= 0 ? s.plan.bytes[s.image] : 4);
+    int32_t *labels = zn_malloc(sizeof *labels * batch);
     random_batch(&s, images, labels, seed);
     double sec = 0;
     bool ok = zn_session_init_params(&s, seed) && time_runs(&s, images, labels, training, steps, &sec);

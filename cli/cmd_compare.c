@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "graph/inspect.h"
 #include "graph/plan.h"
+#include "graph/util.h"
 #include "runtime/plot.h"
 #include "runtime/session.h"
 
@@ -106,7 +107,7 @@ static int parse(int argc, char **argv, entry *e, int *n, entry *global, long *b
                                 "those before the first model)\n", v, ZN_MAX_SETTINGS);
                 return ZN_EXIT_USAGE;
             }
-            char *key = strndup(v, (size_t)(eq - v)); /* lives as long as the process */
+            char *key = zn_strndup(v, (size_t)(eq - v)); /* lives as long as the process */
             cur->sets[cur->n_sets++] = (zn_setting){key, eq + 1};
         } else if (cur == global) {
             fprintf(stderr, "znet compare: %s belongs after a model file\n", a);

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "graph/inspect.h"
 #include "graph/plan.h"
+#include "graph/util.h"
 #include "runtime/session.h"
 
 static double mib(size_t bytes) { return bytes / 1048576.0; }
@@ -31,7 +32,7 @@ static int64_t step_macs(const zn_graph *g, int64_t *recomputed, int64_t *writte
 /* --memory-detail: the plan in MiB beside the peak of live bytes, and what is live there. */
 static void print_detail(const char *what, const zn_graph *g, const zn_plan *p)
 {
-    int *until = calloc((size_t)g->n_nodes + 1, sizeof *until), at;
+    int *until = zn_calloc((size_t)g->n_nodes + 1, sizeof *until), at;
     size_t peak = zn_plan_live_peak(p, &at, until);
     const zn_node *n = &g->nodes[at];
     printf("  %s: %.1f MiB planned = arena %.1f + params/state %.1f + grads %.1f + optimizer state %.1f MiB; the\n"

@@ -9,15 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *checked_malloc(size_t bytes)
-{
-    void *p = malloc(bytes);
-    if (!p) {
-        fprintf(stderr, "znet: malloc(%zu bytes) failed: out of memory\n", bytes);
-        exit(EXIT_FAILURE);
-    }
-    return p;
-}
+#include "graph/util.h"
 
 int zn_grad_node(zn_graph *g, int fwd, int of, zn_op op, const int *src, int n_src,
                  const zn_attrs *attr)
@@ -26,7 +18,7 @@ int zn_grad_node(zn_graph *g, int fwd, int of, zn_op op, const int *src, int n_s
     const zn_span span = g->nodes[fwd].span;
     const char *block = g->nodes[fwd].block, *of_name = g->nodes[of].name; /* pool strings */
     size_t len = strlen(of_name) + sizeof ".grad";
-    char *name = checked_malloc(len);
+    char *name = zn_malloc(len);
     snprintf(name, len, "%s.grad", of_name);
     int id = zn_graph_add(g, op, src, n_src, &a, name, block, span);
     free(name);
@@ -158,7 +150,7 @@ ZN_GRAD_RULE(flatten) /* dy under x's shape (zn_grad_node gives it) */
 ZN_GRAD_RULE(stitch) /* one node per input k: stitch_bwd(r_0 .. r_{K-1}, dz), attr.axis = k */
 {
     const int n_src = g->nodes[id].n_src;
-    int *src = checked_malloc((size_t)(n_src + 1) * sizeof *src);
+    int *src = zn_malloc((size_t)(n_src + 1) * sizeof *src);
     memcpy(src, g->nodes[id].src, (size_t)n_src * sizeof *src);
     src[n_src] = dy;
     zn_attrs a = g->nodes[id].attr;
@@ -187,11 +179,11 @@ ZN_GRAD_RULE(ztower)
     bool any = false;
     for (int k = 0; k < count + 3; k++) any = any || want[k];
     if (!any) return;
-    int *src = checked_malloc((size_t)(count + 4) * sizeof *src);
+    int *src = zn_malloc((size_t)(count + 4) * sizeof *src);
     memcpy(src, g->nodes[id].src, (size_t)(count + 3) * sizeof *src); /* r..., w, gamma, beta */
     src[count + 3] = dy;
     const char *of = g->nodes[id].name; /* pool strings: they stay where they are */
-    char *name = checked_malloc(strlen(of) + sizeof ".grad.coef");
+    char *name = zn_malloc(strlen(of) + sizeof ".grad.coef");
     sprintf(name, "%s.grad.coef", of);
     int coef = zn_graph_add(g, ZN_OP_ZTOWER_COEF, src, count + 4, &fwd, name, g->nodes[id].block,
                             g->nodes[id].span);

@@ -11,20 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/util.h"
+
 /* The most elements a tensor may hold per example: larger is a typo, and the bound keeps every
  * product of inferred extents far from int64 overflow. */
 #define ZN_MAX_NUMEL ((int64_t)1 << 31)
 
-/* Out of memory is a system error with nothing sensible to recover: name the call and exit. */
-static void *grow(void *p, size_t bytes)
-{
-    void *q = realloc(p, bytes);
-    if (!q && bytes) {
-        fprintf(stderr, "znet: realloc(%zu bytes) failed: out of memory\n", bytes);
-        exit(EXIT_FAILURE);
-    }
-    return q;
-}
 
 /* An arena: a list of chunks freed together with the graph. */
 typedef struct zn_strpool_chunk {
@@ -46,7 +38,7 @@ static void *pool_alloc(struct zn_strpool *p, size_t bytes)
     zn_strpool_chunk *c = p->head;
     if (!c || c->cap - c->used < bytes) {
         size_t cap = bytes > ZN_STRPOOL_CHUNK ? bytes : ZN_STRPOOL_CHUNK;
-        c = grow(NULL, sizeof *c + cap);
+        c = zn_malloc(sizeof *c + cap);
         c->next = p->head;
         c->used = 0;
         c->cap = cap;
@@ -72,7 +64,7 @@ static int *pool_ints(struct zn_strpool *p, const int *v, int n)
 void zn_graph_init(zn_graph *g, const char *model_name)
 {
     memset(g, 0, sizeof *g);
-    g->strings = grow(NULL, sizeof *g->strings);
+    g->strings = zn_malloc(sizeof *g->strings);
     g->strings->head = NULL;
     g->model_name = pool_strdup(g->strings, model_name);
 }
@@ -99,7 +91,7 @@ int zn_graph_add(zn_graph *g, zn_op op, const int *src, int n_src, const zn_attr
         assert(src[i] >= 0 && src[i] < g->n_nodes); /* topological order */
     if (g->n_nodes == g->cap_nodes) {
         g->cap_nodes = g->cap_nodes ? 2 * g->cap_nodes : 64;
-        g->nodes = grow(g->nodes, (size_t)g->cap_nodes * sizeof *g->nodes);
+        g->nodes = zn_realloc(g->nodes, (size_t)g->cap_nodes * sizeof *g->nodes);
     }
     int id = g->n_nodes++;
     g->nodes[id] = (zn_node){
@@ -123,7 +115,7 @@ int zn_graph_add_metric(zn_graph *g, zn_metric_kind kind, const int *heads, int 
         assert(heads[i] >= 0 && heads[i] < g->n_nodes);
     if (g->n_metrics == g->cap_metrics) {
         g->cap_metrics = g->cap_metrics ? 2 * g->cap_metrics : 4;
-        g->metrics = grow(g->metrics, (size_t)g->cap_metrics * sizeof *g->metrics);
+        g->metrics = zn_realloc(g->metrics, (size_t)g->cap_metrics * sizeof *g->metrics);
     }
     int id = g->n_metrics++;
     g->metrics[id] = (zn_metric){

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/util.h"
+
 #define ALIGN 64
 
 static size_t align_up(size_t v) { return (v + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
@@ -121,8 +123,8 @@ static size_t place_in_order(zn_plan *p, const int *first, const int *last, int 
     sort_first = first;
     sort_last = last;
     qsort(order, n, sizeof *order, cmp);
-    int *placed = malloc(sizeof *placed * (n + 1));
-    int *live = malloc(sizeof *live * (n + 1));
+    int *placed = zn_malloc(sizeof *placed * (n + 1));
+    int *live = zn_malloc(sizeof *live * (n + 1));
     int n_placed = 0;
     size_t peak = 0;
     for (int k = 0; k < n; k++) {
@@ -153,7 +155,7 @@ static size_t place_in_order(zn_plan *p, const int *first, const int *last, int 
 static size_t place_arena(zn_plan *p, const int *first, const int *last, int *order, int n)
 {
     int (*const cmps[])(const void *, const void *) = {by_size_desc, by_span_desc, by_first};
-    size_t *best = malloc(sizeof *best * (p->n_nodes + 1)), best_size = 0;
+    size_t *best = zn_malloc(sizeof *best * (p->n_nodes + 1)), best_size = 0;
     for (int k = 0; k < 3; k++) {
         size_t size = place_in_order(p, first, last, order, n, cmps[k]);
         if (k && size >= best_size) continue;
@@ -172,15 +174,15 @@ bool zn_plan_make(zn_plan *p, const zn_graph *g, int batch, zn_workspace_fn ws, 
     int n = g->n_nodes;
     p->batch = batch;
     p->n_nodes = n;
-    p->region = calloc(n + 1, sizeof *p->region);
-    p->offset = calloc(n + 1, sizeof *p->offset);
-    p->bytes = calloc(n + 1, sizeof *p->bytes);
-    p->first = calloc(n + 1, sizeof *p->first);
-    p->last = calloc(n + 1, sizeof *p->last);
-    p->alias = calloc(n + 1, sizeof *p->alias);
-    int *arena = malloc(sizeof *arena * (n + 1));
-    int *root = malloc(sizeof *root * (n + 1));      /* per node: the first tensor of its alias chain */
-    int *span_last = malloc(sizeof *span_last * (n + 1)); /* per chain root: the chain's last reader */
+    p->region = zn_calloc(n + 1, sizeof *p->region);
+    p->offset = zn_calloc(n + 1, sizeof *p->offset);
+    p->bytes = zn_calloc(n + 1, sizeof *p->bytes);
+    p->first = zn_calloc(n + 1, sizeof *p->first);
+    p->last = zn_calloc(n + 1, sizeof *p->last);
+    p->alias = zn_calloc(n + 1, sizeof *p->alias);
+    int *arena = zn_malloc(sizeof *arena * (n + 1));
+    int *root = zn_malloc(sizeof *root * (n + 1));      /* per node: the first tensor of its alias chain */
+    int *span_last = zn_malloc(sizeof *span_last * (n + 1)); /* per chain root: the chain's last reader */
     int n_arena = 0;
     for (int i = 0; i < n; i++) {
         const zn_node *node = &g->nodes[i];

@@ -4,16 +4,23 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-void *zn_calloc(size_t n, size_t size)
+/* Names the call that failed and ends the program (exit 1, never an abort). */
+static void *checked(void *p, const char *call, size_t a, size_t b)
 {
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "znet: calloc(%zu, %zu) failed: out of memory\n", n, size);
-        exit(EXIT_FAILURE);
-    }
-    return p;
+    if (p) return p;
+    if (b) fprintf(stderr, "znet: %s(%zu, %zu) failed: out of memory\n", call, a, b);
+    else fprintf(stderr, "znet: %s(%zu bytes) failed: out of memory\n", call, a);
+    exit(EXIT_FAILURE);
 }
+
+/* Zero sizes ask for one byte (or element), so NULL always means out of memory. */
+void *zn_calloc(size_t n, size_t size) { return checked(calloc(n ? n : 1, size ? size : 1), "calloc", n, size); }
+void *zn_malloc(size_t bytes) { return checked(malloc(bytes ? bytes : 1), "malloc", bytes, 0); }
+void *zn_realloc(void *p, size_t bytes) { return checked(realloc(p, bytes ? bytes : 1), "realloc", bytes, 0); }
+char *zn_strdup(const char *s) { return checked(strdup(s), "strdup", strlen(s) + 1, 0); }
+char *zn_strndup(const char *s, size_t n) { return checked(strndup(s, n), "strndup", n + 1, 0); }
 
 bool zn_fail(char *err, size_t errlen, const char *fmt, ...)
 {

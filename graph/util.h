@@ -1,6 +1,7 @@
-/* util.h: two helpers every graph/ file needs: an allocation that stops the program with the
- * failed call's name when memory runs out (an internal condition, not a user error), and a
- * formatter for the `char *err, size_t errlen` convention that returns false. */
+/* util.h: helpers every library needs: allocations that stop the program with the failed call's
+ * name when memory runs out (an internal condition, not a user error; sizes a user chooses are
+ * checked where they are chosen), and a formatter for the `char *err, size_t errlen` convention
+ * that returns false. */
 #ifndef ZN_GRAPH_UTIL_H
 #define ZN_GRAPH_UTIL_H
 
@@ -8,6 +9,10 @@
 #include <stddef.h>
 
 void *zn_calloc(size_t n, size_t size);
+void *zn_malloc(size_t bytes);
+void *zn_realloc(void *p, size_t bytes);
+char *zn_strdup(const char *s);
+char *zn_strndup(const char *s, size_t n);
 bool zn_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

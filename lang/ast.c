@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/util.h"
+
 typedef struct chunk {
     struct chunk *next;
     size_t used, cap;
@@ -14,7 +16,7 @@ struct zn_arena {
     chunk *head;
 };
 
-zn_arena *zn_arena_new(void) { return calloc(1, sizeof(zn_arena)); }
+zn_arena *zn_arena_new(void) { return zn_calloc(1, sizeof(zn_arena)); }
 
 void zn_arena_free(zn_arena *a)
 {
@@ -31,7 +33,7 @@ void *zn_arena_alloc(zn_arena *a, size_t size)
     size = (size + 15) & ~(size_t)15;
     if (!a->head || a->head->used + size > a->head->cap) {
         size_t cap = size > 65536 ? size : 65536;
-        chunk *c = malloc(sizeof *c + cap);
+        chunk *c = zn_malloc(sizeof *c + cap);
         c->next = a->head;
         c->used = 0;
         c->cap = cap;

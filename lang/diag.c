@@ -2,9 +2,13 @@
  * after max_errors messages so a file full of garbage does not flood the terminal. */
 #include "diag.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "graph/util.h"
 
 void zn_diag_init(zn_diag *d, FILE *out)
 {
@@ -29,10 +33,10 @@ static zn_source *diag_push(zn_diag *d, const char *path, char *text, size_t len
 {
     if (d->n_sources == d->cap_sources) {
         d->cap_sources = d->cap_sources ? 2 * d->cap_sources : 8;
-        d->sources = realloc(d->sources, sizeof *d->sources * d->cap_sources);
+        d->sources = zn_realloc(d->sources, sizeof *d->sources * d->cap_sources);
     }
-    zn_source *s = calloc(1, sizeof *s);
-    s->path = strdup(path);
+    zn_source *s = zn_calloc(1, sizeof *s);
+    s->path = zn_strdup(path);
     s->text = text;
     s->len = len;
     d->sources[d->n_sources++] = s;
@@ -43,17 +47,27 @@ zn_source *zn_diag_load(zn_diag *d, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    size_t cap = 4096, len = 0;
+    /* the file's size is the user's: too large for memory is a read failure (ENOMEM) the
+     * caller reports with the path, not the end of the program */
+    size_t cap = 4096, len = 0, got;
     char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+    int err = buf ? 0 : ENOMEM;
+    while (!err && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
         len += got;
-        if (cap - len - 1 == 0) buf = realloc(buf, cap *= 2);
+        if (len + 1 < cap) continue;
+        char *grown = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+        if (grown) {
+            buf = grown;
+            cap *= 2;
+        } else {
+            err = ENOMEM;
+        }
     }
-    bool failed = ferror(f);
+    if (!err && ferror(f)) err = errno ? errno : EIO;
     fclose(f);
-    if (failed) {
+    if (err) { /* errno tells the caller why */
         free(buf);
+        errno = err;
         return NULL;
     }
     buf[len] = '\0';
@@ -62,7 +76,7 @@ zn_source *zn_diag_load(zn_diag *d, const char *path)
 
 zn_source *zn_diag_add_text(zn_diag *d, const char *name, const char *text)
 {
-    return diag_push(d, name, strdup(text), strlen(text));
+    return diag_push(d, name, zn_strdup(text), strlen(text));
 }
 
 static const zn_source *diag_find(const zn_diag *d, const char *path)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/util.h"
 #include "parse.h"
 
 
@@ -33,7 +34,7 @@ void zn_scope_set(zn_eval *ev, zn_scope *sc, const char *name, zn_value v, bool 
     }
     if (sc->n == sc->cap) {
         sc->cap = sc->cap ? 2 * sc->cap : 16;
-        sc->b = realloc(sc->b, sizeof *sc->b * sc->cap);
+        sc->b = zn_realloc(sc->b, sizeof *sc->b * sc->cap);
     }
     sc->b[sc->n++] = (zn_binding){name, v, is_var, at};
 }
@@ -71,7 +72,7 @@ static void name_add(zn_eval *ev, const char *name)
         zn_name_slot *old = ev->names;
         int old_cap = ev->cap_names;
         ev->cap_names = old_cap ? 2 * old_cap : 256;
-        ev->names = calloc(ev->cap_names, sizeof *ev->names);
+        ev->names = zn_calloc(ev->cap_names, sizeof *ev->names);
         for (int i = 0; i < old_cap; i++)
             if (old[i].name) *name_slot(ev, old[i].name) = old[i];
         free(old);
@@ -387,7 +388,7 @@ static zn_value eval_index(zn_eval *ev, zn_scope *sc, const zn_ast *e)
 
 static void unknown_name(zn_eval *ev, zn_scope *sc, const zn_ast *e)
 {
-    const char **cands = malloc(sizeof *cands * (sc->n + 1));
+    const char **cands = zn_malloc(sizeof *cands * (sc->n + 1));
     for (int i = 0; i < sc->n; i++) cands[i] = sc->b[i].name;
     const char *near = zn_did_you_mean(e->name, cands, sc->n);
     zn_diag_error(ev->diag, e->span, "unknown name '%s'", e->name);
@@ -542,8 +543,8 @@ static bool bind_block(zn_eval *ev, const zn_ast *blk, const zn_args *args, cons
         zn_diag_hint(ev->diag, "%s", block_signature(blk, sig, sizeof sig));
         return false;
     }
-    zn_value *vals = calloc(params->n_kids + 1, sizeof *vals);
-    bool *set = calloc(params->n_kids + 1, sizeof *set);
+    zn_value *vals = zn_calloc(params->n_kids + 1, sizeof *vals);
+    bool *set = zn_calloc(params->n_kids + 1, sizeof *set);
     for (int i = 0; i < n_pos; i++) vals[i] = args->vals[i], set[i] = true;
     for (int i = n_pos; i < args->n; i++) {
         int k = -1;
@@ -696,7 +697,7 @@ static zn_value eval_call(zn_eval *ev, zn_scope *sc, const zn_ast *call)
     }
     /* unknown: suggest from every callable name */
     int n = n_table + (ev->in_train ? 0 : ev->n_blocks) + sc->n + 1;
-    const char **cands = malloc(sizeof *cands * n);
+    const char **cands = zn_malloc(sizeof *cands * n);
     int k = 0;
     for (int i = 0; i < n_table; i++) cands[k++] = table[i].name;
     for (int i = 0; !ev->in_train && i < ev->n_blocks; i++) cands[k++] = ev->blocks[i]->name;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "eval.h"
+#include "graph/util.h"
 #include "parse.h"
 #include "recipe_eval.h"
 
@@ -95,7 +96,7 @@ static void add_block(zn_loader *L, const zn_ast *blk)
                 zn_diag_error(ev->diag, params->kids[i]->span, "parameter '%s' appears twice", params->kids[i]->name);
     if (L->n_blocks == L->cap_blocks) {
         L->cap_blocks = L->cap_blocks ? 2 * L->cap_blocks : 16;
-        L->blocks = realloc(L->blocks, sizeof *L->blocks * L->cap_blocks);
+        L->blocks = zn_realloc(L->blocks, sizeof *L->blocks * L->cap_blocks);
     }
     L->blocks[L->n_blocks++] = blk;
 }
@@ -161,7 +162,7 @@ static void load_file(zn_loader *L, const char *path, zn_span at, bool is_main)
         zn_diag_error(ev->diag, at, "cannot read '%s': %s", path, strerror(errno));
         return;
     }
-    L->loaded = realloc(L->loaded, sizeof *L->loaded * (L->n_loaded + 1));
+    L->loaded = zn_realloc(L->loaded, sizeof *L->loaded * (L->n_loaded + 1));
     L->loaded[L->n_loaded++] = src->path;
     L->loading[L->n_loading++] = src->path;
     int before = ev->diag->n_errors;
@@ -257,8 +258,8 @@ bool zn_program_load(const zn_load_opts *o, zn_diag *d, zn_graph *g, zn_recipe *
         zn_graph_free(g); /* still empty: start again under the model's name */
         zn_graph_init(g, L.model->name);
         const zn_ast *params = L.model->b;
-        const zn_ast **given = calloc(params->n_kids + 1, sizeof *given);
-        zn_train_override *ovr = calloc(o->n_settings + 1, sizeof *ovr);
+        const zn_ast **given = zn_calloc(params->n_kids + 1, sizeof *given);
+        zn_train_override *ovr = zn_calloc(o->n_settings + 1, sizeof *ovr);
         int n_ovr = 0;
         zn_scope sc = {0};
         if (parse_settings(&L, o, ovr, &n_ovr, given)) {

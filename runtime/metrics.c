@@ -4,13 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/util.h"
+
 void zn_metrics_init(zn_metrics *m, int n_heads, int classes, bool vote)
 {
     memset(m, 0, sizeof *m);
     m->n_heads = n_heads < ZN_MAX_HEADS ? n_heads : ZN_MAX_HEADS;
     m->classes = classes;
     m->vote = vote;
-    m->confusion = calloc((size_t)classes * classes, sizeof *m->confusion);
+    m->confusion = zn_calloc((size_t)classes * classes, sizeof *m->confusion);
 }
 
 void zn_metrics_free(zn_metrics *m)

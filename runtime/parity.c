@@ -5,6 +5,7 @@
 #include "runtime/parity.h"
 
 #include "graph/inspect.h"
+#include "graph/util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -292,7 +293,7 @@ void zn_parity_print(const zn_parity_report *r, bool verbose, FILE *f)
             o->propagate ? "each backend on its own values (differences accumulate)"
                          : "lockstep: each node runs on both from the first's values of its sources");
     /* shown: every entry (verbose), else those over tolerance and the SHOWN_CLOSEST nearest it */
-    double *ratios = malloc(sizeof *ratios * ((size_t)r->n_entry + 1));
+    double *ratios = zn_malloc(sizeof *ratios * ((size_t)r->n_entry + 1));
     for (int i = 0; i < r->n_entry; i++) ratios[i] = ratio(&r->entry[i]);
     qsort(ratios, (size_t)r->n_entry, sizeof *ratios, by_ratio_desc);
     const double cut = r->n_entry > SHOWN_CLOSEST ? ratios[SHOWN_CLOSEST - 1] : 0;

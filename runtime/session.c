@@ -105,6 +105,11 @@ bool zn_session_init_params(zn_session *s, uint64_t seed)
         if (!(n->flags & (ZN_NODE_PARAM | ZN_NODE_STATE))) continue;
         size_t count = s->plan.bytes[i] / sizeof(float);
         float *v = malloc(sizeof *v * (count ? count : 1));
+        if (!v) {
+            snprintf(s->err, sizeof s->err, "cannot allocate %zu bytes for the initial values of '%s': "
+                     "out of memory", s->plan.bytes[i], n->name);
+            return false;
+        }
         float bound = n->attr.fan_in > 0 ? 1.0f / sqrtf((float)n->attr.fan_in) : 0.0f;
         for (size_t k = 0; k < count; k++) {
             switch (n->attr.init) {

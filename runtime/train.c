@@ -23,6 +23,7 @@
 #include "runtime/plot.h"
 #include "runtime/schedule.h"
 #include "graph/inspect.h"
+#include "graph/util.h"
 #include "runtime/session.h"
 
 static double now(void)
@@ -144,7 +145,7 @@ static bool run_init(zn_run *R, const zn_graph *g, const zn_recipe *r, const zn_
     R->vote = g->n_metrics > 0;
     for (int h = 0; h < R->s.n_heads && h < ZN_MAX_HEADS; h++) {
         R->head_names[h] = R->s.graph.nodes[R->s.heads[h]].name;
-        R->logits[h] = malloc(sizeof(float) * r->batch * R->classes);
+        R->logits[h] = zn_malloc(sizeof(float) * r->batch * R->classes);
     }
     return true;
 }
@@ -171,8 +172,8 @@ static bool evaluate(zn_run *R, zn_metrics *m)
         return false;
     }
     size_t img_floats = R->s.plan.bytes[R->s.image] / sizeof(float);
-    float *pad_img = calloc(img_floats, sizeof *pad_img);
-    int32_t *pad_lab = calloc(R->r->batch, sizeof *pad_lab);
+    float *pad_img = zn_calloc(img_floats, sizeof *pad_img);
+    int32_t *pad_lab = zn_calloc(R->r->batch, sizeof *pad_lab);
     float *images;
     int32_t *labels;
     int n;
@@ -339,7 +340,7 @@ static bool save(zn_run *R, int epoch, long step, char *err, size_t len)
 {
     if (!R->o->save_path) return true;
     size_t np = zn_session_param_floats(&R->s), no = R->s.plan.region_bytes[ZN_REGION_OPTIM] / sizeof(float);
-    float *p = malloc(sizeof *p * (np + 1)), *q = malloc(sizeof *q * (no + 1));
+    float *p = zn_malloc(sizeof *p * (np + 1)), *q = zn_malloc(sizeof *q * (no + 1));
     bool ok = zn_session_get_params(&R->s, p) &&
               R->s.be->ops->get(R->s.be, ZN_REGION_OPTIM, 0, q, no * sizeof *q);
     if (!ok) snprintf(err, len, "%s", R->s.err[0] ? R->s.err : R->s.be->ops->last_error(R->s.be));

@@ -21,7 +21,8 @@ const char *zt_tmpdir(void);
 const char *zt_write_file(const char *name, const char *text);
 /* Calls fn(rel_path, ctx) for every .znet file in models/ ("models/x.znet"); returns how many. */
 int zt_each_model(void (*fn)(const char *rel, void *ctx), void *ctx);
-/* Loads the model file at path under these --set values into g (its recipe is not kept). */
+/* Loads the model file at path under these --set values into g (its recipe is not kept); the
+ * file names g's spans point to stay valid until the test process ends. */
 void zt_load(const char *path, const zn_setting *sets, int n, zn_graph *g);
 /* Runs the optimizer passes on g but the n_disabled named ones. */
 void zt_run_passes(zn_graph *g, const char *const *disabled, int n_disabled);
