@@ -73,7 +73,7 @@ typedef struct {
     const char *def; /* default as .znet source text; NULL = required */
 } zn_argspec;
 
-#define ZN_MAX_EXPR_DEPTH 2000
+#define ZN_MAX_EXPR_DEPTH 500
 #define ZN_MAX_LIST 1000000        /* items in one list, characters in one string, repeat count */
 #define ZN_MAX_LIST_TOTAL 10000000 /* list items a model may build in all (loops included) */
 
