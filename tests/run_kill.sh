@@ -7,21 +7,9 @@
 # second SIGINT exits at once. docs/testing.md, "Kills and interrupts".
 # usage: run_kill.sh ZNET SOURCE_DIR [TRIALS]
 set -u
-if [ $# -lt 2 ]; then
-    echo "usage: $0 ZNET SOURCE_DIR [TRIALS]" >&2
-    exit 2
-fi
-znet=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-src=$(cd "$2" && pwd)
+. "$(dirname "$0")/shell_support.sh"
+zt_begin "$0 ZNET SOURCE_DIR [TRIALS]" "$@"
 trials=${3:-24}
-export ZNET_STDLIB="$src/stdlib"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-failed=0
-bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
-
-. "$src/tests/make_idx.sh"
 make_idx data 64 16
 
 # a wide one-layer network: steps of milliseconds and a 10 MB checkpoint, so that saves take

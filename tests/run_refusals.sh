@@ -6,19 +6,8 @@
 # step does not fit the run. Each: exit 1, a message naming the flag or file, old files as they were.
 # usage: run_refusals.sh ZNET SOURCE_DIR
 set -u
-if [ $# -lt 2 ]; then
-    echo "usage: $0 ZNET SOURCE_DIR" >&2
-    exit 2
-fi
-znet=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-src=$(cd "$2" && pwd)
-export ZNET_STDLIB="$src/stdlib"
-tmp=$(mktemp -d)
-trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-failed=0
-bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
-. "$src/tests/make_idx.sh"
+. "$(dirname "$0")/shell_support.sh"
+zt_begin "$0 ZNET SOURCE_DIR" "$@"
 make_idx data 64 16
 
 model=$src/models/fashion_small.znet
