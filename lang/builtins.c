@@ -1,6 +1,7 @@
 /* builtins.c: the layer functions a model can call (conv2d, batchnorm, stitch, xent, ...):
  * their parameters with defaults and types (one table), argument binding with did-you-mean and
  * type errors, and the lowering of each call to graph nodes and parameters. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -215,6 +216,10 @@ static const char *owner_name(zn_eval *ev, const char *opname, const zn_ast *cal
 
 #define MAX_CH (1 << 20)
 
+/* The fan-in the initialiser is given. Past INT_MAX the weight itself has more than 2^31
+ * elements and is refused by name, so the clamp only keeps the int from overflowing first. */
+static int fan_in_of(int64_t n) { return n < INT_MAX ? (int)n : INT_MAX; }
+
 /* ---- layer functions ---- */
 
 static zn_value lower_conv2d(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -245,7 +250,7 @@ static zn_value lower_conv2d(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
         return zn_val_error();
     }
     const char *owner = owner_name(ev, "conv2d", call);
-    int fan_in = (int)(cin / groups) * k[0] * k[1];
+    int fan_in = fan_in_of(cin / groups * k[0] * k[1]);
     int64_t wdims[4] = {cout, cin / groups, k[0], k[1]};
     int src[3] = {a[0].node, zn_eval_param(ev, owner, "w", wdims, 4, ZN_INIT_FAN_IN, fan_in, true, call->span), -1};
     int n_src = 2;
@@ -265,7 +270,7 @@ static zn_value lower_batchnorm(zn_eval *ev, const zn_builtin *b, zn_value *a, c
     const zn_shape *s = shape_of(ev, &a[0]);
     if (s->rank < 1 || s->dtype != ZN_DTYPE_F32) return need_rank(ev, b, &a[0], 3, at[0]), zn_val_error();
     double eps = zn_val_number(&a[1]), mom = zn_val_number(&a[2]);
-    if (!(eps > 0 && eps < 1)) {
+    if (!(zn_f32(eps) > 0 && eps < 1)) { /* 1e-300 is 0 as a float32: a division by zero */
         zn_diag_error(ev->diag, at[1], "batchnorm: eps must be between 0 and 1, got %g", eps);
         return zn_val_error();
     }
@@ -282,8 +287,8 @@ static zn_value lower_batchnorm(zn_eval *ev, const zn_builtin *b, zn_value *a, c
                   zn_eval_param(ev, owner, "running_mean", &c, 1, ZN_INIT_ZEROS, 0, false, call->span),
                   zn_eval_param(ev, owner, "running_var", &c, 1, ZN_INIT_ONES, 0, false, call->span)};
     zn_attrs attr = zn_attrs_default();
-    attr.eps = (float)eps;
-    attr.momentum = (float)mom;
+    attr.eps = zn_f32(eps);
+    attr.momentum = zn_f32(mom);
     zn_value v = zn_eval_emit(ev, ZN_OP_BATCHNORM, src, 5, &attr, "batchnorm", call->span, call);
     if (v.kind == ZN_VAL_TENSOR)
         for (int i = 3; i < 5; i++)
@@ -342,9 +347,9 @@ static zn_value lower_linear(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
     const char *owner = owner_name(ev, "linear", call);
     int64_t in = shape_of(ev, &a[0])->dim[0], out = a[1].i;
     int64_t wdims[2] = {out, in};
-    int src[3] = {a[0].node, zn_eval_param(ev, owner, "w", wdims, 2, ZN_INIT_FAN_IN, (int)in, true, call->span), -1};
+    int src[3] = {a[0].node, zn_eval_param(ev, owner, "w", wdims, 2, ZN_INIT_FAN_IN, fan_in_of(in), true, call->span), -1};
     int n_src = 2;
-    if (a[2].i) src[n_src++] = zn_eval_param(ev, owner, "b", &out, 1, ZN_INIT_FAN_IN, (int)in, true, call->span);
+    if (a[2].i) src[n_src++] = zn_eval_param(ev, owner, "b", &out, 1, ZN_INIT_FAN_IN, fan_in_of(in), true, call->span);
     zn_attrs attr = zn_attrs_default();
     attr.out = (int)out;
     return zn_eval_emit(ev, ZN_OP_LINEAR, src, n_src, &attr, "linear", call->span, call);
@@ -361,10 +366,8 @@ static zn_value lower_add(zn_eval *ev, const zn_builtin *b, zn_value *a, const z
 static zn_value lower_scale(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
                             const zn_ast *call)
 {
-    (void)b, (void)at;
-    zn_attrs attr = zn_attrs_default();
-    attr.scale = (float)zn_val_number(&a[1]);
-    return zn_eval_emit(ev, ZN_OP_SCALE, &a[0].node, 1, &attr, "scale", call->span, call);
+    (void)b;
+    return zn_eval_scale(ev, call, a[0].node, zn_val_number(&a[1]), at[1]);
 }
 
 /* The node ids of a ZN_ARG_TENSORS list (at most 256). */
@@ -473,8 +476,8 @@ static zn_value lower_xent(zn_eval *ev, const zn_builtin *b, zn_value *a, const 
     }
     if (!need_rank(ev, b, &a[0], 1, at[0])) return zn_val_error();
     zn_attrs attr = zn_attrs_default();
-    attr.weight = (float)zn_val_number(&a[2]);
-    attr.smoothing = (float)zn_val_number(&a[4]);
+    attr.weight = zn_f32(zn_val_number(&a[2]));
+    attr.smoothing = zn_f32(zn_val_number(&a[4]));
     if (!(attr.weight >= 0 && attr.weight <= 1e6)) {
         zn_diag_error(ev->diag, at[2], "xent: weight must be from 0 to 1e6, got %g", zn_val_number(&a[2]));
         return zn_val_error();

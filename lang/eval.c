@@ -4,6 +4,7 @@
  * builtins.c; this file only routes calls to them. */
 #include "eval.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,11 +198,15 @@ static zn_value type_error(zn_eval *ev, const zn_ast *e, const zn_value *a, cons
     return zn_val_error();
 }
 
-static zn_value tensor_scale(zn_eval *ev, const zn_ast *e, int node, double s)
+zn_value zn_eval_scale(zn_eval *ev, const zn_ast *e, int node, double s, zn_span at)
 {
-    zn_attrs at = zn_attrs_default();
-    at.scale = (float)s;
-    return zn_eval_emit(ev, ZN_OP_SCALE, &node, 1, &at, "scale", e->span, e);
+    zn_attrs attr = zn_attrs_default();
+    attr.scale = zn_f32(s);
+    if (!isfinite(attr.scale)) {
+        zn_diag_error(ev->diag, at, "scale factor %g is beyond the range of float32 (about 3.4e38)", s);
+        return zn_val_error();
+    }
+    return zn_eval_emit(ev, ZN_OP_SCALE, &node, 1, &attr, "scale", e->span, e);
 }
 
 zn_value *zn_eval_list_items(zn_eval *ev, int64_t n, zn_span at)
@@ -244,12 +249,15 @@ static zn_value int_arith(zn_eval *ev, const zn_ast *e, int64_t x, int64_t y)
             zn_diag_error(ev->diag, e->span, "division by zero");
             return zn_val_error();
         }
-        if (x == INT64_MIN && y == -1) {
-            overflow = true;
+        if (y == -1) { /* INT64_MIN // -1 overflows; C's INT64_MIN % -1 does too, but is 0 */
+            if (e->op == ZN_BIN_IDIV) overflow = __builtin_sub_overflow(0, x, &r);
             break;
         }
-        r = e->op == ZN_BIN_IDIV ? x / y - ((x % y != 0) && ((x < 0) != (y < 0)))
-                                 : ((x % y) + y) % y;
+        r = x % y; /* rounded toward zero: floor it (r and y of opposite signs: no overflow) */
+        if (e->op == ZN_BIN_IDIV)
+            r = x / y - (r != 0 && (r < 0) != (y < 0));
+        else if (r != 0 && (r < 0) != (y < 0))
+            r += y;
         break;
     default: break;
     }
@@ -306,11 +314,11 @@ static zn_value eval_binop(zn_eval *ev, zn_scope *sc, const zn_ast *e)
             return zn_eval_emit(ev, ZN_OP_ADD, src, 2, NULL, "add", e->span, e);
         }
         if (e->op == ZN_BIN_MUL && is_tensor(&a) && zn_val_is_number(&b))
-            return tensor_scale(ev, e, a.node, zn_val_number(&b));
+            return zn_eval_scale(ev, e, a.node, zn_val_number(&b), e->b->span);
         if (e->op == ZN_BIN_MUL && is_tensor(&b) && zn_val_is_number(&a))
-            return tensor_scale(ev, e, b.node, zn_val_number(&a));
+            return zn_eval_scale(ev, e, b.node, zn_val_number(&a), e->a->span);
         if (e->op == ZN_BIN_DIV && is_tensor(&a) && zn_val_is_number(&b) && zn_val_number(&b) != 0)
-            return tensor_scale(ev, e, a.node, 1.0 / zn_val_number(&b));
+            return zn_eval_scale(ev, e, a.node, 1.0 / zn_val_number(&b), e->b->span);
         return type_error(ev, e, &a, &b);
     }
     if (a.kind == ZN_VAL_LIST && b.kind == ZN_VAL_LIST && e->op == ZN_BIN_ADD)
@@ -418,9 +426,13 @@ static zn_value eval_expr(zn_eval *ev, zn_scope *sc, const zn_ast *e)
         zn_value a = zn_eval_expr(ev, sc, e->a);
         if (a.kind == ZN_VAL_ERROR) return a;
         if (e->op == ZN_UN_NOT) return a.kind == ZN_VAL_BOOL ? zn_val_bool(!a.i) : type_error(ev, e, &a, NULL);
-        if (a.kind == ZN_VAL_INT && a.i != INT64_MIN) return zn_val_int(-a.i);
+        if (a.kind == ZN_VAL_INT && a.i == INT64_MIN) {
+            zn_diag_error(ev->diag, e->span, "integer overflow in -(%lld)", (long long)a.i);
+            return zn_val_error();
+        }
+        if (a.kind == ZN_VAL_INT) return zn_val_int(-a.i);
         if (a.kind == ZN_VAL_FLOAT) return zn_val_float(-a.f);
-        if (a.kind == ZN_VAL_TENSOR) return tensor_scale(ev, e, a.node, -1.0);
+        if (a.kind == ZN_VAL_TENSOR) return zn_eval_scale(ev, e, a.node, -1.0, e->span);
         return type_error(ev, e, &a, NULL);
     }
     case ZN_AST_INDEX: return eval_index(ev, sc, e);

@@ -111,6 +111,9 @@ zn_value zn_eval_emit(zn_eval *ev, zn_op op, const int *src, int n_src, const zn
 /* Creates (or, inside a shared instance, reuses) a parameter of the given shape. */
 int zn_eval_param(zn_eval *ev, const char *owner, const char *suffix, const int64_t *dims, int rank,
                   zn_init init, int fan_in, bool trainable, zn_span at);
+/* t * s as a scale node (named and placed like zn_eval_emit's); a factor beyond float32's range
+ * is refused at `at`. */
+zn_value zn_eval_scale(zn_eval *ev, const zn_ast *e, int node, double s, zn_span at);
 /* Room for a list of n values (in the arena), or NULL after reporting that it is too long or
  * that the model has built too many list items in all. */
 zn_value *zn_eval_list_items(zn_eval *ev, int64_t n, zn_span at);

@@ -102,7 +102,7 @@ static bool to_schedule(zn_eval *ev, const zn_value *v, zn_span at, const char *
     memset(s, 0, sizeof *s);
     if (zn_val_is_number(v)) {
         s->kind = ZN_LR_CONSTANT;
-        s->v[0] = (float)zn_val_number(v);
+        s->v[0] = zn_f32(zn_val_number(v));
         return schedule_ok(ev, s, at, key);
     }
     if (!want(ev, is_rec(v, "piecewise", "constant", "cosine"), at, key,
@@ -112,11 +112,11 @@ static bool to_schedule(zn_eval *ev, const zn_value *v, zn_span at, const char *
     s->per_example = rec_get(r, "per_example")->i != 0;
     if (strcmp(r->name, "constant") == 0) {
         s->kind = ZN_LR_CONSTANT;
-        s->v[0] = (float)rec_num(r, "value");
+        s->v[0] = zn_f32(rec_num(r, "value"));
     } else if (strcmp(r->name, "cosine") == 0) {
         s->kind = ZN_LR_COSINE;
-        s->v[0] = (float)rec_num(r, "peak");
-        s->t[0] = (float)rec_num(r, "warmup");
+        s->v[0] = zn_f32(rec_num(r, "peak"));
+        s->t[0] = zn_f32(rec_num(r, "warmup"));
     } else {
         const zn_value *t = rec_get(r, "epochs"), *y = rec_get(r, "values");
         if (t->list.n != y->list.n || t->list.n < 1 || t->list.n > ZN_MAX_KNOTS) {
@@ -127,8 +127,8 @@ static bool to_schedule(zn_eval *ev, const zn_value *v, zn_span at, const char *
         s->kind = ZN_LR_PIECEWISE;
         s->n_knots = t->list.n;
         for (int i = 0; i < s->n_knots; i++) {
-            s->t[i] = (float)zn_val_number(&t->list.items[i]);
-            s->v[i] = (float)zn_val_number(&y->list.items[i]);
+            s->t[i] = zn_f32(zn_val_number(&t->list.items[i]));
+            s->v[i] = zn_f32(zn_val_number(&y->list.items[i]));
             if (i > 0 && !(s->t[i] > s->t[i - 1])) {
                 zn_diag_error(ev->diag, r->span, "piecewise: the epochs must increase (%g then %g)",
                               s->t[i - 1], s->t[i]);
@@ -137,6 +137,19 @@ static bool to_schedule(zn_eval *ev, const zn_value *v, zn_span at, const char *
         }
     }
     return schedule_ok(ev, s, at, key);
+}
+
+/* A settings function's integer argument, checked in lo..hi before it is narrowed to an int. */
+static bool rec_int(zn_eval *ev, const zn_record *rec, const char *key, int lo, int hi, int *out)
+{
+    int64_t v = rec_get(rec, key)->i;
+    if (v < lo || v > hi) {
+        zn_diag_error(ev->diag, rec->span, "%s: %s must be from %d to %d, got %lld", rec->name, key, lo, hi,
+                      (long long)v);
+        return false;
+    }
+    *out = (int)v;
+    return true;
 }
 
 static bool to_augment(zn_eval *ev, const zn_value *v, zn_span at, zn_recipe *r)
@@ -155,7 +168,7 @@ static bool to_augment(zn_eval *ev, const zn_value *v, zn_span at, zn_recipe *r)
         const zn_record *rec = a->rec;
         if (strcmp(rec->name, "pad_crop") == 0) {
             g->kind = ZN_AUG_PAD_CROP;
-            g->size = (int)rec_get(rec, "pad")->i;
+            if (!rec_int(ev, rec, "pad", 0, 64, &g->size)) return false;
             const char *mode = rec_get(rec, "mode")->s;
             if (strcmp(mode, "reflect") == 0) g->pad = ZN_PAD_REFLECT;
             else if (strcmp(mode, "zero") == 0) g->pad = ZN_PAD_ZERO;
@@ -163,24 +176,16 @@ static bool to_augment(zn_eval *ev, const zn_value *v, zn_span at, zn_recipe *r)
                 zn_diag_error(ev->diag, rec->span, "pad_crop: mode must be \"reflect\" or \"zero\", got \"%s\"", mode);
                 return false;
             }
-            if (g->size < 0 || g->size > 64) {
-                zn_diag_error(ev->diag, rec->span, "pad_crop: pad must be from 0 to 64, got %d", g->size);
-                return false;
-            }
         } else if (strcmp(rec->name, "flip") == 0) {
             g->kind = ZN_AUG_FLIP;
-            g->p = (float)rec_num(rec, "p");
+            g->p = zn_f32(rec_num(rec, "p"));
             if (!(g->p >= 0 && g->p <= 1)) {
                 zn_diag_error(ev->diag, rec->span, "flip: p must be from 0 to 1, got %g", g->p);
                 return false;
             }
         } else {
             g->kind = ZN_AUG_CUTOUT;
-            g->size = (int)rec_get(rec, "size")->i;
-            if (g->size < 1 || g->size > 1024) {
-                zn_diag_error(ev->diag, rec->span, "cutout: size must be from 1 to 1024, got %d", g->size);
-                return false;
-            }
+            if (!rec_int(ev, rec, "size", 1, 1024, &g->size)) return false;
         }
     }
     return true;
@@ -192,12 +197,13 @@ static bool to_channels(zn_eval *ev, const zn_value *v, zn_span at, const char *
     bool std = strcmp(key, "std") == 0; /* images are divided by it */
     for (int i = 0; ok && i < v->list.n; i++) {
         const zn_value *x = &v->list.items[i];
-        ok = zn_val_is_number(x) && isfinite((float)zn_val_number(x)) && (!std || zn_val_number(x) > 0);
+        float f = zn_val_is_number(x) ? zn_f32(zn_val_number(x)) : NAN;
+        ok = isfinite(f) && (!std || f > 0); /* 1e-300 is 0 as a float32 */
     }
     if (!want(ev, ok, at, key, std ? "a list of 1 or 3 positive numbers (0-255 scale)"
                                    : "a list of 1 or 3 numbers (0-255 scale)", v))
         return false;
-    for (int i = 0; i < v->list.n; i++) out[i] = (float)zn_val_number(&v->list.items[i]);
+    for (int i = 0; i < v->list.n; i++) out[i] = zn_f32(zn_val_number(&v->list.items[i]));
     *n = v->list.n;
     return true;
 }
@@ -237,10 +243,10 @@ static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, z
         if (!want(ev, is_rec(v, "sgd", "adam", NULL), at, key, "sgd(...) or adam(...)", v)) return false;
         const zn_record *o = v->rec;
         zn_optimizer_cfg *c = &r->optimizer;
-        c->weight_decay = (float)rec_num(o, "weight_decay");
+        c->weight_decay = zn_f32(rec_num(o, "weight_decay"));
         if (strcmp(o->name, "sgd") == 0) {
             c->kind = ZN_OPTIM_SGD;
-            c->momentum = (float)rec_num(o, "momentum");
+            c->momentum = zn_f32(rec_num(o, "momentum"));
             c->nesterov = rec_get(o, "nesterov")->i != 0;
             if (!(c->momentum >= 0 && c->momentum < 1)) {
                 zn_diag_error(ev->diag, o->span, "sgd: momentum must be in [0, 1), got %g", c->momentum);
@@ -248,9 +254,9 @@ static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, z
             }
         } else {
             c->kind = ZN_OPTIM_ADAM;
-            c->beta1 = (float)rec_num(o, "beta1");
-            c->beta2 = (float)rec_num(o, "beta2");
-            c->eps = (float)rec_num(o, "eps");
+            c->beta1 = zn_f32(rec_num(o, "beta1"));
+            c->beta2 = zn_f32(rec_num(o, "beta2"));
+            c->eps = zn_f32(rec_num(o, "eps"));
             /* beta = 1 divides by zero in the bias correction; eps = 0 gives 0/0 at a zero gradient */
             float beta[2] = {c->beta1, c->beta2};
             for (int k = 0; k < 2; k++)
@@ -271,7 +277,7 @@ static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, z
         return to_schedule(ev, v, at, key, &r->lr);
     } else if (strcmp(key, "momentum") == 0) {
         if (zn_val_is_number(v)) {
-            float mu = (float)zn_val_number(v);
+            float mu = zn_f32(zn_val_number(v));
             if (!(mu >= 0 && mu < 1)) { /* as sgd(momentum = ...) */
                 zn_diag_error(ev->diag, at, "train: 'momentum' must be in [0, 1), got %g", mu);
                 return false;

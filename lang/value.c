@@ -1,6 +1,8 @@
 /* value.c: naming and printing of evaluation values for diagnostics and summaries. */
 #include "value.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,4 +55,11 @@ const char *zn_val_str(const zn_value *v, char *buf, size_t len)
     default: snprintf(buf, len, "%s", zn_val_kind_name(v->kind)); break;
     }
     return buf;
+}
+
+float zn_f32(double x)
+{
+    if (x > FLT_MAX) return INFINITY;
+    if (x < -FLT_MAX) return -INFINITY;
+    return (float)x;
 }

@@ -77,5 +77,9 @@ const char *zn_val_kind_phrase(zn_val_kind k);
 const char *zn_val_str(const zn_value *v, char *buf, size_t len);
 bool zn_val_is_number(const zn_value *v);
 double zn_val_number(const zn_value *v);
+/* x as a float32, saturating to +-infinity beyond float's range (a plain cast of such a value
+ * is undefined behaviour); NaN stays NaN. Every double the language narrows goes through it,
+ * so the range checks after it see infinity, never a wrapped or arbitrary value. */
+float zn_f32(double x);
 
 #endif

@@ -2,8 +2,10 @@
  * fields, params, optimizer state, then a 64-bit FNV-1a checksum of everything before it. */
 #include "runtime/checkpoint.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,13 +87,61 @@ bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, 
     return true;
 }
 
-/* Whether the file holds at least `bytes` more after the current position. */
-static bool data_fits(FILE *f, uint64_t bytes)
+/* The header as put_meta writes it: magic, version, then the meta fields in this order. */
+#define VERSION_END (sizeof MAGIC + sizeof(uint32_t))
+static const struct {
+    size_t offset, size;
+} META_FIELDS[] = {
+    {offsetof(zn_ckpt_meta, graph_hash), sizeof(uint64_t)}, {offsetof(zn_ckpt_meta, epoch), sizeof(int32_t)},
+    {offsetof(zn_ckpt_meta, step), sizeof(int64_t)},        {offsetof(zn_ckpt_meta, seed), sizeof(uint64_t)},
+    {offsetof(zn_ckpt_meta, n_params), sizeof(uint64_t)},   {offsetof(zn_ckpt_meta, n_optim), sizeof(uint64_t)},
+};
+#define HEADER_BYTES (VERSION_END + 8 + 4 + 8 + 8 + 8 + 8)
+#define SUM_BYTES sizeof(uint64_t)
+
+/* Checks the got bytes of header at the start of a file of size bytes, and fills m. Every cut
+ * point says truncated (a prefix of the magic too); the sizes the header claims are compared
+ * with the file's size, so nothing is allocated from a claim the file cannot back. */
+static bool check_header(const char *path, const unsigned char *head, size_t got, unsigned long long size,
+                         zn_ckpt_meta *m, char *err, size_t errlen)
 {
-    struct stat st;
-    long pos = ftell(f);
-    if (pos < 0 || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return true; /* let fread tell */
-    return (uint64_t)st.st_size >= (uint64_t)pos && (uint64_t)st.st_size - (uint64_t)pos >= bytes;
+    size_t magic = got < sizeof MAGIC ? got : sizeof MAGIC;
+    uint32_t version = ZN_CKPT_VERSION;
+    if (got >= VERSION_END) memcpy(&version, head + sizeof MAGIC, sizeof version);
+    if (memcmp(head, MAGIC, magic) != 0) {
+        snprintf(err, errlen, "%s is not a znet checkpoint (it does not start with \"ZNETCKPT\")", path);
+        return false;
+    }
+    if (version != ZN_CKPT_VERSION) {
+        snprintf(err, errlen, "%s is a checkpoint of format version %u; this znet reads version %d", path,
+                 version, ZN_CKPT_VERSION);
+        return false;
+    }
+    if (got < HEADER_BYTES) {
+        snprintf(err, errlen, "%s is truncated: it ends after %zu bytes, inside its %zu-byte header", path, got,
+                 (size_t)HEADER_BYTES);
+        return false;
+    }
+    size_t at = VERSION_END;
+    for (size_t i = 0; i < sizeof META_FIELDS / sizeof *META_FIELDS; at += META_FIELDS[i++].size)
+        memcpy((char *)m + META_FIELDS[i].offset, head + at, META_FIELDS[i].size);
+    assert(at == HEADER_BYTES);
+    if (m->n_params > ((uint64_t)1 << 34) || m->n_optim > ((uint64_t)1 << 35) || m->epoch < 0 || m->step < 0 ||
+        m->step > (int64_t)m->epoch << 30) { /* (at most 2^30 steps an epoch: --limit's bound) */
+        snprintf(err, errlen, "%s is corrupted (impossible sizes in its header: epoch %d, step %lld, %llu "
+                 "parameter and %llu optimizer floats)", path, (int)m->epoch, (long long)m->step,
+                 (unsigned long long)m->n_params, (unsigned long long)m->n_optim);
+        return false;
+    }
+    /* cannot overflow: the bounds above keep it under 2^38 */
+    unsigned long long claim = HEADER_BYTES + (m->n_params + m->n_optim) * sizeof(float) + SUM_BYTES;
+    if (size < claim)
+        snprintf(err, errlen, "%s is truncated: it ends after %llu bytes, the header says %llu", path, size,
+                 claim);
+    else if (size > claim)
+        snprintf(err, errlen, "%s has %llu extra bytes after its checksum (it holds %llu bytes, the header "
+                 "says %llu)", path, size - claim, size, claim);
+    return size == claim;
 }
 
 /* A value that is not finite would make every later prediction NaN without a word. Training stops
@@ -109,6 +159,27 @@ static bool all_finite(const char *path, const char *what, const float *v, uint6
     return true;
 }
 
+/* After a sound header: the data, allocated as the header (checked against the file) says, and
+ * the checksum; every value must be finite. */
+static bool read_body(ck_io *io, const char *path, const zn_ckpt_meta *m, float **params, float **optim,
+                      char *err, size_t errlen)
+{
+    uint64_t expect, stored;
+    if (!(*params = malloc(sizeof **params * (m->n_params + 1))) ||
+        !(*optim = malloc(sizeof **optim * (m->n_optim + 1))))
+        snprintf(err, errlen, "out of memory reading %s (%llu floats)", path,
+                 (unsigned long long)(m->n_params + m->n_optim));
+    else if (!get(io, *params, sizeof **params * m->n_params) || !get(io, *optim, sizeof **optim * m->n_optim) ||
+             (expect = io->sum, fread(&stored, sizeof stored, 1, io->f) != 1))
+        snprintf(err, errlen, "%s is truncated: it ends early while being read (did it shrink?)", path);
+    else if (stored != expect)
+        snprintf(err, errlen, "%s is corrupted (checksum mismatch: its bytes are not those that were saved)", path);
+    else
+        return all_finite(path, "parameter", *params, m->n_params, err, errlen) &&
+               all_finite(path, "optimizer state", *optim, m->n_optim, err, errlen);
+    return false;
+}
+
 bool zn_ckpt_load(const char *path, zn_ckpt_meta *m, float **params, float **optim, char *err,
                   size_t errlen)
 {
@@ -118,44 +189,18 @@ bool zn_ckpt_load(const char *path, zn_ckpt_meta *m, float **params, float **opt
         snprintf(err, errlen, "cannot open checkpoint %s: %s", path, strerror(errno));
         return false;
     }
-    char magic[8];
-    uint32_t version = 0;
-    bool ok = false;
-    if (!get(&io, magic, sizeof magic) || memcmp(magic, MAGIC, sizeof MAGIC) != 0) {
-        snprintf(err, errlen, "%s is not a znet checkpoint", path);
-    } else if (!get(&io, &version, sizeof version) || version != ZN_CKPT_VERSION) {
-        snprintf(err, errlen, "%s is a checkpoint of format version %u; this znet reads version %d", path,
-                 version, ZN_CKPT_VERSION);
-    } else if (!get(&io, &m->graph_hash, sizeof m->graph_hash) || !get(&io, &m->epoch, sizeof m->epoch) ||
-               !get(&io, &m->step, sizeof m->step) || !get(&io, &m->seed, sizeof m->seed) ||
-               !get(&io, &m->n_params, sizeof m->n_params) || !get(&io, &m->n_optim, sizeof m->n_optim)) {
-        snprintf(err, errlen, "%s is truncated (in its header)", path);
-    } else if (m->n_params > ((uint64_t)1 << 34) || m->n_optim > ((uint64_t)1 << 35) || m->epoch < 0 || m->step < 0 ||
-               m->step > (int64_t)m->epoch << 30) { /* (at most 2^30 steps an epoch: --limit's bound) */
-        snprintf(err, errlen, "%s is corrupted (impossible sizes in its header)", path);
-    } else if (!data_fits(io.f, (m->n_params + m->n_optim) * sizeof(float) + sizeof(uint64_t))) {
-        /* checked before allocating: a damaged size would otherwise ask for up to 192 GiB */
-        snprintf(err, errlen, "%s is truncated (its data ends early)", path);
-    } else {
-        *params = malloc(sizeof **params * (m->n_params + 1));
-        *optim = malloc(sizeof **optim * (m->n_optim + 1));
-        uint64_t expect, stored;
-        if (!*params || !*optim) {
-            snprintf(err, errlen, "out of memory reading %s", path);
-        } else if (!get(&io, *params, sizeof **params * m->n_params) ||
-                   !get(&io, *optim, sizeof **optim * m->n_optim)) {
-            snprintf(err, errlen, "%s is truncated (its data ends early)", path);
-        } else if ((expect = io.sum, fread(&stored, sizeof stored, 1, io.f) != 1)) {
-            snprintf(err, errlen, "%s is truncated (no checksum)", path);
-        } else if (stored != expect) {
-            snprintf(err, errlen, "%s is corrupted (checksum mismatch)", path);
-        } else if (fgetc(io.f) != EOF) {
-            snprintf(err, errlen, "%s has extra bytes after its checksum", path);
-        } else {
-            ok = all_finite(path, "parameter", *params, m->n_params, err, errlen) &&
-                 all_finite(path, "optimizer state", *optim, m->n_optim, err, errlen);
-        }
-    }
+    struct stat st;
+    unsigned char head[HEADER_BYTES];
+    bool ok = false, regular = fstat(fileno(io.f), &st) == 0 && S_ISREG(st.st_mode);
+    size_t got = regular ? fread(head, 1, sizeof head, io.f) : 0;
+    sum_bytes(&io, head, got);
+    if (!regular)
+        snprintf(err, errlen, "%s is not a checkpoint: not a regular file", path);
+    else if (ferror(io.f))
+        snprintf(err, errlen, "cannot read checkpoint %s: %s", path, strerror(errno));
+    else
+        ok = check_header(path, head, got, (unsigned long long)st.st_size, m, err, errlen) &&
+             read_body(&io, path, m, params, optim, err, errlen);
     fclose(io.f);
     if (!ok) {
         free(*params);

@@ -38,6 +38,9 @@ static bool idx_open(idx_file *f, const char *path, char *err, size_t errlen)
 {
     f->path = path;
     f->read = 0;
+    struct stat st; /* a pipe or a device has no size to check a header against (and may not end) */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return zn_dataset_fail(err, errlen, "%s: not a regular file", path);
     errno = 0; /* gzopen sets errno when the open fails, not when its allocation does */
     f->gz = gzopen(path, "rb");
     if (!f->gz)
@@ -107,26 +110,93 @@ typedef struct {
 typedef bool (*place_fn)(const uint8_t *recs, long first, long count, const idx_target *t,
                          char *err, size_t errlen);
 
-/* At the end of the data of a gzip file: its last four bytes, the stream's length (mod 2^32),
- * match what was read. zlib stops at the end of a gzip stream and ignores bytes after it, which
- * a sound file does not have. */
-static bool check_gzip_end(const idx_file *f, char *err, size_t errlen)
+/* A gzip'd file's size and its last four bytes, the length of its stream mod 2^32. */
+static bool gzip_tail(const char *path, unsigned long long *size, uint32_t *isize)
 {
-    FILE *raw = fopen(f->path, "rb");
-    uint8_t magic[2], tail[4];
-    bool gzip = raw && fread(magic, 1, 2, raw) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    bool have = gzip && fseek(raw, -4, SEEK_END) == 0 && fread(tail, 1, 4, raw) == 4;
+    FILE *raw = fopen(path, "rb");
+    uint8_t tail[4] = {0};
+    bool ok = raw && fseek(raw, -4, SEEK_END) == 0 && fread(tail, 1, 4, raw) == 4;
+    long end = ok ? ftell(raw) : -1;
     if (raw) fclose(raw);
-    uint32_t isize = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 |
-                     (uint32_t)tail[3] << 24;
-    if (!have || isize == (uint32_t)f->read) return true;
-    return zn_dataset_fail(err, errlen, "%s: bytes after the end of the gzip data (the stream "
-                           "holds %llu bytes, the file's last four bytes say %u): a damaged or "
-                           "concatenated file?", f->path, f->read, isize);
+    *size = end < 0 ? 0 : (unsigned long long)end;
+    *isize = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 |
+             (uint32_t)tail[3] << 24;
+    return ok && end >= 0;
+}
+
+/* Whether a gzip'd file vouches for a stream of `total` bytes without decompressing it: its
+ * trailer records exactly that length (below 2^32, so the mod is no ambiguity) and deflate, at
+ * most 1032:1, could produce it from the file's size. Bounds any allocation by the file. */
+static bool gzip_vouches(const idx_file *f, unsigned long long total)
+{
+    unsigned long long size;
+    uint32_t isize;
+    return gzip_tail(f->path, &size, &isize) && total == isize && total / 1032 <= size;
+}
+
+/* The length of a gzip'd file's stream after the header, counted through a bounded buffer,
+ * then the stream is rewound to just after the header. zlib stops at the end of a gzip stream
+ * and ignores bytes after it, which a sound file does not have: its trailer must match too. */
+static bool count_stream(idx_file *f, unsigned long long *out, char *err, size_t errlen)
+{
+    unsigned long long header = f->read;
+    uint8_t *buf = malloc(CHUNK_BYTES);
+    if (!buf) return zn_dataset_fail(err, errlen, "malloc: %s", strerror(ENOMEM));
+    long got;
+    do {
+        char what[64];
+        snprintf(what, sizeof what, "byte %llu", f->read);
+        got = idx_read(f, buf, CHUNK_BYTES, what, err, errlen);
+    } while (got > 0);
+    free(buf);
+    if (got < 0) return false;
+    unsigned long long size;
+    uint32_t isize;
+    if (gzip_tail(f->path, &size, &isize) && isize != (uint32_t)f->read)
+        return zn_dataset_fail(err, errlen, "%s: bytes after the end of the gzip data (the stream "
+                               "holds %llu bytes, the file's last four bytes say %u): a damaged or "
+                               "concatenated file?", f->path, f->read, isize);
+    *out = f->read - header;
+    f->read = header;
+    if (gzrewind(f->gz) != 0 || gzseek(f->gz, (z_off_t)header, SEEK_SET) != (z_off_t)header)
+        return zn_dataset_fail(err, errlen, "%s: cannot rewind the gzip stream", f->path);
+    return true;
+}
+
+/* Before anything is allocated: the data after the header holds exactly n records of rec bytes
+ * (n * rec cannot overflow: callers bound n by INT_MAX and rec by 2^24). A plain file's size
+ * says; a gzip'd file's trailer says when it agrees, else its stream is counted. */
+static bool check_claim(idx_file *f, unsigned long long n, unsigned long long rec,
+                        const char *noun, char *err, size_t errlen)
+{
+    unsigned long long need = n * rec, have = 0;
+    bool plain = gzdirect(f->gz);
+    if (plain) {
+        struct stat st;
+        if (stat(f->path, &st) != 0)
+            return zn_dataset_fail(err, errlen, "%s: %s", f->path, strerror(errno));
+        have = (unsigned long long)st.st_size - f->read;
+    } else if (gzip_vouches(f, f->read + need)) {
+        return true;
+    } else if (!count_stream(f, &have, err, errlen)) {
+        return false;
+    }
+    const char *holder = plain ? "the file holds" : "the gzip stream holds";
+    if (have < need)
+        return zn_dataset_fail(err, errlen, "%s: truncated: data ends in %s %llu of %llu (the "
+                               "header claims %llu bytes of data, %s %llu)", f->path, noun,
+                               have / rec, n, need, holder, have);
+    if (have > need)
+        return zn_dataset_fail(err, errlen, "%s: trailing bytes after %llu %ss (the header "
+                               "claims %llu bytes of data, %s %llu)", f->path, n, noun, need,
+                               holder, have);
+    return true;
 }
 
 /* Reads n records of rec bytes each through a buffer, handing each chunk to place(); a short
- * read names the first missing record, and data past the last record is an error too. */
+ * read names the first missing record (a file that shrank after its size was checked, or a
+ * gzip stream whose trailer lied), and data past the last record is an error too (reading on
+ * makes zlib check the stream's CRC and length). */
 static bool read_records(idx_file *f, long n, size_t rec, const char *noun, place_fn place,
                          const idx_target *t, char *err, size_t errlen)
 {
@@ -151,7 +221,7 @@ static bool read_records(idx_file *f, long n, size_t rec, const char *noun, plac
     long got = idx_read(f, &extra, 1, "the end of the data", err, errlen);
     if (got > 0)
         return zn_dataset_fail(err, errlen, "%s: trailing bytes after %ld %ss", f->path, n, noun);
-    return got == 0 && check_gzip_end(f, err, errlen);
+    return got == 0;
 }
 
 static bool place_images(const uint8_t *recs, long first, long count, const idx_target *t,
@@ -204,6 +274,9 @@ static bool load_opened(idx_file *img, idx_file *lab, bool pad_to_32, zn_dataset
     if (pad_to_32 && (rows > PAD_SIDE || cols > PAD_SIDE))
         return zn_dataset_fail(err, errlen, "%s: %ux%u images do not fit a %dx%d frame",
                                img->path, rows, cols, PAD_SIDE, PAD_SIDE);
+    if (!check_claim(img, count, (unsigned long long)rows * cols, "image", err, errlen) ||
+        !check_claim(lab, count, 1, "label", err, errlen))
+        return false;
     int h = pad_to_32 ? PAD_SIDE : (int)rows, w = pad_to_32 ? PAD_SIDE : (int)cols;
     if (!zn_dataset_alloc(out, (int)count, 1, h, w, err, errlen)) return false;
     idx_target ti = {out, img, (int)rows, (int)cols}, tl = {out, lab, 1, 1};
