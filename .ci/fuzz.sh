@@ -38,7 +38,7 @@ for t in "${targets[@]}"; do
         > "$work/$t.fuzz.log" 2>&1 ||
         { tail -n 60 "$work/$t.fuzz.log"; echo "fuzz: fuzz_$t found a failing input (saved in $build/artifacts/)" >&2; exit 1; }
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.fuzz.log")
-    cov=$(grep -E '^#[0-9]+ +(DONE|pulse|NEW|REDUCE)' "$work/$t.fuzz.log" | tail -n 1 | grep -oE 'cov: [0-9]+ ft: [0-9]+')
+    cov=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$work/$t.fuzz.log" | grep -oE 'cov: [0-9]+ ft: [0-9]+' || true)
     echo "fuzz_$t: corpus replayed; $runs runs in $seconds s, $cov, no finding"
 done
 echo "fuzz: passed: ${#targets[@]} targets replayed their corpora and fuzzed ${seconds} s each ($(( $(date +%s) - start )) s in all)"
