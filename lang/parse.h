@@ -8,6 +8,9 @@
 #include "diag.h"
 
 #define ZN_MAX_BRACKETS 64
+/* Brackets and braces open at once, all kinds together: past it the parse stops with "nesting
+ * deeper than N" at the bracket, so no later stage (whose walks recurse) meets a deeper tree. */
+#define ZN_MAX_NESTING 200
 
 typedef struct {
     zn_arena *arena;
@@ -19,6 +22,8 @@ typedef struct {
     int depth;                      /* open ( and [ : newlines inside are ignored */
     zn_span open[ZN_MAX_BRACKETS];  /* where each open bracket is, for hints */
     int brace_depth;                /* open { */
+    int nesting;                    /* open ( [ { together, never reset (ZN_MAX_NESTING) */
+    bool too_deep;                  /* nesting passed the limit: the parse stops, said once */
     zn_span brace_open[ZN_MAX_BRACKETS];
     int lex_error_line;             /* last line with a lexical error (its syntax errors are not reported) */
     int need_sep;                   /* the last token needs a separator before } or EOF */

@@ -237,6 +237,7 @@ arg:
 static int zn_yylex(ZN_YYSTYPE *lval, ZN_YYLTYPE *lloc, yyscan_t scanner, zn_parse_ctx *ctx)
 {
     int tok;
+    if (ctx->too_deep) return ZN_YYEOF;
     if (ctx->start_token) {
         tok = ctx->start_token;
         ctx->start_token = 0;
@@ -259,6 +260,16 @@ static int zn_yylex(ZN_YYSTYPE *lval, ZN_YYLTYPE *lloc, yyscan_t scanner, zn_par
             lloc->end_col = lloc->col;
             return NEWLINE;
         }
+    }
+    if (tok == '(' || tok == '[' || tok == '{') {
+        if (++ctx->nesting > ZN_MAX_NESTING) {
+            zn_diag_error(ctx->diag, *lloc, "nesting deeper than %d brackets and braces", ZN_MAX_NESTING);
+            zn_diag_hint(ctx->diag, "name inner parts in statements of their own, or move nested code into a block");
+            ctx->too_deep = true;
+            return ZN_YYEOF; /* stop here: the parser's own errors about the cut are not shown */
+        }
+    } else if ((tok == ')' || tok == ']' || tok == '}') && ctx->nesting > 0) {
+        ctx->nesting--;
     }
     switch (tok) {
     case '(': case '[':
@@ -306,7 +317,7 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, zn
     (void)scanner;
     const zn_span *loc = yypcontext_location(yyctx);
     /* the scanner has reported a bad character or number on this line: that is the error */
-    if (loc->line == ctx->lex_error_line) return 0;
+    if (loc->line == ctx->lex_error_line || ctx->too_deep) return 0;
     yysymbol_kind_t expected[YYNTOKENS];
     int n = yypcontext_expected_tokens(yyctx, expected, YYNTOKENS);
     yysymbol_kind_t got = yypcontext_token(yyctx);

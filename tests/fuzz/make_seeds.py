@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""make_seeds.py: writes the small hand-made seed inputs of the reader targets into corpus/
+(checkpoint, cifar, idx, gzip, tar). Deterministic; rerun it after a format changes. The front
+end's seeds are the project's own .znet files (models/, stdlib/, tests/diag/)."""
+import gzip, io, os, random, struct, tarfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+rng = random.Random(1)
+
+def put(target, name, data):
+    os.makedirs(os.path.join(HERE, "corpus", target), exist_ok=True)
+    with open(os.path.join(HERE, "corpus", target, name), "wb") as f:
+        f.write(data)
+
+def noise(n):
+    return bytes(rng.randrange(256) for _ in range(n))
+
+def fnv1a(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return h
+
+def checkpoint(n_params, n_optim, epoch=1, step=10):
+    body = b"ZNETCKPT" + struct.pack("<IQiqQQQ", 1, 0x1234abcd, epoch, step, 7, n_params, n_optim)
+    body += struct.pack("<%df" % (n_params + n_optim), *[rng.uniform(-1, 1) for _ in range(n_params + n_optim)])
+    return body + struct.pack("<Q", fnv1a(body))
+
+def idx_images(n, rows, cols):
+    return struct.pack(">IIII", 2051, n, rows, cols) + noise(n * rows * cols)
+
+def idx_labels(n):
+    return struct.pack(">II", 2049, n) + bytes(rng.randrange(10) for _ in range(n))
+
+def tar(entries, compress):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if compress else "w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime = 0
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                t.addfile(info)
+            else:
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+put("checkpoint", "small.ckpt", checkpoint(3, 6))
+put("checkpoint", "empty.ckpt", checkpoint(0, 0, epoch=0, step=0))
+for n in (1, 2):
+    put("cifar", "records_%d.bin" % n, b"".join(bytes([rng.randrange(10)]) + noise(3072) for _ in range(n)))
+for n, rows, cols in ((2, 3, 4), (1, 28, 28)):
+    img = idx_images(n, rows, cols)
+    put("idx", "pair_%dx%dx%d" % (n, rows, cols), struct.pack(">H", len(img)) + img + idx_labels(n))
+    put("gzip", "images_%dx%dx%d.gz" % (n, rows, cols), gzip.compress(img, mtime=0))
+put("gzip", "stored_2x3x4.gz", gzip.compress(idx_images(2, 3, 4), compresslevel=0, mtime=0))
+files = [("cifar-10-batches-bin", None), ("cifar-10-batches-bin/batches.meta.txt", b"airplane\nautomobile\n"),
+         ("cifar-10-batches-bin/test_batch.bin", noise(100))]
+put("tar", "small.tar", tar(files, False))
+put("tar", "small.tar.gz", tar(files, True))
