@@ -35,6 +35,18 @@ static bool fail_backend(zn_session *s)
     return false;
 }
 
+void zn_session_find_io(const zn_graph *g, int n, int *image, int *label, int heads[64], int *n_heads)
+{
+    *image = *label = -1;
+    *n_heads = 0;
+    for (int i = 0; i < n; i++) {
+        const zn_node *node = &g->nodes[i];
+        if (node->op == ZN_OP_INPUT && (node->flags & ZN_NODE_LABEL)) *label = i;
+        else if (node->op == ZN_OP_INPUT && *image < 0) *image = i;
+        if (node->op == ZN_OP_XENT && *n_heads < 64) heads[(*n_heads)++] = i;
+    }
+}
+
 static bool session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
                          const zn_backend_opts *opts, int batch, bool training, bool separate)
 {
@@ -48,12 +60,7 @@ static bool session_init(zn_session *s, const zn_graph *g, const zn_backend_ops 
         return false;
     /* the forward nodes come first: a training graph's backward ones (and recomputed copies) follow */
     s->n_forward = training ? g->n_nodes : s->graph.n_nodes;
-    for (int i = 0; i < s->n_forward; i++) {
-        const zn_node *n = &s->graph.nodes[i];
-        if (n->op == ZN_OP_INPUT && (n->flags & ZN_NODE_LABEL)) s->label = i;
-        else if (n->op == ZN_OP_INPUT && s->image < 0) s->image = i;
-        if (n->op == ZN_OP_XENT && s->n_heads < 64) s->heads[s->n_heads++] = i;
-    }
+    zn_session_find_io(&s->graph, s->n_forward, &s->image, &s->label, s->heads, &s->n_heads);
     s->be = ops->create(opts, s->err, sizeof s->err);
     if (!s->be) return false;
     for (int i = 0; i < s->graph.n_nodes; i++)

@@ -40,6 +40,10 @@ bool zn_session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops
 bool zn_session_init_separate(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
                               const zn_backend_opts *opts, int batch, bool training);
 void zn_session_free(zn_session *s);
+/* Among g's first n nodes: the image input (the first unlabelled INPUT), the label input (the
+ * last labelled one), -1 where there is none, and the XENT heads in order (at most 64): what
+ * zn_session_init finds in its graph's forward nodes. */
+void zn_session_find_io(const zn_graph *g, int n, int *image, int *label, int heads[64], int *n_heads);
 
 /* Fills parameters as the model says (uniform +-1/sqrt(fan_in), ones, zeros) from seed. */
 bool zn_session_init_params(zn_session *s, uint64_t seed);

@@ -105,20 +105,14 @@ static bool load_data(zn_run *R, const zn_node *img, bool need_train, char *err,
     return true;
 }
 
-/* The model's image input (the first unlabelled INPUT, as the session takes it), its class count
- * and whether it has a head, read from the graph as loaded: its forward nodes are the session's. */
+/* The model's image input, its class count and whether it has a head, read from the graph as
+ * loaded (zn_session_find_io, as the session will): its forward nodes are the session's. */
 static const zn_node *model_inputs(const zn_graph *g, int *classes)
 {
-    const zn_node *img = NULL;
-    bool head = false;
-    *classes = -1;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const zn_node *n = &g->nodes[i];
-        if (n->op == ZN_OP_INPUT && (n->flags & ZN_NODE_LABEL)) *classes = n->attr.out;
-        else if (n->op == ZN_OP_INPUT && !img) img = n;
-        head |= n->op == ZN_OP_XENT;
-    }
-    return head && *classes > 0 ? img : NULL;
+    int image, label, heads[64], n_heads;
+    zn_session_find_io(g, g->n_nodes, &image, &label, heads, &n_heads);
+    *classes = label >= 0 ? g->nodes[label].attr.out : -1;
+    return image >= 0 && n_heads > 0 && *classes > 0 ? &g->nodes[image] : NULL;
 }
 
 static bool run_init(zn_run *R, const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, bool training)
