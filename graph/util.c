@@ -22,6 +22,13 @@ void *zn_realloc(void *p, size_t bytes) { return checked(realloc(p, bytes ? byte
 char *zn_strdup(const char *s) { return checked(strdup(s), "strdup", strlen(s) + 1, 0); }
 char *zn_strndup(const char *s, size_t n) { return checked(strndup(s, n), "strndup", n + 1, 0); }
 
+void zn_folder_of(const char *path, char *out, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, len, ".");
+    else snprintf(out, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
 bool zn_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;

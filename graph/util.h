@@ -13,6 +13,8 @@ void *zn_malloc(size_t bytes);
 void *zn_realloc(void *p, size_t bytes);
 char *zn_strdup(const char *s);
 char *zn_strndup(const char *s, size_t n);
+/* The folder part of path into out: "." for a bare name, "/" for a name at the root. */
+void zn_folder_of(const char *path, char *out, size_t len);
 bool zn_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

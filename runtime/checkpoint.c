@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "graph/util.h"
+
 static const char MAGIC[8] = {'Z', 'N', 'E', 'T', 'C', 'K', 'P', 'T'};
 
 typedef struct {
@@ -59,11 +61,7 @@ static void put_meta(ck_io *io, const zn_ckpt_meta *m)
 static bool sync_folder(const char *path)
 {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
+    zn_folder_of(path, dir, sizeof dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return false;
     bool ok = fsync(fd) == 0 || errno == EINVAL; /* (some file systems cannot sync a folder) */

@@ -409,14 +409,6 @@ static bool outputs_apart(const zn_run_opts *o)
     return false;
 }
 
-/* The folder part of path ("." for a bare name), into out. */
-static void folder_of(const char *path, char *out, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(out, len, ".");
-    else snprintf(out, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-}
-
 /* Whether path can be written without changing what it holds now: an existing file is opened
  * for writing without truncation; a missing one is created and removed. errno tells why not. */
 static bool can_write(const char *path)
@@ -456,7 +448,7 @@ static bool outputs_writable(const zn_run_opts *o)
         }
         if (can_write(probe)) continue;
         int e = errno;
-        folder_of(p, dir, sizeof dir);
+        zn_folder_of(p, dir, sizeof dir);
         if (stat(dir, &st) != 0)
             fprintf(stderr, "znet: %s %s: the folder %s does not exist\n", flags[k], p, dir);
         else if (!S_ISDIR(st.st_mode))
