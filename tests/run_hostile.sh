@@ -87,17 +87,11 @@ expect 2 "--steps needs an integer from 1 to 100000" bench --steps 1099511627776
 expect 2 "--threads needs an integer from 0 to 1024" bench --threads 4294967296 "$tmp/sizes.znet"
 
 # ---- (2) damaged checkpoints and data folders through run and eval ----
-# IDX files of n zero images (28 x 28) with labels i % 10: $1 folder, $2 prefix, $3 n
+# a big-endian 32-bit IDX header field; make_idx (shell_support.sh) writes the tiny data sets
 be32() { printf "\\x$(printf %02x $(($1 >> 24 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 & 255)))"; }
-make_idx() {
-    { be32 2051; be32 "$3"; be32 28; be32 28; head -c $(($3 * 784)) /dev/zero; } > "$1/$2-images-idx3-ubyte"
-    { be32 2049; be32 "$3"; for ((i = 0; i < $3; i++)); do printf "\\x$(printf %02x $((i % 10)))"; done; } \
-        > "$1/$2-labels-idx1-ubyte"
-}
+. "$(dirname "$0")/shell_support.sh"
 data=$tmp/fashion
-mkdir -p "$data"
-make_idx "$data" train 40
-make_idx "$data" t10k 20
+make_idx "$data" 40 20
 model=$src/models/fashion_small.znet
 tiny=(--set width=2 --batch 20)            # eval's options; run adds these:
 once=(--epochs 1 --quiet)
@@ -132,9 +126,7 @@ CASES
     expect 1 "$ckpt was saved from another model" eval "$model" --set width=4 --data "$data" --weights "$ckpt"
     # a damaged data folder: the run stops, naming the file, and the checkpoint stays as it was
     bad=$tmp/bad
-    mkdir -p "$bad"
-    make_idx "$bad" train 40
-    make_idx "$bad" t10k 20
+    make_idx "$bad" 40 20
     head -c 1000 "$bad/train-images-idx3-ubyte" > "$tmp/x" && mv "$tmp/x" "$bad/train-images-idx3-ubyte"
     expect 1 "$bad/train-images-idx3-ubyte: truncated: data ends in image 1 of 40 (the header claims 31360" \
         run "$model" "${tiny[@]}" "${once[@]}" --data "$bad" --save "$ckpt"
