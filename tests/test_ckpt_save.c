@@ -43,14 +43,6 @@ static int64_t loaded_step(const char *path)
     return m.step;
 }
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void test_stale_tmp_is_replaced(void **state)
 {
     (void)state;
@@ -58,7 +50,7 @@ static void test_stale_tmp_is_replaced(void **state)
     const char *path = path_in("stale.ckpt");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     assert_true(save_step(path, 10, err, sizeof err));
-    write_text(tmp, "half a checkpoint from a killed save");
+    zt_write_file("stale.ckpt.tmp", "half a checkpoint from a killed save");
     assert_true(save_step(path, 11, err, sizeof err));
     assert_int_equal(loaded_step(path), 11);
     assert_int_equal(access(tmp, F_OK), -1); /* renamed away */
@@ -70,7 +62,7 @@ static void test_tmp_link_is_not_written_through(void **state)
     char err[512], tmp[600];
     const char *path = path_in("linked.ckpt"), *victim = path_in("victim.txt");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    write_text(victim, "keep me");
+    zt_write_file("victim.txt", "keep me");
     assert_int_equal(symlink(victim, tmp), 0);
     assert_true(save_step(path, 12, err, sizeof err));
     assert_int_equal(loaded_step(path), 12);
@@ -106,7 +98,7 @@ static void test_failed_save_keeps_the_previous(void **state)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     snprintf(inner, sizeof inner, "%s/x", tmp);
     assert_int_equal(mkdir(tmp, 0755), 0);
-    write_text(inner, "x");
+    zt_write_file("kept.ckpt.tmp/x", "x");
     assert_false(save_step(path, 15, err, sizeof err));
     assert_non_null(strstr(err, tmp));
     assert_non_null(strstr(err, "previous checkpoint is kept"));
