@@ -5,6 +5,7 @@
 # it was). Fails on any crash, leak, sanitizer report, timeout (10 s) or use of over 2 GiB; the
 # failing input is kept under build-ci-fuzz/artifacts/. Needs clang and libclang-rt-14-dev.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-60}
 root=$(pwd)
