@@ -219,9 +219,13 @@ bool zn_ckpt_load(const char *path, zn_ckpt_meta *m, float **params, float **opt
                   size_t errlen)
 {
     *params = *optim = NULL;
-    ck_io io = {.f = fopen(path, "rb"), .sum = 0xcbf29ce484222325ull, .ok = true};
+    /* O_NONBLOCK: a FIFO is opened at once and refused below as not a regular file, where a
+     * plain open would wait for a writer (it changes nothing for a regular file) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    ck_io io = {.f = fd < 0 ? NULL : fdopen(fd, "rb"), .sum = 0xcbf29ce484222325ull, .ok = true};
     if (!io.f) {
         snprintf(err, errlen, "cannot open checkpoint %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
         return false;
     }
     struct stat st;

@@ -424,6 +424,9 @@ static void test_checkpoint_other_damage(void **state)
     snprintf(path, sizeof path, "%s/a_folder.ckpt", zt_tmpdir());
     assert_int_equal(mkdir(path, 0700), 0);
     expect_refused(path, "a folder", "is not a checkpoint: not a regular file", NULL);
+    snprintf(path, sizeof path, "%s/a_fifo.ckpt", zt_tmpdir()); /* no writer: refused, not waited on */
+    assert_int_equal(mkfifo(path, 0600), 0);
+    expect_refused(path, "a FIFO", "is not a checkpoint: not a regular file", NULL);
     snprintf(path, sizeof path, "%s/absent.ckpt", zt_tmpdir());
     expect_refused(path, "absent", "cannot open checkpoint", "No such file");
 }
