@@ -141,7 +141,7 @@ static bool count_stream(idx_file *f, unsigned long long *out, char *err, size_t
 {
     unsigned long long header = f->read;
     uint8_t *buf = malloc(CHUNK_BYTES);
-    if (!buf) return zn_dataset_fail(err, errlen, "malloc: %s", strerror(ENOMEM));
+    if (!buf) return zn_dataset_fail(err, errlen, "%s: %s", f->path, strerror(ENOMEM));
     long got;
     do {
         char what[64];
@@ -175,7 +175,8 @@ static bool check_claim(idx_file *f, unsigned long long n, unsigned long long re
         struct stat st;
         if (stat(f->path, &st) != 0)
             return zn_dataset_fail(err, errlen, "%s: %s", f->path, strerror(errno));
-        have = (unsigned long long)st.st_size - f->read;
+        /* a file cut since its header was read holds nothing after it */
+        have = (unsigned long long)st.st_size > f->read ? (unsigned long long)st.st_size - f->read : 0;
     } else if (gzip_vouches(f, f->read + need)) {
         return true;
     } else if (!count_stream(f, &have, err, errlen)) {
@@ -202,7 +203,7 @@ static bool read_records(idx_file *f, long n, size_t rec, const char *noun, plac
 {
     long per_chunk = (long)(CHUNK_BYTES / rec) > 0 ? (long)(CHUNK_BYTES / rec) : 1;
     uint8_t *buf = malloc((size_t)per_chunk * rec);
-    if (!buf) return zn_dataset_fail(err, errlen, "malloc: %s", strerror(ENOMEM));
+    if (!buf) return zn_dataset_fail(err, errlen, "%s: %s", f->path, strerror(ENOMEM));
     bool ok = true;
     for (long done = 0; ok && done < n;) {
         long want = n - done < per_chunk ? n - done : per_chunk;
