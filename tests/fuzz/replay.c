@@ -4,6 +4,7 @@
  * exist is skipped (a target with no regressions yet has none); an empty folder, or nothing
  * replayed at all, is an error, so a moved corpus cannot make the test pass by replaying nothing. */
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,19 +19,17 @@ static int replay_file(const char *path)
         perror(path);
         return -1;
     }
-    size_t cap = 1 << 16, len = 0, got;
-    uint8_t *buf = malloc(cap);
-    while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0)
-        if ((len += got) == cap) buf = realloc(buf, cap *= 2);
+    /* an exact-size buffer, so ASan sees a read past the input's end */
+    struct stat st;
+    size_t len = fstat(fileno(f), &st) == 0 ? (size_t)st.st_size : 0;
+    uint8_t *exact = malloc(len ? len : 1);
+    bool ok = exact && fread(exact, 1, len, f) == len;
     fclose(f);
-    if (!buf) {
-        fprintf(stderr, "%s: out of memory\n", path);
+    if (!ok) {
+        fprintf(stderr, "%s: %s\n", path, exact ? "cannot read it whole" : "out of memory");
+        free(exact);
         return -1;
     }
-    /* an exact-size copy, so ASan sees a read past the input's end */
-    uint8_t *exact = malloc(len ? len : 1);
-    memcpy(exact, buf, len);
-    free(buf);
     LLVMFuzzerTestOneInput(exact, len);
     free(exact);
     return 1;
