@@ -10,7 +10,7 @@
 #include "graph/passes.h"
 #include "lang/diag.h"
 #include "lang/program.h"
-#include "runtime/recipe.h"
+#include "lang/recipe.h"
 
 enum { ZN_EXIT_OK = 0, ZN_EXIT_ERROR = 1, ZN_EXIT_USAGE = 2 };
 

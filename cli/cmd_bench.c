@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "runtime/rng.h"
+#include "data/rng.h"
 #include "graph/inspect.h"
 #include "graph/util.h"
 #include "runtime/session.h"

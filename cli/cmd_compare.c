@@ -11,7 +11,7 @@
 #include "graph/inspect.h"
 #include "graph/plan.h"
 #include "graph/util.h"
-#include "runtime/plot.h"
+#include "report/plot.h"
 #include "runtime/session.h"
 
 #define MAX_ENTRIES 32

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "runtime/dataset.h"
-#include "runtime/fetch.h"
+#include "data/dataset.h"
+#include "data/fetch.h"
 
 #define FASHION_SYSTEM_DIR "/usr/share/datasets/fashion-mnist"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "runtime/plot.h"
+#include "report/plot.h"
 #include "runtime/train.h"
 
 #define MAX_LOGS 32

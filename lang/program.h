@@ -7,7 +7,7 @@
 
 #include "diag.h"
 #include "graph/graph.h"
-#include "runtime/recipe.h"
+#include "lang/recipe.h"
 
 typedef struct {
     const char *key;   /* a model parameter ("width") or a train setting ("train.epochs") */

@@ -3,7 +3,7 @@
 #define ZN_RECIPE_EVAL_H
 
 #include "eval.h"
-#include "runtime/recipe.h"
+#include "lang/recipe.h"
 
 typedef struct {
     const char *key;    /* a train setting, e.g. "epochs" */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/rng.h"
+#include "data/rng.h"
 #include "runtime/session.h"
 
 enum { SHOWN_CLOSEST = 10 };

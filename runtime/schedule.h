@@ -4,7 +4,7 @@
 #ifndef ZN_SCHEDULE_H
 #define ZN_SCHEDULE_H
 
-#include "runtime/recipe.h"
+#include "lang/recipe.h"
 
 /* The schedule's value at epoch t of a run of `epochs`; per_example divides by batch. */
 float zn_schedule_at(const zn_schedule *s, double t, int epochs, int batch);

@@ -9,7 +9,7 @@
 
 #include "graph/passes.h"
 #include "graph/inspect.h"
-#include "runtime/rng.h"
+#include "data/rng.h"
 
 static size_t ws_bytes(void *ctx, const zn_graph *g, int id, int batch)
 {

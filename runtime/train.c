@@ -15,12 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/batcher.h"
+#include "data/batcher.h"
 #include "runtime/checkpoint.h"
-#include "runtime/dataset.h"
-#include "runtime/json.h"
+#include "data/dataset.h"
+#include "report/json.h"
 #include "runtime/metrics.h"
-#include "runtime/plot.h"
+#include "report/plot.h"
 #include "runtime/schedule.h"
 #include "graph/inspect.h"
 #include "graph/util.h"

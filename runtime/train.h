@@ -8,7 +8,7 @@
 
 #include "backends/backend.h"
 #include "graph/graph.h"
-#include "runtime/recipe.h"
+#include "lang/recipe.h"
 
 typedef struct {
     const char *file;       /* the model file, for logs */

@@ -12,11 +12,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "runtime/augment.h"
-#include "runtime/batcher.h"
-#include "runtime/dataset.h"
-#include "runtime/recipe.h"
-#include "runtime/rng.h"
+#include "data/augment.h"
+#include "data/batcher.h"
+#include "data/dataset.h"
+#include "lang/recipe.h"
+#include "data/rng.h"
 
 static char err[1024];
 

@@ -21,10 +21,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "runtime/dataset.h"
-#include "runtime/fetch.h"
-#include "runtime/md5.h"
-#include "runtime/tar.h"
+#include "data/dataset.h"
+#include "data/fetch.h"
+#include "data/md5.h"
+#include "data/tar.h"
 
 #define TEST_SECONDS 300 /* the whole file; a hang fails instead of blocking CI */
 

@@ -12,7 +12,7 @@
 
 #include "graph/passes.h"
 #include "lang/program.h"
-#include "runtime/rng.h"
+#include "data/rng.h"
 #include "runtime/session.h"
 
 enum { BATCH = 4 };

@@ -15,7 +15,7 @@
 #include "graph/autodiff.h"
 #include "graph/graph.h"
 #include "lang/program.h"
-#include "runtime/rng.h"
+#include "data/rng.h"
 
 enum { MAX_GRID = 16 };
 

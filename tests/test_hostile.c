@@ -14,7 +14,7 @@
 #include <zlib.h>
 
 #include "runtime/checkpoint.h"
-#include "runtime/dataset.h"
+#include "data/dataset.h"
 
 static char err[2048];
 

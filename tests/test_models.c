@@ -10,7 +10,7 @@
 
 #include "graph/inspect.h"
 #include "lang/program.h"
-#include "runtime/rng.h"
+#include "data/rng.h"
 #include "runtime/session.h"
 
 static void load(const char *rel, const zn_setting *sets, int n, zn_graph *g, zn_recipe *r)

@@ -18,7 +18,7 @@
 #include "graph/inspect.h"
 #include "graph/passes.h"
 #include "lang/program.h"
-#include "runtime/rng.h"
+#include "data/rng.h"
 #include "runtime/session.h"
 
 static const char *const no_stitch[] = {"stitch"};

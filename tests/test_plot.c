@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/json.h"
-#include "runtime/plot.h"
+#include "report/json.h"
+#include "report/plot.h"
 
 static char err[2048];
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "runtime/dataset.h"
+#include "data/dataset.h"
 
 /* Aborts (a finding) when ds is not n images of c x h x w with valid labels; frees ds. */
 static inline void zn_fuzz_check_dataset(zn_dataset *ds, long n, int c, int h, int w)

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "fuzz.h"
-#include "runtime/tar.h"
+#include "data/tar.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/dataset.h"
-#include "runtime/recipe.h"
-#include "runtime/rng.h"
+#include "data/dataset.h"
+#include "lang/recipe.h"
+#include "data/rng.h"
 
 typedef struct {
     int c, h, w;                                /* image shape */

@@ -1,6 +1,6 @@
 /* data_dir.c: where a data set lives on disk: --data, then $ZNET_DATA, then the per-user cache
  * ($XDG_CACHE_HOME/znet or ~/.cache/znet), then a system location (see dataset.h). */
-#include "runtime/dataset.h"
+#include "data/dataset.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* rng.c: xoshiro256** (Blackman & Vigna) with splitmix64 seeding; see rng.h. */
-#include "runtime/rng.h"
+#include "data/rng.h"
 
 #include <assert.h>
 #include <math.h>

@@ -2,7 +2,7 @@
  * has released batch k - 2, which held that slot; the caller releases a batch by asking for the
  * next one. Each batch's augmentation draws from its own stream, so order of work cannot
  * change the bytes. */
-#include "runtime/batcher.h"
+#include "data/batcher.h"
 
 #include <errno.h>
 #include <stdlib.h>

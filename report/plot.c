@@ -1,7 +1,7 @@
 /* plot.c: training logs drawn as a standalone SVG (two panels: training loss; train accuracy
  * dashed and test accuracy per head and vote solid; several runs overlaid, one hue per run) and
  * written as CSV. Axes get "nice" ticks (1, 2, 2.5 or 5 times a power of ten). */
-#include "runtime/plot.h"
+#include "report/plot.h"
 
 #include <math.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * the final renames. Paths are formed once into a fetch_paths so every step names the same. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #define _DEFAULT_SOURCE   /* flock */
-#include "runtime/fetch.h"
+#include "data/fetch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,9 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/dataset.h"
-#include "runtime/md5.h"
-#include "runtime/tar.h"
+#include "data/dataset.h"
+#include "data/md5.h"
+#include "data/tar.h"
 
 /* the official archive unpacks to 184,380,000 bytes of batches plus two small files */
 #define MAX_UNPACKED_BYTES 200000000LL

@@ -1,6 +1,6 @@
 /* dataset.c: the data set container (allocation, release), the by-name loader that dispatches to
  * the format readers, and the error formatting they share. */
-#include "runtime/dataset.h"
+#include "data/dataset.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* plot_log.c: reading a training log (see plot.h) record by record with the JSON reader:
  * the run record names the model and seeds the test series (heads, then "vote"); each epoch
  * record adds one row, with any test_acc key not seen before as a new series. */
-#include "runtime/plot.h"
+#include "report/plot.h"
 
 #include <errno.h>
 #include <math.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/json.h"
+#include "report/json.h"
 
 static bool say(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static bool say(char *msg, size_t len, const char *fmt, ...)

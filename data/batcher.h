@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/augment.h"
-#include "runtime/dataset.h"
-#include "runtime/recipe.h"
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "lang/recipe.h"
 
 typedef struct {
     const zn_dataset *ds;     /* borrowed; must outlive the batcher */

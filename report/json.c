@@ -1,7 +1,7 @@
 /* json.c: the JSON reader (see json.h): recursive descent over the text with a depth limit,
  * numbers checked against the JSON grammar before strtod reads them, strings decoded with
  * \uXXXX escapes (surrogate pairs joined) into UTF-8. */
-#include "runtime/json.h"
+#include "report/json.h"
 
 #include <math.h>
 

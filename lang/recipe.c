@@ -1,5 +1,5 @@
 /* recipe.c: the default training recipe (Page's DavidNet recipe, ../docs/training.md). */
-#include "runtime/recipe.h"
+#include "lang/recipe.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * its data padded to 512 bytes, and ends with zero blocks. Header fields are NUL- or
  * space-terminated octal text; the checksum is the byte sum of the header with its own field
  * read as spaces. */
-#include "runtime/tar.h"
+#include "data/tar.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* md5.c: MD5 as RFC 1321 describes it (section 3), one 64-byte block at a time, with the
  * per-round constants K[i] = floor(abs(sin(i + 1)) * 2^32) tabled rather than computed so the
  * result never depends on the platform's libm. */
-#include "runtime/md5.h"
+#include "data/md5.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* augment.c: normalisation and the data augmentations of a training recipe; see augment.h. */
-#include "runtime/augment.h"
+#include "data/augment.h"
 
 #include <assert.h>
 #include <errno.h>

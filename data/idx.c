@@ -1,7 +1,7 @@
 /* idx.c: the IDX reader (MNIST's format: big-endian 32-bit header, then uint8 data), through
  * zlib so gzip'd and plain files both read, and the Fashion-MNIST loader built on it. Images may
  * be centred in a zero 32x32 frame so the CIFAR-shaped models run on them unchanged. */
-#include "runtime/dataset.h"
+#include "data/dataset.h"
 
 #include <errno.h>
 #include <limits.h>

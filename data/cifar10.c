@@ -1,7 +1,7 @@
 /* cifar10.c: the CIFAR-10 binary reader. A file is a run of 3,073-byte records (label byte,
  * then the 1,024 red, 1,024 green and 1,024 blue bytes, each plane row-major), which is already
  * the [c][h][w] layout of zn_dataset, so records are split into labels and pixels as read. */
-#include "runtime/dataset.h"
+#include "data/dataset.h"
 
 #include <errno.h>
 #include <limits.h>
