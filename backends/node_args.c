@@ -61,3 +61,12 @@ zn_shape zn_arg_ztower_stitch(const zn_graph *g, const zn_node *n)
     return (zn_shape){.rank = 3, .dim = {n->attr.size[0], channels, n->attr.size[1]},
                       .batched = true, .dtype = ZN_DTYPE_F32};
 }
+
+void zn_concat_split(int n, int rank, const int *dims, int axis, size_t *outer, size_t *inner)
+{
+    assert(axis >= 0 && axis < rank);
+    *outer = (size_t)n;
+    *inner = 1;
+    for (int i = 0; i < axis; i++) *outer *= (size_t)dims[i];
+    for (int i = axis + 1; i < rank; i++) *inner *= (size_t)dims[i];
+}

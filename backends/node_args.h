@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "backends/cpu/kernels.h"
+#include "backends/kernel_args.h"
 #include "graph/graph.h"
 
 /* Elements of a tensor of shape s at this batch, its batch axis included. */
@@ -28,5 +28,8 @@ zn_stitch_dims zn_arg_stitch_dims(const zn_graph *g, const zn_node *n, int count
                                   const zn_shape *z, int batch, int *ints, int cap);
 /* A z-tower node's (zn_ztower_inputs) stitched tensor, per example: [S_h, sum C_k, S_w]. */
 zn_shape zn_arg_ztower_stitch(const zn_graph *g, const zn_node *n);
+/* A concat along per-example `axis` of N-batched tensors of per-example shape dims[rank], seen
+ * as [outer, len_k, inner]: outer = N * dims[0..axis), inner = dims(axis..rank). */
+void zn_concat_split(int n, int rank, const int *dims, int axis, size_t *outer, size_t *inner);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "graph/util.h"
 #include "report/plot.h"
 #include "runtime/train.h"
 
@@ -64,11 +65,7 @@ int zn_cmd_plot(int argc, char **argv)
         fprintf(stderr, "znet plot: --csv and -o - would both write to standard output; pick one\n");
         return ZN_EXIT_USAGE;
     }
-    zn_train_log *logs = calloc((size_t)n, sizeof *logs);
-    if (!logs) {
-        fprintf(stderr, "znet plot: out of memory\n");
-        return ZN_EXIT_ERROR;
-    }
+    zn_train_log *logs = zn_calloc((size_t)n, sizeof *logs);
     bool ok = true;
     int loaded = 0;
     char err[2048];

@@ -2,6 +2,7 @@
  * unless asked) and as a plain text IR dump, one line per node with its attributes and the
  * place the user wrote it. */
 #include "graph/inspect.h"
+#include "graph/util.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -110,11 +111,7 @@ static int open_clusters(FILE *f, const char *block, int from, int *n_clusters)
 
 void zn_graph_write_dot_opts(const zn_graph *g, FILE *f, const zn_dot_opts *opts)
 {
-    placed *order = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *order);
-    if (!order) {
-        fprintf(stderr, "znet: malloc failed writing DOT\n");
-        return;
-    }
+    placed *order = zn_malloc((size_t)g->n_nodes * sizeof *order);
     int n = 0;
     for (int i = 0; i < g->n_nodes; i++)
         if (visible(&g->nodes[i], opts)) order[n++] = (placed){g->nodes[i].block, i};

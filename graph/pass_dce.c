@@ -1,18 +1,14 @@
 /* pass_dce.c: dead-node elimination. A node is live when a loss head, a metric or the data feed
  * (an INPUT node) depends on it; batch-norm state keeps the node that updates it live. */
 #include "graph/passes.h"
+#include "graph/util.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 bool zn_pass_dce(zn_graph *g, char *err, size_t errlen)
 {
-    bool *live = calloc((size_t)g->n_nodes + 1, sizeof *live);
-    int *stack = malloc(((size_t)g->n_nodes + 1) * sizeof *stack);
-    if (!live || !stack) {
-        fprintf(stderr, "znet: malloc failed: out of memory\n");
-        exit(EXIT_FAILURE);
-    }
+    bool *live = zn_calloc((size_t)g->n_nodes + 1, sizeof *live);
+    int *stack = zn_malloc(((size_t)g->n_nodes + 1) * sizeof *stack);
     int top = 0;
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].op == ZN_OP_INPUT || (g->nodes[i].flags & ZN_NODE_LOSS)) live[i] = true, stack[top++] = i;

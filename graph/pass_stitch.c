@@ -6,8 +6,8 @@
  * the chain (a resampled map used elsewhere must exist anyway, so the chain stays), and the
  * inputs that shrink all shrink by the same mode. */
 #include "graph/passes.h"
+#include "graph/util.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,14 +101,10 @@ static bool stitch(zn_graph *g, char *err, size_t errlen)
         total_src += g->nodes[i].n_src;
         if (g->nodes[i].n_src > max_src) max_src = g->nodes[i].n_src;
     }
-    int *uses = malloc((size_t)n * sizeof *uses);
-    bool *keep = malloc((size_t)n * sizeof *keep);
-    int *srcbuf = malloc(((size_t)total_src + 1) * sizeof *srcbuf); /* the fused nodes' sources */
-    chain *chains = malloc((size_t)max_src * sizeof *chains);
-    if (!uses || !keep || !srcbuf || !chains) {
-        fprintf(stderr, "znet: malloc failed: out of memory\n");
-        exit(EXIT_FAILURE);
-    }
+    int *uses = zn_malloc((size_t)n * sizeof *uses);
+    bool *keep = zn_malloc((size_t)n * sizeof *keep);
+    int *srcbuf = zn_malloc(((size_t)total_src + 1) * sizeof *srcbuf); /* the fused nodes' sources */
+    chain *chains = zn_malloc((size_t)max_src * sizeof *chains);
     zn_pass_count_uses(g, uses);
     for (int i = 0; i < n; i++) keep[i] = true;
     int used = 0, fused = 0;

@@ -3,6 +3,7 @@
  * parameters, state, cost and activation memory. Columns are rows of a table, so a later
  * column (planned memory) is one more row and one cell function. */
 #include "graph/inspect.h"
+#include "graph/util.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -97,14 +98,8 @@ static void write_table(FILE *f, const summary *s)
 
 void zn_graph_write_summary(const zn_graph *g, FILE *f, int batch)
 {
-    summary s = {g, calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *s.owned)};
-    bool *counted = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *counted);
-    if (!s.owned || !counted) {
-        fprintf(stderr, "znet: calloc failed writing the summary\n");
-        free(s.owned);
-        free(counted);
-        return;
-    }
+    summary s = {g, zn_calloc((size_t)g->n_nodes, sizeof *s.owned)};
+    bool *counted = zn_calloc((size_t)g->n_nodes, sizeof *counted);
     for (int id = 0; id < g->n_nodes; id++) {
         const zn_node *n = &g->nodes[id];
         for (int k = 0; k < n->n_src; k++) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Names the call that failed and ends the program (exit 1, never an abort). */
 static void *checked(void *p, const char *call, size_t a, size_t b)
@@ -27,6 +28,14 @@ void zn_folder_of(const char *path, char *out, size_t len)
     const char *slash = strrchr(path, '/');
     if (!slash) snprintf(out, len, ".");
     else snprintf(out, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+bool zn_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (!a || !b) return false;
+    return strcmp(a, b) == 0 ||
+           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
 }
 
 bool zn_fail(char *err, size_t errlen, const char *fmt, ...)

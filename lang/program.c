@@ -58,13 +58,6 @@ static bool resolve_use(const zn_loader *L, const char *from, const char *name, 
     return false;
 }
 
-static bool same_file(const char *a, const char *b)
-{
-    char ra[4096], rb[4096];
-    if (!realpath(a, ra) || !realpath(b, rb)) return strcmp(a, b) == 0;
-    return strcmp(ra, rb) == 0;
-}
-
 static void load_file(zn_loader *L, const char *path, zn_span at, bool is_main);
 
 /* Blocks a program may define: each new one is checked against all before it, so an absurd
@@ -142,7 +135,7 @@ static void load_file(zn_loader *L, const char *path, zn_span at, bool is_main)
 {
     zn_eval *ev = L->ev;
     for (int i = 0; i < L->n_loading; i++)
-        if (same_file(L->loading[i], path)) {
+        if (zn_same_file(L->loading[i], path)) {
             char chain[2048] = "";
             size_t used = 0;
             for (int j = i; j < L->n_loading && used < sizeof chain; j++)
@@ -152,7 +145,7 @@ static void load_file(zn_loader *L, const char *path, zn_span at, bool is_main)
             return;
         }
     for (int i = 0; i < L->n_loaded; i++)
-        if (same_file(L->loaded[i], path)) return; /* already imported through another path */
+        if (zn_same_file(L->loaded[i], path)) return; /* already imported through another path */
     if (L->n_loading == (int)(sizeof L->loading / sizeof L->loading[0])) {
         zn_diag_error(ev->diag, at, "imports nested more than 32 deep");
         return;

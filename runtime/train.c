@@ -387,14 +387,6 @@ static zn_optim_step step_at(const zn_run *R, long step, int steps_per_epoch)
     return s;
 }
 
-bool zn_same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    if (!a || !b) return false;
-    return strcmp(a, b) == 0 ||
-           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
-}
-
 /* The log and the checkpoint must not be written over the model file, the checkpoint the run
  * resumes from (the log is appended to) or each other; false after saying which. */
 static bool outputs_apart(const zn_run_opts *o)

@@ -33,8 +33,4 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o);
  * matrix. Returns a process exit code. */
 int zn_train_eval(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, const char *weights);
 
-/* Whether paths a and b name one file: the same text, or one existing file (device and inode),
- * so that an output is never written over an input given under another name. */
-bool zn_same_file(const char *a, const char *b);
-
 #endif

@@ -6,6 +6,7 @@
 
 #include "backends/cpu/k_ztower.h"
 #include "backends/cpu/kernels.h"
+#include "backends/node_args.h"
 
 #include <math.h>
 #include <stdio.h>

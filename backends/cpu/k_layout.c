@@ -5,15 +5,6 @@
 #include <assert.h>
 #include <string.h>
 
-void zn_concat_split(int n, int rank, const int *dims, int axis, size_t *outer, size_t *inner)
-{
-    assert(axis >= 0 && axis < rank);
-    *outer = (size_t)n;
-    *inner = 1;
-    for (int i = 0; i < axis; i++) *outer *= (size_t)dims[i];
-    for (int i = axis + 1; i < rank; i++) *inner *= (size_t)dims[i];
-}
-
 /* rows blocks of `chunk` floats from src (blocks `from` floats apart) to dst (`to` apart). */
 static void copy_blocks(size_t rows, size_t chunk, const float *src, size_t from, float *dst,
                         size_t to)

@@ -12,14 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backends/kernel_args.h"
+
 /* ---- batch norm (k_norm.c) ----------------------------------------------------------------
  * x, y: [N, C, HW] (HW = H*W; 1 for [N, C]); gamma, beta, running_*: [C].
  * Statistics per channel over N and HW; the batch variance is biased (divides by N*HW). */
-typedef struct {
-    int n, c, hw;   /* batch, channels, H*W */
-    float eps;      /* added to the variance */
-    float momentum; /* share of the OLD running value kept (0.9 in the spec; 1: not updated) */
-} zn_bn_dims;
 
 /* Training forward; also updates running_mean/running_var (the variance with the UNBIASED batch
  * variance, as PyTorch does). saved: [2*C] receives the batch mean then 1/sqrt(var+eps) for the
@@ -55,9 +52,6 @@ void zn_channel_sum(int n, int c, int hw, const float *x, float *sum);
 
 /* The training batch norm in pieces, for the fused z-tower (k_ztower.c), which runs a batch in
  * slices and must give the bits of the kernels above. A channel's sums: x, x^2, dy, dy*x. */
-typedef struct {
-    double x, xx, dy, dyx;
-} zn_bn_sums;
 /* Adds x's rows [n, c, hw] (and dy's, when not NULL) to sums[c], row after row as the kernels
  * above add them: slices of a batch added in order give one call's bits. */
 void zn_bn_sums_add(const zn_bn_dims *d, const float *x, const float *dy, zn_bn_sums *sums);
@@ -103,12 +97,6 @@ bool zn_find_nonfinite(const float *x, size_t n, size_t *where);
  * Average divides by the number of in-image elements of the window (count_include_pad =
  * false). A window lying wholly in the padding yields 0 and gets no gradient. Backwards read x
  * only for MAX: with AVG it may be NULL (for stitch, r may be NULL). */
-typedef enum { ZN_WINDOW_MAX, ZN_WINDOW_AVG } zn_window_reduce;
-
-typedef struct {
-    int n, c, h, w;                   /* input [N, C, H, W] */
-    int kernel[2], stride[2], pad[2]; /* {h, w} */
-} zn_pool_dims;
 
 int zn_pool_out(int in, int kernel, int stride, int pad); /* output extent of one axis */
 /* y: [N, C, OH, OW]. */
@@ -132,12 +120,6 @@ void zn_resample_backward(zn_window_reduce r, int n, int c, int h, int w, int oh
 /* Stitch (spec/zconv.md): inputs R_k [N, C_k, H_k, W_k], k < count, each resampled as above to
  * S_h × S_w and written as Z[n, h, off_k + c, w], Z: [N, S_h, sum C_k, S_w]. The forward reads
  * each input once and writes Z once; the backward scatters dZ straight into every dR_k. */
-typedef struct {
-    int n, count;             /* batch, number of inputs */
-    const int *c, *h, *w;     /* [count] per-input C_k, H_k, W_k */
-    int sh, sw;               /* target S_h, S_w */
-    zn_window_reduce down;    /* how larger inputs are reduced */
-} zn_stitch_dims;
 
 void zn_stitch_forward(const zn_stitch_dims *d, const float *const *r, float *z);
 void zn_stitch_backward(const zn_stitch_dims *d, const float *const *r, const float *dz,
@@ -149,9 +131,8 @@ void zn_stitch_backward_one(const zn_stitch_dims *d, int k, const float *r_k, co
 /* ---- layout (k_layout.c) -----------------------------------------------------------------
  * Concat of `count` tensors along one axis, seen as [outer, len_k, inner]: for N-batched
  * tensors of per-example shape dims[rank] joined along per-example `axis`, outer = N *
- * dims[0..axis) and inner = dims(axis..rank) (zn_concat_split computes them). The output is
+ * dims[0..axis) and inner = dims(axis..rank) (zn_concat_split of backends/node_args.h computes them). The output is
  * [outer, sum len_k, inner]. */
-void zn_concat_split(int n, int rank, const int *dims, int axis, size_t *outer, size_t *inner);
 void zn_concat_forward(size_t outer, size_t inner, int count, const int *len,
                        const float *const *x, float *y);
 void zn_concat_backward(size_t outer, size_t inner, int count, const int *len, const float *dy,
@@ -172,13 +153,6 @@ void zn_transpose_backward(int n, int rank, const int *dims, const int *perm, co
 /* ---- softmax cross-entropy (k_loss.c) ----------------------------------------------------
  * logits: [N, K]; labels: [N] class indices. Per example loss = -sum_j t_j log softmax_j with
  * target t = (1 - smoothing) * onehot(label) + smoothing / K; summed or averaged over N. */
-typedef struct {
-    int n, k;
-    float smoothing;
-    bool mean;      /* average over the batch instead of summing */
-} zn_xent_dims;
-
-typedef enum { ZN_KSTATUS_OK, ZN_KSTATUS_BAD_LABEL } zn_kstatus;
 
 /* *loss: the (unweighted) loss. A label outside [0, K) gives ZN_KSTATUS_BAD_LABEL with its row
  * in *bad_row (if not NULL) and leaves *loss unset. */
@@ -191,16 +165,9 @@ zn_kstatus zn_xent_backward(const zn_xent_dims *d, const float *logits, const in
 void zn_argmax_rows(int n, int k, const float *logits, int32_t *pred);
 
 /* ---- optimizer steps over a flat parameter array (k_optim.c), PyTorch semantics ---------- */
-typedef struct {
-    float lr, momentum, weight_decay;
-    bool nesterov;
-} zn_sgd;
 /* g' = g + wd*w; v = mu*v + g'; w -= lr * (nesterov ? g' + mu*v : v). v starts at zero. */
 void zn_sgd_step(const zn_sgd *o, size_t n, float *w, const float *g, float *v);
 
-typedef struct {
-    float lr, beta1, beta2, eps, weight_decay; /* weight decay as L2 added to the gradient */
-} zn_adam;
 /* step: 1 for the first step (bias correction); m, v start at zero. */
 void zn_adam_step(const zn_adam *o, long step, size_t n, float *w, const float *g, float *m,
                   float *v);

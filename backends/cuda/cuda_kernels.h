@@ -1,7 +1,7 @@
 /* cuda_kernels.h: the CUDA backend's own kernels (backends/cuda/k_*.cu): every op cuDNN and cuBLAS
  * do not cover, forward and backward, plus the loss, optimizer, cast and numerics helpers. Each
  * launcher mirrors the CPU kernel of the same name in backends/cpu/kernels.h (same layouts, same
- * formulas, same tie-breaking) and takes the same dims structs: tensor pointers are DEVICE
+ * formulas, same tie-breaking) and takes the same argument structs (backends/kernel_args.h): tensor pointers are DEVICE
  * pointers, every other pointer (dims arrays, lists of tensors) is a HOST pointer read by the
  * launcher before it returns. Each launcher enqueues on `stream` and returns cudaGetLastError()
  * (cudaSuccess for an empty tensor, with nothing launched; cudaErrorInvalidValue, with nothing
@@ -22,9 +22,8 @@
 extern "C" {
 #endif
 
-/* inside the C linkage block: its dims structs are shared, and a .cu calling one of its helpers
- * must link to the C symbol, not a C++-mangled one */
-#include "backends/cpu/kernels.h"
+/* inside the C linkage block: its argument structs are shared with the CPU kernels */
+#include "backends/kernel_args.h"
 
 /* ---- elementwise (k_eltwise.cu); outputs may alias inputs -------------------------------- */
 cudaError_t zn_cuda_relu_forward(size_t n, const float *x, float *y, cudaStream_t stream);

@@ -7,7 +7,7 @@
 
 #include <cuda_runtime.h>
 
-#include "backends/cpu/kernels.h"
+#include "backends/kernel_args.h"
 
 #ifdef __cplusplus
 extern "C" {
