@@ -33,14 +33,6 @@ typedef struct conv_geom {
   size_t wt_floats;  /* shared: backward-data's transposed, flipped weights on the direct path */
 } conv_geom;
 
-int zn_conv_out_h(const zn_conv_params *p) {
-  return (p->h + 2 * p->pad_h - p->dil_h * (p->kh - 1) - 1) / p->stride_h + 1;
-}
-
-int zn_conv_out_w(const zn_conv_params *p) {
-  return (p->w + 2 * p->pad_w - p->dil_w * (p->kw - 1) - 1) / p->stride_w + 1;
-}
-
 /* The direct kernels replace im2col + GEMM for 3x3 stride-1 "same" convs (padding = dilation)
  * whose planes fit their tiling, where they measured faster (docs/performance.md, "Direct 3x3
  * kernel", "Grouped 3x3 convs"): up to 64 channels per group each side, or up to 128 on planes

@@ -19,8 +19,14 @@ typedef struct zn_conv_params {
 } zn_conv_params;
 
 /* Output height and width: y is [n, o, zn_conv_out_h(p), zn_conv_out_w(p)]. */
-int zn_conv_out_h(const zn_conv_params *p);
-int zn_conv_out_w(const zn_conv_params *p);
+static inline int zn_conv_out_h(const zn_conv_params *p)
+{
+    return (p->h + 2 * p->pad_h - p->dil_h * (p->kh - 1) - 1) / p->stride_h + 1;
+}
+static inline int zn_conv_out_w(const zn_conv_params *p)
+{
+    return (p->w + 2 * p->pad_w - p->dil_w * (p->kw - 1) - 1) / p->stride_w + 1;
+}
 
 /* Scratch bytes any of the three directions needs for p with the thread count configured by
  * zn_cpu_threads_init (query after it). The workspace needs no alignment or initial value. */
