@@ -65,6 +65,11 @@ bool zn_cli_pass_known(const char *cmd, const char *opt, const char *name);
  * needs ..." (cmd may be NULL) and returns false (the caller exits with ZN_EXIT_USAGE). */
 bool zn_cli_precision(const char *cmd, const char *name, zn_precision *out);
 
+/* The backend called name (--backend, --backends) into *ops: -1 to go on, else an exit code after
+ * printing "znet[ CMD]: ..." (cmd may be NULL): ZN_EXIT_USAGE for a name no backend has,
+ * ZN_EXIT_ERROR for one that cannot run here (no GPU, built without it). */
+int zn_cli_backend(const char *cmd, const char *name, const zn_backend_ops **ops);
+
 /* zn_cli_parse for commands whose arguments are not one model file (no --set or train
  * shorthands): the positional arguments come back in pos[0..*n_pos); more than max_pos is a
  * usage error. */

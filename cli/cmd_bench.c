@@ -92,18 +92,10 @@ int zn_cmd_bench(int argc, char **argv)
         fprintf(stderr, "znet bench: --train-only and --inference-only exclude each other\n");
         return ZN_EXIT_USAGE;
     }
-    char err[512];
     zn_precision precision;
     if (!zn_cli_precision("bench", precision_name, &precision)) return ZN_EXIT_USAGE;
-    const zn_backend_ops *ops = zn_backend_find(backend, err, sizeof err);
-    if (!ops) {
-        fprintf(stderr, "znet bench: %s\n", err);
-        return ZN_EXIT_USAGE;
-    }
-    if (ops->available && !ops->available(err, sizeof err)) {
-        fprintf(stderr, "znet bench: backend %s cannot run here: %s\n", backend, err);
-        return ZN_EXIT_ERROR;
-    }
+    const zn_backend_ops *ops;
+    if ((rc = zn_cli_backend("bench", backend, &ops)) >= 0) return rc;
     zn_compiled m;
     bool ok = zn_cli_compile(&c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD}, &m);
     const zn_recipe *r = &m.recipe;

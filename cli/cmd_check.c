@@ -30,25 +30,6 @@ static bool split_backends(const char *arg, char *buf, size_t len, const char *n
     return true;
 }
 
-/* Both backends, or an exit code: a name no backend has is a usage error (as bench's --backend),
- * a known backend that cannot run here an error. */
-static int find_backends(const char *const names[2], const zn_backend_ops *ops[2])
-{
-    for (int k = 0; k < 2; k++) {
-        char why[512];
-        if (!zn_backend_find(names[k], why, sizeof why)) {
-            fprintf(stderr, "znet check: %s\n", why);
-            return ZN_EXIT_USAGE;
-        }
-        ops[k] = zn_parity_backend(names[k], why, sizeof why);
-        if (!ops[k]) {
-            fprintf(stderr, "znet check: backend %s cannot run here: %s\n", names[k], why);
-            return ZN_EXIT_ERROR;
-        }
-    }
-    return ZN_EXIT_OK;
-}
-
 static int check_parity(const zn_cli_common *c, const zn_graph *g, const zn_recipe *r,
                         const zn_backend_ops *const ops[2], const zn_parity_opts *base, bool verbose)
 {
@@ -119,8 +100,8 @@ int zn_cmd_check(int argc, char **argv)
         return ZN_EXIT_USAGE;
     }
     const zn_backend_ops *ops[2] = {NULL, NULL};
-    int found = backends ? find_backends(names, ops) : ZN_EXIT_OK;
-    if (found != ZN_EXIT_OK) return found;
+    for (int k = 0; backends && k < 2; k++)
+        if ((rc = zn_cli_backend("check", names[k], &ops[k])) >= 0) return rc;
     zn_compiled m;
     bool ok = zn_cli_compile(&c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD}, &m);
     const zn_graph *g = &m.graph;

@@ -73,18 +73,10 @@ static char *resume_command(int argc, char **argv, const char *ckpt)
  * rest of the pipeline); returns -1 to go on, else an exit code. */
 static int prepare(run_args *a, zn_cli_common *c, const char *backend, long threads, zn_compiled *m)
 {
-    char err[512];
     zn_precision precision = ZN_PRECISION_FP32;
     if (a->precision && !zn_cli_precision(NULL, a->precision, &precision)) return ZN_EXIT_USAGE;
-    a->run.backend = zn_backend_find(backend, err, sizeof err);
-    if (!a->run.backend) {
-        fprintf(stderr, "znet: %s\n", err);
-        return ZN_EXIT_USAGE;
-    }
-    if (a->run.backend->available && !a->run.backend->available(err, sizeof err)) {
-        fprintf(stderr, "znet: backend %s cannot run here: %s\n", backend, err);
-        return ZN_EXIT_ERROR;
-    }
+    int rc = zn_cli_backend(NULL, backend, &a->run.backend);
+    if (rc >= 0) return rc;
     if (!zn_cli_compile(c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD}, m)) return ZN_EXIT_ERROR;
     a->run.file = c->file;
     a->run.data_dir = a->data_dir;

@@ -71,6 +71,22 @@ bool zn_cli_precision(const char *cmd, const char *name, zn_precision *out)
     return false;
 }
 
+int zn_cli_backend(const char *cmd, const char *name, const zn_backend_ops **ops)
+{
+    char why[512];
+    const char *sp = cmd ? " " : "", *cm = cmd ? cmd : "";
+    *ops = zn_backend_find(name, why, sizeof why);
+    if (!*ops) {
+        fprintf(stderr, "znet%s%s: %s\n", sp, cm, why);
+        return ZN_EXIT_USAGE;
+    }
+    if ((*ops)->available && !(*ops)->available(why, sizeof why)) {
+        fprintf(stderr, "znet%s%s: backend %s cannot run here: %s\n", sp, cm, name, why);
+        return ZN_EXIT_ERROR;
+    }
+    return -1;
+}
+
 /* Stage by stage: forward passes on every graph, then those of inference or training graphs
  * (autodiff first among the training ones). */
 static void print_passes(void)

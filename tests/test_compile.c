@@ -30,16 +30,6 @@ static int count_op(const zn_graph *g, zn_op op)
     return n;
 }
 
-static int count_suffix(const zn_graph *g, const char *suffix)
-{
-    int n = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        size_t a = strlen(g->nodes[i].name), b = strlen(suffix);
-        n += a > b && strcmp(g->nodes[i].name + a - b, suffix) == 0;
-    }
-    return n;
-}
-
 /* zn_compile of models/rel with narrow settings in mode, or the test fails. */
 static void compile(const char *rel, zn_compile_mode mode, int batch, zn_compiled *c)
 {
@@ -110,7 +100,7 @@ static void test_stop_after(void **state)
     fclose(f);
     assert_true(count_flag(&c.graph, ZN_NODE_BACKWARD) > 0);
     assert_true(count_flag(&c.graph, ZN_NODE_GRAD) > 0);
-    assert_int_equal(count_suffix(&c.graph, " (recompute)"), 0); /* the recompute pass comes later */
+    assert_int_equal(zt_count_suffix(&c.graph, " (recompute)"), 0); /* the recompute pass comes later */
     assert_int_equal(c.plan.n_nodes, 0);                          /* a stop makes no plan */
     assert_non_null(strstr(buf, "  autodiff  114 -> "));
     assert_non_null(strstr(buf, "(training graph)"));
