@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph/inspect.h"
 #include "runtime/rng.h"
 
 void zn_session_find_io(const zn_graph *g, int n, int *image, int *label, int heads[64], int *n_heads)

@@ -18,12 +18,14 @@ order=$(awk '$2 == "forward" || $2 == "inference" || $2 == "training" { printf "
 [ "$order" = "dce stitch ztower fold_bn autodiff poolmask recompute sink " ] || fail "--passes order: '$order'"
 grep -Eq '^  autodiff +training +appends the backward pass' "$tmp/out" || fail "--passes: autodiff's row"
 
-"$znet" graph --text --dump-after autodiff --set width=4 "$model" > "$tmp/out" 2>&1 || fail "--dump-after autodiff exited $?"
+"$znet" graph --text --dump-after autodiff --set width=4 "$model" > "$tmp/out" 2>&1 ||
+    fail "--dump-after autodiff exited $?"
 grep -q '\.grad' "$tmp/out" || fail "--dump-after autodiff: no backward node"
 grep -q '(recompute)' "$tmp/out" && fail "--dump-after autodiff: the recompute pass ran"
 "$znet" graph --text --backward --set width=4 "$model" > "$tmp/full" 2>&1 || fail "--backward exited $?"
 grep -q '(recompute)' "$tmp/full" || { cp "$tmp/full" "$tmp/out"; fail "--backward: no recomputed copy"; }
-"$znet" graph --dot --dump-after autodiff --set width=4 "$model" > "$tmp/out" 2>&1 || fail "--dot --dump-after exited $?"
+"$znet" graph --dot --dump-after autodiff --set width=4 "$model" > "$tmp/out" 2>&1 ||
+    fail "--dot --dump-after exited $?"
 head -1 "$tmp/out" | grep -q '^digraph' || fail "--dump-after without --text: want DOT"
 
 "$znet" summary --set width=4 "$model" > "$tmp/out" 2>&1 || fail "summary exited $?"
