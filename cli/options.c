@@ -88,15 +88,17 @@ int zn_cli_backend(const char *cmd, const char *name, const zn_backend_ops **ops
 }
 
 /* Stage by stage: forward passes on every graph, then those of inference or training graphs
- * (autodiff first among the training ones). */
+ * (autodiff first among the training ones); then the plan, which follows them all. */
 static void print_passes(void)
 {
     printf("passes, in the order they run (--no-pass NAME skips an optimizer pass; znet graph\n"
-           "--dump-after NAME shows the graph right after any):\n");
+           "--dump-after NAME shows the graph right after any, or the plan):\n");
     for (int st = ZN_STAGE_FORWARD; st <= ZN_STAGE_TRAINING; st++)
         for (int i = 0; i < zn_n_passes; i++)
             if ((int)zn_passes[i].stage == st)
                 printf("  %-9s %-9s %s\n", zn_passes[i].name, zn_pass_stage_names[st], zn_passes[i].help);
+    printf("  %-9s %-9s %s\n", "plan", "then", "the memory plan: every tensor's region, offset and lifetime at one "
+           "batch size (not a pass: the graph stays as it is)");
 }
 
 /* --no-pass NAME: a known pass that may be skipped, at most ZN_MAX_NO_PASS of them. */

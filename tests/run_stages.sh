@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# run_stages.sh: autodiff as a named stage of the compile pipeline through the `znet` command:
-# --passes lists it among the training passes, before them; `graph --dump-after autodiff` prints
-# the training graph right after it (backward nodes, none of the later passes' copies); summary
-# reports its node counts; --no-pass refuses it (exit 2), as --dump-after does a name that is no
-# pass and a stage that --backward contradicts. usage: run_stages.sh ZNET SOURCE_DIR
+# run_stages.sh: autodiff and the plan as named stages of the compile pipeline through the `znet`
+# command: --passes lists autodiff first among the training passes and the plan last; `graph
+# --dump-after autodiff` prints the training graph right after it (backward nodes, none of the
+# later passes' copies), `--dump-after plan` every tensor's place; summary reports autodiff's node
+# counts; --no-pass refuses it (exit 2), as --dump-after does a name that is no pass and a stage
+# that --backward contradicts. usage: run_stages.sh ZNET SOURCE_DIR
 set -u
 znet=$1
 src=$2
@@ -17,6 +18,7 @@ fail() { echo "FAIL: $*"; sed 's/^/    /' "$tmp/out"; exit 1; }
 order=$(awk '$2 == "forward" || $2 == "inference" || $2 == "training" { printf "%s ", $1 }' "$tmp/out")
 [ "$order" = "dce stitch ztower fold_bn autodiff poolmask recompute sink " ] || fail "--passes order: '$order'"
 grep -Eq '^  autodiff +training +appends the backward pass' "$tmp/out" || fail "--passes: autodiff's row"
+tail -1 "$tmp/out" | grep -Eq '^  plan +then +the memory plan' || fail "--passes: the plan last"
 
 "$znet" graph --text --dump-after autodiff --set width=4 "$model" > "$tmp/out" 2>&1 ||
     fail "--dump-after autodiff exited $?"
@@ -27,6 +29,18 @@ grep -q '(recompute)' "$tmp/full" || { cp "$tmp/full" "$tmp/out"; fail "--backwa
 "$znet" graph --dot --dump-after autodiff --set width=4 "$model" > "$tmp/out" 2>&1 ||
     fail "--dot --dump-after exited $?"
 head -1 "$tmp/out" | grep -q '^digraph' || fail "--dump-after without --text: want DOT"
+
+# the plan after every pass: the training graph's with --backward (gradients, in-place nodes), else
+# the inference graph's (no gradients), at the batch asked for
+"$znet" graph --dump-after plan --backward --batch 32 --set width=4 "$model" > "$tmp/out" 2>&1 ||
+    fail "--dump-after plan --backward exited $?"
+head -1 "$tmp/out" | grep -q '^plan at batch 32: ' || fail "--dump-after plan: the header"
+grep -Eq '^ +[0-9]+ [^ ]+\.grad +grads ' "$tmp/out" || fail "--dump-after plan --backward: no gradient in the grads region"
+grep -q ', in place over [0-9]' "$tmp/out" || fail "--dump-after plan --backward: no in-place node"
+grep -q '(recompute)' "$tmp/out" || fail "--dump-after plan --backward: the training passes did not run"
+"$znet" graph --dump-after plan --set width=4 "$model" > "$tmp/out" 2>&1 || fail "--dump-after plan exited $?"
+grep -q '^plan at batch 512: ' "$tmp/out" || fail "--dump-after plan: the recipe's batch"
+grep -Eq ' (grads|optim) ' "$tmp/out" && fail "--dump-after plan: an inference plan with gradients"
 
 "$znet" summary --set width=4 "$model" > "$tmp/out" 2>&1 || fail "summary exited $?"
 grep -Eq '^  autodiff  114 -> [0-9]+ nodes \(training graph\)$' "$tmp/out" || fail "summary: autodiff's node counts"
