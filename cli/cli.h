@@ -1,5 +1,6 @@
 /* cli.h: what the subcommands share: exit codes, the option parser (one table per command,
- * with --set and --help handled for all), and loading the model file. */
+ * with --set and --help handled for all), and compiling the model file (runtime/compile.h) with
+ * the common options, its failure printed. */
 #ifndef ZN_CLI_H
 #define ZN_CLI_H
 
@@ -11,6 +12,7 @@
 #include "lang/diag.h"
 #include "lang/program.h"
 #include "lang/recipe.h"
+#include "runtime/compile.h"
 
 enum { ZN_EXIT_OK = 0, ZN_EXIT_ERROR = 1, ZN_EXIT_USAGE = 2 };
 
@@ -41,8 +43,6 @@ typedef struct {
     char keybuf[ZN_MAX_SETTINGS][128];
     const char *no_pass[ZN_MAX_NO_PASS]; /* --no-pass NAME: optimizer passes to skip */
     int n_no_pass;
-    const zn_pass_dump *dump; /* what the passes write while zn_cli_load runs them (a command sets it
-                                 after parsing); NULL: nothing */
 } zn_cli_common;
 
 /* Parses argv (argv[0] is the command name). Returns -1 to continue, or an exit code (after
@@ -50,20 +50,25 @@ typedef struct {
 int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
                  int n_opts, zn_cli_common *c);
 
-/* Loads c->file with its settings and runs the optimizer passes (graph/passes.h) not named by
- * --no-pass on it, so every command, and autodiff in the session, sees the optimized forward
- * graph; prints diagnostics. false: exit with ZN_EXIT_ERROR. */
-bool zn_cli_load(const zn_cli_common *c, zn_diag *d, zn_graph *g, zn_recipe *r);
+/* zn_compile of c->file with its settings and --no-pass names, as far as o says (its path,
+ * settings and passes are filled in here); prints the diagnostics and "znet: ERROR". false: exit
+ * with ZN_EXIT_ERROR (out is freed by the caller either way). */
+bool zn_cli_compile(const zn_cli_common *c, zn_compile_opts o, zn_compiled *out);
 
 const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int n);
 
-/* Whether name is an optimizer pass; if not, prints "znet CMD: OPT: no pass ..." with a
+/* Whether name is a pass (autodiff included); if not, prints "znet CMD: OPT: no pass ..." with a
  * did-you-mean hint (the caller exits with ZN_EXIT_USAGE). */
 bool zn_cli_pass_known(const char *cmd, const char *opt, const char *name);
 
 /* --precision NAME into *out; if NAME is not fp32, fp16 or bf16, prints "znet[ CMD]: --precision
  * needs ..." (cmd may be NULL) and returns false (the caller exits with ZN_EXIT_USAGE). */
 bool zn_cli_precision(const char *cmd, const char *name, zn_precision *out);
+
+/* The backend called name (--backend, --backends) into *ops: -1 to go on, else an exit code after
+ * printing "znet[ CMD]: ..." (cmd may be NULL): ZN_EXIT_USAGE for a name no backend has,
+ * ZN_EXIT_ERROR for one that cannot run here (no GPU, built without it). */
+int zn_cli_backend(const char *cmd, const char *name, const zn_backend_ops **ops);
 
 /* zn_cli_parse for commands whose arguments are not one model file (no --set or train
  * shorthands): the positional arguments come back in pos[0..*n_pos); more than max_pos is a

@@ -1,32 +1,11 @@
 /* cmd_bench.c: `znet bench FILE`: images per second and achieved GFLOP/s of a training step
- * (forward + backward + optimizer) and of inference, on random data, with the memory plan. */
+ * (forward + backward + optimizer) and of inference, on random data, with the memory plan; the
+ * measuring is runtime/profile.h's, this file formats it. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
 
 #include "cli.h"
-#include "data/rng.h"
 #include "graph/inspect.h"
-#include "graph/util.h"
-#include "runtime/session.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-/* Random normalised images and labels for one batch. */
-static void random_batch(const zn_session *s, float *images, int32_t *labels, uint64_t seed)
-{
-    zn_rng rng;
-    zn_rng_init(&rng, seed);
-    size_t n_img = s->image >= 0 ? s->plan.bytes[s->image] / sizeof(float) : 0;
-    for (size_t i = 0; i < n_img; i++) images[i] = zn_rng_normal(&rng);
-    int classes = s->label >= 0 ? s->graph.nodes[s->label].attr.out : 1;
-    for (int i = 0; i < s->batch; i++) labels[i] = (int32_t)zn_rng_below(&rng, (uint32_t)classes);
-}
+#include "runtime/profile.h"
 
 static void print_plan(const char *what, const zn_plan *p)
 {
@@ -39,52 +18,19 @@ static void print_plan(const char *what, const zn_plan *p)
            zn_format_bytes(p->region_bytes[ZN_REGION_OPTIM], f, sizeof f), zn_format_bytes(p->workspace_bytes, e, sizeof e));
 }
 
-/* Times `steps` runs (after one warm-up) of a training step or a forward pass. Inputs are fed
- * every time, as in training: the plan reuses their memory once the step no longer needs them. */
-static bool time_runs(zn_session *s, const float *images, const int32_t *labels, bool training, int steps,
-                      double *seconds)
+/* The time per op of one step run node by node (runtime/profile.h), largest first, down to 0.5%. */
+static void print_profile(zn_op_profile *t, bool training)
 {
-    zn_optim_step step = {.kind = ZN_STEP_SGD, .lr = 1e-4f, .momentum = 0.9f, .nesterov = true, .weight_decay = 5e-4f};
-    for (int i = 0; i <= steps; i++) {
-        if (i == 1) *seconds = now();
-        bool ok = zn_session_feed(s, images, labels) &&
-                  (training ? zn_session_train_step(s, &step) : zn_session_forward(s, false));
-        if (!ok || !s->be->ops->synchronize(s->be)) return false;
-    }
-    *seconds = (now() - *seconds) / steps;
-    return true;
-}
-
-/* One step run node by node, timed, summed per op: where the time goes. */
-static bool profile_step(zn_session *s, const float *images, const int32_t *labels, bool training)
-{
-    double per_op[ZN_OP_COUNT] = {0}, total = 0;
-    int count[ZN_OP_COUNT] = {0};
-    int last = training ? s->graph.n_nodes - 1 : s->n_forward - 1;
-    if (!zn_session_feed(s, images, labels)) return false;
-    s->be->ops->set_training(s->be, training);
-    for (int i = 0; i <= last; i++) {
-        double t = now();
-        if (!s->be->ops->compute(s->be, &s->graph, &s->plan, i, i) || !s->be->ops->synchronize(s->be)) {
-            snprintf(s->err, sizeof s->err, "%s", s->be->ops->last_error(s->be));
-            return false;
-        }
-        t = now() - t;
-        per_op[s->graph.nodes[i].op] += t;
-        count[s->graph.nodes[i].op]++;
-        total += t;
-    }
-    printf("  profile of one %s step (%.1f ms), by op:\n", training ? "training" : "inference", total * 1e3);
+    printf("  profile of one %s step (%.1f ms), by op:\n", training ? "training" : "inference", t->total * 1e3);
     for (;;) {
         int best = -1;
         for (int op = 0; op < ZN_OP_COUNT; op++)
-            if (count[op] && (best < 0 || per_op[op] > per_op[best])) best = op;
-        if (best < 0 || per_op[best] < total * 0.005) break;
-        printf("    %-22s %4d nodes %9.2f ms %5.1f%%\n", zn_ops[best].name, count[best], per_op[best] * 1e3,
-               100 * per_op[best] / total);
-        count[best] = 0;
+            if (t->nodes[op] && (best < 0 || t->seconds[op] > t->seconds[best])) best = op;
+        if (best < 0 || t->seconds[best] < t->total * 0.005) break;
+        printf("    %-22s %4d nodes %9.2f ms %5.1f%%\n", zn_ops[best].name, t->nodes[best], t->seconds[best] * 1e3,
+               100 * t->seconds[best] / t->total);
+        t->nodes[best] = 0;
     }
-    return true;
 }
 
 /* Times one mode; header (NULL: none) is printed once the backend has accepted the session, so
@@ -99,24 +45,21 @@ static bool bench_mode(const zn_graph *g, const zn_backend_ops *ops, const zn_ba
         return false;
     }
     if (header) fputs(header, stdout);
-    float *images = zn_malloc(s.image >= 0 ? s.plan.bytes[s.image] : 4);
-    int32_t *labels = zn_malloc(sizeof *labels * batch);
-    random_batch(&s, images, labels, seed);
+    zn_profiler p;
+    zn_op_profile t;
     double sec = 0;
-    bool ok = zn_session_init_params(&s, seed) && time_runs(&s, images, labels, training, steps, &sec);
+    bool ok = zn_profiler_init(&p, &s, seed) && zn_session_init_params(&s, seed) &&
+              zn_profile_time(&p, training, steps, &sec);
     if (ok) {
         double flop = 2.0 * (double)zn_session_macs(&s, training) * batch;
         printf("  %-10s %8.1f ms/%s = %8.1f img/s, %6.1f GFLOP/s (%.2f GFLOP per image)\n",
                training ? "training:" : "inference:", sec * 1e3, training ? "step" : "batch", batch / sec,
                flop / sec * 1e-9, flop / batch * 1e-9);
         print_plan(training ? "training" : "inference", &s.plan);
-        if (profile && !profile_step(&s, images, labels, training)) ok = false;
+        if (profile && (ok = zn_profile_ops(&p, training, &t))) print_profile(&t, training);
     }
-    if (!ok) {
-        fprintf(stderr, "znet bench: %s\n", s.err);
-    }
-    free(images);
-    free(labels);
+    if (!ok) fprintf(stderr, "znet bench: %s\n", s.err);
+    zn_profiler_free(&p);
     zn_session_free(&s);
     return ok;
 }
@@ -149,23 +92,13 @@ int zn_cmd_bench(int argc, char **argv)
         fprintf(stderr, "znet bench: --train-only and --inference-only exclude each other\n");
         return ZN_EXIT_USAGE;
     }
-    char err[512];
     zn_precision precision;
     if (!zn_cli_precision("bench", precision_name, &precision)) return ZN_EXIT_USAGE;
-    const zn_backend_ops *ops = zn_backend_find(backend, err, sizeof err);
-    if (!ops) {
-        fprintf(stderr, "znet bench: %s\n", err);
-        return ZN_EXIT_USAGE;
-    }
-    if (ops->available && !ops->available(err, sizeof err)) {
-        fprintf(stderr, "znet bench: backend %s cannot run here: %s\n", backend, err);
-        return ZN_EXIT_ERROR;
-    }
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_graph g;
-    zn_recipe r;
-    bool ok = zn_cli_load(&c, &d, &g, &r);
+    const zn_backend_ops *ops;
+    if ((rc = zn_cli_backend("bench", backend, &ops)) >= 0) return rc;
+    zn_compiled m;
+    bool ok = zn_cli_compile(&c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD}, &m);
+    const zn_recipe *r = &m.recipe;
     if (ok) {
         zn_backend_opts o = {.threads = (int)threads, .no_pass = c.no_pass, .n_no_pass = c.n_no_pass,
                              .precision = precision, .deterministic = deterministic};
@@ -174,12 +107,12 @@ int zn_cmd_bench(int argc, char **argv)
             snprintf(mode, sizeof mode, " (%s%s)", precision_name, deterministic ? ", deterministic" : "");
         char header[1024];
         snprintf(header, sizeof header, "znet bench %s: backend %s%s, batch %d, %ld timed steps\n", c.file,
-                 backend, mode, r.batch, steps);
-        if (!infer_only) ok = bench_mode(&g, ops, &o, r.batch, (int)steps, true, r.seed, profile, header);
+                 backend, mode, r->batch, steps);
+        if (!infer_only) ok = bench_mode(&m.graph, ops, &o, r->batch, (int)steps, true, r->seed, profile, header);
         if (ok && !train_only)
-            ok = bench_mode(&g, ops, &o, r.batch, (int)steps, false, r.seed, profile, infer_only ? header : NULL);
+            ok = bench_mode(&m.graph, ops, &o, r->batch, (int)steps, false, r->seed, profile,
+                            infer_only ? header : NULL);
     }
-    zn_graph_free(&g);
-    zn_diag_free(&d);
+    zn_compiled_free(&m);
     return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
 }

@@ -11,25 +11,6 @@
 
 enum { DEFAULT_BATCH = 8 };
 
-/* One step of the recipe's optimizer at its peak learning rate (schedules often start at 0). */
-static zn_optim_step recipe_step(const zn_recipe *r, const zn_graph *g, int batch)
-{
-    float lr = r->lr.v[0];
-    for (int k = 1; k < r->lr.n_knots; k++) lr = fmaxf(lr, r->lr.v[k]);
-    bool summed = false; /* Page's convention: with a summed loss, weight decay is per example */
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == ZN_OP_XENT) summed = g->nodes[i].attr.reduction == ZN_REDUCE_SUM;
-    return (zn_optim_step){
-        .kind = r->optimizer.kind == ZN_OPTIM_ADAM ? ZN_STEP_ADAM : ZN_STEP_SGD,
-        .lr = r->lr.per_example ? lr / (float)batch : lr,
-        .momentum = r->optimizer.momentum,
-        .nesterov = r->optimizer.nesterov,
-        .weight_decay = r->optimizer.weight_decay * (summed ? (float)batch : 1.0f),
-        .beta1 = r->optimizer.beta1, .beta2 = r->optimizer.beta2, .eps = r->optimizer.eps,
-        .t = 1,
-    };
-}
-
 static bool batch_was_set(const zn_cli_common *c)
 {
     for (int i = 0; i < c->n_settings; i++)
@@ -49,25 +30,6 @@ static bool split_backends(const char *arg, char *buf, size_t len, const char *n
     return true;
 }
 
-/* Both backends, or an exit code: a name no backend has is a usage error (as bench's --backend),
- * a known backend that cannot run here an error. */
-static int find_backends(const char *const names[2], const zn_backend_ops *ops[2])
-{
-    for (int k = 0; k < 2; k++) {
-        char why[512];
-        if (!zn_backend_find(names[k], why, sizeof why)) {
-            fprintf(stderr, "znet check: %s\n", why);
-            return ZN_EXIT_USAGE;
-        }
-        ops[k] = zn_parity_backend(names[k], why, sizeof why);
-        if (!ops[k]) {
-            fprintf(stderr, "znet check: backend %s cannot run here: %s\n", names[k], why);
-            return ZN_EXIT_ERROR;
-        }
-    }
-    return ZN_EXIT_OK;
-}
-
 static int check_parity(const zn_cli_common *c, const zn_graph *g, const zn_recipe *r,
                         const zn_backend_ops *const ops[2], const zn_parity_opts *base, bool verbose)
 {
@@ -75,7 +37,7 @@ static int check_parity(const zn_cli_common *c, const zn_graph *g, const zn_reci
     o.batch = batch_was_set(c) ? r->batch : DEFAULT_BATCH;
     o.seed = r->seed;
     o.training = true;
-    o.step = recipe_step(r, g, o.batch);
+    o.step = zn_parity_recipe_step(r, g, o.batch);
     zn_parity_report rep;
     char err[1024];
     if (!zn_parity_run(g, ops[0], ops[1], &o, &rep, err, sizeof err)) {
@@ -138,24 +100,21 @@ int zn_cmd_check(int argc, char **argv)
         return ZN_EXIT_USAGE;
     }
     const zn_backend_ops *ops[2] = {NULL, NULL};
-    int found = backends ? find_backends(names, ops) : ZN_EXIT_OK;
-    if (found != ZN_EXIT_OK) return found;
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_graph g;
-    zn_recipe r;
-    bool ok = zn_cli_load(&c, &d, &g, &r);
+    for (int k = 0; backends && k < 2; k++)
+        if ((rc = zn_cli_backend("check", names[k], &ops[k])) >= 0) return rc;
+    zn_compiled m;
+    bool ok = zn_cli_compile(&c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD}, &m);
+    const zn_graph *g = &m.graph;
     if (ok && !quiet) {
         int params = 0, heads = 0;
-        for (int i = 0; i < g.n_nodes; i++) {
-            params += (g.nodes[i].flags & ZN_NODE_PARAM) != 0;
-            heads += (g.nodes[i].flags & ZN_NODE_LOSS) != 0;
+        for (int i = 0; i < g->n_nodes; i++) {
+            params += (g->nodes[i].flags & ZN_NODE_PARAM) != 0;
+            heads += (g->nodes[i].flags & ZN_NODE_LOSS) != 0;
         }
-        printf("%s: ok: model %s, %d nodes, %d parameter tensors, %d head%s\n", c.file, g.model_name,
-               g.n_nodes, params, heads, heads == 1 ? "" : "s");
+        printf("%s: ok: model %s, %d nodes, %d parameter tensors, %d head%s\n", c.file, g->model_name,
+               g->n_nodes, params, heads, heads == 1 ? "" : "s");
     }
-    rc = !ok ? ZN_EXIT_ERROR : backends ? check_parity(&c, &g, &r, ops, &po, verbose) : ZN_EXIT_OK;
-    zn_graph_free(&g);
-    zn_diag_free(&d);
+    rc = !ok ? ZN_EXIT_ERROR : backends ? check_parity(&c, g, &m.recipe, ops, &po, verbose) : ZN_EXIT_OK;
+    zn_compiled_free(&m);
     return rc;
 }

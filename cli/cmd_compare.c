@@ -9,10 +9,8 @@
 
 #include "cli.h"
 #include "graph/inspect.h"
-#include "graph/plan.h"
 #include "graph/util.h"
 #include "report/plot.h"
-#include "runtime/session.h"
 
 #define MAX_ENTRIES 32
 
@@ -135,20 +133,10 @@ static bool row(const entry *e, const entry *global, long batch_opt)
     zn_cli_common c = {.file = e->file};
     for (int k = 0; k < global->n_sets; k++) c.settings[c.n_settings++] = global->sets[k];
     for (int k = 0; k < e->n_sets; k++) c.settings[c.n_settings++] = e->sets[k]; /* (parse kept the sum in bounds) */
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_graph g = {0}, train = {0};
-    zn_recipe r;
-    zn_plan p = {0};
+    zn_compiled m; /* the training graph, planned */
+    zn_compile_opts o = {.mode = ZN_COMPILE_TRAINING, .batch = batch_opt ? (int)batch_opt : ZN_COMPILE_RECIPE_BATCH};
     char err[512];
-    bool ok = zn_cli_load(&c, &d, &g, &r);
-    int batch = batch_opt ? (int)batch_opt : r.batch;
-    if (ok) {
-        zn_graph_copy(&train, &g);
-        ok = zn_passes_finish(&train, true, NULL, 0, NULL, err, sizeof err) &&
-             zn_plan_make(&p, &train, batch, NULL, NULL, err, sizeof err);
-        if (!ok) fprintf(stderr, "znet compare: %s: %s\n", e->file, err);
-    }
+    bool ok = zn_cli_compile(&c, o, &m);
     zn_train_log log = {0};
     if (ok && e->log && !(ok = zn_train_log_read(e->log, &log, err, sizeof err)))
         fprintf(stderr, "znet compare: %s\n", err);
@@ -162,8 +150,8 @@ static bool row(const entry *e, const entry *global, long batch_opt)
                 used += snprintf(label + used, sizeof label - used, " %s=%s", e->sets[k].key, e->sets[k].value);
         }
         char count[32];
-        printf("| %s | %s | %.1f | %s |", label, zn_format_count(zn_graph_param_count(&g), count, sizeof count),
-               zn_graph_macs(&g) / 1e6, zn_format_bytes(zn_plan_total(&p), mem, sizeof mem));
+        printf("| %s | %s | %.1f | %s |", label, zn_format_count(zn_graph_param_count(&m.graph), count, sizeof count),
+               zn_graph_macs(&m.graph) / 1e6, zn_format_bytes(zn_plan_total(&m.plan), mem, sizeof mem));
         if (e->log && log.n_epochs > 0) {
             const zn_log_epoch *last = &log.epochs[log.n_epochs - 1];
             printf(" ");
@@ -194,10 +182,7 @@ static bool row(const entry *e, const entry *global, long batch_opt)
         }
     }
     zn_train_log_free(&log);
-    zn_plan_free(&p);
-    zn_graph_free(&train);
-    zn_graph_free(&g);
-    zn_diag_free(&d);
+    zn_compiled_free(&m);
     return ok;
 }
 

@@ -1,10 +1,30 @@
 /* cmd_graph.c: `znet graph FILE [--dot|--text]`: the graph for Graphviz or as a text dump, after
- * the optimizer passes, or as it was after one of them (--dump-after NAME; a training pass shows
- * the training graph, an inference pass the inference graph). */
+ * the passes, or as it is right after one of them (--dump-after NAME, autodiff included: a
+ * training pass shows the training graph, an inference pass the inference graph), or the memory
+ * plan that follows them (--dump-after plan). */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "graph/inspect.h"
+
+/* --dump-after plan: where the plan puts every tensor at the recipe's batch (docs/memory.md): its
+ * region, byte offset and size, the nodes it is live from and to, and the source it overwrites
+ * when it is computed in place. */
+static void print_plan(const zn_graph *g, const zn_plan *p)
+{
+    static const char *const region[ZN_REGION_COUNT] = {"arena", "params", "grads", "optim"};
+    char total[32];
+    printf("plan at batch %d: %s in all\n  %4s %-32s %-6s %12s %10s  live\n", p->batch,
+           zn_format_bytes(zn_plan_total(p), total, sizeof total), "id", "node", "region", "offset", "bytes");
+    for (int i = 0; i < g->n_nodes; i++) {
+        char bytes[32];
+        printf("  %4d %-32s %-6s %12zu %10s  %d..%d", i, g->nodes[i].name, region[p->region[i]], p->offset[i],
+               zn_format_bytes(p->bytes[i], bytes, sizeof bytes), p->first[i], p->last[i]);
+        if (p->alias[i] >= 0) printf(", in place over %d", p->alias[i]);
+        putchar('\n');
+    }
+}
 
 int zn_cmd_graph(int argc, char **argv)
 {
@@ -15,14 +35,15 @@ int zn_cmd_graph(int argc, char **argv)
         {"--text", ZN_OPT_FLAG, NULL, "one line per node: id, op, sources, name, shape, place", &text, 0, 0},
         {"--params", ZN_OPT_FLAG, NULL, "also draw parameter and state tensors (DOT)", &params, 0, 0},
         {"--backward", ZN_OPT_FLAG, NULL, "the training graph: the backward nodes autodiff adds, after the training passes", &backward, 0, 0},
-        {"--dump-after", ZN_OPT_STRING, "PASS", "the graph as it is right after optimizer pass PASS", &dump_after, 0, 0},
+        {"--dump-after", ZN_OPT_STRING, "PASS", "the graph as it is right after pass PASS (autodiff too; see --passes), "
+         "or with PASS = plan the memory plan of the inference graph (--backward: training)", &dump_after, 0, 0},
     };
     zn_cli_common c;
     int rc = zn_cli_parse(argc, argv, "graph [--dot | --text] [options] FILE.znet",
                           "Prints the model's graph: as Graphviz DOT (blocks drawn as clusters, edges\n"
                           "labelled with tensor shapes), or as a plain text dump of the IR; --backward shows\n"
-                          "the training graph with its backward nodes. The graph is the one the optimizer\n"
-                          "passes make (--passes lists them; --no-pass NAME skips one).\n"
+                          "the training graph with its backward nodes. The graph is the one the passes\n"
+                          "make (--passes lists them, autodiff among them; --no-pass NAME skips one).\n"
                           "Example: znet graph models/davidnet_zee.znet --dot | dot -Tsvg > zee.svg",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
@@ -30,30 +51,24 @@ int zn_cmd_graph(int argc, char **argv)
         fprintf(stderr, "znet graph: choose one of --dot and --text\n");
         return ZN_EXIT_USAGE;
     }
-    if (dump_after && !zn_cli_pass_known("graph", "--dump-after", dump_after)) return ZN_EXIT_USAGE;
-    zn_pass_stage stage = dump_after ? zn_pass_find(dump_after)->stage : ZN_STAGE_FORWARD;
-    if (dump_after && backward && stage != ZN_STAGE_TRAINING) {
-        fprintf(stderr, "znet graph: --dump-after %s shows the %s graph; drop --backward\n", dump_after,
+    bool plan = dump_after && strcmp(dump_after, "plan") == 0;
+    const char *stop = plan ? NULL : dump_after; /* the plan comes after every pass */
+    if (stop && !zn_cli_pass_known("graph", "--dump-after", stop)) return ZN_EXIT_USAGE;
+    zn_pass_stage stage = stop ? zn_pass_find(stop)->stage : plan ? ZN_STAGE_INFERENCE : ZN_STAGE_FORWARD;
+    if (stop && backward && stage != ZN_STAGE_TRAINING) {
+        fprintf(stderr, "znet graph: --dump-after %s shows the %s graph; drop --backward\n", stop,
                 zn_pass_stage_names[stage]);
         return ZN_EXIT_USAGE;
     }
-    backward = backward || stage == ZN_STAGE_TRAINING;
-    zn_pass_dump dump = {.after = dump_after, .format = text ? ZN_DUMP_TEXT : ZN_DUMP_DOT, .out = stdout};
-    if (dump_after) c.dump = &dump;
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_graph g;
-    zn_recipe r;
-    bool ok = zn_cli_load(&c, &d, &g, &r);
-    char err[512];
-    if (ok && (backward || stage == ZN_STAGE_INFERENCE) &&
-        !(ok = zn_passes_finish(&g, backward, c.no_pass, c.n_no_pass, c.dump, err, sizeof err)))
-        fprintf(stderr, "znet graph: %s\n", err);
-    if (ok && !dump_after) { /* a dump was written while the passes ran */
-        if (text) zn_graph_write_text(&g, stdout);
-        else zn_graph_write_dot_opts(&g, stdout, &(zn_dot_opts){.show_params = params});
-    }
-    zn_graph_free(&g);
-    zn_diag_free(&d);
+    zn_compile_opts o = {.mode = backward || stage == ZN_STAGE_TRAINING ? ZN_COMPILE_TRAINING
+                                : stage == ZN_STAGE_INFERENCE       ? ZN_COMPILE_INFERENCE
+                                                                    : ZN_COMPILE_FORWARD,
+                         .stop_after = stop, .batch = plan ? ZN_COMPILE_RECIPE_BATCH : 0};
+    zn_compiled m;
+    bool ok = zn_cli_compile(&c, o, &m);
+    if (ok && plan) print_plan(&m.graph, &m.plan);
+    else if (ok && text) zn_graph_write_text(&m.graph, stdout);
+    else if (ok) zn_graph_write_dot_opts(&m.graph, stdout, &(zn_dot_opts){.show_params = params});
+    zn_compiled_free(&m);
     return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
 }

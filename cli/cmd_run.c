@@ -69,24 +69,15 @@ static char *resume_command(int argc, char **argv, const char *ckpt)
     return fclose(f) == 0 ? out : (free(out), NULL);
 }
 
-/* Loads the model and backend shared by run and eval; returns -1 to go on, else an exit code. */
-static int prepare(run_args *a, zn_cli_common *c, const char *backend, long threads, zn_diag *d, zn_graph *g,
-                   zn_recipe *r)
+/* Finds the backend and compiles the model's forward graph for run and eval (the session makes the
+ * rest of the pipeline); returns -1 to go on, else an exit code. */
+static int prepare(run_args *a, zn_cli_common *c, const char *backend, long threads, zn_compiled *m)
 {
-    char err[512];
     zn_precision precision = ZN_PRECISION_FP32;
     if (a->precision && !zn_cli_precision(NULL, a->precision, &precision)) return ZN_EXIT_USAGE;
-    a->run.backend = zn_backend_find(backend, err, sizeof err);
-    if (!a->run.backend) {
-        fprintf(stderr, "znet: %s\n", err);
-        return ZN_EXIT_USAGE;
-    }
-    if (a->run.backend->available && !a->run.backend->available(err, sizeof err)) {
-        fprintf(stderr, "znet: backend %s cannot run here: %s\n", backend, err);
-        return ZN_EXIT_ERROR;
-    }
-    zn_diag_init(d, stderr);
-    if (!zn_cli_load(c, d, g, r)) return ZN_EXIT_ERROR;
+    int rc = zn_cli_backend(NULL, backend, &a->run.backend);
+    if (rc >= 0) return rc;
+    if (!zn_cli_compile(c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD}, m)) return ZN_EXIT_ERROR;
     a->run.file = c->file;
     a->run.data_dir = a->data_dir;
     a->run.limit = (int)a->limit_l;
@@ -123,24 +114,21 @@ int zn_cmd_run(int argc, char **argv)
                           "  znet run models/davidnet_zee.znet --set width=16 --epochs 24 --log zee.jsonl",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
-    zn_diag d = {0};
-    zn_graph g = {0};
-    zn_recipe r;
-    rc = prepare(&a, &c, backend, threads, &d, &g, &r);
+    zn_compiled m = {0};
+    rc = prepare(&a, &c, backend, threads, &m);
     if (rc < 0) {
         char save[4096];
-        snprintf(save, sizeof save, "%s.ckpt", g.model_name);
+        snprintf(save, sizeof save, "%s.ckpt", m.graph.model_name);
         a.run.save_path = a.no_save ? NULL : a.save ? a.save : save;
         a.run.log_path = a.log;
         a.run.resume = a.resume;
         a.run.progress = !a.quiet && isatty(STDERR_FILENO);
         char *resume = a.run.save_path ? resume_command(argc, argv, a.run.save_path) : NULL;
         a.run.resume_command = resume;
-        rc = zn_train_run(&g, &r, &a.run);
+        rc = zn_train_run(&m.graph, &m.recipe, &a.run);
         free(resume);
     }
-    zn_graph_free(&g);
-    zn_diag_free(&d);
+    zn_compiled_free(&m);
     return rc;
 }
 
@@ -164,12 +152,9 @@ int zn_cmd_eval(int argc, char **argv)
         fprintf(stderr, "znet eval: --weights CKPT is required\n");
         return ZN_EXIT_USAGE;
     }
-    zn_diag d = {0};
-    zn_graph g = {0};
-    zn_recipe r;
-    rc = prepare(&a, &c, backend, threads, &d, &g, &r);
-    if (rc < 0) rc = zn_train_eval(&g, &r, &a.run, a.weights);
-    zn_graph_free(&g);
-    zn_diag_free(&d);
+    zn_compiled m = {0};
+    rc = prepare(&a, &c, backend, threads, &m);
+    if (rc < 0) rc = zn_train_eval(&m.graph, &m.recipe, &a.run, a.weights);
+    zn_compiled_free(&m);
     return rc;
 }

@@ -1,12 +1,12 @@
 /* cmd_summary.c: `znet summary FILE`: the per-layer table and the model's totals. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "graph/inspect.h"
 #include "graph/plan.h"
 #include "graph/util.h"
-#include "runtime/session.h"
 
 static double mib(size_t bytes) { return bytes / 1048576.0; }
 
@@ -52,23 +52,17 @@ static void print_detail(const char *what, const zn_graph *g, const zn_plan *p)
     free(until);
 }
 
-/* Planned memory of inference and of a training step at batch, beside the naive sum, for the
- * graphs a session runs (graph/passes.h: the inference graph and the training graph), and their
- * multiply-adds; detail: the --memory-detail view of each plan. */
-static bool print_memory(const zn_graph *graphs, int batch, bool detail)
+/* Planned memory of inference and of a training step beside the naive sum, for the graphs a
+ * session runs (runtime/compile.h: the inference graph and the training graph, each with its
+ * plan), and their multiply-adds; detail: the --memory-detail view of each plan. */
+static void print_memory(const zn_compiled run[2], bool detail)
 {
-    char err[512];
-    bool ok = true;
-    zn_plan plans[2];
-    printf("\nmemory at batch %d (planned: tensors share memory once dead; naive: every tensor apart)\n", batch);
+    printf("\nmemory at batch %d (planned: tensors share memory once dead; naive: every tensor apart)\n",
+           run[0].plan.batch);
     printf("  %-10s %12s %12s %12s %12s %12s %12s\n", "", "planned", "naive", "activations", "params+state", "grads",
            "optim state");
-    for (int mode = 0; ok && mode < 2; mode++) {
-        zn_plan *p = &plans[mode];
-        if (!(ok = zn_plan_make(p, &graphs[mode], batch, NULL, NULL, err, sizeof err))) {
-            if (mode) zn_plan_free(&plans[0]);
-            break;
-        }
+    for (int mode = 0; mode < 2; mode++) {
+        const zn_plan *p = &run[mode].plan;
         size_t fixed = p->region_bytes[ZN_REGION_PARAMS] + p->region_bytes[ZN_REGION_GRADS] +
                        p->region_bytes[ZN_REGION_OPTIM];
         char a[32], b[32], c[32], d[32], e[32], f[32];
@@ -79,23 +73,16 @@ static bool print_memory(const zn_graph *graphs, int batch, bool detail)
                zn_format_bytes(p->region_bytes[ZN_REGION_GRADS], e, sizeof e),
                zn_format_bytes(p->region_bytes[ZN_REGION_OPTIM], f, sizeof f));
     }
-    if (!ok) {
-        fprintf(stderr, "znet summary: %s\n", err);
-        return false;
-    }
     printf("  (kernel scratch, e.g. im2col buffers, depends on the backend: see znet bench)\n");
-    int64_t recomputed, written, infer = zn_graph_macs(&graphs[0]);
-    int64_t train = step_macs(&graphs[1], &recomputed, &written);
+    int64_t recomputed, written, infer = zn_graph_macs(&run[0].graph);
+    int64_t train = step_macs(&run[1].graph, &recomputed, &written);
     char a[32], b[32], c[32], d[32];
     printf("  multiply-adds per example: inference %s, training step %s, of which recomputed %s\n"
            "  (recomputed copies write %s values per example)\n",
            zn_format_count(infer, a, sizeof a), zn_format_count(train, b, sizeof b),
            zn_format_count(recomputed, c, sizeof c), zn_format_count(written, d, sizeof d));
-    for (int mode = 0; mode < 2; mode++) {
-        if (detail) print_detail(mode ? "training" : "inference", &graphs[mode], &plans[mode]);
-        zn_plan_free(&plans[mode]);
-    }
-    return true;
+    for (int mode = 0; detail && mode < 2; mode++)
+        print_detail(mode ? "training" : "inference", &run[mode].graph, &run[mode].plan);
 }
 
 static void print_schedule(const char *what, const zn_schedule *s)
@@ -147,31 +134,25 @@ int zn_cmd_summary(int argc, char **argv)
                           "tensors live there (docs/memory.md).",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_graph g;
-    zn_recipe r;
     char passes[1024] = "";
     FILE *report = fmemopen(passes, sizeof passes - 1, "w");
-    zn_pass_dump dump = {.report = report};
-    c.dump = report ? &dump : NULL;
-    bool ok = zn_cli_load(&c, &d, &g, &r);
-    zn_graph run[2] = {{0}, {0}}; /* the inference and the training graph */
-    char err[512];
+    zn_compiled model, run[2]; /* the forward graph; the inference and the training graph */
+    memset(run, 0, sizeof run);
+    bool ok = zn_cli_compile(&c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD, .report = report}, &model);
     for (int mode = 0; ok && mode < 2; mode++) {
-        zn_graph_copy(&run[mode], &g);
-        if (!(ok = zn_passes_finish(&run[mode], mode, c.no_pass, c.n_no_pass, &dump, err, sizeof err)))
-            fprintf(stderr, "znet summary: %s\n", err);
+        zn_compile_opts o = {.from = &model.graph, .mode = mode ? ZN_COMPILE_TRAINING : ZN_COMPILE_INFERENCE,
+                             .no_pass = c.no_pass, .n_no_pass = c.n_no_pass, .report = report,
+                             .batch = model.recipe.batch};
+        if (!(ok = zn_compile(&o, &run[mode]))) fprintf(stderr, "znet summary: %s\n", run[mode].err);
     }
     if (report) fclose(report);
     if (ok) {
-        zn_graph_write_summary(&g, stdout, r.batch);
-        printf("\noptimizer passes (--no-pass NAME skips one):\n%s", passes);
-        ok = print_memory(run, r.batch, detail);
-        print_recipe(&r);
+        zn_graph_write_summary(&model.graph, stdout, model.recipe.batch);
+        printf("\npasses (--no-pass NAME skips an optimizer pass):\n%s", passes);
+        print_memory(run, detail);
+        print_recipe(&model.recipe);
     }
-    for (int mode = 0; mode < 2; mode++) zn_graph_free(&run[mode]);
-    zn_graph_free(&g);
-    zn_diag_free(&d);
+    for (int mode = 0; mode < 2; mode++) zn_compiled_free(&run[mode]);
+    zn_compiled_free(&model);
     return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
 }

@@ -1,4 +1,4 @@
-/* options.c: the option parser shared by every subcommand, and model loading for them. Options
+/* options.c: the option parser shared by every subcommand, and compiling the model for them. Options
  * come from a per-command table; --help is common to all, and commands that read a model file
  * also take --set KEY=VALUE and --epochs/--batch/--seed (shorthands for train settings). */
 #include <errno.h>
@@ -19,7 +19,7 @@ static const char *const common_help =
     "  --epochs N, --batch N, --seed N\n"
     "                    shorthands for --set train.epochs=N etc.\n"
     "  --no-pass NAME    skip the graph optimizer's pass NAME (repeatable; --passes lists them)\n"
-    "  --passes          list the optimizer passes, in the order they run, and exit\n"
+    "  --passes          list the passes (autodiff among them), in the order they run, and exit\n"
     "  --help            this text\n";
 
 static void print_help(const char *usage, const char *about, const zn_opt *opts, int n, bool model)
@@ -56,7 +56,7 @@ bool zn_cli_pass_known(const char *cmd, const char *opt, const char *name)
     const char *names[64];
     int n = 0;
     for (int i = 0; i < zn_n_passes && n < 64; i++) names[n++] = zn_passes[i].name;
-    fprintf(stderr, "znet %s: %s: no optimizer pass is called '%s'\n", cmd, opt, name);
+    fprintf(stderr, "znet %s: %s: no pass is called '%s'\n", cmd, opt, name);
     const char *near = zn_did_you_mean(name, names, n);
     if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
     fprintf(stderr, "  see `znet %s --passes`\n", cmd);
@@ -71,20 +71,45 @@ bool zn_cli_precision(const char *cmd, const char *name, zn_precision *out)
     return false;
 }
 
-/* Stage by stage: forward passes on every graph, then those of inference or training graphs. */
+int zn_cli_backend(const char *cmd, const char *name, const zn_backend_ops **ops)
+{
+    char why[512];
+    const char *sp = cmd ? " " : "", *cm = cmd ? cmd : "";
+    *ops = zn_backend_find(name, why, sizeof why);
+    if (!*ops) {
+        fprintf(stderr, "znet%s%s: %s\n", sp, cm, why);
+        return ZN_EXIT_USAGE;
+    }
+    if ((*ops)->available && !(*ops)->available(why, sizeof why)) {
+        fprintf(stderr, "znet%s%s: backend %s cannot run here: %s\n", sp, cm, name, why);
+        return ZN_EXIT_ERROR;
+    }
+    return -1;
+}
+
+/* Stage by stage: forward passes on every graph, then those of inference or training graphs
+ * (autodiff first among the training ones); then the plan, which follows them all. */
 static void print_passes(void)
 {
-    printf("optimizer passes, in the order they run (skip one with --no-pass NAME):\n");
+    printf("passes, in the order they run (--no-pass NAME skips an optimizer pass; znet graph\n"
+           "--dump-after NAME shows the graph right after any, or the plan):\n");
     for (int st = ZN_STAGE_FORWARD; st <= ZN_STAGE_TRAINING; st++)
         for (int i = 0; i < zn_n_passes; i++)
             if ((int)zn_passes[i].stage == st)
                 printf("  %-9s %-9s %s\n", zn_passes[i].name, zn_pass_stage_names[st], zn_passes[i].help);
+    printf("  %-9s %-9s %s\n", "plan", "then", "the memory plan: every tensor's region, offset and lifetime at one "
+           "batch size (not a pass: the graph stays as it is)");
 }
 
-/* --no-pass NAME: a known pass, at most ZN_MAX_NO_PASS of them. */
+/* --no-pass NAME: a known pass that may be skipped, at most ZN_MAX_NO_PASS of them. */
 static int add_no_pass(zn_cli_common *c, const char *cmd, const char *name)
 {
+    char err[256];
     if (!zn_cli_pass_known(cmd, "--no-pass", name)) return ZN_EXIT_USAGE;
+    if (!zn_passes_check_disabled(&name, 1, err, sizeof err)) {
+        fprintf(stderr, "znet %s: --no-pass: %s\n", cmd, err);
+        return ZN_EXIT_USAGE;
+    }
     if (c->n_no_pass == ZN_MAX_NO_PASS) {
         fprintf(stderr, "znet %s: too many --no-pass options (at most %d)\n", cmd, ZN_MAX_NO_PASS);
         return ZN_EXIT_USAGE;
@@ -239,18 +264,14 @@ int zn_cli_parse_args(int argc, char **argv, const char *usage, const char *abou
     return parse_core(argc, argv, usage, about, opts, n_opts, c, false, pos, max_pos, n_pos);
 }
 
-bool zn_cli_load(const zn_cli_common *c, zn_diag *d, zn_graph *g, zn_recipe *r)
+bool zn_cli_compile(const zn_cli_common *c, zn_compile_opts o, zn_compiled *out)
 {
-    zn_load_opts lo = {.path = c->file, .settings = c->settings, .n_settings = c->n_settings};
-    bool ok = zn_program_load(&lo, d, g, r);
-    if (!ok) {
-        fprintf(d->out, "znet: %d error%s in %s\n", d->n_errors, d->n_errors == 1 ? "" : "s", c->file);
-        return false;
-    }
-    char err[512];
-    if (!zn_passes_run(g, c->no_pass, c->n_no_pass, c->dump, err, sizeof err)) {
-        fprintf(d->out, "znet: %s: %s\n", c->file, err);
-        return false;
-    }
-    return true;
+    o.path = c->file;
+    o.settings = c->settings;
+    o.n_settings = c->n_settings;
+    o.no_pass = c->no_pass;
+    o.n_no_pass = c->n_no_pass;
+    if (zn_compile(&o, out)) return true;
+    fprintf(stderr, "znet: %s\n", out->err);
+    return false;
 }

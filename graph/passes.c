@@ -1,5 +1,5 @@
-/* passes.c: the pass table, the drivers that run it stage by stage (skipping, dumping,
- * reporting), and the helpers every pass shares: rebuilding a graph from a subset of its nodes in
+/* passes.c: the pass table (autodiff in its place), the drivers that run it stage by stage
+ * (skipping, stopping, reporting), and the helpers every pass shares: rebuilding a graph from a subset of its nodes in
  * a new order, and counting each node's users. The passes themselves live in graph/pass_*.c. */
 #include "graph/util.h"
 #include "graph/passes.h"
@@ -9,23 +9,24 @@
 #include <string.h>
 
 #include "graph/autodiff.h"
-#include "graph/inspect.h"
 
 const zn_pass zn_passes[] = {
     {"dce", "dead-node elimination: drops nodes that no head, metric or input depends on", ZN_STAGE_FORWARD,
-     zn_pass_dce},
+     zn_pass_dce, false},
     {"stitch", "stitch fusion: resample -> transpose [1, 0, 2] -> concat on axis 1 becomes one stitch node",
-     ZN_STAGE_FORWARD, zn_pass_stitch},
+     ZN_STAGE_FORWARD, zn_pass_stitch, false},
     {"ztower", "z-tower fusion: stitch -> conv -> batchnorm -> relu -> global max pool becomes one node run in batch slices",
-     ZN_STAGE_FORWARD, zn_pass_ztower},
+     ZN_STAGE_FORWARD, zn_pass_ztower, false},
     {"fold_bn", "batch norm folded into the conv before it: conv(x, w') + b' (inference graphs)",
-     ZN_STAGE_INFERENCE, zn_pass_fold_bn},
+     ZN_STAGE_INFERENCE, zn_pass_fold_bn, false},
+    {"autodiff", "appends the backward pass: the gradient of the weighted loss for every parameter (always runs)",
+     ZN_STAGE_TRAINING, zn_autodiff, true},
     {"poolmask", "relu -> max pool: the relu's backward masks the pooled gradient, before the pool's backward",
-     ZN_STAGE_TRAINING, zn_pass_poolmask},
+     ZN_STAGE_TRAINING, zn_pass_poolmask, false},
     {"recompute", "recomputes cheap stitch/concat -> batchnorm/relu/scale(/conv) chains in the backward pass",
-     ZN_STAGE_TRAINING, zn_pass_recompute},
+     ZN_STAGE_TRAINING, zn_pass_recompute, false},
     {"sink", "moves each backward node to just before its first reader where that lowers the memory live",
-     ZN_STAGE_TRAINING, zn_pass_sink},
+     ZN_STAGE_TRAINING, zn_pass_sink, false},
 };
 const int zn_n_passes = (int)(sizeof zn_passes / sizeof zn_passes[0]);
 const char *const zn_pass_stage_names[] = {"forward", "inference", "training"};
@@ -143,23 +144,19 @@ static bool is_disabled(const char *name, const char *const *disabled, int n_dis
     return false;
 }
 
-static void write_dump(const zn_graph *g, const zn_pass_dump *dump)
+bool zn_passes_check_disabled(const char *const *disabled, int n_disabled, char *err, size_t errlen)
 {
-    if (dump->format == ZN_DUMP_DOT) zn_graph_write_dot(g, dump->out);
-    else zn_graph_write_text(g, dump->out);
-}
-
-/* Every disabled name is a pass. */
-static bool check_names(const char *const *disabled, int n_disabled, char *err, size_t errlen)
-{
-    for (int i = 0; i < n_disabled; i++)
-        if (!zn_pass_find(disabled[i])) return zn_fail(err, errlen, "no pass is called '%s'", disabled[i]);
+    for (int i = 0; i < n_disabled; i++) {
+        const zn_pass *p = zn_pass_find(disabled[i]);
+        if (!p) return zn_fail(err, errlen, "no pass is called '%s'", disabled[i]);
+        if (p->required) return zn_fail(err, errlen, "pass %s cannot be skipped: %s", p->name, p->help);
+    }
     return true;
 }
 
-/* Runs the passes of one stage on g, in table order. */
+/* Runs the passes of one stage on g, in table order, up to trace's stop_after. */
 static bool run_stage(zn_graph *g, zn_pass_stage stage, const char *const *disabled, int n_disabled,
-                      const zn_pass_dump *dump, char *err, size_t errlen)
+                      const zn_pass_trace *trace, char *err, size_t errlen)
 {
     for (int p = 0; p < zn_n_passes; p++) {
         const zn_pass *pass = &zn_passes[p];
@@ -168,32 +165,32 @@ static bool run_stage(zn_graph *g, zn_pass_stage stage, const char *const *disab
         int before = g->n_nodes;
         char msg[512];
         if (!skip && !pass->run(g, msg, sizeof msg)) return zn_fail(err, errlen, "pass %s: %s", pass->name, msg);
-        if (dump && dump->report) {
-            if (skip) fprintf(dump->report, "  %-9s off", pass->name);
-            else fprintf(dump->report, "  %-9s %d -> %d nodes", pass->name, before, g->n_nodes);
-            if (stage != ZN_STAGE_FORWARD) fprintf(dump->report, " (%s graph)", zn_pass_stage_names[stage]);
-            fputc('\n', dump->report);
+        if (trace && trace->report) {
+            if (skip) fprintf(trace->report, "  %-9s off", pass->name);
+            else fprintf(trace->report, "  %-9s %d -> %d nodes", pass->name, before, g->n_nodes);
+            if (stage != ZN_STAGE_FORWARD) fprintf(trace->report, " (%s graph)", zn_pass_stage_names[stage]);
+            fputc('\n', trace->report);
         }
-        if (dump && dump->out && dump->after && strcmp(dump->after, pass->name) == 0) write_dump(g, dump);
+        if (trace && trace->stop_after && strcmp(trace->stop_after, pass->name) == 0) break;
     }
     return true;
 }
 
-bool zn_passes_run(zn_graph *g, const char *const *disabled, int n_disabled, const zn_pass_dump *dump,
+bool zn_passes_run(zn_graph *g, const char *const *disabled, int n_disabled, const zn_pass_trace *trace,
                    char *err, size_t errlen)
 {
-    if (!check_names(disabled, n_disabled, err, errlen)) return false;
+    if (!zn_passes_check_disabled(disabled, n_disabled, err, errlen)) return false;
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].flags & ZN_NODE_BACKWARD)
             return zn_fail(err, errlen, "internal: passes rewrite forward graphs, and this one has backward nodes");
     if (!g->model_hash) g->model_hash = zn_graph_hash(g);
-    return run_stage(g, ZN_STAGE_FORWARD, disabled, n_disabled, dump, err, errlen);
+    return run_stage(g, ZN_STAGE_FORWARD, disabled, n_disabled, trace, err, errlen);
 }
 
 bool zn_passes_finish(zn_graph *g, bool training, const char *const *disabled, int n_disabled,
-                      const zn_pass_dump *dump, char *err, size_t errlen)
+                      const zn_pass_trace *trace, char *err, size_t errlen)
 {
-    if (!check_names(disabled, n_disabled, err, errlen)) return false;
-    if (training && !zn_autodiff(g, err, errlen)) return false;
-    return run_stage(g, training ? ZN_STAGE_TRAINING : ZN_STAGE_INFERENCE, disabled, n_disabled, dump, err, errlen);
+    if (!zn_passes_check_disabled(disabled, n_disabled, err, errlen)) return false;
+    return run_stage(g, training ? ZN_STAGE_TRAINING : ZN_STAGE_INFERENCE, disabled, n_disabled, trace, err,
+                     errlen);
 }

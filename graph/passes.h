@@ -1,9 +1,9 @@
-/* passes.h: the graph optimizer: named passes, each rewriting a graph into an equivalent one, run
- * in the fixed order of zn_passes[] at one of three stages: forward passes on every model graph
- * before autodiff (so the backward pass differentiates the optimized graph), inference passes on
- * graphs that only run inference, training passes on the training graph after autodiff. Any pass
- * may be switched off by name, and the graph after any one can be written out. docs/passes.md
- * describes each pass and what it saves. */
+/* passes.h: the graph's named passes, run in the fixed order of zn_passes[] at one of three
+ * stages: forward passes on every model graph (so the backward pass differentiates the optimized
+ * graph), inference passes on graphs that only run inference, and on the training graph autodiff
+ * (a row of the table like the rest, which makes the backward pass) and then the training passes.
+ * Any optimizer pass may be switched off by name, and the drivers can stop right after any pass
+ * (`znet graph --dump-after NAME`). docs/passes.md describes each pass and what it saves. */
 #ifndef ZN_PASSES_H
 #define ZN_PASSES_H
 
@@ -14,14 +14,15 @@
 #include "graph/graph.h"
 
 /* A pass: rewrites g in place into an equivalent graph (same heads, metrics, parameters in the
- * same order, same values); false with a message in err when it cannot (g is then unchanged). */
+ * same order, same values); false with a message in err when it cannot (g is then unchanged).
+ * autodiff, the one required row, appends the backward pass instead (graph/autodiff.h). */
 typedef bool (*zn_pass_fn)(zn_graph *g, char *err, size_t errlen);
 
 typedef enum {
     ZN_STAGE_FORWARD,   /* every model graph, before autodiff (zn_passes_run) */
     ZN_STAGE_INFERENCE, /* a graph that only runs inference: never one that is differentiated */
-    ZN_STAGE_TRAINING,  /* the training graph, after autodiff; the forward nodes stay first, in
-                           order and unchanged (a session runs them alone to evaluate) */
+    ZN_STAGE_TRAINING,  /* the training graph: autodiff, then passes that keep the forward nodes
+                           first, in order and unchanged (a session runs them alone to evaluate) */
 } zn_pass_stage;
 
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct {
     const char *help; /* one line */
     zn_pass_stage stage;
     zn_pass_fn run;
+    bool required;    /* not an optimization: --no-pass refuses it (autodiff) */
 } zn_pass;
 
 extern const zn_pass zn_passes[]; /* in the order they run within a stage */
@@ -38,27 +40,28 @@ extern const char *const zn_pass_stage_names[]; /* "forward", "inference", "trai
 /* The pass called name, or NULL. */
 const zn_pass *zn_pass_find(const char *name);
 
-typedef enum { ZN_DUMP_TEXT, ZN_DUMP_DOT } zn_dump_format;
-
-/* What the drivers write as they go; every field may be 0/NULL. */
+/* What the drivers are told besides the skipped names; every field may be 0/NULL. */
 typedef struct {
-    const char *after;     /* write the graph as it is after this pass (run or skipped) to out */
-    zn_dump_format format;
-    FILE *out;
-    FILE *report;          /* one line per pass: its name and the node count before and after */
-} zn_pass_dump;
+    const char *stop_after; /* the stage's passes after this one (run or skipped) do not run */
+    FILE *report;           /* one line per pass: its name and the node count before and after */
+} zn_pass_trace;
+
+/* Whether the passes named in disabled[0..n_disabled) may be skipped: each names a pass that is
+ * not required. false with a message naming the first that is not. */
+bool zn_passes_check_disabled(const char *const *disabled, int n_disabled, char *err, size_t errlen);
 
 /* Runs every forward pass not named in disabled[0..n_disabled), in order, on the forward graph g.
- * false with a message when a disabled name is unknown, when g already has backward nodes, or
- * when a pass fails (g then holds the result of the passes before it). dump may be NULL. */
-bool zn_passes_run(zn_graph *g, const char *const *disabled, int n_disabled, const zn_pass_dump *dump,
+ * false with a message when a disabled name is unknown or required, when g already has backward
+ * nodes, or when a pass fails (g then holds the result of the passes before it). trace may be
+ * NULL. */
+bool zn_passes_run(zn_graph *g, const char *const *disabled, int n_disabled, const zn_pass_trace *trace,
                    char *err, size_t errlen);
 
 /* Makes the graph a session runs from a forward graph g that zn_passes_run optimized: for
- * training, autodiff's backward nodes (graph/autodiff.h) and then the training passes; for
- * inference, the inference passes. Same disabled names, dump and failures as zn_passes_run. */
+ * training, the training stage (autodiff's backward nodes, then the training passes); for
+ * inference, the inference passes. Same disabled names, trace and failures as zn_passes_run. */
 bool zn_passes_finish(zn_graph *g, bool training, const char *const *disabled, int n_disabled,
-                      const zn_pass_dump *dump, char *err, size_t errlen);
+                      const zn_pass_trace *trace, char *err, size_t errlen);
 
 /* For passes. Replaces g by the graph of the nodes order[0..n) in that order (each id at most
  * once; a node left out is dropped), every source, state_of, grad_of and metric head renumbered,

@@ -69,6 +69,24 @@ double zn_parity_tolerance(const zn_graph *g, int id, zn_precision p)
     return product(op) ? fmax(t, product_floor[p] * floor_factor(op)) : t;
 }
 
+zn_optim_step zn_parity_recipe_step(const zn_recipe *r, const zn_graph *g, int batch)
+{
+    float lr = r->lr.v[0];
+    for (int k = 1; k < r->lr.n_knots; k++) lr = fmaxf(lr, r->lr.v[k]);
+    bool summed = false; /* Page's convention: with a summed loss, weight decay is per example */
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == ZN_OP_XENT) summed = g->nodes[i].attr.reduction == ZN_REDUCE_SUM;
+    return (zn_optim_step){
+        .kind = r->optimizer.kind == ZN_OPTIM_ADAM ? ZN_STEP_ADAM : ZN_STEP_SGD,
+        .lr = r->lr.per_example ? lr / (float)batch : lr,
+        .momentum = r->optimizer.momentum,
+        .nesterov = r->optimizer.nesterov,
+        .weight_decay = r->optimizer.weight_decay * (summed ? (float)batch : 1.0f),
+        .beta1 = r->optimizer.beta1, .beta2 = r->optimizer.beta2, .eps = r->optimizer.eps,
+        .t = 1,
+    };
+}
+
 const zn_backend_ops *zn_parity_backend(const char *name, char *why, size_t len)
 {
     const zn_backend_ops *ops = zn_backend_find(name, why, len);

@@ -12,6 +12,7 @@
 
 #include "backends/backend.h"
 #include "graph/graph.h"
+#include "lang/recipe.h"
 
 typedef struct {
     int batch;
@@ -41,6 +42,10 @@ typedef struct {
     int first_fail;          /* index into entry of the first tensor over its tolerance, or -1 */
     int n_fail;
 } zn_parity_report;
+
+/* One step of recipe r's optimizer at its peak learning rate (schedules often start at 0), for
+ * forward graph g at batch: the step a training check applies. */
+zn_optim_step zn_parity_recipe_step(const zn_recipe *r, const zn_graph *g, int batch);
 
 /* The backend called name if it can run here; NULL with the reason in why ("unknown backend
  * ...", or the backend's own, such as no GPU). */

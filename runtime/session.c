@@ -7,33 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph/passes.h"
-#include "graph/inspect.h"
 #include "data/rng.h"
-
-static size_t ws_bytes(void *ctx, const zn_graph *g, int id, int batch)
-{
-    zn_backend *be = ctx;
-    return be->ops->workspace_bytes(be, g, id, batch);
-}
-
-size_t zn_available_memory(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    size_t kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024;
-}
-
-static bool fail_backend(zn_session *s)
-{
-    snprintf(s->err, sizeof s->err, "%s", s->be->ops->last_error(s->be));
-    return false;
-}
 
 void zn_session_find_io(const zn_graph *g, int n, int *image, int *label, int heads[64], int *n_heads)
 {
@@ -47,6 +21,13 @@ void zn_session_find_io(const zn_graph *g, int n, int *image, int *label, int he
     }
 }
 
+static bool fail_backend(zn_session *s)
+{
+    snprintf(s->err, sizeof s->err, "%s", s->be->ops->last_error(s->be));
+    return false;
+}
+
+/* The rest of the pipeline from g (runtime/compile.h); the session takes over what it made. */
 static bool session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
                          const zn_backend_opts *opts, int batch, bool training, bool separate)
 {
@@ -54,33 +35,20 @@ static bool session_init(zn_session *s, const zn_graph *g, const zn_backend_ops 
     s->image = s->label = -1;
     s->batch = batch;
     s->training = training;
-    zn_graph_copy(&s->graph, g);
-    s->fingerprint = g->model_hash ? g->model_hash : zn_graph_hash(g);
-    if (!zn_passes_finish(&s->graph, training, opts->no_pass, opts->n_no_pass, NULL, s->err, sizeof s->err))
-        return false;
-    /* the forward nodes come first: a training graph's backward ones (and recomputed copies) follow */
-    s->n_forward = training ? g->n_nodes : s->graph.n_nodes;
-    zn_session_find_io(&s->graph, s->n_forward, &s->image, &s->label, s->heads, &s->n_heads);
-    s->be = ops->create(opts, s->err, sizeof s->err);
-    if (!s->be) return false;
-    for (int i = 0; i < s->graph.n_nodes; i++)
-        if (!s->be->ops->supports(s->be, &s->graph, i)) return fail_backend(s);
-    if (!zn_plan_make(&s->plan, &s->graph, batch, ws_bytes, s->be, s->err, sizeof s->err)) return false;
-    if (separate) zn_plan_separate(&s->plan);
-    size_t need = zn_plan_total(&s->plan);
-    size_t avail = s->be->ops->memory_available ? s->be->ops->memory_available(s->be) : zn_available_memory();
-    if (avail && need > avail) {
-        char a[32], b[32];
-        snprintf(s->err, sizeof s->err,
-                 "batch %d needs %s by the memory plan (%s step), but only %s is available; "
-                 "use a smaller batch",
-                 batch, zn_format_bytes(need, a, sizeof a), training ? "training" : "inference",
-                 zn_format_bytes(avail, b, sizeof b));
-        return false;
-    }
-    if (!s->be->ops->alloc(s->be, &s->plan) || !s->be->ops->prepare(s->be, &s->graph, &s->plan))
-        return fail_backend(s);
-    return true;
+    zn_compile_opts o = {.from = g, .mode = training ? ZN_COMPILE_TRAINING : ZN_COMPILE_INFERENCE,
+                         .no_pass = opts->no_pass, .n_no_pass = opts->n_no_pass, .batch = batch,
+                         .backend = ops, .backend_opts = opts, .separate = separate};
+    zn_compiled c;
+    bool ok = zn_compile(&o, &c);
+    s->graph = c.graph;
+    s->n_forward = c.n_forward;
+    s->fingerprint = c.fingerprint;
+    s->plan = c.plan;
+    s->be = c.be;
+    snprintf(s->err, sizeof s->err, "%s", c.err);
+    zn_diag_free(&c.diag); /* holds nothing: the graph's sources are g's */
+    if (ok) zn_session_find_io(&s->graph, s->n_forward, &s->image, &s->label, s->heads, &s->n_heads);
+    return ok;
 }
 
 bool zn_session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
@@ -144,11 +112,21 @@ bool zn_session_feed(zn_session *s, const float *images, const int32_t *labels)
     return true;
 }
 
-bool zn_session_forward(zn_session *s, bool training)
+bool zn_session_compute(zn_session *s, int first, int last, bool training)
 {
     if (s->be->ops->set_training) s->be->ops->set_training(s->be, training);
-    if (!s->be->ops->compute(s->be, &s->graph, &s->plan, 0, s->n_forward - 1)) return fail_backend(s);
+    if (!s->be->ops->compute(s->be, &s->graph, &s->plan, first, last)) return fail_backend(s);
     return true;
+}
+
+bool zn_session_synchronize(zn_session *s)
+{
+    return s->be->ops->synchronize(s->be) || fail_backend(s);
+}
+
+bool zn_session_forward(zn_session *s, bool training)
+{
+    return zn_session_compute(s, 0, s->n_forward - 1, training);
 }
 
 bool zn_session_train_step(zn_session *s, const zn_optim_step *step)
@@ -157,10 +135,8 @@ bool zn_session_train_step(zn_session *s, const zn_optim_step *step)
         snprintf(s->err, sizeof s->err, "internal: a training step on an inference session");
         return false;
     }
-    if (s->be->ops->set_training) s->be->ops->set_training(s->be, true);
-    if (!s->be->ops->compute(s->be, &s->graph, &s->plan, 0, s->graph.n_nodes - 1) ||
-        !s->be->ops->optimize(s->be, &s->graph, &s->plan, step))
-        return fail_backend(s);
+    if (!zn_session_compute(s, 0, s->graph.n_nodes - 1, true)) return false;
+    if (!s->be->ops->optimize(s->be, &s->graph, &s->plan, step)) return fail_backend(s);
     return true;
 }
 

@@ -1,6 +1,6 @@
-/* session.h: a model made runnable: its training graph (the loaded graph plus autodiff's
- * backward nodes), the memory plan for one batch size, a backend holding the tensors, and the
- * calls a training loop or benchmark makes: initialise parameters, feed a batch, run forward
+/* session.h: a model made runnable: its training or inference graph, the memory plan for one
+ * batch size and a backend holding the tensors, as zn_compile makes them (runtime/compile.h), and
+ * the calls a training loop or benchmark makes: initialise parameters, feed a batch, run forward
  * (evaluation) or forward + backward + optimizer step (training), read losses and logits. */
 #ifndef ZN_SESSION_H
 #define ZN_SESSION_H
@@ -11,6 +11,7 @@
 #include "backends/backend.h"
 #include "graph/graph.h"
 #include "graph/plan.h"
+#include "runtime/compile.h"
 
 typedef struct {
     zn_graph graph;       /* forward nodes [0, n_forward), then backward nodes when training */
@@ -29,10 +30,10 @@ typedef struct {
     char err[1024];       /* the last failure */
 } zn_session;
 
-/* Copies g and makes it the graph to run (zn_passes_finish: the backward pass and the training
- * passes when training, else the inference passes; opts->no_pass skips some), plans for batch
- * and allocates on the backend. Refuses, before allocating, a plan larger than the machine's
- * available memory. */
+/* zn_compile from the optimized forward graph g to the backend: the training graph (autodiff and
+ * the training passes) or the inference graph (opts->no_pass skips some passes), planned for
+ * batch and allocated on the backend. Refuses, before allocating, a plan larger than the
+ * available memory. s->err says why it failed (zn_session_free frees what was made). */
 bool zn_session_init(zn_session *s, const zn_graph *g, const zn_backend_ops *ops,
                      const zn_backend_opts *opts, int batch, bool training);
 /* zn_session_init with every arena tensor in a place of its own for the whole step
@@ -51,6 +52,11 @@ bool zn_session_init_params(zn_session *s, uint64_t seed);
 bool zn_session_feed(zn_session *s, const float *images, const int32_t *labels);
 /* Forward only (batch norm with running statistics unless training is true). */
 bool zn_session_forward(zn_session *s, bool training);
+/* Nodes first..last only (node order), batch norm in training or inference mode: what a
+ * profile times one node at a time. */
+bool zn_session_compute(zn_session *s, int first, int last, bool training);
+/* Waits until the backend has done the work it was given (a device runs asynchronously). */
+bool zn_session_synchronize(zn_session *s);
 /* Forward, backward and one optimizer step. */
 bool zn_session_train_step(zn_session *s, const zn_optim_step *step);
 /* The weighted sum of the head losses of the last run, each summed over the batch (a head with
@@ -67,8 +73,5 @@ bool zn_session_set_params(zn_session *s, const float *in);
 
 /* Forward multiply-adds per example, and those of a whole training step (forward + backward). */
 int64_t zn_session_macs(const zn_session *s, bool training);
-
-/* Bytes of memory available to this process (MemAvailable), 0 if unknown. */
-size_t zn_available_memory(void);
 
 #endif

@@ -90,6 +90,16 @@ void zt_run_passes(zn_graph *g, const char *const *disabled, int n_disabled)
     if (!zn_passes_run(g, disabled, n_disabled, NULL, err, sizeof err)) fail_msg("passes: %s", err);
 }
 
+int zt_count_suffix(const zn_graph *g, const char *suffix)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        size_t a = strlen(g->nodes[i].name), b = strlen(suffix);
+        n += a > b && strcmp(g->nodes[i].name + a - b, suffix) == 0;
+    }
+    return n;
+}
+
 void zt_rng_seed(uint64_t seed) { rng_state = seed; }
 
 double zt_rng_unit(void) /* splitmix64 -> [0, 1) */

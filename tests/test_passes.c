@@ -291,16 +291,6 @@ static void training_graph(const zn_graph *g, const char *const *disabled, int n
     if (!zn_passes_finish(out, true, disabled, n, NULL, err, sizeof err)) fail_msg("finish: %s", err);
 }
 
-static int count_suffix(const zn_graph *g, const char *suffix)
-{
-    int n = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        size_t a = strlen(g->nodes[i].name), b = strlen(suffix);
-        n += a > b && strcmp(g->nodes[i].name + a - b, suffix) == 0;
-    }
-    return n;
-}
-
 /* Each recomputed copy: a backward node named after a forward node of its op, block and span, " (recompute)"
  * added; a batch norm's copy keeps all of the old running statistics (momentum 1), its original
  * updates them. The forward nodes come first, as autodiff left them. */
@@ -376,12 +366,12 @@ static void test_training_passes(void **state)
         training_graph(&g, no_training + 1, 2, &no_mask); /* poolmask alone */
         printf("%-24s %s training graph %4d nodes; poolmask %d rewrites; recompute +%d\n", file,
                training_counts[m].unfused ? "(no ztower)" : "           ", plain.n_nodes,
-               count_suffix(&no_mask, " (pooled)"), all.n_nodes - plain.n_nodes);
+               zt_count_suffix(&no_mask, " (pooled)"), all.n_nodes - plain.n_nodes);
         assert_int_equal(no_mask.n_nodes, plain.n_nodes);
-        assert_int_equal(count_suffix(&no_mask, " (pooled)"), training_counts[m].pooled);
+        assert_int_equal(zt_count_suffix(&no_mask, " (pooled)"), training_counts[m].pooled);
         assert_int_equal(count_op(&no_mask, ZN_OP_RELU_BWD), count_op(&plain, ZN_OP_RELU_BWD));
         assert_int_equal(all.n_nodes - plain.n_nodes, training_counts[m].copies);
-        assert_int_equal(count_suffix(&all, " (recompute)"), training_counts[m].copies);
+        assert_int_equal(zt_count_suffix(&all, " (recompute)"), training_counts[m].copies);
         check_copies(&plain, &all, file);
         expect_equivalent_opts(&g, &all_passes, &g, &no_training_passes, file);
         zn_graph_free(&g);
@@ -403,7 +393,7 @@ static void test_recompute_rules(void **state)
     zt_load(zt_src_path("models/davidnet_zee.znet"), narrow, 1, &g);
     zt_run_passes(&g, no_ztower, 1);
     training_graph(&g, NULL, 0, &t);
-    assert_int_equal(count_suffix(&t, " (recompute)"), 6); /* each stitch and head concat, once */
+    assert_int_equal(zt_count_suffix(&t, " (recompute)"), 6); /* each stitch and head concat, once */
     for (int i = 0; i < t.n_nodes; i++)
         if (strstr(t.nodes[i].name, "(recompute)")) assert_true(t.nodes[i].op == ZN_OP_STITCH || t.nodes[i].op == ZN_OP_CONCAT);
     zn_graph_free(&t);
@@ -610,44 +600,61 @@ static void test_dce(void **state)
     zn_graph_free(&none);
 }
 
-/* Unknown names and graphs with backward nodes are refused; a dump is written after its pass. */
+/* Unknown and required names and graphs with backward nodes are refused; the drivers report
+ * each pass and stop right after the one named, autodiff included. */
 static void test_driver(void **state)
 {
     (void)state;
     zn_graph g;
     load_case("driver", "  z = zstitch([a, b], 8)", &g);
     char err[512];
-    const char *const bad[] = {"stich"};
+    const char *const bad[] = {"stich"}, *const required[] = {"autodiff"};
     assert_false(zn_passes_run(&g, bad, 1, NULL, err, sizeof err));
     assert_non_null(strstr(err, "'stich'"));
+    assert_false(zn_passes_run(&g, required, 1, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "autodiff cannot be skipped"));
     char buf[8192] = "";
     FILE *f = fmemopen(buf, sizeof buf - 1, "w");
-    zn_pass_dump dump = {.after = "stitch", .format = ZN_DUMP_TEXT, .out = f, .report = f};
-    assert_true(zn_passes_run(&g, NULL, 0, &dump, err, sizeof err));
+    zn_pass_trace trace = {.stop_after = "stitch", .report = f};
+    assert_true(zn_passes_run(&g, NULL, 0, &trace, err, sizeof err));
     fclose(f);
-    assert_non_null(strstr(buf, "= stitch("));
+    assert_int_equal(count_op(&g, ZN_OP_STITCH), 1);
     assert_non_null(strstr(buf, "dce"));
+    assert_null(strstr(buf, "ztower")); /* stopped after stitch */
     assert_int_equal(zn_pass_find("stitch")->run, zn_pass_stitch);
     assert_null(zn_pass_find("fuse"));
-    /* the training passes run after autodiff; a dump after one shows the training graph */
+    /* autodiff is the first training pass; the others run after it on the training graph */
+    assert_int_equal(zn_pass_find("autodiff")->run, zn_autodiff);
+    assert_int_equal(zn_pass_find("autodiff")->stage, ZN_STAGE_TRAINING);
     assert_int_equal(zn_pass_find("recompute")->stage, ZN_STAGE_TRAINING);
     assert_int_equal(zn_pass_find("dce")->stage, ZN_STAGE_FORWARD);
     assert_false(zn_passes_finish(&g, true, bad, 1, NULL, err, sizeof err));
     zn_graph_free(&g);
     load_case("driver_bn", "  z = relu(batchnorm(zstitch([a, b], 8)))", &g);
     assert_true(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err));
+    zn_graph ad;
+    zn_graph_copy(&ad, &g);
     memset(buf, 0, sizeof buf);
     f = fmemopen(buf, sizeof buf - 1, "w");
-    dump.out = dump.report = f;
-    dump.after = "recompute";
-    const char *const no_sink[] = {"sink"};
-    assert_true(zn_passes_finish(&g, true, no_sink, 1, &dump, err, sizeof err));
+    trace = (zn_pass_trace){.stop_after = "autodiff", .report = f};
+    assert_true(zn_passes_finish(&ad, true, NULL, 0, &trace, err, sizeof err));
     fclose(f);
-    assert_non_null(strstr(buf, "(recompute)"));
-    assert_non_null(strstr(buf, "= stitch_bwd("));
+    assert_true(ad.n_nodes > g.n_nodes);
+    assert_int_equal(zt_count_suffix(&ad, " (recompute)"), 0);
+    assert_non_null(strstr(buf, "autodiff "));
+    assert_null(strstr(buf, "poolmask"));
+    memset(buf, 0, sizeof buf);
+    f = fmemopen(buf, sizeof buf - 1, "w");
+    trace = (zn_pass_trace){.report = f};
+    const char *const no_sink[] = {"sink"};
+    assert_true(zn_passes_finish(&g, true, no_sink, 1, &trace, err, sizeof err));
+    fclose(f);
+    assert_true(zt_count_suffix(&g, " (recompute)") > 0);
+    assert_true(count_op(&g, ZN_OP_STITCH_BWD) > 0);
     assert_non_null(strstr(buf, "recompute "));
     assert_non_null(strstr(buf, "sink      off (training graph)"));
     assert_false(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err)); /* forward passes refuse it now */
+    zn_graph_free(&ad);
     zn_graph_free(&g);
 }
 

@@ -1,0 +1,170 @@
+/* compile.c: see compile.h. Each stage is a function that fills its part of the result or says
+ * why it cannot; zn_compile runs them in order and stops where the options say. The backend is
+ * created before the plan because the plan reserves each kernel's scratch (workspace_bytes). */
+#include "runtime/compile.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "graph/inspect.h"
+#include "graph/passes.h"
+
+const char *const zn_compile_stage_names[] = {"load", "passes", "plan", "backend"};
+
+size_t zn_available_memory(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+static bool fail(zn_compiled *c, zn_compile_stage stage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool fail(zn_compiled *c, zn_compile_stage stage, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    c->failed = stage;
+    return false;
+}
+
+static bool fail_backend(zn_compiled *c)
+{
+    return fail(c, ZN_COMPILE_BACKEND, "%s", c->be->ops->last_error(c->be));
+}
+
+static bool load(const zn_compile_opts *o, zn_compiled *c)
+{
+    zn_load_opts lo = {.path = o->path, .settings = o->settings, .n_settings = o->n_settings};
+    if (zn_program_load(&lo, &c->diag, &c->graph, &c->recipe)) return true;
+    int n = c->diag.n_errors;
+    return fail(c, ZN_COMPILE_LOAD, "%d error%s in %s", n, n == 1 ? "" : "s", o->path);
+}
+
+/* The graph stage a mode's graph ends with. */
+static zn_pass_stage last_stage(zn_compile_mode mode)
+{
+    return mode == ZN_COMPILE_TRAINING ? ZN_STAGE_TRAINING
+           : mode == ZN_COMPILE_INFERENCE ? ZN_STAGE_INFERENCE : ZN_STAGE_FORWARD;
+}
+
+/* stop_after names a pass that this mode's graph goes through; *stop gets it (NULL: none). */
+static bool find_stop(const zn_compile_opts *o, zn_compiled *c, const zn_pass **stop)
+{
+    *stop = o->stop_after ? zn_pass_find(o->stop_after) : NULL;
+    if (o->stop_after && !*stop) return fail(c, ZN_COMPILE_PASSES, "no pass is called '%s'", o->stop_after);
+    zn_pass_stage want = last_stage(o->mode);
+    if (*stop && (*stop)->stage != ZN_STAGE_FORWARD && (*stop)->stage != want)
+        return fail(c, ZN_COMPILE_PASSES, "pass %s runs on the %s graph, not on the %s graph", (*stop)->name,
+                    zn_pass_stage_names[(*stop)->stage], zn_pass_stage_names[want]);
+    return true;
+}
+
+/* The forward passes (on a loaded file only: a graph given is already optimized), then those of
+ * the mode's stage, up to the pass to stop after. */
+static bool passes(const zn_compile_opts *o, zn_compiled *c, const zn_pass *stop)
+{
+    zn_pass_trace trace = {.stop_after = o->stop_after, .report = o->report};
+    char err[512];
+    if (o->path && !zn_passes_run(&c->graph, o->no_pass, o->n_no_pass, &trace, err, sizeof err))
+        return fail(c, ZN_COMPILE_PASSES, "%s", err);
+    c->fingerprint = c->graph.model_hash ? c->graph.model_hash : zn_graph_hash(&c->graph);
+    c->n_forward = c->graph.n_nodes;
+    if (o->mode == ZN_COMPILE_FORWARD || (stop && stop->stage == ZN_STAGE_FORWARD)) return true;
+    if (!zn_passes_finish(&c->graph, o->mode == ZN_COMPILE_TRAINING, o->no_pass, o->n_no_pass, &trace, err,
+                          sizeof err))
+        return fail(c, ZN_COMPILE_PASSES, "%s", err);
+    /* the forward nodes come first: a training graph's backward ones (and recomputed copies) follow */
+    if (o->mode == ZN_COMPILE_INFERENCE) c->n_forward = c->graph.n_nodes;
+    return true;
+}
+
+/* The backend, and whether it runs every node. */
+static bool backend_create(const zn_compile_opts *o, zn_compiled *c)
+{
+    char err[1024];
+    c->be = o->backend->create(o->backend_opts, err, sizeof err);
+    if (!c->be) return fail(c, ZN_COMPILE_BACKEND, "%s", err);
+    for (int i = 0; i < c->graph.n_nodes; i++)
+        if (!c->be->ops->supports(c->be, &c->graph, i)) return fail_backend(c);
+    return true;
+}
+
+static size_t ws_bytes(void *ctx, const zn_graph *g, int id, int batch)
+{
+    zn_backend *be = ctx;
+    return be->ops->workspace_bytes(be, g, id, batch);
+}
+
+static bool plan(const zn_compile_opts *o, zn_compiled *c)
+{
+    assert(o->batch > 0 || (o->batch == ZN_COMPILE_RECIPE_BATCH && o->path));
+    int batch = o->batch > 0 ? o->batch : c->recipe.batch;
+    char err[512];
+    if (!zn_plan_make(&c->plan, &c->graph, batch, c->be ? ws_bytes : NULL, c->be, err, sizeof err))
+        return fail(c, ZN_COMPILE_PLAN, "%s", err);
+    if (o->separate) zn_plan_separate(&c->plan);
+    return true;
+}
+
+/* The plan on the backend: refused, before anything is allocated, when larger than the memory
+ * available to it. */
+static bool backend_place(const zn_compile_opts *o, zn_compiled *c)
+{
+    size_t need = zn_plan_total(&c->plan);
+    size_t avail = c->be->ops->memory_available ? c->be->ops->memory_available(c->be) : zn_available_memory();
+    if (avail && need > avail) {
+        char a[32], b[32];
+        return fail(c, ZN_COMPILE_BACKEND,
+                    "batch %d needs %s by the memory plan (%s step), but only %s is available; "
+                    "use a smaller batch",
+                    c->plan.batch, zn_format_bytes(need, a, sizeof a),
+                    o->mode == ZN_COMPILE_TRAINING ? "training" : "inference", zn_format_bytes(avail, b, sizeof b));
+    }
+    if (!c->be->ops->alloc(c->be, &c->plan) || !c->be->ops->prepare(c->be, &c->graph, &c->plan))
+        return fail_backend(c);
+    return true;
+}
+
+static bool run(const zn_compile_opts *o, zn_compiled *c)
+{
+    const zn_pass *stop;
+    if (!find_stop(o, c, &stop)) return false;
+    if (o->path && !load(o, c)) return false;
+    if (o->from) zn_graph_copy(&c->graph, o->from);
+    if (!passes(o, c, stop)) return false;
+    if (stop || o->batch == 0) return true; /* a graph is all that was asked for */
+    assert(!o->backend || o->backend_opts);
+    return (!o->backend || backend_create(o, c)) && plan(o, c) && (!o->backend || backend_place(o, c));
+}
+
+bool zn_compile(const zn_compile_opts *o, zn_compiled *c)
+{
+    assert(!o->path != !o->from && "start from a file or from a graph");
+    memset(c, 0, sizeof *c);
+    zn_diag_init(&c->diag, o->diag_out ? o->diag_out : stderr);
+    if (run(o, c)) return true;
+    if (o->path && c->failed != ZN_COMPILE_LOAD) { /* name the file, as the load's count does */
+        char why[sizeof c->err];
+        memcpy(why, c->err, sizeof why);
+        snprintf(c->err, sizeof c->err, "%.512s: %.500s", o->path, why);
+    }
+    return false;
+}
+
+void zn_compiled_free(zn_compiled *c)
+{
+    if (c->be) c->be->ops->destroy(c->be);
+    zn_plan_free(&c->plan);
+    zn_graph_free(&c->graph);
+    zn_diag_free(&c->diag);
+    memset(c, 0, sizeof *c);
+}
