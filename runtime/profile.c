@@ -9,7 +9,7 @@
 
 #include "data/rng.h"
 
-static double now(void)
+double zn_seconds(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -45,12 +45,12 @@ bool zn_profile_time(zn_profiler *p, bool training, int steps, double *seconds)
     zn_session *s = p->s;
     zn_optim_step step = {.kind = ZN_STEP_SGD, .lr = 1e-4f, .momentum = 0.9f, .nesterov = true, .weight_decay = 5e-4f};
     for (int i = 0; i <= steps; i++) {
-        if (i == 1) *seconds = now();
+        if (i == 1) *seconds = zn_seconds();
         bool ok = zn_session_feed(s, p->images, p->labels) &&
                   (training ? zn_session_train_step(s, &step) : zn_session_forward(s, false));
         if (!ok || !zn_session_synchronize(s)) return false;
     }
-    *seconds = (now() - *seconds) / steps;
+    *seconds = (zn_seconds() - *seconds) / steps;
     return true;
 }
 
@@ -61,9 +61,9 @@ bool zn_profile_ops(zn_profiler *p, bool training, zn_op_profile *out)
     int last = training ? s->graph.n_nodes - 1 : s->n_forward - 1;
     if (!zn_session_feed(s, p->images, p->labels)) return false;
     for (int i = 0; i <= last; i++) {
-        double t = now();
+        double t = zn_seconds();
         if (!zn_session_compute(s, i, i, training) || !zn_session_synchronize(s)) return false;
-        t = now() - t;
+        t = zn_seconds() - t;
         out->seconds[s->graph.nodes[i].op] += t;
         out->nodes[s->graph.nodes[i].op]++;
         out->total += t;

@@ -16,6 +16,9 @@ typedef struct {
     int32_t *labels; /* [batch] below the label's class count */
 } zn_profiler;
 
+/* A monotonic clock in seconds: the profiler's and the training loop's timings. */
+double zn_seconds(void);
+
 /* One random batch for s from seed. false (s->err says why) when out of memory. */
 bool zn_profiler_init(zn_profiler *p, zn_session *s, uint64_t seed);
 void zn_profiler_free(zn_profiler *p);

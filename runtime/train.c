@@ -24,14 +24,8 @@
 #include "runtime/schedule.h"
 #include "graph/inspect.h"
 #include "graph/util.h"
+#include "runtime/profile.h"
 #include "runtime/session.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 typedef struct {
     const zn_run_opts *o;
@@ -559,7 +553,7 @@ static bool train_epoch(zn_run *R, int epoch, int first, long *step, int steps_p
     zn_batcher b;
     char err[512];
     if (!zn_batcher_init(&b, &R->train, &tr, true, epoch, err, sizeof err)) return fail("znet: %s", err) == 0;
-    double t0 = now();
+    double t0 = zn_seconds();
     float *images;
     int32_t *labels;
     int n, k = 0, last = R->s.n_heads - 1;
@@ -592,7 +586,7 @@ static bool train_epoch(zn_run *R, int epoch, int first, long *step, int steps_p
         e->seen += n;
         ++*step;
         k++;
-        double dt = now() - t0;
+        double dt = zn_seconds() - t0;
         if (R->o->progress)
             progress_bar(epoch + 1, R->r->epochs, k, steps_per_epoch, e->loss_sum / e->seen, e->seen / dt,
                          dt / (k - first) * (steps_per_epoch - k));
@@ -653,17 +647,17 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
            zn_format_bytes(zn_plan_total(&R.s.plan), mem, sizeof mem));
     fflush(stdout);
     if (!appending) log_header(&R);
-    double t_start = now() - elapsed_before, train_time = 0;
+    double t_start = zn_seconds() - elapsed_before, train_time = 0;
     long images_seen = 0;
     int rc = 0;
     for (int epoch = start_epoch; rc == 0 && epoch < r->epochs; epoch++) {
         epoch_sums e = {0};
-        double t0 = now();
+        double t0 = zn_seconds();
         if (!train_epoch(&R, epoch, epoch == start_epoch ? first : 0, &step, steps_per_epoch, &e)) {
             rc = 1;
             break;
         }
-        double dt = now() - t0;
+        double dt = zn_seconds() - t0;
         train_time += dt;
         images_seen += e.seen;
         if (o->progress) fprintf(stderr, "\r%*s\r", 100, "");
@@ -676,8 +670,8 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
             if (zn_metrics_acc(&m, -1) > R.best[ZN_MAX_HEADS]) R.best[ZN_MAX_HEADS] = zn_metrics_acc(&m, -1);
             /* a resumed epoch that had all its steps before the checkpoint has no train figures */
             double loss = e.seen ? e.loss_sum / e.seen : NAN, acc = e.seen ? (double)e.correct / e.seen : NAN;
-            log_epoch(&R, epoch + 1, step, e.lr, loss, acc, &m, now() - t_start, e.seen / dt);
-            if (epoch + 1 == r->epochs) report_final(&R, &m, now() - t_start, train_time, images_seen);
+            log_epoch(&R, epoch + 1, step, e.lr, loss, acc, &m, zn_seconds() - t_start, e.seen / dt);
+            if (epoch + 1 == r->epochs) report_final(&R, &m, zn_seconds() - t_start, train_time, images_seen);
             if (!save(&R, epoch + 1, step, err, sizeof err)) rc = fail("znet: %s", err);
         }
         zn_metrics_free(&m);
