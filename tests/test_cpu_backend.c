@@ -655,25 +655,31 @@ static int dy_input(int fwd)
     return id;
 }
 
+/* y = op(x, w, b) (conv2d or linear) on batch `batch` and its three backward ops, the data and
+ * weight gradients named by bwd_data and bwd_weight: each checked by the adjoint. */
+static void check_weighted_bwd(zn_op op, zn_op bwd_data, zn_op bwd_weight, int x, int w, int b,
+                               const zn_attrs *a, int batch)
+{
+    int y = node(op, (int[]){x, w, b}, 3, a, zn_ops[op].name);
+    int dy = dy_input(y);
+    const int leaves[3] = {x, w, b};
+    int grads[3]; /* added one by one: an initializer list's calls have no fixed order */
+    grads[0] = bwd(bwd_data, (int[]){dy, w}, 2, y, x, "x.grad");
+    grads[1] = bwd(bwd_weight, (int[]){x, dy}, 2, y, w, "w.grad");
+    grads[2] = bwd(ZN_OP_BIAS_BWD, &dy, 1, y, b, "b.grad");
+    plan(batch);
+    for (int i = 0; i < 3; i++) fill(leaves[i], -1, 1);
+    float *hdy = fill(dy, -1, 1);
+    compute_all();
+    for (int i = 0; i < 3; i++) check_grad(y, hdy, 1, grads[i], leaves[i]);
+}
+
 static void test_conv2d_bwd(void **state)
 {
     (void)state;
     int x = INPUT("x", 3, 4, 7, 6), w = PARAM("w", 4, 6, 2, 3, 2), b = PARAM("b", 1, 6);
     zn_attrs a = conv_attrs(3, 2, 2, 1, 1, 0, 2);
-    int y = node(ZN_OP_CONV2D, (int[]){x, w, b}, 3, &a, "conv");
-    int dy = dy_input(y);
-    int dx = bwd(ZN_OP_CONV2D_BWD_DATA, (int[]){dy, w}, 2, y, x, "conv.x.grad");
-    int dw = bwd(ZN_OP_CONV2D_BWD_FILTER, (int[]){x, dy}, 2, y, w, "conv.w.grad");
-    int db = bwd(ZN_OP_BIAS_BWD, &dy, 1, y, b, "conv.b.grad");
-    plan(3);
-    fill(x, -1, 1);
-    fill(w, -1, 1);
-    fill(b, -1, 1);
-    float *hdy = fill(dy, -1, 1);
-    compute_all();
-    check_grad(y, hdy, 1, dx, x);
-    check_grad(y, hdy, 1, dw, w);
-    check_grad(y, hdy, 1, db, b);
+    check_weighted_bwd(ZN_OP_CONV2D, ZN_OP_CONV2D_BWD_DATA, ZN_OP_CONV2D_BWD_FILTER, x, w, b, &a, 3);
 }
 
 static void test_batchnorm_bwd(void **state)
@@ -707,20 +713,8 @@ static void test_linear_bwd(void **state)
 {
     (void)state;
     int x = INPUT("x", 1, 5), w = PARAM("w", 2, 3, 5), b = PARAM("b", 1, 3);
-    int y = node(ZN_OP_LINEAR, (int[]){x, w, b}, 3, NULL, "fc");
-    int dy = dy_input(y);
-    int dx = bwd(ZN_OP_LINEAR_BWD_DATA, (int[]){dy, w}, 2, y, x, "fc.x.grad");
-    int dw = bwd(ZN_OP_LINEAR_BWD_WEIGHT, (int[]){x, dy}, 2, y, w, "fc.w.grad");
-    int db = bwd(ZN_OP_BIAS_BWD, &dy, 1, y, b, "fc.b.grad");
-    plan(4);
-    fill(x, -1, 1);
-    fill(w, -1, 1);
-    fill(b, -1, 1);
-    float *hdy = fill(dy, -1, 1);
-    compute_all();
-    check_grad(y, hdy, 1, dx, x);
-    check_grad(y, hdy, 1, dw, w);
-    check_grad(y, hdy, 1, db, b);
+    check_weighted_bwd(ZN_OP_LINEAR, ZN_OP_LINEAR_BWD_DATA, ZN_OP_LINEAR_BWD_WEIGHT, x, w, b, NULL,
+                       4);
 }
 
 /* relu, the four pools and a nearest/max/avg resample of one distinct-valued x [2, 4, 6]. */
