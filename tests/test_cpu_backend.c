@@ -534,9 +534,11 @@ static void test_transpose_flatten(void **state)
     assert_near(get_node(f), want, n * 24, 0);
 }
 
-/* Stitch of r0 [2, 8, 8], r1 [3, 4, 4], r2 [1, 2, 2] to 4x4: Z[n, h, off_k + c, w]. */
-static void check_stitch(zn_resample_mode mode)
+/* Stitch of r0 [2, 8, 8], r1 [3, 4, 4], r2 [1, 2, 2] to 4x4: Z[n, h, off_k + c, w], by the mode
+ * in *state (TEST_MODE). */
+static void test_stitch(void **state)
 {
+    const zn_resample_mode mode = *(const zn_resample_mode *)*state;
     const int n = 2, C[3] = {2, 3, 1}, S[3] = {8, 4, 2}, total = 6;
     int r[3];
     for (int k = 0; k < 3; k++) {
@@ -561,18 +563,6 @@ static void check_stitch(zn_resample_mode mode)
                                mode == ZN_RESAMPLE_MAX, want + (b * 4 * total + off + c) * 4,
                                (size_t)total * 4);
     assert_near(get_node(z), want, floats_of(z), 1e-6);
-}
-
-static void test_stitch_max(void **state)
-{
-    (void)state;
-    check_stitch(ZN_RESAMPLE_MAX);
-}
-
-static void test_stitch_avg(void **state)
-{
-    (void)state;
-    check_stitch(ZN_RESAMPLE_AVG);
 }
 
 static void test_xent(void **state)
@@ -679,7 +669,8 @@ static void test_conv2d_bwd(void **state)
     (void)state;
     int x = INPUT("x", 3, 4, 7, 6), w = PARAM("w", 4, 6, 2, 3, 2), b = PARAM("b", 1, 6);
     zn_attrs a = conv_attrs(3, 2, 2, 1, 1, 0, 2);
-    check_weighted_bwd(ZN_OP_CONV2D, ZN_OP_CONV2D_BWD_DATA, ZN_OP_CONV2D_BWD_FILTER, x, w, b, &a, 3);
+    check_weighted_bwd(ZN_OP_CONV2D, ZN_OP_CONV2D_BWD_DATA, ZN_OP_CONV2D_BWD_FILTER, x, w, b, &a,
+                       3);
 }
 
 static void test_batchnorm_bwd(void **state)
@@ -784,8 +775,9 @@ static void test_concat_flatten_bwd(void **state)
     assert_near(get_node(dflat), hdf, floats_of(df), 0);
 }
 
-static void check_stitch_bwd(zn_resample_mode mode)
+static void test_stitch_bwd(void **state)
 {
+    const zn_resample_mode mode = *(const zn_resample_mode *)*state;
     int r[4] = {INPUT("r0", 3, 2, 8, 8), INPUT("r1", 3, 3, 4, 4), INPUT("r2", 3, 1, 2, 2)};
     zn_attrs a = zn_attrs_default();
     a.size[0] = a.size[1] = 4;
@@ -803,18 +795,6 @@ static void check_stitch_bwd(zn_resample_mode mode)
     float *hdz = fill(r[3], -1, 1);
     compute_all();
     for (int k = 0; k < 3; k++) check_grad(z, hdz, 1, dr[k], r[k]);
-}
-
-static void test_stitch_bwd_max(void **state)
-{
-    (void)state;
-    check_stitch_bwd(ZN_RESAMPLE_MAX);
-}
-
-static void test_stitch_bwd_avg(void **state)
-{
-    (void)state;
-    check_stitch_bwd(ZN_RESAMPLE_AVG);
 }
 
 static void test_xent_bwd(void **state)
@@ -1095,6 +1075,10 @@ static void test_high_water_model(void **state)
 }
 
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+/* A test run once per stitch mode, its state the mode: TEST_MODE(test_stitch, max) is
+ * "test_stitch_max". */
+static zn_resample_mode mode_max = ZN_RESAMPLE_MAX, mode_avg = ZN_RESAMPLE_AVG;
+#define TEST_MODE(f, mode) {#f "_" #mode, f, setup, teardown, &mode_##mode}
 
 int main(void)
 {
@@ -1108,16 +1092,16 @@ int main(void)
         TEST(test_concat),
         TEST(test_resample),
         TEST(test_transpose_flatten),
-        TEST(test_stitch_max),
-        TEST(test_stitch_avg),
+        TEST_MODE(test_stitch, max),
+        TEST_MODE(test_stitch, avg),
         TEST(test_xent),
         TEST(test_conv2d_bwd),
         TEST(test_batchnorm_bwd),
         TEST(test_linear_bwd),
         TEST(test_window_bwd),
         TEST(test_concat_flatten_bwd),
-        TEST(test_stitch_bwd_max),
-        TEST(test_stitch_bwd_avg),
+        TEST_MODE(test_stitch_bwd, max),
+        TEST_MODE(test_stitch_bwd, avg),
         TEST(test_xent_bwd),
         TEST(test_registry),
         TEST(test_every_op_supported),
