@@ -14,7 +14,7 @@ rc=$?
 case $rc in
 0) echo "cuda runs here: bench ran" ;;
 1) grep -Eq "^znet bench: backend cuda $why" out || bad "bench --backend cuda: exit 1 without saying why: $(cat out)"
-   expect 1 "^znet: backend cuda $why" "$znet" eval "$model" --backend cuda --weights none.ckpt ;;
+   zt_expect 1 "^znet: backend cuda $why" "$znet" eval "$model" --backend cuda --weights none.ckpt ;;
 *) bad "bench --backend cuda exited $rc: $(cat out)" ;;
 esac
 
@@ -24,7 +24,7 @@ rc=$?
 [ -s out ] && bad "bench --precision fp16 on cpu: printed a header before refusing"
 grep -q "cpu backend: --precision fp16 needs the cuda backend" err || bad "no message for fp16 on cpu: $(cat err)"
 
-expect 2 "needs fp32, fp16 or bf16" "$znet" bench "$model" --precision fp8
+zt_expect 2 "needs fp32, fp16 or bf16" "$znet" bench "$model" --precision fp8
 # --train-only with --inference-only times nothing
-expect 2 "exclude each other" "$znet" bench "$model" --train-only --inference-only
+zt_expect 2 "exclude each other" "$znet" bench "$model" --train-only --inference-only
 zt_end run_cuda_cli

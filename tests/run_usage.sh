@@ -8,7 +8,7 @@ zt_begin "$0 ZNET SOURCE_DIR" "$@"
 
 while IFS='|' read -r args want; do
     # shellcheck disable=SC2086
-    expect 2 "$want" "$znet" $args "$src/models/fashion_small.znet" --data none
+    zt_expect 2 "$want" "$znet" $args "$src/models/fashion_small.znet" --data none
 done <<'CASES'
 run --limit 0|--limit needs an integer from 1
 run --test-limit 0|--test-limit needs an integer from 1
