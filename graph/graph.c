@@ -61,6 +61,14 @@ static int *pool_ints(struct zn_strpool *p, const int *v, int n)
     return n > 0 ? memcpy(pool_alloc(p, (size_t)n * sizeof *v), v, (size_t)n * sizeof *v) : NULL;
 }
 
+/* items, with room for item `used` (of `size` bytes): the capacity doubles from `first`. */
+static void *reserve(void *items, int used, int *cap, int first, size_t size)
+{
+    if (used < *cap) return items;
+    *cap = *cap ? 2 * *cap : first;
+    return zn_realloc(items, (size_t)*cap * size);
+}
+
 void zn_graph_init(zn_graph *g, const char *model_name)
 {
     memset(g, 0, sizeof *g);
@@ -89,10 +97,7 @@ int zn_graph_add(zn_graph *g, zn_op op, const int *src, int n_src, const zn_attr
     assert(op >= 0 && op < ZN_OP_COUNT && n_src >= 0);
     for (int i = 0; i < n_src; i++)
         assert(src[i] >= 0 && src[i] < g->n_nodes); /* topological order */
-    if (g->n_nodes == g->cap_nodes) {
-        g->cap_nodes = g->cap_nodes ? 2 * g->cap_nodes : 64;
-        g->nodes = zn_realloc(g->nodes, (size_t)g->cap_nodes * sizeof *g->nodes);
-    }
+    g->nodes = reserve(g->nodes, g->n_nodes, &g->cap_nodes, 64, sizeof *g->nodes);
     int id = g->n_nodes++;
     g->nodes[id] = (zn_node){
         .op = op,
@@ -113,10 +118,7 @@ int zn_graph_add_metric(zn_graph *g, zn_metric_kind kind, const int *heads, int 
 {
     for (int i = 0; i < n_heads; i++)
         assert(heads[i] >= 0 && heads[i] < g->n_nodes);
-    if (g->n_metrics == g->cap_metrics) {
-        g->cap_metrics = g->cap_metrics ? 2 * g->cap_metrics : 4;
-        g->metrics = zn_realloc(g->metrics, (size_t)g->cap_metrics * sizeof *g->metrics);
-    }
+    g->metrics = reserve(g->metrics, g->n_metrics, &g->cap_metrics, 4, sizeof *g->metrics);
     int id = g->n_metrics++;
     g->metrics[id] = (zn_metric){
         .kind = kind,

@@ -61,10 +61,11 @@ static bool take_chain(const zn_graph *g, const int *uses, int t, chain *ch)
     return true;
 }
 
-/* Tries concat node c; on success edits it into a stitch reading srcbuf (which must have room for
- * its sources) and clears keep[] for the nodes it replaces. */
-static bool fuse(zn_graph *g, const int *uses, int c, bool *keep, int *srcbuf, chain *chains)
+/* Tries concat node c (a zn_pass_fuse_fn): on success edits it into a stitch reading srcbuf and
+ * clears keep[] for the nodes it replaces. ctx: room for a chain per source of the widest node. */
+static bool fuse(zn_graph *g, const int *uses, int c, bool *keep, int *srcbuf, void *ctx)
 {
+    chain *chains = ctx;
     zn_node *cn = &g->nodes[c];
     if (cn->op != ZN_OP_CONCAT || cn->attr.axis != 1 || cn->shape.rank != 3 || !cn->shape.batched) return false;
     bool have_mode = false;
@@ -96,28 +97,12 @@ static bool fuse(zn_graph *g, const int *uses, int c, bool *keep, int *srcbuf, c
  * failed rebuild must leave the graph as it was). */
 static bool stitch(zn_graph *g, char *err, size_t errlen)
 {
-    int n = g->n_nodes, total_src = 0, max_src = 1;
-    for (int i = 0; i < n; i++) {
-        total_src += g->nodes[i].n_src;
+    int max_src = 1;
+    for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].n_src > max_src) max_src = g->nodes[i].n_src;
-    }
-    int *uses = zn_malloc((size_t)n * sizeof *uses);
-    bool *keep = zn_malloc((size_t)n * sizeof *keep);
-    int *srcbuf = zn_malloc(((size_t)total_src + 1) * sizeof *srcbuf); /* the fused nodes' sources */
     chain *chains = zn_malloc((size_t)max_src * sizeof *chains);
-    zn_pass_count_uses(g, uses);
-    for (int i = 0; i < n; i++) keep[i] = true;
-    int used = 0, fused = 0;
-    for (int i = 0; i < n; i++)
-        if (fuse(g, uses, i, keep, srcbuf + used, chains)) {
-            used += g->nodes[i].n_src;
-            fused++;
-        }
-    bool ok = !fused || zn_pass_rebuild(g, keep, err, errlen);
+    bool ok = zn_pass_fuse(g, fuse, 0, chains, err, errlen);
     free(chains);
-    free(srcbuf);
-    free(keep);
-    free(uses);
     return ok;
 }
 

@@ -26,10 +26,14 @@ static bool take_chain(const zn_graph *g, const int *uses, int p, int chain[4])
     return conv->n_src == 2 && conv->attr.groups == 1;
 }
 
-/* Edits pool p into the ztower of its chain, its sources in srcbuf (room for the stitch's
- * inputs plus 5), and clears keep[] for the chain. */
-static void fuse(zn_graph *g, int p, const int chain[4], bool *keep, int *srcbuf)
+/* Edits global max pool p, when it ends a chain that fuses, into the ztower of that chain (a
+ * zn_pass_fuse_fn), its sources in srcbuf (room for the stitch's inputs plus 5), and clears
+ * keep[] for the chain. */
+static bool fuse(zn_graph *g, const int *uses, int p, bool *keep, int *srcbuf, void *ctx)
 {
+    (void)ctx;
+    int chain[4];
+    if (!take_chain(g, uses, p, chain)) return false;
     const zn_node *bn = &g->nodes[chain[1]], *conv = &g->nodes[chain[2]];
     const zn_node *st = &g->nodes[chain[3]];
     zn_attrs a = zn_attrs_default();
@@ -55,29 +59,13 @@ static void fuse(zn_graph *g, int p, const int chain[4], bool *keep, int *srcbuf
     pn->attr = a;
     pn->src = srcbuf;
     pn->n_src = n;
+    return true;
 }
 
+/* The pass on g itself (zn_pass_ztower runs it on a copy). */
 static bool ztower(zn_graph *g, char *err, size_t errlen)
 {
-    int n = g->n_nodes, total_src = 0;
-    for (int i = 0; i < n; i++) total_src += g->nodes[i].n_src;
-    int *uses = zn_calloc((size_t)n, sizeof *uses);
-    bool *keep = zn_calloc((size_t)n, sizeof *keep);
-    int *srcbuf = zn_calloc((size_t)total_src + 5 * (size_t)n, sizeof *srcbuf);
-    zn_pass_count_uses(g, uses);
-    for (int i = 0; i < n; i++) keep[i] = true;
-    int used = 0, fused = 0, chain[4];
-    for (int i = 0; i < n; i++)
-        if (take_chain(g, uses, i, chain)) {
-            fuse(g, i, chain, keep, srcbuf + used);
-            used += g->nodes[i].n_src;
-            fused++;
-        }
-    bool ok = !fused || zn_pass_rebuild(g, keep, err, errlen);
-    free(srcbuf);
-    free(keep);
-    free(uses);
-    return ok;
+    return zn_pass_fuse(g, fuse, 5, NULL, err, errlen);
 }
 
 bool zn_pass_ztower(zn_graph *g, char *err, size_t errlen)

@@ -137,6 +137,31 @@ bool zn_pass_rebuild(zn_graph *g, const bool *keep, char *err, size_t errlen)
     return ok;
 }
 
+bool zn_pass_fuse(zn_graph *g, zn_pass_fuse_fn fuse, int extra, void *ctx, char *err,
+                  size_t errlen)
+{
+    const int n = g->n_nodes;
+    size_t total_src = 1; /* an allocation even for a graph without edges */
+    for (int i = 0; i < n; i++) total_src += (size_t)g->nodes[i].n_src + (size_t)extra;
+    int *uses = zn_malloc((size_t)n * sizeof *uses);
+    bool *keep = zn_malloc((size_t)n * sizeof *keep);
+    int *src = zn_malloc(total_src * sizeof *src); /* the fused nodes' sources */
+    zn_pass_count_uses(g, uses);
+    for (int i = 0; i < n; i++) keep[i] = true;
+    int used = 0;
+    bool fused = false;
+    for (int i = 0; i < n; i++)
+        if (fuse(g, uses, i, keep, src + used, ctx)) {
+            used += g->nodes[i].n_src;
+            fused = true;
+        }
+    bool ok = !fused || zn_pass_rebuild(g, keep, err, errlen);
+    free(src);
+    free(keep);
+    free(uses);
+    return ok;
+}
+
 static bool is_disabled(const char *name, const char *const *disabled, int n_disabled)
 {
     for (int i = 0; i < n_disabled; i++)

@@ -78,6 +78,18 @@ bool zn_pass_on_copy(zn_graph *g, zn_pass_fn fn, char *err, size_t errlen);
 /* zn_pass_rebuild_order of the nodes i with keep[i], in their order. */
 bool zn_pass_rebuild(zn_graph *g, const bool *keep, char *err, size_t errlen);
 
+/* A fusion: when node i ends a chain it fuses, edits i in place into the fused node, clears
+ * keep[] for the nodes it replaces and returns true. Its new sources go to src, past those of the
+ * earlier fusions in one buffer that holds the graph's sources plus zn_pass_fuse's `extra` per
+ * node. uses[] is zn_pass_count_uses of the graph before any fusion; ctx is the pass's own. */
+typedef bool (*zn_pass_fuse_fn)(zn_graph *g, const int *uses, int i, bool *keep, int *src,
+                                void *ctx);
+
+/* For fusion passes: fuse on every node in order, then g rebuilt without the replaced nodes
+ * (zn_pass_rebuild; nothing when none fused). Edits nodes in place: run it on a copy. */
+bool zn_pass_fuse(zn_graph *g, zn_pass_fuse_fn fuse, int extra, void *ctx, char *err,
+                  size_t errlen);
+
 /* Users of every node: sources of other nodes (counted per edge), metric heads, and one more
  * for INPUT and LOSS nodes, which the runtime reads. uses[] has g->n_nodes entries. */
 void zn_pass_count_uses(const zn_graph *g, int *uses);

@@ -6,27 +6,24 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *zn_val_kind_name(zn_val_kind k)
-{
-    static const char *const names[] = {
-        [ZN_VAL_ERROR] = "error",     [ZN_VAL_INT] = "integer",   [ZN_VAL_FLOAT] = "number",
-        [ZN_VAL_BOOL] = "boolean",    [ZN_VAL_STRING] = "string", [ZN_VAL_LIST] = "list",
-        [ZN_VAL_TENSOR] = "tensor",   [ZN_VAL_INSTANCE] = "shared block instance",
-        [ZN_VAL_RECORD] = "setting",
-    };
-    return names[k];
-}
+/* One row per kind: its name ("integer") and the phrase a message uses ("an integer"). */
+static const struct {
+    const char *name, *phrase;
+} kinds[] = {
+    [ZN_VAL_ERROR] = {"error", "an error"},
+    [ZN_VAL_INT] = {"integer", "an integer"},
+    [ZN_VAL_FLOAT] = {"number", "a number"},
+    [ZN_VAL_BOOL] = {"boolean", "a boolean"},
+    [ZN_VAL_STRING] = {"string", "a string"},
+    [ZN_VAL_LIST] = {"list", "a list"},
+    [ZN_VAL_TENSOR] = {"tensor", "a tensor"},
+    [ZN_VAL_INSTANCE] = {"shared block instance", "a shared block instance"},
+    [ZN_VAL_RECORD] = {"setting", "a setting"},
+};
 
-const char *zn_val_kind_phrase(zn_val_kind k)
-{
-    static const char *const phrases[] = {
-        [ZN_VAL_ERROR] = "an error",    [ZN_VAL_INT] = "an integer",  [ZN_VAL_FLOAT] = "a number",
-        [ZN_VAL_BOOL] = "a boolean",    [ZN_VAL_STRING] = "a string", [ZN_VAL_LIST] = "a list",
-        [ZN_VAL_TENSOR] = "a tensor",   [ZN_VAL_INSTANCE] = "a shared block instance",
-        [ZN_VAL_RECORD] = "a setting",
-    };
-    return phrases[k];
-}
+const char *zn_val_kind_name(zn_val_kind k) { return kinds[k].name; }
+
+const char *zn_val_kind_phrase(zn_val_kind k) { return kinds[k].phrase; }
 
 bool zn_val_is_number(const zn_value *v) { return v->kind == ZN_VAL_INT || v->kind == ZN_VAL_FLOAT; }
 

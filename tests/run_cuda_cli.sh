@@ -4,35 +4,27 @@
 # why; where it can, bench runs. The CPU backend refuses fp16 by name; a bad --precision is a
 # usage error (2), and a refused bench prints nothing on stdout. usage: run_cuda_cli.sh ZNET SOURCE_DIR
 set -u
-znet=$1
-model=$2/models/davidnet.znet
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; cat "$tmp/out"; exit 1; }
+. "$(dirname "$0")/shell_support.sh"
+zt_begin "$0 ZNET SOURCE_DIR" "$@"
+model=$src/models/davidnet.znet
 why="cannot run here: .*(built without the CUDA backend|module|driver|device|cudaGetDeviceCount)"
 
-"$znet" bench "$model" --backend cuda --steps 1 > "$tmp/out" 2>&1
+"$znet" bench "$model" --backend cuda --steps 1 > out 2>&1
 rc=$?
 case $rc in
 0) echo "cuda runs here: bench ran" ;;
-1) grep -Eq "^znet bench: backend cuda $why" "$tmp/out" || fail "bench --backend cuda: exit 1 without saying why"
-   "$znet" eval "$model" --backend cuda --weights "$tmp/none.ckpt" > "$tmp/out" 2>&1
-   [ $? -eq 1 ] || fail "eval --backend cuda: want exit 1"
-   grep -Eq "^znet: backend cuda $why" "$tmp/out" || fail "eval --backend cuda: no reason" ;;
-*) fail "bench --backend cuda exited $rc" ;;
+1) grep -Eq "^znet bench: backend cuda $why" out || bad "bench --backend cuda: exit 1 without saying why: $(cat out)"
+   zt_expect 1 "^znet: backend cuda $why" "$znet" eval "$model" --backend cuda --weights none.ckpt ;;
+*) bad "bench --backend cuda exited $rc: $(cat out)" ;;
 esac
 
-"$znet" bench "$model" --precision fp16 --batch 2 --steps 1 > "$tmp/out" 2> "$tmp/err"
-[ $? -eq 1 ] || fail "bench --precision fp16 on cpu: want exit 1"
-[ -s "$tmp/out" ] && fail "bench --precision fp16 on cpu: printed a header before refusing"
-mv "$tmp/err" "$tmp/out"
-grep -q "cpu backend: --precision fp16 needs the cuda backend" "$tmp/out" || fail "no message for fp16 on cpu"
+"$znet" bench "$model" --precision fp16 --batch 2 --steps 1 > out 2> err
+rc=$?
+[ $rc -eq 1 ] || bad "bench --precision fp16 on cpu: exit $rc, want 1: $(cat err)"
+[ -s out ] && bad "bench --precision fp16 on cpu: printed a header before refusing"
+grep -q "cpu backend: --precision fp16 needs the cuda backend" err || bad "no message for fp16 on cpu: $(cat err)"
 
-"$znet" bench "$model" --precision fp8 > "$tmp/out" 2>&1
-[ $? -eq 2 ] || fail "--precision fp8: want exit 2"
-grep -q "needs fp32, fp16 or bf16" "$tmp/out" || fail "--precision fp8: no message"
-
-"$znet" bench "$model" --train-only --inference-only > "$tmp/out" 2>&1
-[ $? -eq 2 ] || fail "--train-only with --inference-only (times nothing): want exit 2"
-grep -q "exclude each other" "$tmp/out" || fail "--train-only with --inference-only: no message"
-echo "ok"
+zt_expect 2 "needs fp32, fp16 or bf16" "$znet" bench "$model" --precision fp8
+# --train-only with --inference-only times nothing
+zt_expect 2 "exclude each other" "$znet" bench "$model" --train-only --inference-only
+zt_end run_cuda_cli

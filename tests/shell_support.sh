@@ -1,7 +1,9 @@
-# shell_support.sh: sourced by the shell tests that train on a scratch folder.
+# shell_support.sh: sourced by the shell tests that run znet in a scratch folder.
 # zt_begin USAGE "$@": checks for the ZNET SOURCE_DIR arguments (exit 2 with USAGE), makes $znet and
 # $src absolute, serves the stdlib from $src, moves into a temporary folder $tmp removed at exit,
-# and starts the failure count that bad MESSAGE adds to.
+# and starts the failure count that bad MESSAGE adds to; zt_end NAME reports it (exit 1 if any).
+# zt_expect CODE PATTERN COMMAND...: COMMAND exits CODE and says PATTERN (grep -E) on stdout or
+# stderr, both left in the file out.
 # make_idx DIR TRAIN TEST writes a data set in Fashion-MNIST's IDX format (unpacked) into DIR:
 # TRAIN training and TEST test images of 28x28 pseudo-random bytes (a fixed LCG, the same on every
 # machine), labels i*7 mod 10. Tiny runs on it need neither the Debian package nor a download.
@@ -22,6 +24,23 @@ zt_begin() {
 }
 
 bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
+
+zt_end() {
+    if [ "$failed" -gt 0 ]; then
+        echo "$1: $failed failure(s)"
+        exit 1
+    fi
+    echo "$1: all passed"
+}
+
+zt_expect() {
+    local code=$1 want=$2 rc
+    shift 2
+    "$@" > out 2>&1
+    rc=$?
+    [ $rc -eq "$code" ] || bad "${*:2}: exit $rc, want $code: $(cat out)"
+    grep -Eq -- "$want" out || bad "${*:2}: no message '$want': $(cat out)"
+}
 
 make_idx() {
     mkdir -p "$1"

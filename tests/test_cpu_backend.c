@@ -534,9 +534,11 @@ static void test_transpose_flatten(void **state)
     assert_near(get_node(f), want, n * 24, 0);
 }
 
-/* Stitch of r0 [2, 8, 8], r1 [3, 4, 4], r2 [1, 2, 2] to 4x4: Z[n, h, off_k + c, w]. */
-static void check_stitch(zn_resample_mode mode)
+/* Stitch of r0 [2, 8, 8], r1 [3, 4, 4], r2 [1, 2, 2] to 4x4: Z[n, h, off_k + c, w], by the mode
+ * in *state (TEST_MODE). */
+static void test_stitch(void **state)
 {
+    const zn_resample_mode mode = *(const zn_resample_mode *)*state;
     const int n = 2, C[3] = {2, 3, 1}, S[3] = {8, 4, 2}, total = 6;
     int r[3];
     for (int k = 0; k < 3; k++) {
@@ -561,18 +563,6 @@ static void check_stitch(zn_resample_mode mode)
                                mode == ZN_RESAMPLE_MAX, want + (b * 4 * total + off + c) * 4,
                                (size_t)total * 4);
     assert_near(get_node(z), want, floats_of(z), 1e-6);
-}
-
-static void test_stitch_max(void **state)
-{
-    (void)state;
-    check_stitch(ZN_RESAMPLE_MAX);
-}
-
-static void test_stitch_avg(void **state)
-{
-    (void)state;
-    check_stitch(ZN_RESAMPLE_AVG);
 }
 
 static void test_xent(void **state)
@@ -655,25 +645,32 @@ static int dy_input(int fwd)
     return id;
 }
 
+/* y = op(x, w, b) (conv2d or linear) on batch `batch` and its three backward ops, the data and
+ * weight gradients named by bwd_data and bwd_weight: each checked by the adjoint. */
+static void check_weighted_bwd(zn_op op, zn_op bwd_data, zn_op bwd_weight, int x, int w, int b,
+                               const zn_attrs *a, int batch)
+{
+    int y = node(op, (int[]){x, w, b}, 3, a, zn_ops[op].name);
+    int dy = dy_input(y);
+    const int leaves[3] = {x, w, b};
+    int grads[3]; /* added one by one: an initializer list's calls have no fixed order */
+    grads[0] = bwd(bwd_data, (int[]){dy, w}, 2, y, x, "x.grad");
+    grads[1] = bwd(bwd_weight, (int[]){x, dy}, 2, y, w, "w.grad");
+    grads[2] = bwd(ZN_OP_BIAS_BWD, &dy, 1, y, b, "b.grad");
+    plan(batch);
+    for (int i = 0; i < 3; i++) fill(leaves[i], -1, 1);
+    float *hdy = fill(dy, -1, 1);
+    compute_all();
+    for (int i = 0; i < 3; i++) check_grad(y, hdy, 1, grads[i], leaves[i]);
+}
+
 static void test_conv2d_bwd(void **state)
 {
     (void)state;
     int x = INPUT("x", 3, 4, 7, 6), w = PARAM("w", 4, 6, 2, 3, 2), b = PARAM("b", 1, 6);
     zn_attrs a = conv_attrs(3, 2, 2, 1, 1, 0, 2);
-    int y = node(ZN_OP_CONV2D, (int[]){x, w, b}, 3, &a, "conv");
-    int dy = dy_input(y);
-    int dx = bwd(ZN_OP_CONV2D_BWD_DATA, (int[]){dy, w}, 2, y, x, "conv.x.grad");
-    int dw = bwd(ZN_OP_CONV2D_BWD_FILTER, (int[]){x, dy}, 2, y, w, "conv.w.grad");
-    int db = bwd(ZN_OP_BIAS_BWD, &dy, 1, y, b, "conv.b.grad");
-    plan(3);
-    fill(x, -1, 1);
-    fill(w, -1, 1);
-    fill(b, -1, 1);
-    float *hdy = fill(dy, -1, 1);
-    compute_all();
-    check_grad(y, hdy, 1, dx, x);
-    check_grad(y, hdy, 1, dw, w);
-    check_grad(y, hdy, 1, db, b);
+    check_weighted_bwd(ZN_OP_CONV2D, ZN_OP_CONV2D_BWD_DATA, ZN_OP_CONV2D_BWD_FILTER, x, w, b, &a,
+                       3);
 }
 
 static void test_batchnorm_bwd(void **state)
@@ -707,20 +704,8 @@ static void test_linear_bwd(void **state)
 {
     (void)state;
     int x = INPUT("x", 1, 5), w = PARAM("w", 2, 3, 5), b = PARAM("b", 1, 3);
-    int y = node(ZN_OP_LINEAR, (int[]){x, w, b}, 3, NULL, "fc");
-    int dy = dy_input(y);
-    int dx = bwd(ZN_OP_LINEAR_BWD_DATA, (int[]){dy, w}, 2, y, x, "fc.x.grad");
-    int dw = bwd(ZN_OP_LINEAR_BWD_WEIGHT, (int[]){x, dy}, 2, y, w, "fc.w.grad");
-    int db = bwd(ZN_OP_BIAS_BWD, &dy, 1, y, b, "fc.b.grad");
-    plan(4);
-    fill(x, -1, 1);
-    fill(w, -1, 1);
-    fill(b, -1, 1);
-    float *hdy = fill(dy, -1, 1);
-    compute_all();
-    check_grad(y, hdy, 1, dx, x);
-    check_grad(y, hdy, 1, dw, w);
-    check_grad(y, hdy, 1, db, b);
+    check_weighted_bwd(ZN_OP_LINEAR, ZN_OP_LINEAR_BWD_DATA, ZN_OP_LINEAR_BWD_WEIGHT, x, w, b, NULL,
+                       4);
 }
 
 /* relu, the four pools and a nearest/max/avg resample of one distinct-valued x [2, 4, 6]. */
@@ -790,8 +775,9 @@ static void test_concat_flatten_bwd(void **state)
     assert_near(get_node(dflat), hdf, floats_of(df), 0);
 }
 
-static void check_stitch_bwd(zn_resample_mode mode)
+static void test_stitch_bwd(void **state)
 {
+    const zn_resample_mode mode = *(const zn_resample_mode *)*state;
     int r[4] = {INPUT("r0", 3, 2, 8, 8), INPUT("r1", 3, 3, 4, 4), INPUT("r2", 3, 1, 2, 2)};
     zn_attrs a = zn_attrs_default();
     a.size[0] = a.size[1] = 4;
@@ -809,18 +795,6 @@ static void check_stitch_bwd(zn_resample_mode mode)
     float *hdz = fill(r[3], -1, 1);
     compute_all();
     for (int k = 0; k < 3; k++) check_grad(z, hdz, 1, dr[k], r[k]);
-}
-
-static void test_stitch_bwd_max(void **state)
-{
-    (void)state;
-    check_stitch_bwd(ZN_RESAMPLE_MAX);
-}
-
-static void test_stitch_bwd_avg(void **state)
-{
-    (void)state;
-    check_stitch_bwd(ZN_RESAMPLE_AVG);
 }
 
 static void test_xent_bwd(void **state)
@@ -1101,6 +1075,10 @@ static void test_high_water_model(void **state)
 }
 
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+/* A test run once per stitch mode, its state the mode: TEST_MODE(test_stitch, max) is
+ * "test_stitch_max". */
+static zn_resample_mode mode_max = ZN_RESAMPLE_MAX, mode_avg = ZN_RESAMPLE_AVG;
+#define TEST_MODE(f, mode) {#f "_" #mode, f, setup, teardown, &mode_##mode}
 
 int main(void)
 {
@@ -1114,16 +1092,16 @@ int main(void)
         TEST(test_concat),
         TEST(test_resample),
         TEST(test_transpose_flatten),
-        TEST(test_stitch_max),
-        TEST(test_stitch_avg),
+        TEST_MODE(test_stitch, max),
+        TEST_MODE(test_stitch, avg),
         TEST(test_xent),
         TEST(test_conv2d_bwd),
         TEST(test_batchnorm_bwd),
         TEST(test_linear_bwd),
         TEST(test_window_bwd),
         TEST(test_concat_flatten_bwd),
-        TEST(test_stitch_bwd_max),
-        TEST(test_stitch_bwd_avg),
+        TEST_MODE(test_stitch_bwd, max),
+        TEST_MODE(test_stitch_bwd, avg),
         TEST(test_xent_bwd),
         TEST(test_registry),
         TEST(test_every_op_supported),

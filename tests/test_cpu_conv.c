@@ -130,6 +130,13 @@ static double *zeros(size_t n) {
   return a;
 }
 
+/* The workspace p's kernels need, one byte more so that an empty one is still an allocation. */
+static float *conv_workspace(const zn_conv_params *p) {
+  float *ws = malloc(zn_conv2d_workspace_bytes(p) + 1);
+  assert_non_null(ws);
+  return ws;
+}
+
 static void check_case(const conv_case *cc, int threads) {
   const zn_conv_params *p = &cc->p;
   size_t nx = x_size(p), nw = w_size(p), ny = y_size(p);
@@ -137,8 +144,7 @@ static void check_case(const conv_case *cc, int threads) {
         *dy = alloc_filled(ny, 4);
   float *y = alloc_filled(ny, 5), *dx = alloc_filled(nx, 6), *dw = alloc_filled(nw, 7),
         *db = alloc_filled(p->o, 8); /* garbage: the kernels must overwrite */
-  float *ws = malloc(zn_conv2d_workspace_bytes(p) + 1);
-  assert_non_null(ws);
+  float *ws = conv_workspace(p);
   double *ry = zeros(ny), *rdx = zeros(nx), *rdw = zeros(nw), *rdb = zeros(p->o);
 
   naive_taps(p, tap_y, &(ref_ctx){x, w, ry});
@@ -163,35 +169,54 @@ static void check_case(const conv_case *cc, int threads) {
   free(ry), free(rdx), free(rdw), free(rdb);
 }
 
-static void test_conv_against_naive(void **state) {
-  (void)state;
+/* Runs check() with a pool of each of THREAD_COUNTS. */
+static void on_each_pool(void (*check)(int threads)) {
   for (size_t t = 0; t < sizeof THREAD_COUNTS / sizeof THREAD_COUNTS[0]; t++) {
     assert_int_equal(zn_cpu_threads_init(THREAD_COUNTS[t]), 0);
     assert_int_equal(zn_cpu_threads_count(), THREAD_COUNTS[t]);
-    for (size_t i = 0; i < N_CASES; i++) check_case(&CASES[i], THREAD_COUNTS[t]);
+    check(THREAD_COUNTS[t]);
   }
   zn_cpu_threads_free();
+}
+
+/* Runs check(p, workspace) on each of shapes[0..n) with a pool of `threads`. */
+static void on_each_shape(int threads, const zn_conv_params *shapes, size_t n,
+                          void (*check)(const zn_conv_params *p, float *ws)) {
+  assert_int_equal(zn_cpu_threads_init(threads), 0);
+  for (size_t s = 0; s < n; s++) {
+    float *ws = conv_workspace(&shapes[s]);
+    check(&shapes[s], ws);
+    free(ws);
+  }
+  zn_cpu_threads_free();
+}
+
+static void check_cases(int threads) {
+  for (size_t i = 0; i < N_CASES; i++) check_case(&CASES[i], threads);
+}
+
+static void test_conv_against_naive(void **state) {
+  (void)state;
+  on_each_pool(check_cases);
+}
+
+/* Backward-filter twice on the same input gives the same dw. */
+static void check_repeatable(const zn_conv_params *p, float *ws) {
+  float *x = alloc_filled(x_size(p), 31), *dy = alloc_filled(y_size(p), 32),
+        *dw1 = alloc_filled(w_size(p), 33), *dw2 = alloc_filled(w_size(p), 34);
+  zn_conv2d_backward_filter(p, x, dy, dw1, NULL, ws);
+  zn_conv2d_backward_filter(p, x, dy, dw2, NULL, ws);
+  assert_memory_equal(dw1, dw2, sizeof(float) * w_size(p));
+  free(x), free(dy), free(dw1), free(dw2);
 }
 
 /* The pool's partial weight gradients are summed in a fixed order, so a rerun with the same
  * thread count gives the same bits (training resumes depend on it). */
 static void test_backward_filter_repeatable(void **state) {
   (void)state;
-  assert_int_equal(zn_cpu_threads_init(3), 0);
-  const zn_conv_params shapes[] = {{11, 6, 8, 8, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1},
-                                   {5, 4, 7, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1}};
-  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-    const zn_conv_params *p = &shapes[s];
-    float *x = alloc_filled(x_size(p), 31), *dy = alloc_filled(y_size(p), 32),
-          *dw1 = alloc_filled(w_size(p), 33), *dw2 = alloc_filled(w_size(p), 34);
-    float *ws = malloc(zn_conv2d_workspace_bytes(p) + 1);
-    assert_non_null(ws);
-    zn_conv2d_backward_filter(p, x, dy, dw1, NULL, ws);
-    zn_conv2d_backward_filter(p, x, dy, dw2, NULL, ws);
-    assert_memory_equal(dw1, dw2, sizeof(float) * w_size(p));
-    free(x), free(dy), free(dw1), free(dw2), free(ws);
-  }
-  zn_cpu_threads_free();
+  static const zn_conv_params shapes[] = {{11, 6, 8, 8, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+                                          {5, 4, 7, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1}};
+  on_each_shape(3, shapes, sizeof shapes / sizeof shapes[0], check_repeatable);
 }
 
 static void test_output_size(void **state) {
@@ -228,28 +253,26 @@ static void check_fd(const char *what, const zn_conv_params *p, float *v, size_t
   }
 }
 
-static void test_finite_differences(void **state) {
-  (void)state;
-  assert_int_equal(zn_cpu_threads_init(2), 0);
-  const zn_conv_params shapes[] = {{2, 2, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
-                                   {2, 4, 7, 6, 2, 3, 3, 2, 1, 2, 2, 2, 2, 2}};
-  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-    const zn_conv_params *p = &shapes[s];
-    float *x = alloc_filled(x_size(p), 11), *w = alloc_filled(w_size(p), 12),
-          *r = alloc_filled(y_size(p), 13), *y = alloc_filled(y_size(p), 14),
-          *dx = alloc_filled(x_size(p), 15), *dw = alloc_filled(w_size(p), 16);
-    float *ws = malloc(zn_conv2d_workspace_bytes(p) + 1);
-    assert_non_null(ws);
-    zn_conv2d_backward_data(p, r, w, dx, ws);
-    zn_conv2d_backward_filter(p, x, r, dw, NULL, ws);
-    check_fd("backward_data", p, x, x_size(p), dx, x, w, r, y, ws);
-    check_fd("backward_filter", p, w, w_size(p), dw, x, w, r, y, ws);
-    free(x), free(w), free(r), free(y), free(dx), free(dw), free(ws);
-  }
-  zn_cpu_threads_free();
+/* Both backward kernels against central differences of the forward. */
+static void check_gradients(const zn_conv_params *p, float *ws) {
+  float *x = alloc_filled(x_size(p), 11), *w = alloc_filled(w_size(p), 12),
+        *r = alloc_filled(y_size(p), 13), *y = alloc_filled(y_size(p), 14),
+        *dx = alloc_filled(x_size(p), 15), *dw = alloc_filled(w_size(p), 16);
+  zn_conv2d_backward_data(p, r, w, dx, ws);
+  zn_conv2d_backward_filter(p, x, r, dw, NULL, ws);
+  check_fd("backward_data", p, x, x_size(p), dx, x, w, r, y, ws);
+  check_fd("backward_filter", p, w, w_size(p), dw, x, w, r, y, ws);
+  free(x), free(w), free(r), free(y), free(dx), free(dw);
 }
 
-static void check_linear(int n, int in, int out, int bias) {
+static void test_finite_differences(void **state) {
+  (void)state;
+  static const zn_conv_params shapes[] = {{2, 2, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+                                          {2, 4, 7, 6, 2, 3, 3, 2, 1, 2, 2, 2, 2, 2}};
+  on_each_shape(2, shapes, sizeof shapes / sizeof shapes[0], check_gradients);
+}
+
+static void check_linear(int threads, int n, int in, int out, int bias) {
   float *x = alloc_filled((size_t)n * in, 21), *w = alloc_filled((size_t)out * in, 22),
         *b = alloc_filled(out, 23), *dy = alloc_filled((size_t)n * out, 24);
   float *y = alloc_filled((size_t)n * out, 25), *dx = alloc_filled((size_t)n * in, 26),
@@ -267,25 +290,25 @@ static void check_linear(int n, int in, int out, int bias) {
       }
     }
   zn_linear_forward(n, in, out, x, w, bias ? b : NULL, y);
-  assert_close("linear forward", "linear", zn_cpu_threads_count(), y, ry, (size_t)n * out);
+  assert_close("linear forward", "linear", threads, y, ry, (size_t)n * out);
   zn_linear_backward_data(n, in, out, dy, w, dx);
-  assert_close("linear backward_data", "linear", zn_cpu_threads_count(), dx, rdx, (size_t)n * in);
+  assert_close("linear backward_data", "linear", threads, dx, rdx, (size_t)n * in);
   zn_linear_backward_weight(n, in, out, x, dy, dw, bias ? db : NULL);
-  assert_close("linear backward dw", "linear", zn_cpu_threads_count(), dw, rdw, (size_t)out * in);
-  if (bias) assert_close("linear backward db", "linear", zn_cpu_threads_count(), db, rdb, out);
+  assert_close("linear backward dw", "linear", threads, dw, rdw, (size_t)out * in);
+  if (bias) assert_close("linear backward db", "linear", threads, db, rdb, out);
   free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
   free(ry), free(rdx), free(rdw), free(rdb);
 }
 
+static void check_linears(int threads) {
+  check_linear(threads, 5, 7, 3, 1);
+  check_linear(threads, 1, 16, 10, 0); /* fewer rows than threads */
+  check_linear(threads, 9, 512, 10, 0);
+}
+
 static void test_linear_against_naive(void **state) {
   (void)state;
-  for (size_t t = 0; t < sizeof THREAD_COUNTS / sizeof THREAD_COUNTS[0]; t++) {
-    assert_int_equal(zn_cpu_threads_init(THREAD_COUNTS[t]), 0);
-    check_linear(5, 7, 3, 1);
-    check_linear(1, 16, 10, 0); /* fewer rows than threads */
-    check_linear(9, 512, 10, 0);
-  }
-  zn_cpu_threads_free();
+  on_each_pool(check_linears);
 }
 
 int main(void) {

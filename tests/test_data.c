@@ -572,8 +572,10 @@ static void make_dataset(zn_dataset *ds, int n, int c, int h, int w)
     }
 }
 
-static void fill_random(zn_dataset *ds, uint64_t seed)
+/* n CIFAR-shaped images [3, 32, 32] of pseudo-random bytes drawn with seed. */
+static void make_random_dataset(zn_dataset *ds, int n, uint64_t seed)
 {
+    make_dataset(ds, n, 3, 32, 32);
     zn_rng r;
     zn_rng_init(&r, seed);
     for (size_t k = 0; k < (size_t)ds->n * ds->c * ds->h * ds->w; k++)
@@ -629,8 +631,7 @@ static void test_augment_seeded(void **state)
 {
     (void)state;
     zn_dataset ds;
-    make_dataset(&ds, 16, 3, 32, 32);
-    fill_random(&ds, 1);
+    make_random_dataset(&ds, 16, 1);
     zn_recipe r;
     zn_recipe_default(&r);
     size_t floats = (size_t)16 * 3 * 32 * 32;
@@ -931,8 +932,7 @@ static void test_batcher_deterministic(void **state)
 {
     (void)state;
     zn_dataset ds;
-    make_dataset(&ds, 70, 3, 32, 32);
-    fill_random(&ds, 2);
+    make_random_dataset(&ds, 70, 2);
     zn_recipe r;
     zn_recipe_default(&r);
     r.batch = 16;

@@ -17,23 +17,33 @@
 #include "lang/program.h"
 #include "runtime/session.h"
 
-static bool load(const char *rel, zn_graph *g, const zn_setting *sets, int n_sets)
+/* The model file rel (below the source folder) with settings sets[0..n_sets), as a graph. */
+static zn_graph load(const char *rel, const zn_setting *sets, int n_sets)
 {
     zn_diag d;
     zn_diag_init(&d, stderr);
     zn_recipe r;
     zn_load_opts o = {.path = zt_src_path(rel), .settings = sets, .n_settings = n_sets};
-    bool ok = zn_program_load(&o, &d, g, &r);
+    zn_graph g;
+    bool ok = zn_program_load(&o, &d, &g, &r);
     zn_diag_free(&d);
-    return ok;
+    if (!ok) fail_msg("%s does not load", rel);
+    return g;
+}
+
+/* p: the plan of g at this batch, which zn_plan_verify accepts (else the test fails, naming what). */
+static void plan_verified(zn_plan *p, const zn_graph *g, int batch, const char *what)
+{
+    char err[512];
+    if (!zn_plan_make(p, g, batch, NULL, NULL, err, sizeof err)) fail_msg("%s: %s", what, err);
+    if (!zn_plan_verify(p, g, err, sizeof err)) fail_msg("%s: %s", what, err);
 }
 
 /* The inference graph, the training graph as autodiff leaves it and the one the training passes
  * make (what a session runs), each planned and verified. */
 static void check_model(const char *rel)
 {
-    zn_graph g, graphs[3];
-    assert_true(load(rel, &g, NULL, 0));
+    zn_graph g = load(rel, NULL, 0), graphs[3];
     char err[512];
     assert_true(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err));
     for (int mode = 0; mode < 3; mode++) zn_graph_copy(&graphs[mode], &g);
@@ -42,9 +52,9 @@ static void check_model(const char *rel)
     static const char *const what[] = {"inference", "training", "training, after the training passes"};
     for (int mode = 0; mode < 3; mode++) {
         zn_plan p;
-        const zn_graph *gg = &graphs[mode];
-        assert_true(zn_plan_make(&p, gg, 8, NULL, NULL, err, sizeof err));
-        if (!zn_plan_verify(&p, gg, err, sizeof err)) fail_msg("%s (%s): %s", rel, what[mode], err);
+        char label[256];
+        snprintf(label, sizeof label, "%s (%s)", rel, what[mode]);
+        plan_verified(&p, &graphs[mode], 8, label);
         assert_true(p.region_bytes[ZN_REGION_ARENA] <= p.naive_bytes);
         assert_true(zn_plan_live_peak(&p, NULL, NULL) <= p.region_bytes[ZN_REGION_ARENA]);
         if (mode) assert_true(p.region_bytes[ZN_REGION_ARENA] < p.naive_bytes); /* reuse happened */
@@ -102,9 +112,7 @@ static void test_relu_chain_runs_in_place(void **state)
     r[0] = chain_input(&g);
     for (int i = 1; i < 5; i++) r[i] = add_node(&g, ZN_OP_RELU, r[i - 1], -1);
     zn_plan p;
-    char err[256];
-    assert_true(zn_plan_make(&p, &g, 2, NULL, NULL, err, sizeof err));
-    if (!zn_plan_verify(&p, &g, err, sizeof err)) fail_msg("%s", err);
+    plan_verified(&p, &g, 2, "relu chain");
     assert_int_equal(p.naive_bytes, 5 * 8000);
     assert_int_equal(p.region_bytes[ZN_REGION_ARENA], 2 * 8000);
     assert_int_equal(p.alias[r[1]], -1); /* never over an INPUT */
@@ -129,9 +137,7 @@ static void test_no_in_place_over_a_live_source(void **state)
     int c = add_node(&g, ZN_OP_ADD, b, a);
     int d = add_node(&g, ZN_OP_SCALE, c, -1);
     zn_plan p;
-    char err[256];
-    assert_true(zn_plan_make(&p, &g, 2, NULL, NULL, err, sizeof err));
-    if (!zn_plan_verify(&p, &g, err, sizeof err)) fail_msg("%s", err);
+    plan_verified(&p, &g, 2, "relu, relu, add, scale");
     assert_int_equal(p.alias[b], -1);
     assert_int_not_equal(p.offset[b], p.offset[a]);
     assert_int_equal(p.alias[c], b);
@@ -140,11 +146,12 @@ static void test_no_in_place_over_a_live_source(void **state)
     /* verify must refuse an alias the rule does not allow: b over a, a still live */
     p.alias[b] = a;
     p.offset[b] = p.offset[a];
+    char err[256];
     assert_false(zn_plan_verify(&p, &g, err, sizeof err));
     assert_non_null(strstr(err, "while both are live"));
     /* and an overlap between a node and its source that no alias records */
     zn_plan_free(&p);
-    assert_true(zn_plan_make(&p, &g, 2, NULL, NULL, err, sizeof err));
+    plan_verified(&p, &g, 2, "relu, relu, add, scale");
     p.alias[c] = -1;
     assert_false(zn_plan_verify(&p, &g, err, sizeof err));
     zn_plan_free(&p);
@@ -157,13 +164,11 @@ static void test_no_in_place_over_a_live_source(void **state)
 static void test_training_relu_in_place(void **state)
 {
     (void)state;
-    zn_graph g;
-    assert_true(load("models/davidnet.znet", &g, NULL, 0));
+    zn_graph g = load("models/davidnet.znet", NULL, 0);
     char err[512];
     assert_true(zn_autodiff(&g, err, sizeof err));
     zn_plan p;
-    assert_true(zn_plan_make(&p, &g, 8, NULL, NULL, err, sizeof err));
-    if (!zn_plan_verify(&p, &g, err, sizeof err)) fail_msg("%s", err);
+    plan_verified(&p, &g, 8, "davidnet's training graph");
     int relus = 0, relu_bwds = 0;
     for (int i = 0; i < g.n_nodes; i++) {
         const zn_node *n = &g.nodes[i];
@@ -225,8 +230,7 @@ static void test_kernels_in_place(void **state)
 static void test_densenet_shared_concats(void **state)
 {
     (void)state;
-    zn_graph g, shared, naive;
-    assert_true(load("models/densenet_bc.znet", &g, NULL, 0));
+    zn_graph g = load("models/densenet_bc.znet", NULL, 0), shared, naive;
     char err[512];
     const char *const no_recompute[] = {"recompute"};
     assert_true(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err));
@@ -272,8 +276,7 @@ static void test_high_water_equals_plan(void **state)
     } models[] = {{"models/davidnet_zee.znet", {{"width", "8"}}},
                   {"models/densenet_bc.znet", {{"depth", "16"}, {"growth", "4"}}}};
     for (int m = 0; m < 2; m++) {
-        zn_graph g;
-        assert_true(load(models[m].rel, &g, models[m].sets, models[m].sets[1].key ? 2 : 1));
+        zn_graph g = load(models[m].rel, models[m].sets, models[m].sets[1].key ? 2 : 1);
         char err[512];
         assert_true(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err));
         zn_session s;
@@ -303,8 +306,7 @@ static void test_high_water_equals_plan(void **state)
 static void test_oversized_batch_refused(void **state)
 {
     (void)state;
-    zn_graph g;
-    assert_true(load("models/davidnet.znet", &g, NULL, 0));
+    zn_graph g = load("models/davidnet.znet", NULL, 0);
     zn_session s;
     zn_backend_opts o = {.threads = 1};
     assert_false(zn_session_init(&s, &g, &zn_cpu_backend, &o, 65536, true));

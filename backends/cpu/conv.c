@@ -90,14 +90,28 @@ size_t zn_conv2d_workspace_bytes(const zn_conv_params *p) {
           g.wt_floats);
 }
 
+typedef struct conv_job conv_job;
+
+/* One step of a direction on images [n0, n0 + images) of thread t's slice of the batch; first:
+ * the slice's first step. */
+typedef void conv_step_fn(const conv_job *j, int t, int n0, int images, int first);
+
+/* A direction: its step on the direct path and on the GEMM path. */
+typedef struct conv_direction {
+  conv_step_fn *direct, *gemm;
+  int filter;  /* backward-filter: direct steps take zn_conv_direct_filter_batch images, and the
+                  thread's dw accumulator starts at zero where no GEMM step overwrites it */
+} conv_direction;
+
 /* One call's arguments, shared read-only by the pool's threads. */
-typedef struct conv_job {
+struct conv_job {
   const zn_conv_params *p;
   conv_geom g;
+  const conv_direction *dir;
   const float *x, *w, *b, *dy;  /* inputs of the direction being run (others NULL) */
   float *y, *dx, *dw, *db;      /* its outputs */
   float *ws;
-} conv_job;
+};
 
 static float *thread_col(const conv_job *j, int t) {
   return j->ws + t * (j->g.col_floats + j->g.tmp_floats);
@@ -164,107 +178,115 @@ static const float *chunk_dy(const conv_job *j, int t, int n0, int images, int g
   return thread_tmp(j, t);
 }
 
-static void forward_job(void *ctx, int t, int count) {
+/* Thread t's slice of the batch, step by step in the job's direction (the pool's job function). */
+static void slice_job(void *ctx, int t, int count) {
   const conv_job *j = ctx;
-  const zn_conv_params *p = j->p;
   const conv_geom *g = &j->g;
   int begin, end;
-  zn_cpu_split(p->n, t, count, &begin, &end);
-  if (g->direct) {
-    const zn_direct_shape s = direct_shape(p, 0);
-    for (int n = begin; n < end; n++)
-      zn_conv_direct_image(&s, j->x + (size_t)n * p->c * g->hw, j->w, j->b,
-                           j->y + (size_t)n * p->o * g->ohw, thread_col(j, t));
-    return;
-  }
-  for (int n0 = begin; n0 < end; n0 += g->chunk) {
-    int images = end - n0 < g->chunk ? end - n0 : g->chunk;
-    int cols = images * g->ohw;
-    for (int grp = 0; grp < p->groups; grp++) {
-      const float *col = chunk_columns(j, t, n0, images, grp);
-      const float *wg = j->w + (size_t)grp * g->og * g->k;
-      float *out = images == 1 ? j->y + ((size_t)n0 * p->o + (size_t)grp * g->og) * g->ohw
-                               : thread_tmp(j, t);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->og, cols, g->k, 1.0f, wg, g->k,
-                  col, cols, 0.0f, out, cols);
-      if (images > 1 || j->b) pack_rows(j, j->y, out, n0, images, grp, j->b, 0);
-    }
+  zn_cpu_split(j->p->n, t, count, &begin, &end);
+  if (j->dir->filter && (begin == end || g->direct))
+    memset(thread_dw(j, t), 0, sizeof(float) * g->dw_floats);
+  int step = !g->direct      ? g->chunk
+             : j->dir->filter ? zn_conv_direct_filter_batch(j->p->h, j->p->w)
+                              : 1;
+  for (int n0 = begin; n0 < end; n0 += step)
+    (g->direct ? j->dir->direct : j->dir->gemm)(j, t, n0, end - n0 < step ? end - n0 : step,
+                                                n0 == begin);
+}
+
+/* One image on the direct path: forward (x -> y), or backward-data (dy -> dx), which is the same
+ * conv of dy with the transposed, flipped weights. */
+static void image_direct(const conv_job *j, int t, int n, int images, int first) {
+  (void)images, (void)first;  /* one image per step */
+  const zn_conv_params *p = j->p;
+  const int backward = j->dx != NULL;
+  const zn_direct_shape s = direct_shape(p, backward);
+  const size_t x_at = (size_t)n * p->c * j->g.hw, y_at = (size_t)n * p->o * j->g.ohw;
+  if (backward)
+    zn_conv_direct_image(&s, j->dy + y_at, transposed_weights(j), NULL, j->dx + x_at,
+                         thread_col(j, t));
+  else
+    zn_conv_direct_image(&s, j->x + x_at, j->w, j->b, j->y + y_at, thread_col(j, t));
+}
+
+static void forward_gemm(const conv_job *j, int t, int n0, int images, int first) {
+  (void)first;
+  const zn_conv_params *p = j->p;
+  const conv_geom *g = &j->g;
+  int cols = images * g->ohw;
+  for (int grp = 0; grp < p->groups; grp++) {
+    const float *col = chunk_columns(j, t, n0, images, grp);
+    const float *wg = j->w + (size_t)grp * g->og * g->k;
+    float *out = images == 1 ? j->y + ((size_t)n0 * p->o + (size_t)grp * g->og) * g->ohw
+                             : thread_tmp(j, t);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->og, cols, g->k, 1.0f, wg, g->k,
+                col, cols, 0.0f, out, cols);
+    if (images > 1 || j->b) pack_rows(j, j->y, out, n0, images, grp, j->b, 0);
   }
 }
+
+static const conv_direction FORWARD = {image_direct, forward_gemm, 0};
 
 void zn_conv2d_forward(const zn_conv_params *p, const float *x, const float *w, const float *b,
                        float *y, float *workspace) {
-  conv_job j = {.p = p, .g = conv_geom_of(p), .x = x, .w = w, .b = b, .y = y, .ws = workspace};
-  zn_cpu_parallel_run(forward_job, &j);
+  conv_job j = {.p = p, .g = conv_geom_of(p), .dir = &FORWARD, .x = x, .w = w, .b = b, .y = y,
+                .ws = workspace};
+  zn_cpu_parallel_run(slice_job, &j);
 }
 
-static void backward_data_job(void *ctx, int t, int count) {
-  const conv_job *j = ctx;
+static void backward_data_gemm(const conv_job *j, int t, int n0, int images, int first) {
+  (void)first;
   const zn_conv_params *p = j->p;
   const conv_geom *g = &j->g;
-  int begin, end;
-  zn_cpu_split(p->n, t, count, &begin, &end);
-  if (g->direct) {
-    const zn_direct_shape s = direct_shape(p, 1);
-    for (int n = begin; n < end; n++)
-      zn_conv_direct_image(&s, j->dy + (size_t)n * p->o * g->ohw, transposed_weights(j), NULL,
-                           j->dx + (size_t)n * p->c * g->hw, thread_col(j, t));
-    return;
-  }
-  for (int n0 = begin; n0 < end; n0 += g->chunk) {
-    int images = end - n0 < g->chunk ? end - n0 : g->chunk;
-    int cols = images * g->ohw;
-    float *dx = j->dx + (size_t)n0 * p->c * g->hw;
-    int direct = g->pointwise && images == 1;  /* the GEMM writes dx itself */
-    if (!direct) memset(dx, 0, sizeof(float) * images * p->c * g->hw);
-    for (int grp = 0; grp < p->groups; grp++) {
-      const float *dyg = chunk_dy(j, t, n0, images, grp);
-      const float *wg = j->w + (size_t)grp * g->og * g->k;
-      float *dcol = direct ? dx + (size_t)grp * g->cg * g->hw : thread_col(j, t);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->k, cols, g->og, 1.0f, wg, g->k, dyg,
-                  cols, 0.0f, dcol, cols);
-      if (!direct) zn_col2im_add(p, dcol, images, grp, dx);
-    }
+  int cols = images * g->ohw;
+  float *dx = j->dx + (size_t)n0 * p->c * g->hw;
+  int direct = g->pointwise && images == 1;  /* the GEMM writes dx itself */
+  if (!direct) memset(dx, 0, sizeof(float) * images * p->c * g->hw);
+  for (int grp = 0; grp < p->groups; grp++) {
+    const float *dyg = chunk_dy(j, t, n0, images, grp);
+    const float *wg = j->w + (size_t)grp * g->og * g->k;
+    float *dcol = direct ? dx + (size_t)grp * g->cg * g->hw : thread_col(j, t);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->k, cols, g->og, 1.0f, wg, g->k, dyg,
+                cols, 0.0f, dcol, cols);
+    if (!direct) zn_col2im_add(p, dcol, images, grp, dx);
   }
 }
+
+static const conv_direction BACKWARD_DATA = {image_direct, backward_data_gemm, 0};
 
 void zn_conv2d_backward_data(const zn_conv_params *p, const float *dy, const float *w, float *dx,
                              float *workspace) {
-  conv_job j = {.p = p, .g = conv_geom_of(p), .dy = dy, .w = w, .dx = dx, .ws = workspace};
+  conv_job j = {.p = p, .g = conv_geom_of(p), .dir = &BACKWARD_DATA, .dy = dy, .w = w, .dx = dx,
+                .ws = workspace};
   if (j.g.direct) transpose_weights(&j);
-  zn_cpu_parallel_run(backward_data_job, &j);
+  zn_cpu_parallel_run(slice_job, &j);
 }
 
-static void backward_filter_job(void *ctx, int t, int count) {
-  const conv_job *j = ctx;
+/* Adds the images' contribution to thread t's dw accumulator (zeroed by slice_job). */
+static void backward_filter_direct(const conv_job *j, int t, int n0, int images, int first) {
+  (void)first;
   const zn_conv_params *p = j->p;
+  const zn_direct_shape s = direct_shape(p, 0);
+  zn_conv_direct_filter_images(&s, images, j->x + (size_t)n0 * p->c * j->g.hw,
+                               j->dy + (size_t)n0 * p->o * j->g.ohw, thread_dw(j, t),
+                               thread_col(j, t));
+}
+
+/* The slice's first chunk writes thread t's dw accumulator, the others add to it. */
+static void backward_filter_gemm(const conv_job *j, int t, int n0, int images, int first) {
   const conv_geom *g = &j->g;
-  float *acc = thread_dw(j, t);
-  int begin, end;
-  zn_cpu_split(p->n, t, count, &begin, &end);
-  if (begin == end || g->direct) memset(acc, 0, sizeof(float) * g->dw_floats);
-  if (g->direct) {
-    const int batch = zn_conv_direct_filter_batch(p->h, p->w);
-    const zn_direct_shape s = direct_shape(p, 0);
-    for (int n0 = begin; n0 < end; n0 += batch)
-      zn_conv_direct_filter_images(&s, end - n0 < batch ? end - n0 : batch,
-                                   j->x + (size_t)n0 * p->c * g->hw,
-                                   j->dy + (size_t)n0 * p->o * g->ohw, acc, thread_col(j, t));
-    return;
-  }
-  for (int n0 = begin; n0 < end; n0 += g->chunk) {
-    int images = end - n0 < g->chunk ? end - n0 : g->chunk;
-    int cols = images * g->ohw;
-    for (int grp = 0; grp < p->groups; grp++) {
-      /* dy first: the packed dy and the columns live in different workspace parts. */
-      const float *dyg = chunk_dy(j, t, n0, images, grp);
-      const float *col = chunk_columns(j, t, n0, images, grp);
-      float *accg = acc + (size_t)grp * g->og * g->k;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->og, g->k, cols, 1.0f, dyg, cols, col,
-                  cols, n0 == begin ? 0.0f : 1.0f, accg, g->k);
-    }
+  int cols = images * g->ohw;
+  for (int grp = 0; grp < j->p->groups; grp++) {
+    /* dy first: the packed dy and the columns live in different workspace parts. */
+    const float *dyg = chunk_dy(j, t, n0, images, grp);
+    const float *col = chunk_columns(j, t, n0, images, grp);
+    float *accg = thread_dw(j, t) + (size_t)grp * g->og * g->k;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->og, g->k, cols, 1.0f, dyg, cols, col,
+                cols, first ? 0.0f : 1.0f, accg, g->k);
   }
 }
+
+static const conv_direction BACKWARD_FILTER = {backward_filter_direct, backward_filter_gemm, 1};
 
 /* Sums the threads' dw accumulators into dw and computes db, each thread taking a slice. */
 static void backward_filter_reduce_job(void *ctx, int t, int count) {
@@ -290,8 +312,8 @@ static void backward_filter_reduce_job(void *ctx, int t, int count) {
 
 void zn_conv2d_backward_filter(const zn_conv_params *p, const float *x, const float *dy,
                                float *dw, float *db, float *workspace) {
-  conv_job j = {.p = p, .g = conv_geom_of(p), .x = x, .dy = dy, .dw = dw, .db = db,
-                .ws = workspace};
-  zn_cpu_parallel_run(backward_filter_job, &j);
+  conv_job j = {.p = p, .g = conv_geom_of(p), .dir = &BACKWARD_FILTER, .x = x, .dy = dy, .dw = dw,
+                .db = db, .ws = workspace};
+  zn_cpu_parallel_run(slice_job, &j);
   zn_cpu_parallel_run(backward_filter_reduce_job, &j);
 }

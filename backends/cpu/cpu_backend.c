@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend_util.h"
 #include "backends/cpu/threads.h"
 #include "graph/inspect.h"
 
@@ -16,8 +17,6 @@
  * holds it. It is a signalling-NaN pattern no kernel writes, so the mark is exact to 4 bytes,
  * and a kernel reading a tensor nobody wrote sees NaNs (caught by check_numerics). */
 #define ARENA_SENTINEL UINT32_C(0x7FA5A5A5)
-
-static const char *const region_names[ZN_REGION_COUNT] = {"arena", "params", "grads", "optimizer state"};
 
 /* The worker pool is process-wide: the first live backend starts it, the last one stops it. */
 static int live_backends;
@@ -41,12 +40,8 @@ static zn_backend *cpu_create(const zn_backend_opts *opts, char *err, size_t err
                  zn_precision_name(opts->precision));
         return NULL;
     }
-    zn_cpu *cpu = calloc(1, sizeof *cpu);
-    if (!cpu) {
-        snprintf(err, errlen, "cpu backend: calloc of %zu bytes failed", sizeof *cpu);
-        return NULL;
-    }
-    cpu->base.ops = &zn_cpu_backend;
+    zn_cpu *cpu = zn_backend_alloc("cpu", sizeof *cpu, &zn_cpu_backend, err, errlen);
+    if (!cpu) return NULL;
     cpu->opts = *opts;
     if (live_backends++ == 0) zn_cpu_threads_init(opts->threads);
     return &cpu->base;
@@ -139,7 +134,7 @@ static bool cpu_alloc(zn_backend *be, const zn_plan *p)
     release_memory(cpu);
     void *block;
     for (int r = 0; r < ZN_REGION_COUNT; r++) {
-        if (!alloc_block(cpu, p->region_bytes[r], region_names[r], &block)) {
+        if (!alloc_block(cpu, p->region_bytes[r], zn_region_names[r], &block)) {
             release_memory(cpu);
             return false;
         }
@@ -160,22 +155,11 @@ static bool cpu_alloc(zn_backend *be, const zn_plan *p)
     return true;
 }
 
-/* Whether [offset, offset + bytes) lies in region r; false with a message naming the call. */
-static bool in_region(zn_cpu *cpu, const char *call, zn_region r, size_t offset, size_t bytes)
-{
-    if ((unsigned)r >= ZN_REGION_COUNT)
-        return zn_cpu_fail(cpu, "cpu backend: %s: no region %d", call, (int)r);
-    size_t have = cpu->bytes[r];
-    if (offset > have || bytes > have - offset)
-        return zn_cpu_fail(cpu, "cpu backend: %s of %zu bytes at offset %zu is outside the %s "
-                           "region (%zu bytes)", call, bytes, offset, region_names[r], have);
-    return true;
-}
-
 static bool cpu_set(zn_backend *be, zn_region r, size_t offset, const void *host, size_t bytes)
 {
     zn_cpu *cpu = cpu_of(be);
-    if (!in_region(cpu, "set", r, offset, bytes)) return false;
+    if (!zn_check_region("cpu", cpu->bytes, "set", r, offset, bytes, cpu->err, sizeof cpu->err))
+        return false;
     if (bytes) memcpy(cpu->mem[r] + offset, host, bytes);
     return true;
 }
@@ -183,7 +167,8 @@ static bool cpu_set(zn_backend *be, zn_region r, size_t offset, const void *host
 static bool cpu_get(zn_backend *be, zn_region r, size_t offset, void *host, size_t bytes)
 {
     zn_cpu *cpu = cpu_of(be);
-    if (!in_region(cpu, "get", r, offset, bytes)) return false;
+    if (!zn_check_region("cpu", cpu->bytes, "get", r, offset, bytes, cpu->err, sizeof cpu->err))
+        return false;
     if (bytes) memcpy(host, cpu->mem[r] + offset, bytes);
     return true;
 }
@@ -208,31 +193,14 @@ static bool check_nodes(zn_cpu *cpu, const zn_graph *g, const zn_plan *p, int fi
 /* The argument arrays hold the sources of the widest node of first..last. */
 static bool grow_args(zn_cpu *cpu, const zn_graph *g, int first, int last)
 {
-    int need = 1;
-    for (int id = first; id <= last; id++)
-        if (g->nodes[id].n_src > need) need = g->nodes[id].n_src;
-    if (need <= cpu->cap) return true;
-    const float **ptrs = realloc(cpu->ptrs, sizeof *ptrs * (size_t)need);
-    if (ptrs) cpu->ptrs = ptrs;
-    int *ints = realloc(cpu->ints, sizeof *ints * 3 * (size_t)need);
-    if (ints) cpu->ints = ints;
-    if (!ptrs || !ints) return zn_cpu_fail(cpu, "cpu backend: realloc of %d sources failed", need);
-    cpu->cap = need;
-    return true;
+    return zn_grow_args("cpu", g, first, last, &cpu->ptrs, &cpu->ints, &cpu->cap, cpu->err,
+                        sizeof cpu->err);
 }
 
 /* The plan was allocated here and covers this graph. */
 static bool check_plan(zn_cpu *cpu, const zn_graph *g, const zn_plan *p)
 {
-    if (p->n_nodes != g->n_nodes)
-        return zn_cpu_fail(cpu, "cpu backend: the plan has %d nodes, the graph %d", p->n_nodes,
-                           g->n_nodes);
-    for (int r = 0; r < ZN_REGION_COUNT; r++)
-        if (p->region_bytes[r] > cpu->bytes[r])
-            return zn_cpu_fail(cpu, "cpu backend: the plan's %s region (%zu bytes) is larger "
-                               "than what alloc gave (%zu bytes): call alloc with this plan",
-                               region_names[r], p->region_bytes[r], cpu->bytes[r]);
-    return true;
+    return zn_check_plan("cpu", p, g, cpu->bytes, cpu->err, sizeof cpu->err);
 }
 
 static bool cpu_prepare(zn_backend *be, const zn_graph *g, const zn_plan *p)

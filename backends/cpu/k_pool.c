@@ -30,12 +30,31 @@ static void axis_range(const axis_win *a, int o, int *lo, int *hi)
     *hi = e > a->in ? a->in : e;
 }
 
-/* Index (in the plane) of the first maximum of the window, or -1 for an empty window. */
-static ptrdiff_t window_argmax(const float *x, int w, int r0, int r1, int c0, int c1)
+/* Window (i, j) of a plane: input rows [r0, r1) and columns [c0, c1), clipped to the plane. */
+typedef struct {
+    int r0, r1, c0, c1;
+} window;
+
+static window window_at(const plane_win *g, int i, int j)
+{
+    window b;
+    axis_range(&g->row, i, &b.r0, &b.r1);
+    axis_range(&g->col, j, &b.c0, &b.c1);
+    return b;
+}
+
+/* Elements in window b (0 when clipping left it empty). */
+static int window_count(const window *b)
+{
+    return b->r1 > b->r0 && b->c1 > b->c0 ? (b->r1 - b->r0) * (b->c1 - b->c0) : 0;
+}
+
+/* Index (in the plane, w columns) of the first maximum of window b, or -1 for an empty window. */
+static ptrdiff_t window_argmax(const float *x, int w, const window *b)
 {
     ptrdiff_t best = -1;
-    for (int i = r0; i < r1; i++)
-        for (int j = c0; j < c1; j++) {
+    for (int i = b->r0; i < b->r1; i++)
+        for (int j = b->c0; j < b->c1; j++) {
             ptrdiff_t at = (ptrdiff_t)i * w + j;
             if (best < 0 || x[at] > x[best]) best = at;
         }
@@ -47,25 +66,21 @@ static void plane_forward(zn_window_reduce r, const plane_win *g, const float *x
                           size_t ys)
 {
     int w = g->col.in;
-    for (int i = 0; i < g->row.out; i++) {
-        int r0, r1;
-        axis_range(&g->row, i, &r0, &r1);
+    for (int i = 0; i < g->row.out; i++)
         for (int j = 0; j < g->col.out; j++) {
-            int c0, c1;
-            axis_range(&g->col, j, &c0, &c1);
+            const window b = window_at(g, i, j);
             float v = 0.0f;
             if (r == ZN_WINDOW_MAX) {
-                ptrdiff_t at = window_argmax(x, w, r0, r1, c0, c1);
+                ptrdiff_t at = window_argmax(x, w, &b);
                 if (at >= 0) v = x[at];
-            } else if (r1 > r0 && c1 > c0) {
+            } else if (window_count(&b)) {
                 double s = 0.0;
-                for (int a = r0; a < r1; a++)
-                    for (int b = c0; b < c1; b++) s += x[(size_t)a * w + b];
-                v = (float)(s / ((r1 - r0) * (c1 - c0)));
+                for (int row = b.r0; row < b.r1; row++)
+                    for (int col = b.c0; col < b.c1; col++) s += x[(size_t)row * w + col];
+                v = (float)(s / window_count(&b));
             }
             y[i * ys + j] = v;
         }
-    }
 }
 
 /* Overwrites the plane dx with the gradient of plane_forward given dy (rows ys apart): max
@@ -76,32 +91,26 @@ static void plane_backward(zn_window_reduce r, const plane_win *g, const float *
 {
     int w = g->col.in;
     if (r == ZN_WINDOW_MAX && g->row.out == 1 && g->col.out == 1) {
-        int r0, r1, c0, c1;
-        axis_range(&g->row, 0, &r0, &r1);
-        axis_range(&g->col, 0, &c0, &c1);
-        ptrdiff_t at = window_argmax(x, w, r0, r1, c0, c1);
+        const window b = window_at(g, 0, 0);
+        ptrdiff_t at = window_argmax(x, w, &b);
         memset(dx, 0, sizeof *dx * (size_t)g->row.in * (size_t)w);
         if (at >= 0) dx[at] += dy[0];
         return;
     }
     memset(dx, 0, sizeof *dx * (size_t)g->row.in * (size_t)w);
-    for (int i = 0; i < g->row.out; i++) {
-        int r0, r1;
-        axis_range(&g->row, i, &r0, &r1);
+    for (int i = 0; i < g->row.out; i++)
         for (int j = 0; j < g->col.out; j++) {
-            int c0, c1;
-            axis_range(&g->col, j, &c0, &c1);
+            const window b = window_at(g, i, j);
             float d = dy[i * ys + j];
             if (r == ZN_WINDOW_MAX) {
-                ptrdiff_t at = window_argmax(x, w, r0, r1, c0, c1);
+                ptrdiff_t at = window_argmax(x, w, &b);
                 if (at >= 0) dx[at] += d;
-            } else if (r1 > r0 && c1 > c0) {
-                d /= (float)((r1 - r0) * (c1 - c0));
-                for (int a = r0; a < r1; a++)
-                    for (int b = c0; b < c1; b++) dx[(size_t)a * w + b] += d;
+            } else if (window_count(&b)) {
+                d /= (float)window_count(&b);
+                for (int row = b.r0; row < b.r1; row++)
+                    for (int col = b.c0; col < b.c1; col++) dx[(size_t)row * w + col] += d;
             }
         }
-    }
 }
 
 /* Max over 2x2 windows that tile the plane exactly (DavidNet's pooling): the window's first

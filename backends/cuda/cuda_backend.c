@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend_util.h"
 #include "graph/inspect.h"
 
 #define ZN_CUDA_EXPORT __attribute__((visibility("default")))
@@ -93,12 +94,8 @@ static bool open_device(zn_cuda *cu)
 
 static zn_backend *cuda_create(const zn_backend_opts *opts, char *err, size_t errlen)
 {
-    zn_cuda *cu = calloc(1, sizeof *cu);
-    if (!cu) {
-        snprintf(err, errlen, "cuda backend: calloc of %zu bytes failed", sizeof *cu);
-        return NULL;
-    }
-    cu->base.ops = &cuda_ops;
+    zn_cuda *cu = zn_backend_alloc("cuda", sizeof *cu, &cuda_ops, err, errlen);
+    if (!cu) return NULL;
     cu->opts = *opts;
     if (!open_device(cu)) {
         snprintf(err, errlen, "%s", cu->err);
@@ -157,17 +154,10 @@ static size_t cuda_workspace_bytes(zn_backend *be, const zn_graph *g, int id, in
     }
 }
 
-/* The plan was allocated here and covers this graph. */
+/* The plan was allocated here and covers this graph, its workspace included. */
 static bool check_plan(zn_cuda *cu, const zn_graph *g, const zn_plan *p)
 {
-    if (p->n_nodes != g->n_nodes)
-        return zn_cuda_fail(cu, "cuda backend: the plan has %d nodes, the graph %d", p->n_nodes,
-                            g->n_nodes);
-    for (int r = 0; r < ZN_REGION_COUNT; r++)
-        if (p->region_bytes[r] > cu->bytes[r])
-            return zn_cuda_fail(cu, "cuda backend: the plan's region %d (%zu bytes) is larger "
-                                "than what alloc gave (%zu bytes): call alloc with this plan", r,
-                                p->region_bytes[r], cu->bytes[r]);
+    if (!zn_check_plan("cuda", p, g, cu->bytes, cu->err, sizeof cu->err)) return false;
     if (p->workspace_bytes > cu->workspace_bytes)
         return zn_cuda_fail(cu, "cuda backend: the plan's workspace (%zu bytes) is larger than "
                             "what alloc gave (%zu bytes)", p->workspace_bytes, cu->workspace_bytes);
@@ -189,27 +179,13 @@ static bool check_nodes(zn_cuda *cu, const zn_graph *g, const zn_plan *p, int fi
     return true;
 }
 
-/* The argument arrays hold the sources of the widest node of the graph. */
-static bool grow_args(zn_cuda *cu, const zn_graph *g)
-{
-    int need = 1;
-    for (int id = 0; id < g->n_nodes; id++)
-        if (g->nodes[id].n_src > need) need = g->nodes[id].n_src;
-    if (need <= cu->cap) return true;
-    const float **ptrs = realloc(cu->ptrs, sizeof *ptrs * (size_t)need);
-    if (ptrs) cu->ptrs = ptrs;
-    int *ints = realloc(cu->ints, sizeof *ints * 3 * (size_t)need);
-    if (ints) cu->ints = ints;
-    if (!ptrs || !ints) return zn_cuda_fail(cu, "cuda backend: realloc of %d sources failed", need);
-    cu->cap = need;
-    return true;
-}
-
 static bool cuda_prepare(zn_backend *be, const zn_graph *g, const zn_plan *p)
 {
     zn_cuda *cu = cuda_of(be);
     cu->graph = g;
-    return check_plan(cu, g, p) && check_nodes(cu, g, p, 0, g->n_nodes - 1) && grow_args(cu, g) &&
+    return check_plan(cu, g, p) && check_nodes(cu, g, p, 0, g->n_nodes - 1) &&
+           zn_grow_args("cuda", g, 0, g->n_nodes - 1, &cu->ptrs, &cu->ints, &cu->cap, cu->err,
+                        sizeof cu->err) &&
            zn_cuda_staging_prepare(cu, g, p) && zn_cuda_conv_prepare(cu, g, p);
 }
 

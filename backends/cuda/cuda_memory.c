@@ -8,14 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend_util.h"
+
 /* alloc fills the arena with this byte: every word then reads 0xFFFFFFFF, a NaN no kernel
  * writes (a computed NaN is 0x7FFFFFFF), so arena_high_water finds the last word written and a
  * kernel reading a tensor nobody wrote sees NaNs (caught by --check-numerics). */
 #define ARENA_SENTINEL 0xFF
 #define HIGH_WATER_CHUNK ((size_t)4 << 20) /* bytes copied back at a time by arena_high_water */
-
-static const char *const region_names[ZN_REGION_COUNT] = {"arena", "params", "grads",
-                                                          "optimizer state"};
 
 static zn_cuda *cuda_of(zn_backend *be)
 {
@@ -92,18 +91,6 @@ bool zn_cuda_alloc(zn_backend *be, const zn_plan *p)
            ZN_RT_AT(cu, NULL, cudaStreamSynchronize, cu->stream);
 }
 
-/* Whether [offset, offset + bytes) lies in region r; false with a message naming the call. */
-static bool in_region(zn_cuda *cu, const char *call, zn_region r, size_t offset, size_t bytes)
-{
-    if ((unsigned)r >= ZN_REGION_COUNT)
-        return zn_cuda_fail(cu, "cuda backend: %s: no region %d", call, (int)r);
-    size_t have = cu->bytes[r];
-    if (offset > have || bytes > have - offset)
-        return zn_cuda_fail(cu, "cuda backend: %s of %zu bytes at offset %zu is outside the %s "
-                            "region (%zu bytes)", call, bytes, offset, region_names[r], have);
-    return true;
-}
-
 /* Moves a staged input into its arena bytes, on the compute stream once its upload is done. */
 static bool flush_one(zn_cuda *cu, zn_cuda_input *in)
 {
@@ -162,7 +149,8 @@ static bool stage(zn_cuda *cu, zn_cuda_input *in, const void *host, size_t bytes
 bool zn_cuda_set(zn_backend *be, zn_region r, size_t offset, const void *host, size_t bytes)
 {
     zn_cuda *cu = cuda_of(be);
-    if (!in_region(cu, "set", r, offset, bytes)) return false;
+    if (!zn_check_region("cuda", cu->bytes, "set", r, offset, bytes, cu->err, sizeof cu->err))
+        return false;
     if (!bytes) return true;
     zn_cuda_input *in = r == ZN_REGION_ARENA ? input_at(cu, offset, bytes) : NULL;
     if (in) return stage(cu, in, host, bytes);
@@ -179,7 +167,8 @@ bool zn_cuda_set(zn_backend *be, zn_region r, size_t offset, const void *host, s
 bool zn_cuda_get(zn_backend *be, zn_region r, size_t offset, void *host, size_t bytes)
 {
     zn_cuda *cu = cuda_of(be);
-    if (!in_region(cu, "get", r, offset, bytes)) return false;
+    if (!zn_check_region("cuda", cu->bytes, "get", r, offset, bytes, cu->err, sizeof cu->err))
+        return false;
     if (!bytes) return zn_cuda_settle(cu);
     return (r != ZN_REGION_ARENA || zn_cuda_flush_inputs(cu, offset, bytes)) &&
            ZN_RT_AT(cu, NULL, cudaMemcpyAsync, host, cu->mem[r] + offset, bytes,
