@@ -105,19 +105,23 @@ static bool copy_data(unpacker *u)
 /* One entry after its header: checked, then created under the working directory. */
 static bool unpack_entry(unpacker *u, struct archive_entry *e, long long max_bytes, long long *total)
 {
-    snprintf(u->entry, sizeof u->entry, "%s", archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
+    const char *path = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    if (strlen(path) >= sizeof u->entry)
+        return fail(u, "'%.100s...': a path of %zu bytes is too long", path, strlen(path));
+    memcpy(u->entry, path, strlen(path) + 1);
     const char *kind = kind_of(e);
     if (kind) return fail(u, "'%s': %s; only files and folders are unpacked", u->entry, kind);
     bool file = archive_entry_filetype(e) == AE_IFREG;
-    if (file) {
-        *total += archive_entry_size(e);
-        if (max_bytes > 0 && *total > max_bytes)
+    if (file && max_bytes > 0) {
+        la_int64_t size = archive_entry_size(e); /* compared before adding: no overflow */
+        if (size > max_bytes - *total)
             return fail(u, "'%s': the archive's files add up to more than the %lld bytes expected", u->entry,
                         max_bytes);
+        *total += size;
     }
     archive_entry_set_perm(e, file ? 0644 : 0755);
     char doing[sizeof u->entry + 32];
-    snprintf(doing, sizeof doing, "refusing '%s'", u->entry);
+    snprintf(doing, sizeof doing, "'%s': not unpacked", u->entry);
     if (archive_write_header(u->out, e) < ARCHIVE_WARN) return lib_fail(u, u->out, doing);
     if (file && !copy_data(u)) return false;
     snprintf(doing, sizeof doing, "finishing '%s'", u->entry);

@@ -281,7 +281,7 @@ static void test_tar_refuses_unsafe_paths(void **state)
         snprintf(tag, sizeof tag, "unsafe%zu", i);
         assert_false(extract_one(tag, bad[i], '0', dest, sizeof dest));
         assert_has(err, bad[i]);
-        assert_has(err, "refusing '"); /* with libarchive's reason */
+        assert_has(err, "': not unpacked: "); /* with libarchive's reason */
         assert_has(err, i == 2 ? "Path is absolute" : "Path contains '..'");
         list_dir(dest, listing, sizeof listing);
         assert_string_equal(listing, "");
