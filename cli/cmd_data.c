@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "data/checksum.h"
 #include "data/dataset.h"
 #include "data/fetch.h"
 
@@ -22,11 +23,6 @@ static int data_index(const char *cmd, const char *name)
     const char *near = zn_cli_did_you_mean(name, data_names, N_DATA);
     if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
     return -1;
-}
-
-static bool is_md5_hex(const char *s)
-{
-    return strlen(s) == 32 && strspn(s, "0123456789abcdefABCDEF") == 32;
 }
 
 /* After a successful get: say how to point znet at root when it would look elsewhere. */
@@ -57,11 +53,12 @@ static int explain_fashion_mnist(void)
 
 static int data_get(int argc, char **argv)
 {
-    const char *url = NULL, *md5 = NULL, *dir = NULL;
+    const char *url = NULL, *md5 = NULL, *sha256 = NULL, *dir = NULL;
     long retries = 3;
     const zn_opt opts[] = {
         {"--url", ZN_OPT_STRING, "URL", "download from URL instead (a mirror; file:// works too)", &url, 0, 0},
         {"--md5", ZN_OPT_STRING, "HEX", "expect this MD5 instead of the official archive's", &md5, 0, 0},
+        {"--sha256", ZN_OPT_STRING, "HEX", "expect this SHA-256 (checked instead of the MD5)", &sha256, 0, 0},
         {"--dir", ZN_OPT_STRING, "DIR", "unpack under DIR instead of the per-user cache", &dir, 0, 0},
         {"--retries", ZN_OPT_INT, "N", "retry a failed download N times (default 3)", &retries, 0, 100},
     };
@@ -69,11 +66,11 @@ static int data_get(int argc, char **argv)
     const char *name;
     int n;
     int rc = zn_cli_parse_args(argc, argv, "data get NAME [options]",
-                               "Downloads data set NAME (cifar10) with curl, checks its MD5 and unpacks it into\n"
+                               "Downloads data set NAME (cifar10) with libcurl, checks its MD5 and unpacks it into\n"
                                "the per-user cache ($XDG_CACHE_HOME/znet or ~/.cache/znet), where znet finds\n"
                                "it. An interrupted download resumes when run again. fashion_mnist comes from\n"
                                "the Debian package dataset-fashion-mnist instead.",
-                               opts, 4, &c, &name, 1, &n);
+                               opts, 5, &c, &name, 1, &n);
     if (rc >= 0) return rc;
     if (n == 0) {
         fprintf(stderr, "znet data get: which data set? (cifar10 or fashion_mnist)\n");
@@ -86,11 +83,15 @@ static int data_get(int argc, char **argv)
         fprintf(stderr, "znet data get: --dir needs a folder, got ''\n");
         return ZN_EXIT_USAGE;
     }
-    if (md5 && !is_md5_hex(md5)) {
+    if (md5 && !zn_digest_is_hex(ZN_DIGEST_MD5, md5)) {
         fprintf(stderr, "znet data get: --md5 needs 32 hex digits, got '%s'\n", md5);
         return ZN_EXIT_USAGE;
     }
-    zn_fetch_opts fo = {.url = url, .md5 = md5, .dir = dir, .retries = (int)retries, .log = stderr};
+    if (sha256 && !zn_digest_is_hex(ZN_DIGEST_SHA256, sha256)) {
+        fprintf(stderr, "znet data get: --sha256 needs 64 hex digits, got '%s'\n", sha256);
+        return ZN_EXIT_USAGE;
+    }
+    zn_fetch_opts fo = {.url = url, .md5 = md5, .sha256 = sha256, .dir = dir, .retries = (int)retries, .log = stderr};
     char err[2048], root[4096];
     if (!zn_fetch_cifar10(&fo, err, sizeof err)) {
         fprintf(stderr, "znet data get: %s\n", err);

@@ -1,4 +1,4 @@
-/* fetch.c: getting CIFAR-10 (see fetch.h): curl run as a child process (no shell), MD5 check,
+/* fetch.c: getting CIFAR-10 (see fetch.h): the download through libcurl, the checksum check,
  * unpacking into a staging folder beside the target, validation with the CIFAR-10 reader, and
  * the final renames. Paths are formed once into a fetch_paths so every step names the same. */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -14,16 +14,18 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "data/dataset.h"
-#include "data/md5.h"
+#include "data/checksum.h"
 #include "data/tar.h"
 
 /* the official archive unpacks to 184,380,000 bytes of batches plus two small files */
 #define MAX_UNPACKED_BYTES 200000000LL
-#define CURL_RANGE_ERROR 33 /* the server ignored the byte range asked for when resuming */
+#define CONNECT_SECONDS 30L
+#define STALL_SECONDS 60L /* under a byte a second for this long */
 
 typedef struct {
     char root[4096];    /* the data root */
@@ -55,7 +57,19 @@ static void say(const zn_fetch_opts *o, const char *fmt, ...)
 }
 
 static const char *url_of(const zn_fetch_opts *o) { return o->url ? o->url : ZN_CIFAR10_URL; }
-static const char *md5_of(const zn_fetch_opts *o) { return o->md5 ? o->md5 : ZN_CIFAR10_MD5; }
+
+/* The checksum the archive must have: the one given, else the catalogue's MD5 (CIFAR-10's page
+ * publishes no SHA-256). */
+typedef struct {
+    zn_digest kind;
+    const char *hex;
+} checksum;
+
+static checksum expected(const zn_fetch_opts *o)
+{
+    if (o->sha256) return (checksum){ZN_DIGEST_SHA256, o->sha256};
+    return (checksum){ZN_DIGEST_MD5, o->md5 ? o->md5 : ZN_CIFAR10_MD5};
+}
 
 static bool join(char *out, size_t outlen, const char *a, const char *b)
 {
@@ -129,99 +143,118 @@ static bool cifar_usable(const char *dir, char *err, size_t errlen)
     return true;
 }
 
-static bool md5_matches(const char *path, const char *want, char got[33], char *err, size_t errlen)
+static bool sum_matches(const char *path, checksum want, char *err, size_t errlen)
 {
-    if (!zn_md5_file(path, got, err, errlen)) return false;
-    if (strcasecmp(got, want) == 0) return true;
-    return fail(err, errlen, "%s: MD5 is %s, expected %s", path, got, want);
+    char got[ZN_DIGEST_HEX_MAX];
+    if (!zn_digest_file(want.kind, path, got, err, errlen)) return false;
+    if (strcasecmp(got, want.hex) == 0) return true;
+    return fail(err, errlen, "%s: %s is %s, expected %s", path, zn_digest_name(want.kind), got, want.hex);
 }
 
-/* The curl program on $PATH, into out. */
-static bool find_curl(char *out, size_t outlen)
+/* The part of curl's --retry that a data set download needs: a timeout, a failed name lookup, a
+ * connection that broke off, or an HTTP status that says "try later". */
+static bool transient(CURLcode rc, long http)
 {
-    const char *path = getenv("PATH");
-    if (!path || !path[0]) path = "/usr/bin:/bin";
-    for (const char *p = path; *p;) {
-        size_t len = strcspn(p, ":");
-        if (len && (size_t)snprintf(out, outlen, "%.*s/curl", (int)len, p) < outlen &&
-            access(out, X_OK) == 0)
-            return true;
-        p += len + (p[len] == ':');
-    }
-    return false;
+    return rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_PARTIAL_FILE ||
+           rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING ||
+           (rc == CURLE_HTTP_RETURNED_ERROR && (http == 408 || http == 429 || (http >= 500 && http != 501)));
 }
 
-/* Runs curl to fetch the URL into p->part, resuming what is there; returns its exit status, or
- * -1 after putting the reason in err. */
-static int run_curl(const zn_fetch_opts *o, const fetch_paths *p, char *err, size_t errlen)
+/* One transfer of the URL, appended to p->part from its current size (an HTTP range request
+ * when it is not empty). The reason for a failure goes to why; *http gets the last status. */
+static CURLcode transfer(const zn_fetch_opts *o, const fetch_paths *p, char why[CURL_ERROR_SIZE], long *http)
 {
-    char curl[4096], retries[16];
-    if (!find_curl(curl, sizeof curl)) {
-        fail(err, errlen, "the curl program is not on $PATH (install it: apt-get install curl)");
-        return -1;
+    FILE *out = fopen(p->part, "ab");
+    if (!out) {
+        snprintf(why, CURL_ERROR_SIZE, "opening the download: %s", strerror(errno));
+        return CURLE_WRITE_ERROR;
     }
-    snprintf(retries, sizeof retries, "%d", o->retries);
-    bool meter = o->log && isatty(STDERR_FILENO);
-    char *argv[] = {curl, "-fL", meter ? "--progress-bar" : "-sS", "--retry", retries,
-                    "--connect-timeout", "30", "-C", "-", "-o", (char *)p->part,
-                    "--url", (char *)url_of(o), NULL}; /* --url: a URL starting with '-' is no option */
-    if (o->log) fflush(o->log);
-    pid_t pid = fork();
-    if (pid < 0) {
-        fail(err, errlen, "fork: %s", strerror(errno));
-        return -1;
+    fseeko(out, 0, SEEK_END);
+    curl_off_t have = ftello(out);
+    CURL *c = curl_easy_init();
+    CURLcode rc = CURLE_FAILED_INIT;
+    why[0] = '\0';
+    *http = 0;
+    if (c) {
+        bool meter = o->log && isatty(STDERR_FILENO);
+        curl_easy_setopt(c, CURLOPT_URL, url_of(o));
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,ftp,file");
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_SECONDS);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled transfer is a timeout */
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_SECONDS);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "znet/" ZNET_VERSION);
+        curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, have);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, meter ? 0L : 1L);
+        rc = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http);
+        curl_easy_cleanup(c);
     }
-    if (pid == 0) {
-        execv(curl, argv);
-        _exit(127);
+    if (fclose(out) != 0 && rc == CURLE_OK) {
+        snprintf(why, CURL_ERROR_SIZE, "writing the download: %s", strerror(errno));
+        rc = CURLE_WRITE_ERROR;
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) {
-            fail(err, errlen, "waitpid: %s", strerror(errno));
-            return -1;
-        }
-    if (WIFSIGNALED(status)) {
-        fail(err, errlen, "curl was killed by signal %d", WTERMSIG(status));
-        return -1;
-    }
-    return WEXITSTATUS(status);
+    if (!why[0]) snprintf(why, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
+    struct stat st;
+    if (stat(p->part, &st) == 0 && st.st_size == 0) unlink(p->part); /* nothing came: leave nothing */
+    return rc;
 }
 
-static const char *curl_meaning(int rc)
+/* transfer, tried again o->retries times after a transient failure, waiting 1, 2, 4, ... s. */
+static CURLcode fetch_url(const zn_fetch_opts *o, const fetch_paths *p, char why[CURL_ERROR_SIZE])
+{
+    long http;
+    CURLcode rc = transfer(o, p, why, &http);
+    for (int i = 0, wait = 1; i < o->retries && transient(rc, http); i++, wait = wait < 512 ? 2 * wait : wait) {
+        say(o, "%s; trying again in %d s (%d %s left)", why, wait, o->retries - i, o->retries - i > 1 ? "tries" : "try");
+        sleep((unsigned)wait);
+        rc = transfer(o, p, why, &http);
+    }
+    return rc;
+}
+
+static const char *curl_meaning(CURLcode rc)
 {
     switch (rc) {
-    case 6: return "could not resolve the host (offline?)";
-    case 7: return "could not connect to the server (offline?)";
-    case 22: return "the server answered with an HTTP error";
-    case 28: return "the connection timed out";
-    case 35: case 60: return "the TLS connection failed";
-    case 56: return "the connection broke off";
-    case 127: return "curl could not be started";
-    default: return "see curl's message above";
+    case CURLE_UNSUPPORTED_PROTOCOL: return "znet downloads over http, https, ftp or file only";
+    case CURLE_URL_MALFORMAT: return "the URL is malformed";
+    case CURLE_COULDNT_RESOLVE_HOST: return "could not resolve the host (offline?)";
+    case CURLE_COULDNT_CONNECT: return "could not connect to the server (offline?)";
+    case CURLE_HTTP_RETURNED_ERROR: return "the server answered with an HTTP error";
+    case CURLE_WRITE_ERROR: return "could not write the download (disk full?)";
+    case CURLE_OPERATION_TIMEDOUT: return "the connection timed out";
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION: return "the TLS connection failed";
+    case CURLE_RECV_ERROR: case CURLE_PARTIAL_FILE: return "the connection broke off";
+    default: return "see libcurl's reason in brackets";
     }
 }
 
-/* Downloads (or finishes downloading) p->part and renames it to p->archive once its MD5 is
- * right. A wrong MD5 removes the .part: resuming it again could never fix it. */
+/* Downloads (or finishes downloading) p->part and renames it to p->archive once its checksum
+ * is right. A wrong checksum removes the .part: resuming it again could never fix it. */
 static bool download(const zn_fetch_opts *o, const fetch_paths *p, char *err, size_t errlen)
 {
-    char got[33];
-    if (!(is_file(p->part) && md5_matches(p->part, md5_of(o), got, err, errlen))) {
+    checksum want = expected(o);
+    if (!(is_file(p->part) && sum_matches(p->part, want, err, errlen))) {
         say(o, "%s %s\n  to %s", is_file(p->part) ? "resuming" : "downloading", url_of(o), p->part);
-        int rc = run_curl(o, p, err, errlen);
-        if (rc == CURL_RANGE_ERROR) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return fail(err, errlen, "curl_global_init failed");
+        char why[CURL_ERROR_SIZE];
+        CURLcode rc = fetch_url(o, p, why);
+        if (rc == CURLE_RANGE_ERROR) {
             say(o, "the server cannot resume a download; starting again");
             unlink(p->part);
-            rc = run_curl(o, p, err, errlen);
+            rc = fetch_url(o, p, why);
         }
-        if (rc < 0) return false;
-        if (rc != 0)
-            return fail(err, errlen, "downloading %s failed: curl exit status %d: %s%s", url_of(o),
-                        rc, curl_meaning(rc),
+        curl_global_cleanup();
+        if (rc != CURLE_OK)
+            return fail(err, errlen, "downloading %s failed: curl error %d [%s]: %s%s", url_of(o), (int)rc,
+                        why, curl_meaning(rc),
                         is_file(p->part) ? " (the partial download is kept; run again to resume)" : "");
-        say(o, "checking the MD5 of %s", p->part);
-        if (!md5_matches(p->part, md5_of(o), got, err, errlen)) {
+        say(o, "checking the %s of %s", zn_digest_name(want.kind), p->part);
+        if (!sum_matches(p->part, want, err, errlen)) {
             unlink(p->part);
             size_t n = strlen(err);
             snprintf(err + n, errlen - n, "; removed the download (the wrong file, or corrupted)");
@@ -269,8 +302,8 @@ static bool unpack(const zn_fetch_opts *o, const fetch_paths *p, char *err, size
     if (ok && !cifar_usable(fresh, err, errlen)) {
         char why[1024];
         snprintf(why, sizeof why, "%s", err);
-        ok = fail(err, errlen, "%s has the right MD5 but does not hold CIFAR-10 as expected: %s",
-                  p->archive, why);
+        ok = fail(err, errlen, "%s has the right %s but does not hold CIFAR-10 as expected: %s",
+                  p->archive, zn_digest_name(expected(o).kind), why);
     }
     ok = ok && install(p, fresh, err, errlen);
     remove_tree(staging);
@@ -288,10 +321,9 @@ static bool get_locked(const zn_fetch_opts *o, const fetch_paths *p, char *err, 
     struct stat st;
     if (lstat(p->target, &st) == 0) say(o, "%s is there but unusable (%s); getting it again", p->target, why);
     bool by_hand = is_file(p->archive);
-    char got[33];
     if (by_hand) {
         say(o, "using %s, which is already there", p->archive);
-        if (!md5_matches(p->archive, md5_of(o), got, err, errlen)) {
+        if (!sum_matches(p->archive, expected(o), err, errlen)) {
             size_t n = strlen(err);
             snprintf(err + n, errlen - n, " (remove it, or replace it with the right file)");
             return false;
@@ -300,15 +332,14 @@ static bool get_locked(const zn_fetch_opts *o, const fetch_paths *p, char *err, 
         return false;
     }
     bool ok = unpack(o, p, err, errlen);
-    if (!by_hand) unlink(p->archive); /* unpacked, or not worth keeping: it failed with the right MD5 */
+    if (!by_hand) unlink(p->archive); /* unpacked, or not worth keeping: it failed with the right checksum */
     if (!ok) return false;
     say(o, "CIFAR-10 is ready in %s", p->target);
     return true;
 }
 
-/* One `data get` per root at a time: two curls appending to one .part would corrupt it. The
- * lock is on the root folder itself (no lock file to leave behind) and curl inherits it, so a
- * download that outlives an interrupted znet still holds it. */
+/* One `data get` per root at a time: two downloads appending to one .part would corrupt it. The
+ * lock is on the root folder itself, so there is no lock file to leave behind. */
 static int lock_root(const char *root, char *err, size_t errlen)
 {
     int fd = open(root, O_RDONLY | O_DIRECTORY);
@@ -317,7 +348,7 @@ static int lock_root(const char *root, char *err, size_t errlen)
     int e = errno;
     close(fd);
     if (e == EWOULDBLOCK)
-        return fail(err, errlen, "another `znet data get` (or its curl) is working in %s; wait for it to end", root) - 1;
+        return fail(err, errlen, "another `znet data get` is working in %s; wait for it to end", root) - 1;
     return fail(err, errlen, "flock %s: %s", root, strerror(e)) - 1;
 }
 
@@ -338,9 +369,12 @@ void zn_fetch_cifar10_manual(const zn_fetch_opts *o, FILE *f)
     if (!zn_fetch_root(o, root, sizeof root)) snprintf(root, sizeof root, "~/.cache/znet");
     fprintf(f, "to get CIFAR-10 by hand: download\n  %s\n  (", url_of(o));
     if (!o->url) fprintf(f, "%lld bytes, ", ZN_CIFAR10_ARCHIVE_BYTES);
-    fprintf(f, "md5 %s; check it with `md5sum %s`)\n"
+    checksum want = expected(o);
+    bool md5 = want.kind == ZN_DIGEST_MD5;
+    fprintf(f, "%s %s; check it with `%s %s`)\n"
                "then either unpack it into the data folder:\n  tar xzf %s -C %s\n"
                "or put it at %s/%s and run `znet data get cifar10%s%s` again.\n",
-            md5_of(o), ZN_CIFAR10_ARCHIVE, ZN_CIFAR10_ARCHIVE, root, root, ZN_CIFAR10_ARCHIVE,
+            md5 ? "md5" : "sha256", want.hex, md5 ? "md5sum" : "sha256sum", ZN_CIFAR10_ARCHIVE, ZN_CIFAR10_ARCHIVE,
+            root, root, ZN_CIFAR10_ARCHIVE,
             o->dir ? " --dir " : "", o->dir ? o->dir : "");
 }

@@ -1,310 +1,188 @@
-/* tar.c: the tar reader (see tar.h). An archive is a run of 512-byte headers, each followed by
- * its data padded to 512 bytes, and ends with zero blocks. Header fields are NUL- or
- * space-terminated octal text; the checksum is the byte sum of the header with its own field
- * read as spaces. */
+/* tar.c: the archive reader (see tar.h) over libarchive: its tar formats (ustar, GNU, pax) and
+ * gzip filter read, archive_write_disk writes with the secure-extraction flags, and this file
+ * adds what those leave to the caller: gzip's checksum, the type and size checks, fixed
+ * permissions, removing a half-written file, and messages naming the archive and the entry. */
+#define _DEFAULT_SOURCE /* fchdir */
 #include "data/tar.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#define BLOCK 512
-#define CHUNK (1 << 16)
-#define MAX_PAX (1 << 16) /* pax header data we are willing to read and check */
-
-/* ustar header field offsets and widths (POSIX.1-1988) */
-enum {
-    H_NAME = 0, H_NAME_LEN = 100, H_SIZE = 124, H_SIZE_LEN = 12, H_CHKSUM = 148, H_CHKSUM_LEN = 8,
-    H_TYPE = 156, H_MAGIC = 257, H_PREFIX = 345, H_PREFIX_LEN = 155
-};
+#define BLOCK_BYTES (1 << 16)
+#define WRITE_FLAGS                                                                                   \
+    (ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |                     \
+     ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SAFE_WRITES)
 
 typedef struct {
-    gzFile gz;
     const char *archive;
     char *err;
     size_t errlen;
-    char entry[512]; /* the entry being read, for messages */
-    uint8_t buf[CHUNK];
-} tar_reader;
+    struct archive *in, *out;
+    char entry[4096]; /* the entry being unpacked, for messages and for removal when it fails */
+    bool writing;     /* entry is a file whose data has started to be written */
+} unpacker;
 
-static bool fail(tar_reader *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool fail(tar_reader *t, const char *fmt, ...)
+static bool fail(unpacker *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool fail(unpacker *u, const char *fmt, ...)
 {
-    int n = snprintf(t->err, t->errlen, "%s: ", t->archive);
-    if (n >= 0 && (size_t)n < t->errlen) {
+    int n = snprintf(u->err, u->errlen, "%s: ", u->archive);
+    if (n >= 0 && (size_t)n < u->errlen) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(t->err + n, t->errlen - (size_t)n, fmt, ap);
+        vsnprintf(u->err + n, u->errlen - (size_t)n, fmt, ap);
         va_end(ap);
     }
     return false;
 }
 
-/* zlib's last error without the "path: " it puts in front (fail names the archive). */
-static const char *gz_message(tar_reader *t, int *code)
+/* libarchive's reason for a's last failure, after what was being done. */
+static bool lib_fail(unpacker *u, struct archive *a, const char *doing)
 {
-    const char *msg = gzerror(t->gz, code);
-    size_t n = strlen(t->archive);
-    return strncmp(msg, t->archive, n) == 0 && strncmp(msg + n, ": ", 2) == 0 ? msg + n + 2 : msg;
+    const char *why = archive_error_string(a);
+    return fail(u, "%s: %s", doing, why ? why : "libarchive gave no reason (a damaged archive?)");
 }
 
-/* Why the archive stopped yielding data: cut short (plain EOF, or zlib's "unexpected end of
- * file"), corrupt compressed data, or a read error; `where` says what was being read. */
-static bool stopped(tar_reader *t, const char *where)
+/* libarchive's gzip filter leaves gzip's CRC-32 and length unchecked (a TODO in its source), so a
+ * damaged stream could unpack as wrong bytes: zlib reads the archive through once first and
+ * checks them. A plain tar passes through zlib unchanged. */
+static bool gzip_intact(unpacker *u)
 {
+    errno = 0;
+    gzFile g = gzopen(u->archive, "rb");
+    if (!g) return fail(u, "%s", errno ? strerror(errno) : "gzopen failed");
+    static _Thread_local unsigned char buf[BLOCK_BYTES];
+    while (gzread(g, buf, sizeof buf) > 0) {}
     int code;
-    const char *msg = gz_message(t, &code);
-    if (code == Z_ERRNO) return fail(t, "read: %s", strerror(errno));
-    if (code != Z_OK && code != Z_BUF_ERROR)
-        return fail(t, "corrupt compressed data %s: %s", where, msg);
-    return fail(t, "archive ends %s (truncated download?)", where);
-}
-
-/* Exactly n bytes (n <= CHUNK) into t->buf. */
-static bool read_exact(tar_reader *t, size_t n)
-{
-    if (gzread(t->gz, t->buf, (unsigned)n) == (int)n) return true;
-    char where[sizeof t->entry + 16];
-    if (t->entry[0]) snprintf(where, sizeof where, "inside '%s'", t->entry);
-    else snprintf(where, sizeof where, "without its end-of-archive blocks");
-    return stopped(t, where);
-}
-
-/* An octal field: optional leading spaces, digits, then only spaces or NULs. The base-256
- * form (high bit set) is only used for sizes over 8 GiB, which no data set here has. */
-static bool parse_octal(const uint8_t *f, size_t n, unsigned long long *out)
-{
-    size_t i = 0;
-    while (i < n && f[i] == ' ') i++;
-    unsigned long long v = 0;
-    size_t digits = 0;
-    for (; i < n && f[i] >= '0' && f[i] <= '7'; i++, digits++) {
-        if (v >> 60) return false;
-        v = v * 8 + (unsigned)(f[i] - '0');
-    }
-    for (; i < n; i++)
-        if (f[i] != ' ' && f[i] != '\0') return false;
-    *out = v;
-    return digits > 0;
-}
-
-static bool checksum_ok(const uint8_t *h)
-{
-    unsigned long long want;
-    if (!parse_octal(h + H_CHKSUM, H_CHKSUM_LEN, &want)) return false;
-    unsigned long long sum = 0;
-    long long ssum = 0; /* some old tars summed signed chars */
-    for (int i = 0; i < BLOCK; i++) {
-        uint8_t b = i >= H_CHKSUM && i < H_CHKSUM + H_CHKSUM_LEN ? ' ' : h[i];
-        sum += b;
-        ssum += (signed char)b;
-    }
-    return sum == want || (unsigned long long)ssum == want;
-}
-
-/* The entry's path, prefix/name, into out (for messages even when unsafe). */
-static void entry_name(const uint8_t *h, char *out, size_t outlen)
-{
-    bool posix = memcmp(h + H_MAGIC, "ustar\0", 6) == 0; /* GNU tar uses the prefix area otherwise */
-    size_t plen = posix ? strnlen((const char *)h + H_PREFIX, H_PREFIX_LEN) : 0;
-    size_t nlen = strnlen((const char *)h + H_NAME, H_NAME_LEN);
-    snprintf(out, outlen, "%.*s%s%.*s", (int)plen, (const char *)h + H_PREFIX, plen ? "/" : "",
-             (int)nlen, (const char *)h + H_NAME);
-}
-
-/* name with empty and "." components dropped, into out; false for an absolute path or a ".."
- * component. out may come back empty ("./"). */
-static bool safe_path(const char *name, char *out, size_t outlen)
-{
-    if (name[0] == '/') return false;
-    size_t o = 0;
-    for (const char *p = name; *p;) {
-        size_t len = strcspn(p, "/");
-        if (len == 2 && p[0] == '.' && p[1] == '.') return false;
-        if (len && !(len == 1 && p[0] == '.')) {
-            if (o + len + 2 > outlen) return false;
-            if (o) out[o++] = '/';
-            memcpy(out + o, p, len);
-            o += len;
-        }
-        p += len + (p[len] == '/');
-    }
-    out[o] = '\0';
-    return true;
-}
-
-/* The directories leading to dest/rel, and dest/rel itself when whole; an existing one must be
- * a real directory, never a symlink or a file. */
-static bool make_dirs(tar_reader *t, const char *dest, const char *rel, bool whole)
-{
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s", dest, rel);
-    if (n < 0 || (size_t)n >= sizeof path) return fail(t, "'%s': path too long", t->entry);
-    for (size_t i = strlen(dest) + 1;; i++) {
-        bool end = path[i] == '\0';
-        if (path[i] != '/' && !end) continue;
-        if (end && !whole) return true;
-        path[i] = '\0';
-        struct stat st;
-        if (mkdir(path, 0755) != 0 && !(errno == EEXIST && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-            return fail(t, "'%s': mkdir %s: %s", t->entry, path,
-                        errno == EEXIST ? "exists and is not a directory" : strerror(errno));
-        if (end) return true;
-        path[i] = '/';
-    }
-}
-
-/* Skips n bytes of the archive. */
-static bool skip(tar_reader *t, unsigned long long n)
-{
-    while (n > 0) {
-        size_t take = n < CHUNK ? (size_t)n : CHUNK;
-        if (!read_exact(t, take)) return false;
-        n -= take;
-    }
-    return true;
-}
-
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* size bytes of the archive into dest/rel, through a temporary file renamed at the end. */
-static bool extract_file(tar_reader *t, const char *dest, const char *rel, unsigned long long size)
-{
-    char path[4096], tmp[4096];
-    const char *slash = strrchr(rel, '/');
-    int dir_len = (int)strlen(dest) + (slash ? 1 + (int)(slash - rel) : 0);
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dest, rel) >= sizeof path ||
-        (size_t)snprintf(tmp, sizeof tmp, "%.*s/.znet-unpack-XXXXXX", dir_len, path) >= sizeof tmp)
-        return fail(t, "'%s': path too long", t->entry);
-    int fd = mkstemp(tmp);
-    if (fd < 0) return fail(t, "'%s': mkstemp %s: %s", t->entry, tmp, strerror(errno));
-    bool ok = true;
-    for (unsigned long long left = size; ok && left > 0;) {
-        size_t take = left < CHUNK ? (size_t)left : CHUNK;
-        ok = read_exact(t, take);
-        if (ok && !write_all(fd, t->buf, take)) ok = fail(t, "write %s: %s", tmp, strerror(errno));
-        left -= take;
-    }
-    if (ok && fchmod(fd, 0644) != 0) ok = fail(t, "fchmod %s: %s", tmp, strerror(errno));
-    if (ok && fsync(fd) != 0) ok = fail(t, "fsync %s: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && ok) ok = fail(t, "close %s: %s", tmp, strerror(errno));
-    if (ok && rename(tmp, path) != 0) ok = fail(t, "rename %s to %s: %s", tmp, path, strerror(errno));
-    if (!ok) unlink(tmp);
+    const char *msg = gzerror(g, &code), *own = strstr(msg, ": "); /* zlib puts the path first */
+    bool ok = code == Z_OK;
+    if (code == Z_ERRNO) fail(u, "read: %s", strerror(errno));
+    else if (code == Z_BUF_ERROR) fail(u, "the compressed data ends early (truncated download?)");
+    else if (!ok) fail(u, "corrupt compressed data: %s", own ? own + 2 : msg);
+    gzclose(g);
     return ok;
 }
 
-/* A pax extended header may rename or resize the next entry; we only accept those that do not
- * (e.g. timestamps, which bsdtar adds). */
-static bool check_pax(tar_reader *t, unsigned long long size)
+/* What an entry other than a file or a folder is, for the refusal. */
+static const char *kind_of(struct archive_entry *e)
 {
-    if (size >= MAX_PAX) return fail(t, "'%s': pax header of %llu bytes is too large", t->entry, size);
-    if (!read_exact(t, (size_t)size)) return false;
-    t->buf[size] = '\0';
-    static const char *const changes[] = {" path=", " linkpath=", " size="};
-    for (int i = 0; i < 3; i++)
-        if (strstr((const char *)t->buf, changes[i]))
-            return fail(t, "'%s': pax header sets%.*s, which is not supported", t->entry,
-                        (int)strlen(changes[i]) - 1, changes[i]);
+    switch (archive_entry_filetype(e)) {
+    case AE_IFLNK: return "a symbolic link";
+    case AE_IFCHR: return "a character device";
+    case AE_IFBLK: return "a block device";
+    case AE_IFIFO: return "a FIFO";
+    case AE_IFSOCK: return "a socket";
+    default: return archive_entry_hardlink(e) ? "a hard link" : NULL;
+    }
+}
+
+/* The entry's data from the archive to the file just created. */
+static bool copy_data(unpacker *u)
+{
+    const void *block;
+    size_t n;
+    la_int64_t at;
+    char doing[sizeof u->entry + 32];
+    snprintf(doing, sizeof doing, "reading '%s'", u->entry);
+    u->writing = true;
+    for (;;) {
+        int r = archive_read_data_block(u->in, &block, &n, &at);
+        if (r == ARCHIVE_EOF) return true;
+        if (r < ARCHIVE_WARN) return lib_fail(u, u->in, doing);
+        if (archive_write_data_block(u->out, block, n, at) < ARCHIVE_WARN) {
+            snprintf(doing, sizeof doing, "writing '%s'", u->entry);
+            return lib_fail(u, u->out, doing);
+        }
+    }
+}
+
+/* One entry after its header: checked, then created under the working directory. */
+static bool unpack_entry(unpacker *u, struct archive_entry *e, long long max_bytes, long long *total)
+{
+    const char *path = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    if (strlen(path) >= sizeof u->entry)
+        return fail(u, "'%.100s...': a path of %zu bytes is too long", path, strlen(path));
+    memcpy(u->entry, path, strlen(path) + 1);
+    const char *kind = kind_of(e);
+    if (kind) return fail(u, "'%s': %s; only files and folders are unpacked", u->entry, kind);
+    bool file = archive_entry_filetype(e) == AE_IFREG;
+    if (file && max_bytes > 0) {
+        la_int64_t size = archive_entry_size(e); /* compared before adding: no overflow */
+        if (size > max_bytes - *total)
+            return fail(u, "'%s': the archive's files add up to more than the %lld bytes expected", u->entry,
+                        max_bytes);
+        *total += size;
+    }
+    archive_entry_set_perm(e, file ? 0644 : 0755);
+    char doing[sizeof u->entry + 32];
+    snprintf(doing, sizeof doing, "'%s': not unpacked", u->entry);
+    if (archive_write_header(u->out, e) < ARCHIVE_WARN) return lib_fail(u, u->out, doing);
+    if (file && !copy_data(u)) return false;
+    snprintf(doing, sizeof doing, "finishing '%s'", u->entry);
+    if (archive_write_finish_entry(u->out) < ARCHIVE_WARN) return lib_fail(u, u->out, doing);
+    u->writing = false;
     return true;
 }
 
-/* One entry after its header h; *total counts file bytes against max_bytes. */
-static bool extract_entry(tar_reader *t, const uint8_t *h, const char *dest, long long max_bytes,
-                          unsigned long long *total)
+/* Every entry, then the end: an archive that stops where its end-of-archive blocks should be
+ * was cut short (libarchive reads that as a plain end; its position then stays where the next
+ * header would start). */
+static bool unpack_all(unpacker *u, long long max_bytes)
 {
-    entry_name(h, t->entry, sizeof t->entry);
-    if (memcmp(h + H_MAGIC, "ustar", 5) != 0)
-        return fail(t, "'%s': not a ustar header (not a tar archive, or an old format)", t->entry);
-    unsigned long long size;
-    if (!parse_octal(h + H_SIZE, H_SIZE_LEN, &size))
-        return fail(t, "'%s': bad size field", t->entry);
-    char type = (char)h[H_TYPE];
-    char rel[sizeof t->entry];
-    bool is_file = type == '0' || type == '\0' || type == '7';
-    if ((is_file || type == '5') && !safe_path(t->entry, rel, sizeof rel))
-        return fail(t, "'%s': refusing an absolute path or a '..' component", t->entry);
-    if (type == 'x' && !check_pax(t, size)) return false;
-    if (type == 'g' && !skip(t, size)) return false;
-    if (type == 'x' || type == 'g') return skip(t, (BLOCK - size % BLOCK) % BLOCK);
-    if (type == '5') {
-        if (size != 0) return fail(t, "'%s': directory with %llu bytes of data", t->entry, size);
-        return !rel[0] || make_dirs(t, dest, rel, true);
+    long long total = 0;
+    struct archive_entry *e;
+    for (int entries = 0;; entries++) {
+        int r = archive_read_next_header(u->in, &e);
+        if (r == ARCHIVE_EOF) {
+            if (entries == 0) return fail(u, "an empty archive");
+            if (archive_filter_bytes(u->in, 0) == archive_read_header_position(u->in))
+                return fail(u, "the archive ends without its end-of-archive blocks (truncated download?)");
+            return true;
+        }
+        if (r < ARCHIVE_WARN) {
+            char doing[64];
+            snprintf(doing, sizeof doing, "header %d", entries + 1);
+            return lib_fail(u, u->in, doing);
+        }
+        if (!unpack_entry(u, e, max_bytes, &total)) return false;
     }
-    if (!is_file)
-        return fail(t, "'%s': entry type '%c' (a link, device or GNU extension) is not supported",
-                    t->entry, type ? type : '0');
-    if (!rel[0]) return fail(t, "'%s': a file entry without a name", t->entry);
-    *total += size;
-    if (max_bytes > 0 && *total > (unsigned long long)max_bytes)
-        return fail(t, "'%s': the archive's files add up to more than the %lld bytes expected",
-                    t->entry, max_bytes);
-    return make_dirs(t, dest, rel, false) && extract_file(t, dest, rel, size) &&
-           skip(t, (BLOCK - size % BLOCK) % BLOCK);
 }
 
-/* After the end-of-archive blocks: read on to the end so gzip's CRC and length get checked
- * (zlib reports a cut stream at its end as an error code with a plain end of file). */
-static bool drain(tar_reader *t)
+/* unpack_all with dest as the working directory, and the old one back afterwards. */
+static bool unpack_in(unpacker *u, const char *dest, long long max_bytes)
 {
-    while (gzread(t->gz, t->buf, CHUNK) > 0) {}
-    int code;
-    gzerror(t->gz, &code);
-    return code == Z_OK || stopped(t, "after its end-of-archive blocks");
+    int home = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (home < 0) return fail(u, "open the working directory: %s", strerror(errno));
+    bool ok = chdir(dest) == 0 || fail(u, "chdir %s: %s", dest, strerror(errno));
+    if (ok) {
+        u->out = archive_write_disk_new();
+        ok = u->out ? archive_write_disk_set_options(u->out, WRITE_FLAGS) == ARCHIVE_OK : fail(u, "out of memory");
+        ok = ok && unpack_all(u, max_bytes);
+        if (u->out) archive_write_free(u->out);
+        if (u->writing) unlink(u->entry); /* libarchive completes it to its size on closing */
+        if (fchdir(home) != 0 && ok) ok = fail(u, "back to the working directory: %s", strerror(errno));
+    }
+    close(home);
+    return ok;
 }
 
-bool zn_tar_extract(const char *archive, const char *dest, long long max_bytes, char *err,
-                    size_t errlen)
+bool zn_tar_extract(const char *archive, const char *dest, long long max_bytes, char *err, size_t errlen)
 {
-    tar_reader *t = calloc(1, sizeof *t);
-    if (!t) {
-        snprintf(err, errlen, "%s: malloc: %s", archive, strerror(ENOMEM));
-        return false;
-    }
-    *t = (tar_reader){.archive = archive, .err = err, .errlen = errlen};
-    errno = 0;
-    t->gz = gzopen(archive, "rb");
-    bool ok = t->gz != NULL;
-    if (!ok) fail(t, "%s", errno ? strerror(errno) : "gzopen failed");
-    unsigned long long total = 0;
-    int entries = 0;
-    while (ok) {
-        t->entry[0] = '\0';
-        if (!(ok = read_exact(t, BLOCK))) break;
-        uint8_t h[BLOCK];
-        memcpy(h, t->buf, BLOCK);
-        bool zero = true;
-        for (int i = 0; i < BLOCK && zero; i++) zero = h[i] == 0;
-        if (zero) {
-            ok = entries > 0 ? drain(t) : fail(t, "an empty archive");
-            break;
-        }
-        if (!checksum_ok(h)) {
-            entry_name(h, t->entry, sizeof t->entry);
-            ok = fail(t, "header %d ('%.100s'): bad checksum (not a tar archive, or corrupt)",
-                      entries + 1, t->entry);
-            break;
-        }
-        ok = extract_entry(t, h, dest, max_bytes, &total);
-        entries++;
-    }
-    if (t->gz) gzclose(t->gz);
-    free(t);
+    unpacker u = {.archive = archive, .err = err, .errlen = errlen};
+    if (!gzip_intact(&u)) return false;
+    u.in = archive_read_new();
+    if (!u.in) return fail(&u, "out of memory");
+    bool ok = (archive_read_support_filter_gzip(u.in) == ARCHIVE_OK &&
+               archive_read_support_format_tar(u.in) == ARCHIVE_OK &&
+               archive_read_open_filename(u.in, archive, BLOCK_BYTES) == ARCHIVE_OK) ||
+              lib_fail(&u, u.in, "opening it");
+    ok = ok && unpack_in(&u, dest, max_bytes);
+    archive_read_free(u.in);
     return ok;
 }

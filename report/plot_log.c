@@ -1,4 +1,4 @@
-/* plot_log.c: reading a training log (see plot.h) record by record with the JSON reader:
+/* plot_log.c: reading a training log (see plot.h) record by record with jansson (json.h):
  * the run record names the model and seeds the test series (heads, then "vote"); each epoch
  * record adds one row, with any test_acc key not seen before as a new series. */
 #include "report/plot.h"
@@ -21,31 +21,30 @@ static bool say(char *msg, size_t len, const char *fmt, ...)
     return false;
 }
 
-/* A number or null (NAN) member; absent is NAN too unless required. */
-static bool number(const zn_json *rec, const char *key, bool required, double *out, char *msg, size_t len)
+/* A number or null (NAN) member; absent is NAN too unless required. (A number too large for a
+ * double, such as 1e400, never gets here: the reader refuses it.) */
+static bool number(const json_t *rec, const char *key, bool required, double *out, char *msg, size_t len)
 {
-    const zn_json *v = zn_json_get(rec, key);
+    const json_t *v = json_object_get(rec, key);
     *out = NAN;
     if (!v) return !required || say(msg, len, "the record lacks \"%s\"", key);
-    /* JSON has no infinity, but 1e400 reads as one (znet writes null for a non-finite value) */
-    if (v->kind == ZN_JSON_NUMBER && !isfinite(v->number))
-        return say(msg, len, "\"%s\" is out of range", key);
-    if (v->kind == ZN_JSON_NUMBER) *out = v->number;
-    else if (v->kind != ZN_JSON_NULL)
-        return say(msg, len, "\"%s\" is %s, expected a number", key, zn_json_kind_name(v->kind));
-    return !(required && v->kind == ZN_JSON_NULL) || say(msg, len, "\"%s\" is null", key);
+    if (json_is_number(v)) *out = json_number_value(v);
+    else if (!json_is_null(v))
+        return say(msg, len, "\"%s\" is %s, expected a number", key, zn_json_kind_name(v));
+    return !(required && json_is_null(v)) || say(msg, len, "\"%s\" is null", key);
 }
 
 /* A string member into out (size ZN_LOG_NAME_MAX or 1024); absent leaves out as it is. */
-static bool string(const zn_json *rec, const char *key, bool required, char *out, size_t outlen,
+static bool string(const json_t *rec, const char *key, bool required, char *out, size_t outlen,
                    char *msg, size_t len)
 {
-    const zn_json *v = zn_json_get(rec, key);
+    const json_t *v = json_object_get(rec, key);
     if (!v) return !required || say(msg, len, "the record lacks \"%s\"", key);
-    if (v->kind != ZN_JSON_STRING)
-        return say(msg, len, "\"%s\" is %s, expected a string", key, zn_json_kind_name(v->kind));
-    if (strlen(v->string) >= outlen) return say(msg, len, "\"%s\" is longer than %zu bytes", key, outlen - 1);
-    memcpy(out, v->string, strlen(v->string) + 1);
+    if (!json_is_string(v))
+        return say(msg, len, "\"%s\" is %s, expected a string", key, zn_json_kind_name(v));
+    const char *s = json_string_value(v);
+    if (strlen(s) >= outlen) return say(msg, len, "\"%s\" is longer than %zu bytes", key, outlen - 1);
+    memcpy(out, s, strlen(s) + 1);
     return true;
 }
 
@@ -62,21 +61,22 @@ static int series_index(zn_train_log *log, const char *name, char *msg, size_t l
     return log->n_series++;
 }
 
-static bool take_run(zn_train_log *log, const zn_json *rec, char *msg, size_t len)
+static bool take_run(zn_train_log *log, const json_t *rec, char *msg, size_t len)
 {
     if (!string(rec, "model", true, log->model, sizeof log->model, msg, len) ||
         !string(rec, "file", false, log->file, sizeof log->file, msg, len) ||
         !number(rec, "params", false, &log->params, msg, len) || !number(rec, "batch", false, &log->batch, msg, len) ||
         !number(rec, "epochs", false, &log->epochs_planned, msg, len))
         return false;
-    const zn_json *heads = zn_json_get(rec, "heads"), *vote = zn_json_get(rec, "vote");
-    if (heads && heads->kind != ZN_JSON_ARRAY) return say(msg, len, "\"heads\" must be an array of names");
-    for (int i = 0; heads && i < heads->n_items; i++) {
-        if (heads->items[i].kind != ZN_JSON_STRING) return say(msg, len, "\"heads\" must be an array of names");
-        if (series_index(log, heads->items[i].string, msg, len) < 0) return false;
+    const json_t *heads = json_object_get(rec, "heads"), *vote = json_object_get(rec, "vote");
+    if (heads && !json_is_array(heads)) return say(msg, len, "\"heads\" must be an array of names");
+    for (size_t i = 0; heads && i < json_array_size(heads); i++) {
+        const char *name = json_string_value(json_array_get(heads, i));
+        if (!name) return say(msg, len, "\"heads\" must be an array of names");
+        if (series_index(log, name, msg, len) < 0) return false;
     }
-    if (vote && vote->kind != ZN_JSON_BOOL) return say(msg, len, "\"vote\" must be true or false");
-    return !(vote && vote->boolean) || series_index(log, "vote", msg, len) >= 0;
+    if (vote && !json_is_boolean(vote)) return say(msg, len, "\"vote\" must be true or false");
+    return !json_is_true(vote) || series_index(log, "vote", msg, len) >= 0;
 }
 
 /* A byte count of the final record: absent (NAN), or from 0 to 2^63. */
@@ -88,7 +88,7 @@ bool zn_log_time_ok(double seconds) { return seconds >= 0 && seconds < 1e9; }
  * compare and plot. */
 static bool seconds(double v) { return isnan(v) || zn_log_time_ok(v); }
 
-static bool take_epoch(zn_train_log *log, const zn_json *rec, char *msg, size_t len)
+static bool take_epoch(zn_train_log *log, const json_t *rec, char *msg, size_t len)
 {
     zn_log_epoch e;
     if (!number(rec, "epoch", true, &e.epoch, msg, len) || !number(rec, "step", false, &e.step, msg, len) ||
@@ -100,12 +100,14 @@ static bool take_epoch(zn_train_log *log, const zn_json *rec, char *msg, size_t 
         return false;
     if (!seconds(e.time)) return say(msg, len, "\"time\" is not a number of seconds (0 to 1e9)");
     for (int i = 0; i < ZN_LOG_MAX_SERIES; i++) e.test_acc[i] = NAN;
-    const zn_json *acc = zn_json_get(rec, "test_acc");
-    if (acc && acc->kind != ZN_JSON_OBJECT)
-        return say(msg, len, "\"test_acc\" is %s, expected an object", zn_json_kind_name(acc->kind));
-    for (int i = 0; acc && i < acc->n_items; i++) {
-        int s = series_index(log, acc->items[i].key, msg, len);
-        if (s < 0 || !number(acc, acc->items[i].key, false, &e.test_acc[s], msg, len)) return false;
+    json_t *acc = json_object_get(rec, "test_acc");
+    if (acc && !json_is_object(acc))
+        return say(msg, len, "\"test_acc\" is %s, expected an object", zn_json_kind_name(acc));
+    const char *key;
+    json_t *value;
+    json_object_foreach(acc, key, value) {
+        int s = series_index(log, key, msg, len);
+        if (s < 0 || !number(acc, key, false, &e.test_acc[s], msg, len)) return false;
     }
     if (log->n_epochs % 64 == 0) {
         zn_log_epoch *grown = realloc(log->epochs, ((size_t)log->n_epochs + 64) * sizeof *grown);
@@ -117,18 +119,18 @@ static bool take_epoch(zn_train_log *log, const zn_json *rec, char *msg, size_t 
 }
 
 
-static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, char *msg, size_t len)
+static bool take_record(zn_train_log *log, const json_t *rec, bool *have_run, char *msg, size_t len)
 {
-    if (rec->kind != ZN_JSON_OBJECT) return say(msg, len, "a record must be a JSON object");
-    const zn_json *type = zn_json_get(rec, "type");
-    if (!type || type->kind != ZN_JSON_STRING) return say(msg, len, "a record needs a \"type\" string");
-    if (strcmp(type->string, "run") == 0) {
+    if (!json_is_object(rec)) return say(msg, len, "a record must be a JSON object");
+    const char *type = json_string_value(json_object_get(rec, "type"));
+    if (!type) return say(msg, len, "a record needs a \"type\" string");
+    if (strcmp(type, "run") == 0) {
         if (*have_run)
             return say(msg, len, "a second run record (one run per log file: give each run its own --log)");
         *have_run = true;
         return take_run(log, rec, msg, len);
     }
-    if (strcmp(type->string, "final") == 0) {
+    if (strcmp(type, "final") == 0) {
         if (!number(rec, "train_time", false, &log->train_time, msg, len) ||
             !number(rec, "img_per_s", false, &log->img_per_s, msg, len) ||
             !number(rec, "planned_bytes", false, &log->planned_bytes, msg, len) ||
@@ -140,7 +142,7 @@ static bool take_record(zn_train_log *log, const zn_json *rec, bool *have_run, c
         if (bad) return say(msg, len, "\"%s\" is not a byte count (0 to 2^63)", bad);
         return seconds(log->train_time) || say(msg, len, "\"train_time\" is not a number of seconds (0 to 1e9)");
     }
-    if (strcmp(type->string, "epoch") != 0) return true;
+    if (strcmp(type, "epoch") != 0) return true;
     if (!*have_run) return say(msg, len, "an epoch record before the run record");
     return take_epoch(log, rec, msg, len);
 }
@@ -159,8 +161,8 @@ bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t er
     bool ok = true, have_run = false;
     for (int lineno = 1; ok && (n = getline(&line, &cap, f)) >= 0; lineno++) {
         if (strspn(line, " \t\r\n") == (size_t)n) continue;
-        zn_json rec;
-        if (!zn_json_parse(line, (size_t)n, &rec, msg, sizeof msg)) {
+        json_t *rec = zn_json_parse_line(line, (size_t)n, msg, sizeof msg);
+        if (!rec) {
             if (line[n - 1] != '\n') { /* the last line, perhaps being written right now */
                 log->incomplete_last_line = true;
                 break;
@@ -169,10 +171,10 @@ bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t er
             bool csv = lineno == 1 && len > 4 && strcmp(path + len - 4, ".csv") == 0;
             ok = say(err, errlen, "%s:%d: %s%s", path, lineno, msg,
                      csv ? " (a CSV log: plot reads the JSON lines of `znet run --log FILE.jsonl`)" : "");
-        } else if (!take_record(log, &rec, &have_run, msg, sizeof msg)) {
+        } else if (!take_record(log, rec, &have_run, msg, sizeof msg)) {
             ok = say(err, errlen, "%s:%d: %s", path, lineno, msg);
         }
-        zn_json_free(&rec);
+        json_decref(rec);
     }
     if (ok && ferror(f)) ok = say(err, errlen, "%s: read: %s", path, strerror(errno));
     if (ok && !have_run)

@@ -205,36 +205,25 @@ static void log_header(zn_run *R)
     int64_t params = 0;
     for (int i = 0; i < R->s.n_forward; i++)
         if (R->s.graph.nodes[i].flags & ZN_NODE_PARAM) params += (int64_t)(R->s.plan.bytes[i] / sizeof(float));
-    FILE *f = R->log;
-    fputs("{\"type\":\"run\",\"model\":", f);
-    zn_json_write_string(f, R->s.graph.model_name);
-    fputs(",\"file\":", f);
-    zn_json_write_string(f, R->o->file ? R->o->file : "");
-    fprintf(f, ",\"params\":%lld,\"batch\":%d,\"epochs\":%d,\"data\":", (long long)params, R->r->batch,
-            R->r->epochs);
-    zn_json_write_string(f, R->r->data);
-    fprintf(f, ",\"seed\":%llu,\"heads\":[", R->r->seed);
-    for (int h = 0; h < R->s.n_heads; h++) {
-        if (h) fputc(',', f);
-        zn_json_write_string(f, R->head_names[h]);
-    }
-    fprintf(f, "],\"vote\":%s}\n", R->vote ? "true" : "false");
-    fflush(f);
+    json_t *heads = json_array();
+    for (int h = 0; h < R->s.n_heads; h++) json_array_append_new(heads, zn_json_text(R->head_names[h]));
+    zn_json_write_line(R->log, json_pack("{s:s, s:o, s:o, s:I, s:i, s:i, s:o, s:I, s:o, s:b}",
+                                         "type", "run", "model", zn_json_text(R->s.graph.model_name),
+                                         "file", zn_json_text(R->o->file ? R->o->file : ""),
+                                         "params", (json_int_t)params, "batch", R->r->batch, "epochs", R->r->epochs,
+                                         "data", zn_json_text(R->r->data), "seed", (json_int_t)R->r->seed,
+                                         "heads", heads, "vote", R->vote));
+    fflush(R->log);
 }
 
-/* "key":value pairs of every head's accuracy (and the vote's) from acc(head), head -1 = vote. */
-static void json_heads(const zn_run *R, FILE *f, double (*acc)(const void *, int), const void *ctx)
+/* An object of every head's accuracy (and the vote's) from acc(head), head -1 = vote. */
+static json_t *json_heads(const zn_run *R, double (*acc)(const void *, int), const void *ctx)
 {
-    for (int h = 0; h < R->s.n_heads; h++) {
-        if (h) fputc(',', f);
-        zn_json_write_string(f, R->head_names[h]);
-        fputc(':', f);
-        zn_json_write_number(f, acc(ctx, h));
-    }
-    if (R->vote) {
-        fputs(",\"vote\":", f);
-        zn_json_write_number(f, acc(ctx, -1));
-    }
+    json_t *o = json_object();
+    for (int h = 0; h < R->s.n_heads; h++)
+        json_object_set_new(o, R->head_names[h], zn_json_number(acc(ctx, h), "%.6g"));
+    if (R->vote) json_object_set_new(o, "vote", zn_json_number(acc(ctx, -1), "%.6g"));
+    return o;
 }
 
 static double metrics_acc(const void *m, int h) { return zn_metrics_acc(m, h); }
@@ -256,16 +245,13 @@ static void log_epoch(zn_run *R, int epoch, long step, float lr, double loss, do
         if (R->vote) fprintf(R->log, ",%.6f", zn_metrics_acc(m, -1));
         fprintf(R->log, ",%.3f,%.1f\n", elapsed, rate);
     } else {
-        FILE *f = R->log;
-        fprintf(f, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"lr\":", epoch, step);
-        zn_json_write_number(f, lr);
-        fputs(",\"train_loss\":", f);
-        zn_json_write_number(f, loss);
-        fputs(",\"train_acc\":", f);
-        zn_json_write_number(f, acc);
-        fputs(",\"test_acc\":{", f);
-        json_heads(R, f, metrics_acc, m);
-        fprintf(f, "},\"time\":%.3f,\"img_per_s\":%.1f}\n", elapsed, rate);
+        zn_json_write_line(R->log, json_pack("{s:s, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
+                                             "type", "epoch", "epoch", epoch, "step", (json_int_t)step,
+                                             "lr", zn_json_number(lr, "%.6g"), "train_loss", zn_json_number(loss, "%.6g"),
+                                             "train_acc", zn_json_number(acc, "%.6g"),
+                                             "test_acc", json_heads(R, metrics_acc, m),
+                                             "time", zn_json_number(elapsed, "%.3f"),
+                                             "img_per_s", zn_json_number(rate, "%.1f")));
     }
     fflush(R->log);
 }
@@ -607,11 +593,12 @@ static void report_final(zn_run *R, const zn_metrics *m, double total, double tr
     printf("\n       %.1f s total, %.1f s training, %.0f img/s; memory planned %s, arena high-water %s\n", total,
            train_time, rate, zn_format_bytes(zn_plan_total(&R->s.plan), a, sizeof a), zn_format_bytes(hw, c, sizeof c));
     if (R->log && !R->csv) {
-        fprintf(R->log, "{\"type\":\"final\",\"time\":%.3f,\"train_time\":%.3f,\"img_per_s\":%.1f,"
-                        "\"planned_bytes\":%zu,\"high_water_bytes\":%zu,\"best\":{",
-                total, train_time, rate, zn_plan_total(&R->s.plan), hw);
-        json_heads(R, R->log, best_acc, R);
-        fprintf(R->log, "}}\n");
+        zn_json_write_line(R->log, json_pack("{s:s, s:o, s:o, s:o, s:I, s:I, s:o}",
+                                             "type", "final", "time", zn_json_number(total, "%.3f"),
+                                             "train_time", zn_json_number(train_time, "%.3f"),
+                                             "img_per_s", zn_json_number(rate, "%.1f"),
+                                             "planned_bytes", (json_int_t)zn_plan_total(&R->s.plan),
+                                             "high_water_bytes", (json_int_t)hw, "best", json_heads(R, best_acc, R)));
     }
 }
 
