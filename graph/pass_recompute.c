@@ -21,10 +21,11 @@ typedef struct {
     bool *head;       /* per forward node: it heads a segment (a stitch or concat) */
 } ctx;
 
+/* convs: the ops recomputed within the budget (convs) count as cheap too (op_list.h's column). */
 static bool is_cheap(const zn_graph *g, int id, bool convs)
 {
-    zn_op op = g->nodes[id].op;
-    return op == ZN_OP_BATCHNORM || op == ZN_OP_RELU || op == ZN_OP_SCALE || (convs && op == ZN_OP_CONV2D);
+    zn_recompute r = zn_ops[g->nodes[id].op].recompute;
+    return r == ZN_RECOMPUTE_CHEAP || (convs && r == ZN_RECOMPUTE_BUDGET);
 }
 
 static int64_t macs(const zn_graph *g, int id)
@@ -59,14 +60,15 @@ static int segment_end(const ctx *c, int s)
     return end;
 }
 
-/* Multiply-adds of the convs in every segment. */
+/* Multiply-adds of the budgeted ops (convs) in every segment. */
 static int64_t segment_conv_macs(const ctx *c)
 {
     int64_t total = 0;
     for (int s = 0; s < c->n_fwd; s++) {
         int end = c->head[s] ? segment_end(c, s) : -1;
         for (int x = s; end >= 0 && x >= 0; x = x == end ? -1 : c->next[x])
-            if (c->g->nodes[x].op == ZN_OP_CONV2D) total += macs(c->g, x);
+            if (zn_ops[c->g->nodes[x].op].recompute == ZN_RECOMPUTE_BUDGET)
+                total += macs(c->g, x);
     }
     return total;
 }

@@ -77,6 +77,7 @@ static bool passes(const zn_compile_opts *o, zn_compiled *c, const zn_pass *stop
     if (o->path && !zn_passes_run(&c->graph, o->no_pass, o->n_no_pass, &trace, err, sizeof err))
         return fail(c, ZN_COMPILE_PASSES, "%s", err);
     c->fingerprint = c->graph.model_hash ? c->graph.model_hash : zn_graph_hash(&c->graph);
+    c->fingerprint_v1 = c->graph.model_hash ? c->graph.model_hash_v1 : zn_graph_hash_v1(&c->graph);
     c->n_forward = c->graph.n_nodes;
     if (o->mode == ZN_COMPILE_FORWARD || (stop && stop->stage == ZN_STAGE_FORWARD)) return true;
     if (!zn_passes_finish(&c->graph, o->mode == ZN_COMPILE_TRAINING, o->no_pass, o->n_no_pass, &trace, err,

@@ -54,6 +54,7 @@ typedef struct {
     zn_graph graph;       /* mode's graph: forward nodes [0, n_forward), then backward ones */
     int n_forward;
     uint64_t fingerprint; /* the model's (zn_graph.model_hash, before any pass): what checkpoints match */
+    uint64_t fingerprint_v1; /* the same as checkpoint format version 1 computed it (0: none) */
     zn_recipe recipe;     /* the train section after --set values (started from a path only) */
     zn_diag diag;         /* the source texts, when started from a path (spans point into them) */
     zn_plan plan;         /* with a batch */

@@ -43,6 +43,7 @@ static bool session_init(zn_session *s, const zn_graph *g, const zn_backend_ops 
     s->graph = c.graph;
     s->n_forward = c.n_forward;
     s->fingerprint = c.fingerprint;
+    s->fingerprint_v1 = c.fingerprint_v1;
     s->plan = c.plan;
     s->be = c.be;
     snprintf(s->err, sizeof s->err, "%s", c.err);

@@ -634,6 +634,21 @@ static void build_relu(net *t)
     unary_case(t, ZN_OP_RELU, zn_attrs_default(), 2, 4);
 }
 
+static void build_gelu(net *t)
+{
+    unary_case(t, ZN_OP_GELU, zn_attrs_default(), 2, 4);
+}
+
+static void build_silu(net *t)
+{
+    unary_case(t, ZN_OP_SILU, zn_attrs_default(), 3, 3);
+}
+
+static void build_sigmoid(net *t)
+{
+    unary_case(t, ZN_OP_SIGMOID, zn_attrs_default(), 2, 5);
+}
+
 static void build_xent(net *t) /* logits straight from the grid: smoothing, mean, a weight */
 {
     zn_attrs a = zn_attrs_default();
@@ -695,6 +710,9 @@ static const gc_case cases[] = {
     {"add x + x", ZN_OP_ADD, build_add_same, 2, 5},
     {"scale -0.375", ZN_OP_SCALE, build_scale, 2, 5},
     {"relu", ZN_OP_RELU, build_relu, 2, 5},
+    {"gelu", ZN_OP_GELU, build_gelu, 2, 5},
+    {"silu", ZN_OP_SILU, build_silu, 2, 5},
+    {"sigmoid", ZN_OP_SIGMOID, build_sigmoid, 2, 5},
     {"xent smoothing 0.1, mean, weight 0.7", ZN_OP_XENT, build_xent, 3, 5},
     {"two heads on one tensor", ZN_OP_XENT, build_two_heads, 2, 5},
 };
