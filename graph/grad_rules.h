@@ -30,5 +30,7 @@ ZN_GRAD_RULE(flatten);
 ZN_GRAD_RULE(stitch);
 ZN_GRAD_RULE(xent);
 ZN_GRAD_RULE(ztower);
+ZN_GRAD_RULE(dropout);
+ZN_GRAD_RULE(mul);
 
 #endif

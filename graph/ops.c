@@ -180,6 +180,37 @@ static bool infer_add(zn_graph *g, int id, char *err, size_t errlen)
     return true;
 }
 
+static bool infer_dropout(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const float p = g->nodes[id].attr.drop;
+    if (!(p >= 0 && p < 1)) return zn_fail(err, errlen, "p = %g is outside [0, 1)", p);
+    return infer_same(g, id, err, errlen);
+}
+
+/* Whether b is a gate of a: b[C] over a[C, ...], both per example or neither. */
+static bool is_gate(const zn_shape *a, const zn_shape *b)
+{
+    return b->rank == 1 && a->rank >= 2 && b->dim[0] == a->dim[0] && b->batched == a->batched;
+}
+
+/* MUL(a, b): b of a's shape, or a [C] gate over a [C, ...]. */
+static bool infer_mul(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *a = src_shape(g, id, 0), *b = src_shape(g, id, 1);
+    if (!expect(a, -1, "a", "", err, errlen) || !expect(b, -1, "b", "", err, errlen)) return false;
+    if (!zn_shape_eq(a, b) && !is_gate(a, b)) {
+        if (a->rank < 2)
+            return zn_fail(err, errlen, "cannot multiply %s by %s: the shapes must be equal",
+                           shape_text(a).s, shape_text(b).s);
+        zn_shape gate = {.rank = 1, .dim = {a->dim[0]}, .batched = a->batched};
+        return zn_fail(err, errlen, "cannot multiply %s by %s: expected the same shape or a "
+                       "per-channel gate %s", shape_text(a).s, shape_text(b).s,
+                       shape_text(&gate).s);
+    }
+    set_out(g, id, a, a->rank, a->dim);
+    return true;
+}
+
 /* MAXPOOL, AVGPOOL. */
 static bool infer_pool(zn_graph *g, int id, char *err, size_t errlen)
 {
@@ -450,6 +481,19 @@ static bool infer_like(zn_graph *g, int id, int k, char *err, size_t errlen)
 static bool infer_like_first(zn_graph *g, int id, char *err, size_t errlen)
 {
     return infer_like(g, id, 0, err, errlen);
+}
+
+/* MUL_SUM(dy[C, ...], a[C, ...]): the gate's gradient [C]. */
+static bool infer_mul_sum(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *dy = src_shape(g, id, 0), *a = src_shape(g, id, 1);
+    if (!expect(dy, -1, "dy", "", err, errlen) || !expect(a, -1, "a", "", err, errlen))
+        return false;
+    if (dy->rank < 2 || !zn_shape_eq(dy, a))
+        return zn_fail(err, errlen, "dy %s and a %s must be one shape [C, ...]", shape_text(dy).s,
+                       shape_text(a).s);
+    set_out(g, id, dy, 1, dy->dim);
+    return true;
 }
 
 /* STITCH_BWD: the gradient of input attr.axis. */
@@ -769,6 +813,9 @@ const zn_op_info zn_ops[ZN_OP_COUNT] = {
     [ZN_OP_ZTOWER] = {"ztower", 6, -1, infer_ztower, macs_ztower, true,
                       "inputs..., w, gamma, beta, running_mean, running_var", ZTOWER,
                       zn_grad_ztower},
+    [ZN_OP_DROPOUT] = {"dropout", 1, 1, infer_dropout, macs_none, true, "x", ZN_ATTR_DROP,
+                       zn_grad_dropout},
+    [ZN_OP_MUL] = {"mul", 2, 2, infer_mul, macs_none, true, "a, b", 0, zn_grad_mul},
 
     [ZN_OP_CONV2D_BWD_DATA] = {"conv2d_bwd_data", 2, 2, infer_conv2d_bwd_data,
                                macs_conv2d_bwd_data, false, "dy, w", CONV},
@@ -805,6 +852,7 @@ const zn_op_info zn_ops[ZN_OP_COUNT] = {
                            "inputs..., w, gamma, beta, dz", ZTOWER},
     [ZN_OP_ZTOWER_BWD] = {"ztower_bwd", 4, -1, infer_ztower_bwd, macs_ztower, false,
                           "inputs..., w, coef, dz", ZTOWER | ZN_ATTR_AXIS},
+    [ZN_OP_MUL_SUM] = {"mul_sum", 2, 2, infer_mul_sum, macs_none, false, "dy, a", 0},
 
     [ZN_OP_BN_FOLD_WEIGHT] = {"bn_fold_weight", 3, 3, infer_bn_fold_weight, macs_none, false,
                               "w, gamma, running_var", ZN_ATTR_EPS},

@@ -29,6 +29,9 @@ typedef enum {
                              gmp(relu(batchnorm(conv2d(stitch(r), w)))) in one node that runs the
                              batch in slices (graph/pass_ztower.c; after XENT so the forward ops'
                              numbers, which graph hashes read, stay) */
+    ZN_OP_DROPOUT,        /* x -> x / (1 - attr.drop) where attr.stream's mask keeps it, else 0;
+                             the identity outside training (backends/dropout_mask.h) */
+    ZN_OP_MUL,            /* a, b -> a * b: b of a's shape, or b[C] a gate over a[C, ...] */
 
     /* Backward ops, appended by autodiff (graph/autodiff.c). Each node's shape is the shape of the
      * gradient it produces (autodiff copies it from the forward tensor); attrs are the forward
@@ -59,6 +62,8 @@ typedef enum {
                                  (dx = kx*x + kb + ka*dy), dgamma and dbeta (docs/passes.md) */
     ZN_OP_ZTOWER_BWD,         /* r_0 .. r_{K-1}, w, coef, dz -> d r_k for k = attr.axis
                                  < K, dw for attr.axis = K */
+    ZN_OP_MUL_SUM,            /* dy[C, ...], a[C, ...] -> [C]: per channel, the sum of dy * a
+                                 (the gradient of a MUL's gate) */
 
     /* Inference ops, built by inference passes (graph/pass_fold_bn.c) from the parameters of
      * layers they fold; never differentiated. */
@@ -88,6 +93,7 @@ enum {
     ZN_ATTR_WEIGHT = 1u << 15,
     ZN_ATTR_REDUCTION = 1u << 16,
     ZN_ATTR_INIT = 1u << 17,
+    ZN_ATTR_DROP = 1u << 18, /* drop and stream */
 };
 
 /* A forward op's gradient rule (graph/grad_rules.c). dy is the node holding the gradient of node

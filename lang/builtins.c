@@ -363,6 +363,29 @@ static zn_value lower_add(zn_eval *ev, const zn_builtin *b, zn_value *a, const z
     return zn_eval_emit(ev, ZN_OP_ADD, src, 2, NULL, "add", call->span, call);
 }
 
+static zn_value lower_mul(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
+                          const zn_ast *call)
+{
+    (void)b, (void)at;
+    return zn_eval_mul(ev, call, a[0].node, a[1].node);
+}
+
+/* Each dropout gets its own mask stream: the number of dropouts the model made before it. */
+static zn_value lower_dropout(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
+                              const zn_ast *call)
+{
+    double p = zn_val_number(&a[1]);
+    if (!(p >= 0 && zn_f32(p) < 1)) { /* 0.99999999 is 1 as a float32: a division by zero */
+        zn_diag_error(ev->diag, at[1], "%s: p (the share of elements zeroed) must be in [0, 1), got %g",
+                      b->name, p);
+        return zn_val_error();
+    }
+    zn_attrs attr = zn_attrs_default();
+    attr.drop = zn_f32(p);
+    for (int i = 0; i < ev->g->n_nodes; i++) attr.stream += ev->g->nodes[i].op == ZN_OP_DROPOUT;
+    return zn_eval_emit(ev, ZN_OP_DROPOUT, &a[0].node, 1, &attr, "dropout", call->span, call);
+}
+
 static zn_value lower_scale(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
                             const zn_ast *call)
 {
@@ -581,7 +604,9 @@ const zn_builtin zn_layer_builtins[] = {
     {"flatten", {{"x", T, NULL}}, lower_unary},
     {"linear", {{"x", T, NULL}, {"out", I, NULL}, {"bias", B, "true"}}, lower_linear},
     {"add", {{"a", T, NULL}, {"b", T, NULL}}, lower_add},
+    {"mul", {{"a", T, NULL}, {"b", T, NULL}}, lower_mul},
     {"scale", {{"x", T, NULL}, {"by", F, NULL}}, lower_scale},
+    {"dropout", {{"x", T, NULL}, {"p", F, "0.5"}}, lower_dropout},
     {"concat", {{"xs", TS, NULL}, {"axis", I, "0"}}, lower_concat},
     {"resample", {{"x", T, NULL}, {"factor", P, "0"}, {"size", P, "0"}, {"mode", S, "\"max\""}}, lower_resample},
     {"transpose", {{"x", T, NULL}, {"perm", A, NULL}}, lower_transpose},

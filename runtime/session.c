@@ -107,6 +107,7 @@ bool zn_session_init_params(zn_session *s, uint64_t seed)
 {
     zn_rng rng;
     zn_rng_init(&rng, seed);
+    s->seed = seed;
     for (int i = 0; i < s->n_forward; i++) {
         const zn_node *n = &s->graph.nodes[i];
         if (!(n->flags & (ZN_NODE_PARAM | ZN_NODE_STATE))) continue;
@@ -158,6 +159,7 @@ bool zn_session_train_step(zn_session *s, const zn_optim_step *step)
         return false;
     }
     if (s->be->ops->set_training) s->be->ops->set_training(s->be, true);
+    if (s->be->ops->set_rng) s->be->ops->set_rng(s->be, s->seed, (uint64_t)step->t);
     if (!s->be->ops->compute(s->be, &s->graph, &s->plan, 0, s->graph.n_nodes - 1) ||
         !s->be->ops->optimize(s->be, &s->graph, &s->plan, step))
         return fail_backend(s);

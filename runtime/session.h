@@ -24,6 +24,8 @@ typedef struct {
     zn_backend *be;
     int image;            /* INPUT node fed with images (-1 if none) */
     int label;            /* label INPUT node (-1 if none) */
+    uint64_t seed;        /* of zn_session_init_params: with a step's t, the key of its dropout
+                             masks */
     int heads[64];        /* XENT nodes, in graph order */
     int n_heads;
     char err[1024];       /* the last failure */
@@ -51,7 +53,7 @@ bool zn_session_init_params(zn_session *s, uint64_t seed);
 bool zn_session_feed(zn_session *s, const float *images, const int32_t *labels);
 /* Forward only (batch norm with running statistics unless training is true). */
 bool zn_session_forward(zn_session *s, bool training);
-/* Forward, backward and one optimizer step. */
+/* Forward, backward and one optimizer step; dropout masks are keyed by (seed, step->t). */
 bool zn_session_train_step(zn_session *s, const zn_optim_step *step);
 /* The weighted sum of the head losses of the last run, each summed over the batch (a head with
  * reduction "mean" counts batch times), so that a sum of these over an epoch divided by the
