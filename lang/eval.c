@@ -195,7 +195,7 @@ static zn_value type_error(zn_eval *ev, const zn_ast *e, const zn_value *a, cons
         zn_diag_error(ev->diag, e->span, "operator '%s' is not defined for %s", zn_ast_op_str(e->op),
                       zn_val_kind_name(a->kind));
     if (b && (is_tensor(a) || is_tensor(b)))
-        zn_diag_hint(ev->diag, "tensors support t1 + t2 (same shape), t1 * t2 (same shape, or t2 "
+        zn_diag_hint(ev->diag, "tensors support t1 + t2 (same shape), t1 * t2 (same shape, or one "
                                "a [C] gate) and t * number");
     return zn_val_error();
 }
