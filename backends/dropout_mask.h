@@ -8,16 +8,12 @@
 
 #include <stdint.h>
 
-#ifdef __CUDACC__
-#define ZN_HOST_DEVICE __host__ __device__
-#else
-#define ZN_HOST_DEVICE
-#endif
+#include "backends/eltwise_math.h" /* ZN_EW_FN: host and device functions under nvcc */
 
 #define ZN_MASK_GOLDEN 0x9E3779B97F4A7C15ull /* splitmix64's increment */
 
 /* splitmix64's finalizer: a bijection of 64-bit words with full avalanche. */
-static inline ZN_HOST_DEVICE uint64_t zn_mask_mix(uint64_t z)
+ZN_EW_FN uint64_t zn_mask_mix(uint64_t z)
 {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -43,13 +39,13 @@ static inline zn_dropout_mask zn_dropout_mask_of(uint64_t seed, uint64_t step, u
 }
 
 /* Whether element i is kept. */
-static inline ZN_HOST_DEVICE int zn_dropout_keeps(const zn_dropout_mask *m, uint64_t i)
+ZN_EW_FN int zn_dropout_keeps(const zn_dropout_mask *m, uint64_t i)
 {
     return (uint32_t)(zn_mask_mix(m->key + (i + 1) * ZN_MASK_GOLDEN) >> 40) >= m->threshold;
 }
 
 /* y = x / (1 - p) where kept, 0 elsewhere: one rounding, the same on every device. */
-static inline ZN_HOST_DEVICE float zn_dropout_apply(const zn_dropout_mask *m, uint64_t i, float x)
+ZN_EW_FN float zn_dropout_apply(const zn_dropout_mask *m, uint64_t i, float x)
 {
     return zn_dropout_keeps(m, i) ? x * m->scale : 0.0f;
 }

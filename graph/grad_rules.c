@@ -69,10 +69,17 @@ ZN_GRAD_RULE(batchnorm) /* x, gamma, beta, running_mean, running_var (state: no 
          (const int[]){s[0], s[1], dy, dsrc[1], dsrc[2]}, n, NULL);
 }
 
-ZN_GRAD_RULE(relu) /* reads its own output: relu(x) > 0 exactly where x > 0 */
-{
-    unary_with(g, id, dy, want, dsrc, ZN_OP_RELU_BWD, id);
-}
+/* An element-wise op's backward op reads its input x (INPUT) or its own output y (OUTPUT: relu,
+ * as relu(x) > 0 exactly where x > 0), and dy. */
+#define EW_READS_INPUT g->nodes[id].src[0]
+#define EW_READS_OUTPUT id
+#define EW_RULE(OP, E, fn, reads)                                                  \
+    ZN_GRAD_RULE(fn)                                                               \
+    {                                                                              \
+        unary_with(g, id, dy, want, dsrc, ZN_OP_##E##_BWD, EW_READS_##reads);      \
+    }
+ZN_OP_LIST(ZN_OP_SKIP, EW_RULE)
+#undef EW_RULE
 
 ZN_GRAD_RULE(maxpool)
 {

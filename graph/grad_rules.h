@@ -15,7 +15,6 @@ int zn_grad_node(zn_graph *g, int fwd, int of, zn_op op, const int *src, int n_s
 #define ZN_GRAD_RULE(op) void zn_grad_##op(zn_graph *g, int id, int dy, const bool *want, int *dsrc)
 ZN_GRAD_RULE(conv2d);
 ZN_GRAD_RULE(batchnorm);
-ZN_GRAD_RULE(relu);
 ZN_GRAD_RULE(maxpool);
 ZN_GRAD_RULE(avgpool);
 ZN_GRAD_RULE(global_maxpool);
@@ -32,5 +31,9 @@ ZN_GRAD_RULE(xent);
 ZN_GRAD_RULE(ztower);
 ZN_GRAD_RULE(dropout);
 ZN_GRAD_RULE(mul);
+/* The element-wise ops' rules, one per EW row of op_list.h (grad_rules.c generates them). */
+#define ZN_GRAD_RULE_EW(OP, E, fn, reads) ZN_GRAD_RULE(fn);
+ZN_OP_LIST(ZN_OP_SKIP, ZN_GRAD_RULE_EW)
+#undef ZN_GRAD_RULE_EW
 
 #endif

@@ -145,6 +145,7 @@ void zn_graph_copy(zn_graph *dst, const zn_graph *src)
         zn_graph_add_metric(dst, m->kind, m->heads, m->n_heads, m->name, m->span);
     }
     dst->model_hash = src->model_hash;
+    dst->model_hash_v1 = src->model_hash_v1;
 }
 
 /* The arity message, e.g. "needs 2 to 3 sources (x, w[, b]), got 1". */

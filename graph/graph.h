@@ -107,6 +107,8 @@ struct zn_graph {
                             some passes off loads with them on. That holds while no pass
                             reorders parameter or state nodes (none does; the parameter count is
                             checked too): a checkpoint stores them in graph order */
+    uint64_t model_hash_v1; /* zn_graph_hash_v1 of the same graph, set with model_hash: what a
+                               checkpoint of format version 1 holds */
 };
 
 /* The z-tower ops (ZTOWER, ZTOWER_COEF, ZTOWER_BWD) read their stitched inputs first, then the
@@ -134,8 +136,11 @@ bool zn_graph_infer(zn_graph *g, int id, char *err, size_t errlen);
 int zn_graph_add_metric(zn_graph *g, zn_metric_kind kind, const int *heads, int n_heads,
                         const char *name, zn_span span);
 
-/* A fingerprint of the forward graph (ops, shapes, attributes, names) for checkpoints. */
+/* A fingerprint of the forward graph (ops by name, shapes, attributes, names) for checkpoints. */
 uint64_t zn_graph_hash(const zn_graph *g);
+/* The fingerprint as checkpoint format version 1 computed it (ops by their version-1 enum
+ * numbers); 0 for a graph with an op version 1 did not have. */
+uint64_t zn_graph_hash_v1(const zn_graph *g);
 
 /* A copy with its own storage (passes rewrite copies). */
 void zn_graph_copy(zn_graph *dst, const zn_graph *src);

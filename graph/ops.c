@@ -1,5 +1,5 @@
-/* ops.c: the op table: for every op its name, arity, shape rule and multiply-add count, and for
- * every forward op its gradient rule (graph/grad_rules.c).
+/* ops.c: the op table zn_ops[], expanded from graph/op_list.h, and the shape and multiply-add
+ * rules its rows name (gradient rules are in graph/grad_rules.c).
  * Shape rules see sources that zn_graph_infer already checked (extents >= 1, at most 2^31
  * elements per example) and write only the message body; zn_graph_infer prefixes the op's name
  * and checks the size of what a rule produces, so extents computed from int attributes fit in
@@ -161,7 +161,7 @@ static bool infer_batchnorm(zn_graph *g, int id, char *err, size_t errlen)
     return true;
 }
 
-/* RELU, SCALE: elementwise over one float tensor. */
+/* Element-wise ops and SCALE: the shape of their one float source. */
 static bool infer_same(zn_graph *g, int id, char *err, size_t errlen)
 {
     const zn_shape *x = src_shape(g, id, 0);
@@ -771,99 +771,33 @@ static int64_t macs_linear_bwd_weight(const zn_graph *g, int id) /* x, dy -> dw[
     return zn_shape_numel(&g->nodes[id].shape);
 }
 
-#define WINDOW (ZN_ATTR_KERNEL | ZN_ATTR_STRIDE | ZN_ATTR_PAD)
-#define CONV (WINDOW | ZN_ATTR_DILATION | ZN_ATTR_GROUPS | ZN_ATTR_OUT)
-#define XENT (ZN_ATTR_SMOOTHING | ZN_ATTR_WEIGHT | ZN_ATTR_REDUCTION)
-#define ZTOWER (ZN_ATTR_SIZE | ZN_ATTR_MODE | WINDOW | ZN_ATTR_DILATION | ZN_ATTR_EPS | \
-                ZN_ATTR_MOMENTUM)
+/* The rows of op_list.h as zn_op_info, each at its own enum value. The lang column arrives
+ * expanded, as three values: count, name, alias. */
+#define LANG_NAMES(n, name, alias) {name, alias}
+#define ROW(E, name, kind, min_src, max_src, srcs, attrs, infer, macs, grad, in_place, recompute, \
+            lower, lang)                                                                          \
+    [ZN_OP_##E] = {name, ZN_OP_KIND_##kind, min_src, max_src, srcs, attrs, infer, macs, grad,      \
+                   in_place, ZN_RECOMPUTE_##recompute, LANG_NAMES(lang)},
+const zn_op_info zn_ops[ZN_OP_COUNT] = {ZN_OP_EACH(ROW)};
+#undef ROW
 
-const zn_op_info zn_ops[ZN_OP_COUNT] = {
-    [ZN_OP_INPUT] = {"input", 0, 0, infer_leaf, macs_none, false, "", ZN_ATTR_OUT},
-    [ZN_OP_PARAM] = {"param", 0, 0, infer_leaf, macs_none, false, "", ZN_ATTR_INIT},
-    [ZN_OP_CONV2D] = {"conv2d", 2, 3, infer_conv2d, macs_conv2d, true, "x, w[, b]", CONV,
-                      zn_grad_conv2d},
-    [ZN_OP_BATCHNORM] = {"batchnorm", 5, 5, infer_batchnorm, macs_none, true,
-                         "x, gamma, beta, running_mean, running_var",
-                         ZN_ATTR_EPS | ZN_ATTR_MOMENTUM, zn_grad_batchnorm},
-    [ZN_OP_RELU] = {"relu", 1, 1, infer_same, macs_none, true, "x", 0, zn_grad_relu},
-    [ZN_OP_MAXPOOL] = {"maxpool", 1, 1, infer_pool, macs_none, true, "x", WINDOW,
-                       zn_grad_maxpool},
-    [ZN_OP_AVGPOOL] = {"avgpool", 1, 1, infer_pool, macs_none, true, "x", WINDOW,
-                       zn_grad_avgpool},
-    [ZN_OP_GLOBAL_MAXPOOL] = {"global_maxpool", 1, 1, infer_global_pool, macs_none, true, "x", 0,
-                              zn_grad_global_maxpool},
-    [ZN_OP_GLOBAL_AVGPOOL] = {"global_avgpool", 1, 1, infer_global_pool, macs_none, true, "x", 0,
-                              zn_grad_global_avgpool},
-    [ZN_OP_LINEAR] = {"linear", 2, 3, infer_linear, macs_linear, true, "x, w[, b]", ZN_ATTR_OUT,
-                      zn_grad_linear},
-    [ZN_OP_ADD] = {"add", 2, 2, infer_add, macs_none, true, "a, b", 0, zn_grad_add},
-    [ZN_OP_SCALE] = {"scale", 1, 1, infer_same, macs_none, true, "x", ZN_ATTR_SCALE,
-                     zn_grad_scale},
-    [ZN_OP_CONCAT] = {"concat", 1, -1, infer_concat, macs_none, true, "inputs...", ZN_ATTR_AXIS,
-                      zn_grad_concat},
-    [ZN_OP_RESAMPLE] = {"resample", 1, 1, infer_resample, macs_none, true, "x",
-                        ZN_ATTR_FACTOR | ZN_ATTR_SIZE | ZN_ATTR_MODE, zn_grad_resample},
-    [ZN_OP_TRANSPOSE] = {"transpose", 1, 1, infer_transpose, macs_none, true, "x", ZN_ATTR_PERM,
-                         zn_grad_transpose},
-    [ZN_OP_FLATTEN] = {"flatten", 1, 1, infer_flatten, macs_none, true, "x", 0, zn_grad_flatten},
-    [ZN_OP_STITCH] = {"stitch", 1, -1, infer_stitch, macs_none, true, "inputs...",
-                      ZN_ATTR_SIZE | ZN_ATTR_MODE, zn_grad_stitch},
-    [ZN_OP_XENT] = {"xent", 2, 2, infer_xent, macs_none, true, "logits, label", XENT,
-                    zn_grad_xent},
-    [ZN_OP_ZTOWER] = {"ztower", 6, -1, infer_ztower, macs_ztower, true,
-                      "inputs..., w, gamma, beta, running_mean, running_var", ZTOWER,
-                      zn_grad_ztower},
-    [ZN_OP_DROPOUT] = {"dropout", 1, 1, infer_dropout, macs_none, true, "x", ZN_ATTR_DROP,
-                       zn_grad_dropout},
-    [ZN_OP_MUL] = {"mul", 2, 2, infer_mul, macs_none, true, "a, b", 0, zn_grad_mul},
-
-    [ZN_OP_CONV2D_BWD_DATA] = {"conv2d_bwd_data", 2, 2, infer_conv2d_bwd_data,
-                               macs_conv2d_bwd_data, false, "dy, w", CONV},
-    [ZN_OP_CONV2D_BWD_FILTER] = {"conv2d_bwd_filter", 2, 2, infer_conv2d_bwd_filter,
-                                 macs_conv2d_bwd_filter, false, "x, dy", CONV},
-    [ZN_OP_BIAS_BWD] = {"bias_bwd", 1, 1, infer_channel_grad, macs_none, false, "dy", 0},
-    [ZN_OP_BATCHNORM_BWD_DATA] = {"batchnorm_bwd_data", 3, 5, infer_like_first, macs_none, false,
-                                  "x, gamma, dy[, dgamma, dbeta]", ZN_ATTR_EPS},
-    [ZN_OP_BATCHNORM_BWD_GAMMA] = {"batchnorm_bwd_gamma", 2, 2, infer_channel_grad, macs_none,
-                                   false, "x, dy", ZN_ATTR_EPS},
-    [ZN_OP_RELU_BWD] = {"relu_bwd", 2, 2, infer_like_first, macs_none, false, "y, dy", 0},
-    [ZN_OP_MAXPOOL_BWD] = {"maxpool_bwd", 2, 2, infer_like_first, macs_none, false, "x, dy",
-                           WINDOW},
-    [ZN_OP_AVGPOOL_BWD] = {"avgpool_bwd", 1, 1, infer_avgpool_bwd, macs_none, false, "dy",
-                           WINDOW},
-    [ZN_OP_GLOBAL_MAXPOOL_BWD] = {"global_maxpool_bwd", 2, 2, infer_like_first, macs_none, false,
-                                  "x, dy", 0},
-    [ZN_OP_GLOBAL_AVGPOOL_BWD] = {"global_avgpool_bwd", 1, 1, infer_global_avgpool_bwd,
-                                  macs_none, false, "dy", 0},
-    [ZN_OP_LINEAR_BWD_DATA] = {"linear_bwd_data", 2, 2, infer_linear_bwd_data, macs_linear, false,
-                               "dy, w", 0},
-    [ZN_OP_LINEAR_BWD_WEIGHT] = {"linear_bwd_weight", 2, 2, infer_linear_bwd_weight,
-                                 macs_linear_bwd_weight, false, "x, dy", 0},
-    [ZN_OP_SLICE] = {"slice", 1, 1, infer_slice, macs_none, false, "dy",
-                     ZN_ATTR_AXIS | ZN_ATTR_SIZE},
-    [ZN_OP_RESAMPLE_BWD] = {"resample_bwd", 2, 2, infer_like_first, macs_none, false, "x, dy",
-                            ZN_ATTR_MODE},
-    [ZN_OP_RESHAPE] = {"reshape", 1, 1, infer_reshape, macs_none, false, "x", 0},
-    [ZN_OP_STITCH_BWD] = {"stitch_bwd", 2, -1, infer_stitch_bwd, macs_none, false,
-                          "inputs..., dz", ZN_ATTR_AXIS | ZN_ATTR_MODE},
-    [ZN_OP_XENT_BWD] = {"xent_bwd", 2, 2, infer_like_first, macs_none, false, "logits, label",
-                        XENT},
-    [ZN_OP_ZTOWER_COEF] = {"ztower_coef", 5, -1, infer_ztower_coef, macs_ztower, false,
-                           "inputs..., w, gamma, beta, dz", ZTOWER},
-    [ZN_OP_ZTOWER_BWD] = {"ztower_bwd", 4, -1, infer_ztower_bwd, macs_ztower, false,
-                          "inputs..., w, coef, dz", ZTOWER | ZN_ATTR_AXIS},
-    [ZN_OP_MUL_SUM] = {"mul_sum", 2, 2, infer_mul_sum, macs_none, false, "dy, a", 0},
-
-    [ZN_OP_BN_FOLD_WEIGHT] = {"bn_fold_weight", 3, 3, infer_bn_fold_weight, macs_none, false,
-                              "w, gamma, running_var", ZN_ATTR_EPS},
-    [ZN_OP_BN_FOLD_BIAS] = {"bn_fold_bias", 4, 5, infer_bn_fold_bias, macs_none, false,
-                            "gamma, beta, running_mean, running_var[, b]", ZN_ATTR_EPS},
-};
-
-/* Designated rows leave a forgotten op as a zeroed row (tests/test_graph_ops.c fails on it); an
- * op appended to the enum trips this instead, so its author comes here first. */
-_Static_assert(ZN_OP_BN_FOLD_BIAS + 1 == ZN_OP_COUNT,
-               "a new op needs a row in zn_ops; then name it here");
+/* Compile-time checks of every row: a name, a sound arity, and a lang column whose count matches
+ * its names. Row and enum come from the same expansion of the list, so each enum value has
+ * exactly one row at its own index; the count check below guards that. */
+#define LANG_CHECK(E, n, name, alias)                                                           \
+    _Static_assert((n >= 1) == (sizeof name > 1) && (n >= 2) == (sizeof alias > 1),             \
+                   #E ": the lang column's count does not match its names");
+#define CHECK(E, name, kind, min_src, max_src, srcs, attrs, infer, macs, grad, in_place,         \
+              recompute, lower, lang)                                                            \
+    _Static_assert(sizeof name > 1, #E " needs a name");                                         \
+    _Static_assert((min_src) >= 0 && ((max_src) == -1 || (max_src) >= (min_src)),               \
+                   #E ": max_src must be -1 (any) or at least min_src");                         \
+    LANG_CHECK(E, lang)
+ZN_OP_EACH(CHECK)
+#undef CHECK
+#define ONE(...) +1
+_Static_assert(0 ZN_OP_EACH(ONE) == ZN_OP_COUNT, "zn_ops has one row per op");
+#undef ONE
 
 zn_op zn_op_by_name(const char *name)
 {

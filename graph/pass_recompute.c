@@ -21,10 +21,11 @@ typedef struct {
     bool *head;       /* per forward node: it heads a segment (a stitch or concat) */
 } ctx;
 
+/* convs: the ops recomputed within the budget (convs) count as cheap too (op_list.h's column). */
 static bool is_cheap(const zn_graph *g, int id, bool convs)
 {
-    zn_op op = g->nodes[id].op;
-    return op == ZN_OP_BATCHNORM || op == ZN_OP_RELU || op == ZN_OP_SCALE || (convs && op == ZN_OP_CONV2D);
+    zn_recompute r = zn_ops[g->nodes[id].op].recompute;
+    return r == ZN_RECOMPUTE_CHEAP || (convs && r == ZN_RECOMPUTE_BUDGET);
 }
 
 static int64_t macs(const zn_graph *g, int id)

@@ -108,6 +108,7 @@ bool zn_pass_rebuild_order(zn_graph *g, const int *order, int n, char *err, size
         return false;
     }
     out.model_hash = g->model_hash;
+    out.model_hash_v1 = g->model_hash_v1;
     zn_graph_free(g);
     *g = out;
     return true;
@@ -186,7 +187,10 @@ bool zn_passes_run(zn_graph *g, const char *const *disabled, int n_disabled, con
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].flags & ZN_NODE_BACKWARD)
             return zn_fail(err, errlen, "internal: passes rewrite forward graphs, and this one has backward nodes");
-    if (!g->model_hash) g->model_hash = zn_graph_hash(g);
+    if (!g->model_hash) {
+        g->model_hash = zn_graph_hash(g);
+        g->model_hash_v1 = zn_graph_hash_v1(g);
+    }
     return run_stage(g, ZN_STAGE_FORWARD, disabled, n_disabled, dump, err, errlen);
 }
 

@@ -26,16 +26,6 @@ static bool kept_to_end(const zn_graph *g, int id)
     return false;
 }
 
-/* Ops whose output may overwrite a source of its size: element-wise ones read element i of their
- * sources before writing element i (k_eltwise.c); batch norm's backward takes a channel's sums
- * before writing the channel (k_norm.c); global max pooling's backward finds a plane's arg-max
- * before writing the plane (k_pool.c). */
-static bool in_place_op(zn_op op)
-{
-    return op == ZN_OP_RELU || op == ZN_OP_SCALE || op == ZN_OP_ADD || op == ZN_OP_RELU_BWD ||
-           op == ZN_OP_BATCHNORM_BWD_DATA || op == ZN_OP_GLOBAL_MAXPOOL_BWD;
-}
-
 static zn_region region_of(const zn_node *n)
 {
     if (n->flags & (ZN_NODE_PARAM | ZN_NODE_STATE)) return ZN_REGION_PARAMS;
@@ -109,7 +99,7 @@ static bool lifetimes_overlap(const int *first, const int *last, int a, int b)
  * after id has overwritten them). Needs p->last complete. */
 static bool may_alias(const zn_plan *p, const zn_graph *g, int id, int src)
 {
-    return in_place_op(g->nodes[id].op) && p->region[id] == ZN_REGION_ARENA &&
+    return zn_ops[g->nodes[id].op].in_place && p->region[id] == ZN_REGION_ARENA &&
            p->region[src] == ZN_REGION_ARENA && g->nodes[src].op != ZN_OP_INPUT &&
            p->bytes[src] == p->bytes[id] && p->last[src] == id && !kept_to_end(g, src);
 }

@@ -1,6 +1,8 @@
-/* builtins.c: the layer functions a model can call (conv2d, batchnorm, stitch, xent, ...):
- * their parameters with defaults and types (one table), argument binding with did-you-mean and
- * type errors, and the lowering of each call to graph nodes and parameters. */
+/* builtins.c: the layer functions a model can call: one per language name of an op in
+ * graph/op_list.h (whose lower column picks the lowering here and its parameters with defaults
+ * and types) and a few that are no op (class, range, len, shape, error); argument binding with
+ * did-you-mean and type errors, and the lowering of each call to graph nodes and parameters. */
+#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -203,6 +205,16 @@ static bool get_pair(zn_eval *ev, const zn_builtin *b, int k, const zn_value *a,
     return true;
 }
 
+/* The op a layer function emits: the one whose lang column in graph/op_list.h names it. */
+static zn_op op_of(const zn_builtin *b)
+{
+    for (int op = 0; op < ZN_OP_COUNT; op++)
+        for (int k = 0; k < 2; k++)
+            if (strcmp(zn_ops[op].lang[k], b->name) == 0) return (zn_op)op;
+    assert(!"a layer function's lowering reads op_of only for names from the list");
+    return ZN_OP_COUNT;
+}
+
 /* The name the op's node gets, used to name its parameters ("b1.conv2d.w"). */
 static const char *owner_name(zn_eval *ev, const char *opname, const zn_ast *call)
 {
@@ -233,23 +245,24 @@ static zn_value lower_conv2d(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
         return zn_val_error();
     if (a[4].kind == ZN_VAL_STRING) {
         if (strcmp(a[4].s, "same") != 0) {
-            zn_diag_error(ev->diag, at[4], "conv2d: pad must be an integer, [h, w] or \"same\", got \"%s\"", a[4].s);
+            zn_diag_error(ev->diag, at[4], "%s: pad must be an integer, [h, w] or \"same\", got \"%s\"",
+                          b->name, a[4].s);
             return zn_val_error();
         }
         for (int i = 0; i < 2; i++) pad[i] = dil[i] * (k[i] - 1) / 2;
     } else if (a[4].kind == ZN_VAL_INT || is_int_list(&a[4], 2)) {
         if (!get_pair(ev, b, 4, a, at, 0, 1024, pad)) return zn_val_error();
     } else {
-        zn_diag_error(ev->diag, at[4], "conv2d: pad must be an integer, [h, w] or \"same\"");
+        zn_diag_error(ev->diag, at[4], "%s: pad must be an integer, [h, w] or \"same\"", b->name);
         return zn_val_error();
     }
     int64_t cin = shape_of(ev, &a[0])->dim[0], cout = a[1].i, groups = a[6].i;
     if (cin % groups || cout % groups) {
-        zn_diag_error(ev->diag, at[6], "conv2d: groups = %lld must divide both the input channels (%lld) "
-                                       "and the filters (%lld)", (long long)groups, (long long)cin, (long long)cout);
+        zn_diag_error(ev->diag, at[6], "%s: groups = %lld must divide both the input channels (%lld) "
+                                       "and the filters (%lld)", b->name, (long long)groups, (long long)cin, (long long)cout);
         return zn_val_error();
     }
-    const char *owner = owner_name(ev, "conv2d", call);
+    const char *owner = owner_name(ev, b->name, call);
     int fan_in = fan_in_of(cin / groups * k[0] * k[1]);
     int64_t wdims[4] = {cout, cin / groups, k[0], k[1]};
     int src[3] = {a[0].node, zn_eval_param(ev, owner, "w", wdims, 4, ZN_INIT_FAN_IN, fan_in, true, call->span), -1};
@@ -261,7 +274,7 @@ static zn_value lower_conv2d(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
     }
     attr.groups = (int)groups;
     attr.out = (int)cout;
-    return zn_eval_emit(ev, ZN_OP_CONV2D, src, n_src, &attr, "conv2d", call->span, call);
+    return zn_eval_emit(ev, op_of(b), src, n_src, &attr, b->name, call->span, call);
 }
 
 static zn_value lower_batchnorm(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -271,15 +284,15 @@ static zn_value lower_batchnorm(zn_eval *ev, const zn_builtin *b, zn_value *a, c
     if (s->rank < 1 || s->dtype != ZN_DTYPE_F32) return need_rank(ev, b, &a[0], 3, at[0]), zn_val_error();
     double eps = zn_val_number(&a[1]), mom = zn_val_number(&a[2]);
     if (!(zn_f32(eps) > 0 && eps < 1)) { /* 1e-300 is 0 as a float32: a division by zero */
-        zn_diag_error(ev->diag, at[1], "batchnorm: eps must be between 0 and 1, got %g", eps);
+        zn_diag_error(ev->diag, at[1], "%s: eps must be between 0 and 1, got %g", b->name, eps);
         return zn_val_error();
     }
     if (!(mom >= 0 && mom < 1)) {
-        zn_diag_error(ev->diag, at[2], "batchnorm: momentum (the share of the old running value kept) "
-                                       "must be in [0, 1), got %g", mom);
+        zn_diag_error(ev->diag, at[2], "%s: momentum (the share of the old running value kept) "
+                                       "must be in [0, 1), got %g", b->name, mom);
         return zn_val_error();
     }
-    const char *owner = owner_name(ev, "batchnorm", call);
+    const char *owner = owner_name(ev, b->name, call);
     int64_t c = s->dim[0];
     int src[5] = {a[0].node,
                   zn_eval_param(ev, owner, "gamma", &c, 1, ZN_INIT_ONES, 0, true, call->span),
@@ -289,28 +302,27 @@ static zn_value lower_batchnorm(zn_eval *ev, const zn_builtin *b, zn_value *a, c
     zn_attrs attr = zn_attrs_default();
     attr.eps = zn_f32(eps);
     attr.momentum = zn_f32(mom);
-    zn_value v = zn_eval_emit(ev, ZN_OP_BATCHNORM, src, 5, &attr, "batchnorm", call->span, call);
+    zn_value v = zn_eval_emit(ev, op_of(b), src, 5, &attr, b->name, call->span, call);
     if (v.kind == ZN_VAL_TENSOR)
         for (int i = 3; i < 5; i++)
             if (ev->g->nodes[src[i]].state_of < 0) ev->g->nodes[src[i]].state_of = v.node;
     return v;
 }
 
-/* relu, gmp, gap, flatten: one tensor in, one op. */
+/* One tensor in, one op: relu, flatten and the other element-wise ops. */
 static zn_value lower_unary(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
                             const zn_ast *call)
 {
-    static const struct { const char *name; zn_op op; int rank; } map[] = {
-        {"relu", ZN_OP_RELU, 0}, {"gmp", ZN_OP_GLOBAL_MAXPOOL, 3}, {"gap", ZN_OP_GLOBAL_AVGPOOL, 3},
-        {"global_maxpool", ZN_OP_GLOBAL_MAXPOOL, 3}, {"global_avgpool", ZN_OP_GLOBAL_AVGPOOL, 3},
-        {"flatten", ZN_OP_FLATTEN, 0},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-        if (strcmp(map[i].name, b->name) != 0) continue;
-        if (map[i].rank && !need_rank(ev, b, &a[0], map[i].rank, at[0])) return zn_val_error();
-        return zn_eval_emit(ev, map[i].op, &a[0].node, 1, NULL, b->name, call->span, call);
-    }
-    return zn_val_error();
+    (void)at;
+    return zn_eval_emit(ev, op_of(b), &a[0].node, 1, NULL, b->name, call->span, call);
+}
+
+/* One feature map [C, H, W] in, one op: gmp, gap. */
+static zn_value lower_unary_chw(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
+                                const zn_ast *call)
+{
+    if (!need_rank(ev, b, &a[0], 3, at[0])) return zn_val_error();
+    return lower_unary(ev, b, a, at, call);
 }
 
 static zn_value lower_pool(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -335,8 +347,7 @@ static zn_value lower_pool(zn_eval *ev, const zn_builtin *b, zn_value *a, const 
             return zn_val_error();
         }
     }
-    zn_op op = strcmp(b->name, "maxpool") == 0 ? ZN_OP_MAXPOOL : ZN_OP_AVGPOOL;
-    return zn_eval_emit(ev, op, &a[0].node, 1, &attr, b->name, call->span, call);
+    return zn_eval_emit(ev, op_of(b), &a[0].node, 1, &attr, b->name, call->span, call);
 }
 
 static zn_value lower_linear(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -344,7 +355,7 @@ static zn_value lower_linear(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
 {
     if (!need_rank(ev, b, &a[0], 1, at[0]) || !in_range(ev, b, "out", a[1].i, 1, MAX_CH, at[1]))
         return zn_val_error();
-    const char *owner = owner_name(ev, "linear", call);
+    const char *owner = owner_name(ev, b->name, call);
     int64_t in = shape_of(ev, &a[0])->dim[0], out = a[1].i;
     int64_t wdims[2] = {out, in};
     int src[3] = {a[0].node, zn_eval_param(ev, owner, "w", wdims, 2, ZN_INIT_FAN_IN, fan_in_of(in), true, call->span), -1};
@@ -352,7 +363,7 @@ static zn_value lower_linear(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
     if (a[2].i) src[n_src++] = zn_eval_param(ev, owner, "b", &out, 1, ZN_INIT_FAN_IN, fan_in_of(in), true, call->span);
     zn_attrs attr = zn_attrs_default();
     attr.out = (int)out;
-    return zn_eval_emit(ev, ZN_OP_LINEAR, src, n_src, &attr, "linear", call->span, call);
+    return zn_eval_emit(ev, op_of(b), src, n_src, &attr, b->name, call->span, call);
 }
 
 static zn_value lower_add(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -360,7 +371,7 @@ static zn_value lower_add(zn_eval *ev, const zn_builtin *b, zn_value *a, const z
 {
     (void)b, (void)at;
     int src[2] = {a[0].node, a[1].node};
-    return zn_eval_emit(ev, ZN_OP_ADD, src, 2, NULL, "add", call->span, call);
+    return zn_eval_emit(ev, op_of(b), src, 2, NULL, b->name, call->span, call);
 }
 
 static zn_value lower_mul(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -382,8 +393,8 @@ static zn_value lower_dropout(zn_eval *ev, const zn_builtin *b, zn_value *a, con
     }
     zn_attrs attr = zn_attrs_default();
     attr.drop = zn_f32(p);
-    for (int i = 0; i < ev->g->n_nodes; i++) attr.stream += ev->g->nodes[i].op == ZN_OP_DROPOUT;
-    return zn_eval_emit(ev, ZN_OP_DROPOUT, &a[0].node, 1, &attr, "dropout", call->span, call);
+    for (int i = 0; i < ev->g->n_nodes; i++) attr.stream += ev->g->nodes[i].op == op_of(b);
+    return zn_eval_emit(ev, op_of(b), &a[0].node, 1, &attr, b->name, call->span, call);
 }
 
 static zn_value lower_scale(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -412,7 +423,7 @@ static zn_value lower_concat(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
     if (n < 0 || !in_range(ev, b, "axis", a[1].i, 0, ZN_MAX_RANK - 1, at[1])) return zn_val_error();
     zn_attrs attr = zn_attrs_default();
     attr.axis = (int)a[1].i;
-    return zn_eval_emit(ev, ZN_OP_CONCAT, ids, n, &attr, "concat", call->span, call);
+    return zn_eval_emit(ev, op_of(b), ids, n, &attr, b->name, call->span, call);
 }
 
 static bool resample_mode(zn_eval *ev, const zn_builtin *b, const zn_value *v, zn_span at, zn_resample_mode *m)
@@ -437,15 +448,15 @@ static zn_value lower_resample(zn_eval *ev, const zn_builtin *b, zn_value *a, co
         return zn_val_error();
     bool has_factor = attr.factor[0] || attr.factor[1], has_size = attr.size[0] || attr.size[1];
     if (has_factor == has_size) {
-        zn_diag_error(ev->diag, call->span, "resample needs exactly one of factor = ... or size = ...");
+        zn_diag_error(ev->diag, call->span, "%s needs exactly one of factor = ... or size = ...", b->name);
         return zn_val_error();
     }
     if (has_factor && (attr.factor[0] < 1 || attr.factor[1] < 1)) {
-        zn_diag_error(ev->diag, at[1], "resample: factor must be at least 1");
+        zn_diag_error(ev->diag, at[1], "%s: factor must be at least 1", b->name);
         return zn_val_error();
     }
     if (!has_factor) attr.factor[0] = attr.factor[1] = 1;
-    return zn_eval_emit(ev, ZN_OP_RESAMPLE, &a[0].node, 1, &attr, "resample", call->span, call);
+    return zn_eval_emit(ev, op_of(b), &a[0].node, 1, &attr, b->name, call->span, call);
 }
 
 static zn_value lower_transpose(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -453,7 +464,7 @@ static zn_value lower_transpose(zn_eval *ev, const zn_builtin *b, zn_value *a, c
 {
     const zn_value *perm = &a[1];
     if (!is_int_list(perm, 0) || perm->list.n < 1 || perm->list.n > ZN_MAX_RANK) {
-        zn_diag_error(ev->diag, at[1], "transpose: perm must be a list of 1 to %d axis numbers", ZN_MAX_RANK);
+        zn_diag_error(ev->diag, at[1], "%s: perm must be a list of 1 to %d axis numbers", b->name, ZN_MAX_RANK);
         return zn_val_error();
     }
     zn_attrs attr = zn_attrs_default();
@@ -464,11 +475,11 @@ static zn_value lower_transpose(zn_eval *ev, const zn_builtin *b, zn_value *a, c
     }
     if (perm->list.n != shape_of(ev, &a[0])->rank) {
         char buf[96];
-        zn_diag_error(ev->diag, at[1], "transpose: perm has %d axes but the tensor %s has %d", perm->list.n,
+        zn_diag_error(ev->diag, at[1], "%s: perm has %d axes but the tensor %s has %d", b->name, perm->list.n,
                       zn_shape_str(shape_of(ev, &a[0]), buf, sizeof buf), shape_of(ev, &a[0])->rank);
         return zn_val_error();
     }
-    return zn_eval_emit(ev, ZN_OP_TRANSPOSE, &a[0].node, 1, &attr, "transpose", call->span, call);
+    return zn_eval_emit(ev, op_of(b), &a[0].node, 1, &attr, b->name, call->span, call);
 }
 
 static zn_value lower_stitch(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -480,12 +491,13 @@ static zn_value lower_stitch(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
     if (n < 0 || !get_pair(ev, b, 1, a, at, 1, 1 << 16, attr.size) || !resample_mode(ev, b, &a[2], at[2], &attr.mode))
         return zn_val_error();
     if (attr.mode == ZN_RESAMPLE_NEAREST) {
-        zn_diag_error(ev->diag, at[2], "stitch: mode chooses how larger inputs are reduced: \"max\" or \"avg\"");
+        zn_diag_error(ev->diag, at[2], "%s: mode chooses how larger inputs are reduced: \"max\" or \"avg\"",
+                      b->name);
         return zn_val_error();
     }
     for (int i = 0; i < n; i++)
         if (!need_rank(ev, b, &a[0].list.items[i], 3, at[0])) return zn_val_error();
-    return zn_eval_emit(ev, ZN_OP_STITCH, ids, n, &attr, "stitch", call->span, call);
+    return zn_eval_emit(ev, op_of(b), ids, n, &attr, b->name, call->span, call);
 }
 
 static zn_value lower_xent(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -493,8 +505,8 @@ static zn_value lower_xent(zn_eval *ev, const zn_builtin *b, zn_value *a, const 
 {
     const zn_node *label = &ev->g->nodes[a[1].node];
     if (!(label->flags & ZN_NODE_LABEL)) {
-        zn_diag_error(ev->diag, at[1], "xent: the label must be a class input, declared as "
-                                       "`input label: class(10)`");
+        zn_diag_error(ev->diag, at[1], "%s: the label must be a class input, declared as "
+                                       "`input label: class(10)`", b->name);
         return zn_val_error();
     }
     if (!need_rank(ev, b, &a[0], 1, at[0])) return zn_val_error();
@@ -502,21 +514,22 @@ static zn_value lower_xent(zn_eval *ev, const zn_builtin *b, zn_value *a, const 
     attr.weight = zn_f32(zn_val_number(&a[2]));
     attr.smoothing = zn_f32(zn_val_number(&a[4]));
     if (!(attr.weight >= 0 && attr.weight <= 1e6)) {
-        zn_diag_error(ev->diag, at[2], "xent: weight must be from 0 to 1e6, got %g", zn_val_number(&a[2]));
+        zn_diag_error(ev->diag, at[2], "%s: weight must be from 0 to 1e6, got %g", b->name, zn_val_number(&a[2]));
         return zn_val_error();
     }
     if (!(attr.smoothing >= 0 && attr.smoothing < 1)) {
-        zn_diag_error(ev->diag, at[4], "xent: smoothing must be in [0, 1), got %g", zn_val_number(&a[4]));
+        zn_diag_error(ev->diag, at[4], "%s: smoothing must be in [0, 1), got %g", b->name, zn_val_number(&a[4]));
         return zn_val_error();
     }
     if (strcmp(a[3].s, "sum") == 0) attr.reduction = ZN_REDUCE_SUM;
     else if (strcmp(a[3].s, "mean") == 0) attr.reduction = ZN_REDUCE_MEAN;
     else {
-        zn_diag_error(ev->diag, at[3], "xent: reduction must be \"sum\" or \"mean\", got \"%s\"", a[3].s);
+        zn_diag_error(ev->diag, at[3], "%s: reduction must be \"sum\" or \"mean\", got \"%s\"", b->name,
+                      a[3].s);
         return zn_val_error();
     }
     int src[2] = {a[0].node, a[1].node};
-    return zn_eval_emit(ev, ZN_OP_XENT, src, 2, &attr, "xent", call->span, call);
+    return zn_eval_emit(ev, op_of(b), src, 2, &attr, b->name, call->span, call);
 }
 
 static zn_value lower_class(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
@@ -590,29 +603,37 @@ static zn_value lower_shape(zn_eval *ev, const zn_builtin *b, zn_value *a, const
 #define P ZN_ARG_PAIR
 #define A ZN_ARG_ANY
 
+/* The parameters of each lowering, by op_list.h's lower column. */
+#define ARGS_conv2d {{"x", T, NULL}, {"filters", I, NULL}, {"kernel", P, "3"}, {"stride", P, "1"}, \
+                     {"pad", A, "\"same\""}, {"dilation", P, "1"}, {"groups", I, "1"}, {"bias", B, "true"}}
+#define ARGS_batchnorm {{"x", T, NULL}, {"eps", F, "1e-5"}, {"momentum", F, "0.9"}}
+#define ARGS_unary {{"x", T, NULL}}
+#define ARGS_unary_chw ARGS_unary
+#define ARGS_pool {{"x", T, NULL}, {"size", P, "2"}, {"stride", P, "0"}, {"pad", P, "0"}}
+#define ARGS_linear {{"x", T, NULL}, {"out", I, NULL}, {"bias", B, "true"}}
+#define ARGS_add {{"a", T, NULL}, {"b", T, NULL}}
+#define ARGS_scale {{"x", T, NULL}, {"by", F, NULL}}
+#define ARGS_mul {{"a", T, NULL}, {"b", T, NULL}}
+#define ARGS_dropout {{"x", T, NULL}, {"p", F, "0.5"}}
+#define ARGS_concat {{"xs", TS, NULL}, {"axis", I, "0"}}
+#define ARGS_resample {{"x", T, NULL}, {"factor", P, "0"}, {"size", P, "0"}, {"mode", S, "\"max\""}}
+#define ARGS_transpose {{"x", T, NULL}, {"perm", A, NULL}}
+#define ARGS_stitch {{"xs", TS, NULL}, {"size", P, NULL}, {"mode", S, "\"max\""}}
+#define ARGS_xent {{"logits", T, NULL}, {"label", T, NULL}, {"weight", F, "1.0"}, \
+                   {"reduction", S, "\"sum\""}, {"smoothing", F, "0.0"}}
+
+/* One row per language name of each op in graph/op_list.h (the lang column arrives as its count,
+ * name and alias), then the functions that are no op. */
+#define OP_ROWS(E, name, kind, min_src, max_src, srcs, attrs, infer, macs, grad, in_place,       \
+                recompute, lower, lang)                                                          \
+    LANG_ROWS(lower, lang)
+#define LANG_ROWS(lower, n, name, alias) LANG_ROWS_##n(lower, name, alias)
+#define LANG_ROWS_0(lower, name, alias)
+#define LANG_ROWS_1(lower, name, alias) {name, ARGS_##lower, lower_##lower},
+#define LANG_ROWS_2(lower, name, alias) LANG_ROWS_1(lower, name, "") LANG_ROWS_1(lower, alias, "")
+
 const zn_builtin zn_layer_builtins[] = {
-    {"conv2d", {{"x", T, NULL}, {"filters", I, NULL}, {"kernel", P, "3"}, {"stride", P, "1"}, {"pad", A, "\"same\""},
-                {"dilation", P, "1"}, {"groups", I, "1"}, {"bias", B, "true"}}, lower_conv2d},
-    {"batchnorm", {{"x", T, NULL}, {"eps", F, "1e-5"}, {"momentum", F, "0.9"}}, lower_batchnorm},
-    {"relu", {{"x", T, NULL}}, lower_unary},
-    {"maxpool", {{"x", T, NULL}, {"size", P, "2"}, {"stride", P, "0"}, {"pad", P, "0"}}, lower_pool},
-    {"avgpool", {{"x", T, NULL}, {"size", P, "2"}, {"stride", P, "0"}, {"pad", P, "0"}}, lower_pool},
-    {"gmp", {{"x", T, NULL}}, lower_unary},
-    {"gap", {{"x", T, NULL}}, lower_unary},
-    {"global_maxpool", {{"x", T, NULL}}, lower_unary},
-    {"global_avgpool", {{"x", T, NULL}}, lower_unary},
-    {"flatten", {{"x", T, NULL}}, lower_unary},
-    {"linear", {{"x", T, NULL}, {"out", I, NULL}, {"bias", B, "true"}}, lower_linear},
-    {"add", {{"a", T, NULL}, {"b", T, NULL}}, lower_add},
-    {"mul", {{"a", T, NULL}, {"b", T, NULL}}, lower_mul},
-    {"scale", {{"x", T, NULL}, {"by", F, NULL}}, lower_scale},
-    {"dropout", {{"x", T, NULL}, {"p", F, "0.5"}}, lower_dropout},
-    {"concat", {{"xs", TS, NULL}, {"axis", I, "0"}}, lower_concat},
-    {"resample", {{"x", T, NULL}, {"factor", P, "0"}, {"size", P, "0"}, {"mode", S, "\"max\""}}, lower_resample},
-    {"transpose", {{"x", T, NULL}, {"perm", A, NULL}}, lower_transpose},
-    {"stitch", {{"xs", TS, NULL}, {"size", P, NULL}, {"mode", S, "\"max\""}}, lower_stitch},
-    {"xent", {{"logits", T, NULL}, {"label", T, NULL}, {"weight", F, "1.0"}, {"reduction", S, "\"sum\""},
-              {"smoothing", F, "0.0"}}, lower_xent},
+    ZN_OP_EACH(OP_ROWS)
     {"class", {{"n", I, NULL}}, lower_class},
     {"range", {{"a", I, NULL}, {"b", A, "\"none\""}}, lower_range},
     {"len", {{"x", A, NULL}}, lower_len},

@@ -146,11 +146,12 @@ static bool check_header(const char *path, const unsigned char *head, size_t got
         snprintf(err, errlen, "%s is not a znet checkpoint (it does not start with \"ZNETCKPT\")", path);
         return false;
     }
-    if (version != ZN_CKPT_VERSION) {
-        snprintf(err, errlen, "%s is a checkpoint of format version %u; this znet reads version %d", path,
-                 version, ZN_CKPT_VERSION);
+    if (version < ZN_CKPT_OLDEST || version > ZN_CKPT_VERSION) {
+        snprintf(err, errlen, "%s is a checkpoint of format version %u; this znet reads versions %d to %d",
+                 path, version, ZN_CKPT_OLDEST, ZN_CKPT_VERSION);
         return false;
     }
+    m->version = version;
     if (got < HEADER_BYTES) {
         snprintf(err, errlen, "%s is truncated: it ends after %zu bytes, inside its %zu-byte header", path, got,
                  (size_t)HEADER_BYTES);

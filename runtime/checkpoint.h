@@ -10,7 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZN_CKPT_VERSION 1
+/* Version 2 holds the fingerprint of graph/hash.c's zn_graph_hash (ops by name); version 1, the
+ * same layout, held zn_graph_hash_v1's (ops by enum number). Both load; saves write version 2. */
+#define ZN_CKPT_VERSION 2
+#define ZN_CKPT_OLDEST 1
 
 typedef struct {
     uint64_t graph_hash;
@@ -20,6 +23,8 @@ typedef struct {
     uint64_t seed;         /* the run's seed (data order and augmentation derive from it) */
     uint64_t n_params;     /* floats of parameters and state */
     uint64_t n_optim;      /* floats of optimizer state */
+    uint32_t version;      /* the file's format version: set by zn_ckpt_load, which fingerprint
+                              graph_hash is (a save writes ZN_CKPT_VERSION) */
 } zn_ckpt_meta;
 
 bool zn_ckpt_save(const char *path, const zn_ckpt_meta *m, const float *params, const float *optim,

@@ -56,6 +56,7 @@ static bool session_init(zn_session *s, const zn_graph *g, const zn_backend_ops 
     s->training = training;
     zn_graph_copy(&s->graph, g);
     s->fingerprint = g->model_hash ? g->model_hash : zn_graph_hash(g);
+    s->fingerprint_v1 = g->model_hash ? g->model_hash_v1 : zn_graph_hash_v1(g);
     if (!zn_passes_finish(&s->graph, training, opts->no_pass, opts->n_no_pass, NULL, s->err, sizeof s->err))
         return false;
     /* the forward nodes come first: a training graph's backward ones (and recomputed copies) follow */

@@ -18,6 +18,7 @@ typedef struct {
     uint64_t fingerprint; /* the model's fingerprint (zn_graph.model_hash, before any pass; of
                              the graph given when no pass ran): what checkpoints are matched
                              against */
+    uint64_t fingerprint_v1; /* the same as checkpoint format version 1 computed it (0: none) */
     bool training;        /* graph has backward nodes and the plan covers them */
     int batch;
     zn_plan plan;

@@ -338,7 +338,7 @@ static bool save(zn_run *R, int epoch, long step, char *err, size_t len)
     bool ok = zn_session_get_params(&R->s, p) &&
               R->s.be->ops->get(R->s.be, ZN_REGION_OPTIM, 0, q, no * sizeof *q);
     if (!ok) snprintf(err, len, "%s", R->s.err[0] ? R->s.err : R->s.be->ops->last_error(R->s.be));
-    zn_ckpt_meta m = {R->s.fingerprint, epoch, step, R->r->seed, np, no};
+    zn_ckpt_meta m = {R->s.fingerprint, epoch, step, R->r->seed, np, no, ZN_CKPT_VERSION};
     if (ok) ok = zn_ckpt_save(R->o->save_path, &m, p, q, err, len);
     free(p);
     free(q);
@@ -352,7 +352,8 @@ static bool restore(zn_run *R, const char *path, bool optim, zn_ckpt_meta *m, ch
     if (!zn_ckpt_load(path, m, &p, &q, err, len)) return false;
     bool ok = false;
     size_t np = zn_session_param_floats(&R->s), no = R->s.plan.region_bytes[ZN_REGION_OPTIM] / sizeof(float);
-    if (m->graph_hash != R->s.fingerprint || m->n_params != np)
+    uint64_t fingerprint = m->version == 1 ? R->s.fingerprint_v1 : R->s.fingerprint;
+    if (!fingerprint || m->graph_hash != fingerprint || m->n_params != np)
         snprintf(err, len, "%s was saved from another model (or other --set values): its graph fingerprint "
                            "or parameter count (%llu, here %zu) differs", path, (unsigned long long)m->n_params, np);
     else if (optim && m->n_optim != no)

@@ -208,7 +208,7 @@ typedef struct {
 static void relu_fwd(void *c, float *y)
 {
     elt_ctx *e = c;
-    zn_relu_forward(e->n, e->x, y);
+    zn_eltwise_forward(ZN_OP_RELU, e->n, e->x, y);
 }
 
 static void scale_fwd(void *c, float *y)
@@ -224,11 +224,11 @@ static void test_relu(void **state)
     float *x = rand_array(N, 0.05f, 1), *y = zt_talloc(N), *want = zt_talloc(N);
     for (int i = 0; i < N; i += 2) x[i] = -x[i]; /* |x| >= 0.05: no kink within the FD step */
     for (int i = 0; i < N; i++) want[i] = x[i] < 0 ? 0 : x[i];
-    zn_relu_forward(N, x, y);
+    zn_eltwise_forward(ZN_OP_RELU, N, x, y);
     assert_near(y, want, N, 0);
     float *dy = rand_array(N, -1, 1), *dx = zt_talloc(N), *dx2 = zt_talloc(N);
-    zn_relu_backward(N, x, dy, dx);
-    zn_relu_backward(N, y, dy, dx2);
+    zn_eltwise_backward(ZN_OP_RELU_BWD, N, x, dy, dx);
+    zn_eltwise_backward(ZN_OP_RELU_BWD, N, y, dy, dx2);
     assert_near(dx2, dx, N, 0);
     elt_ctx e = {N, 0, x};
     check_grad(relu_fwd, &e, x, N, N, dy, dx, 1e-3f);

@@ -361,8 +361,9 @@ typedef struct {
 static const ck_flip ck_flips[] = {
     {"magic, first byte", 0, 0x20, "is not a znet checkpoint"},
     {"magic, last byte", 7, 0x01, "is not a znet checkpoint"},
-    {"version 1 -> 3", 8, 0x02, "format version 3; this znet reads version 1"},
-    {"version's high byte", 11, 0x80, "format version 2147483649; this znet reads version 1"},
+    {"version 2 -> 3", 8, 0x01, "format version 3; this znet reads versions 1 to 2"},
+    {"version 2 -> 0", 8, 0x02, "format version 0; this znet reads versions 1 to 2"},
+    {"version's high byte", 11, 0x80, "format version 2147483650; this znet reads versions 1 to 2"},
     {"graph fingerprint", 12, 0x01, "is corrupted (checksum mismatch"},
     {"epoch made negative", 23, 0x80, "is corrupted (impossible sizes in its header: epoch"},
     {"step", 24, 0x04, "is corrupted (checksum mismatch"},

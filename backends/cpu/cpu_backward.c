@@ -59,11 +59,11 @@ static bool run_batchnorm_bwd_gamma(const zn_cpu_call *c)
     return true;
 }
 
-/* y, dy -> dx */
-static bool run_relu_bwd(const zn_cpu_call *c)
+/* Every element-wise op's backward: x or y, dy -> dx */
+static bool run_eltwise_bwd(const zn_cpu_call *c)
 {
-    zn_relu_backward(zn_cpu_numel(c, &c->node->shape), zn_cpu_src(c, 0), zn_cpu_src(c, 1),
-                     zn_cpu_out(c));
+    zn_eltwise_backward(c->node->op, zn_cpu_numel(c, &c->node->shape), zn_cpu_src(c, 0),
+                        zn_cpu_src(c, 1), zn_cpu_out(c));
     return true;
 }
 
@@ -197,7 +197,6 @@ const zn_cpu_runner zn_cpu_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_BIAS_BWD] = run_bias_bwd,
     [ZN_OP_BATCHNORM_BWD_DATA] = run_batchnorm_bwd_data,
     [ZN_OP_BATCHNORM_BWD_GAMMA] = run_batchnorm_bwd_gamma,
-    [ZN_OP_RELU_BWD] = run_relu_bwd,
     [ZN_OP_MAXPOOL_BWD] = run_pool_bwd,
     [ZN_OP_AVGPOOL_BWD] = run_pool_bwd,
     [ZN_OP_GLOBAL_MAXPOOL_BWD] = run_global_pool_bwd,
@@ -212,4 +211,7 @@ const zn_cpu_runner zn_cpu_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_ZTOWER_COEF] = run_ztower_coef,
     [ZN_OP_ZTOWER_BWD] = run_ztower_bwd,
     [ZN_OP_MUL_SUM] = run_mul_sum,
+#define EW_RUNNER(OP, E, fn, reads) [ZN_OP_##E##_BWD] = run_eltwise_bwd,
+    ZN_OP_LIST(ZN_OP_SKIP, EW_RUNNER)
+#undef EW_RUNNER
 };

@@ -33,9 +33,11 @@ static bool run_batchnorm(const zn_cpu_call *c)
     return true;
 }
 
-static bool run_relu(const zn_cpu_call *c)
+/* Every element-wise op of the op list. */
+static bool run_eltwise(const zn_cpu_call *c)
 {
-    zn_relu_forward(zn_cpu_numel(c, &c->node->shape), zn_cpu_src(c, 0), zn_cpu_out(c));
+    zn_eltwise_forward(c->node->op, zn_cpu_numel(c, &c->node->shape), zn_cpu_src(c, 0),
+                       zn_cpu_out(c));
     return true;
 }
 
@@ -203,7 +205,6 @@ static bool run_bn_fold_bias(const zn_cpu_call *c)
 const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_CONV2D] = run_conv2d,
     [ZN_OP_BATCHNORM] = run_batchnorm,
-    [ZN_OP_RELU] = run_relu,
     [ZN_OP_MAXPOOL] = run_pool,
     [ZN_OP_AVGPOOL] = run_pool,
     [ZN_OP_GLOBAL_MAXPOOL] = run_global_pool,
@@ -222,4 +223,7 @@ const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_XENT] = run_xent,
     [ZN_OP_BN_FOLD_WEIGHT] = run_bn_fold_weight,
     [ZN_OP_BN_FOLD_BIAS] = run_bn_fold_bias,
+#define EW_RUNNER(OP, E, fn, reads) [ZN_OP_##E] = run_eltwise,
+    ZN_OP_LIST(ZN_OP_SKIP, EW_RUNNER)
+#undef EW_RUNNER
 };

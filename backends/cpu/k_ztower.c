@@ -123,7 +123,7 @@ static void slice_activate(const slice *s, const float *a, const float *b)
 {
     zn_bn_dims bd = bn_dims(s, false);
     zn_bn_affine(&bd, a, b, s->s.y, NULL, NULL, s->s.t);
-    zn_relu_forward((size_t)s->n * y_floats(&s->d->conv), s->s.t, s->s.t);
+    zn_eltwise_forward(ZN_OP_RELU, (size_t)s->n * y_floats(&s->d->conv), s->s.t, s->s.t);
 }
 
 /* g = the gradient that reaches batch norm's output from dz through the pool and the relu. */
@@ -132,7 +132,7 @@ static void slice_routed(const slice *s, const float *dz)
     const zn_conv_params *p = &s->d->conv;
     zn_global_pool_backward(ZN_WINDOW_MAX, s->n, p->o, zn_conv_out_h(p), zn_conv_out_w(p), s->s.t,
                             dz + (size_t)s->n0 * p->o, s->s.g);
-    zn_relu_backward((size_t)s->n * y_floats(p), s->s.t, s->s.g, s->s.g);
+    zn_eltwise_backward(ZN_OP_RELU_BWD, (size_t)s->n * y_floats(p), s->s.t, s->s.g, s->s.g);
 }
 
 /* The batch statistics into s.stats: a walk summing y; the running statistics updated when

@@ -1,6 +1,7 @@
 /* kernels.h: the CPU reference kernels of every op except convolution and linear (conv.h),
  * forward and backward, plus the loss, optimizer and numerics helpers the runtime calls.
- * Pure functions over float32 arrays: batch first, NCHW, contiguous; no graph types, no
+ * Pure functions over float32 arrays: batch first, NCHW, contiguous; no graph types (the
+ * element-wise kernels take the zn_op of graph/op_list.h that names their function), no
  * allocation; large ones split their work over the pool of threads.h in fixed slices, so
  * results do not depend on thread timing. Every backward OVERWRITES its outputs unless its name says
  * accumulate. Sources by family: k_norm.c, k_eltwise.c, k_dropout.c, k_mul.c, k_pool.c (every
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "backends/dropout_mask.h"
+#include "graph/op_list.h"
 
 /* ---- batch norm (k_norm.c) ----------------------------------------------------------------
  * x, y: [N, C, HW] (HW = H*W; 1 for [N, C]); gamma, beta, running_*: [C].
@@ -85,9 +87,11 @@ void zn_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const flo
                   const float *g, const float *k, float *y);
 
 /* ---- elementwise (k_eltwise.c); outputs may alias inputs --------------------------------- */
-void zn_relu_forward(size_t n, const float *x, float *y);
-/* dx = dy * (xy > 0); xy may be the forward's input or its output (same sign test). */
-void zn_relu_backward(size_t n, const float *xy, const float *dy, float *dx);
+/* y = f(x) for op, an element-wise op of graph/op_list.h (an EW row: relu, ...), with the math of
+ * backends/eltwise_math.h; dx = f'(v) dy for its backward op (op's E_BWD), v being x or y as the
+ * row says. */
+void zn_eltwise_forward(zn_op op, size_t n, const float *x, float *y);
+void zn_eltwise_backward(zn_op op, size_t n, const float *v, const float *dy, float *dx);
 void zn_add_forward(size_t n, const float *a, const float *b, float *y); /* y = a + b */
 void zn_accumulate(size_t n, const float *a, float *y);                  /* y += a */
 void zn_scale_forward(size_t n, float s, const float *x, float *y);      /* y = s * x */

@@ -53,11 +53,11 @@ static bool run_batchnorm_bwd_gamma(const zn_cuda_call *c)
                             scratch, zn_cuda_out(c), c->cu->stream);
 }
 
-/* y, dy -> dx */
-static bool run_relu_bwd(const zn_cuda_call *c)
+/* Every element-wise op's backward: x or y, dy -> dx */
+static bool run_eltwise_bwd(const zn_cuda_call *c)
 {
-    return ZN_RT(c, zn_cuda_relu_backward, zn_cuda_numel(c, &c->node->shape), zn_cuda_src(c, 0),
-                 zn_cuda_src(c, 1), zn_cuda_out(c), c->cu->stream);
+    return ZN_RT(c, zn_cuda_eltwise_backward, c->node->op, zn_cuda_numel(c, &c->node->shape),
+                 zn_cuda_src(c, 0), zn_cuda_src(c, 1), zn_cuda_out(c), c->cu->stream);
 }
 
 /* Max: x, dy -> dx; average: dy -> dx (no x to read). */
@@ -185,7 +185,6 @@ const zn_cuda_runner zn_cuda_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_BIAS_BWD] = run_bias_bwd,
     [ZN_OP_BATCHNORM_BWD_DATA] = run_batchnorm_bwd_data,
     [ZN_OP_BATCHNORM_BWD_GAMMA] = run_batchnorm_bwd_gamma,
-    [ZN_OP_RELU_BWD] = run_relu_bwd,
     [ZN_OP_MAXPOOL_BWD] = run_pool_bwd,
     [ZN_OP_AVGPOOL_BWD] = run_pool_bwd,
     [ZN_OP_GLOBAL_MAXPOOL_BWD] = run_global_pool_bwd,
@@ -200,4 +199,7 @@ const zn_cuda_runner zn_cuda_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_ZTOWER_COEF] = run_ztower_coef,
     [ZN_OP_ZTOWER_BWD] = run_ztower_bwd,
     [ZN_OP_MUL_SUM] = run_mul_sum,
+#define EW_RUNNER(OP, E, fn, reads) [ZN_OP_##E##_BWD] = run_eltwise_bwd,
+    ZN_OP_LIST(ZN_OP_SKIP, EW_RUNNER)
+#undef EW_RUNNER
 };

@@ -41,10 +41,11 @@ static bool run_batchnorm(const zn_cuda_call *c)
                   (double)a->eps);
 }
 
-static bool run_relu(const zn_cuda_call *c)
+/* Every element-wise op of the op list. */
+static bool run_eltwise(const zn_cuda_call *c)
 {
-    return ZN_RT(c, zn_cuda_relu_forward, zn_cuda_numel(c, &c->node->shape), zn_cuda_src(c, 0),
-                 zn_cuda_out(c), c->cu->stream);
+    return ZN_RT(c, zn_cuda_eltwise_forward, c->node->op, zn_cuda_numel(c, &c->node->shape),
+                 zn_cuda_src(c, 0), zn_cuda_out(c), c->cu->stream);
 }
 
 /* cuDNN's max pooling ignores the padding and its average excludes it, as the CPU kernels do. */
@@ -221,7 +222,6 @@ static bool run_bn_fold_bias(const zn_cuda_call *c)
 const zn_cuda_runner zn_cuda_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_CONV2D] = zn_cuda_run_conv2d,
     [ZN_OP_BATCHNORM] = run_batchnorm,
-    [ZN_OP_RELU] = run_relu,
     [ZN_OP_MAXPOOL] = run_pool,
     [ZN_OP_AVGPOOL] = run_pool,
     [ZN_OP_GLOBAL_MAXPOOL] = run_global_pool,
@@ -240,4 +240,7 @@ const zn_cuda_runner zn_cuda_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_ZTOWER] = run_ztower,
     [ZN_OP_BN_FOLD_WEIGHT] = run_bn_fold_weight,
     [ZN_OP_BN_FOLD_BIAS] = run_bn_fold_bias,
+#define EW_RUNNER(OP, E, fn, reads) [ZN_OP_##E] = run_eltwise,
+    ZN_OP_LIST(ZN_OP_SKIP, EW_RUNNER)
+#undef EW_RUNNER
 };

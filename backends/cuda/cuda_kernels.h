@@ -25,12 +25,16 @@ extern "C" {
 /* inside the C linkage block: its dims structs are shared, and a .cu calling one of its helpers
  * must link to the C symbol, not a C++-mangled one */
 #include "backends/cpu/kernels.h"
+#include "graph/op_list.h"
 
 /* ---- elementwise (k_eltwise.cu); outputs may alias inputs -------------------------------- */
-cudaError_t zn_cuda_relu_forward(size_t n, const float *x, float *y, cudaStream_t stream);
-/* dx = xy > 0 ? dy : 0; xy is the relu's input or output (same sign test). */
-cudaError_t zn_cuda_relu_backward(size_t n, const float *xy, const float *dy, float *dx,
-                                  cudaStream_t stream);
+/* y = f(x) for op, an element-wise op of graph/op_list.h, with the math of
+ * backends/eltwise_math.h; dx = f'(v) dy for its backward op (v: x or y, as the list's row says).
+ * cudaErrorInvalidValue, with nothing launched, for any other op. */
+cudaError_t zn_cuda_eltwise_forward(zn_op op, size_t n, const float *x, float *y,
+                                    cudaStream_t stream);
+cudaError_t zn_cuda_eltwise_backward(zn_op op, size_t n, const float *v, const float *dy,
+                                     float *dx, cudaStream_t stream);
 /* y = a + b */
 cudaError_t zn_cuda_add_forward(size_t n, const float *a, const float *b, float *y,
                                 cudaStream_t stream);

@@ -189,7 +189,7 @@ static bool activate(const tower *t, const float *a, const float *b)
     zn_bn_dims d = bn_dims(t, t->n);
     cudaStream_t s = t->c->cu->stream;
     return ZN_RT(t->c, zn_cuda_bn_affine, &d, a, b, t->y, NULL, NULL, t->t, s) &&
-           ZN_RT(t->c, zn_cuda_relu_forward, slice_floats(t), t->t, t->t, s);
+           ZN_RT(t->c, zn_cuda_eltwise_forward, ZN_OP_RELU, slice_floats(t), t->t, t->t, s);
 }
 
 /* g = the gradient that reaches batch norm's output from dz [N, F] through the pool (the
@@ -201,7 +201,7 @@ static bool route(const tower *t, const float *dz)
     return ZN_RT(t->c, zn_cuda_global_pool_backward, ZN_WINDOW_MAX, t->n, f,
                  zn_arg_dim(&t->d.y, 1), zn_arg_dim(&t->d.y, 2), t->t, dz + (size_t)t->n0 * f,
                  t->g, s) &&
-           ZN_RT(t->c, zn_cuda_relu_backward, slice_floats(t), t->t, t->g, t->g, s);
+           ZN_RT(t->c, zn_cuda_eltwise_backward, ZN_OP_RELU_BWD, slice_floats(t), t->t, t->g, t->g, s);
 }
 
 /* sums += the slice's sums of y (and of dy, dy*y when dy is given). */

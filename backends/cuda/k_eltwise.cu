@@ -1,27 +1,29 @@
-/* k_eltwise.cu: elementwise kernels (relu, add, accumulate, scale, fill, copy), one functor each
- * over a grid-stride loop; outputs may alias inputs (each element is read, then written, by one
- * thread). Same formulas as backends/cpu/k_eltwise.c. */
+/* k_eltwise.cu: elementwise kernels (the element-wise ops of graph/op_list.h, add, accumulate,
+ * scale, fill, copy), one functor each over a grid-stride loop; outputs may alias inputs (each
+ * element is read, then written, by one thread). The element-wise ops' math is
+ * backends/eltwise_math.h, which backends/cpu/k_eltwise.c compiles too; the others have the
+ * CPU's formulas. */
 #include "backends/cuda/k_util.cuh"
+#include "backends/eltwise_math.h"
 
 using namespace zn_cuda;
 
 namespace {
 
-struct Relu {
-    const float *x;
-    float *y;
-    __device__ void operator()(size_t i) const { y[i] = x[i] > 0.0f ? x[i] : 0.0f; }
-};
-
-struct ReluBackward {
-    const float *xy, *dy;
-    float *dx;
-    __device__ void operator()(size_t i) const
-    {
-        float g = dy[i];
-        dx[i] = xy[i] > 0.0f ? g : 0.0f;
-    }
-};
+/* Each EW row of the op list gives two functors: y = f(x) and dx = f'(v) dy. */
+#define EW_FUNCTORS(OP, E, fn, reads)                                                             \
+    struct E##_forward {                                                                          \
+        const float *x;                                                                           \
+        float *y;                                                                                 \
+        __device__ void operator()(size_t i) const { y[i] = zn_ew_##fn(x[i]); }                   \
+    };                                                                                            \
+    struct E##_backward {                                                                         \
+        const float *v, *dy;                                                                      \
+        float *dx;                                                                                \
+        __device__ void operator()(size_t i) const { dx[i] = zn_ew_##fn##_bwd(v[i], dy[i]); }     \
+    };
+ZN_OP_LIST(ZN_OP_SKIP, EW_FUNCTORS)
+#undef EW_FUNCTORS
 
 struct Add {
     const float *a, *b;
@@ -50,15 +52,28 @@ struct Fill {
 
 } // namespace
 
-cudaError_t zn_cuda_relu_forward(size_t n, const float *x, float *y, cudaStream_t stream)
+cudaError_t zn_cuda_eltwise_forward(zn_op op, size_t n, const float *x, float *y,
+                                    cudaStream_t stream)
 {
-    return launch_each(n, stream, Relu{x, y});
+    switch (op) {
+#define EW_CASE(OP, E, fn, reads) \
+    case ZN_OP_##E: return launch_each(n, stream, E##_forward{x, y});
+        ZN_OP_LIST(ZN_OP_SKIP, EW_CASE)
+#undef EW_CASE
+    default: return cudaErrorInvalidValue;
+    }
 }
 
-cudaError_t zn_cuda_relu_backward(size_t n, const float *xy, const float *dy, float *dx,
-                                  cudaStream_t stream)
+cudaError_t zn_cuda_eltwise_backward(zn_op op, size_t n, const float *v, const float *dy,
+                                     float *dx, cudaStream_t stream)
 {
-    return launch_each(n, stream, ReluBackward{xy, dy, dx});
+    switch (op) {
+#define EW_CASE(OP, E, fn, reads) \
+    case ZN_OP_##E##_BWD: return launch_each(n, stream, E##_backward{v, dy, dx});
+        ZN_OP_LIST(ZN_OP_SKIP, EW_CASE)
+#undef EW_CASE
+    default: return cudaErrorInvalidValue;
+    }
 }
 
 cudaError_t zn_cuda_add_forward(size_t n, const float *a, const float *b, float *y,
