@@ -25,6 +25,7 @@ extern "C" {
 /* inside the C linkage block: its dims structs are shared, and a .cu calling one of its helpers
  * must link to the C symbol, not a C++-mangled one */
 #include "backends/cpu/kernels.h"
+#include "backends/dropout_mask.h"
 #include "graph/op_list.h"
 
 /* ---- elementwise (k_eltwise.cu); outputs may alias inputs -------------------------------- */
