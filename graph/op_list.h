@@ -56,6 +56,9 @@
        ZN_ATTR_EPS | ZN_ATTR_MOMENTUM, infer_batchnorm, macs_none, zn_grad_batchnorm, false, \
        CHEAP, batchnorm, ZN_LANG1("batchnorm")) \
     EW(OP, RELU, relu, OUTPUT) \
+    EW(OP, GELU, gelu, INPUT) \
+    EW(OP, SILU, silu, INPUT) \
+    EW(OP, SIGMOID, sigmoid, OUTPUT) \
     OP(MAXPOOL, "maxpool", FORWARD, 1, 1, "x", ZN_ATTRS_WINDOW, infer_pool, macs_none, \
        zn_grad_maxpool, false, NO, pool, ZN_LANG1("maxpool")) \
     OP(AVGPOOL, "avgpool", FORWARD, 1, 1, "x", ZN_ATTRS_WINDOW, infer_pool, macs_none, \

@@ -344,7 +344,10 @@ static void build_zoo(zn_graph *g)
     int c0 = op_node(g, ZN_OP_CONV2D, SRC(image, w0), "c0", &one);
     int bn = op_node(g, ZN_OP_BATCHNORM, SRC(c0, gamma, beta, mean, var), "bn", NULL);
     int c1 = op_node(g, ZN_OP_CONV2D, SRC(bn, w, b), "c1", &ca);
-    int r = op_node(g, ZN_OP_RELU, SRC(c1), "r", NULL);
+    int r = c1; /* through every element-wise op of graph/op_list.h, relu first */
+#define EW_NODE(OP, E, fn, reads) r = op_node(g, ZN_OP_##E, SRC(r), #fn, NULL);
+    ZN_OP_LIST(ZN_OP_SKIP, EW_NODE)
+#undef EW_NODE
     zn_attrs pool2 = conv_attrs(2, 0);
     pool2.stride[0] = pool2.stride[1] = 2;
     int m = op_node(g, ZN_OP_MAXPOOL, SRC(r), "m", &pool2);         /* [4, 4, 4] */

@@ -205,33 +205,81 @@ typedef struct {
     float s, *x;
 } elt_ctx;
 
-static void relu_fwd(void *c, float *y)
-{
-    elt_ctx *e = c;
-    zn_eltwise_forward(ZN_OP_RELU, e->n, e->x, y);
-}
-
 static void scale_fwd(void *c, float *y)
 {
     elt_ctx *e = c;
     zn_scale_forward(e->n, e->s, e->x, y);
 }
 
-static void test_relu(void **state)
+/* Naive double-precision references of the element-wise ops: f and its derivative f'. A row
+ * of graph/op_list.h without them here does not compile. */
+static double ref_relu(double x) { return x > 0 ? x : 0; }
+static double ref_relu_grad(double x) { return x > 0 ? 1 : 0; }
+static double ref_sigmoid(double x) { return 1 / (1 + exp(-x)); }
+static double ref_sigmoid_grad(double x) { return ref_sigmoid(x) * (1 - ref_sigmoid(x)); }
+static double ref_silu(double x) { return x * ref_sigmoid(x); }
+static double ref_silu_grad(double x) { return ref_sigmoid(x) + x * ref_sigmoid_grad(x); }
+static double ref_gelu(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
+static double ref_gelu_grad(double x)
+{
+    return 0.5 * (1 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2 * acos(-1.0));
+}
+
+typedef struct {
+    zn_op op, bwd;
+    bool reads_output; /* the backward reads y, not x */
+    double (*f)(double), (*grad)(double);
+} ew_ref;
+
+#define EW_READS_OUTPUT true
+#define EW_READS_INPUT false
+#define EW_REF(OP, E, fn, reads) \
+    {ZN_OP_##E, ZN_OP_##E##_BWD, EW_READS_##reads, ref_##fn, ref_##fn##_grad},
+static const ew_ref ew_refs[] = {ZN_OP_LIST(ZN_OP_SKIP, EW_REF)};
+#undef EW_REF
+
+typedef struct {
+    zn_op op;
+    size_t n;
+    const float *x;
+} ew_ctx;
+
+static void ew_fwd(void *c, float *y)
+{
+    ew_ctx *e = c;
+    zn_eltwise_forward(e->op, e->n, e->x, y);
+}
+
+/* Each element-wise op against its reference, forward and backward, on values from -8 to 8 kept
+ * 0.05 from 0 (relu's kink stays out of the finite-difference step) and on values far out
+ * (|x| up to 1e4: exact saturation, never NaN); its backward against central differences. */
+static void test_eltwise_ops(void **state)
 {
     (void)state;
-    enum { N = 200 };
-    float *x = rand_array(N, 0.05f, 1), *y = zt_talloc(N), *want = zt_talloc(N);
-    for (int i = 0; i < N; i += 2) x[i] = -x[i]; /* |x| >= 0.05: no kink within the FD step */
-    for (int i = 0; i < N; i++) want[i] = x[i] < 0 ? 0 : x[i];
+    enum { N = 200, FAR = 8 };
+    static const float far[FAR] = {-1e4f, -1e3f, -100, -30, 30, 100, 1e3f, 1e4f};
+    for (size_t k = 0; k < sizeof ew_refs / sizeof *ew_refs; k++) {
+        const ew_ref *r = &ew_refs[k];
+        float *x = rand_array(N + FAR, 0.05f, 8), *y = zt_talloc(N + FAR), *want = zt_talloc(N + FAR);
+        for (int i = 0; i < N; i += 2) x[i] = -x[i];
+        memcpy(x + N, far, sizeof far);
+        for (int i = 0; i < N + FAR; i++) want[i] = (float)r->f(x[i]);
+        zn_eltwise_forward(r->op, N + FAR, x, y);
+        assert_near(y, want, N + FAR, 1e-6);
+        float *dy = rand_array(N + FAR, -1, 1), *dx = zt_talloc(N + FAR);
+        zn_eltwise_backward(r->bwd, N + FAR, r->reads_output ? y : x, dy, dx);
+        for (int i = 0; i < N + FAR; i++) want[i] = (float)(r->grad(x[i]) * dy[i]);
+        assert_near(dx, want, N + FAR, 1e-6);
+        ew_ctx e = {r->op, N, x};
+        check_grad(ew_fwd, &e, x, N, N, dy, dx, 1e-3f);
+    }
+    /* relu's backward gives the same from its input as from its output (the same sign test) */
+    float *x = rand_array(N, -1, 1), *y = zt_talloc(N), *dy = rand_array(N, -1, 1);
+    float *dx = zt_talloc(N), *dx2 = zt_talloc(N);
     zn_eltwise_forward(ZN_OP_RELU, N, x, y);
-    assert_near(y, want, N, 0);
-    float *dy = rand_array(N, -1, 1), *dx = zt_talloc(N), *dx2 = zt_talloc(N);
     zn_eltwise_backward(ZN_OP_RELU_BWD, N, x, dy, dx);
     zn_eltwise_backward(ZN_OP_RELU_BWD, N, y, dy, dx2);
     assert_near(dx2, dx, N, 0);
-    elt_ctx e = {N, 0, x};
-    check_grad(relu_fwd, &e, x, N, N, dy, dx, 1e-3f);
 }
 
 static void test_eltwise(void **state)
@@ -904,7 +952,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_batchnorm_forward), T(test_batchnorm_running_stats), T(test_batchnorm_backward),
-        T(test_relu), T(test_eltwise), T(test_mul), T(test_find_nonfinite), T(test_pool),
+        T(test_eltwise_ops), T(test_eltwise), T(test_mul), T(test_find_nonfinite), T(test_pool),
         T(test_maxpool_ties), T(test_global_pool), T(test_resample), T(test_stitch),
         T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),
         T(test_xent_bad_label), T(test_argmax_rows), T(test_sgd), T(test_adam),

@@ -662,6 +662,21 @@ static void build_relu(net *t)
     unary_case(t, ZN_OP_RELU, zn_attrs_default(), 2, 4);
 }
 
+static void build_gelu(net *t)
+{
+    unary_case(t, ZN_OP_GELU, zn_attrs_default(), 2, 4);
+}
+
+static void build_silu(net *t)
+{
+    unary_case(t, ZN_OP_SILU, zn_attrs_default(), 3, 3);
+}
+
+static void build_sigmoid(net *t)
+{
+    unary_case(t, ZN_OP_SIGMOID, zn_attrs_default(), 2, 5);
+}
+
 static void build_xent(net *t) /* logits straight from the grid: smoothing, mean, a weight */
 {
     zn_attrs a = zn_attrs_default();
@@ -727,6 +742,9 @@ static const gc_case cases[] = {
     {"mul", ZN_OP_MUL, build_mul, 2, 5},
     {"mul x * x", ZN_OP_MUL, build_mul_same, 2, 5},
     {"mul by a [C] gate", ZN_OP_MUL, build_mul_gate, 2, 5},
+    {"gelu", ZN_OP_GELU, build_gelu, 2, 5},
+    {"silu", ZN_OP_SILU, build_silu, 2, 5},
+    {"sigmoid", ZN_OP_SIGMOID, build_sigmoid, 2, 5},
     {"xent smoothing 0.1, mean, weight 0.7", ZN_OP_XENT, build_xent, 3, 5},
     {"two heads on one tensor", ZN_OP_XENT, build_two_heads, 2, 5},
 };

@@ -129,6 +129,12 @@ static const op_case cases[] = {
 
     OK(ZN_OP_RELU, "x[5,4]", "[N, 5, 4]", 0),
     BAD(ZN_OP_RELU, "y(10)", "float tensor"),
+    OK(ZN_OP_GELU, "x[3,2,2]", "[N, 3, 2, 2]", 0),
+    BAD(ZN_OP_GELU, "y(10)", "float tensor"),
+    OK(ZN_OP_SILU, "x[7]", "[N, 7]", 0),
+    BAD(ZN_OP_SILU, "y(3)", "float tensor"),
+    OK(ZN_OP_SIGMOID, "w[2,5]", "[2, 5]", 0),
+    BAD(ZN_OP_SIGMOID, "y(2)", "float tensor"),
     OK(ZN_OP_SCALE, "x[10]", "[N, 10]", 0, .scale = 0.125f),
     BAD(ZN_OP_SCALE, "x[10] x[10]", "needs 1 source (x), got 2"),
     OK(ZN_OP_DROPOUT, "x[8,4,4]", "[N, 8, 4, 4]", 0, .drop = 0.5f, .stream = 3),
@@ -622,6 +628,9 @@ static void test_hash_by_op_names(void **state)
     while (g.nodes[--relu].op != ZN_OP_RELU) continue;
     g.nodes[relu].op = ZN_OP_SCALE;
     assert_true(zn_graph_hash(&g) != h && zn_graph_hash(&g) == hash_by_names(&g));
+    /* an op version 1 did not have: no version-1 checkpoint can match */
+    g.nodes[relu].op = ZN_OP_GELU;
+    assert_true(zn_graph_hash(&g) == hash_by_names(&g) && zn_graph_hash_v1(&g) == 0);
     zn_graph_free(&g);
 }
 

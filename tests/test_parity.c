@@ -235,6 +235,8 @@ static const op_case cases[] = {
     {"dropout, mul by a [C] gate and of one shape", false,
      "g = linear(gap(x), 4)\ny = dropout(x * g, 0.3) * relu(x)\nhead h = xent(linear(flatten(y), 5), label)\n",
      NULL},
+    {"gelu, silu, sigmoid", false,
+     "y = gelu(x) + silu(x) + sigmoid(x)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"transpose", false, "y = transpose(x, [2, 0, 1])\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"stitch (max, down)", false,
      "y = stitch(x, maxpool(x, 2), size = 4)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
