@@ -6,6 +6,7 @@
 
 #include "backends/cpu/k_ztower.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/threads.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -318,8 +319,9 @@ static void mul_fwd(void *c, float *y)
     zn_mul_forward(m->rows, m->inner, m->x, m->g, y);
 }
 
-/* The product against its naive loop over 40,000 elements (past the threads' serial limit); the
- * x gradient is the product with dy, the gate's is zn_mul_sum, both against differences. */
+/* The product against its naive loop over 40,000 elements (past the threads' serial limit, and
+ * the same bits on three threads); the x gradient is the product with dy, the gate's is
+ * zn_mul_sum, both against differences. */
 static void test_mul(void **state)
 {
     (void)state;
@@ -337,7 +339,16 @@ static void test_mul(void **state)
         for (size_t r = 0; r < rows; r++)
             assert_near(&sum[r], &(float){(float)dot(dy + r * inner, m.x + r * inner, inner)}, 1,
                         1e-6);
-        if (n > 100) continue; /* differences: the small shape */
+        if (n > 100) { /* three threads split rows mid-way (the product) and whole (the sums) */
+            float *y3 = zt_talloc(n), *sum3 = zt_talloc(rows);
+            assert_int_equal(zn_cpu_threads_init(3), 0);
+            zn_mul_forward(rows, inner, m.x, m.g, y3);
+            zn_mul_sum(rows, inner, dy, m.x, sum3);
+            zn_cpu_threads_free();
+            assert_memory_equal(y3, y, n * sizeof *y);
+            assert_memory_equal(sum3, sum, rows * sizeof *sum);
+            continue; /* differences: the small shape */
+        }
         float *dx = zt_talloc(n);
         zn_mul_forward(rows, inner, dy, m.g, dx);
         check_grad(mul_fwd, &m, m.x, n, n, dy, dx, 1e-2f);

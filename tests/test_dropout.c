@@ -1,8 +1,8 @@
 /* test_dropout.c: dropout's behaviour. The mask (backends/dropout_mask.h) drops about p of the
- * elements and scales the rest by exactly 1 / (1 - p); the same (seed, step, stream) gives the same
- * mask and another of the three another. Through a session: a training step keys the mask with
- * the run's seed and the step's t, so a repeated step repeats it and the next step changes it;
- * evaluation is the identity. The gradient is checked in test_gradcheck.c, CPU against CUDA in
+ * elements and scales the rest by exactly 1 / (1 - p), on one thread or three; the same (seed,
+ * step, stream) gives the same mask and another of the three another. Through a session: a
+ * training step keys the mask with the run's seed and the step's t, so a repeated step repeats it
+ * and the next step changes it; evaluation is the identity. The gradient is checked in test_gradcheck.c, CPU against CUDA in
  * test_parity.c. */
 #include "support.h"
 
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/threads.h"
 #include "runtime/session.h"
 
 enum { N = 200000 };
@@ -56,6 +57,20 @@ static void test_drops_about_p(void **state)
         double share = dropped_share(&m, x, y, N);
         if (fabs(share - ps[k]) > 0.005) fail_msg("p %g: dropped %.4f", ps[k], share);
     }
+}
+
+/* Three threads split the elements, yet give the one thread's bits: a mask depends on the index
+ * alone. */
+static void test_threads_same_bits(void **state)
+{
+    (void)state;
+    zn_dropout_mask m = zn_dropout_mask_of(5, 2, 1, 0.3f);
+    float *x = nonzero_input(N), *one = zt_talloc(N), *three = zt_talloc(N);
+    zn_dropout_forward(&m, N, x, one);
+    assert_int_equal(zn_cpu_threads_init(3), 0);
+    zn_dropout_forward(&m, N, x, three);
+    zn_cpu_threads_free();
+    assert_memory_equal(one, three, N * sizeof *one);
 }
 
 /* The share of positions where two masks disagree: 0 for one key, about 2p(1 - p) for two
@@ -139,6 +154,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_drops_about_p),
+        T(test_threads_same_bits),
         T(test_key),
         T(test_session_keys_by_step),
     };
