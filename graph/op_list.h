@@ -24,12 +24,14 @@
  *   in_place   true: the output may overwrite a source of its size that dies here (graph/plan.c):
  *              element-wise kernels read element i before writing it (k_eltwise.c), batch
  *              norm's backward takes a channel's sums before writing the channel (k_norm.c),
- *              global max pooling's backward a plane's arg-max before writing the plane
+ *              global max pooling's backward finds a plane's arg-max before writing the plane
+ *              (k_pool.c)
  *   recompute  NO, CHEAP (recomputed in the backward pass, graph/pass_recompute.c) or BUDGET
  *              (recomputed while the recomputed multiply-adds stay within its budget)
  *   lower      the lowering in lang/builtins.c that turns a call into this op (lower_<lower>
  *              with parameters ARGS_<lower>), `none` for ops a model cannot call
- *   lang       the names a model calls it by: ZN_LANG0, ZN_LANG1("name"), ZN_LANG2("name", "alias")
+ *   lang       the names a model calls it by: ZN_LANG0 (none), ZN_LANG1("name") or
+ *              ZN_LANG2("name", "other name")
  *
  * EW(OP, E, fn, reads) is an element-wise function of one tensor, y = f(x), and makes two ops:
  * E (forward, called fn(x) in the language) and E_BWD (dx = dy * f'(x), reading x when reads is
@@ -158,10 +160,10 @@
 /* clang-format on */
 
 /* An EW row as its two OP rows. An element-wise op works in place and is recomputed like relu. */
-#define ZN_EW_AS_OPS(OP, E, fn, reads)                                                        \
-    OP(E, #fn, FORWARD, 1, 1, "x", 0, infer_same, macs_none, zn_grad_##fn, true, CHEAP, unary, \
-       ZN_LANG1(#fn))                                                                          \
-    OP(E##_BWD, #fn "_bwd", BACKWARD, 2, 2, ZN_EW_SRCS_##reads, 0, infer_like_first, macs_none,   \
+#define ZN_EW_AS_OPS(OP, E, fn, reads)                                                          \
+    OP(E, #fn, FORWARD, 1, 1, "x", 0, infer_same, macs_none, zn_grad_##fn, true, CHEAP, unary,   \
+       ZN_LANG1(#fn))                                                                            \
+    OP(E##_BWD, #fn "_bwd", BACKWARD, 2, 2, ZN_EW_SRCS_##reads, 0, infer_like_first, macs_none, \
        NULL, true, NO, none, ZN_LANG0)
 #define ZN_EW_SRCS_INPUT "x, dy"
 #define ZN_EW_SRCS_OUTPUT "y, dy"
@@ -170,7 +172,7 @@
 #define ZN_OP_EACH(OP) ZN_OP_LIST(OP, ZN_EW_AS_OPS)
 #define ZN_OP_SKIP(...)
 
-/* The lang column as three values: how many names, the name, the alias ("" when absent). */
+/* The lang column as three values: how many names, then two names ("" when absent). */
 #define ZN_LANG0 0, "", ""
 #define ZN_LANG1(name) 1, name, ""
 #define ZN_LANG2(name, alias) 2, name, alias

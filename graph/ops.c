@@ -782,8 +782,9 @@ const zn_op_info zn_ops[ZN_OP_COUNT] = {ZN_OP_EACH(ROW)};
 #undef ROW
 
 /* Compile-time checks of every row: a name, a sound arity, and a lang column whose count matches
- * its names. Row and enum come from the same expansion of the list, so each enum value has
- * exactly one row at its own index; the count check below guards that. */
+ * its names (a kind or recompute value that does not exist fails to paste into an enum name
+ * above). Rows and enum come from expansions of the same list, each row designated at its own
+ * enum value, so every op has exactly one row; the count check below says so. */
 #define LANG_CHECK(E, n, name, alias)                                                           \
     _Static_assert((n >= 1) == (sizeof name > 1) && (n >= 2) == (sizeof alias > 1),             \
                    #E ": the lang column's count does not match its names");

@@ -57,7 +57,7 @@ typedef struct {
      * as many as its forward op, so training FLOPs are the sum over every node. */
     int64_t (*macs)(const zn_graph *g, int id);
     zn_grad_rule grad; /* forward ops: builds the backward nodes (autodiff); NULL otherwise */
-    bool in_place;     /* the output may share its first source's memory (graph/plan.c) */
+    bool in_place;     /* the output may overwrite a source of its size (graph/plan.c) */
     zn_recompute recompute;
     const char *lang[2]; /* the names a model calls it by (lang/builtins.c), "" for none */
 } zn_op_info;

@@ -60,14 +60,15 @@ static int segment_end(const ctx *c, int s)
     return end;
 }
 
-/* Multiply-adds of the convs in every segment. */
+/* Multiply-adds of the budgeted ops (convs) in every segment. */
 static int64_t segment_conv_macs(const ctx *c)
 {
     int64_t total = 0;
     for (int s = 0; s < c->n_fwd; s++) {
         int end = c->head[s] ? segment_end(c, s) : -1;
         for (int x = s; end >= 0 && x >= 0; x = x == end ? -1 : c->next[x])
-            if (c->g->nodes[x].op == ZN_OP_CONV2D) total += macs(c->g, x);
+            if (zn_ops[c->g->nodes[x].op].recompute == ZN_RECOMPUTE_BUDGET)
+                total += macs(c->g, x);
     }
     return total;
 }
