@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "graph/graph.h"
 #include "graph/plan.h"
@@ -58,6 +59,9 @@ typedef struct {
     /* Switches batch norm between training (batch statistics, running ones updated) and
      * inference (running statistics) for the following compute calls. */
     void (*set_training)(zn_backend *be, bool training);
+    /* The key of the random masks (dropout) the following compute calls draw: the run's seed and
+     * the step, (0, 0) until set. The same key gives the same masks on every backend. */
+    void (*set_rng)(zn_backend *be, uint64_t seed, uint64_t step);
     /* The message of the last failure: names the failed call or the node (name, file:line). */
     const char *(*last_error)(zn_backend *be);
     /* Highest arena byte written since alloc (the measured high-water mark). */

@@ -201,6 +201,7 @@ static void write_attrs(FILE *f, const zn_node *n)
     if (used & ZN_ATTR_SMOOTHING) fprintf(f, " smoothing=%g", a->smoothing);
     if (used & ZN_ATTR_WEIGHT) fprintf(f, " weight=%g", a->weight);
     if (used & ZN_ATTR_REDUCTION) fprintf(f, " reduction=%s", reductions[a->reduction]);
+    if (used & ZN_ATTR_DROP) fprintf(f, " drop=%g stream=%d", a->drop, a->stream);
     if (used & ZN_ATTR_INIT) {
         fprintf(f, " init=%s", inits[a->init]);
         if (a->init == ZN_INIT_FAN_IN) fprintf(f, " fan_in=%d", a->fan_in);

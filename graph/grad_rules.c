@@ -212,3 +212,18 @@ ZN_GRAD_RULE(ztower)
     }
     free(src);
 }
+
+ZN_GRAD_RULE(dropout) /* dy through the same mask: a DROPOUT with the forward's stream */
+{
+    unary(g, id, dy, want, dsrc, ZN_OP_DROPOUT, NULL);
+}
+
+ZN_GRAD_RULE(mul) /* da = dy * b, broadcast as in the forward; db = dy * a, per channel summed
+                     over the other axes when b is a gate */
+{
+    const int *s = g->nodes[id].src;
+    const bool gate = !zn_shape_eq(&g->nodes[s[0]].shape, &g->nodes[s[1]].shape);
+    emit(g, id, 0, want, dsrc, ZN_OP_MUL, (const int[]){dy, s[1]}, 2, NULL);
+    emit(g, id, 1, want, dsrc, gate ? ZN_OP_MUL_SUM : ZN_OP_MUL, (const int[]){dy, s[0]}, 2,
+         NULL);
+}

@@ -29,6 +29,8 @@ ZN_GRAD_RULE(flatten);
 ZN_GRAD_RULE(stitch);
 ZN_GRAD_RULE(xent);
 ZN_GRAD_RULE(ztower);
+ZN_GRAD_RULE(dropout);
+ZN_GRAD_RULE(mul);
 /* The element-wise ops' rules, one per EW row of op_list.h (grad_rules.c generates them). */
 #define ZN_GRAD_RULE_EW(OP, E, fn, reads) ZN_GRAD_RULE(fn);
 ZN_OP_LIST(ZN_OP_SKIP, ZN_GRAD_RULE_EW)

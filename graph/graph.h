@@ -66,6 +66,9 @@ typedef struct {
     zn_reduction reduction;    /* cross-entropy over the batch */
     zn_init init;              /* parameters and state */
     int fan_in;                /* parameters initialised with ZN_INIT_FAN_IN */
+    float drop;                /* dropout: the share of elements zeroed in training, [0, 1) */
+    int stream;                /* dropout: its mask's stream, the count of dropouts made before
+                                  it in the model (so its backward and every backend agree) */
 } zn_attrs;
 
 typedef struct {

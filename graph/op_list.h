@@ -75,6 +75,13 @@
        ZN_LANG1("add")) \
     OP(SCALE, "scale", FORWARD, 1, 1, "x", ZN_ATTR_SCALE, infer_same, macs_none, zn_grad_scale, \
        true, CHEAP, scale, ZN_LANG1("scale")) \
+    /* b of a's shape, or b [C] a gate over a [C, ...] (both per example or neither) */ \
+    OP(MUL, "mul", FORWARD, 2, 2, "a, b", 0, infer_mul, macs_none, zn_grad_mul, true, NO, mul, \
+       ZN_LANG1("mul")) \
+    /* x / (1 - attr.drop) where the mask of attr.stream keeps it, else 0, in training; the \
+       identity outside it (backends/dropout_mask.h) */ \
+    OP(DROPOUT, "dropout", FORWARD, 1, 1, "x", ZN_ATTR_DROP, infer_dropout, macs_none, \
+       zn_grad_dropout, false, NO, dropout, ZN_LANG1("dropout")) \
     OP(CONCAT, "concat", FORWARD, 1, -1, "inputs...", ZN_ATTR_AXIS, infer_concat, macs_none, \
        zn_grad_concat, false, NO, concat, ZN_LANG1("concat")) \
     OP(RESAMPLE, "resample", FORWARD, 1, 1, "x", ZN_ATTR_FACTOR | ZN_ATTR_SIZE | ZN_ATTR_MODE, \
@@ -140,6 +147,9 @@
     OP(ZTOWER_BWD, "ztower_bwd", BACKWARD, 4, -1, "inputs..., w, coef, dz", \
        ZN_ATTRS_ZTOWER | ZN_ATTR_AXIS, infer_ztower_bwd, macs_ztower, NULL, false, NO, none, \
        ZN_LANG0) \
+    /* dy [C, ...], a [C, ...] -> [C]: per channel, the sum of dy * a (a MUL gate's gradient) */ \
+    OP(MUL_SUM, "mul_sum", BACKWARD, 2, 2, "dy, a", 0, infer_mul_sum, macs_none, NULL, false, NO, \
+       none, ZN_LANG0) \
     /* w * gamma/sqrt(var + eps) (graph/pass_fold_bn.c) */ \
     OP(BN_FOLD_WEIGHT, "bn_fold_weight", INFERENCE, 3, 3, "w, gamma, running_var", ZN_ATTR_EPS, \
        infer_bn_fold_weight, macs_none, NULL, false, NO, none, ZN_LANG0) \

@@ -180,6 +180,37 @@ static bool infer_add(zn_graph *g, int id, char *err, size_t errlen)
     return true;
 }
 
+static bool infer_dropout(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const float p = g->nodes[id].attr.drop;
+    if (!(p >= 0 && p < 1)) return zn_fail(err, errlen, "p = %g is outside [0, 1)", p);
+    return infer_same(g, id, err, errlen);
+}
+
+/* Whether b is a gate of a: b[C] over a[C, ...], both per example or neither. */
+static bool is_gate(const zn_shape *a, const zn_shape *b)
+{
+    return b->rank == 1 && a->rank >= 2 && b->dim[0] == a->dim[0] && b->batched == a->batched;
+}
+
+/* MUL(a, b): b of a's shape, or a [C] gate over a [C, ...]. */
+static bool infer_mul(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *a = src_shape(g, id, 0), *b = src_shape(g, id, 1);
+    if (!expect(a, -1, "a", "", err, errlen) || !expect(b, -1, "b", "", err, errlen)) return false;
+    if (!zn_shape_eq(a, b) && !is_gate(a, b)) {
+        if (a->rank < 2)
+            return zn_fail(err, errlen, "cannot multiply %s by %s: the shapes must be equal",
+                           shape_text(a).s, shape_text(b).s);
+        zn_shape gate = {.rank = 1, .dim = {a->dim[0]}, .batched = a->batched};
+        return zn_fail(err, errlen, "cannot multiply %s by %s: expected the same shape or a "
+                       "per-channel gate %s", shape_text(a).s, shape_text(b).s,
+                       shape_text(&gate).s);
+    }
+    set_out(g, id, a, a->rank, a->dim);
+    return true;
+}
+
 /* MAXPOOL, AVGPOOL. */
 static bool infer_pool(zn_graph *g, int id, char *err, size_t errlen)
 {
@@ -450,6 +481,19 @@ static bool infer_like(zn_graph *g, int id, int k, char *err, size_t errlen)
 static bool infer_like_first(zn_graph *g, int id, char *err, size_t errlen)
 {
     return infer_like(g, id, 0, err, errlen);
+}
+
+/* MUL_SUM(dy[C, ...], a[C, ...]): the gate's gradient [C]. */
+static bool infer_mul_sum(zn_graph *g, int id, char *err, size_t errlen)
+{
+    const zn_shape *dy = src_shape(g, id, 0), *a = src_shape(g, id, 1);
+    if (!expect(dy, -1, "dy", "", err, errlen) || !expect(a, -1, "a", "", err, errlen))
+        return false;
+    if (dy->rank < 2 || !zn_shape_eq(dy, a))
+        return zn_fail(err, errlen, "dy %s and a %s must be one shape [C, ...]", shape_text(dy).s,
+                       shape_text(a).s);
+    set_out(g, id, dy, 1, dy->dim);
+    return true;
 }
 
 /* STITCH_BWD: the gradient of input attr.axis. */

@@ -26,6 +26,7 @@ enum {
     ZN_ATTR_WEIGHT = 1u << 15,
     ZN_ATTR_REDUCTION = 1u << 16,
     ZN_ATTR_INIT = 1u << 17,
+    ZN_ATTR_DROP = 1u << 18, /* drop and stream */
 };
 
 /* A forward op's gradient rule (graph/grad_rules.c). dy is the node holding the gradient of node

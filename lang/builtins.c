@@ -374,6 +374,29 @@ static zn_value lower_add(zn_eval *ev, const zn_builtin *b, zn_value *a, const z
     return zn_eval_emit(ev, op_of(b), src, 2, NULL, b->name, call->span, call);
 }
 
+static zn_value lower_mul(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
+                          const zn_ast *call)
+{
+    (void)b, (void)at;
+    return zn_eval_mul(ev, call, a[0].node, a[1].node);
+}
+
+/* Each dropout gets its own mask stream: the number of dropouts the model made before it. */
+static zn_value lower_dropout(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
+                              const zn_ast *call)
+{
+    double p = zn_val_number(&a[1]);
+    if (!(p >= 0 && zn_f32(p) < 1)) { /* 0.99999999 is 1 as a float32: a division by zero */
+        zn_diag_error(ev->diag, at[1], "%s: p (the share of elements zeroed) must be in [0, 1), got %g",
+                      b->name, p);
+        return zn_val_error();
+    }
+    zn_attrs attr = zn_attrs_default();
+    attr.drop = zn_f32(p);
+    for (int i = 0; i < ev->g->n_nodes; i++) attr.stream += ev->g->nodes[i].op == op_of(b);
+    return zn_eval_emit(ev, op_of(b), &a[0].node, 1, &attr, b->name, call->span, call);
+}
+
 static zn_value lower_scale(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
                             const zn_ast *call)
 {
@@ -590,6 +613,8 @@ static zn_value lower_shape(zn_eval *ev, const zn_builtin *b, zn_value *a, const
 #define ARGS_linear {{"x", T, NULL}, {"out", I, NULL}, {"bias", B, "true"}}
 #define ARGS_add {{"a", T, NULL}, {"b", T, NULL}}
 #define ARGS_scale {{"x", T, NULL}, {"by", F, NULL}}
+#define ARGS_mul {{"a", T, NULL}, {"b", T, NULL}}
+#define ARGS_dropout {{"x", T, NULL}, {"p", F, "0.5"}}
 #define ARGS_concat {{"xs", TS, NULL}, {"axis", I, "0"}}
 #define ARGS_resample {{"x", T, NULL}, {"factor", P, "0"}, {"size", P, "0"}, {"mode", S, "\"max\""}}
 #define ARGS_transpose {{"x", T, NULL}, {"perm", A, NULL}}

@@ -195,7 +195,8 @@ static zn_value type_error(zn_eval *ev, const zn_ast *e, const zn_value *a, cons
         zn_diag_error(ev->diag, e->span, "operator '%s' is not defined for %s", zn_ast_op_str(e->op),
                       zn_val_kind_name(a->kind));
     if (b && (is_tensor(a) || is_tensor(b)))
-        zn_diag_hint(ev->diag, "tensors support t1 + t2 (same shape) and t * number");
+        zn_diag_hint(ev->diag, "tensors support t1 + t2 (same shape), t1 * t2 (same shape, or one "
+                               "a [C] gate) and t * number");
     return zn_val_error();
 }
 
@@ -208,6 +209,13 @@ zn_value zn_eval_scale(zn_eval *ev, const zn_ast *e, int node, double s, zn_span
         return zn_val_error();
     }
     return zn_eval_emit(ev, ZN_OP_SCALE, &node, 1, &attr, "scale", e->span, e);
+}
+
+zn_value zn_eval_mul(zn_eval *ev, const zn_ast *e, int a, int b)
+{
+    const bool swap = ev->g->nodes[a].shape.rank < ev->g->nodes[b].shape.rank;
+    int src[2] = {swap ? b : a, swap ? a : b};
+    return zn_eval_emit(ev, ZN_OP_MUL, src, 2, NULL, "mul", e->span, e);
 }
 
 zn_value *zn_eval_list_items(zn_eval *ev, int64_t n, zn_span at)
@@ -314,6 +322,8 @@ static zn_value eval_binop(zn_eval *ev, zn_scope *sc, const zn_ast *e)
             int src[2] = {a.node, b.node};
             return zn_eval_emit(ev, ZN_OP_ADD, src, 2, NULL, "add", e->span, e);
         }
+        if (e->op == ZN_BIN_MUL && is_tensor(&a) && is_tensor(&b))
+            return zn_eval_mul(ev, e, a.node, b.node);
         if (e->op == ZN_BIN_MUL && is_tensor(&a) && zn_val_is_number(&b))
             return zn_eval_scale(ev, e, a.node, zn_val_number(&b), e->b->span);
         if (e->op == ZN_BIN_MUL && is_tensor(&b) && zn_val_is_number(&a))

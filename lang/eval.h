@@ -114,6 +114,9 @@ int zn_eval_param(zn_eval *ev, const char *owner, const char *suffix, const int6
 /* t * s as a scale node (named and placed like zn_eval_emit's); a factor beyond float32's range
  * is refused at `at`. */
 zn_value zn_eval_scale(zn_eval *ev, const zn_ast *e, int node, double s, zn_span at);
+/* The element-wise product a * b of two tensor nodes (`x * y`, mul(x, y)): a vector operand is
+ * put second, where the op takes a per-channel gate. */
+zn_value zn_eval_mul(zn_eval *ev, const zn_ast *e, int a, int b);
 /* Room for a list of n values (in the arena), or NULL after reporting that it is too long or
  * that the model has built too many list items in all. */
 zn_value *zn_eval_list_items(zn_eval *ev, int64_t n, zn_span at);

@@ -38,6 +38,7 @@ static const double op_tolerance[ZN_OP_COUNT] = {
     [ZN_OP_ZTOWER] = 1e-4,
     [ZN_OP_ZTOWER_COEF] = 1e-3,
     [ZN_OP_ZTOWER_BWD] = 1e-3,
+    [ZN_OP_MUL_SUM] = 1e-5, /* double sums over H x W, as GLOBAL_AVGPOOL's */
 };
 
 /* The floor of a convolution's or matrix product's tolerance by precision: a few units of the

@@ -76,6 +76,7 @@ bool zn_session_init_params(zn_session *s, uint64_t seed)
 {
     zn_rng rng;
     zn_rng_init(&rng, seed);
+    s->seed = seed;
     for (int i = 0; i < s->n_forward; i++) {
         const zn_node *n = &s->graph.nodes[i];
         if (!(n->flags & (ZN_NODE_PARAM | ZN_NODE_STATE))) continue;
@@ -136,6 +137,7 @@ bool zn_session_train_step(zn_session *s, const zn_optim_step *step)
         snprintf(s->err, sizeof s->err, "internal: a training step on an inference session");
         return false;
     }
+    if (s->be->ops->set_rng) s->be->ops->set_rng(s->be, s->seed, (uint64_t)step->t);
     if (!zn_session_compute(s, 0, s->graph.n_nodes - 1, true)) return false;
     if (!s->be->ops->optimize(s->be, &s->graph, &s->plan, step)) return fail_backend(s);
     return true;

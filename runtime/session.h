@@ -26,6 +26,8 @@ typedef struct {
     zn_backend *be;
     int image;            /* INPUT node fed with images (-1 if none) */
     int label;            /* label INPUT node (-1 if none) */
+    uint64_t seed;        /* of zn_session_init_params: with a step's t, the key of its dropout
+                             masks */
     int heads[64];        /* XENT nodes, in graph order */
     int n_heads;
     char err[1024];       /* the last failure */
@@ -58,7 +60,7 @@ bool zn_session_forward(zn_session *s, bool training);
 bool zn_session_compute(zn_session *s, int first, int last, bool training);
 /* Waits until the backend has done the work it was given (a device runs asynchronously). */
 bool zn_session_synchronize(zn_session *s);
-/* Forward, backward and one optimizer step. */
+/* Forward, backward and one optimizer step; dropout masks are keyed by (seed, step->t). */
 bool zn_session_train_step(zn_session *s, const zn_optim_step *step);
 /* The weighted sum of the head losses of the last run, each summed over the batch (a head with
  * reduction "mean" counts batch times), so that a sum of these over an epoch divided by the

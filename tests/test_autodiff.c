@@ -358,8 +358,13 @@ static void build_zoo(zn_graph *g)
     down.factor[0] = down.factor[1] = 2;
     int rs = op_node(g, ZN_OP_RESAMPLE, SRC(a), "rs", &down);      /* [4, 4, 4] */
     int ad = op_node(g, ZN_OP_ADD, SRC(m, rs), "ad", NULL);
+    zn_attrs drop = zn_attrs_default();
+    drop.drop = 0.5f;
+    int dr = op_node(g, ZN_OP_DROPOUT, SRC(ad), "dr", &drop);
+    int gate = op_node(g, ZN_OP_GLOBAL_AVGPOOL, SRC(rs), "gate", NULL); /* [4] */
+    int gated = op_node(g, ZN_OP_MUL, SRC(dr, gate), "gated", NULL);  /* [4, 4, 4] */
     zn_attrs axis0 = zn_attrs_default();
-    int cat = op_node(g, ZN_OP_CONCAT, SRC(ad, m), "cat", &axis0);  /* [8, 4, 4] */
+    int cat = op_node(g, ZN_OP_CONCAT, SRC(gated, m), "cat", &axis0); /* [8, 4, 4] */
     zn_attrs swap = zn_attrs_default();
     swap.perm[0] = 1;
     swap.perm[1] = 0;

@@ -6,6 +6,7 @@
 
 #include "backends/cpu/k_ztower.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/threads.h"
 #include "backends/node_args.h"
 
 #include <math.h>
@@ -305,6 +306,55 @@ static void test_eltwise(void **state)
     zn_scale_backward(N, -0.125f, dy, dx);
     elt_ctx e = {N, -0.125f, a};
     check_grad(scale_fwd, &e, a, N, N, dy, dx, 1e-2f);
+}
+
+/* x [rows, inner] times a per-row gate g (inner 1: two tensors of one shape). */
+typedef struct {
+    size_t rows, inner;
+    float *x, *g;
+} mul_ctx;
+
+static void mul_fwd(void *c, float *y)
+{
+    mul_ctx *m = c;
+    zn_mul_forward(m->rows, m->inner, m->x, m->g, y);
+}
+
+/* The product against its naive loop over 40,000 elements (past the threads' serial limit, and
+ * the same bits on three threads); the x gradient is the product with dy, the gate's is
+ * zn_mul_sum, both against differences. */
+static void test_mul(void **state)
+{
+    (void)state;
+    static const size_t shapes[][2] = {{2 * 5, 4000}, {40000, 1}, {3, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const size_t rows = shapes[s][0], inner = shapes[s][1], n = rows * inner;
+        mul_ctx m = {rows, inner, rand_array(n, -1, 1), rand_array(rows, -1, 1)};
+        float *y = zt_talloc(n), *want = zt_talloc(n), *sum = zt_talloc(rows);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < inner; i++) want[r * inner + i] = m.x[r * inner + i] * m.g[r];
+        zn_mul_forward(rows, inner, m.x, m.g, y);
+        assert_near(y, want, n, 0);
+        float *dy = rand_array(n, -1, 1);
+        zn_mul_sum(rows, inner, dy, m.x, sum);
+        for (size_t r = 0; r < rows; r++)
+            assert_near(&sum[r], &(float){(float)dot(dy + r * inner, m.x + r * inner, inner)}, 1,
+                        1e-6);
+        if (n > 100) { /* three threads split rows mid-way (the product) and whole (the sums) */
+            float *y3 = zt_talloc(n), *sum3 = zt_talloc(rows);
+            assert_int_equal(zn_cpu_threads_init(3), 0);
+            zn_mul_forward(rows, inner, m.x, m.g, y3);
+            zn_mul_sum(rows, inner, dy, m.x, sum3);
+            zn_cpu_threads_free();
+            assert_memory_equal(y3, y, n * sizeof *y);
+            assert_memory_equal(sum3, sum, rows * sizeof *sum);
+            continue; /* differences: the small shape */
+        }
+        float *dx = zt_talloc(n);
+        zn_mul_forward(rows, inner, dy, m.g, dx);
+        check_grad(mul_fwd, &m, m.x, n, n, dy, dx, 1e-2f);
+        check_grad(mul_fwd, &m, m.g, rows, n, dy, sum, 1e-2f);
+    }
 }
 
 static void test_find_nonfinite(void **state)
@@ -914,7 +964,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_batchnorm_forward), T(test_batchnorm_running_stats), T(test_batchnorm_backward),
-        T(test_eltwise_ops), T(test_eltwise), T(test_find_nonfinite), T(test_pool),
+        T(test_eltwise_ops), T(test_eltwise), T(test_mul), T(test_find_nonfinite), T(test_pool),
         T(test_maxpool_ties), T(test_global_pool), T(test_resample), T(test_stitch),
         T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),
         T(test_xent_bad_label), T(test_argmax_rows), T(test_sgd), T(test_adam),

@@ -240,6 +240,7 @@ static void run_init(run *r, net *t, uint64_t seed)
         fail_msg("plan: %s", err);
     check_be(r, r->be->ops->alloc(r->be, &r->plan), "alloc");
     check_be(r, r->be->ops->prepare(r->be, &t->g, &r->plan), "prepare");
+    r->be->ops->set_rng(r->be, 7, 3); /* one dropout mask for every forward of a case */
     r->value = calloc((size_t)t->g.n_nodes, sizeof *r->value);
     assert_non_null(r->value);
     zn_rng rng;
@@ -629,6 +630,33 @@ static void build_scale(net *t)
     unary_case(t, ZN_OP_SCALE, a, 2, 3);
 }
 
+static void build_dropout(net *t) /* a wrong mask in the backward gives O(1) errors */
+{
+    zn_attrs a = zn_attrs_default();
+    a.drop = 0.4f;
+    a.stream = 2;
+    unary_case(t, ZN_OP_DROPOUT, a, 3, 4);
+}
+
+static void build_mul(net *t)
+{
+    int a = DATA(t, 2, 3, 3), b = DATA(t, 2, 3, 3);
+    head(t, node(t, ZN_OP_MUL, SRC(a, b), NULL));
+}
+
+static void build_mul_same(net *t) /* x * x: one tensor, two uses */
+{
+    int x = DATA(t, 2, 3, 3);
+    head(t, node(t, ZN_OP_MUL, SRC(x, x), NULL));
+}
+
+static void build_mul_gate(net *t) /* a [C] gate per example over [C, H, W] */
+{
+    t->h = 1e-2f; /* smooth, and x's gradient is a gate's fraction of dy: rounding weighs more */
+    int x = DATA(t, 3, 4, 4), gate = DATA(t, 3);
+    head(t, node(t, ZN_OP_MUL, SRC(x, gate), NULL));
+}
+
 static void build_relu(net *t)
 {
     unary_case(t, ZN_OP_RELU, zn_attrs_default(), 2, 4);
@@ -710,6 +738,10 @@ static const gc_case cases[] = {
     {"add x + x", ZN_OP_ADD, build_add_same, 2, 5},
     {"scale -0.375", ZN_OP_SCALE, build_scale, 2, 5},
     {"relu", ZN_OP_RELU, build_relu, 2, 5},
+    {"dropout p 0.4", ZN_OP_DROPOUT, build_dropout, 2, 5},
+    {"mul", ZN_OP_MUL, build_mul, 2, 5},
+    {"mul x * x", ZN_OP_MUL, build_mul_same, 2, 5},
+    {"mul by a [C] gate", ZN_OP_MUL, build_mul_gate, 2, 5},
     {"gelu", ZN_OP_GELU, build_gelu, 2, 5},
     {"silu", ZN_OP_SILU, build_silu, 2, 5},
     {"sigmoid", ZN_OP_SIGMOID, build_sigmoid, 2, 5},

@@ -137,6 +137,18 @@ static const op_case cases[] = {
     BAD(ZN_OP_SIGMOID, "y(2)", "float tensor"),
     OK(ZN_OP_SCALE, "x[10]", "[N, 10]", 0, .scale = 0.125f),
     BAD(ZN_OP_SCALE, "x[10] x[10]", "needs 1 source (x), got 2"),
+    OK(ZN_OP_DROPOUT, "x[8,4,4]", "[N, 8, 4, 4]", 0, .drop = 0.5f, .stream = 3),
+    BAD(ZN_OP_DROPOUT, "x[8]", "dropout: p = 1 is outside [0, 1)", .drop = 1.0f),
+    OK(ZN_OP_MUL, "x[8,4,4] x[8,4,4]", "[N, 8, 4, 4]", 0),
+    OK(ZN_OP_MUL, "x[8,4,4] x[8]", "[N, 8, 4, 4]", 0),
+    OK(ZN_OP_MUL, "w[6] w[6]", "[6]", 0),
+    BAD(ZN_OP_MUL, "x[8,4,4] x[4]",
+        "cannot multiply [N, 8, 4, 4] by [N, 4]: expected the same shape or a per-channel gate "
+        "[N, 8]"),
+    BAD(ZN_OP_MUL, "x[8,4,4] w[8]", "by [8]: expected the same shape or a per-channel gate"),
+    BAD(ZN_OP_MUL, "x[8] x[4]", "cannot multiply [N, 8] by [N, 4]: the shapes must be equal"),
+    OK(ZN_OP_MUL_SUM, "x[8,4,4] x[8,4,4]", "[N, 8]", 0),
+    BAD(ZN_OP_MUL_SUM, "x[8,4,4] x[8,4,2]", "dy [N, 8, 4, 4] and a [N, 8, 4, 2] must be one shape"),
 
     OK(ZN_OP_MAXPOOL, "x[128,32,32]", "[N, 128, 16, 16]", 0, .kernel = {2, 2}, .stride = {2, 2}),
     OK(ZN_OP_MAXPOOL, "x[4,7,7]", "[N, 4, 4, 4]", 0, K3, .stride = {2, 2}, .pad = {1, 1}),

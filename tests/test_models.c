@@ -1,6 +1,7 @@
 /* test_models.c: every model in models/: its parameter count against the figures of
- * ../shared/spec (the original experiment), and 20 training steps on one fixed batch on the CPU
- * backend, after which the loss must have fallen; and the README and docs/language.md quoting
+ * ../shared/spec (the original experiment) or counted by hand, the squeeze-and-excitation
+ * model's gate shapes, and 20 training steps on one fixed batch on the CPU backend, after which
+ * the loss must have fallen; and the README and docs/language.md quoting
  * models/davidnet_zee.znet as it is written. */
 #include "support.h"
 
@@ -54,6 +55,11 @@ static const count_case counts[] = {
     {"models/davidnet_zee.znet",
      {{"width", "16"}, {"pool", "\"channel_axis\""}, {"roots", "true"}, {"filters", "[8, 16]"}}, 4, 501584, 0},
     {"models/davidnet_zee_single.znet", {{0}}, 0, 7752592, 0},
+    /* DavidNet plus gates on layers 1 (C 128, C/r 8) and 3 (512, 32), each two linears with
+     * biases: 128*8+8 + 8*128+128 + 512*32+32 + 32*512+512 = 35,496; at width 16 (32 and 128
+     * channels, C/r 2 and 8): 162 + 2,184 = 2,346 */
+    {"models/davidnet_se.znet", {{0}}, 0, 6573120 + 35496, 0},
+    {"models/davidnet_se.znet", {{"width", "16"}}, 1, 412944 + 2346, 0},
 };
 
 static void test_parameter_counts(void **state)
@@ -73,6 +79,37 @@ static void test_parameter_counts(void **state)
                      (long long)params_under(&g, backbone, 4), (long long)c->backbone);
         zn_graph_free(&g);
     }
+}
+
+/* The node named `name` has per-example shape `want` (zn_shape_str without the batch). */
+static void expect_shape(const zn_graph *g, const char *name, const char *want)
+{
+    char got[96];
+    for (int i = 0; i < g->n_nodes; i++)
+        if (strcmp(g->nodes[i].name, name) == 0) {
+            if (strcmp(zn_shape_str(&g->nodes[i].shape, got, sizeof got), want) != 0)
+                fail_msg("%s is %s, not %s", name, got, want);
+            return;
+        }
+    fail_msg("no node %s", name);
+}
+
+/* The squeeze-and-excitation gates of models/davidnet_se.znet: squeezed to C/r, excited back to
+ * one weight per channel, which scales the branch's map. */
+static void test_se_shapes(void **state)
+{
+    (void)state;
+    zn_graph g;
+    zn_recipe r;
+    load("models/davidnet_se.znet", NULL, 0, &g, &r);
+    static const char *const want[][2] = {
+        {"l1.se.gate.gap", "[N, 128]"}, {"l1.se.gate.linear", "[N, 8]"},
+        {"l1.se.gate", "[N, 128]"},     {"l1.se", "[N, 128, 16, 16]"},
+        {"l1", "[N, 128, 16, 16]"},     {"l3.se.gate.linear", "[N, 32]"},
+        {"l3.se.gate", "[N, 512]"},     {"l3", "[N, 512, 4, 4]"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) expect_shape(&g, want[i][0], want[i][1]);
+    zn_graph_free(&g);
 }
 
 /* 20 SGD steps on one random batch: the loss of the last step is below the first's. */
@@ -196,6 +233,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parameter_counts),
+        cmocka_unit_test(test_se_shapes),
         cmocka_unit_test(test_every_model_learns_a_batch),
         cmocka_unit_test(test_docs_quote_the_zee_model),
         cmocka_unit_test(test_loss_is_summed_whatever_the_reduction),

@@ -232,6 +232,9 @@ static const op_case cases[] = {
      "a = resample(resample(x, factor = 2, mode = \"avg\"), factor = 2, mode = \"nearest\")\n"
      "y = a + resample(resample(x, size = 2), factor = 4, mode = \"nearest\")\n"
      "head h = xent(linear(flatten(y), 5), label)\n", NULL},
+    {"dropout, mul by a [C] gate and of one shape", false,
+     "g = linear(gap(x), 4)\ny = dropout(x * g, 0.3) * relu(x)\nhead h = xent(linear(flatten(y), 5), label)\n",
+     NULL},
     {"gelu, silu, sigmoid", false,
      "y = gelu(x) + silu(x) + sigmoid(x)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"transpose", false, "y = transpose(x, [2, 0, 1])\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},

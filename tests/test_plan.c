@@ -189,8 +189,8 @@ static void test_training_relu_in_place(void **state)
 }
 
 /* The ops the plan runs in place give the same bits with their output over a source: batch
- * norm's backward over x and over dy (with and without the gamma and beta sums), and global max
- * pooling's backward over x. */
+ * norm's backward over x and over dy (with and without the gamma and beta sums), global max
+ * pooling's backward over x, and mul over a source of its size. */
 static void test_kernels_in_place(void **state)
 {
     (void)state;
@@ -222,6 +222,18 @@ static void test_kernels_in_place(void **state)
     memcpy(buf, x, sizeof x);
     zn_global_pool_backward(ZN_WINDOW_MAX, N, C, 2, 5, buf, gy, buf);
     assert_memory_equal(buf, ref, sizeof ref);
+    /* mul, over either source of one shape and over the map it gates */
+    for (int gate = 0; gate < 2; gate++)
+        for (int over = 0; over < 2 - gate; over++) {
+            const size_t rows = gate ? N * C : T, inner = gate ? HW : 1;
+            const float *b = gate ? gy : dy;
+            float as[T], bs[T];
+            memcpy(as, x, sizeof x);
+            memcpy(bs, b, rows * sizeof *b);
+            zn_mul_forward(rows, inner, x, b, ref);
+            zn_mul_forward(rows, inner, as, bs, over ? bs : as);
+            assert_memory_equal(over ? bs : as, ref, sizeof ref);
+        }
 }
 
 /* DenseNet's concatenations recomputed in the backward pass (graph/pass_recompute.c) are never

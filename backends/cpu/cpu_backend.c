@@ -292,6 +292,12 @@ static void cpu_set_training(zn_backend *be, bool training)
     cpu_of(be)->opts.training = training;
 }
 
+static void cpu_set_rng(zn_backend *be, uint64_t seed, uint64_t step)
+{
+    cpu_of(be)->rng_seed = seed;
+    cpu_of(be)->rng_step = step;
+}
+
 static const char *cpu_last_error(zn_backend *be)
 {
     return cpu_of(be)->err;
@@ -321,6 +327,7 @@ const zn_backend_ops zn_cpu_backend = {
     .optimize = cpu_optimize,
     .synchronize = cpu_synchronize,
     .set_training = cpu_set_training,
+    .set_rng = cpu_set_rng,
     .last_error = cpu_last_error,
     .arena_high_water = cpu_arena_high_water,
 };

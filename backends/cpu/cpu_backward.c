@@ -168,6 +168,15 @@ static bool run_ztower_bwd(const zn_cpu_call *c)
     return true;
 }
 
+/* dy [C, ...], a [C, ...] -> [C]: per row of the gate, the sum of dy * a */
+static bool run_mul_sum(const zn_cpu_call *c)
+{
+    size_t rows = zn_cpu_numel(c, &c->node->shape);
+    zn_mul_sum(rows, zn_cpu_numel(c, zn_cpu_src_shape(c, 0)) / rows, zn_cpu_src(c, 0),
+               zn_cpu_src(c, 1), zn_cpu_out(c));
+    return true;
+}
+
 /* logits, label -> dlogits = weight * (softmax - target) (/ N for the mean) */
 static bool run_xent_bwd(const zn_cpu_call *c)
 {
@@ -201,6 +210,7 @@ const zn_cpu_runner zn_cpu_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_XENT_BWD] = run_xent_bwd,
     [ZN_OP_ZTOWER_COEF] = run_ztower_coef,
     [ZN_OP_ZTOWER_BWD] = run_ztower_bwd,
+    [ZN_OP_MUL_SUM] = run_mul_sum,
 #define EW_RUNNER(OP, E, fn, reads) [ZN_OP_##E##_BWD] = run_eltwise_bwd,
     ZN_OP_LIST(ZN_OP_SKIP, EW_RUNNER)
 #undef EW_RUNNER

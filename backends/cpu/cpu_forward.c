@@ -82,6 +82,26 @@ static bool run_scale(const zn_cpu_call *c)
     return true;
 }
 
+/* Outside training the identity; the backward (a DROPOUT on dy) runs only in training. */
+static bool run_dropout(const zn_cpu_call *c)
+{
+    if (!c->cpu->opts.training) return zn_cpu_run_copy(c);
+    const zn_attrs *a = &c->node->attr;
+    zn_dropout_mask m = zn_dropout_mask_of(c->cpu->rng_seed, c->cpu->rng_step,
+                                           (uint32_t)a->stream, a->drop);
+    zn_dropout_forward(&m, zn_cpu_numel(c, &c->node->shape), zn_cpu_src(c, 0), zn_cpu_out(c));
+    return true;
+}
+
+/* a [rows, inner] times b, one value per row (inner 1: b has a's shape). */
+static bool run_mul(const zn_cpu_call *c)
+{
+    size_t rows = zn_cpu_numel(c, zn_cpu_src_shape(c, 1));
+    zn_mul_forward(rows, zn_cpu_numel(c, &c->node->shape) / rows, zn_cpu_src(c, 0),
+                   zn_cpu_src(c, 1), zn_cpu_out(c));
+    return true;
+}
+
 static bool run_concat(const zn_cpu_call *c)
 {
     const zn_shape *y = &c->node->shape;
@@ -192,6 +212,8 @@ const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_LINEAR] = run_linear,
     [ZN_OP_ADD] = run_add,
     [ZN_OP_SCALE] = run_scale,
+    [ZN_OP_DROPOUT] = run_dropout,
+    [ZN_OP_MUL] = run_mul,
     [ZN_OP_CONCAT] = run_concat,
     [ZN_OP_RESAMPLE] = run_resample,
     [ZN_OP_TRANSPOSE] = run_transpose,

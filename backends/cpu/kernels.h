@@ -4,8 +4,9 @@
  * element-wise kernels take the zn_op of graph/op_list.h that names their function), no
  * allocation; large ones split their work over the pool of threads.h in fixed slices, so
  * results do not depend on thread timing. Every backward OVERWRITES its outputs unless its name says
- * accumulate. Sources by family: k_norm.c, k_eltwise.c, k_pool.c (every op that walks windows
- * of an H×W plane: pooling, resample, stitch), k_layout.c, k_loss.c, k_optim.c. */
+ * accumulate. Sources by family: k_norm.c, k_eltwise.c, k_dropout.c, k_mul.c, k_pool.c (every
+ * op that walks windows of an H×W plane: pooling, resample, stitch), k_layout.c, k_loss.c,
+ * k_optim.c. */
 #ifndef ZN_CPU_KERNELS_H
 #define ZN_CPU_KERNELS_H
 
@@ -13,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backends/dropout_mask.h"
 #include "backends/kernel_args.h"
 #include "graph/op_list.h"
 
@@ -94,6 +96,15 @@ void zn_fill(size_t n, float v, float *y);
 void zn_zero(size_t n, float *y);
 /* True when x holds a NaN or an infinity; *where (if not NULL) gets the first such index. */
 bool zn_find_nonfinite(const float *x, size_t n, size_t *where);
+
+/* ---- dropout (k_dropout.c) and products of two tensors (k_mul.c); outputs may alias ------
+ * Dropout: y[i] = x[i] / (1 - p) where mask m keeps element i, else 0, over the n elements of
+ * the batched tensor (its backward is the same call on dy). Products: a is [rows, inner] and b
+ * one value per row, y[r, i] = a[r, i] * b[r]; with inner 1 they are two tensors of one shape.
+ * zn_mul_sum is the gradient of such a b: y[r] = sum over i of a[r, i] * b[r, i] (double sums). */
+void zn_dropout_forward(const zn_dropout_mask *m, size_t n, const float *x, float *y);
+void zn_mul_forward(size_t rows, size_t inner, const float *a, const float *b, float *y);
+void zn_mul_sum(size_t rows, size_t inner, const float *a, const float *b, float *y);
 
 /* ---- windows over H×W planes (k_pool.c) --------------------------------------------------
  * x: [N, C, H, W]. Pooling uses floor mode: out = (in + 2*pad - kernel) / stride + 1. Max

@@ -330,6 +330,12 @@ static void cuda_set_training(zn_backend *be, bool training)
     cuda_of(be)->opts.training = training;
 }
 
+static void cuda_set_rng(zn_backend *be, uint64_t seed, uint64_t step)
+{
+    cuda_of(be)->rng_seed = seed;
+    cuda_of(be)->rng_step = step;
+}
+
 static const char *cuda_last_error(zn_backend *be)
 {
     return cuda_of(be)->err;
@@ -350,6 +356,7 @@ static const zn_backend_ops cuda_ops = {
     .optimize = cuda_optimize,
     .synchronize = cuda_synchronize,
     .set_training = cuda_set_training,
+    .set_rng = cuda_set_rng,
     .last_error = cuda_last_error,
     .arena_high_water = zn_cuda_arena_high_water,
     .memory_available = zn_cuda_memory_available,

@@ -95,6 +95,7 @@ typedef struct {
     const float **ptrs;
     int *ints; /* 3 * cap */
     int cap;
+    uint64_t rng_seed, rng_step; /* set_rng: the key of dropout's masks */
     char err[1024];
 } zn_cuda;
 

@@ -162,6 +162,14 @@ static bool run_ztower_bwd(const zn_cuda_call *c)
                                    zn_cuda_src(c, w + 1), zn_cuda_src(c, w + 2), zn_cuda_out(c));
 }
 
+/* dy [C, ...], a [C, ...] -> [C]: per row of the gate, the sum of dy * a */
+static bool run_mul_sum(const zn_cuda_call *c)
+{
+    size_t rows = zn_cuda_numel(c, &c->node->shape);
+    return ZN_RT(c, zn_cuda_mul_sum, rows, zn_cuda_numel(c, zn_cuda_src_shape(c, 0)) / rows,
+                 zn_cuda_src(c, 0), zn_cuda_src(c, 1), zn_cuda_out(c), c->cu->stream);
+}
+
 /* logits, label -> dlogits = weight * (softmax - target) (/ N for the mean) */
 static bool run_xent_bwd(const zn_cuda_call *c)
 {
@@ -190,6 +198,7 @@ const zn_cuda_runner zn_cuda_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_XENT_BWD] = run_xent_bwd,
     [ZN_OP_ZTOWER_COEF] = run_ztower_coef,
     [ZN_OP_ZTOWER_BWD] = run_ztower_bwd,
+    [ZN_OP_MUL_SUM] = run_mul_sum,
 #define EW_RUNNER(OP, E, fn, reads) [ZN_OP_##E##_BWD] = run_eltwise_bwd,
     ZN_OP_LIST(ZN_OP_SKIP, EW_RUNNER)
 #undef EW_RUNNER

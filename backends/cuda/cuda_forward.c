@@ -94,6 +94,26 @@ static bool run_add(const zn_cuda_call *c)
                  zn_cuda_src(c, 1), zn_cuda_out(c), c->cu->stream);
 }
 
+/* As the CPU's: the identity outside training; the mask of dropout_mask.h within. */
+static bool run_dropout(const zn_cuda_call *c)
+{
+    zn_cuda *cu = c->cu;
+    if (!cu->opts.training) return zn_cuda_run_copy(c);
+    const zn_attrs *a = &c->node->attr;
+    zn_dropout_mask m = zn_dropout_mask_of(cu->rng_seed, cu->rng_step, (uint32_t)a->stream,
+                                           a->drop);
+    return ZN_RT(c, zn_cuda_dropout_forward, &m, zn_cuda_numel(c, &c->node->shape),
+                 zn_cuda_src(c, 0), zn_cuda_out(c), cu->stream);
+}
+
+/* a [rows, inner] times b, one value per row (inner 1: b has a's shape). */
+static bool run_mul(const zn_cuda_call *c)
+{
+    size_t rows = zn_cuda_numel(c, zn_cuda_src_shape(c, 1));
+    return ZN_RT(c, zn_cuda_mul_forward, rows, zn_cuda_numel(c, &c->node->shape) / rows,
+                 zn_cuda_src(c, 0), zn_cuda_src(c, 1), zn_cuda_out(c), c->cu->stream);
+}
+
 static bool run_scale(const zn_cuda_call *c)
 {
     return ZN_RT(c, zn_cuda_scale_forward, zn_cuda_numel(c, &c->node->shape), c->node->attr.scale,
@@ -213,6 +233,8 @@ const zn_cuda_runner zn_cuda_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_RESAMPLE] = run_resample,
     [ZN_OP_TRANSPOSE] = run_transpose,
     [ZN_OP_FLATTEN] = zn_cuda_run_copy,
+    [ZN_OP_DROPOUT] = run_dropout,
+    [ZN_OP_MUL] = run_mul,
     [ZN_OP_STITCH] = run_stitch,
     [ZN_OP_XENT] = run_xent,
     [ZN_OP_ZTOWER] = run_ztower,

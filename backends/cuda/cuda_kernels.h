@@ -23,6 +23,7 @@ extern "C" {
 #endif
 
 /* inside the C linkage block: its argument structs are shared with the CPU kernels */
+#include "backends/dropout_mask.h"
 #include "backends/kernel_args.h"
 #include "graph/op_list.h"
 
@@ -46,6 +47,18 @@ cudaError_t zn_cuda_scale_forward(size_t n, float s, const float *x, float *y,
 cudaError_t zn_cuda_fill(size_t n, float v, float *y, cudaStream_t stream);
 /* y = x, n floats (flatten, reshape): cudaMemcpyAsync, whose status it returns; no overlap. */
 cudaError_t zn_cuda_copy(size_t n, const float *x, float *y, cudaStream_t stream);
+
+/* ---- dropout and products of two tensors (k_gate.cu); as k_dropout.c and k_mul.c -------- */
+/* y = x / (1 - p) where m keeps the element, else 0 (also the backward, on dy). m is a HOST
+ * pointer. */
+cudaError_t zn_cuda_dropout_forward(const zn_dropout_mask *m, size_t n, const float *x, float *y,
+                                    cudaStream_t stream);
+/* y[r, i] = a[r, i] * b[r] over a [rows, inner] (inner 1: two tensors of one shape). */
+cudaError_t zn_cuda_mul_forward(size_t rows, size_t inner, const float *a, const float *b,
+                                float *y, cudaStream_t stream);
+/* y[r] = sum over i of a[r, i] * b[r, i] (double sums; one warp per row). */
+cudaError_t zn_cuda_mul_sum(size_t rows, size_t inner, const float *a, const float *b, float *y,
+                            cudaStream_t stream);
 
 /* ---- numerics and mixed precision (k_cast.cu) -------------------------------------------- */
 /* *first = min(*first, i) over every i with x[i] NaN or infinite, so after the call it holds the
