@@ -17,6 +17,8 @@ const zn_pass zn_passes[] = {
      ZN_STAGE_FORWARD, zn_pass_stitch, false},
     {"ztower", "z-tower fusion: stitch -> conv -> batchnorm -> relu -> global max pool becomes one node run in batch slices",
      ZN_STAGE_FORWARD, zn_pass_ztower, false},
+    {"no_dropout", "dropout is the identity in inference graphs: its readers read its input instead",
+     ZN_STAGE_INFERENCE, zn_pass_no_dropout, false},
     {"fold_bn", "batch norm folded into the conv before it: conv(x, w') + b' (inference graphs)",
      ZN_STAGE_INFERENCE, zn_pass_fold_bn, false},
     {"autodiff", "appends the backward pass: the gradient of the weighted loss for every parameter (always runs)",

@@ -98,6 +98,7 @@ void zn_pass_count_uses(const zn_graph *g, int *uses);
 bool zn_pass_dce(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_stitch(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_ztower(zn_graph *g, char *err, size_t errlen);
+bool zn_pass_no_dropout(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_fold_bn(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_poolmask(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_recompute(zn_graph *g, char *err, size_t errlen);

@@ -13,6 +13,7 @@
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/threads.h"
+#include "runtime/compile.h"
 #include "runtime/session.h"
 
 enum { N = 200000 };
@@ -148,6 +149,40 @@ static void test_session_keys_by_step(void **state)
     zn_graph_free(&g);
 }
 
+static int count_dropouts(const zn_graph *g)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == ZN_OP_DROPOUT;
+    return n;
+}
+
+/* An inference graph has no dropout: the gap reads the image (pass no_dropout); skipping the pass
+ * keeps the nodes, as a training graph does (nothing before them trains, so they have no backward). */
+static void test_inference_graph_drops_dropout(void **state)
+{
+    (void)state;
+    const char *path = zt_write_file("dropout.znet",
+        "model drop {\n  input image: [2, 4, 4]\n  input label: class(3)\n"
+        "  d = dropout(dropout(image, 0.5), 0.2)\n  head h = xent(linear(gap(d), 3), label)\n}\n");
+    const char *skip[] = {"no_dropout"};
+    const struct {
+        zn_compile_mode mode;
+        int n_skip, dropouts;
+    } cases[] = {{ZN_COMPILE_INFERENCE, 0, 0}, {ZN_COMPILE_INFERENCE, 1, 2}, {ZN_COMPILE_TRAINING, 0, 2}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const zn_compile_opts o = {.path = path, .mode = cases[k].mode, .no_pass = skip,
+                                   .n_no_pass = cases[k].n_skip};
+        zn_compiled c;
+        assert_true(zn_compile(&o, &c));
+        assert_int_equal(count_dropouts(&c.graph), cases[k].dropouts);
+        if (cases[k].dropouts == 0)
+            for (int i = 0; i < c.graph.n_nodes; i++)
+                if (c.graph.nodes[i].op == ZN_OP_GLOBAL_AVGPOOL)
+                    assert_int_equal(c.graph.nodes[c.graph.nodes[i].src[0]].op, ZN_OP_INPUT);
+        zn_compiled_free(&c);
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, reset, reset)
 
 int main(void)
@@ -157,6 +192,7 @@ int main(void)
         T(test_threads_same_bits),
         T(test_key),
         T(test_session_keys_by_step),
+        T(test_inference_graph_drops_dropout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
