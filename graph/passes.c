@@ -194,8 +194,8 @@ static bool run_stage(zn_graph *g, zn_pass_stage stage, const char *const *disab
         char msg[512];
         if (!skip && !pass->run(g, msg, sizeof msg)) return zn_fail(err, errlen, "pass %s: %s", pass->name, msg);
         if (trace && trace->report) {
-            if (skip) fprintf(trace->report, "  %-9s off", pass->name);
-            else fprintf(trace->report, "  %-9s %d -> %d nodes", pass->name, before, g->n_nodes);
+            if (skip) fprintf(trace->report, "  %-10s off", pass->name);
+            else fprintf(trace->report, "  %-10s %d -> %d nodes", pass->name, before, g->n_nodes);
             if (stage != ZN_STAGE_FORWARD) fprintf(trace->report, " (%s graph)", zn_pass_stage_names[stage]);
             fputc('\n', trace->report);
         }

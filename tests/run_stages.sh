@@ -43,7 +43,7 @@ grep -q '^plan at batch 512: ' "$tmp/out" || fail "--dump-after plan: the recipe
 grep -Eq ' (grads|optim) ' "$tmp/out" && fail "--dump-after plan: an inference plan with gradients"
 
 "$znet" summary --set width=4 "$model" > "$tmp/out" 2>&1 || fail "summary exited $?"
-grep -Eq '^  autodiff  114 -> [0-9]+ nodes \(training graph\)$' "$tmp/out" || fail "summary: autodiff's node counts"
+grep -Eq '^  autodiff   114 -> [0-9]+ nodes \(training graph\)$' "$tmp/out" || fail "summary: autodiff's node counts"
 
 # command line | exit code | message
 while IFS='|' read -r args want_rc want; do
