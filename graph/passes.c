@@ -23,7 +23,7 @@ const zn_pass zn_passes[] = {
      ZN_STAGE_TRAINING, zn_autodiff, true},
     {"poolmask", "relu -> max pool: the relu's backward masks the pooled gradient, before the pool's backward",
      ZN_STAGE_TRAINING, zn_pass_poolmask, false},
-    {"recompute", "recomputes cheap stitch/concat -> batchnorm/relu/scale(/conv) chains in the backward pass",
+    {"recompute", "recomputes cheap stitch/concat -> batchnorm/scale/element-wise(/conv) chains in the backward pass",
      ZN_STAGE_TRAINING, zn_pass_recompute, false},
     {"sink", "moves each backward node to just before its first reader where that lowers the memory live",
      ZN_STAGE_TRAINING, zn_pass_sink, false},
