@@ -8,7 +8,6 @@
 #include "cli.h"
 #include "graph/util.h"
 #include "report/plot.h"
-#include "runtime/train.h"
 
 #define MAX_LOGS 32
 
