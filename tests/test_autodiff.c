@@ -5,7 +5,6 @@
  * differentiable op has a rule, every backward op a checked shape rule and a producer). */
 #include "support.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -575,26 +574,22 @@ static int check_model_grads(zn_graph *g, const char *what)
     return trainable;
 }
 
+static void model_grads(const char *rel, void *ctx)
+{
+    (void)ctx;
+    const char *name = rel + strlen("models/");
+    char path[1024];
+    snprintf(path, sizeof path, "%s", zt_src_path(rel));
+    zn_graph g;
+    if (!load(path, NULL, 0, &g)) fail_msg("%s does not load", path);
+    check_model_grads(&g, name);
+    zn_graph_free(&g);
+}
+
 static void test_every_model(void **state)
 {
     (void)state;
-    DIR *dir = opendir(zt_src_path("models"));
-    assert_non_null(dir);
-    int models = 0;
-    for (struct dirent *e; (e = readdir(dir));) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".znet") != 0) continue;
-        char rel[300], path[1024];
-        snprintf(rel, sizeof rel, "models/%s", e->d_name);
-        snprintf(path, sizeof path, "%s", zt_src_path(rel));
-        zn_graph g;
-        if (!load(path, NULL, 0, &g)) fail_msg("%s does not load", path);
-        check_model_grads(&g, e->d_name);
-        zn_graph_free(&g);
-        models++;
-    }
-    closedir(dir);
-    assert_true(models >= 3);
+    assert_true(zt_each_model(model_grads, NULL) >= 3);
 }
 
 /* The Z-tower variants: a shared tower (its parameters summed over three heads), grouped convs
