@@ -42,6 +42,18 @@ const char *zt_write_file(const char *name, const char *text)
     return path;
 }
 
+char *zt_read_all(FILE *f)
+{
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
 const char *zt_cifar_dir(void)
 {
     static char buf[4096];
