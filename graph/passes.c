@@ -142,7 +142,7 @@ bool zn_pass_fuse(zn_graph *g, zn_pass_fuse_fn fuse, int extra, void *ctx, char 
                   size_t errlen)
 {
     const int n = g->n_nodes;
-    size_t total_src = 1; /* an allocation even for a graph without edges */
+    size_t total_src = 0;
     for (int i = 0; i < n; i++) total_src += (size_t)g->nodes[i].n_src + (size_t)extra;
     int *uses = zn_malloc((size_t)n * sizeof *uses);
     bool *keep = zn_malloc((size_t)n * sizeof *keep);
