@@ -102,6 +102,20 @@ void zt_run_passes(zn_graph *g, const char *const *disabled, int n_disabled)
     if (!zn_passes_run(g, disabled, n_disabled, NULL, err, sizeof err)) fail_msg("passes: %s", err);
 }
 
+int zt_count_op(const zn_graph *g, zn_op op)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == op;
+    return n;
+}
+
+int zt_count_flag(const zn_graph *g, unsigned flag)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += (g->nodes[i].flags & flag) != 0;
+    return n;
+}
+
 int zt_count_suffix(const zn_graph *g, const char *suffix)
 {
     int n = 0;

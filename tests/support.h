@@ -29,6 +29,9 @@ int zt_each_model(void (*fn)(const char *rel, void *ctx), void *ctx);
 void zt_load(const char *path, const zn_setting *sets, int n, zn_graph *g);
 /* Runs the optimizer passes on g but the n_disabled named ones. */
 void zt_run_passes(zn_graph *g, const char *const *disabled, int n_disabled);
+/* How many of g's nodes run op; how many have any bit of flag. */
+int zt_count_op(const zn_graph *g, zn_op op);
+int zt_count_flag(const zn_graph *g, unsigned flag);
 /* How many of g's nodes have a name that ends in suffix (" (recompute)") after something else. */
 int zt_count_suffix(const zn_graph *g, const char *suffix);
 /* A seeded RNG (splitmix64) for test data: zt_rng_unit() is uniform in [0, 1). */

@@ -103,13 +103,6 @@ static int count_op(const zn_graph *g, zn_op op, unsigned flag)
     return n;
 }
 
-static int count_flag(const zn_graph *g, unsigned flag)
-{
-    int n = 0;
-    for (int id = 0; id < g->n_nodes; id++) n += (g->nodes[id].flags & flag) != 0;
-    return n;
-}
-
 /* The GRAD node of parameter p: exactly one, with p's shape. */
 static int grad_node(const zn_graph *g, int p)
 {
@@ -177,7 +170,7 @@ static void test_tiny_model(void **state)
     assert_src(&g, dw1, 1, dconv);
     assert_int_equal(grad_node(&g, w1), dw1);
     assert_int_equal(bwd_of(&g, conv, ZN_OP_CONV2D_BWD_DATA), -1);
-    assert_int_equal(count_flag(&g, ZN_NODE_GRAD), 2);
+    assert_int_equal(zt_count_flag(&g, ZN_NODE_GRAD), 2);
     for (int id = n_fwd; id < g.n_nodes; id++) {
         assert_true(g.nodes[id].flags & ZN_NODE_BACKWARD);
         assert_string_equal(g.nodes[id].span.file, "t.znet");
@@ -239,7 +232,7 @@ static void test_shared_param(void **state)
     assert_int_equal(count_op(&g, ZN_OP_CONV2D_BWD_FILTER, ZN_NODE_BACKWARD), 3);
     assert_int_equal(count_op(&g, ZN_OP_CONV2D_BWD_DATA, ZN_NODE_BACKWARD), 2);
     assert_int_equal(count_op(&g, ZN_OP_ADD, ZN_NODE_BACKWARD), 2);
-    assert_int_equal(count_flag(&g, ZN_NODE_GRAD), 1);
+    assert_int_equal(zt_count_flag(&g, ZN_NODE_GRAD), 1);
     int dw = grad_node(&g, w);
     assert_int_equal(g.nodes[dw].op, ZN_OP_ADD);
     /* the sum's two sources: the earlier partial sum and a filter gradient */
@@ -287,7 +280,7 @@ static void test_nothing_below_inputs(void **state)
     grad_node(&g, gamma);
     grad_node(&g, beta);
     grad_node(&g, w);
-    assert_int_equal(count_flag(&g, ZN_NODE_GRAD), 3);
+    assert_int_equal(zt_count_flag(&g, ZN_NODE_GRAD), 3);
     (void)mean;
     (void)var;
     zn_graph_free(&g);
@@ -568,9 +561,9 @@ static int check_model_grads(zn_graph *g, const char *what)
         if ((n->flags & ZN_NODE_GRAD) && !(g->nodes[n->grad_of].flags & ZN_NODE_PARAM))
             fail_msg("%s: GRAD node %s is not a trainable parameter's", what, n->name);
     }
-    if (count_flag(g, ZN_NODE_GRAD) != trainable)
+    if (zt_count_flag(g, ZN_NODE_GRAD) != trainable)
         fail_msg("%s: %d GRAD nodes for %d trainable parameters", what,
-                 count_flag(g, ZN_NODE_GRAD), trainable);
+                 zt_count_flag(g, ZN_NODE_GRAD), trainable);
     return trainable;
 }
 
