@@ -1,6 +1,7 @@
 /* passes.c: the pass table (autodiff in its place), the drivers that run it stage by stage
- * (skipping, stopping, reporting), and the helpers every pass shares: rebuilding a graph from a subset of its nodes in
- * a new order, and counting each node's users. The passes themselves live in graph/pass_*.c. */
+ * (skipping, stopping, reporting), and the helpers every pass shares: rebuilding a graph from a
+ * subset of its nodes in a new order, fusing chains (zn_pass_fuse) and counting each node's
+ * users. The passes themselves live in graph/pass_*.c. */
 #include "graph/util.h"
 #include "graph/passes.h"
 
