@@ -570,12 +570,9 @@ static int check_model_grads(zn_graph *g, const char *what)
 static void model_grads(const char *rel, void *ctx)
 {
     (void)ctx;
-    const char *name = rel + strlen("models/");
-    char path[1024];
-    snprintf(path, sizeof path, "%s", zt_src_path(rel));
     zn_graph g;
-    if (!load(path, NULL, 0, &g)) fail_msg("%s does not load", path);
-    check_model_grads(&g, name);
+    if (!load(zt_src_path(rel), NULL, 0, &g)) fail_msg("%s does not load", rel);
+    check_model_grads(&g, rel);
     zn_graph_free(&g);
 }
 

@@ -175,12 +175,10 @@ static void model_counts_and_equivalence(const char *rel, void *ctx)
 {
     (void)ctx;
     const char *name = rel + strlen("models/");
-    char path[1024];
-    snprintf(path, sizeof path, "%s", zt_src_path(rel));
     zn_setting sets[4];
     int n_sets = narrow_settings(name, sets);
     zn_graph raw, dce, fused, unfused, towered;
-    zt_load(path, sets, n_sets, &raw);
+    zt_load(zt_src_path(rel), sets, n_sets, &raw);
     zn_graph_copy(&dce, &raw);
     zn_graph_copy(&fused, &raw);
     zn_graph_copy(&unfused, &raw);
