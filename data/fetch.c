@@ -61,15 +61,9 @@ static checksum expected(const zn_fetch_opts *o)
     return (checksum){ZN_DIGEST_MD5, o->md5 ? o->md5 : ZN_CIFAR10_MD5};
 }
 
-static bool join(char *out, size_t outlen, const char *a, const char *b)
-{
-    int n = b ? snprintf(out, outlen, "%s/%s", a, b) : snprintf(out, outlen, "%s", a);
-    return n >= 0 && (size_t)n < outlen;
-}
-
 bool zn_fetch_root(const zn_fetch_opts *o, char *out, size_t outlen)
 {
-    if (o->dir && o->dir[0]) return join(out, outlen, o->dir, NULL);
+    if (o->dir && o->dir[0]) return zn_data_path_join(out, outlen, o->dir, NULL);
     return zn_data_cache_root(out, outlen);
 }
 
@@ -80,8 +74,8 @@ static bool paths_init(const zn_fetch_opts *o, fetch_paths *p, char *err, size_t
                    ? zn_dataset_fail(err, errlen, "--dir: a path of %zu bytes is too long", strlen(o->dir))
                    : zn_dataset_fail(err, errlen,
                                      "no data folder: neither $XDG_CACHE_HOME nor $HOME is set (use --dir DIR)");
-    if (!join(p->target, sizeof p->target, p->root, ZN_CIFAR10_FOLDER) ||
-        !join(p->archive, sizeof p->archive, p->root, ZN_CIFAR10_ARCHIVE) ||
+    if (!zn_data_path_join(p->target, sizeof p->target, p->root, ZN_CIFAR10_FOLDER) ||
+        !zn_data_path_join(p->archive, sizeof p->archive, p->root, ZN_CIFAR10_ARCHIVE) ||
         (size_t)snprintf(p->part, sizeof p->part, "%s.part", p->archive) >= sizeof p->part)
         return zn_dataset_fail(err, errlen, "%s: path too long", p->root);
     return true;
@@ -268,9 +262,9 @@ static bool install(const fetch_paths *p, const char *fresh, char *err, size_t e
         return zn_dataset_fail(err, errlen, "rename %s to %s: %s", fresh, p->target, strerror(errno));
     }
     char old[4096], aside[4096];
-    if (!join(old, sizeof old, p->root, ".cifar10-old-XXXXXX") || !mkdtemp(old))
+    if (!zn_data_path_join(old, sizeof old, p->root, ".cifar10-old-XXXXXX") || !mkdtemp(old))
         return zn_dataset_fail(err, errlen, "mkdtemp in %s: %s", p->root, strerror(errno));
-    bool ok = join(aside, sizeof aside, old, ZN_CIFAR10_FOLDER);
+    bool ok = zn_data_path_join(aside, sizeof aside, old, ZN_CIFAR10_FOLDER);
     if (!ok) zn_dataset_fail(err, errlen, "%s: path too long", old);
     else if (!(ok = rename(p->target, aside) == 0))
         zn_dataset_fail(err, errlen, "rename %s to %s: %s", p->target, aside, strerror(errno));
@@ -286,11 +280,11 @@ static bool install(const fetch_paths *p, const char *fresh, char *err, size_t e
 static bool unpack(const zn_fetch_opts *o, const fetch_paths *p, char *err, size_t errlen)
 {
     char staging[4096], fresh[4096];
-    if (!join(staging, sizeof staging, p->root, ".cifar10-unpack-XXXXXX") || !mkdtemp(staging))
+    if (!zn_data_path_join(staging, sizeof staging, p->root, ".cifar10-unpack-XXXXXX") || !mkdtemp(staging))
         return zn_dataset_fail(err, errlen, "mkdtemp in %s: %s", p->root, strerror(errno));
     say(o, "unpacking %s", p->archive);
     bool ok = zn_tar_extract(p->archive, staging, MAX_UNPACKED_BYTES, err, errlen) &&
-              join(fresh, sizeof fresh, staging, ZN_CIFAR10_FOLDER);
+              zn_data_path_join(fresh, sizeof fresh, staging, ZN_CIFAR10_FOLDER);
     if (ok && !cifar_usable(fresh, err, errlen)) {
         char why[1024];
         snprintf(why, sizeof why, "%s", err);
