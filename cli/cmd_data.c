@@ -51,6 +51,14 @@ static int explain_fashion_mnist(void)
     return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
 }
 
+/* --md5 or --sha256: absent, or d's value in hex; else a message naming the option. */
+static bool digest_ok(const char *opt, zn_digest d, const char *hex)
+{
+    if (!hex || zn_digest_is_hex(d, hex)) return true;
+    fprintf(stderr, "znet data get: %s needs %zu hex digits, got '%s'\n", opt, zn_digest_hex_len(d), hex);
+    return false;
+}
+
 static int data_get(int argc, char **argv)
 {
     const char *url = NULL, *md5 = NULL, *sha256 = NULL, *dir = NULL;
@@ -66,11 +74,12 @@ static int data_get(int argc, char **argv)
     const char *name;
     int n;
     int rc = zn_cli_parse_args(argc, argv, "data get NAME [options]",
-                               "Downloads data set NAME (cifar10) with libcurl, checks its MD5 and unpacks it into\n"
-                               "the per-user cache ($XDG_CACHE_HOME/znet or ~/.cache/znet), where znet finds\n"
-                               "it. An interrupted download resumes when run again. fashion_mnist comes from\n"
-                               "the Debian package dataset-fashion-mnist instead.",
-                               opts, 5, &c, &name, 1, &n);
+                               "Downloads data set NAME (cifar10) with libcurl, checks its MD5 (or the SHA-256\n"
+                               "--sha256 gives) and unpacks it into the per-user cache ($XDG_CACHE_HOME/znet or\n"
+                               "~/.cache/znet), where znet finds it. An interrupted download resumes when run\n"
+                               "again. fashion_mnist comes from the Debian package dataset-fashion-mnist\n"
+                               "instead.",
+                               opts, (int)(sizeof opts / sizeof opts[0]), &c, &name, 1, &n);
     if (rc >= 0) return rc;
     if (n == 0) {
         fprintf(stderr, "znet data get: which data set? (cifar10 or fashion_mnist)\n");
@@ -83,14 +92,8 @@ static int data_get(int argc, char **argv)
         fprintf(stderr, "znet data get: --dir needs a folder, got ''\n");
         return ZN_EXIT_USAGE;
     }
-    if (md5 && !zn_digest_is_hex(ZN_DIGEST_MD5, md5)) {
-        fprintf(stderr, "znet data get: --md5 needs 32 hex digits, got '%s'\n", md5);
+    if (!digest_ok("--md5", ZN_DIGEST_MD5, md5) || !digest_ok("--sha256", ZN_DIGEST_SHA256, sha256))
         return ZN_EXIT_USAGE;
-    }
-    if (sha256 && !zn_digest_is_hex(ZN_DIGEST_SHA256, sha256)) {
-        fprintf(stderr, "znet data get: --sha256 needs 64 hex digits, got '%s'\n", sha256);
-        return ZN_EXIT_USAGE;
-    }
     zn_fetch_opts fo = {.url = url, .md5 = md5, .sha256 = sha256, .dir = dir, .retries = (int)retries, .log = stderr};
     char err[2048], root[4096];
     if (!zn_fetch_cifar10(&fo, err, sizeof err)) {
@@ -115,7 +118,7 @@ static int data_where(int argc, char **argv)
                                "Prints where znet finds each data set (or NAME only), trying in order: --data,\n"
                                "$ZNET_DATA, the per-user cache, then (fashion_mnist) " FASHION_SYSTEM_DIR ".\n"
                                "With NAME, exits 1 when it is not found.",
-                               opts, 1, &c, &name, 1, &n);
+                               opts, (int)(sizeof opts / sizeof opts[0]), &c, &name, 1, &n);
     if (rc >= 0) return rc;
     int only = n ? data_index(argv[0], name) : -1;
     if (n && only < 0) return ZN_EXIT_USAGE;

@@ -8,7 +8,6 @@
 #include "cli.h"
 #include "graph/util.h"
 #include "report/plot.h"
-#include "runtime/train.h"
 
 #define MAX_LOGS 32
 
@@ -54,7 +53,7 @@ int zn_cmd_plot(int argc, char **argv)
                                "FILE` writes: training loss, and accuracy per epoch (train dashed; test of each\n"
                                "head and the vote solid), runs overlaid in different colours. The SVG is\n"
                                "standalone: open it in a browser.",
-                               opts, 3, &c, paths, MAX_LOGS, &n);
+                               opts, (int)(sizeof opts / sizeof opts[0]), &c, paths, MAX_LOGS, &n);
     if (rc >= 0) return rc;
     if (n == 0) {
         fprintf(stderr, "znet plot: no log file given\n"

@@ -1,5 +1,6 @@
 /* data_dir.c: where a data set lives on disk: --data, then $ZNET_DATA, then the per-user cache
- * ($XDG_CACHE_HOME/znet or ~/.cache/znet), then a system location (see dataset.h). */
+ * ($XDG_CACHE_HOME/znet or ~/.cache/znet), then a system location (see dataset.h); and the
+ * bounded path join that the downloader uses too. */
 #include "data/dataset.h"
 
 #include <stdio.h>
@@ -26,7 +27,7 @@ static bool is_file(const char *dir, const char *file)
 {
     char path[4096];
     struct stat st;
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path) return false;
+    if (!zn_data_path_join(path, sizeof path, dir, file)) return false;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
@@ -37,7 +38,7 @@ static bool holds(const zn_known_data *k, const char *dir)
     return false;
 }
 
-static bool put(char *out, size_t outlen, const char *a, const char *b)
+bool zn_data_path_join(char *out, size_t outlen, const char *a, const char *b)
 {
     int n = b ? snprintf(out, outlen, "%s/%s", a, b) : snprintf(out, outlen, "%s", a);
     return n >= 0 && (size_t)n < outlen;
@@ -46,8 +47,8 @@ static bool put(char *out, size_t outlen, const char *a, const char *b)
 /* base itself or base/<folder>, whichever holds the data set. */
 static bool try_base(const zn_known_data *k, const char *base, char *out, size_t outlen)
 {
-    if (holds(k, base)) return put(out, outlen, base, NULL);
-    if (!put(out, outlen, base, k->folder)) return false;
+    if (holds(k, base)) return zn_data_path_join(out, outlen, base, NULL);
+    if (!zn_data_path_join(out, outlen, base, k->folder)) return false;
     return holds(k, out);
 }
 
@@ -56,9 +57,9 @@ static bool try_base(const zn_known_data *k, const char *base, char *out, size_t
 bool zn_data_cache_root(char *out, size_t outlen)
 {
     const char *xdg = getenv("XDG_CACHE_HOME");
-    if (xdg && xdg[0] == '/') return put(out, outlen, xdg, "znet");
+    if (xdg && xdg[0] == '/') return zn_data_path_join(out, outlen, xdg, "znet");
     const char *home = getenv("HOME");
-    if (home && home[0]) return put(out, outlen, home, ".cache/znet");
+    if (home && home[0]) return zn_data_path_join(out, outlen, home, ".cache/znet");
     return false;
 }
 
@@ -74,16 +75,16 @@ bool zn_data_dir_resolve(const char *flag_dir, const char *name, char *out, size
     const char *given = flag_dir && flag_dir[0] ? flag_dir : env && env[0] ? env : NULL;
     if (given) {
         if (try_base(k, given, out, outlen)) return true;
-        put(out, outlen, given, NULL); /* the loader's message names what is missing there */
+        zn_data_path_join(out, outlen, given, NULL); /* the loader's message names what is missing there */
         return false;
     }
 
     char cache[4096];
     bool have_cache = zn_data_cache_root(cache, sizeof cache);
     if (have_cache && try_base(k, cache, out, outlen)) return true;
-    if (k->system_dir && holds(k, k->system_dir)) return put(out, outlen, k->system_dir, NULL);
+    if (k->system_dir && holds(k, k->system_dir)) return zn_data_path_join(out, outlen, k->system_dir, NULL);
     /* not found: name the folder the loader's message asks the user to fill */
-    if (have_cache) put(out, outlen, cache, k->folder);
-    else put(out, outlen, k->folder, NULL);
+    if (have_cache) zn_data_path_join(out, outlen, cache, k->folder);
+    else zn_data_path_join(out, outlen, k->folder, NULL);
     return false;
 }

@@ -61,6 +61,8 @@ void zn_dataset_free(zn_dataset *ds);
 /* The per-user data cache: $XDG_CACHE_HOME/znet (absolute only), else $HOME/.cache/znet; false
  * when neither is set. */
 bool zn_data_cache_root(char *out, size_t outlen);
+/* "a/b" into out (a alone when b is NULL); false when it does not fit in outlen. */
+bool zn_data_path_join(char *out, size_t outlen, const char *a, const char *b);
 bool zn_data_dir_resolve(const char *flag_dir, const char *name, char *out, size_t outlen);
 
 /* For the readers: allocate out's arrays (zeroed) for n images of c x h x w; and format an

@@ -34,16 +34,6 @@ typedef struct {
     char part[4096];    /* the download in progress: archive + ".part" */
 } fetch_paths;
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static void say(const zn_fetch_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(const zn_fetch_opts *o, const char *fmt, ...)
 {
@@ -71,15 +61,9 @@ static checksum expected(const zn_fetch_opts *o)
     return (checksum){ZN_DIGEST_MD5, o->md5 ? o->md5 : ZN_CIFAR10_MD5};
 }
 
-static bool join(char *out, size_t outlen, const char *a, const char *b)
-{
-    int n = b ? snprintf(out, outlen, "%s/%s", a, b) : snprintf(out, outlen, "%s", a);
-    return n >= 0 && (size_t)n < outlen;
-}
-
 bool zn_fetch_root(const zn_fetch_opts *o, char *out, size_t outlen)
 {
-    if (o->dir && o->dir[0]) return join(out, outlen, o->dir, NULL);
+    if (o->dir && o->dir[0]) return zn_data_path_join(out, outlen, o->dir, NULL);
     return zn_data_cache_root(out, outlen);
 }
 
@@ -87,12 +71,13 @@ static bool paths_init(const zn_fetch_opts *o, fetch_paths *p, char *err, size_t
 {
     if (!zn_fetch_root(o, p->root, sizeof p->root))
         return o->dir && o->dir[0]
-                   ? fail(err, errlen, "--dir: a path of %zu bytes is too long", strlen(o->dir))
-                   : fail(err, errlen, "no data folder: neither $XDG_CACHE_HOME nor $HOME is set (use --dir DIR)");
-    if (!join(p->target, sizeof p->target, p->root, ZN_CIFAR10_FOLDER) ||
-        !join(p->archive, sizeof p->archive, p->root, ZN_CIFAR10_ARCHIVE) ||
+                   ? zn_dataset_fail(err, errlen, "--dir: a path of %zu bytes is too long", strlen(o->dir))
+                   : zn_dataset_fail(err, errlen,
+                                     "no data folder: neither $XDG_CACHE_HOME nor $HOME is set (use --dir DIR)");
+    if (!zn_data_path_join(p->target, sizeof p->target, p->root, ZN_CIFAR10_FOLDER) ||
+        !zn_data_path_join(p->archive, sizeof p->archive, p->root, ZN_CIFAR10_ARCHIVE) ||
         (size_t)snprintf(p->part, sizeof p->part, "%s.part", p->archive) >= sizeof p->part)
-        return fail(err, errlen, "%s: path too long", p->root);
+        return zn_dataset_fail(err, errlen, "%s: path too long", p->root);
     return true;
 }
 
@@ -113,7 +98,7 @@ static bool make_root(const char *root, char *err, size_t errlen)
         *p = '\0';
         struct stat st;
         if (mkdir(path, 0755) != 0 && !(errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-            return fail(err, errlen, "mkdir %s: %s", path,
+            return zn_dataset_fail(err, errlen, "mkdir %s: %s", path,
                         errno == EEXIST ? "exists and is not a directory" : strerror(errno));
         if (end) return true;
         *p = '/';
@@ -148,7 +133,7 @@ static bool sum_matches(const char *path, checksum want, char *err, size_t errle
     char got[ZN_DIGEST_HEX_MAX];
     if (!zn_digest_file(want.kind, path, got, err, errlen)) return false;
     if (strcasecmp(got, want.hex) == 0) return true;
-    return fail(err, errlen, "%s: %s is %s, expected %s", path, zn_digest_name(want.kind), got, want.hex);
+    return zn_dataset_fail(err, errlen, "%s: %s is %s, expected %s", path, zn_digest_name(want.kind), got, want.hex);
 }
 
 /* The part of curl's --retry that a data set download needs: a timeout, a failed name lookup, a
@@ -240,7 +225,8 @@ static bool download(const zn_fetch_opts *o, const fetch_paths *p, char *err, si
     checksum want = expected(o);
     if (!(is_file(p->part) && sum_matches(p->part, want, err, errlen))) {
         say(o, "%s %s\n  to %s", is_file(p->part) ? "resuming" : "downloading", url_of(o), p->part);
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return fail(err, errlen, "curl_global_init failed");
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return zn_dataset_fail(err, errlen, "curl_global_init failed");
         char why[CURL_ERROR_SIZE];
         CURLcode rc = fetch_url(o, p, why);
         if (rc == CURLE_RANGE_ERROR) {
@@ -250,7 +236,7 @@ static bool download(const zn_fetch_opts *o, const fetch_paths *p, char *err, si
         }
         curl_global_cleanup();
         if (rc != CURLE_OK)
-            return fail(err, errlen, "downloading %s failed: curl error %d [%s]: %s%s", url_of(o), (int)rc,
+            return zn_dataset_fail(err, errlen, "downloading %s failed: curl error %d [%s]: %s%s", url_of(o), (int)rc,
                         why, curl_meaning(rc),
                         is_file(p->part) ? " (the partial download is kept; run again to resume)" : "");
         say(o, "checking the %s of %s", zn_digest_name(want.kind), p->part);
@@ -262,7 +248,7 @@ static bool download(const zn_fetch_opts *o, const fetch_paths *p, char *err, si
         }
     }
     if (rename(p->part, p->archive) != 0)
-        return fail(err, errlen, "rename %s to %s: %s", p->part, p->archive, strerror(errno));
+        return zn_dataset_fail(err, errlen, "rename %s to %s: %s", p->part, p->archive, strerror(errno));
     return true;
 }
 
@@ -273,17 +259,17 @@ static bool install(const fetch_paths *p, const char *fresh, char *err, size_t e
     struct stat st;
     if (lstat(p->target, &st) != 0) {
         if (rename(fresh, p->target) == 0) return true;
-        return fail(err, errlen, "rename %s to %s: %s", fresh, p->target, strerror(errno));
+        return zn_dataset_fail(err, errlen, "rename %s to %s: %s", fresh, p->target, strerror(errno));
     }
     char old[4096], aside[4096];
-    if (!join(old, sizeof old, p->root, ".cifar10-old-XXXXXX") || !mkdtemp(old))
-        return fail(err, errlen, "mkdtemp in %s: %s", p->root, strerror(errno));
-    bool ok = join(aside, sizeof aside, old, ZN_CIFAR10_FOLDER);
-    if (!ok) fail(err, errlen, "%s: path too long", old);
+    if (!zn_data_path_join(old, sizeof old, p->root, ".cifar10-old-XXXXXX") || !mkdtemp(old))
+        return zn_dataset_fail(err, errlen, "mkdtemp in %s: %s", p->root, strerror(errno));
+    bool ok = zn_data_path_join(aside, sizeof aside, old, ZN_CIFAR10_FOLDER);
+    if (!ok) zn_dataset_fail(err, errlen, "%s: path too long", old);
     else if (!(ok = rename(p->target, aside) == 0))
-        fail(err, errlen, "rename %s to %s: %s", p->target, aside, strerror(errno));
+        zn_dataset_fail(err, errlen, "rename %s to %s: %s", p->target, aside, strerror(errno));
     if (ok && rename(fresh, p->target) != 0) {
-        ok = fail(err, errlen, "rename %s to %s: %s", fresh, p->target, strerror(errno));
+        ok = zn_dataset_fail(err, errlen, "rename %s to %s: %s", fresh, p->target, strerror(errno));
         rename(aside, p->target);
     }
     remove_tree(old);
@@ -294,15 +280,15 @@ static bool install(const fetch_paths *p, const char *fresh, char *err, size_t e
 static bool unpack(const zn_fetch_opts *o, const fetch_paths *p, char *err, size_t errlen)
 {
     char staging[4096], fresh[4096];
-    if (!join(staging, sizeof staging, p->root, ".cifar10-unpack-XXXXXX") || !mkdtemp(staging))
-        return fail(err, errlen, "mkdtemp in %s: %s", p->root, strerror(errno));
+    if (!zn_data_path_join(staging, sizeof staging, p->root, ".cifar10-unpack-XXXXXX") || !mkdtemp(staging))
+        return zn_dataset_fail(err, errlen, "mkdtemp in %s: %s", p->root, strerror(errno));
     say(o, "unpacking %s", p->archive);
     bool ok = zn_tar_extract(p->archive, staging, MAX_UNPACKED_BYTES, err, errlen) &&
-              join(fresh, sizeof fresh, staging, ZN_CIFAR10_FOLDER);
+              zn_data_path_join(fresh, sizeof fresh, staging, ZN_CIFAR10_FOLDER);
     if (ok && !cifar_usable(fresh, err, errlen)) {
         char why[1024];
         snprintf(why, sizeof why, "%s", err);
-        ok = fail(err, errlen, "%s has the right %s but does not hold CIFAR-10 as expected: %s",
+        ok = zn_dataset_fail(err, errlen, "%s has the right %s but does not hold CIFAR-10 as expected: %s",
                   p->archive, zn_digest_name(expected(o).kind), why);
     }
     ok = ok && install(p, fresh, err, errlen);
@@ -343,13 +329,13 @@ static bool get_locked(const zn_fetch_opts *o, const fetch_paths *p, char *err, 
 static int lock_root(const char *root, char *err, size_t errlen)
 {
     int fd = open(root, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return fail(err, errlen, "open %s: %s", root, strerror(errno)) - 1;
+    if (fd < 0) return zn_dataset_fail(err, errlen, "open %s: %s", root, strerror(errno)) - 1;
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
     int e = errno;
     close(fd);
     if (e == EWOULDBLOCK)
-        return fail(err, errlen, "another `znet data get` is working in %s; wait for it to end", root) - 1;
-    return fail(err, errlen, "flock %s: %s", root, strerror(e)) - 1;
+        return zn_dataset_fail(err, errlen, "another `znet data get` is working in %s; wait for it to end", root) - 1;
+    return zn_dataset_fail(err, errlen, "flock %s: %s", root, strerror(e)) - 1;
 }
 
 bool zn_fetch_cifar10(const zn_fetch_opts *o, char *err, size_t errlen)

@@ -160,11 +160,6 @@ void zn_graph_write_dot_opts(const zn_graph *g, FILE *f, const zn_dot_opts *opts
     fputs("}\n", f);
 }
 
-void zn_graph_write_dot(const zn_graph *g, FILE *f)
-{
-    zn_graph_write_dot_opts(g, f, &(zn_dot_opts){.show_params = false});
-}
-
 static void write_pair(FILE *f, const char *key, const int v[2])
 {
     if (v[0] == v[1])

@@ -1,7 +1,8 @@
 /* graph.h: the graph IR. One node struct serves every op (forward and backward); the op list
- * (op_list.h, expanded into ops.h's table) says what each op means. Shapes are per example: a batched tensor gets a leading
- * batch axis N only when a plan is made for a batch size, so one graph serves every batch.
- * Nodes are stored in topological order (sources always precede their users). */
+ * (op_list.h, expanded into ops.h's table) says what each op means. Shapes are per example: a
+ * batched tensor gets a leading batch axis N only when a plan is made for a batch size, so one
+ * graph serves every batch. Nodes are stored in topological order (sources always precede their
+ * users). */
 #ifndef ZN_GRAPH_H
 #define ZN_GRAPH_H
 

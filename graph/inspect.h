@@ -16,8 +16,7 @@ typedef struct {
 
 /* DOT for `dot -Tsvg`: one node per graph node (name, op, output shape), edges labelled with
  * the tensor's shape, a nested cluster per block path ("b1/res" inside "b1"), inputs, loss
- * heads and backward nodes styled apart. Parameters are hidden. */
-void zn_graph_write_dot(const zn_graph *g, FILE *f);
+ * heads and backward nodes styled apart; parameters as opts says. */
 void zn_graph_write_dot_opts(const zn_graph *g, FILE *f, const zn_dot_opts *opts);
 
 /* One line per node: "%id = op(%src, ...) name shape attrs flags  # file:line". */

@@ -1,6 +1,7 @@
 /* pass_recompute.c: recomputation of cheap segments in the backward pass (a training pass). A
- * segment starts at a stitch or concat and follows the one cheap reader of each node (batch norm,
- * relu, scale; a conv too while the model's recomputed convs stay cheap). Backward nodes that read
+ * segment starts at a stitch or concat and follows the one cheap reader of each node (a CHEAP op
+ * of graph/op_list.h: batch norm, scale, the element-wise ops; a BUDGET op, the conv, too while
+ * the model's recomputed convs stay cheap). Backward nodes that read
  * a segment node read a copy instead, emitted right before the first of them, so the forward
  * tensors die in the forward pass. docs/passes.md gives the rules and what they save. */
 #include "graph/util.h"

@@ -6,10 +6,6 @@
  * has no other reader fuse. The node keeps the pool's name, block and span. */
 #include "graph/passes.h"
 
-#include <stdlib.h>
-
-#include "graph/util.h"
-
 /* The chain ending at global max pool p, outermost first: relu, batch norm, conv, stitch;
  * false unless each is the one reader of the next and of the fusable kind. */
 static bool take_chain(const zn_graph *g, const int *uses, int p, int chain[4])

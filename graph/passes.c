@@ -1,6 +1,7 @@
 /* passes.c: the pass table (autodiff in its place), the drivers that run it stage by stage
- * (skipping, stopping, reporting), and the helpers every pass shares: rebuilding a graph from a subset of its nodes in
- * a new order, and counting each node's users. The passes themselves live in graph/pass_*.c. */
+ * (skipping, stopping, reporting), and the helpers every pass shares: rebuilding a graph from a
+ * subset of its nodes in a new order, fusing chains (zn_pass_fuse) and counting each node's
+ * users. The passes themselves live in graph/pass_*.c. */
 #include "graph/util.h"
 #include "graph/passes.h"
 
@@ -25,7 +26,7 @@ const zn_pass zn_passes[] = {
      ZN_STAGE_TRAINING, zn_autodiff, true},
     {"poolmask", "relu -> max pool: the relu's backward masks the pooled gradient, before the pool's backward",
      ZN_STAGE_TRAINING, zn_pass_poolmask, false},
-    {"recompute", "recomputes cheap stitch/concat -> batchnorm/relu/scale(/conv) chains in the backward pass",
+    {"recompute", "recomputes cheap stitch/concat -> batchnorm/scale/element-wise(/conv) chains in the backward pass",
      ZN_STAGE_TRAINING, zn_pass_recompute, false},
     {"sink", "moves each backward node to just before its first reader where that lowers the memory live",
      ZN_STAGE_TRAINING, zn_pass_sink, false},
@@ -144,7 +145,7 @@ bool zn_pass_fuse(zn_graph *g, zn_pass_fuse_fn fuse, int extra, void *ctx, char 
                   size_t errlen)
 {
     const int n = g->n_nodes;
-    size_t total_src = 1; /* an allocation even for a graph without edges */
+    size_t total_src = 0;
     for (int i = 0; i < n; i++) total_src += (size_t)g->nodes[i].n_src + (size_t)extra;
     int *uses = zn_malloc((size_t)n * sizeof *uses);
     bool *keep = zn_malloc((size_t)n * sizeof *keep);

@@ -1,7 +1,7 @@
 /* util.h: helpers every library needs: allocations that stop the program with the failed call's
  * name when memory runs out (an internal condition, not a user error; sizes a user chooses are
- * checked where they are chosen), whether two paths name one file, and a formatter for the `char *err, size_t errlen` convention
- * that returns false. */
+ * checked where they are chosen), a path's folder, whether two paths name one file, and a
+ * formatter for the `char *err, size_t errlen` convention that returns false. */
 #ifndef ZN_GRAPH_UTIL_H
 #define ZN_GRAPH_UTIL_H
 

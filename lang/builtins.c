@@ -369,7 +369,7 @@ static zn_value lower_linear(zn_eval *ev, const zn_builtin *b, zn_value *a, cons
 static zn_value lower_add(zn_eval *ev, const zn_builtin *b, zn_value *a, const zn_span *at,
                           const zn_ast *call)
 {
-    (void)b, (void)at;
+    (void)at;
     int src[2] = {a[0].node, a[1].node};
     return zn_eval_emit(ev, op_of(b), src, 2, NULL, b->name, call->span, call);
 }

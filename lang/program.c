@@ -1,7 +1,6 @@
 /* program.c: loads a model file and its imports (`use`, relative to the importing file, then the
  * stdlib; cycles reported), applies --set values to model parameters and train settings,
  * evaluates the model body and checks the result (heads exist, every loss is a head). */
-#define _DEFAULT_SOURCE /* realpath */
 #include "program.h"
 
 #include <errno.h>

@@ -47,12 +47,6 @@ static const char *const train_keys[] = {"data", "batch", "epochs", "seed", "dro
                                          "optimizer", "lr", "momentum", "augment", "mean", "std"};
 enum { N_KEYS = sizeof train_keys / sizeof train_keys[0] };
 
-const char *const *zn_train_keys(int *n)
-{
-    *n = N_KEYS;
-    return train_keys;
-}
-
 static const zn_value *rec_get(const zn_record *r, const char *key)
 {
     for (int i = 0; i < r->n; i++)

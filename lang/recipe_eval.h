@@ -14,7 +14,5 @@ typedef struct {
  * visible), then the overrides. Errors are reported through ev->diag. */
 void zn_recipe_eval(zn_eval *ev, zn_scope *model_params, const zn_ast *train,
                    const zn_train_override *ovr, int n_ovr, zn_recipe *r);
-/* The setting names, for help texts and did-you-mean. */
-const char *const *zn_train_keys(int *n);
 
 #endif

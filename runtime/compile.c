@@ -12,7 +12,9 @@
 
 const char *const zn_compile_stage_names[] = {"load", "passes", "plan", "backend"};
 
-size_t zn_available_memory(void)
+/* Bytes of memory available to this process (MemAvailable), 0 if unknown: what a backend without
+ * memory_available may use. */
+static size_t available_memory(void)
 {
     FILE *f = fopen("/proc/meminfo", "r");
     if (!f) return 0;
@@ -121,7 +123,7 @@ static bool plan(const zn_compile_opts *o, zn_compiled *c)
 static bool backend_place(const zn_compile_opts *o, zn_compiled *c)
 {
     size_t need = zn_plan_total(&c->plan);
-    size_t avail = c->be->ops->memory_available ? c->be->ops->memory_available(c->be) : zn_available_memory();
+    size_t avail = c->be->ops->memory_available ? c->be->ops->memory_available(c->be) : available_memory();
     if (avail && need > avail) {
         char a[32], b[32];
         return fail(c, ZN_COMPILE_BACKEND,

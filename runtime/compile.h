@@ -69,8 +69,4 @@ typedef struct {
 bool zn_compile(const zn_compile_opts *o, zn_compiled *c);
 void zn_compiled_free(zn_compiled *c);
 
-/* Bytes of memory available to this process (MemAvailable), 0 if unknown: what a backend without
- * memory_available may use. */
-size_t zn_available_memory(void);
-
 #endif

@@ -88,13 +88,6 @@ zn_optim_step zn_parity_recipe_step(const zn_recipe *r, const zn_graph *g, int b
     };
 }
 
-const zn_backend_ops *zn_parity_backend(const char *name, char *why, size_t len)
-{
-    const zn_backend_ops *ops = zn_backend_find(name, why, len);
-    if (ops && ops->available && !ops->available(why, len)) return NULL;
-    return ops;
-}
-
 /* A run in progress. */
 typedef struct {
     const zn_parity_opts *o;

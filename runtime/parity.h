@@ -47,10 +47,6 @@ typedef struct {
  * forward graph g at batch: the step a training check applies. */
 zn_optim_step zn_parity_recipe_step(const zn_recipe *r, const zn_graph *g, int batch);
 
-/* The backend called name if it can run here; NULL with the reason in why ("unknown backend
- * ...", or the backend's own, such as no GPU). */
-const zn_backend_ops *zn_parity_backend(const char *name, char *why, size_t len);
-
 /* The default tolerance of node id of g: its op's from the table in parity.c (a batch-norm
  * state tensor takes its batch norm's; a parameter, its optimizer step's), raised for the
  * convolutions and matrix products when either side computes them in 16 bits. */

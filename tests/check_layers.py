@@ -13,8 +13,8 @@ ALLOWED = {
     'backends': ['backends', 'graph'],
     'backends/cpu': ['backends/cpu', 'backends', 'graph'],
     'backends/cuda': ['backends/cuda', 'backends', 'graph'],
-    'data': ['data', 'lang/recipe.h', 'graph/util.h'],
-    'report': ['report', 'graph/util.h'],
+    'data': ['data', 'lang/recipe.h'],
+    'report': ['report'],
     'runtime': ['runtime', 'data', 'report', 'backends', 'graph', 'lang'],
     'cli': ['cli', 'runtime', 'data', 'report', 'backends', 'graph', 'lang'],
 }

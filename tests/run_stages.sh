@@ -6,57 +6,45 @@
 # counts; --no-pass refuses it (exit 2), as --dump-after does a name that is no pass and a stage
 # that --backward contradicts. usage: run_stages.sh ZNET SOURCE_DIR
 set -u
-znet=$1
-src=$2
+. "$(dirname "$0")/shell_support.sh"
+zt_begin "$0 ZNET SOURCE_DIR" "$@"
 model=$src/models/davidnet_zee.znet
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export ZNET_STDLIB=$src/stdlib
-fail() { echo "FAIL: $*"; sed 's/^/    /' "$tmp/out"; exit 1; }
 
-"$znet" graph --passes > "$tmp/out" 2>&1 || fail "--passes exited $?"
-order=$(awk '$2 == "forward" || $2 == "inference" || $2 == "training" { printf "%s ", $1 }' "$tmp/out")
-[ "$order" = "dce stitch ztower no_dropout fold_bn autodiff poolmask recompute sink " ] || fail "--passes order: '$order'"
-grep -Eq '^  autodiff +training +appends the backward pass' "$tmp/out" || fail "--passes: autodiff's row"
-tail -1 "$tmp/out" | grep -Eq '^  plan +then +the memory plan' || fail "--passes: the plan last"
+"$znet" graph --passes > out 2>&1 || bad "--passes exited $?"
+order=$(awk '$2 == "forward" || $2 == "inference" || $2 == "training" { printf "%s ", $1 }' out)
+[ "$order" = "dce stitch ztower no_dropout fold_bn autodiff poolmask recompute sink " ] || bad "--passes order: '$order'"
+grep -Eq '^  autodiff +training +appends the backward pass' out || bad "--passes: autodiff's row"
+tail -1 out | grep -Eq '^  plan +then +the memory plan' || bad "--passes: the plan last"
 
-"$znet" graph --text --dump-after autodiff --set width=4 "$model" > "$tmp/out" 2>&1 ||
-    fail "--dump-after autodiff exited $?"
-grep -q '\.grad' "$tmp/out" || fail "--dump-after autodiff: no backward node"
-grep -q '(recompute)' "$tmp/out" && fail "--dump-after autodiff: the recompute pass ran"
-"$znet" graph --text --backward --set width=4 "$model" > "$tmp/full" 2>&1 || fail "--backward exited $?"
-grep -q '(recompute)' "$tmp/full" || { cp "$tmp/full" "$tmp/out"; fail "--backward: no recomputed copy"; }
-"$znet" graph --dot --dump-after autodiff --set width=4 "$model" > "$tmp/out" 2>&1 ||
-    fail "--dot --dump-after exited $?"
-head -1 "$tmp/out" | grep -q '^digraph' || fail "--dump-after without --text: want DOT"
+"$znet" graph --text --dump-after autodiff --set width=4 "$model" > out 2>&1 ||
+    bad "--dump-after autodiff exited $?"
+grep -q '\.grad' out || bad "--dump-after autodiff: no backward node"
+grep -q '(recompute)' out && bad "--dump-after autodiff: the recompute pass ran"
+"$znet" graph --text --backward --set width=4 "$model" > full 2>&1 || bad "--backward exited $?"
+grep -q '(recompute)' full || bad "--backward: no recomputed copy"
+"$znet" graph --dot --dump-after autodiff --set width=4 "$model" > out 2>&1 ||
+    bad "--dot --dump-after exited $?"
+head -1 out | grep -q '^digraph' || bad "--dump-after without --text: want DOT"
 
 # the plan after every pass: the training graph's with --backward (gradients, in-place nodes), else
 # the inference graph's (no gradients), at the batch asked for
-"$znet" graph --dump-after plan --backward --batch 32 --set width=4 "$model" > "$tmp/out" 2>&1 ||
-    fail "--dump-after plan --backward exited $?"
-head -1 "$tmp/out" | grep -q '^plan at batch 32: ' || fail "--dump-after plan: the header"
-grep -Eq '^ +[0-9]+ [^ ]+\.grad +grads ' "$tmp/out" || fail "--dump-after plan --backward: no gradient in the grads region"
-grep -q ', in place over [0-9]' "$tmp/out" || fail "--dump-after plan --backward: no in-place node"
-grep -q '(recompute)' "$tmp/out" || fail "--dump-after plan --backward: the training passes did not run"
-"$znet" graph --dump-after plan --set width=4 "$model" > "$tmp/out" 2>&1 || fail "--dump-after plan exited $?"
-grep -q '^plan at batch 512: ' "$tmp/out" || fail "--dump-after plan: the recipe's batch"
-grep -Eq ' (grads|optim) ' "$tmp/out" && fail "--dump-after plan: an inference plan with gradients"
+"$znet" graph --dump-after plan --backward --batch 32 --set width=4 "$model" > out 2>&1 ||
+    bad "--dump-after plan --backward exited $?"
+head -1 out | grep -q '^plan at batch 32: ' || bad "--dump-after plan: the header"
+grep -Eq '^ +[0-9]+ [^ ]+\.grad +grads ' out || bad "--dump-after plan --backward: no gradient in the grads region"
+grep -q ', in place over [0-9]' out || bad "--dump-after plan --backward: no in-place node"
+grep -q '(recompute)' out || bad "--dump-after plan --backward: the training passes did not run"
+"$znet" graph --dump-after plan --set width=4 "$model" > out 2>&1 || bad "--dump-after plan exited $?"
+grep -q '^plan at batch 512: ' out || bad "--dump-after plan: the recipe's batch"
+grep -Eq ' (grads|optim) ' out && bad "--dump-after plan: an inference plan with gradients"
 
-"$znet" summary --set width=4 "$model" > "$tmp/out" 2>&1 || fail "summary exited $?"
-grep -Eq '^  autodiff   114 -> [0-9]+ nodes \(training graph\)$' "$tmp/out" || fail "summary: autodiff's node counts"
+"$znet" summary --set width=4 "$model" > out 2>&1 || bad "summary exited $?"
+grep -Eq '^  autodiff   114 -> [0-9]+ nodes \(training graph\)$' out || bad "summary: autodiff's node counts"
 
-# command line | exit code | message
-while IFS='|' read -r args want_rc want; do
-    # shellcheck disable=SC2086
-    "$znet" $args "$model" > "$tmp/out" 2>&1
-    rc=$?
-    [ "$rc" -eq "$want_rc" ] || fail "znet $args: exit $rc, want $want_rc"
-    grep -qF -- "$want" "$tmp/out" || fail "znet $args: no message '$want'"
-done <<'CASES'
-summary --no-pass autodiff|2|znet summary: --no-pass: pass autodiff cannot be skipped
-run --no-pass=autodiff|2|znet run: --no-pass: pass autodiff cannot be skipped
-graph --dump-after autodif|2|no pass is called 'autodif'
-graph --dump-after autodif|2|did you mean 'autodiff'?
-graph --dump-after stitch --backward|2|--dump-after stitch shows the forward graph; drop --backward
-CASES
-echo "stages: ok"
+zt_expect 2 "znet summary: --no-pass: pass autodiff cannot be skipped" "$znet" summary --no-pass autodiff "$model"
+zt_expect 2 "znet run: --no-pass: pass autodiff cannot be skipped" "$znet" run --no-pass=autodiff "$model"
+zt_expect 2 "no pass is called 'autodif'" "$znet" graph --dump-after autodif "$model"
+zt_expect 2 "did you mean 'autodiff'" "$znet" graph --dump-after autodif "$model"
+zt_expect 2 "--dump-after stitch shows the forward graph; drop --backward" \
+    "$znet" graph --dump-after stitch --backward "$model"
+zt_end stages

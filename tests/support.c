@@ -42,6 +42,18 @@ const char *zt_write_file(const char *name, const char *text)
     return path;
 }
 
+char *zt_read_all(FILE *f)
+{
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
 const char *zt_cifar_dir(void)
 {
     static char buf[4096];
@@ -88,6 +100,20 @@ void zt_run_passes(zn_graph *g, const char *const *disabled, int n_disabled)
 {
     char err[512];
     if (!zn_passes_run(g, disabled, n_disabled, NULL, err, sizeof err)) fail_msg("passes: %s", err);
+}
+
+int zt_count_op(const zn_graph *g, zn_op op)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == op;
+    return n;
+}
+
+int zt_count_flag(const zn_graph *g, unsigned flag)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += (g->nodes[i].flags & flag) != 0;
+    return n;
 }
 
 int zt_count_suffix(const zn_graph *g, const char *suffix)

@@ -5,7 +5,6 @@
  * differentiable op has a rule, every backward op a checked shape rule and a producer). */
 #include "support.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,13 +103,6 @@ static int count_op(const zn_graph *g, zn_op op, unsigned flag)
     return n;
 }
 
-static int count_flag(const zn_graph *g, unsigned flag)
-{
-    int n = 0;
-    for (int id = 0; id < g->n_nodes; id++) n += (g->nodes[id].flags & flag) != 0;
-    return n;
-}
-
 /* The GRAD node of parameter p: exactly one, with p's shape. */
 static int grad_node(const zn_graph *g, int p)
 {
@@ -178,7 +170,7 @@ static void test_tiny_model(void **state)
     assert_src(&g, dw1, 1, dconv);
     assert_int_equal(grad_node(&g, w1), dw1);
     assert_int_equal(bwd_of(&g, conv, ZN_OP_CONV2D_BWD_DATA), -1);
-    assert_int_equal(count_flag(&g, ZN_NODE_GRAD), 2);
+    assert_int_equal(zt_count_flag(&g, ZN_NODE_GRAD), 2);
     for (int id = n_fwd; id < g.n_nodes; id++) {
         assert_true(g.nodes[id].flags & ZN_NODE_BACKWARD);
         assert_string_equal(g.nodes[id].span.file, "t.znet");
@@ -240,7 +232,7 @@ static void test_shared_param(void **state)
     assert_int_equal(count_op(&g, ZN_OP_CONV2D_BWD_FILTER, ZN_NODE_BACKWARD), 3);
     assert_int_equal(count_op(&g, ZN_OP_CONV2D_BWD_DATA, ZN_NODE_BACKWARD), 2);
     assert_int_equal(count_op(&g, ZN_OP_ADD, ZN_NODE_BACKWARD), 2);
-    assert_int_equal(count_flag(&g, ZN_NODE_GRAD), 1);
+    assert_int_equal(zt_count_flag(&g, ZN_NODE_GRAD), 1);
     int dw = grad_node(&g, w);
     assert_int_equal(g.nodes[dw].op, ZN_OP_ADD);
     /* the sum's two sources: the earlier partial sum and a filter gradient */
@@ -288,7 +280,7 @@ static void test_nothing_below_inputs(void **state)
     grad_node(&g, gamma);
     grad_node(&g, beta);
     grad_node(&g, w);
-    assert_int_equal(count_flag(&g, ZN_NODE_GRAD), 3);
+    assert_int_equal(zt_count_flag(&g, ZN_NODE_GRAD), 3);
     (void)mean;
     (void)var;
     zn_graph_free(&g);
@@ -569,32 +561,25 @@ static int check_model_grads(zn_graph *g, const char *what)
         if ((n->flags & ZN_NODE_GRAD) && !(g->nodes[n->grad_of].flags & ZN_NODE_PARAM))
             fail_msg("%s: GRAD node %s is not a trainable parameter's", what, n->name);
     }
-    if (count_flag(g, ZN_NODE_GRAD) != trainable)
+    if (zt_count_flag(g, ZN_NODE_GRAD) != trainable)
         fail_msg("%s: %d GRAD nodes for %d trainable parameters", what,
-                 count_flag(g, ZN_NODE_GRAD), trainable);
+                 zt_count_flag(g, ZN_NODE_GRAD), trainable);
     return trainable;
+}
+
+static void model_grads(const char *rel, void *ctx)
+{
+    (void)ctx;
+    zn_graph g;
+    if (!load(zt_src_path(rel), NULL, 0, &g)) fail_msg("%s does not load", rel);
+    check_model_grads(&g, rel);
+    zn_graph_free(&g);
 }
 
 static void test_every_model(void **state)
 {
     (void)state;
-    DIR *dir = opendir(zt_src_path("models"));
-    assert_non_null(dir);
-    int models = 0;
-    for (struct dirent *e; (e = readdir(dir));) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".znet") != 0) continue;
-        char rel[300], path[1024];
-        snprintf(rel, sizeof rel, "models/%s", e->d_name);
-        snprintf(path, sizeof path, "%s", zt_src_path(rel));
-        zn_graph g;
-        if (!load(path, NULL, 0, &g)) fail_msg("%s does not load", path);
-        check_model_grads(&g, e->d_name);
-        zn_graph_free(&g);
-        models++;
-    }
-    closedir(dir);
-    assert_true(models >= 3);
+    assert_true(zt_each_model(model_grads, NULL) >= 3);
 }
 
 /* The Z-tower variants: a shared tower (its parameters summed over three heads), grouped convs

@@ -16,20 +16,6 @@
 
 static const zn_setting narrow[] = {{"width", "4"}};
 
-static int count_flag(const zn_graph *g, unsigned flag)
-{
-    int n = 0;
-    for (int i = 0; i < g->n_nodes; i++) n += (g->nodes[i].flags & flag) != 0;
-    return n;
-}
-
-static int count_op(const zn_graph *g, zn_op op)
-{
-    int n = 0;
-    for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == op;
-    return n;
-}
-
 /* zn_compile of models/rel with narrow settings in mode, or the test fails. */
 static void compile(const char *rel, zn_compile_mode mode, int batch, zn_compiled *c)
 {
@@ -52,7 +38,7 @@ static void test_forward(void **state)
     assert_int_equal(c.n_forward, g.n_nodes);
     assert_true(c.fingerprint == before);
     assert_int_equal(c.recipe.batch, 512);
-    assert_int_equal(count_flag(&c.graph, ZN_NODE_BACKWARD), 0);
+    assert_int_equal(zt_count_flag(&c.graph, ZN_NODE_BACKWARD), 0);
     assert_int_equal(c.plan.n_nodes, 0); /* no batch: no plan */
     assert_null(c.be);
     zn_graph_free(&g);
@@ -76,7 +62,7 @@ static void test_modes(void **state)
         if (!zn_compile(&o, &c)) fail_msg("%s", c.err);
         assert_int_equal(c.graph.n_nodes, want.n_nodes);
         assert_int_equal(c.n_forward, training ? fwd.graph.n_nodes : want.n_nodes);
-        assert_int_equal(count_flag(&c.graph, ZN_NODE_BACKWARD), count_flag(&want, ZN_NODE_BACKWARD));
+        assert_int_equal(zt_count_flag(&c.graph, ZN_NODE_BACKWARD), zt_count_flag(&want, ZN_NODE_BACKWARD));
         assert_true(c.fingerprint == fwd.fingerprint);
         assert_int_equal(c.plan.batch, 3);
         assert_int_equal(c.plan.n_nodes, c.graph.n_nodes);
@@ -98,8 +84,8 @@ static void test_stop_after(void **state)
                          .mode = ZN_COMPILE_TRAINING, .stop_after = "autodiff", .report = f, .batch = 4};
     if (!zn_compile(&o, &c)) fail_msg("%s", c.err);
     fclose(f);
-    assert_true(count_flag(&c.graph, ZN_NODE_BACKWARD) > 0);
-    assert_true(count_flag(&c.graph, ZN_NODE_GRAD) > 0);
+    assert_true(zt_count_flag(&c.graph, ZN_NODE_BACKWARD) > 0);
+    assert_true(zt_count_flag(&c.graph, ZN_NODE_GRAD) > 0);
     assert_int_equal(zt_count_suffix(&c.graph, " (recompute)"), 0); /* the recompute pass comes later */
     assert_int_equal(c.plan.n_nodes, 0);                          /* a stop makes no plan */
     assert_non_null(strstr(buf, "  autodiff   114 -> "));
@@ -110,9 +96,9 @@ static void test_stop_after(void **state)
     o = (zn_compile_opts){.path = zt_src_path("models/davidnet_zee.znet"), .settings = narrow, .n_settings = 1,
                           .mode = ZN_COMPILE_TRAINING, .stop_after = "stitch"};
     if (!zn_compile(&o, &c)) fail_msg("%s", c.err);
-    assert_int_equal(count_flag(&c.graph, ZN_NODE_BACKWARD), 0);
-    assert_int_equal(count_op(&c.graph, ZN_OP_STITCH), 3);
-    assert_int_equal(count_op(&c.graph, ZN_OP_ZTOWER), 0); /* the pass after stitch */
+    assert_int_equal(zt_count_flag(&c.graph, ZN_NODE_BACKWARD), 0);
+    assert_int_equal(zt_count_op(&c.graph, ZN_OP_STITCH), 3);
+    assert_int_equal(zt_count_op(&c.graph, ZN_OP_ZTOWER), 0); /* the pass after stitch */
     zn_compiled_free(&c);
 }
 

@@ -149,13 +149,6 @@ static void test_session_keys_by_step(void **state)
     zn_graph_free(&g);
 }
 
-static int count_dropouts(const zn_graph *g)
-{
-    int n = 0;
-    for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == ZN_OP_DROPOUT;
-    return n;
-}
-
 /* An inference graph has no dropout: the gap reads the image (pass no_dropout); skipping the pass
  * keeps the nodes, as a training graph does (nothing before them trains, so they have no backward). */
 static void test_inference_graph_drops_dropout(void **state)
@@ -174,7 +167,7 @@ static void test_inference_graph_drops_dropout(void **state)
                                    .n_no_pass = cases[k].n_skip};
         zn_compiled c;
         assert_true(zn_compile(&o, &c));
-        assert_int_equal(count_dropouts(&c.graph), cases[k].dropouts);
+        assert_int_equal(zt_count_op(&c.graph, ZN_OP_DROPOUT), cases[k].dropouts);
         if (cases[k].dropouts == 0)
             for (int i = 0; i < c.graph.n_nodes; i++)
                 if (c.graph.nodes[i].op == ZN_OP_GLOBAL_AVGPOOL)

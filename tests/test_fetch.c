@@ -23,7 +23,6 @@
 
 #include "data/checksum.h"
 #include "data/dataset.h"
-#include "data/fetch.h"
 #include "data/tar.h"
 
 #define TEST_SECONDS 300 /* the whole file; a hang fails instead of blocking CI */
@@ -53,12 +52,7 @@ static char *read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
+    char *s = zt_read_all(f);
     fclose(f);
     return s;
 }

@@ -23,13 +23,6 @@ static void load(const char *path, const zn_setting *sets, int n, zn_graph *g)
     zt_run_passes(g, NULL, 0);
 }
 
-static int count_op(const zn_graph *g, zn_op op)
-{
-    int n = 0;
-    for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == op;
-    return n;
-}
-
 static void random_batch(const zn_session *s, float **images, int32_t *labels)
 {
     size_t n = s->plan.bytes[s->image] / sizeof(float);
@@ -71,7 +64,7 @@ static float *infer(const zn_graph *g, bool fold, const float *params, size_t n_
     zn_session s;
     zn_backend_opts o = {.threads = 1, .no_pass = fold ? NULL : no_fold, .n_no_pass = !fold};
     if (!zn_session_init(&s, g, &zn_cpu_backend, &o, BATCH, false)) fail_msg("%s", s.err);
-    if (!fold) assert_int_equal(count_op(&s.graph, ZN_OP_BATCHNORM), count_op(g, ZN_OP_BATCHNORM));
+    if (!fold) assert_int_equal(zt_count_op(&s.graph, ZN_OP_BATCHNORM), zt_count_op(g, ZN_OP_BATCHNORM));
     assert_int_equal(zn_session_param_floats(&s), n_params);
     assert_true(zn_session_set_params(&s, params));
     float *images;
@@ -98,9 +91,9 @@ static int expect_fold_equivalent(const zn_graph *g, const char *what)
     zn_graph_copy(&f, g);
     char err[512];
     if (!zn_pass_fold_bn(&f, err, sizeof err)) fail_msg("%s: fold: %s", what, err);
-    int folded = count_op(g, ZN_OP_BATCHNORM) - count_op(&f, ZN_OP_BATCHNORM);
-    assert_int_equal(count_op(&f, ZN_OP_BN_FOLD_WEIGHT), folded);
-    assert_int_equal(count_op(&f, ZN_OP_BN_FOLD_BIAS), folded);
+    int folded = zt_count_op(g, ZN_OP_BATCHNORM) - zt_count_op(&f, ZN_OP_BATCHNORM);
+    assert_int_equal(zt_count_op(&f, ZN_OP_BN_FOLD_WEIGHT), folded);
+    assert_int_equal(zt_count_op(&f, ZN_OP_BN_FOLD_BIAS), folded);
     assert_int_equal(f.n_nodes, g->n_nodes + folded);
     size_t np, na, nb;
     float *params = trained_params(g, &np);
@@ -135,7 +128,7 @@ static void fold_model(const char *rel, void *ctx)
     int folded = expect_fold_equivalent(&g, rel);
     /* DavidNet-family models are conv -> bn everywhere; DenseNet-BC is bn -> relu -> conv, where
      * only the bottleneck's and the stem's batch norms follow a conv. */
-    if (strstr(rel, "davidnet")) assert_int_equal(count_op(&g, ZN_OP_BATCHNORM), folded);
+    if (strstr(rel, "davidnet")) assert_int_equal(zt_count_op(&g, ZN_OP_BATCHNORM), folded);
     assert_true(folded > 0);
     zn_graph_free(&g);
 }

@@ -319,8 +319,8 @@ static void test_every_op_cpu_vs_cuda(void **state)
 {
     (void)state;
     char why[512];
-    const zn_backend_ops *cuda = zn_parity_backend("cuda", why, sizeof why);
-    if (!cuda) {
+    const zn_backend_ops *cuda = &zn_cuda_backend;
+    if (!cuda->available(why, sizeof why)) {
         print_message("skipping cpu against cuda: %s\n", why);
         skip();
     }

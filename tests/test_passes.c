@@ -7,7 +7,6 @@
  * elimination; odd stitch sizes refused by the shape rules with both shapes named. */
 #include "support.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +25,6 @@ static const char *const no_ztower[] = {"ztower"};
 static const char *const no_training[] = {"poolmask", "recompute", "sink"};
 static const zn_backend_opts all_passes = {.threads = 1};
 static const zn_backend_opts no_training_passes = {.threads = 1, .no_pass = no_training, .n_no_pass = 3};
-
-static int count_op(const zn_graph *g, zn_op op)
-{
-    int n = 0;
-    for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == op;
-    return n;
-}
 
 /* Narrow settings so that every model runs in well under a second. */
 static int narrow_settings(const char *file, zn_setting *sets)
@@ -179,106 +171,100 @@ static void expect_equivalent(const zn_graph *a, const zn_graph *b, const char *
 
 /* ---- every model ---- */
 
+static void model_counts_and_equivalence(const char *rel, void *ctx)
+{
+    (void)ctx;
+    const char *name = rel + strlen("models/");
+    zn_setting sets[4];
+    int n_sets = narrow_settings(name, sets);
+    zn_graph raw, dce, fused, unfused, towered;
+    zt_load(zt_src_path(rel), sets, n_sets, &raw);
+    zn_graph_copy(&dce, &raw);
+    zn_graph_copy(&fused, &raw);
+    zn_graph_copy(&unfused, &raw);
+    zn_graph_copy(&towered, &raw);
+    zt_run_passes(&dce, no_stitch, 1);
+    zt_run_passes(&fused, no_ztower, 1);
+    zt_run_passes(&unfused, no_stitch, 1);
+    zt_run_passes(&towered, NULL, 0);
+    printf("%-24s %4d nodes; after dce %4d; after dce+stitch %4d; after dce+stitch+ztower %4d\n", name,
+           raw.n_nodes, dce.n_nodes, fused.n_nodes, towered.n_nodes);
+    assert_int_equal(dce.n_nodes, raw.n_nodes); /* the models have no dead nodes */
+    /* checkpoints match the model as written, whichever passes ran */
+    assert_true(raw.model_hash == 0 && towered.model_hash == zn_graph_hash(&raw));
+    assert_true(fused.model_hash == towered.model_hash && unfused.model_hash == towered.model_hash);
+    /* the models with naive stitches (stdlib's zstitch): b1 shrinks, b2 stays, b3 grows */
+    static const struct {
+        const char *file;
+        int stitches, resamples, transposes, concats, towers;
+    } fusing[] = {{"davidnet_zee.znet", 3, 4, 6, 3, 3}, {"davidnet_zee_single.znet", 1, 2, 3, 1, 0}};
+    int f = -1;
+    for (int k = 0; k < 2; k++)
+        if (strcmp(name, fusing[k].file) == 0) f = k;
+    if (f >= 0) {
+        assert_int_equal(zt_count_op(&raw, ZN_OP_STITCH), 0);
+        assert_int_equal(zt_count_op(&fused, ZN_OP_STITCH), fusing[f].stitches);
+        assert_int_equal(zt_count_op(&raw, ZN_OP_RESAMPLE) - zt_count_op(&fused, ZN_OP_RESAMPLE), fusing[f].resamples);
+        assert_int_equal(zt_count_op(&raw, ZN_OP_TRANSPOSE) - zt_count_op(&fused, ZN_OP_TRANSPOSE), fusing[f].transposes);
+        assert_int_equal(zt_count_op(&raw, ZN_OP_CONCAT) - zt_count_op(&fused, ZN_OP_CONCAT), fusing[f].concats);
+        assert_int_equal(raw.n_nodes - fused.n_nodes,
+                         fusing[f].resamples + fusing[f].transposes + fusing[f].concats - fusing[f].stitches);
+        /* nothing else changed: every other op keeps its count, params keep their names and order */
+        for (int op = 0; op < ZN_OP_COUNT; op++)
+            if (op != ZN_OP_STITCH && op != ZN_OP_RESAMPLE && op != ZN_OP_TRANSPOSE && op != ZN_OP_CONCAT)
+                assert_int_equal(zt_count_op(&raw, (zn_op)op), zt_count_op(&fused, (zn_op)op));
+        assert_int_equal(zt_count_op(&unfused, ZN_OP_STITCH), 0);
+        assert_int_equal(zn_graph_param_count(&raw), zn_graph_param_count(&fused));
+        for (int i = 0; i < fused.n_nodes; i++)
+            if (fused.nodes[i].op == ZN_OP_STITCH) {
+                const char *name = fused.nodes[i].name; /* the concat's name: z1.zstitch, z.zstitch */
+                assert_true(strlen(name) > 8 && strcmp(name + strlen(name) - 8, ".zstitch") == 0);
+                const zn_node *concat = NULL;
+                for (int j = 0; j < raw.n_nodes; j++)
+                    if (strcmp(raw.nodes[j].name, fused.nodes[i].name) == 0) concat = &raw.nodes[j];
+                assert_non_null(concat);
+                assert_int_equal(concat->op, ZN_OP_CONCAT); /* and its span and block */
+                assert_int_equal(concat->span.line, fused.nodes[i].span.line);
+                assert_int_equal(concat->span.col, fused.nodes[i].span.col);
+                assert_string_equal(concat->block, fused.nodes[i].block);
+            }
+        /* ztower: each one-layer tower's stitch, conv, batch norm and relu join its pool */
+        assert_int_equal(zt_count_op(&towered, ZN_OP_ZTOWER), fusing[f].towers);
+        for (zn_op op = ZN_OP_CONV2D; op <= ZN_OP_RELU; op++) /* conv2d, batchnorm, relu */
+            assert_int_equal(zt_count_op(&fused, op) - zt_count_op(&towered, op), fusing[f].towers);
+        assert_int_equal(zt_count_op(&fused, ZN_OP_STITCH) - zt_count_op(&towered, ZN_OP_STITCH), fusing[f].towers);
+        assert_int_equal(zt_count_op(&fused, ZN_OP_GLOBAL_MAXPOOL) - zt_count_op(&towered, ZN_OP_GLOBAL_MAXPOOL),
+                         fusing[f].towers);
+        assert_int_equal(fused.n_nodes - towered.n_nodes, 4 * fusing[f].towers);
+        assert_int_equal(zn_graph_param_count(&raw), zn_graph_param_count(&towered));
+        for (int i = 0; i < towered.n_nodes; i++)
+            if (towered.nodes[i].op == ZN_OP_ZTOWER) { /* the pool's name, span and block */
+                const zn_node *t = &towered.nodes[i], *pool = NULL;
+                for (int j = 0; j < fused.n_nodes; j++)
+                    if (strcmp(fused.nodes[j].name, t->name) == 0) pool = &fused.nodes[j];
+                assert_non_null(pool);
+                assert_int_equal(pool->op, ZN_OP_GLOBAL_MAXPOOL);
+                assert_int_equal(pool->span.line, t->span.line);
+                assert_int_equal(pool->span.col, t->span.col);
+                assert_string_equal(pool->block, t->block);
+            }
+        expect_equivalent(&towered, &unfused, name);
+    } else {
+        assert_int_equal(fused.n_nodes, raw.n_nodes);
+        assert_int_equal(towered.n_nodes, raw.n_nodes);
+    }
+    expect_equivalent(&fused, &unfused, name);
+    zn_graph_free(&raw);
+    zn_graph_free(&dce);
+    zn_graph_free(&fused);
+    zn_graph_free(&unfused);
+    zn_graph_free(&towered);
+}
+
 static void test_models_counts_and_equivalence(void **state)
 {
     (void)state;
-    DIR *dir = opendir(zt_src_path("models"));
-    assert_non_null(dir);
-    int models = 0;
-    for (struct dirent *e; (e = readdir(dir));) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".znet") != 0) continue;
-        char rel[300], path[1024];
-        snprintf(rel, sizeof rel, "models/%s", e->d_name);
-        snprintf(path, sizeof path, "%s", zt_src_path(rel));
-        zn_setting sets[4];
-        int n_sets = narrow_settings(e->d_name, sets);
-        zn_graph raw, dce, fused, unfused, towered;
-        zt_load(path, sets, n_sets, &raw);
-        zn_graph_copy(&dce, &raw);
-        zn_graph_copy(&fused, &raw);
-        zn_graph_copy(&unfused, &raw);
-        zn_graph_copy(&towered, &raw);
-        zt_run_passes(&dce, no_stitch, 1);
-        zt_run_passes(&fused, no_ztower, 1);
-        zt_run_passes(&unfused, no_stitch, 1);
-        zt_run_passes(&towered, NULL, 0);
-        printf("%-24s %4d nodes; after dce %4d; after dce+stitch %4d; after dce+stitch+ztower %4d\n", e->d_name,
-               raw.n_nodes, dce.n_nodes, fused.n_nodes, towered.n_nodes);
-        assert_int_equal(dce.n_nodes, raw.n_nodes); /* the models have no dead nodes */
-        /* checkpoints match the model as written, whichever passes ran */
-        assert_true(raw.model_hash == 0 && towered.model_hash == zn_graph_hash(&raw));
-        assert_true(fused.model_hash == towered.model_hash && unfused.model_hash == towered.model_hash);
-        /* the models with naive stitches (stdlib's zstitch): b1 shrinks, b2 stays, b3 grows */
-        static const struct {
-            const char *file;
-            int stitches, resamples, transposes, concats, towers;
-        } fusing[] = {{"davidnet_zee.znet", 3, 4, 6, 3, 3}, {"davidnet_zee_single.znet", 1, 2, 3, 1, 0}};
-        int f = -1;
-        for (int k = 0; k < 2; k++)
-            if (strcmp(e->d_name, fusing[k].file) == 0) f = k;
-        if (f >= 0) {
-            assert_int_equal(count_op(&raw, ZN_OP_STITCH), 0);
-            assert_int_equal(count_op(&fused, ZN_OP_STITCH), fusing[f].stitches);
-            assert_int_equal(count_op(&raw, ZN_OP_RESAMPLE) - count_op(&fused, ZN_OP_RESAMPLE), fusing[f].resamples);
-            assert_int_equal(count_op(&raw, ZN_OP_TRANSPOSE) - count_op(&fused, ZN_OP_TRANSPOSE), fusing[f].transposes);
-            assert_int_equal(count_op(&raw, ZN_OP_CONCAT) - count_op(&fused, ZN_OP_CONCAT), fusing[f].concats);
-            assert_int_equal(raw.n_nodes - fused.n_nodes,
-                             fusing[f].resamples + fusing[f].transposes + fusing[f].concats - fusing[f].stitches);
-            /* nothing else changed: every other op keeps its count, params keep their names and order */
-            for (int op = 0; op < ZN_OP_COUNT; op++)
-                if (op != ZN_OP_STITCH && op != ZN_OP_RESAMPLE && op != ZN_OP_TRANSPOSE && op != ZN_OP_CONCAT)
-                    assert_int_equal(count_op(&raw, (zn_op)op), count_op(&fused, (zn_op)op));
-            assert_int_equal(count_op(&unfused, ZN_OP_STITCH), 0);
-            assert_int_equal(zn_graph_param_count(&raw), zn_graph_param_count(&fused));
-            for (int i = 0; i < fused.n_nodes; i++)
-                if (fused.nodes[i].op == ZN_OP_STITCH) {
-                    const char *name = fused.nodes[i].name; /* the concat's name: z1.zstitch, z.zstitch */
-                    assert_true(strlen(name) > 8 && strcmp(name + strlen(name) - 8, ".zstitch") == 0);
-                    const zn_node *concat = NULL;
-                    for (int j = 0; j < raw.n_nodes; j++)
-                        if (strcmp(raw.nodes[j].name, fused.nodes[i].name) == 0) concat = &raw.nodes[j];
-                    assert_non_null(concat);
-                    assert_int_equal(concat->op, ZN_OP_CONCAT); /* and its span and block */
-                    assert_int_equal(concat->span.line, fused.nodes[i].span.line);
-                    assert_int_equal(concat->span.col, fused.nodes[i].span.col);
-                    assert_string_equal(concat->block, fused.nodes[i].block);
-                }
-            /* ztower: each one-layer tower's stitch, conv, batch norm and relu join its pool */
-            assert_int_equal(count_op(&towered, ZN_OP_ZTOWER), fusing[f].towers);
-            for (zn_op op = ZN_OP_CONV2D; op <= ZN_OP_RELU; op++) /* conv2d, batchnorm, relu */
-                assert_int_equal(count_op(&fused, op) - count_op(&towered, op), fusing[f].towers);
-            assert_int_equal(count_op(&fused, ZN_OP_STITCH) - count_op(&towered, ZN_OP_STITCH), fusing[f].towers);
-            assert_int_equal(count_op(&fused, ZN_OP_GLOBAL_MAXPOOL) - count_op(&towered, ZN_OP_GLOBAL_MAXPOOL),
-                             fusing[f].towers);
-            assert_int_equal(fused.n_nodes - towered.n_nodes, 4 * fusing[f].towers);
-            assert_int_equal(zn_graph_param_count(&raw), zn_graph_param_count(&towered));
-            for (int i = 0; i < towered.n_nodes; i++)
-                if (towered.nodes[i].op == ZN_OP_ZTOWER) { /* the pool's name, span and block */
-                    const zn_node *t = &towered.nodes[i], *pool = NULL;
-                    for (int j = 0; j < fused.n_nodes; j++)
-                        if (strcmp(fused.nodes[j].name, t->name) == 0) pool = &fused.nodes[j];
-                    assert_non_null(pool);
-                    assert_int_equal(pool->op, ZN_OP_GLOBAL_MAXPOOL);
-                    assert_int_equal(pool->span.line, t->span.line);
-                    assert_int_equal(pool->span.col, t->span.col);
-                    assert_string_equal(pool->block, t->block);
-                }
-            expect_equivalent(&towered, &unfused, e->d_name);
-        } else {
-            assert_int_equal(fused.n_nodes, raw.n_nodes);
-            assert_int_equal(towered.n_nodes, raw.n_nodes);
-        }
-        expect_equivalent(&fused, &unfused, e->d_name);
-        zn_graph_free(&raw);
-        zn_graph_free(&dce);
-        zn_graph_free(&fused);
-        zn_graph_free(&unfused);
-        zn_graph_free(&towered);
-        models++;
-    }
-    closedir(dir);
-    assert_true(models >= 5);
+    assert_true(zt_each_model(model_counts_and_equivalence, NULL) >= 5);
 }
 
 /* ---- training passes ---- */
@@ -369,7 +355,7 @@ static void test_training_passes(void **state)
                zt_count_suffix(&no_mask, " (pooled)"), all.n_nodes - plain.n_nodes);
         assert_int_equal(no_mask.n_nodes, plain.n_nodes);
         assert_int_equal(zt_count_suffix(&no_mask, " (pooled)"), training_counts[m].pooled);
-        assert_int_equal(count_op(&no_mask, ZN_OP_RELU_BWD), count_op(&plain, ZN_OP_RELU_BWD));
+        assert_int_equal(zt_count_op(&no_mask, ZN_OP_RELU_BWD), zt_count_op(&plain, ZN_OP_RELU_BWD));
         assert_int_equal(all.n_nodes - plain.n_nodes, training_counts[m].copies);
         assert_int_equal(zt_count_suffix(&all, " (recompute)"), training_counts[m].copies);
         check_copies(&plain, &all, file);
@@ -503,12 +489,12 @@ static void test_edge_cases(void **state)
         zn_graph_copy(&unfused, &raw);
         zt_run_passes(&fused, NULL, 0);
         zt_run_passes(&unfused, no_stitch, 1);
-        if (count_op(&fused, ZN_OP_STITCH) != c->stitches)
-            fail_msg("%s: %d stitch nodes, expected %d", c->name, count_op(&fused, ZN_OP_STITCH), c->stitches);
+        if (zt_count_op(&fused, ZN_OP_STITCH) != c->stitches)
+            fail_msg("%s: %d stitch nodes, expected %d", c->name, zt_count_op(&fused, ZN_OP_STITCH), c->stitches);
         if (!c->stitches) assert_int_equal(fused.n_nodes, unfused.n_nodes);
         for (int k = 0; k < fused.n_nodes; k++)
             if (fused.nodes[k].op == ZN_OP_STITCH) assert_int_equal(fused.nodes[k].attr.mode, c->mode);
-        assert_int_equal(count_op(&unfused, ZN_OP_STITCH), 0);
+        assert_int_equal(zt_count_op(&unfused, ZN_OP_STITCH), 0);
         expect_equivalent(&fused, &unfused, c->name);
         zn_graph_free(&raw);
         zn_graph_free(&fused);
@@ -547,8 +533,8 @@ static void test_ztower_cases(void **state)
         zn_graph_copy(&unfused, &raw);
         zt_run_passes(&fused, NULL, 0);
         zt_run_passes(&unfused, no_ztower, 1);
-        if (count_op(&fused, ZN_OP_ZTOWER) != tower_cases[i].towers)
-            fail_msg("%s: %d ztower nodes, expected %d", tower_cases[i].name, count_op(&fused, ZN_OP_ZTOWER),
+        if (zt_count_op(&fused, ZN_OP_ZTOWER) != tower_cases[i].towers)
+            fail_msg("%s: %d ztower nodes, expected %d", tower_cases[i].name, zt_count_op(&fused, ZN_OP_ZTOWER),
                      tower_cases[i].towers);
         assert_int_equal(unfused.n_nodes - fused.n_nodes, 4 * tower_cases[i].towers);
         expect_equivalent(&fused, &unfused, tower_cases[i].name);
@@ -572,7 +558,7 @@ static void test_ztower_slices(void **state)
     zn_graph_copy(&unfused, &raw);
     zt_run_passes(&fused, NULL, 0);
     zt_run_passes(&unfused, no_ztower, 1);
-    assert_int_equal(count_op(&fused, ZN_OP_ZTOWER), 1);
+    assert_int_equal(zt_count_op(&fused, ZN_OP_ZTOWER), 1);
     expect_equivalent_at(&fused, &all_passes, &unfused, &all_passes, "tower_slices", 40);
     zn_graph_free(&raw);
     zn_graph_free(&fused);
@@ -594,7 +580,7 @@ static void test_dce(void **state)
     assert_int_equal(raw.n_nodes - dce.n_nodes, 4);
     assert_int_equal(none.n_nodes, raw.n_nodes);
     assert_int_equal(zn_graph_param_count(&raw) - zn_graph_param_count(&dce), 5 * 4 * 9 + 5);
-    assert_int_equal(count_op(&dce, ZN_OP_INPUT), 2);
+    assert_int_equal(zt_count_op(&dce, ZN_OP_INPUT), 2);
     zn_graph_free(&raw);
     zn_graph_free(&dce);
     zn_graph_free(&none);
@@ -618,7 +604,7 @@ static void test_driver(void **state)
     zn_pass_trace trace = {.stop_after = "stitch", .report = f};
     assert_true(zn_passes_run(&g, NULL, 0, &trace, err, sizeof err));
     fclose(f);
-    assert_int_equal(count_op(&g, ZN_OP_STITCH), 1);
+    assert_int_equal(zt_count_op(&g, ZN_OP_STITCH), 1);
     assert_non_null(strstr(buf, "dce"));
     assert_null(strstr(buf, "ztower")); /* stopped after stitch */
     assert_int_equal(zn_pass_find("stitch")->run, zn_pass_stitch);
@@ -650,7 +636,7 @@ static void test_driver(void **state)
     assert_true(zn_passes_finish(&g, true, no_sink, 1, &trace, err, sizeof err));
     fclose(f);
     assert_true(zt_count_suffix(&g, " (recompute)") > 0);
-    assert_true(count_op(&g, ZN_OP_STITCH_BWD) > 0);
+    assert_true(zt_count_op(&g, ZN_OP_STITCH_BWD) > 0);
     assert_non_null(strstr(buf, "recompute "));
     assert_non_null(strstr(buf, "sink       off (training graph)"));
     assert_false(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err)); /* forward passes refuse it now */

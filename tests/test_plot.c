@@ -197,17 +197,6 @@ static void test_log_errors_name_the_line(void **state)
 
 /* ---- the SVG ---- */
 
-static char *read_all(FILE *f)
-{
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    return s;
-}
-
 /* Tags nest and close in order (a check of our own; xmllint below when it is installed). */
 static void assert_balanced(const char *svg)
 {
@@ -276,7 +265,7 @@ static void test_svg(void **state)
     snprintf(path, sizeof path, "%s/curves.svg", zt_tmpdir());
     FILE *f = fopen(path, "w+");
     assert_true(zn_plot_svg(f, &log, 1, NULL));
-    char *svg = read_all(f);
+    char *svg = zt_read_all(f);
     fclose(f);
     assert_balanced(svg);
     if (system("command -v xmllint >/dev/null 2>&1") == 0) {
@@ -317,7 +306,7 @@ static void test_svg(void **state)
     snprintf(logs[1].model, sizeof logs[1].model, "a<b & \"c\"");
     f = tmpfile();
     assert_true(zn_plot_svg(f, logs, 2, "runs & more"));
-    svg = read_all(f);
+    svg = zt_read_all(f);
     fclose(f);
     assert_balanced(svg);
     assert_has(svg, ">runs &amp; more</text>");
@@ -337,7 +326,7 @@ static void test_csv(void **state)
     assert_true(zn_train_log_read(zt_write_file("csv.jsonl", sample_log), &log, err, sizeof err));
     FILE *f = tmpfile();
     zn_plot_csv(f, &log, 1);
-    char *csv = read_all(f);
+    char *csv = zt_read_all(f);
     fclose(f);
     assert_has(csv, "log,model,epoch,step,lr,train_loss,train_acc,test_h1,test_h2,test_vote,time,img_per_s\n");
     assert_has(csv, "csv.jsonl,davidnet_zee,3,291,0.24,0.8,0.7,0.7,,0.74,12,4150\n");
