@@ -3,9 +3,11 @@
  * links no CUDA library and a CPU-only user never needs one. available() loads the module and
  * asks it whether a driver and a GPU are there; create() hands over to the module's vtable (the
  * backend it returns carries that vtable, so this entry has no other functions).
- * Search order: $ZNET_CUDA_MODULE alone when set; else the build's own module, the one next to
- * the znet binary, then the soname on the library path. */
+ * Search order: $ZNET_CUDA_MODULE alone when set; else the installed one (PREFIX/lib/znet/ for
+ * PREFIX/bin/znet, first so that an installed znet never loads a build tree's module), the build's
+ * own module, the one next to the znet binary, then the soname on the library path. */
 #include "backends/backend.h"
+#include "graph/util.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #define MODULE_NAME "libznet_cuda.so"
+#define INSTALLED_MODULE "../lib/znet/" MODULE_NAME /* where `cmake --install` puts it, from bin/ */
 
 static void *module; /* the dlopen() handle, once loaded */
 
@@ -34,18 +37,6 @@ static bool try_open(const char *path, bool asked)
     return false;
 }
 
-/* The directory of /proc/self/exe + "/" MODULE_NAME into buf; false if unknown. */
-static bool next_to_exe(char *buf, size_t len)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return false;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash) return false;
-    *slash = '\0';
-    return (size_t)snprintf(buf, len, "%s/%s", exe, MODULE_NAME) < len;
-}
 #endif
 
 static bool load_module(char *err, size_t errlen)
@@ -58,16 +49,18 @@ static bool load_module(char *err, size_t errlen)
 #else
     if (!module_error[0]) {
         const char *env = getenv("ZNET_CUDA_MODULE");
-        char beside[PATH_MAX + 32];
+        char beside[PATH_MAX], installed[PATH_MAX];
         if (env && *env ? try_open(env, true)
-                        : try_open(ZNET_CUDA_MODULE_PATH, false) ||
-                              (next_to_exe(beside, sizeof beside) && try_open(beside, false)) ||
+                        : (zn_beside_exe(INSTALLED_MODULE, installed, sizeof installed) &&
+                           try_open(installed, false)) ||
+                              try_open(ZNET_CUDA_MODULE_PATH, false) ||
+                              (zn_beside_exe(MODULE_NAME, beside, sizeof beside) && try_open(beside, false)) ||
                               try_open(MODULE_NAME, false))
             return true;
         if (!module_error[0])
             snprintf(module_error, sizeof module_error,
-                     "the CUDA backend module %s was not found (looked at %s, next to the znet "
-                     "binary and on the library path; $ZNET_CUDA_MODULE names another)",
+                     "the CUDA backend module %s was not found (looked in ../lib/znet/ "
+                     "from the znet binary, at %s, next to the binary and on the library path; $ZNET_CUDA_MODULE names another)",
                      MODULE_NAME, ZNET_CUDA_MODULE_PATH);
     }
     snprintf(err, errlen, "%s", module_error);

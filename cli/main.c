@@ -36,7 +36,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("znet %s\n", ZNET_VERSION);
+        printf("znet %s (%s)\n", ZNET_VERSION, ZNET_BUILT_IN);
         return 0;
     }
     for (int i = 0; i < n_commands; i++)

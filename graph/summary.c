@@ -1,7 +1,8 @@
 /* summary.c: the per-layer table shown when a model loads (as darknet prints one): a row per
- * forward layer with its output, the parameters it owns and its multiply-adds, then totals of
- * parameters, state, cost and activation memory. Columns are rows of a table, so a later
- * column (planned memory) is one more row and one cell function. */
+ * forward layer, numbered 0, 1, 2, ... in graph order, with its output, the parameters it owns,
+ * its multiply-adds and the rows it reads (Keras's "Connected to"), then totals of parameters,
+ * state, cost and activation memory. Columns are rows of a table, so a later column (planned
+ * memory) is one more row and one cell function. */
 #include "graph/inspect.h"
 #include "graph/util.h"
 
@@ -12,6 +13,7 @@
 typedef struct {
     const zn_graph *g;
     int64_t *owned; /* per node: trainable parameter elements counted here, at their first user */
+    int *row;       /* per node: its row number, -1 for nodes without a row (parameters, backward) */
 } summary;
 
 typedef struct {
@@ -30,10 +32,21 @@ static bool is_trainable(const zn_node *n)
     return n->op == ZN_OP_PARAM && (n->flags & ZN_NODE_PARAM);
 }
 
-static void cell_id(const summary *s, int id, char *buf, size_t len)
+static void cell_row(const summary *s, int id, char *buf, size_t len)
 {
-    (void)s;
-    snprintf(buf, len, "%d", id);
+    snprintf(buf, len, "%d", s->row[id]);
+}
+
+/* The rows of the layer's inputs ("3, 7"); parameters have no row and are left out. */
+static void cell_inputs(const summary *s, int id, char *buf, size_t len)
+{
+    const zn_node *n = &s->g->nodes[id];
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < n->n_src && used < len; k++) {
+        int r = s->row[n->src[k]];
+        if (r >= 0) used += (size_t)snprintf(buf + used, len - used, "%s%d", used ? ", " : "", r);
+    }
 }
 
 static void cell_name(const summary *s, int id, char *buf, size_t len)
@@ -62,16 +75,18 @@ static void cell_macs(const summary *s, int id, char *buf, size_t len)
 }
 
 static const column columns[] = {
-    {"#", true, cell_id},          {"name", false, cell_name},     {"op", false, cell_op},
+    {"#", true, cell_row},         {"name", false, cell_name},     {"op", false, cell_op},
     {"output", false, cell_shape}, {"params", true, cell_params}, {"MACs", true, cell_macs},
+    {"connected to", false, cell_inputs},
 };
 enum { N_COLUMNS = sizeof columns / sizeof columns[0], CELL = 256 };
 
 static void write_row(FILE *f, const int *width, char cells[][CELL])
 {
-    for (int c = 0; c < N_COLUMNS; c++)
+    for (int c = 0; c < N_COLUMNS - 1; c++)
         fprintf(f, "%s%*s", c ? "  " : "", columns[c].numeric ? width[c] : -width[c], cells[c]);
-    fputc('\n', f);
+    /* the last column unpadded: no trailing blanks */
+    fprintf(f, "%s%s\n", cells[N_COLUMNS - 1][0] ? "  " : "", cells[N_COLUMNS - 1]);
 }
 
 static void write_table(FILE *f, const summary *s)
@@ -98,10 +113,13 @@ static void write_table(FILE *f, const summary *s)
 
 void zn_graph_write_summary(const zn_graph *g, FILE *f, int batch)
 {
-    summary s = {g, zn_calloc((size_t)g->n_nodes, sizeof *s.owned)};
+    summary s = {g, zn_calloc((size_t)g->n_nodes, sizeof *s.owned),
+                 zn_calloc((size_t)g->n_nodes, sizeof *s.row)};
     bool *counted = zn_calloc((size_t)g->n_nodes, sizeof *counted);
+    int rows = 0;
     for (int id = 0; id < g->n_nodes; id++) {
         const zn_node *n = &g->nodes[id];
+        s.row[id] = is_layer(n) ? rows++ : -1;
         for (int k = 0; k < n->n_src; k++) {
             const zn_node *p = &g->nodes[n->src[k]];
             if (is_trainable(p) && !counted[n->src[k]]) {
@@ -113,6 +131,7 @@ void zn_graph_write_summary(const zn_graph *g, FILE *f, int batch)
     fprintf(f, "model %s\n", g->model_name);
     write_table(f, &s);
     free(s.owned);
+    free(s.row);
     free(counted);
 
     int64_t state = 0, act = 0, act_batch = 0;

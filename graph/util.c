@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Names the call that failed and ends the program (exit 1, never an abort). */
 static void *checked(void *p, const char *call, size_t a, size_t b)
@@ -28,6 +30,16 @@ void zn_folder_of(const char *path, char *out, size_t len)
     const char *slash = strrchr(path, '/');
     if (!slash) snprintf(out, len, ".");
     else snprintf(out, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+bool zn_beside_exe(const char *rel, char *out, size_t len)
+{
+    char exe[PATH_MAX], folder[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return false;
+    exe[n] = '\0';
+    zn_folder_of(exe, folder, sizeof folder);
+    return (size_t)snprintf(out, len, "%s/%s", folder, rel) < len;
 }
 
 bool zn_same_file(const char *a, const char *b)

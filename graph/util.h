@@ -1,6 +1,6 @@
 /* util.h: helpers every library needs: allocations that stop the program with the failed call's
  * name when memory runs out (an internal condition, not a user error; sizes a user chooses are
- * checked where they are chosen), a path's folder, whether two paths name one file, and a
+ * checked where they are chosen), a path's folder, a path beside the running binary, whether two paths name one file, and a
  * formatter for the `char *err, size_t errlen` convention that returns false. */
 #ifndef ZN_GRAPH_UTIL_H
 #define ZN_GRAPH_UTIL_H
@@ -18,6 +18,9 @@ void zn_folder_of(const char *path, char *out, size_t len);
 /* Whether paths a and b name one file: the same text, or one existing file (device and inode),
  * so that an output is never written over an input given under another name; false for NULL. */
 bool zn_same_file(const char *a, const char *b);
+/* "<folder of the running binary>/rel" into out (from /proc/self/exe, so an installed znet finds
+ * what was installed beside it, wherever the prefix is); false when unknown or too long. */
+bool zn_beside_exe(const char *rel, char *out, size_t len);
 bool zn_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

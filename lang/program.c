@@ -4,6 +4,7 @@
 #include "program.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,14 +231,28 @@ static void check_model(zn_eval *ev, const zn_ast *model)
     }
 }
 
+/* The standard library's folder: the caller's, $ZNET_STDLIB, the installed one (PREFIX/share/znet/
+ * stdlib for PREFIX/bin/znet, so an installed znet needs no source tree), else the stdlib/ of the
+ * source tree this build was configured from. buf holds the installed path when that is chosen. */
+static const char *stdlib_dir(const zn_load_opts *o, char *buf, size_t len)
+{
+    const char *env = getenv("ZNET_STDLIB");
+    struct stat st;
+    if (o->stdlib_dir) return o->stdlib_dir;
+    if (env && *env) return env;
+    if (zn_beside_exe("../share/znet/stdlib", buf, len) && stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+        return buf;
+    return ZNET_STDLIB_DIR;
+}
+
 bool zn_program_load(const zn_load_opts *o, zn_diag *d, zn_graph *g, zn_recipe *r)
 {
     zn_arena *arena = zn_arena_new();
     zn_graph_init(g, "");
     zn_recipe_default(r);
     zn_eval ev = {.diag = d, .arena = arena, .g = g, .prefix = "", .cluster = "", .budget = 10000000};
-    const char *stdlib = o->stdlib_dir ? o->stdlib_dir : getenv("ZNET_STDLIB");
-    zn_loader L = {.ev = &ev, .stdlib = stdlib && *stdlib ? stdlib : ZNET_STDLIB_DIR};
+    char installed[PATH_MAX];
+    zn_loader L = {.ev = &ev, .stdlib = stdlib_dir(o, installed, sizeof installed)};
     int before = d->n_errors;
     load_file(&L, o->path, (zn_span){o->path, 0, 0, 0, 0}, true);
     if (d->n_errors == before && !L.model) {

@@ -18,7 +18,7 @@ typedef struct {
     const char *path;
     const zn_setting *settings;
     int n_settings;
-    const char *stdlib_dir; /* NULL: $ZNET_STDLIB, then the build's stdlib/ */
+    const char *stdlib_dir; /* NULL: $ZNET_STDLIB, the installed one, then the build's stdlib/ */
 } zn_load_opts;
 
 /* Parses, resolves imports, evaluates the model into g (initialised here) and the train section

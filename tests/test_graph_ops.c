@@ -731,8 +731,13 @@ static void test_counts_small(void **state)
     snprintf(want, sizeof want, "activations per example  %.1f KiB; at batch 2: %.1f KiB\n",
              act / 1024.0, 2 * act / 1024.0);
     assert_non_null(strstr(text, want));
-    assert_non_null(strstr(text, "c.conv  conv2d"));
-    assert_non_null(strstr(text, "432  442,368\n"));
+    /* rows are numbered 0, 1, ... past the parameters' node ids; a row names the rows it reads */
+    assert_non_null(strstr(text, "connected to\n"));
+    assert_non_null(strstr(text, "\n0  image "));
+    assert_non_null(strstr(text, "\n1  c.conv  conv2d"));
+    assert_non_null(strstr(text, "432  442,368  0\n"));
+    assert_non_null(strstr(text, "\n5  fc "));
+    assert_non_null(strstr(text, "160  4\n")); /* fc reads gmp (row 4), not its weight and bias */
     assert_null(strstr(text, "fc.w")); /* parameters get no row */
     free(text);
     zn_graph_free(&g);
@@ -813,9 +818,9 @@ static void test_counts_shared(void **state)
     assert_non_null(first);
     assert_non_null(second);
     const char *first_end = strchr(first, '\n'), *second_end = strchr(second, '\n');
-    assert_non_null(strstr(first, "5,120  5,120\n"));
-    assert_true(strstr(first, "5,120  5,120\n") < first_end);
-    const char *row2 = strstr(second, "  0  5,120\n");
+    assert_non_null(strstr(first, "5,120  5,120  0\n"));
+    assert_true(strstr(first, "5,120  5,120  0\n") < first_end);
+    const char *row2 = strstr(second, "  0  5,120  0\n");
     assert_true(row2 && row2 < second_end);
     assert_non_null(strstr(text, "activations per example  2.1 KiB\n")); /* 512 + 2 * 10 floats */
     free(text);
