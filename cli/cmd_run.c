@@ -25,7 +25,7 @@
 typedef struct {
     zn_run_opts run;
     const char *data_dir;
-    long limit_l, test_limit_l;
+    long limit_l, test_limit_l, log_every_l;
     bool check_numerics, no_save, quiet, deterministic;
     const char *precision;
     const char *save, *log, *resume, *weights;
@@ -97,6 +97,8 @@ int zn_cmd_run(int argc, char **argv)
         RUN_COMMON_OPTS(a, backend, threads),
         {"--limit", ZN_OPT_INT, "N", "train on the first N training examples only", &a.limit_l, 1, 1 << 30},
         {"--log", ZN_OPT_STRING, "FILE", "write per-epoch figures as JSON lines (.jsonl) or CSV (.csv)", &a.log, 0, 0},
+        {"--log-every", ZN_OPT_INT, "K", "also log the loss and lr of every K-th step (a JSON-lines --log)",
+         &a.log_every_l, 1, 1 << 30},
         {"--save", ZN_OPT_STRING, "CKPT", "checkpoint path (default MODEL.ckpt), written every epoch and on Ctrl-C",
          &a.save, 0, 0},
         {"--no-save", ZN_OPT_FLAG, NULL, "write no checkpoint", &a.no_save, 0, 0},
@@ -114,6 +116,12 @@ int zn_cmd_run(int argc, char **argv)
                           "  znet run models/davidnet_zee.znet --set width=16 --epochs 24 --log zee.jsonl",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
+    size_t n = a.log ? strlen(a.log) : 0;
+    if (a.log_every_l && (!a.log || (n > 4 && strcmp(a.log + n - 4, ".csv") == 0))) {
+        fprintf(stderr, "znet run: --log-every writes step records, which only a JSON-lines log holds: "
+                        "give --log FILE.jsonl\n");
+        return ZN_EXIT_USAGE;
+    }
     zn_compiled m = {0};
     rc = prepare(&a, &c, backend, threads, &m);
     if (rc < 0) {
@@ -121,6 +129,7 @@ int zn_cmd_run(int argc, char **argv)
         snprintf(save, sizeof save, "%s.ckpt", m.graph.model_name);
         a.run.save_path = a.no_save ? NULL : a.save ? a.save : save;
         a.run.log_path = a.log;
+        a.run.log_every = (int)a.log_every_l;
         a.run.resume = a.resume;
         a.run.progress = !a.quiet && isatty(STDERR_FILENO);
         char *resume = a.run.save_path ? resume_command(argc, argv, a.run.save_path) : NULL;

@@ -1,9 +1,11 @@
-/* plot.c: training logs drawn as a standalone SVG (two panels: training loss; train accuracy
- * dashed and test accuracy per head and vote solid; several runs overlaid, one hue per run) and
+/* plot.c: training logs drawn as a standalone SVG (two panels: training loss, per epoch and,
+ * from step records, per step; train accuracy dashed and test accuracy per head and vote solid;
+ * with step records a third, the learning rate; several runs overlaid, one hue per run) and
  * written as CSV. Axes get "nice" ticks (1, 2, 2.5 or 5 times a power of ten). */
 #include "report/plot.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /* layout, in SVG pixels */
@@ -13,14 +15,16 @@
 #define PANEL_TOP 78.0
 #define LEFT 72.0
 #define GAP 120.0
-#define LEGEND_TOP (PANEL_TOP + PANEL_H + 62.0)
+#define LR_TOP (PANEL_TOP + PANEL_H + 72.0) /* the learning-rate panel, under the loss panel */
+#define LR_H 150.0
+#define LEGEND_GAP 62.0 /* from the lowest panel's bottom to the legend */
 #define LEGEND_ROW 22.0
 #define CHAR_W 6.8 /* rough widths of a 12px sans-serif character, plain and bold, for */
 #define BOLD_W 7.8   /* laying out the legend */
 #define MAX_POINTS_FOR_MARKERS 60
 
-/* series ids besides test_acc[0..]: */
-enum { S_LOSS = -2, S_TRAIN = -1 };
+/* series ids besides test_acc[0..]; the first two are drawn from step records */
+enum { S_LR = -4, S_STEP_LOSS = -3, S_LOSS = -2, S_TRAIN = -1 };
 
 static const char *const palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
@@ -37,10 +41,33 @@ typedef struct {
     axis ax, ay;
 } panel;
 
-static double value(const zn_log_epoch *e, int s)
+/* A series as points: the doubles at offsets x and y of n records stride bytes apart (epoch or
+ * step records), so that every series is drawn and measured by the same code. */
+typedef struct {
+    const char *base;
+    size_t stride, x, y;
+    int n;
+} track;
+
+static track track_of(const zn_train_log *log, int s)
 {
-    return s == S_LOSS ? e->train_loss : s == S_TRAIN ? e->train_acc : e->test_acc[s];
+    if (s == S_LR || s == S_STEP_LOSS)
+        return (track){(const char *)log->steps, sizeof *log->steps, offsetof(zn_log_step, epoch),
+                       s == S_LR ? offsetof(zn_log_step, lr) : offsetof(zn_log_step, loss), log->n_steps};
+    size_t y = s == S_LOSS    ? offsetof(zn_log_epoch, train_loss)
+               : s == S_TRAIN ? offsetof(zn_log_epoch, train_acc)
+                              : offsetof(zn_log_epoch, test_acc) + (size_t)s * sizeof(double);
+    return (track){(const char *)log->epochs, sizeof *log->epochs, offsetof(zn_log_epoch, epoch), y, log->n_epochs};
 }
+
+static double at(const track *t, int i, size_t offset)
+{
+    double v;
+    memcpy(&v, t->base + (size_t)i * t->stride + offset, sizeof v);
+    return v;
+}
+
+static bool has_point(const track *t, int i) { return isfinite(at(t, i, t->x)) && isfinite(at(t, i, t->y)); }
 
 /* Ticks for [lo, hi] with about `target` intervals; integer steps only when integral. */
 static axis axis_make(double lo, double hi, int target, bool integral, bool percent)
@@ -136,9 +163,14 @@ static void mix_white(const char *c, double t, char out[8])
 }
 
 /* One run: a palette colour per series. Several: one hue per run, its test series from light
- * to full strength, the last (the vote, or the deepest head) full. */
+ * to full strength, the last (the vote, or the deepest head) full. The per-step loss is a pale
+ * version of the epoch loss's colour, behind it. */
 static void series_colour(int run, int n_runs, const zn_train_log *log, int s, char out[8])
 {
+    if (s == S_STEP_LOSS) {
+        mix_white(palette[(n_runs == 1 ? 0 : run) % N_PALETTE], 0.55, out);
+        return;
+    }
     if (n_runs == 1) {
         snprintf(out, 8, "%s", palette[(s < 0 ? 0 : s + 1) % N_PALETTE]);
         return;
@@ -150,32 +182,52 @@ static void series_colour(int run, int n_runs, const zn_train_log *log, int s, c
 
 static const char *series_name(const zn_train_log *log, int s)
 {
-    return s == S_LOSS ? "loss" : s == S_TRAIN ? "train" : log->series[s];
+    static const char *const names[] = {"lr", "step loss", "loss", "train"};
+    return s < 0 ? names[s - S_LR] : log->series[s];
 }
 
-/* Series s of a run as polylines over its runs of finite values; a lone point as a dot. */
+/* The polyline's class: which panel it is drawn in (and for the loss panel, which kind). */
+static const char *series_class(int s)
+{
+    return s == S_LR ? "lr" : s == S_STEP_LOSS ? "step" : s == S_LOSS ? "loss" : "acc";
+}
+
+/* Series s of a run as polylines over its runs of finite values; a lone point as a dot; markers
+ * on the epoch series that are short enough to show them. */
 static void draw_series(FILE *f, const panel *p, const zn_train_log *log, int run, int s, const char *colour)
 {
-    bool dashed = s == S_TRAIN, markers = log->n_epochs <= MAX_POINTS_FOR_MARKERS;
+    track t = track_of(log, s);
+    bool dashed = s == S_TRAIN, markers = s >= S_LOSS && t.n <= MAX_POINTS_FOR_MARKERS;
     bool strong = s >= 0 && strcmp(log->series[s], "vote") == 0;
-    for (int i = 0; i < log->n_epochs;) {
-        if (!isfinite(value(&log->epochs[i], s)) || !isfinite(log->epochs[i].epoch)) {
+    const char *width = strong ? "2.6" : s == S_STEP_LOSS ? "1.0" : "1.8";
+    for (int i = 0; i < t.n;) {
+        if (!has_point(&t, i)) {
             i++;
             continue;
         }
         int j = i;
-        while (j < log->n_epochs && isfinite(value(&log->epochs[j], s)) && isfinite(log->epochs[j].epoch)) j++;
-        fprintf(f, "<polyline class=\"%s\" data-run=\"%d\" data-series=\"", s == S_LOSS ? "loss" : "acc", run);
+        while (j < t.n && has_point(&t, j)) j++;
+        fprintf(f, "<polyline class=\"%s\" data-run=\"%d\" data-series=\"", series_class(s), run);
         xml_text(f, series_name(log, s));
         fprintf(f, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s stroke-linejoin=\"round\" points=\"",
-                colour, strong ? "2.6" : "1.8", dashed ? " stroke-dasharray=\"6 4\"" : "");
-        for (int k = i; k < j; k++)
-            fprintf(f, "%s%.1f,%.1f", k > i ? " " : "", px(p, log->epochs[k].epoch), py(p, value(&log->epochs[k], s)));
+                colour, width, dashed ? " stroke-dasharray=\"6 4\"" : "");
+        for (int k = i; k < j; k++) fprintf(f, "%s%.1f,%.1f", k > i ? " " : "", px(p, at(&t, k, t.x)), py(p, at(&t, k, t.y)));
         fputs("\"/>\n", f);
         for (int k = i; k < j && (markers || j - i == 1); k++)
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"/>\n", px(p, log->epochs[k].epoch),
-                    py(p, value(&log->epochs[k], s)), dashed ? "1.6" : "2.2", colour);
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"/>\n", px(p, at(&t, k, t.x)),
+                    py(p, at(&t, k, t.y)), dashed ? "1.6" : "2.2", colour);
         i = j;
+    }
+}
+
+/* Widens [*lo, *hi] (x) and [*ylo, *yhi] (y) to take in series s of a run. */
+static void extend_track(const zn_train_log *log, int s, double *lo, double *hi, double *ylo, double *yhi)
+{
+    track t = track_of(log, s);
+    for (int i = 0; i < t.n; i++) {
+        if (!has_point(&t, i)) continue;
+        extend(at(&t, i, t.x), lo, hi);
+        extend(at(&t, i, t.y), ylo, yhi);
     }
 }
 
@@ -191,8 +243,8 @@ static void run_label(const zn_train_log *logs, int n, int r, char *out, size_t 
     else snprintf(out, len, "%s", logs[r].model);
 }
 
-/* The legend rows under the panels (one or more per run); returns the bottom. */
-static double draw_legend(FILE *f, const zn_train_log *logs, int n, bool draw)
+/* The legend rows under the panels from top (one or more per run); returns the bottom. */
+static double draw_legend(FILE *f, const zn_train_log *logs, int n, double top, bool draw)
 {
     char label[1200];
     double items_x = LEFT; /* where every row's entries start, past the longest run label */
@@ -200,7 +252,7 @@ static double draw_legend(FILE *f, const zn_train_log *logs, int n, bool draw)
         run_label(logs, n, r, label, sizeof label);
         items_x = fmax(items_x, LEFT + (strlen(label) + 1) * BOLD_W + 10);
     }
-    double y = LEGEND_TOP;
+    double y = top;
     for (int r = 0; r < n; r++) {
         const zn_train_log *log = &logs[r];
         run_label(logs, n, r, label, sizeof label);
@@ -211,8 +263,9 @@ static double draw_legend(FILE *f, const zn_train_log *logs, int n, bool draw)
             fputs(":</text>\n", f);
         }
         x = items_x;
-        for (int s = S_LOSS; s < log->n_series; s++) {
-            const char *name = s == S_LOSS ? "training loss" : s == S_TRAIN ? "train acc" : log->series[s];
+        for (int s = log->n_steps ? S_LR : S_LOSS; s < log->n_series; s++) {
+            static const char *const names[] = {"learning rate", "step loss", "training loss", "train acc"};
+            const char *name = s < 0 ? names[s - S_LR] : log->series[s];
             double w = 34 + strlen(name) * CHAR_W + 16;
             if (x + w > WIDTH - 10 && x > items_x) {
                 x = items_x;
@@ -251,13 +304,15 @@ static void default_title(const zn_train_log *logs, int n, char *out, size_t len
 bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title)
 {
     double e_lo = INFINITY, e_hi = -INFINITY, l_lo = 0, l_hi = -INFINITY, a_lo = INFINITY, a_hi = -INFINITY;
-    for (int r = 0; r < n; r++)
-        for (int i = 0; i < logs[r].n_epochs; i++) {
-            const zn_log_epoch *e = &logs[r].epochs[i];
-            extend(e->epoch, &e_lo, &e_hi);
-            extend(e->train_loss, &l_lo, &l_hi);
-            for (int s = S_TRAIN; s < logs[r].n_series; s++) extend(value(e, s), &a_lo, &a_hi);
-        }
+    double r_lo = 0, r_hi = -INFINITY;
+    bool steps = false;
+    for (int r = 0; r < n; r++) {
+        for (int i = 0; i < logs[r].n_epochs; i++) extend(logs[r].epochs[i].epoch, &e_lo, &e_hi);
+        for (int s = S_STEP_LOSS; s <= S_LOSS; s++) extend_track(&logs[r], s, &e_lo, &e_hi, &l_lo, &l_hi);
+        for (int s = S_TRAIN; s < logs[r].n_series; s++) extend_track(&logs[r], s, &e_lo, &e_hi, &a_lo, &a_hi);
+        extend_track(&logs[r], S_LR, &e_lo, &e_hi, &r_lo, &r_hi);
+        steps |= logs[r].n_steps > 0;
+    }
     if (e_lo > 1) e_lo = floor(e_lo); /* epochs usually count from 1: show the axis from 0 */
     else e_lo = fmin(e_lo, 0);
     panel loss = {LEFT, PANEL_TOP, LEFT + PANEL_W, PANEL_TOP + PANEL_H,
@@ -266,10 +321,12 @@ bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title)
                  axis_make(a_lo, a_hi, 6, false, !(a_hi > 1))};
     if (!(a_hi > 1) && acc.ay.hi > 1) acc.ay.hi = 1; /* fractions: never past 100% */
     if (acc.ay.lo < 0 && !(a_lo < 0)) acc.ay.lo = 0;
+    panel lr = {LEFT, LR_TOP, LEFT + PANEL_W, LR_TOP + LR_H, loss.ax, axis_make(r_lo, r_hi, 4, false, false)};
+    double legend_top = (steps ? lr.y1 : loss.y1) + LEGEND_GAP;
 
     char auto_title[512];
     default_title(logs, n, auto_title, sizeof auto_title);
-    double height = draw_legend(f, logs, n, false) + 8;
+    double height = draw_legend(f, logs, n, legend_top, false) + 8;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\" fill=\"#222\">\n"
@@ -280,16 +337,15 @@ bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title)
     fputs("</text>\n", f);
     draw_frame(f, &loss, "training loss", "loss");
     draw_frame(f, &acc, "accuracy (test solid, train dashed)", "accuracy");
+    if (steps) draw_frame(f, &lr, "learning rate (per step)", "lr");
     for (int r = 0; r < n; r++) {
         char colour[8];
-        series_colour(r, n, &logs[r], S_TRAIN, colour);
-        draw_series(f, &loss, &logs[r], r, S_LOSS, colour);
-        for (int s = S_TRAIN; s < logs[r].n_series; s++) {
+        for (int s = S_LR; s < logs[r].n_series; s++) {
             series_colour(r, n, &logs[r], s, colour);
-            draw_series(f, &acc, &logs[r], r, s, colour);
+            draw_series(f, s == S_LR ? &lr : s <= S_LOSS ? &loss : &acc, &logs[r], r, s, colour);
         }
     }
-    draw_legend(f, logs, n, true);
+    draw_legend(f, logs, n, legend_top, true);
     fputs("</svg>\n", f);
     return !ferror(f);
 }

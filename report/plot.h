@@ -19,6 +19,14 @@ typedef struct {
     double time, img_per_s;                /* seconds since the run started, training images/s */
 } zn_log_epoch;
 
+/* A "step" record (`znet run --log-every K`): one training step's loss and learning rate. */
+typedef struct {
+    double epoch;    /* epochs completed at this step, a fraction (step / steps per epoch): the
+                        x of the epoch records, whose epoch 1 ends at step / steps per epoch = 1 */
+    double step;     /* steps taken, the first being 1 */
+    double loss, lr; /* the step's batch loss per example; its learning rate (NAN when absent) */
+} zn_log_step;
+
 typedef struct {
     char path[1024];                                   /* the log file */
     char model[ZN_LOG_NAME_MAX];                       /* the run record's "model" */
@@ -27,6 +35,8 @@ typedef struct {
     int n_series;
     zn_log_epoch *epochs;                              /* [n_epochs], in file order */
     int n_epochs;
+    zn_log_step *steps;                                /* [n_steps], in file order */
+    int n_steps;
     bool incomplete_last_line; /* a last line without '\n' that did not parse was left out (the
                                   run may still be writing it) */
     double params, batch;      /* from the run record; NAN when absent */
@@ -41,11 +51,12 @@ typedef struct {
 bool zn_log_time_ok(double seconds);
 
 /* Reads a log. A run record must come first; epoch records need "epoch" and may lack any other
- * field; other record types (such as "final") are skipped. Errors read "path:line: message". */
+ * field; step records need "epoch" and "loss"; other record types (such as "final") are skipped. Errors read "path:line: message". */
 bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t errlen);
 void zn_train_log_free(zn_train_log *log);
 
-/* The SVG of n logs (n >= 1): two panels, legend, title (NULL: the model names). */
+/* The SVG of n logs (n >= 1): two panels (loss; accuracy), a third (learning rate per step)
+ * under the loss panel when a log has step records, legend, title (NULL: the model names). */
 bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title);
 /* One row per run and epoch: log,model,epoch,step,lr,train_loss,train_acc,test_<key>...,time,
  * img_per_s, with the union of all runs' test keys; absent values are empty fields. */

@@ -1,6 +1,7 @@
 /* plot_log.c: reading a training log (see plot.h) record by record with jansson (json.h):
  * the run record names the model and seeds the test series (heads, then "vote"); each epoch
- * record adds one row, with any test_acc key not seen before as a new series. */
+ * record adds one row, with any test_acc key not seen before as a new series; each step record
+ * (--log-every) one point of the per-step loss and learning rate. */
 #include "report/plot.h"
 
 #include <errno.h>
@@ -88,6 +89,20 @@ bool zn_log_time_ok(double seconds) { return seconds >= 0 && seconds < 1e9; }
  * compare and plot. */
 static bool seconds(double v) { return isnan(v) || zn_log_time_ok(v); }
 
+/* Appends the item of `size` bytes to *array of *n, grown 64 items at a time; false when out of
+ * memory. */
+static bool append(void **array, int *n, const void *item, size_t size)
+{
+    if (*n % 64 == 0) {
+        void *grown = realloc(*array, ((size_t)*n + 64) * size);
+        if (!grown) return false;
+        *array = grown;
+    }
+    memcpy((char *)*array + (size_t)*n * size, item, size);
+    ++*n;
+    return true;
+}
+
 static bool take_epoch(zn_train_log *log, const json_t *rec, char *msg, size_t len)
 {
     zn_log_epoch e;
@@ -109,13 +124,16 @@ static bool take_epoch(zn_train_log *log, const json_t *rec, char *msg, size_t l
         int s = series_index(log, key, msg, len);
         if (s < 0 || !number(acc, key, false, &e.test_acc[s], msg, len)) return false;
     }
-    if (log->n_epochs % 64 == 0) {
-        zn_log_epoch *grown = realloc(log->epochs, ((size_t)log->n_epochs + 64) * sizeof *grown);
-        if (!grown) return say(msg, len, "out of memory");
-        log->epochs = grown;
-    }
-    log->epochs[log->n_epochs++] = e;
-    return true;
+    return append((void **)&log->epochs, &log->n_epochs, &e, sizeof e) || say(msg, len, "out of memory");
+}
+
+static bool take_step(zn_train_log *log, const json_t *rec, char *msg, size_t len)
+{
+    zn_log_step s;
+    if (!number(rec, "epoch", true, &s.epoch, msg, len) || !number(rec, "step", false, &s.step, msg, len) ||
+        !number(rec, "loss", true, &s.loss, msg, len) || !number(rec, "lr", false, &s.lr, msg, len))
+        return false;
+    return append((void **)&log->steps, &log->n_steps, &s, sizeof s) || say(msg, len, "out of memory");
 }
 
 
@@ -142,9 +160,10 @@ static bool take_record(zn_train_log *log, const json_t *rec, bool *have_run, ch
         if (bad) return say(msg, len, "\"%s\" is not a byte count (0 to 2^63)", bad);
         return seconds(log->train_time) || say(msg, len, "\"train_time\" is not a number of seconds (0 to 1e9)");
     }
-    if (strcmp(type, "epoch") != 0) return true;
-    if (!*have_run) return say(msg, len, "an epoch record before the run record");
-    return take_epoch(log, rec, msg, len);
+    bool epoch = strcmp(type, "epoch") == 0;
+    if (!epoch && strcmp(type, "step") != 0) return true;
+    if (!*have_run) return say(msg, len, "%s record before the run record", epoch ? "an epoch" : "a step");
+    return epoch ? take_epoch(log, rec, msg, len) : take_step(log, rec, msg, len);
 }
 
 bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t errlen)
@@ -188,6 +207,8 @@ bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t er
 void zn_train_log_free(zn_train_log *log)
 {
     free(log->epochs);
+    free(log->steps);
     log->epochs = NULL;
-    log->n_epochs = 0;
+    log->steps = NULL;
+    log->n_epochs = log->n_steps = 0;
 }

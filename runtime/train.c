@@ -229,11 +229,24 @@ static json_t *json_heads(const zn_run *R, double (*acc)(const void *, int), con
 static double metrics_acc(const void *m, int h) { return zn_metrics_acc(m, h); }
 static double best_acc(const void *R, int h) { return ((const zn_run *)R)->best[h < 0 ? ZN_MAX_HEADS : h]; }
 
+/* A "step" record after step `step` (--log-every): the batch's loss per example and the lr, at
+ * x = epochs completed (a fraction), the axis the epoch records are plotted on. */
+static void log_step(zn_run *R, long step, int steps_per_epoch, float lr, double loss)
+{
+    if (!R->log || R->csv) return;
+    zn_json_write_line(R->log, json_pack("{s:s, s:o, s:I, s:o, s:o}", "type", "step",
+                                         "epoch", zn_json_number((double)step / steps_per_epoch, "%.6g"),
+                                         "step", (json_int_t)step, "lr", zn_json_number(lr, "%.6g"),
+                                         "loss", zn_json_number(loss, "%.6g")));
+}
+
 static void log_epoch(zn_run *R, int epoch, long step, float lr, double loss, double acc, const zn_metrics *m,
                       double elapsed, double rate)
 {
     /* the plain line, always */
-    printf("epoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  test", epoch, R->r->epochs, lr, loss, acc);
+    /* the train accuracy is the last head's (train_epoch): named, as the test accuracies are */
+    const char *acc_head = R->head_names[R->s.n_heads - 1];
+    printf("epoch %2d/%d  lr %.4g  train loss %.4f acc %s %.4f  test", epoch, R->r->epochs, lr, loss, acc_head, acc);
     for (int h = 0; h < R->s.n_heads; h++) printf(" %s %.4f", R->head_names[h], zn_metrics_acc(m, h));
     if (R->vote) printf(" vote %.4f", zn_metrics_acc(m, -1));
     printf("  %.1fs  %.0f img/s\n", elapsed, rate);
@@ -245,10 +258,11 @@ static void log_epoch(zn_run *R, int epoch, long step, float lr, double loss, do
         if (R->vote) fprintf(R->log, ",%.6f", zn_metrics_acc(m, -1));
         fprintf(R->log, ",%.3f,%.1f\n", elapsed, rate);
     } else {
-        zn_json_write_line(R->log, json_pack("{s:s, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
+        zn_json_write_line(R->log, json_pack("{s:s, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                                              "type", "epoch", "epoch", epoch, "step", (json_int_t)step,
                                              "lr", zn_json_number(lr, "%.6g"), "train_loss", zn_json_number(loss, "%.6g"),
                                              "train_acc", zn_json_number(acc, "%.6g"),
+                                             "train_acc_head", zn_json_text(acc_head),
                                              "test_acc", json_heads(R, metrics_acc, m),
                                              "time", zn_json_number(elapsed, "%.3f"),
                                              "img_per_s", zn_json_number(rate, "%.1f")));
@@ -256,8 +270,8 @@ static void log_epoch(zn_run *R, int epoch, long step, float lr, double loss, do
     fflush(R->log);
 }
 
-/* The elapsed time of the last epoch a log holds (its last line's "time" field; CSV: the column
- * before img_per_s), 0 when there is none: a resumed run's times continue from it. false when it
+/* The elapsed time of the last epoch a log holds (the last "time" field of a JSON log, whose step
+ * records after it have none; CSV: the last line's column before img_per_s), 0 when there is none: a resumed run's times continue from it. false when it
  * is not a number of seconds a run can have taken (continuing from nan or 1e308 would write
  * lines no JSON reader takes). */
 static bool last_logged_time(FILE *f, bool csv, double *out)
@@ -265,7 +279,7 @@ static bool last_logged_time(FILE *f, bool csv, double *out)
     char line[4096], last[4096] = "";
     rewind(f);
     while (fgets(line, sizeof line, f))
-        if (line[0] != '\n') memcpy(last, line, sizeof last);
+        if (line[0] != '\n' && (csv || strstr(line, "\"time\":"))) memcpy(last, line, sizeof last);
     fseek(f, 0, SEEK_END);
     const char *t = NULL;
     if (csv) {
@@ -572,6 +586,7 @@ static bool train_epoch(zn_run *R, int epoch, int first, long *step, int steps_p
         e->seen += n;
         ++*step;
         k++;
+        if (R->o->log_every && *step % R->o->log_every == 0) log_step(R, *step, steps_per_epoch, st.lr, loss / n);
         double dt = zn_seconds() - t0;
         if (R->o->progress)
             progress_bar(epoch + 1, R->r->epochs, k, steps_per_epoch, e->loss_sum / e->seen, e->seen / dt,

@@ -14,6 +14,8 @@ typedef struct {
     const char *file;       /* the model file, for logs */
     const char *data_dir;   /* --data, or NULL for the usual search */
     const char *log_path;   /* --log: .jsonl or .csv; NULL for none */
+    int log_every;          /* --log-every K: a "step" record (loss, lr) every K steps in a JSON
+                               log; 0: none */
     const char *save_path;  /* checkpoint written every epoch and at the end; NULL for none */
     const char *resume;     /* checkpoint to continue from, or NULL */
     const char *resume_command; /* printed after SIGINT/SIGTERM: the shell command that continues

@@ -14,5 +14,8 @@ run --limit 0|--limit needs an integer from 1
 run --test-limit 0|--test-limit needs an integer from 1
 eval --test-limit 0 --weights x.ckpt|--test-limit needs an integer from 1
 run --epochs 0|--epochs needs an integer from 1
+run --log-every 0 --log x.jsonl|--log-every needs an integer from 1
+run --log-every 5|--log-every writes step records, which only a JSON-lines log holds
+run --log-every 5 --log x.csv|give --log FILE.jsonl
 CASES
 zt_end run_usage

@@ -177,6 +177,9 @@ static void test_log_errors_name_the_line(void **state)
         {"{\"type\":\"final\",\"planned_bytes\":1e300}\n", ":2: \"planned_bytes\" is not a byte count"},
         {"{\"type\":\"epoch\",\"epoch\":1,\"time\":-1e307}\n", ":2: \"time\" is not a number of seconds"},
         {"{\"type\":\"final\",\"train_time\":2e9}\n", ":2: \"train_time\" is not a number of seconds"},
+        {"{\"type\":\"step\",\"epoch\":0.5,\"lr\":0.1}\n", ":2: the record lacks \"loss\""},
+        {"{\"type\":\"step\",\"loss\":2}\n", ":2: the record lacks \"epoch\""},
+        {"{\"type\":\"step\",\"epoch\":0.5,\"loss\":\"2\"}\n", ":2: \"loss\" is a string, expected a number"},
     };
     char text[512];
     zn_train_log log;
@@ -189,6 +192,9 @@ static void test_log_errors_name_the_line(void **state)
     }
     assert_false(zn_train_log_read(zt_write_file("early.jsonl", "{\"type\":\"epoch\",\"epoch\":1}\n"), &log, err, sizeof err));
     assert_has(err, "early.jsonl:1: an epoch record before the run record");
+    assert_false(zn_train_log_read(zt_write_file("early.jsonl", "{\"type\":\"step\",\"epoch\":1,\"loss\":1}\n"), &log,
+                                   err, sizeof err));
+    assert_has(err, "early.jsonl:1: a step record before the run record");
     assert_false(zn_train_log_read(zt_write_file("empty.jsonl", ""), &log, err, sizeof err));
     assert_has(err, "empty.jsonl: no run record");
     assert_false(zn_train_log_read("/nonexistent/znet.jsonl", &log, err, sizeof err));
@@ -319,6 +325,53 @@ static void test_svg(void **state)
     zn_train_log_free(&log);
 }
 
+/* --log-every: step records between the epoch records, read back in order and drawn: the
+ * per-step loss behind the epoch loss in its panel, the lr in a third panel under it. */
+static void test_steps(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "{\"type\":\"run\",\"model\":\"m\",\"heads\":[\"h\"]}\n"
+        "{\"type\":\"step\",\"epoch\":0.5,\"step\":2,\"lr\":0.1,\"loss\":2.4}\n"
+        "{\"type\":\"step\",\"epoch\":1,\"step\":4,\"lr\":0.2,\"loss\":2.0}\n"
+        "{\"type\":\"epoch\",\"epoch\":1,\"step\":4,\"train_loss\":2.2,\"test_acc\":{\"h\":0.3}}\n"
+        "{\"type\":\"step\",\"epoch\":1.5,\"step\":6,\"lr\":null,\"loss\":1.6}\n"
+        "{\"type\":\"step\",\"epoch\":2,\"step\":8,\"lr\":0.4,\"loss\":1.0}\n"
+        "{\"type\":\"epoch\",\"epoch\":2,\"step\":8,\"train_loss\":1.4,\"test_acc\":{\"h\":0.5}}\n";
+    zn_train_log log;
+    if (!zn_train_log_read(zt_write_file("steps.jsonl", text), &log, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(log.n_epochs, 2);
+    assert_int_equal(log.n_steps, 4);
+    assert_true(log.steps[2].epoch == 1.5 && log.steps[2].step == 6 && log.steps[2].loss == 1.6);
+    assert_true(isnan(log.steps[2].lr));
+    FILE *f = tmpfile();
+    assert_true(zn_plot_svg(f, &log, 1, NULL));
+    char *svg = zt_read_all(f);
+    fclose(f);
+    assert_balanced(svg);
+    assert_has(svg, ">learning rate (per step)</text>");
+    assert_has(svg, ">step loss</text>"); /* in the legend */
+    polyline lines[16];
+    int n = parse_polylines(svg, lines, 16);
+    /* lr with a gap at the null; step loss; loss; train accuracy (no values: no line); h */
+    static const char *const want[][3] = {{"lr", "lr", "2"}, {"lr", "lr", "1"}, {"step", "step loss", "4"},
+                                          {"loss", "loss", "2"}, {"acc", "h", "2"}};
+    assert_int_equal(n, 5);
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(lines[i].cls, want[i][0]);
+        assert_string_equal(lines[i].series, want[i][1]);
+        assert_int_equal(lines[i].n, atoi(want[i][2]));
+    }
+    static const double lr[] = {0.1, 0.2};
+    assert_linear(lines[0].y, lr, 2);
+    /* one x axis for steps and epochs: the step at epoch 1 sits on epoch 1, in both panels */
+    assert_true(fabs(lines[2].x[1] - lines[3].x[0]) < 0.15);
+    assert_true(fabs(lines[0].x[1] - lines[3].x[0]) < 0.15);
+    assert_true(lines[0].y[0] > lines[3].y[1]); /* the lr panel is under the loss panel */
+    free(svg);
+    zn_train_log_free(&log);
+}
+
 static void test_csv(void **state)
 {
     (void)state;
@@ -408,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_log_read),
         cmocka_unit_test(test_log_errors_name_the_line),
         cmocka_unit_test(test_svg),
+        cmocka_unit_test(test_steps),
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_command_line),
     };

@@ -1,7 +1,7 @@
 /* test_train.c: the training runtime: lr schedules, the vote, checkpoints (round trip, refusal of
  * truncated, corrupted and foreign ones, never replacing a good one), a one-epoch run on a
- * generated CIFAR-format data set, and resume: 2 epochs in one run equal 1 + 1 with --resume,
- * bit for bit. */
+ * generated CIFAR-format data set (its log's step records read back by plot's reader), and
+ * resume: 2 epochs in one run equal 1 + 1 with --resume, bit for bit. */
 #include "support.h"
 
 #include <math.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lang/program.h"
+#include "report/plot.h"
 #include "runtime/checkpoint.h"
 #include "runtime/metrics.h"
 #include "runtime/schedule.h"
@@ -198,17 +199,61 @@ static bool load_model(zn_graph *g, zn_recipe *r, int epochs)
     return ok;
 }
 
-static int train(int epochs, const char *save, const char *resume, const char *log)
+/* A run of the width-2 zee on 128 examples, batch 32: 4 steps per epoch; a step record every
+ * log_every steps (0: none). */
+static int train_logged(int epochs, const char *save, const char *resume, const char *log, int log_every)
 {
     zn_graph g;
     zn_recipe r;
     assert_true(load_model(&g, &r, epochs));
     zn_run_opts o = {.file = "davidnet_zee.znet", .data_dir = make_cifar(), .save_path = save, .resume = resume,
-                     .log_path = log, .limit = 128, .test_limit = 100, .backend = &zn_cpu_backend,
-                     .backend_opts = {.threads = 1}};
+                     .log_path = log, .log_every = log_every, .limit = 128, .test_limit = 100,
+                     .backend = &zn_cpu_backend, .backend_opts = {.threads = 1}};
     int rc = zn_train_run(&g, &r, &o);
     zn_graph_free(&g);
     return rc;
+}
+
+static int train(int epochs, const char *save, const char *resume, const char *log)
+{
+    return train_logged(epochs, save, resume, log, 0);
+}
+
+/* --log-every 3 over 2 epochs of 4 steps: step records after steps 3 and 6, at epochs 0.75 and
+ * 1.5 on the epoch records' axis, each with a finite loss and the lr of its step; the epoch
+ * records name the head of their train accuracy. A resumed run continues the times of the last
+ * epoch record even when step records follow it. */
+static void test_step_records(void **state)
+{
+    (void)state;
+    const char *log = tmp("steps.jsonl"), *ckpt = tmp("steps.ckpt");
+    assert_int_equal(train_logged(1, ckpt, NULL, log, 3), 0);
+    FILE *f = fopen(log, "a"); /* as if an interrupted epoch had logged a step after epoch 1 */
+    assert_non_null(f);
+    fputs("{\"type\":\"step\",\"epoch\":1.25,\"step\":5,\"lr\":0.001,\"loss\":2.5}\n", f);
+    fclose(f);
+    assert_int_equal(train_logged(2, ckpt, ckpt, log, 3), 0);
+    zn_train_log L;
+    char err[512];
+    if (!zn_train_log_read(log, &L, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(L.n_epochs, 2);
+    assert_int_equal(L.n_steps, 3);
+    static const double want_step[] = {3, 5, 6}, want_epoch[] = {0.75, 1.25, 1.5};
+    for (int i = 0; i < 3; i++) {
+        assert_true(L.steps[i].step == want_step[i]);
+        assert_true(fabs(L.steps[i].epoch - want_epoch[i]) < 1e-9);
+        assert_true(isfinite(L.steps[i].loss) && L.steps[i].loss > 0);
+        assert_true(L.steps[i].lr > 0);
+    }
+    assert_true(L.epochs[1].time > L.epochs[0].time); /* not restarted from 0 by the step line */
+    zn_train_log_free(&L);
+    char line[4096];
+    f = fopen(log, "r");
+    assert_non_null(f);
+    int named = 0;
+    while (fgets(line, sizeof line, f)) named += strstr(line, "\"train_acc_head\":\"h3\"") != NULL;
+    fclose(f);
+    assert_int_equal(named, 2);
 }
 
 static void test_one_epoch_run_and_log(void **state)
@@ -323,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_vote),
         cmocka_unit_test(test_checkpoint_round_trip_and_refusals),
         cmocka_unit_test(test_one_epoch_run_and_log),
+        cmocka_unit_test(test_step_records),
         cmocka_unit_test(test_resume_is_bit_identical),
         cmocka_unit_test(test_foreign_checkpoint_refused),
     };
