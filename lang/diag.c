@@ -169,17 +169,21 @@ void zn_diag_error(zn_diag *d, zn_span sp, const char *fmt, ...)
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     d->n_errors++;
-    d->muted = diag_repeat(d, sp, text);
-    if (d->muted) return;
-    if (d->n_errors == d->max_errors + 1) /* after the last shown error's hints and notes */
+    bool full = d->n_shown == d->max_errors;
+    if (full && !d->stopped) /* after the last shown error's hints and notes */
         fprintf(d->out, "znet: too many errors; stopping the report here\n");
-    if (d->n_errors > d->max_errors) return;
+    d->stopped |= full;
+    d->muted = full || diag_repeat(d, sp, text);
+    if (d->muted) return;
+    d->n_shown++;
     diag_report(d, "error", sp, "%s", text);
 }
 
+int zn_diag_shown(const zn_diag *d) { return d->n_shown; }
+
 void zn_diag_hint(zn_diag *d, const char *fmt, ...)
 {
-    if (d->n_errors > d->max_errors || d->muted) return;
+    if (d->muted) return;
     va_list ap;
     va_start(ap, fmt);
     fputs("  hint: ", d->out);
@@ -190,7 +194,7 @@ void zn_diag_hint(zn_diag *d, const char *fmt, ...)
 
 void zn_diag_note(zn_diag *d, zn_span sp, const char *fmt, ...)
 {
-    if (d->n_errors > d->max_errors || d->muted) return;
+    if (d->muted) return;
     va_list ap;
     va_start(ap, fmt);
     diag_vreport(d, "note", sp, fmt, ap);

@@ -19,12 +19,15 @@ typedef struct zn_source {
 typedef struct {
     zn_source **sources;
     int n_sources, cap_sources;
-    int n_errors;
-    int max_errors;  /* stop reporting after this many (further errors are counted) */
+    int n_errors;    /* every error reported, shown or not (the "did this fail" count) */
+    int n_shown;     /* those shown: not repeats of a recent one, not past max_errors */
+    int max_errors;  /* stop showing errors after this many (further errors are counted) */
     FILE *out;       /* stderr unless a test redirects it */
     uint64_t recent[16]; /* fingerprints of the last errors shown (place + text) */
     int n_recent;
-    bool muted;      /* the last error repeated one already shown: its hints and notes too */
+    bool stopped;    /* max_errors were shown and "too many errors" said */
+    bool muted;      /* the last error was not shown (a repeat, or past max_errors): nor are its
+                        hints and notes */
 } zn_diag;
 
 void zn_diag_init(zn_diag *d, FILE *out);
@@ -43,6 +46,10 @@ void zn_diag_hint(zn_diag *d, const char *fmt, ...) __attribute__((format(printf
 /* A `note:` pointing at another place (e.g. the first definition of a duplicate). */
 void zn_diag_note(zn_diag *d, zn_span span, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The errors shown (n_shown): a closing "N errors" line gives this, so that it counts what the
+ * reader sees. */
+int zn_diag_shown(const zn_diag *d);
 
 /* The candidate closest to name by edit distance, or NULL when none is close enough. */
 const char *zn_did_you_mean(const char *name, const char *const *candidates, int n);

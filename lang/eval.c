@@ -402,9 +402,15 @@ static void unknown_name(zn_eval *ev, zn_scope *sc, const zn_ast *e)
     for (int i = 0; i < sc->n; i++) cands[i] = sc->b[i].name;
     const char *near = zn_did_you_mean(e->name, cands, sc->n);
     zn_diag_error(ev->diag, e->span, "unknown name '%s'", e->name);
+    /* a --set value's source is named "--set KEY" (program.c): there a bare word is most often
+     * a string whose double quotes the shell took away */
+    bool from_set = e->span.file && strncmp(e->span.file, "--set ", 6) == 0;
     if (near) zn_diag_hint(ev->diag, "did you mean '%s'?", near);
     else if (ev->in_train && zn_builtin_find(zn_train_builtins, zn_n_train_builtins, e->name))
         zn_diag_hint(ev->diag, "'%s' is a settings function: write %s(...)", e->name, e->name);
+    else if (from_set)
+        zn_diag_hint(ev->diag, "a string keeps its double quotes, so quote them for the shell: %s='\"%s\"'",
+                     e->span.file, e->name);
     else if (ev->in_train) zn_diag_hint(ev->diag, "data sets and modes are strings: \"%s\"", e->name);
     free(cands);
 }

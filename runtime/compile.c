@@ -47,8 +47,14 @@ static bool load(const zn_compile_opts *o, zn_compiled *c)
 {
     zn_load_opts lo = {.path = o->path, .settings = o->settings, .n_settings = o->n_settings};
     if (zn_program_load(&lo, &c->diag, &c->graph, &c->recipe)) return true;
-    int n = c->diag.n_errors;
-    return fail(c, ZN_COMPILE_LOAD, "%d error%s in %s", n, n == 1 ? "" : "s", o->path);
+    /* the errors shown, as counted on the screen; repeats and those past the limit said apart */
+    int n = zn_diag_shown(&c->diag), more = c->diag.n_errors - n;
+    char rest[96] = "";
+    if (more && c->diag.stopped)
+        snprintf(rest, sizeof rest, " (and %d more not shown: past the first %d, or repeats)", more, c->diag.max_errors);
+    else if (more) snprintf(rest, sizeof rest, " (and %d repeat%s of %s not shown)", more, more == 1 ? "" : "s",
+                            n == 1 ? "it" : "them");
+    return fail(c, ZN_COMPILE_LOAD, "%d error%s in %s%s", n, n == 1 ? "" : "s", o->path, rest);
 }
 
 /* The graph stage a mode's graph ends with. */
