@@ -2,7 +2,7 @@
 # run_cuda_cli.sh: --backend cuda and --precision from the command line. Where cuda cannot run
 # (no GPU, no driver, built without it), bench and eval exit 1 at once with a message saying
 # why; where it can, bench runs. The CPU backend refuses fp16 by name; a bad --precision is a
-# usage error (2), and a refused bench prints nothing on stdout. usage: run_cuda_cli.sh ZNET SOURCE_DIR
+# usage error (2), and a refused bench prints nothing on stdout. --version's CUDA yes/no agrees. usage: run_cuda_cli.sh ZNET SOURCE_DIR
 set -u
 . "$(dirname "$0")/shell_support.sh"
 zt_begin "$0 ZNET SOURCE_DIR" "$@"
@@ -23,6 +23,15 @@ rc=$?
 [ $rc -eq 1 ] || bad "bench --precision fp16 on cpu: exit $rc, want 1: $(cat err)"
 [ -s out ] && bad "bench --precision fp16 on cpu: printed a header before refusing"
 grep -q "cpu backend: --precision fp16 needs the cuda backend" err || bad "no message for fp16 on cpu: $(cat err)"
+
+# --version says what was built in, and agrees with what --backend cuda said
+zt_expect 0 "^znet [0-9]+\.[0-9]+\.[0-9]+ \(CUDA (yes|no), MPI no\)$" "$znet" --version
+if grep -q "CUDA no" out; then
+    zt_expect 1 "built without the CUDA backend" "$znet" bench "$model" --backend cuda --steps 1
+else
+    said=$("$znet" bench "$model" --backend cuda --steps 1 2>&1)
+    grep -q "built without the CUDA backend" <<<"$said" && bad "--version says CUDA yes, bench says built without it"
+fi
 
 zt_expect 2 "needs fp32, fp16 or bf16" "$znet" bench "$model" --precision fp8
 # --train-only with --inference-only times nothing
