@@ -184,7 +184,8 @@ static void test_same_evaluation_from_binary_and_folder(void **state)
     zn_dataset src;
     if (!source_images(&src)) {
         zn_dataset_free(&src);
-        skip(); /* needs test_batch.bin itself: "cifar10" reads whole batch files */
+        print_message("skip: no CIFAR-10 (ZNET_TEST_CIFAR or ../shared/data): \"cifar10\" reads whole batch files\n");
+        skip();
     }
     const char *root = tmp("eval_png", "", "");
     write_folder(root, &src);
