@@ -4,8 +4,9 @@
  * Then the channel and size conversions onto a model's input. */
 #include "data/image_decode.h"
 
+#include "data/dataset.h" /* zn_dataset_fail */
+
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 
 #include <jpeglib.h>
@@ -13,20 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static bool size_ok(unsigned long w, unsigned long h, char *err, size_t errlen)
 {
     if (w == 0 || h == 0 || w > ZN_IMAGE_MAX_SIDE || h > ZN_IMAGE_MAX_SIDE || w * h > ZN_IMAGE_MAX_PIXELS)
-        return fail(err, errlen, "image of %lu x %lu pixels (at most %d a side and %d pixels)", w, h,
+        return zn_dataset_fail(err, errlen, "image of %lu x %lu pixels (at most %d a side and %d pixels)", w, h,
                     ZN_IMAGE_MAX_SIDE, ZN_IMAGE_MAX_PIXELS);
     return true;
 }
@@ -35,7 +26,7 @@ static bool alloc_image(zn_image *out, int c, int h, int w, char *err, size_t er
 {
     out->c = c, out->h = h, out->w = w;
     out->pixels = calloc((size_t)c * h * w, 1);
-    return out->pixels || fail(err, errlen, "out of memory for a %d x %d image", w, h);
+    return out->pixels || zn_dataset_fail(err, errlen, "out of memory for a %d x %d image", w, h);
 }
 
 static bool decode_png(const uint8_t *data, size_t size, zn_image *out, char *err, size_t errlen)
@@ -44,7 +35,7 @@ static bool decode_png(const uint8_t *data, size_t size, zn_image *out, char *er
     memset(&png, 0, sizeof png);
     png.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&png, data, size))
-        return fail(err, errlen, "not a readable PNG: %s", png.message);
+        return zn_dataset_fail(err, errlen, "not a readable PNG: %s", png.message);
     bool ok = size_ok(png.width, png.height, err, errlen);
     png.format = png.format & PNG_FORMAT_FLAG_COLOR ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
     if (ok) ok = alloc_image(out, PNG_IMAGE_PIXEL_CHANNELS(png.format), (int)png.height, (int)png.width, err, errlen);
@@ -55,7 +46,7 @@ static bool decode_png(const uint8_t *data, size_t size, zn_image *out, char *er
     const png_color black = {0, 0, 0}; /* transparency is composited onto black */
     if (!png_image_finish_read(&png, &black, out->pixels, 0, NULL)) {
         zn_image_free(out);
-        return fail(err, errlen, "corrupt PNG: %s", png.message);
+        return zn_dataset_fail(err, errlen, "corrupt PNG: %s", png.message);
     }
     return true;
 }
@@ -92,14 +83,14 @@ static bool decode_jpeg(const uint8_t *data, size_t size, zn_image *out, char *e
     if (setjmp(e.back)) {
         jpeg_destroy_decompress(&cinfo);
         zn_image_free(img);
-        return fail(err, errlen, "corrupt JPEG: %s", e.msg);
+        return zn_dataset_fail(err, errlen, "corrupt JPEG: %s", e.msg);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
     bool ok = size_ok(cinfo.image_width, cinfo.image_height, err, errlen);
     if (ok && cinfo.num_components != 1 && cinfo.num_components != 3)
-        ok = fail(err, errlen, "JPEG with %d colour components (CMYK?): only gray and colour are read",
+        ok = zn_dataset_fail(err, errlen, "JPEG with %d colour components (CMYK?): only gray and colour are read",
                   cinfo.num_components);
     cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     if (ok) ok = alloc_image(img, cinfo.num_components, (int)cinfo.image_height, (int)cinfo.image_width, err, errlen);
@@ -124,7 +115,7 @@ bool zn_image_decode(const uint8_t *data, size_t size, zn_image *out, char *err,
     if (size >= 8 && memcmp(data, png_sig, 8) == 0) return decode_png(data, size, out, err, errlen);
     if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
         return decode_jpeg(data, size, out, err, errlen);
-    return fail(err, errlen, "neither a PNG nor a JPEG (no signature of either in its first bytes)");
+    return zn_dataset_fail(err, errlen, "neither a PNG nor a JPEG (no signature of either in its first bytes)");
 }
 
 void zn_image_free(zn_image *im)
