@@ -88,3 +88,11 @@ bool zn_data_dir_resolve(const char *flag_dir, const char *name, char *out, size
     else zn_data_path_join(out, outlen, k->folder, NULL);
     return false;
 }
+
+bool zn_image_folder_root(const char *flag_dir, const char *recipe_path, char *out, size_t outlen)
+{
+    const char *env = getenv("ZNET_DATA");
+    const char *root = flag_dir && flag_dir[0] ? flag_dir : recipe_path && recipe_path[0] ? recipe_path
+                     : env && env[0] ? env : NULL;
+    return root && zn_data_path_join(out, outlen, root, NULL);
+}

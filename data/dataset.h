@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lang/recipe.h" /* zn_image_fit */
+
 #define ZN_DATASET_MAX_CLASSES 16
 #define ZN_DATASET_MAX_CHANNELS 4
 #define ZN_CLASS_NAME_MAX 32
@@ -44,6 +46,11 @@ bool zn_idx_load(const char *images_path, const char *labels_path, bool pad_to_3
 bool zn_fashion_mnist_load(const char *dir, bool train, bool pad_to_32, zn_dataset *out,
                            char *err, size_t errlen);
 
+/* An image folder (image_folder.c): root/train or root/test, one subfolder of PNG/JPEG images
+ * per class (names sorted; test/ must have train/'s), each image converted to c x h x w by fit. */
+bool zn_image_folder_load(const char *root, bool train, int c, int h, int w, zn_image_fit fit,
+                          zn_dataset *out, char *err, size_t errlen);
+
 /* By name: "cifar10" or "fashion_mnist" (pad_to_32 only matters for the latter). */
 bool zn_dataset_load(const char *name, const char *dir, bool train, bool pad_to_32,
                      zn_dataset *out, char *err, size_t errlen);
@@ -64,6 +71,9 @@ bool zn_data_cache_root(char *out, size_t outlen);
 /* "a/b" into out (a alone when b is NULL); false when it does not fit in outlen. */
 bool zn_data_path_join(char *out, size_t outlen, const char *a, const char *b);
 bool zn_data_dir_resolve(const char *flag_dir, const char *name, char *out, size_t outlen);
+/* An image folder's root: --data, else the recipe's folder(path), else $ZNET_DATA; false when
+ * none is given (or it is too long). */
+bool zn_image_folder_root(const char *flag_dir, const char *recipe_path, char *out, size_t outlen);
 
 /* For the readers: allocate out's arrays (zeroed) for n images of c x h x w; and format an
  * error into err, returning false so a reader can `return zn_dataset_fail(...)`. */

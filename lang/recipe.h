@@ -13,6 +13,9 @@ typedef enum { ZN_OPTIM_SGD, ZN_OPTIM_ADAM } zn_optim_kind;
 typedef enum { ZN_LR_PIECEWISE, ZN_LR_CONSTANT, ZN_LR_COSINE } zn_lr_kind;
 typedef enum { ZN_AUG_PAD_CROP, ZN_AUG_FLIP, ZN_AUG_CUTOUT } zn_aug_kind;
 typedef enum { ZN_PAD_REFLECT, ZN_PAD_ZERO } zn_pad_mode;
+/* how an image folder's images meet the model's input size: stretched, or the shorter side
+ * scaled to fit and the centre taken */
+typedef enum { ZN_FIT_RESIZE, ZN_FIT_CROP } zn_image_fit;
 
 typedef struct {
     zn_optim_kind kind;
@@ -39,7 +42,9 @@ typedef struct {
 } zn_augment;
 
 typedef struct {
-    char data[64];     /* data set name: "cifar10", "fashion_mnist", ... */
+    char data[64];     /* data set name: "cifar10", "fashion_mnist", "folder" ... */
+    char data_path[512]; /* folder(path): its root ("" = --data or $ZNET_DATA) */
+    zn_image_fit data_fit; /* folder(size = ...) */
     int batch;
     int epochs;
     bool drop_last;

@@ -40,6 +40,7 @@ const zn_builtin zn_train_builtins[] = {
     {"pad_crop", {{"pad", I, "4"}, {"mode", S, "\"reflect\""}}, lower_record},
     {"flip", {{"p", F, "0.5"}}, lower_record},
     {"cutout", {{"size", I, "8"}}, lower_record},
+    {"folder", {{"path", S, "\"\""}, {"size", S, "\"resize\""}}, lower_record},
 };
 const int zn_n_train_builtins = sizeof zn_train_builtins / sizeof zn_train_builtins[0];
 
@@ -211,16 +212,37 @@ static bool int_in(zn_eval *ev, const zn_value *v, zn_span at, const char *key, 
     return true;
 }
 
+/* data = folder(path, size): an image folder (data/image_folder.c); its path may be left to --data. */
+static bool to_folder(zn_eval *ev, const zn_record *f, zn_span at, zn_recipe *r)
+{
+    const char *size = rec_get(f, "size")->s, *path = rec_get(f, "path")->s;
+    if (strcmp(size, "resize") != 0 && strcmp(size, "crop") != 0) {
+        zn_diag_error(ev->diag, at, "train: folder(size = \"%s\"): size must be \"resize\" or \"crop\"", size);
+        return false;
+    }
+    if (strlen(path) >= sizeof r->data_path) {
+        zn_diag_error(ev->diag, at, "train: folder(\"%.40s...\"): the path is longer than %zu bytes", path,
+                      sizeof r->data_path - 1);
+        return false;
+    }
+    snprintf(r->data, sizeof r->data, "folder");
+    snprintf(r->data_path, sizeof r->data_path, "%s", path);
+    r->data_fit = size[0] == 'c' ? ZN_FIT_CROP : ZN_FIT_RESIZE;
+    return true;
+}
+
 /* Applies one key's value to the recipe; false after reporting. */
 static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, zn_recipe *r)
 {
     int64_t i;
     if (v->kind == ZN_VAL_ERROR) return false;
     if (strcmp(key, "data") == 0) {
+        if (is_rec(v, "folder", NULL, NULL)) return to_folder(ev, v->rec, at, r);
         bool ok = v->kind == ZN_VAL_STRING &&
                   (strcmp(v->s, "cifar10") == 0 || strcmp(v->s, "fashion_mnist") == 0);
-        if (!want(ev, ok, at, key, "\"cifar10\" or \"fashion_mnist\"", v)) return false;
+        if (!want(ev, ok, at, key, "\"cifar10\", \"fashion_mnist\" or folder(...)", v)) return false;
         snprintf(r->data, sizeof r->data, "%s", v->s);
+        r->data_path[0] = '\0';
     } else if (strcmp(key, "batch") == 0) {
         if (!int_in(ev, v, at, key, 1, 65536, &i)) return false;
         r->batch = (int)i;

@@ -53,6 +53,24 @@ static int fail(const char *fmt, const char *msg)
     return 1;
 }
 
+/* train.data = folder(...): the image folder, converted to the model's image input. */
+static bool load_folder(zn_run *R, const zn_node *img, bool need_train, char *err, size_t len)
+{
+    char dir[900];
+    if (!zn_image_folder_root(R->o->data_dir, R->r->data_path, dir, sizeof dir)) {
+        snprintf(err, len, "train.data = folder() names no folder: give it one, folder(\"DIR\"), or --data DIR");
+        return false;
+    }
+    const int64_t *d = img->shape.dim;
+    if (img->shape.rank != 3 || (d[0] != 1 && d[0] != 3) || d[1] > 4096 || d[2] > 4096) {
+        snprintf(err, len, "model input '%s' must be [1 or 3, H, W] (H, W up to 4096) to read an image folder", img->name);
+        return false;
+    }
+    int c = (int)d[0], h = (int)d[1], w = (int)d[2];
+    return (!need_train || zn_image_folder_load(dir, true, c, h, w, R->r->data_fit, &R->train, err, len)) &&
+           zn_image_folder_load(dir, false, c, h, w, R->r->data_fit, &R->test, err, len);
+}
+
 /* Loads the data set the recipe names and checks it against the model's image input and class
  * count and against the recipe (limits, full batches, drop_last). It runs before the session is
  * made: a refusal here costs no graph passes, no plan and none of the batch's memory. */
@@ -60,14 +78,17 @@ static bool load_data(zn_run *R, const zn_node *img, bool need_train, char *err,
 {
     bool pad = img->shape.rank == 3 && img->shape.dim[1] == 32;
     char dir[900];
-    if (!zn_data_dir_resolve(R->o->data_dir, R->r->data, dir, sizeof dir)) {
+    if (strcmp(R->r->data, "folder") == 0) {
+        if (!load_folder(R, img, need_train, err, len)) return false;
+    } else if (!zn_data_dir_resolve(R->o->data_dir, R->r->data, dir, sizeof dir)) {
         if (snprintf(err, len, "data set %s not found; put it in %s (see `znet data get %s` and docs/data.md)",
                      R->r->data, dir, R->r->data) >= (int)len)
             err[len - 1] = '\0';
         return false;
+    } else {
+        if (need_train && !zn_dataset_load(R->r->data, dir, true, pad, &R->train, err, len)) return false;
+        if (!zn_dataset_load(R->r->data, dir, false, pad, &R->test, err, len)) return false;
     }
-    if (need_train && !zn_dataset_load(R->r->data, dir, true, pad, &R->train, err, len)) return false;
-    if (!zn_dataset_load(R->r->data, dir, false, pad, &R->test, err, len)) return false;
     const zn_dataset *ds = &R->test;
     if (img->shape.rank != 3 || img->shape.dim[0] != ds->c || img->shape.dim[1] != ds->h ||
         img->shape.dim[2] != ds->w) {

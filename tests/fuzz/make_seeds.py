@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """make_seeds.py: writes the small hand-made seed inputs of the reader targets into corpus/
-(checkpoint, cifar, idx, gzip, tar). Deterministic; rerun it after a format changes. The front
+(checkpoint, cifar, idx, gzip, tar, image). The image target's JPEG seeds were written once with
+libjpeg (gray, colour, progressive) and are kept as they are; its PNG seeds are written here. Deterministic; rerun it after a format changes. The front
 end's seeds are the project's own .znet files (models/, stdlib/, tests/diag/)."""
-import gzip, io, os, random, struct, tarfile
+import gzip, io, os, random, struct, tarfile, zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 rng = random.Random(1)
@@ -46,6 +47,17 @@ def tar(entries, compress):
                 t.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
+def png(w, h, color_type, depth=8, plte=b""):
+    """A PNG of noise: every row filter 0, one IDAT; color_type as the PNG spec numbers them."""
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    rows = b"".join(b"\0" + noise(w * channels * depth // 8) for _ in range(h))
+    if color_type == 3:
+        rows = bytes(b % (len(plte) // 3) if i % (w + 1) else 0 for i, b in enumerate(rows))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0))
+            + (chunk(b"PLTE", plte) if plte else b"") + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
 put("checkpoint", "small.ckpt", checkpoint(3, 6))
 put("checkpoint", "empty.ckpt", checkpoint(0, 0, epoch=0, step=0))
 for n in (1, 2):
@@ -59,3 +71,6 @@ files = [("cifar-10-batches-bin", None), ("cifar-10-batches-bin/batches.meta.txt
          ("cifar-10-batches-bin/test_batch.bin", noise(100))]
 put("tar", "small.tar", tar(files, False))
 put("tar", "small.tar.gz", tar(files, True))
+for name, args in (("gray_8x8", (8, 8, 0)), ("rgb_5x3", (5, 3, 2)), ("rgba_4x4", (4, 4, 6)), ("gray_alpha_3x2", (3, 2, 4)),
+                   ("rgb16_2x2", (2, 2, 2, 16)), ("palette_6x4", (6, 4, 3, 8, noise(3 * 4)))):
+    put("image", name + ".png", png(*args))
