@@ -39,7 +39,12 @@ typedef struct {
 } zn_augment;
 
 typedef struct {
-    char data[64];     /* data set name: "cifar10", "fashion_mnist", ... */
+    char data[64];     /* data set name: "cifar10", "fashion_mnist", "npy" */
+    struct {           /* data = npy(path, layout, classes) */
+        char path[512];  /* the folder or .npz ("": --data or $ZNET_DATA gives it) */
+        bool nchw;       /* layout = "nchw" (else "nhwc") */
+        int classes;
+    } npy;
     int batch;
     int epochs;
     bool drop_last;

@@ -60,14 +60,20 @@ static bool load_data(zn_run *R, const zn_node *img, bool need_train, char *err,
 {
     bool pad = img->shape.rank == 3 && img->shape.dim[1] == 32;
     char dir[900];
-    if (!zn_data_dir_resolve(R->o->data_dir, R->r->data, dir, sizeof dir)) {
+    const char *given = R->o->data_dir && R->o->data_dir[0] ? R->o->data_dir : R->r->npy.path;
+    if (!zn_data_dir_resolve(given, R->r->data, dir, sizeof dir)) {
         if (snprintf(err, len, "data set %s not found; put it in %s (see `znet data get %s` and docs/data.md)",
                      R->r->data, dir, R->r->data) >= (int)len)
             err[len - 1] = '\0';
         return false;
     }
-    if (need_train && !zn_dataset_load(R->r->data, dir, true, pad, &R->train, err, len)) return false;
-    if (!zn_dataset_load(R->r->data, dir, false, pad, &R->test, err, len)) return false;
+    for (int train = need_train; train >= 0; train--) {
+        zn_dataset *ds = train ? &R->train : &R->test;
+        if (strcmp(R->r->data, "npy") == 0
+                ? !zn_npy_load(dir, train, R->r->npy.nchw, R->r->npy.classes, ds, err, len)
+                : !zn_dataset_load(R->r->data, dir, train, pad, ds, err, len))
+            return false;
+    }
     const zn_dataset *ds = &R->test;
     if (img->shape.rank != 3 || img->shape.dim[0] != ds->c || img->shape.dim[1] != ds->h ||
         img->shape.dim[2] != ds->w) {
