@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """make_seeds.py: writes the small hand-made seed inputs of the reader targets into corpus/
-(checkpoint, cifar, idx, gzip, tar). Deterministic; rerun it after a format changes. The front
+(checkpoint, cifar, idx, gzip, tar, npy). Deterministic; rerun it after a format changes. The front
 end's seeds are the project's own .znet files (models/, stdlib/, tests/diag/)."""
-import gzip, io, os, random, struct, tarfile
+import gzip, io, os, random, struct, tarfile, zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 rng = random.Random(1)
@@ -59,3 +59,33 @@ files = [("cifar-10-batches-bin", None), ("cifar-10-batches-bin/batches.meta.txt
          ("cifar-10-batches-bin/test_batch.bin", noise(100))]
 put("tar", "small.tar", tar(files, False))
 put("tar", "small.tar.gz", tar(files, True))
+
+def npy(descr, shape, data, version=1):
+    """A .npy file as numpy writes it (header padded to 64 bytes), without needing numpy."""
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, "".join("%d, " % d for d in shape))
+    pre = 10 if version == 1 else 12
+    hlen = (pre + len(text) + 1 + 63) // 64 * 64 - pre
+    head = struct.pack("<H", hlen) if version == 1 else struct.pack("<I", hlen)
+    return b"\x93NUMPY" + bytes([version, 0]) + head + (text.ljust(hlen - 1) + "\n").encode() + data
+
+def npz(members, method):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            z.writestr(info, data, compress_type=method)
+    return buf.getvalue()
+
+for n, shape, descr, label in ((2, (2, 4, 4, 3), "|u1", "<i8"), (1, (1, 3, 2, 2), "<f4", "|u1"),
+                               (3, (3, 5, 5), "|u1", ">i4")):
+    pixels = noise(n * 4 * 4 * 3) if descr == "|u1" and len(shape) == 4 else (
+        b"".join(struct.pack("<f", rng.random()) for _ in range(12)) if descr == "<f4" else noise(75))
+    size = {"<i8": 8, "|u1": 1, ">i4": 4}[label]
+    labels = b"".join(rng.randrange(10).to_bytes(size, "big" if label[0] == ">" else "little") for _ in range(n))
+    img = npy(descr, shape, pixels, version=1 + n % 3)
+    put("npy", "pair_%s_%s" % ("x".join(map(str, shape)), descr[1:]),
+        struct.pack(">H", len(img)) + img + npy(label, (n,), labels))
+    if n == 2:
+        members = [("test_images.npy", img), ("test_labels.npy", npy(label, (n,), labels))]
+        put("npy", "stored.npz", npz(members, zipfile.ZIP_STORED))
+        put("npy", "deflated.npz", npz(members, zipfile.ZIP_DEFLATED))
