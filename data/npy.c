@@ -60,9 +60,10 @@ static const char *shape_tuple(const char *s, const char *end, zn_npy_array *a)
 {
     if (s >= end || *s++ != '(') return NULL;
     a->rank = 0;
+    bool comma = false;
     for (;;) {
         s = skip_sp(s, end);
-        if (s < end && *s == ')') return s + 1;
+        if (s < end && *s == ')') return a->rank == 1 && !comma ? NULL : s + 1; /* (5) is no tuple */
         if (s >= end || *s < '0' || *s > '9' || a->rank == ZN_NPY_MAX_RANK) return NULL;
         int64_t v = 0;
         while (s < end && *s >= '0' && *s <= '9') {
@@ -71,7 +72,8 @@ static const char *shape_tuple(const char *s, const char *end, zn_npy_array *a)
         }
         a->shape[a->rank++] = v;
         s = skip_sp(s, end);
-        if (s < end && *s == ',') s++;
+        comma = s < end && *s == ',';
+        if (comma) s++;
         else if (s >= end || *s != ')') return NULL;
     }
 }
@@ -197,7 +199,7 @@ static bool read_npz(const char *path, const char *const *names, npy_bytes *out,
     while (ok && found < n) {
         int r = archive_read_next_header(ar, &e);
         if (r == ARCHIVE_EOF) break;
-        if (r != ARCHIVE_OK) { ok = false; break; }
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) { ok = false; break; }
         int k = 0;
         while (k < n && strcmp(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", names[k]) != 0) k++;
         if (k == n) continue;

@@ -116,6 +116,7 @@ static void test_header_strict(void **state)
     header_case(1, "{'descr': '|u1', 'descr': '|u1', 'fortran_order': False, 'shape': (5,)}", 5, "twice");
     header_case(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (5,), 'x': 1}", 5, "unknown key 'x'");
     header_case(1, "{'descr': '|u1', 'fortran_order': False, 'shape': [5]}", 5, "shape");
+    header_case(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (5)}", 5, "shape"); /* an int, no tuple */
     header_case(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (-5,)}", 5, "shape");
     header_case(1, "{'descr': '|u1', 'fortran_order': 0, 'shape': (5,)}", 5, "True or False");
     header_case(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999)}", 5,
