@@ -300,19 +300,21 @@ static bool images_into(const zn_npy_array *a, npy_bytes *b, bool nchw, zn_datas
     }
     if (!zn_dataset_alloc(out, (int)n, (int)c, (int)h, (int)w, err, errlen)) return false;
     size_t hw = (size_t)(h * w), chw = (size_t)c * hw;
-    for (size_t i = 0; i < (size_t)n * chw; i++) {
-        size_t img = i / chw, ch = i % chw / hw, px = i % hw; /* i indexes znet's [n][c][h][w] */
-        size_t src = nchw ? i : img * chw + px * (size_t)c + ch;
-        if (a->kind == 'u') {
-            out->images[i] = data[src];
-            continue;
-        }
-        double v = float_at(a, data, src);
-        if (!(v >= 0 && v <= 1))
-            return zn_dataset_fail(err, errlen, "%s: float32 pixel %zu (image %zu) is %g, not in [0, 1]", b->name, src,
-                                   img, v);
-        out->images[i] = (uint8_t)lrint(v * 255);
-    }
+    for (size_t img = 0; img < (size_t)n; img++)
+        for (size_t px = 0; px < hw; px++)
+            for (size_t ch = 0; ch < (size_t)c; ch++) {
+                size_t dst = img * chw + ch * hw + px; /* znet's [n][c][h][w] */
+                size_t src = nchw ? dst : img * chw + px * (size_t)c + ch;
+                if (a->kind == 'u') {
+                    out->images[dst] = data[src];
+                    continue;
+                }
+                double v = float_at(a, data, src);
+                if (!(v >= 0 && v <= 1))
+                    return zn_dataset_fail(err, errlen, "%s: float32 pixel %zu (image %zu) is %g, not in [0, 1]",
+                                           b->name, src, img, v);
+                out->images[dst] = (uint8_t)lrint(v * 255);
+            }
     return true;
 }
 
