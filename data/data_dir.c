@@ -78,7 +78,6 @@ bool zn_data_dir_resolve(const char *flag_dir, const char *name, char *out, size
         if (try_base(k, given, out, outlen)) return true;
         zn_data_path_join(out, outlen, given, NULL); /* the loader's message names what is missing there */
         return strcmp(k->name, "npy") == 0; /* an .npz file, or a folder whose reader names the missing file */
-
     }
 
     char cache[4096];

@@ -247,6 +247,7 @@ static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, z
                   (strcmp(v->s, "cifar10") == 0 || strcmp(v->s, "fashion_mnist") == 0);
         if (!want(ev, ok, at, key, "\"cifar10\", \"fashion_mnist\" or npy(\"PATH\")", v)) return false;
         snprintf(r->data, sizeof r->data, "%s", v->s);
+        memset(&r->npy, 0, sizeof r->npy); /* a file's npy(path) must not become --data for another set */
     } else if (strcmp(key, "batch") == 0) {
         if (!int_in(ev, v, at, key, 1, 65536, &i)) return false;
         r->batch = (int)i;

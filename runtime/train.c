@@ -62,8 +62,10 @@ static bool load_data(zn_run *R, const zn_node *img, bool need_train, char *err,
     char dir[900];
     const char *given = R->o->data_dir && R->o->data_dir[0] ? R->o->data_dir : R->r->npy.path;
     if (!zn_data_dir_resolve(given, R->r->data, dir, sizeof dir)) {
-        if (snprintf(err, len, "data set %s not found; put it in %s (see `znet data get %s` and docs/data.md)",
-                     R->r->data, dir, R->r->data) >= (int)len)
+        bool npy = strcmp(R->r->data, "npy") == 0;
+        if (snprintf(err, len, "data set %s not found; %s %s (see %s%s%sdocs/data.md)", R->r->data,
+                     npy ? "give npy(\"PATH\") or --data PATH, or put the arrays in" : "put it in", dir,
+                     npy ? "" : "`znet data get ", npy ? "" : R->r->data, npy ? "" : "` and ") >= (int)len)
             err[len - 1] = '\0';
         return false;
     }
