@@ -422,6 +422,31 @@ static void test_cifar_as_arrays(void **state)
     zn_dataset_free(&ref);
 }
 
+/* data = npy(...) in a recipe: its values checked at the setting, carried into the recipe. */
+static void test_recipe_setting(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"npy(layout = \"nwhc\")", "npy(classes = 17)", "npy(classes = 0)", "npy(3)"};
+    for (int i = 0; i < 4; i++) {
+        const zn_setting sets[] = {{"train.data", bad[i]}};
+        zn_graph g;
+        zn_recipe r;
+        zn_diag d;
+        zn_diag_init(&d, stderr);
+        zn_load_opts o = {.path = zt_src_path("models/davidnet.znet"), .settings = sets, .n_settings = 1};
+        if (zn_program_load(&o, &d, &g, &r)) fail_msg("accepted train.data=%s", bad[i]);
+        zn_diag_free(&d);
+    }
+    zn_graph g;
+    zn_recipe r;
+    load_model("npy(\"arrays.npz\", layout = \"nchw\", classes = 4)", &g, &r);
+    assert_string_equal(r.data, "npy");
+    assert_string_equal(r.npy.path, "arrays.npz");
+    assert_true(r.npy.nchw);
+    assert_int_equal(r.npy.classes, 4);
+    zn_graph_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_layouts_and_dtypes),
         cmocka_unit_test(test_refusals_name_the_file),
         cmocka_unit_test(test_npz),
+        cmocka_unit_test(test_recipe_setting),
         cmocka_unit_test(test_cifar_as_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
