@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 root=$(pwd)
 build=$root/build-ci-fuzz
-targets=(frontend checkpoint cifar idx gzip tar image)
+targets=(frontend checkpoint cifar idx gzip tar image npy)
 start=$(date +%s)
 
 mkdir -p "$build"

@@ -1,6 +1,6 @@
-/* data_dir.c: where a data set lives on disk: --data, then $ZNET_DATA, then the per-user cache
- * ($XDG_CACHE_HOME/znet or ~/.cache/znet), then a system location (see dataset.h); and the
- * bounded path join that the downloader uses too. */
+/* data_dir.c: where a data set lives on disk: --data (or npy's own path), then $ZNET_DATA, then
+ * the per-user cache ($XDG_CACHE_HOME/znet or ~/.cache/znet), then a system location (see
+ * dataset.h); and the bounded path join that the downloader uses too. */
 #include "data/dataset.h"
 
 #include <stdio.h>
@@ -21,6 +21,7 @@ static const zn_known_data known_data[] = {
      {"train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte",
       "t10k-images-idx3-ubyte"},
      "/usr/share/datasets/fashion-mnist"},
+    {"npy", "npy", {"train_images.npy", "test_images.npy"}, NULL},
 };
 
 static bool is_file(const char *dir, const char *file)
@@ -76,7 +77,7 @@ bool zn_data_dir_resolve(const char *flag_dir, const char *name, char *out, size
     if (given) {
         if (try_base(k, given, out, outlen)) return true;
         zn_data_path_join(out, outlen, given, NULL); /* the loader's message names what is missing there */
-        return false;
+        return strcmp(k->name, "npy") == 0; /* an .npz file, or a folder whose reader names the missing file */
     }
 
     char cache[4096];

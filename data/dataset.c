@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 bool zn_dataset_fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -41,7 +42,8 @@ bool zn_dataset_alloc(zn_dataset *out, int n, int c, int h, int w, char *err, si
 
 void zn_dataset_free(zn_dataset *ds)
 {
-    free(ds->images);
+    if (ds->map) munmap(ds->map, ds->map_len);
+    else free(ds->images);
     free(ds->labels);
     memset(ds, 0, sizeof *ds);
 }

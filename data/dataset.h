@@ -21,12 +21,14 @@
 
 typedef struct {
     int n, c, h, w;          /* images, channels, rows, columns */
-    uint8_t *images;         /* [n][c][h][w], 0-255 */
+    uint8_t *images;         /* [n][c][h][w], 0-255 (may point into map) */
     uint8_t *labels;         /* [n], each < n_classes */
     int n_classes;
     char class_names[ZN_DATASET_MAX_CLASSES][ZN_CLASS_NAME_MAX];
     /* the data set's usual per-channel normalisation, 0-255 scale [c]; a recipe may override */
     float mean[ZN_DATASET_MAX_CHANNELS], std[ZN_DATASET_MAX_CHANNELS];
+    void *map;               /* a file mapping the images live in (npy.c), or NULL */
+    size_t map_len;
 } zn_dataset;
 
 /* CIFAR-10 from dir: data_batch_1..5.bin (train, 50,000) or test_batch.bin (test, 10,000),
@@ -50,6 +52,26 @@ bool zn_fashion_mnist_load(const char *dir, bool train, bool pad_to_32, zn_datas
  * per class (names sorted; test/ must have train/'s), each image converted to c x h x w by fit. */
 bool zn_image_folder_load(const char *root, bool train, int c, int h, int w, zn_image_fit fit,
                           zn_dataset *out, char *err, size_t errlen);
+
+/* NumPy arrays (npy.c, docs/data.md): path is a folder holding {train,test}_{images,labels}.npy
+ * or an .npz holding those members. Images uint8 (0-255) or float32 (0-1, scaled to 0-255),
+ * [N, H, W, C] or, with nchw, [N, C, H, W] ([N, H, W]: one channel); labels integers [N], each
+ * below classes. A plain .npy is memory-mapped. */
+bool zn_npy_load(const char *path, bool train, bool nchw, int classes, zn_dataset *out, char *err,
+                 size_t errlen);
+/* A .npy header (format 1.0-3.0) held at the start of buf[len], parsed strictly; the data
+ * (count elements of item bytes from data_offset) must fill the rest of buf exactly. */
+#define ZN_NPY_MAX_RANK 8
+typedef struct {
+    char kind;               /* 'u', 'i' or 'f' */
+    int item;                /* bytes per element: 1, 2, 4 or 8 */
+    bool big_endian;
+    int rank;
+    int64_t shape[ZN_NPY_MAX_RANK];
+    size_t count;            /* elements */
+    size_t data_offset;
+} zn_npy_array;
+bool zn_npy_parse_header(const uint8_t *buf, size_t len, zn_npy_array *a, char *err, size_t errlen);
 
 /* By name: "cifar10" or "fashion_mnist" (pad_to_32 only matters for the latter). */
 bool zn_dataset_load(const char *name, const char *dir, bool train, bool pad_to_32,

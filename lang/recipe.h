@@ -42,9 +42,14 @@ typedef struct {
 } zn_augment;
 
 typedef struct {
-    char data[64];     /* data set name: "cifar10", "fashion_mnist", "folder" ... */
+    char data[64];     /* data set name: "cifar10", "fashion_mnist", "folder", "npy" */
     char data_path[512]; /* folder(path): its root ("" = --data or $ZNET_DATA) */
     zn_image_fit data_fit; /* folder(size = ...) */
+    struct {           /* data = npy(path, layout, classes) */
+        char path[512];  /* the folder or .npz ("": --data or $ZNET_DATA gives it) */
+        bool nchw;       /* layout = "nchw" (else "nhwc") */
+        int classes;
+    } npy;
     int batch;
     int epochs;
     bool drop_last;

@@ -41,6 +41,7 @@ const zn_builtin zn_train_builtins[] = {
     {"flip", {{"p", F, "0.5"}}, lower_record},
     {"cutout", {{"size", I, "8"}}, lower_record},
     {"folder", {{"path", S, "\"\""}, {"size", S, "\"resize\""}}, lower_record},
+    {"npy", {{"path", S, "\"\""}, {"layout", S, "\"nhwc\""}, {"classes", I, "10"}}, lower_record},
 };
 const int zn_n_train_builtins = sizeof zn_train_builtins / sizeof zn_train_builtins[0];
 
@@ -231,6 +232,30 @@ static bool to_folder(zn_eval *ev, const zn_record *f, zn_span at, zn_recipe *r)
     return true;
 }
 
+/* data = npy(path, layout, classes): NumPy arrays (docs/data.md). */
+static bool to_npy(zn_eval *ev, const zn_record *n, zn_recipe *r)
+{
+    const char *path = rec_get(n, "path")->s, *layout = rec_get(n, "layout")->s;
+    int64_t classes = rec_get(n, "classes")->i;
+    if (strlen(path) >= sizeof r->npy.path) {
+        zn_diag_error(ev->diag, n->span, "npy: the path is longer than %zu bytes", sizeof r->npy.path - 1);
+        return false;
+    }
+    if (strcmp(layout, "nhwc") != 0 && strcmp(layout, "nchw") != 0) {
+        zn_diag_error(ev->diag, n->span, "npy: layout must be \"nhwc\" or \"nchw\", got \"%s\"", layout);
+        return false;
+    }
+    if (classes < 1 || classes > 16) {
+        zn_diag_error(ev->diag, n->span, "npy: classes must be from 1 to 16, got %lld", (long long)classes);
+        return false;
+    }
+    snprintf(r->data, sizeof r->data, "npy");
+    snprintf(r->npy.path, sizeof r->npy.path, "%s", path);
+    r->npy.nchw = layout[1] == 'c';
+    r->npy.classes = (int)classes;
+    return true;
+}
+
 /* Applies one key's value to the recipe; false after reporting. */
 static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, zn_recipe *r)
 {
@@ -238,11 +263,13 @@ static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, z
     if (v->kind == ZN_VAL_ERROR) return false;
     if (strcmp(key, "data") == 0) {
         if (is_rec(v, "folder", NULL, NULL)) return to_folder(ev, v->rec, at, r);
+        if (is_rec(v, "npy", NULL, NULL)) return to_npy(ev, v->rec, r);
         bool ok = v->kind == ZN_VAL_STRING &&
                   (strcmp(v->s, "cifar10") == 0 || strcmp(v->s, "fashion_mnist") == 0);
-        if (!want(ev, ok, at, key, "\"cifar10\", \"fashion_mnist\" or folder(...)", v)) return false;
+        if (!want(ev, ok, at, key, "\"cifar10\", \"fashion_mnist\", folder(...) or npy(\"PATH\")", v)) return false;
         snprintf(r->data, sizeof r->data, "%s", v->s);
         r->data_path[0] = '\0';
+        memset(&r->npy, 0, sizeof r->npy); /* a file's npy(path) must not become --data for another set */
     } else if (strcmp(key, "batch") == 0) {
         if (!int_in(ev, v, at, key, 1, 65536, &i)) return false;
         r->batch = (int)i;

@@ -74,21 +74,35 @@ static bool load_folder(zn_run *R, const zn_node *img, bool need_train, char *er
 /* Loads the data set the recipe names and checks it against the model's image input and class
  * count and against the recipe (limits, full batches, drop_last). It runs before the session is
  * made: a refusal here costs no graph passes, no plan and none of the batch's memory. */
+/* A data set found by name (cifar10, fashion_mnist) or npy arrays, in --data, the recipe's
+ * npy(path) or the data folders (zn_data_dir_resolve). */
+static bool load_named(zn_run *R, bool pad, bool need_train, char *err, size_t len)
+{
+    char dir[900];
+    const char *given = R->o->data_dir && R->o->data_dir[0] ? R->o->data_dir : R->r->npy.path;
+    const bool npy = strcmp(R->r->data, "npy") == 0;
+    if (!zn_data_dir_resolve(given, R->r->data, dir, sizeof dir)) {
+        if (snprintf(err, len, "data set %s not found; %s %s (see %s%s%sdocs/data.md)", R->r->data,
+                     npy ? "give npy(\"PATH\") or --data PATH, or put the arrays in" : "put it in", dir,
+                     npy ? "" : "`znet data get ", npy ? "" : R->r->data, npy ? "" : "` and ") >= (int)len)
+            err[len - 1] = '\0';
+        return false;
+    }
+    for (int train = need_train; train >= 0; train--) {
+        zn_dataset *ds = train ? &R->train : &R->test;
+        if (npy ? !zn_npy_load(dir, train, R->r->npy.nchw, R->r->npy.classes, ds, err, len)
+                : !zn_dataset_load(R->r->data, dir, train, pad, ds, err, len))
+            return false;
+    }
+    return true;
+}
+
 static bool load_data(zn_run *R, const zn_node *img, bool need_train, char *err, size_t len)
 {
     bool pad = img->shape.rank == 3 && img->shape.dim[1] == 32;
-    char dir[900];
-    if (strcmp(R->r->data, "folder") == 0) {
-        if (!load_folder(R, img, need_train, err, len)) return false;
-    } else if (!zn_data_dir_resolve(R->o->data_dir, R->r->data, dir, sizeof dir)) {
-        if (snprintf(err, len, "data set %s not found; put it in %s (see `znet data get %s` and docs/data.md)",
-                     R->r->data, dir, R->r->data) >= (int)len)
-            err[len - 1] = '\0';
+    if (strcmp(R->r->data, "folder") == 0 ? !load_folder(R, img, need_train, err, len)
+                                           : !load_named(R, pad, need_train, err, len))
         return false;
-    } else {
-        if (need_train && !zn_dataset_load(R->r->data, dir, true, pad, &R->train, err, len)) return false;
-        if (!zn_dataset_load(R->r->data, dir, false, pad, &R->test, err, len)) return false;
-    }
     const zn_dataset *ds = &R->test;
     if (img->shape.rank != 3 || img->shape.dim[0] != ds->c || img->shape.dim[1] != ds->h ||
         img->shape.dim[2] != ds->w) {

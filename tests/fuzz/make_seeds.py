@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """make_seeds.py: writes the small hand-made seed inputs of the reader targets into corpus/
-(checkpoint, cifar, idx, gzip, tar, image). The image target's JPEG seeds were written once with
+(checkpoint, cifar, idx, gzip, tar, image, npy). The image target's JPEG seeds were written once with
 libjpeg (gray, colour, progressive) and are kept as they are; its PNG seeds are written here. Deterministic; rerun it after a format changes. The front
 end's seeds are the project's own .znet files (models/, stdlib/, tests/diag/)."""
-import gzip, io, os, random, struct, tarfile, zlib
+import gzip, io, os, random, struct, tarfile, zipfile, zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 rng = random.Random(1)
@@ -74,3 +74,33 @@ put("tar", "small.tar.gz", tar(files, True))
 for name, args in (("gray_8x8", (8, 8, 0)), ("rgb_5x3", (5, 3, 2)), ("rgba_4x4", (4, 4, 6)), ("gray_alpha_3x2", (3, 2, 4)),
                    ("rgb16_2x2", (2, 2, 2, 16)), ("palette_6x4", (6, 4, 3, 8, noise(3 * 4)))):
     put("image", name + ".png", png(*args))
+
+def npy(descr, shape, data, version=1):
+    """A .npy file as numpy writes it (header padded to 64 bytes), without needing numpy."""
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, "".join("%d, " % d for d in shape))
+    pre = 10 if version == 1 else 12
+    hlen = (pre + len(text) + 1 + 63) // 64 * 64 - pre
+    head = struct.pack("<H", hlen) if version == 1 else struct.pack("<I", hlen)
+    return b"\x93NUMPY" + bytes([version, 0]) + head + (text.ljust(hlen - 1) + "\n").encode() + data
+
+def npz(members, method):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            z.writestr(info, data, compress_type=method)
+    return buf.getvalue()
+
+for n, shape, descr, label in ((2, (2, 4, 4, 3), "|u1", "<i8"), (1, (1, 3, 2, 2), "<f4", "|u1"),
+                               (3, (3, 5, 5), "|u1", ">i4")):
+    pixels = noise(n * 4 * 4 * 3) if descr == "|u1" and len(shape) == 4 else (
+        b"".join(struct.pack("<f", rng.random()) for _ in range(12)) if descr == "<f4" else noise(75))
+    size = {"<i8": 8, "|u1": 1, ">i4": 4}[label]
+    labels = b"".join(rng.randrange(10).to_bytes(size, "big" if label[0] == ">" else "little") for _ in range(n))
+    img = npy(descr, shape, pixels, version=1 + n % 3)
+    put("npy", "pair_%s_%s" % ("x".join(map(str, shape)), descr[1:]),
+        struct.pack(">H", len(img)) + img + npy(label, (n,), labels))
+    if n == 2:
+        members = [("test_images.npy", img), ("test_labels.npy", npy(label, (n,), labels))]
+        put("npy", "stored.npz", npz(members, zipfile.ZIP_STORED))
+        put("npy", "deflated.npz", npz(members, zipfile.ZIP_DEFLATED))
