@@ -480,7 +480,10 @@ static bool write_model(builder *b, const char *path)
     FILE *f = fopen(path, "wb");
     bool ok = f && fwrite(buf, 1, size, f) == size;
     if (f && fclose(f) != 0) ok = false;
-    if (!ok) snprintf(b->err, b->errlen, "cannot write %s: %s", path, strerror(errno));
+    if (!ok) {
+        snprintf(b->err, b->errlen, "cannot write %s: %s", path, strerror(errno));
+        if (f) remove(path); /* no half-written model left behind */
+    }
     return ok;
 }
 

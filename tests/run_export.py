@@ -4,7 +4,7 @@ short epoch so batch-norm statistics and weights are not their initial values. E
 must pass onnx.checker.check_model (full check) and, run by onnxruntime on the first 64 test
 images of the model's data set (raw 0-255 pixels: the exported graph normalises), give every
 head's logits within 1e-4 of znet's relative to that head's largest logit (export_logits.c runs
-znet). Also: a gelu model (no ONNX op at opset 17) is refused naming the node and its line.
+znet). Before those (without onnx too): bad input refused, and a gelu model (no ONNX op at opset 17) is refused naming the node and its line.
 Exits 77 (skip) with a message when python onnx/onnxruntime/numpy or CIFAR-10 are missing.
 Usage: run_export.py ZNET EXPORT_LOGITS SOURCE_DIR"""
 import os, subprocess, sys, tempfile
@@ -88,20 +88,43 @@ def check_refusal(znet, tmp):
     print('ok gelu refused:', p.stderr.strip())
 
 
+def check_bad_input(znet, src, tmp):
+    """Each mistake gets exit 1 or 2 and a message naming it, and no model file."""
+    model = os.path.join(src, 'models', 'davidnet.znet')
+    ckpt = os.path.join(tmp, 'bad.ckpt')
+    train(znet, model, ['width=8'], CIFAR, ckpt)
+    out = os.path.join(tmp, 'bad.onnx')
+    cases = [
+        (['--weights', ckpt], 2, '-o FILE.onnx is required'),
+        (['-o', out], 2, '--weights CKPT is required'),
+        (['--weights', os.path.join(tmp, 'none.ckpt'), '-o', out, '--set', 'width=8'], 1, 'none.ckpt'),
+        (['--weights', ckpt, '-o', out, '--set', 'width=16'], 1, 'saved from another model'),
+        (['--weights', ckpt, '-o', os.path.join(tmp, 'no', 'such.onnx'), '--set', 'width=8', '--no-normalize'], 1,
+         'cannot write'),
+    ]
+    for args, code, want in cases:
+        p = subprocess.run([znet, 'export', model] + args, capture_output=True, text=True)
+        if p.returncode != code or want not in p.stderr or os.path.exists(out):
+            sys.exit(f'FAIL: znet export {" ".join(args)}: exit {p.returncode}, stderr {p.stderr!r}; '
+                     f'wanted exit {code} and {want!r}')
+    print(f'ok {len(cases)} bad inputs refused')
+
+
 def main():
     znet, helper, src = sys.argv[1:4]
-    try:
-        import numpy as np
-        import onnx
-        import onnxruntime as ort
-    except ImportError as e:
-        skip(f'python {e.name} is missing (pip install onnx onnxruntime numpy)')
     if not os.path.exists(os.path.join(CIFAR, 'test_batch.bin')):
         skip(f'CIFAR-10 is not at {CIFAR} (set ZNET_CIFAR10)')
     with tempfile.TemporaryDirectory() as tmp:
+        check_bad_input(znet, src, tmp)
+        check_refusal(znet, tmp)
+        try:
+            import numpy as np
+            import onnx
+            import onnxruntime as ort
+        except ImportError as e:
+            skip(f'python {e.name} is missing (pip install onnx onnxruntime numpy): the models were not exported')
         for name, sets, data in CASES:
             check(znet, helper, src, tmp, name, sets, data, np, onnx, ort)
-        check_refusal(znet, tmp)
 
 
 main()
