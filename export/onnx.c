@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/util.h"
 #include "onnx.pb-c.h"
 
 typedef struct {
@@ -30,13 +31,9 @@ static void *alloc(builder *b, size_t bytes)
 {
     if (b->n_blocks == b->cap_blocks) {
         b->cap_blocks = b->cap_blocks ? 2 * b->cap_blocks : 256;
-        void **p = realloc(b->blocks, sizeof *p * b->cap_blocks);
-        if (!p) abort();
-        b->blocks = p;
+        b->blocks = zn_realloc(b->blocks, sizeof *b->blocks * b->cap_blocks);
     }
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p) abort();
-    return b->blocks[b->n_blocks++] = p;
+    return b->blocks[b->n_blocks++] = zn_calloc(1, bytes ? bytes : 1);
 }
 
 static char *fmt(builder *b, const char *f, ...)
