@@ -4,7 +4,8 @@ short epoch so batch-norm statistics and weights are not their initial values. E
 must pass onnx.checker.check_model (full check) and, run by onnxruntime on the first 64 test
 images of the model's data set (raw 0-255 pixels: the exported graph normalises), give every
 head's logits within 1e-4 of znet's relative to that head's largest logit (export_logits.c runs
-znet). Before those (without onnx too): bad input refused, and a gelu model (no ONNX op at opset 17) is refused naming the node and its line.
+znet). First, without onnx too: bad input refused, and a gelu model (no ONNX op at opset 17)
+refused naming the node and its line.
 Exits 77 (skip) with a message when python onnx/onnxruntime/numpy or CIFAR-10 are missing.
 Usage: run_export.py ZNET EXPORT_LOGITS SOURCE_DIR"""
 import os, subprocess, sys, tempfile
