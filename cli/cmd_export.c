@@ -106,9 +106,17 @@ int zn_cmd_export(int argc, char **argv)
     zn_session_find_io(&m.graph, m.graph.n_nodes, &image, &label, heads, &n_heads);
     float mean[ZN_DATASET_MAX_CHANNELS], std[ZN_DATASET_MAX_CHANNELS];
     const bool norm = !no_normalize && image >= 0;
-    if (norm && (m.graph.nodes[image].shape.dim[0] > ZN_DATASET_MAX_CHANNELS ||
-                 !normalisation(&m.recipe, data_dir, (int)m.graph.nodes[image].shape.dim[0], mean, std)))
-        goto done;
+    if (norm) {
+        const zn_node *in = &m.graph.nodes[image];
+        if (in->shape.rank != 3 || in->shape.dim[0] > ZN_DATASET_MAX_CHANNELS) {
+            char shape[64];
+            fprintf(stderr, "znet export: input '%s' is %s, not an image [C, H, W] of at most %d channels that the "
+                            "recipe's normalisation applies to; give --no-normalize\n",
+                    in->name, zn_shape_str(&in->shape, shape, sizeof shape), ZN_DATASET_MAX_CHANNELS);
+            goto done;
+        }
+        if (!normalisation(&m.recipe, data_dir, (int)in->shape.dim[0], mean, std)) goto done;
+    }
     zn_onnx_opts o = {.values = values, .mean = norm ? mean : NULL, .std = norm ? std : NULL,
                       .producer_version = ZNET_VERSION};
     if (!zn_onnx_write(&m.graph, &o, out, err, sizeof err)) {
