@@ -83,6 +83,7 @@ int zn_cmd_bench(int argc, char **argv);
 int zn_cmd_run(int argc, char **argv);
 int zn_cmd_compare(int argc, char **argv);
 int zn_cmd_eval(int argc, char **argv);
+int zn_cmd_export(int argc, char **argv);
 int zn_cmd_data(int argc, char **argv);
 int zn_cmd_plot(int argc, char **argv);
 

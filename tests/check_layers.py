@@ -15,8 +15,9 @@ ALLOWED = {
     'backends/cuda': ['backends/cuda', 'backends', 'graph'],
     'data': ['data', 'lang/recipe.h'],
     'report': ['report'],
+    'export': ['export', 'graph'],
     'runtime': ['runtime', 'data', 'report', 'backends', 'graph', 'lang'],
-    'cli': ['cli', 'runtime', 'data', 'report', 'backends', 'graph', 'lang'],
+    'cli': ['cli', 'export', 'runtime', 'data', 'report', 'backends', 'graph', 'lang'],
 }
 SOURCES = ('.c', '.h', '.cu', '.cuh', '.l', '.y')
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+(?:/[a-z_]+)*/[a-z_0-9]+\.h)"', re.M)
@@ -53,7 +54,7 @@ def call_graph(src, build):
     defs, uses = {}, collections.defaultdict(set)
     for obj in glob.glob(os.path.join(build, '**', '*.o'), recursive=True):
         f = source_of(obj, build)
-        if f.split('/')[0] not in ('graph', 'lang', 'backends', 'data', 'report', 'runtime', 'cli') \
+        if f.split('/')[0] not in ('graph', 'lang', 'backends', 'data', 'report', 'runtime', 'export', 'cli') \
                 or not os.path.exists(os.path.join(src, f)):
             continue  # tests, generated parser files, objects of files since removed
         out = subprocess.run(['nm', obj], capture_output=True, text=True, check=True).stdout
