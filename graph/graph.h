@@ -80,7 +80,9 @@ typedef struct {
     zn_shape shape;    /* output shape, set by shape inference */
     unsigned flags;    /* ZN_NODE_* */
     const char *name;  /* the user's dotted name, e.g. "b1.res.conv"; owned by the graph */
-    const char *block; /* block-instance path for DOT clusters ("" at model level) */
+    const char *block; /* the block calls it is in, outermost first, for DOT clusters ("" at
+                        * model level): "layer:b1/cbr:h.cbr" is block cbr called as b1.h.cbr; one
+                        * entry per call, the second call of a name in a caller "cbr:cbr#2" */
     zn_span span;      /* where the user wrote it */
     int grad_of;       /* ZN_NODE_GRAD: id of the parameter; -1 otherwise */
     int state_of;      /* ZN_NODE_STATE: id of the node that updates it; -1 otherwise */

@@ -12,11 +12,14 @@
 
 typedef struct {
     bool show_params; /* draw PARAM nodes (parameters and state) and their edges */
+    int depth;        /* > 0: each block call this deep (1: the model's own calls) drawn as one
+                       * node, its forward and its backward nodes apart; 0: every node */
 } zn_dot_opts;
 
-/* DOT for `dot -Tsvg`: one node per graph node (name, op, output shape), edges labelled with
- * the tensor's shape, a nested cluster per block path ("b1/res" inside "b1"), inputs, loss
- * heads and backward nodes styled apart; parameters as opts says. */
+/* DOT for `dot -Tsvg`: one node per graph node (name, op, output shape), a nested cluster per
+ * block call ("b1.h.cbr" inside "b1 (layer)"), inputs, loss heads and backward nodes styled
+ * apart; a call at opts->depth one node with the shapes of the tensors that leave it; edges
+ * unlabelled (the shape is on the node that makes the tensor); parameters as opts says. */
 void zn_graph_write_dot_opts(const zn_graph *g, FILE *f, const zn_dot_opts *opts);
 
 /* One line per node: "%id = op(%src, ...) name shape attrs flags  # file:line". */

@@ -4,6 +4,7 @@
  * builtins.c; this file only routes calls to them. */
 #include "eval.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -620,12 +621,17 @@ static zn_value call_block(zn_eval *ev, const zn_ast *blk, const zn_args *args, 
     /* The instance path: the statement's name when the call is its whole expression. */
     const char *base = ev->stmt_base ? ev->stmt_base : ev->prefix;
     const char *prefix = call == ev->stmt_rhs && base && *base ? base : join(ev, base, ".", blk->name);
-    const char *local = strrchr(prefix, '.') ? strrchr(prefix, '.') + 1 : prefix;
+    size_t outer = strlen(ev->prefix);
+    assert(strncmp(prefix, ev->prefix, outer) == 0);
+    const char *local = prefix + outer + (outer && prefix[outer] == '.'); /* "h.cbr" of "b1.h.cbr" */
 
     zn_eval saved = *ev;
     ev->stack[ev->depth++] = blk;
     ev->prefix = prefix;
-    ev->cluster = join(ev, saved.cluster, "/", local);
+    /* One cluster per call (graph.h): a second call with the same local name gets "#2". The
+     * key's leading '/' keeps cluster paths apart from node names in the one name set. */
+    const char *key = join(ev, "/", "", join(ev, saved.cluster, "/", join(ev, blk->name, ":", local)));
+    ev->cluster = unique_name(ev, key) + 1;
     if (inst) {
         ev->share = inst;
         ev->share_next = 0;

@@ -34,7 +34,7 @@ typedef struct zn_eval {
     const zn_ast *stack[64]; /* blocks being called, innermost last (recursion check) */
     int depth;
     const char *prefix;    /* dotted instance path of the current block call ("" = model) */
-    const char *cluster;   /* the same as a '/'-joined path for DOT clusters */
+    const char *cluster;   /* the calls as zn_node.block spells them, unique per call */
     const char *stmt_base; /* name for the node the current statement produces */
     const zn_ast *stmt_rhs;/* the current statement's expression */
     zn_instance *share;    /* instance whose parameters are being reused, or NULL */

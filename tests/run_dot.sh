@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run_dot.sh: `znet graph --dot` of every model in models/ (and of the Z-convolution model's
-# variants) must be valid Graphviz: `dot -Tsvg` accepts it and yields an <svg>. Exit 77 (skip)
-# when Graphviz is not installed. usage: run_dot.sh ZNET SOURCE_DIR
+# variants), whole and with its block calls collapsed, must be valid Graphviz: `dot -Tsvg`
+# accepts it and yields an <svg>. Then the drawing of davidnet_zee: a cluster per block call,
+# --collapse and --depth K, a shape printed once, a bad --depth refused. Exit 77 (skip) when
+# Graphviz is not installed. usage: run_dot.sh ZNET SOURCE_DIR
 set -u
 shopt -s nullglob
 
@@ -43,6 +45,8 @@ render() {
 
 for f in "$src"/models/*.znet; do
     render "$f"
+    render "$f" --collapse
+    render "$f" --depth 2
 done
 zee="$src/models/davidnet_zee.znet"
 render "$zee" --set 'pool="channel_axis"'
@@ -53,9 +57,63 @@ render "$zee" --set 'pool="channel_axis"' --set roots=true --set 'filters=[8,16]
 render "$zee" --params
 render "$zee" --backward --set width=16
 render "$src/models/davidnet.znet" --backward
+render "$src/models/davidnet.znet" --backward --collapse
+
+# check WHAT CONDITION: counts a failure unless CONDITION (a command) holds
+check() {
+    local what=$1
+    shift
+    n=$((n + 1))
+    if ! "$@"; then
+        echo "FAIL: $what"
+        failed=$((failed + 1))
+    fi
+}
+# count PATTERN FILE: lines of FILE matching PATTERN (grep -c, which says 0 and fails on none)
+count() { grep -c -e "$1" "$2" || true; }
+graph() { "$znet" graph "$@" "$zee" 2> "$tmp/err"; }
+
+graph > "$tmp/full.dot"
+graph --collapse > "$tmp/c.dot"
+graph --depth 1 > "$tmp/d1.dot"
+graph --depth 2 > "$tmp/d2.dot"
+# davidnet_zee's calls left after the passes: prep; b1, b2, b3 (layer) each with h.cbr, cbr and
+# cbr#2 inside; z1..z3 (zpool, whose place the fused z-tower takes); h1..h3.zhead: 19
+clusters=$(count 'subgraph cluster_' "$tmp/full.dot")
+check "davidnet_zee: $clusters clusters, not one per block call (19)" [ "$clusters" -eq 19 ]
+for call in 'b1 (layer)' b1.h.cbr b1.cbr 'b1.cbr#2' b3.h.cbr h1.zhead h2.zhead h3.zhead 'z3 (zpool)'; do
+    check "davidnet_zee: no cluster for the call $call" grep -qF "label=\"$call\";" "$tmp/full.dot"
+done
+dups=$(grep -o 'label="[^"]*";$' "$tmp/full.dot" | sort | uniq -d)
+check "davidnet_zee: calls drawn twice: $dups" [ -z "$dups" ]
+check "davidnet_zee: an edge labelled (the shape belongs on its node)" [ "$(count '->.*label' "$tmp/full.dot")" -eq 0 ]
+# collapsed: the model's 10 calls as one node each beside 2 inputs, 3 losses and the vote, no cluster;
+# b1's result shape once (the nodes that read it show their own)
+full=$(count '\[label=' "$tmp/full.dot")
+whole=$(count '\[label=' "$tmp/c.dot")
+check "davidnet_zee --collapse: $whole nodes, not 16 (of $full)" [ "$whole" -eq 16 ]
+check "davidnet_zee --collapse: a cluster left" [ "$(count subgraph "$tmp/c.dot")" -eq 0 ]
+check "davidnet_zee --collapse: b1 is not one node showing its result" \
+    grep -qF 'label="b1 (layer)\n[N, 128, 16, 16]", shape=box3d' "$tmp/c.dot"
+check "davidnet_zee --collapse: b1's shape not printed once" [ "$(count '128, 16, 16' "$tmp/c.dot")" -eq 1 ]
+check "davidnet_zee: --collapse differs from --depth 1" cmp -s "$tmp/c.dot" "$tmp/d1.dot"
+# depth 2: b1..b3 clusters, their three cbr calls one node each
+differ() { ! cmp -s "$1" "$2"; }
+check "davidnet_zee: --depth 2 draws the same as --depth 1" differ "$tmp/d1.dot" "$tmp/d2.dot"
+check "davidnet_zee --depth 2: not 10 clusters" [ "$(count 'subgraph cluster_' "$tmp/d2.dot")" -eq 10 ]
+check "davidnet_zee --depth 2: b1.cbr#2 not one node" grep -qF 'label="b1.cbr#2\n[N, 128, 16, 16]", shape=box3d' "$tmp/d2.dot"
+check "davidnet_zee --depth 2: b1.cbr#2's conv still drawn" [ "$(count 'b1.cbr.conv2d#2' "$tmp/d2.dot")" -eq 0 ]
+for bad in 0 -1 65 x 1.5 ''; do
+    graph --depth "$bad" > /dev/null
+    rc=$?
+    check "--depth '$bad' exited $rc, not 2" [ "$rc" -eq 2 ]
+    check "--depth '$bad': the message does not name --depth: $(cat "$tmp/err")" grep -q -- '--depth' "$tmp/err"
+done
+graph --collapse --depth 2 > /dev/null
+check "--collapse with --depth 2: not a usage error" [ $? -eq 2 ]
 
 if [ "$failed" -ne 0 ]; then
     echo "dot_render: $failed of $n graphs failed" >&2
     exit 1
 fi
-echo "dot_render: $n graphs rendered"
+echo "dot_render: $n graphs and checks passed"

@@ -659,15 +659,26 @@ static void test_dot(void **state)
     build_small(&g);
     char *hidden = capture(write_dot, &g, &(zn_dot_opts){.show_params = false});
     char *shown = capture(write_dot, &g, &(zn_dot_opts){.show_params = true});
-    /* nested clusters: "res" opens inside "b1" with no closing brace between */
-    const char *b1 = strstr(hidden, "label=\"b1\""), *res = strstr(hidden, "label=\"res\"");
+    char *whole = capture(write_dot, &g, &(zn_dot_opts){.depth = 1});
+    char *inner = capture(write_dot, &g, &(zn_dot_opts){.depth = 2});
+    /* nested clusters: "b1.res" opens inside "b1" with no closing brace between */
+    const char *b1 = strstr(hidden, "label=\"b1\""), *res = strstr(hidden, "label=\"b1.res\"");
     assert_non_null(b1);
     assert_non_null(res);
     assert_true(b1 < res && !memchr(b1, '}', (size_t)(res - b1)));
     assert_null(strstr(res, "label=\"b1\"")); /* b1 opens once */
     assert_non_null(strstr(hidden, "we\\\"ird\\\\name\\nlinear [N, 10]"));
     assert_non_null(strstr(hidden, "digraph \"small \\\"net\\\"\""));
-    assert_non_null(strstr(hidden, "[label=\"[N, 8]\"]")); /* pool -> linear edge */
+    assert_non_null(strstr(hidden, "b1.pool\\nglobal_maxpool [N, 8]"));
+    assert_null(strstr(hidden, "label=\"[")); /* the shape is on the node, not on its edges */
+    /* depth 1: b1 one node with its one result's shape, no cluster; depth 2: b1 a cluster, res one node */
+    assert_non_null(strstr(whole, "[label=\"b1\\n[N, 8]\", shape=box3d"));
+    assert_null(strstr(whole, "subgraph"));
+    assert_null(strstr(whole, "b1.pool"));
+    b1 = strstr(inner, "label=\"b1\"");
+    assert_non_null(b1);
+    assert_non_null(strstr(b1, "[label=\"b1.res\\n[N, 8, 8, 8]\", shape=box3d"));
+    assert_non_null(strstr(inner, "b1.pool\\nglobal_maxpool [N, 8]"));
     assert_null(strstr(hidden, "head.w"));
     assert_non_null(strstr(shown, "head.w\\nparam [10, 8]"));
     assert_non_null(strstr(shown, "b1/res.bn.mean"));
@@ -678,13 +689,19 @@ static void test_dot(void **state)
         fprintf(stderr, "test_dot: `dot` (graphviz) is not installed; skipping the render check\n");
         free(hidden);
         free(shown);
+        free(whole);
+        free(inner);
         zn_graph_free(&g);
         skip();
     }
     render_with_dot(hidden);
     render_with_dot(shown);
+    render_with_dot(whole);
+    render_with_dot(inner);
     free(hidden);
     free(shown);
+    free(whole);
+    free(inner);
     zn_graph_free(&g);
 }
 
