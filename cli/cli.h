@@ -76,6 +76,12 @@ int zn_cli_backend(const char *cmd, const char *name, const zn_backend_ops **ops
 int zn_cli_parse_args(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
                       int n_opts, zn_cli_common *c, const char **pos, int max_pos, int *n_pos);
 
+/* zn_cli_parse for a model file followed by other arguments (predict's images): the first
+ * positional argument is c->file, the others come back in pos[0..*n_pos); more than max_pos is a
+ * usage error. */
+int zn_cli_parse_model_args(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
+                            int n_opts, zn_cli_common *c, const char **pos, int max_pos, int *n_pos);
+
 int zn_cmd_check(int argc, char **argv);
 int zn_cmd_graph(int argc, char **argv);
 int zn_cmd_summary(int argc, char **argv);
@@ -83,6 +89,7 @@ int zn_cmd_bench(int argc, char **argv);
 int zn_cmd_run(int argc, char **argv);
 int zn_cmd_compare(int argc, char **argv);
 int zn_cmd_eval(int argc, char **argv);
+int zn_cmd_predict(int argc, char **argv);
 int zn_cmd_export(int argc, char **argv);
 int zn_cmd_data(int argc, char **argv);
 int zn_cmd_plot(int argc, char **argv);

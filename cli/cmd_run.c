@@ -1,10 +1,13 @@
-/* cmd_run.c: `znet run FILE` (train with the file's recipe) and `znet eval FILE --weights CKPT`. */
+/* cmd_run.c: `znet run FILE` (train with the file's recipe), `znet eval FILE --weights CKPT` and
+ * `znet predict FILE --weights CKPT IMAGES...`: the commands that run a model on its data. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "graph/util.h"
+#include "runtime/predict.h"
 #include "runtime/train.h"
 
 /* Options both commands take, filled into o. */
@@ -165,5 +168,53 @@ int zn_cmd_eval(int argc, char **argv)
     rc = prepare(&a, &c, backend, threads, &m);
     if (rc < 0) rc = zn_train_eval(&m.graph, &m.recipe, &a.run, a.weights);
     zn_compiled_free(&m);
+    return rc;
+}
+
+int zn_cmd_predict(int argc, char **argv)
+{
+    run_args a = {0};
+    const char *backend = "cpu";
+    long threads = 0, top = 3;
+    bool json = false;
+    const zn_opt opts[] = {
+        RUN_COMMON_OPTS(a, backend, threads),
+        {"--weights", ZN_OPT_STRING, "CKPT", "the trained checkpoint (required)", &a.weights, 0, 0},
+        {"--top", ZN_OPT_INT, "K", "classes shown per head (default 3)", &top, 1, ZN_DATASET_MAX_CLASSES},
+        {"--json", ZN_OPT_FLAG, NULL, "one JSON object per image (file, heads' top classes, vote) instead of text",
+         &json, 0, 0},
+    };
+    enum { MAX_INPUTS = 4096 };
+    const char **inputs = zn_calloc(MAX_INPUTS, sizeof *inputs);
+    int n_inputs = 0;
+    zn_cli_common c;
+    int rc = zn_cli_parse_model_args(
+        argc, argv, "predict --weights CKPT [options] FILE.znet IMAGE|FOLDER...",
+        "Answers a trained checkpoint's model for your own PNG or JPEG images (a folder: every\n"
+        "image in it and its subfolders): each image is converted to the model's input as an\n"
+        "image folder's are (gray <-> RGB; size by the recipe's folder(size = ...), resize by\n"
+        "default), takes raw 0-255 pixels, normalised as in training (the recipe's mean and std,\n"
+        "else its data set's, found as run finds it: --data DIR), and gets the top classes of\n"
+        "every head with their probabilities and the vote. A file that cannot be read is named\n"
+        "and the rest are still answered; the exit status is then 1. Example:\n"
+        "  znet predict models/davidnet_zee.znet --weights zee.ckpt cat.png photos/",
+        opts, (int)(sizeof opts / sizeof opts[0]), &c, inputs, MAX_INPUTS, &n_inputs);
+    if (rc < 0 && !a.weights) {
+        fprintf(stderr, "znet predict: --weights CKPT is required\n");
+        rc = ZN_EXIT_USAGE;
+    }
+    if (rc < 0 && n_inputs == 0) {
+        fprintf(stderr, "znet predict: no image or folder given after the model file\n");
+        rc = ZN_EXIT_USAGE;
+    }
+    zn_compiled m = {0};
+    if (rc < 0) rc = prepare(&a, &c, backend, threads, &m);
+    if (rc < 0) {
+        const zn_predict_opts p = {.weights = a.weights, .inputs = inputs, .n_inputs = n_inputs, .top = (int)top,
+                                   .json = json};
+        rc = zn_predict(&m.graph, &m.recipe, &a.run, &p);
+    }
+    zn_compiled_free(&m);
+    free(inputs);
     return rc;
 }

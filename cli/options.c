@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "graph/util.h"
 
 const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int n)
 {
@@ -274,4 +275,22 @@ bool zn_cli_compile(const zn_cli_common *c, zn_compile_opts o, zn_compiled *out)
     if (zn_compile(&o, out)) return true;
     fprintf(stderr, "znet: %s\n", out->err);
     return false;
+}
+
+int zn_cli_parse_model_args(int argc, char **argv, const char *usage, const char *about, const zn_opt *opts,
+                            int n_opts, zn_cli_common *c, const char **pos, int max_pos, int *n_pos)
+{
+    const char **all = zn_calloc((size_t)max_pos + 1, sizeof *all);
+    int n = 0, rc = parse_core(argc, argv, usage, about, opts, n_opts, c, true, all, max_pos + 1, &n);
+    if (rc < 0 && n == 0) {
+        fprintf(stderr, "znet %s: no model file given\nusage: znet %s\n", argv[0], usage);
+        rc = ZN_EXIT_USAGE;
+    }
+    if (rc < 0) {
+        c->file = all[0];
+        *n_pos = n - 1;
+        memcpy(pos, all + 1, sizeof *pos * (size_t)(n - 1));
+    }
+    free(all);
+    return rc;
 }

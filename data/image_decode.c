@@ -12,7 +12,9 @@
 #include <jpeglib.h>
 #include <png.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 static bool size_ok(unsigned long w, unsigned long h, char *err, size_t errlen)
 {
@@ -160,4 +162,42 @@ void zn_image_convert(const zn_image *im, int c, int h, int w, zn_image_fit fit,
                 dst[((size_t)ch * h + y) * w + x] = (uint8_t)(v > 255 ? 255 : v);
             }
         }
+}
+
+bool zn_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (strcasecmp(dot, ".png") == 0 || strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
+}
+
+static bool read_file(const char *path, uint8_t **data, size_t *size, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return zn_dataset_fail(err, errlen, "%s: %s", path, strerror(errno));
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    *data = n >= 0 ? malloc(n ? (size_t)n : 1) : NULL;
+    bool ok = *data && fseek(f, 0, SEEK_SET) == 0 && fread(*data, 1, (size_t)n, f) == (size_t)n;
+    fclose(f);
+    *size = (size_t)n;
+    if (!ok) {
+        free(*data);
+        return zn_dataset_fail(err, errlen, "%s: cannot read it", path);
+    }
+    return true;
+}
+
+bool zn_image_file_load(const char *path, int c, int h, int w, zn_image_fit fit, uint8_t *dst, char *err,
+                        size_t errlen)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (!read_file(path, &data, &size, err, errlen)) return false;
+    zn_image im;
+    char why[512];
+    bool ok = zn_image_decode(data, size, &im, why, sizeof why);
+    free(data);
+    if (!ok) return zn_dataset_fail(err, errlen, "%s: %s", path, why);
+    zn_image_convert(&im, c, h, w, fit, dst);
+    zn_image_free(&im);
+    return true;
 }

@@ -27,4 +27,11 @@ void zn_image_free(zn_image *im);
  * already h x w is copied as it is. */
 void zn_image_convert(const zn_image *im, int c, int h, int w, zn_image_fit fit, uint8_t *dst);
 
+/* Whether a file name ends in .png, .jpg or .jpeg (any case): what an image folder reads. */
+bool zn_image_name(const char *name);
+/* Reads, decodes and converts (zn_image_convert) the image file at path into dst [c][h][w];
+ * false with the path and the problem in err. */
+bool zn_image_file_load(const char *path, int c, int h, int w, zn_image_fit fit, uint8_t *dst, char *err,
+                        size_t errlen);
+
 #endif

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 typedef struct {
@@ -26,12 +25,6 @@ static void list_free(name_list *l)
 }
 
 static int by_bytes(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static bool is_image_name(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    return dot && (strcasecmp(dot, ".png") == 0 || strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
-}
 
 /* The entries of dir that are folders (want_dirs) or image files, hidden ones left out, sorted. */
 static bool list_dir(const char *dir, bool want_dirs, name_list *out, char *err, size_t errlen)
@@ -49,7 +42,7 @@ static bool list_dir(const char *dir, bool want_dirs, name_list *out, char *err,
             ok = zn_dataset_fail(err, errlen, "%s/%s: path too long", dir, e->d_name);
         else if (stat(path, &st) != 0)
             ok = zn_dataset_fail(err, errlen, "%s: %s", path, strerror(errno));
-        else if (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && is_image_name(e->d_name)) {
+        else if (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && zn_image_name(e->d_name)) {
             if (out->n == cap) {
                 cap = cap ? 2 * cap : 64;
                 char **grown = realloc(out->names, sizeof(char *) * cap);
@@ -89,37 +82,11 @@ static bool list_classes(const char *root, const char *split, name_list *out, ch
     return false;
 }
 
-static bool read_file(const char *path, uint8_t **data, size_t *size, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return zn_dataset_fail(err, errlen, "%s: %s", path, strerror(errno));
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    *data = n >= 0 ? malloc(n ? (size_t)n : 1) : NULL;
-    bool ok = *data && fseek(f, 0, SEEK_SET) == 0 && fread(*data, 1, (size_t)n, f) == (size_t)n;
-    fclose(f);
-    *size = (size_t)n;
-    if (!ok) {
-        free(*data);
-        return zn_dataset_fail(err, errlen, "%s: cannot read it", path);
-    }
-    return true;
-}
-
 /* Decodes path into image i of ds. */
 static bool load_image(const char *path, zn_dataset *ds, int i, zn_image_fit fit, char *err, size_t errlen)
 {
-    uint8_t *data = NULL;
-    size_t size = 0;
-    if (!read_file(path, &data, &size, err, errlen)) return false;
-    zn_image im;
-    char why[512];
-    bool ok = zn_image_decode(data, size, &im, why, sizeof why);
-    free(data);
-    if (!ok) return zn_dataset_fail(err, errlen, "%s: %s", path, why);
     size_t chw = (size_t)ds->c * ds->h * ds->w;
-    zn_image_convert(&im, ds->c, ds->h, ds->w, fit, ds->images + (size_t)i * chw);
-    zn_image_free(&im);
-    return true;
+    return zn_image_file_load(path, ds->c, ds->h, ds->w, fit, ds->images + (size_t)i * chw, err, errlen);
 }
 
 /* Every class's images of one split: their file lists (files[k] for class k) and total count. */

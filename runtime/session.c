@@ -193,3 +193,26 @@ int64_t zn_session_macs(const zn_session *s, bool training)
     }
     return total;
 }
+
+bool zn_session_restore(zn_session *s, const char *path, bool optim, zn_ckpt_meta *m, char *err, size_t len)
+{
+    float *p, *q;
+    if (!zn_ckpt_load(path, m, &p, &q, err, len)) return false;
+    bool ok = false;
+    size_t np = zn_session_param_floats(s), no = s->plan.region_bytes[ZN_REGION_OPTIM] / sizeof(float);
+    uint64_t fingerprint = m->version == 1 ? s->fingerprint_v1 : s->fingerprint;
+    if (!fingerprint || m->graph_hash != fingerprint || m->n_params != np)
+        snprintf(err, len, "%s was saved from another model (or other --set values): its graph fingerprint "
+                           "or parameter count (%llu, here %zu) differs", path, (unsigned long long)m->n_params, np);
+    else if (optim && m->n_optim != no)
+        snprintf(err, len, "%s holds optimizer state of another size (%llu floats, here %zu)", path,
+                 (unsigned long long)m->n_optim, no);
+    else if (!zn_session_set_params(s, p) ||
+             (optim && !s->be->ops->set(s->be, ZN_REGION_OPTIM, 0, q, no * sizeof *q)))
+        snprintf(err, len, "%s", s->err[0] ? s->err : s->be->ops->last_error(s->be));
+    else
+        ok = true;
+    free(p);
+    free(q);
+    return ok;
+}

@@ -11,6 +11,7 @@
 #include "backends/backend.h"
 #include "graph/graph.h"
 #include "graph/plan.h"
+#include "runtime/checkpoint.h"
 #include "runtime/compile.h"
 
 typedef struct {
@@ -71,6 +72,10 @@ bool zn_session_logits(zn_session *s, int h, float *out);
 
 /* Every PARAM and STATE tensor, in node order, as one host array (for checkpoints and tests). */
 size_t zn_session_param_floats(const zn_session *s);
+/* Loads checkpoint path into s (with optim, the optimizer state too), checking that it was saved
+ * from this model (fingerprint, parameter count; a version-1 file by its old fingerprint); m gets
+ * its header. false with the reason in err. */
+bool zn_session_restore(zn_session *s, const char *path, bool optim, zn_ckpt_meta *m, char *err, size_t len);
 bool zn_session_get_params(zn_session *s, float *out);
 bool zn_session_set_params(zn_session *s, const float *in);
 

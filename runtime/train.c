@@ -143,6 +143,21 @@ static const zn_node *model_inputs(const zn_graph *g, int *classes)
     return image >= 0 && n_heads > 0 && *classes > 0 ? &g->nodes[image] : NULL;
 }
 
+bool zn_train_load_test(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, zn_dataset *test,
+                        char *err, size_t len)
+{
+    zn_run R = {.o = o, .r = r};
+    const zn_node *img = model_inputs(g, &R.classes);
+    if (!img) {
+        snprintf(err, len, "the model needs an image input, a class input and a head");
+        return false;
+    }
+    bool ok = load_data(&R, img, false, err, len);
+    *test = R.test;
+    if (!ok) zn_dataset_free(test);
+    return ok;
+}
+
 static bool run_init(zn_run *R, const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, bool training)
 {
     memset(R, 0, sizeof *R);
@@ -373,30 +388,6 @@ static bool save(zn_run *R, int epoch, long step, char *err, size_t len)
     return ok;
 }
 
-/* Loads a checkpoint into the session; with optim, the optimizer state too. */
-static bool restore(zn_run *R, const char *path, bool optim, zn_ckpt_meta *m, char *err, size_t len)
-{
-    float *p, *q;
-    if (!zn_ckpt_load(path, m, &p, &q, err, len)) return false;
-    bool ok = false;
-    size_t np = zn_session_param_floats(&R->s), no = R->s.plan.region_bytes[ZN_REGION_OPTIM] / sizeof(float);
-    uint64_t fingerprint = m->version == 1 ? R->s.fingerprint_v1 : R->s.fingerprint;
-    if (!fingerprint || m->graph_hash != fingerprint || m->n_params != np)
-        snprintf(err, len, "%s was saved from another model (or other --set values): its graph fingerprint "
-                           "or parameter count (%llu, here %zu) differs", path, (unsigned long long)m->n_params, np);
-    else if (optim && m->n_optim != no)
-        snprintf(err, len, "%s holds optimizer state of another size (%llu floats, here %zu)", path,
-                 (unsigned long long)m->n_optim, no);
-    else if (!zn_session_set_params(&R->s, p) ||
-             (optim && !R->s.be->ops->set(R->s.be, ZN_REGION_OPTIM, 0, q, no * sizeof *q)))
-        snprintf(err, len, "%s", R->s.err[0] ? R->s.err : R->s.be->ops->last_error(R->s.be));
-    else
-        ok = true;
-    free(p);
-    free(q);
-    return ok;
-}
-
 static zn_optim_step step_at(const zn_run *R, long step, int steps_per_epoch)
 {
     const zn_recipe *r = R->r;
@@ -546,7 +537,7 @@ static bool resume_from(zn_run *R, int steps_per_epoch, int *epoch, int *first, 
     const char *path = R->o->resume;
     char err[1024];
     zn_ckpt_meta m;
-    bool ok = restore(R, path, true, &m, err, sizeof err);
+    bool ok = zn_session_restore(&R->s, path, true, &m, err, sizeof err);
     long into = ok ? (long)(m.step - (int64_t)m.epoch * steps_per_epoch) : 0;
     if (ok && m.seed != R->r->seed) {
         snprintf(err, sizeof err, "%s was trained with seed %llu; resume with --seed %llu", path,
@@ -727,7 +718,7 @@ int zn_train_eval(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, c
         return 1;
     }
     zn_ckpt_meta meta;
-    bool ok = restore(&R, weights, false, &meta, err, sizeof err);
+    bool ok = zn_session_restore(&R.s, weights, false, &meta, err, sizeof err);
     if (!ok) fail("znet: %s", err);
     zn_metrics m;
     if (ok && (ok = evaluate(&R, &m))) {

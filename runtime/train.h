@@ -8,6 +8,7 @@
 
 #include "backends/backend.h"
 #include "graph/graph.h"
+#include "data/dataset.h"
 #include "lang/recipe.h"
 
 typedef struct {
@@ -34,5 +35,9 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o);
 /* Loads weights from a checkpoint and prints test accuracy per head and vote, and the confusion
  * matrix. Returns a process exit code. */
 int zn_train_eval(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, const char *weights);
+/* The test split of r's data set, found and checked against g's input and classes as run and
+ * eval find it (its class names, mean and std). false with the reason in err. */
+bool zn_train_load_test(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, zn_dataset *test,
+                        char *err, size_t len);
 
 #endif
