@@ -189,13 +189,14 @@ int zn_cmd_predict(int argc, char **argv)
     int n_inputs = 0;
     zn_cli_common c;
     int rc = zn_cli_parse_model_args(
-        argc, argv, "predict --weights CKPT [options] FILE.znet IMAGE|FOLDER...",
+        argc, argv, "predict --weights CKPT [options] FILE.znet IMAGE|FOLDER|ARRAY.npy...",
         "Answers a trained checkpoint's model for your own PNG or JPEG images (a folder: every\n"
         "image in it and its subfolders): each image is converted to the model's input as an\n"
         "image folder's are (gray <-> RGB; size by the recipe's folder(size = ...), resize by\n"
         "default), takes raw 0-255 pixels, normalised as in training (the recipe's mean and std,\n"
         "else its data set's, found as run finds it: --data DIR), and gets the top classes of\n"
-        "every head with their probabilities and the vote. A file that cannot be read is named\n"
+        "every head with their probabilities and the vote. A .npy array of images of the model's\n"
+        "size is answered image by image. A file that cannot be read is named\n"
         "and the rest are still answered; the exit status is then 1. Example:\n"
         "  znet predict models/davidnet_zee.znet --weights zee.ckpt cat.png photos/",
         opts, (int)(sizeof opts / sizeof opts[0]), &c, inputs, MAX_INPUTS, &n_inputs);

@@ -10,7 +10,7 @@ static const zn_command commands[] = {
     {"summary", "per-layer table: shapes, parameters, multiply-adds, memory", zn_cmd_summary},
     {"run", "train the model with its recipe; per-epoch accuracy, logs, checkpoints", zn_cmd_run},
     {"eval", "test accuracy per head and vote, confusion matrix, of a checkpoint", zn_cmd_eval},
-    {"predict", "top classes of every head and the vote for your own images (PNG, JPEG)", zn_cmd_predict},
+    {"predict", "top classes of every head and the vote for your own images (PNG, JPEG, .npy)", zn_cmd_predict},
     {"export", "write the inference graph and a checkpoint's values as ONNX (opset 17)", zn_cmd_export},
     {"compare", "models side by side: parameters, cost, memory, accuracy from run logs", zn_cmd_compare},
     {"bench", "time training steps and inference: images/s, GFLOP/s, memory", zn_cmd_bench},

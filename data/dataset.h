@@ -71,6 +71,9 @@ typedef struct {
     size_t count;            /* elements */
     size_t data_offset;
 } zn_npy_array;
+/* One .npy file of images alone (predict's arrays), read as zn_npy_load reads its images; the
+ * labels are all 0. */
+bool zn_npy_images(const char *path, bool nchw, zn_dataset *out, char *err, size_t errlen);
 bool zn_npy_parse_header(const uint8_t *buf, size_t len, zn_npy_array *a, char *err, size_t errlen);
 
 /* By name: "cifar10" or "fashion_mnist" (pad_to_32 only matters for the latter). */

@@ -378,3 +378,16 @@ bool zn_npy_load(const char *path, bool train, bool nchw, int classes, zn_datase
     if (!ok) zn_dataset_free(out);
     return ok;
 }
+
+bool zn_npy_images(const char *path, bool nchw, zn_dataset *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    npy_bytes b = {0};
+    zn_npy_array a;
+    bool ok = map_file(path, &b, err, errlen) &&
+              (zn_npy_parse_header(b.p, b.len, &a, err, errlen) || named(&b, err, errlen)) &&
+              images_into(&a, &b, nchw, out, err, errlen);
+    if (b.p) bytes_free(&b);
+    if (!ok) zn_dataset_free(out);
+    return ok;
+}

@@ -32,6 +32,12 @@ typedef struct {
     int failed;
 } predictor;
 
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 static const char *class_name(const predictor *P, int k, char *buf, size_t len)
 {
     if (k < P->info.n_classes && P->info.class_names[k][0]) return P->info.class_names[k];
@@ -132,15 +138,10 @@ static void print_answer(predictor *P, const char *path)
     if (o) zn_json_write_line(stdout, o);
 }
 
-/* Reads, converts and runs one image file; its answer or its failure is reported. */
-static void predict_file(predictor *P, const char *path)
+/* Runs one image, pixels [c][h][w] of the model's size, and reports its answer as path's. */
+static void run_image(predictor *P, const char *path, const uint8_t *pixels)
 {
-    char err[1024];
-    if (!zn_image_file_load(path, P->c, P->h, P->w, P->fit, P->pixels, err, sizeof err)) {
-        report_failure(P, path, err);
-        return;
-    }
-    zn_aug_normalize(P->pixels, P->c, P->h * P->w, P->mean, P->inv_std, P->image);
+    zn_aug_normalize(pixels, P->c, P->h * P->w, P->mean, P->inv_std, P->image);
     const int32_t label = 0;
     float logits[ZN_DATASET_MAX_CLASSES];
     bool ok = zn_session_feed(&P->s, P->image, &label) && zn_session_forward(&P->s, false);
@@ -153,6 +154,38 @@ static void predict_file(predictor *P, const char *path)
     char message[sizeof P->s.err + 512];
     snprintf(message, sizeof message, "%.500s: %s", path, P->s.err);
     report_failure(P, path, message);
+}
+
+/* Reads, converts and runs one image file; its answer or its failure is reported. */
+static void predict_file(predictor *P, const char *path)
+{
+    char err[1024];
+    if (zn_image_file_load(path, P->c, P->h, P->w, P->fit, P->pixels, err, sizeof err)) run_image(P, path, P->pixels);
+    else report_failure(P, path, err);
+}
+
+/* Every image of a .npy array file (NHWC, or NCHW when the recipe's npy() says so), each answered
+ * as PATH[i]; the array's images must have the model's channels and size. */
+static void predict_array(predictor *P, const char *path, bool nchw)
+{
+    char err[1024];
+    zn_dataset a;
+    if (!zn_npy_images(path, nchw, &a, err, sizeof err)) {
+        report_failure(P, path, err);
+        return;
+    }
+    if (a.c == P->c && a.h == P->h && a.w == P->w) {
+        for (int i = 0; i < a.n; i++) {
+            char name[600];
+            snprintf(name, sizeof name, "%.500s[%d]", path, i);
+            run_image(P, name, a.images + (size_t)i * a.c * a.h * a.w);
+        }
+    } else {
+        snprintf(err, sizeof err, "%.500s: its images are [%d, %d, %d]; the model takes [%d, %d, %d] (arrays are not "
+                 "resized: give images, or arrays of the model's size)", path, a.c, a.h, a.w, P->c, P->h, P->w);
+        report_failure(P, path, err);
+    }
+    zn_dataset_free(&a);
 }
 
 static int by_name(const void *a, const void *b)
@@ -233,6 +266,7 @@ int zn_predict(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, cons
         struct stat st;
         if (stat(p->inputs[i], &st) != 0) report_errno(&P, p->inputs[i]);
         else if (S_ISDIR(st.st_mode)) predict_folder(&P, p->inputs[i]);
+        else if (has_suffix(p->inputs[i], ".npy")) predict_array(&P, p->inputs[i], r->npy.nchw);
         else predict_file(&P, p->inputs[i]);
     }
     if (ok && P.failed)

@@ -1,7 +1,8 @@
 /* predict.h: `znet predict`: a trained model's answer for the user's own images: each PNG or JPEG
  * file (or every one in a folder, sorted) is converted to the model's input as an image folder's
  * images are (channels, size by the recipe's fit), normalised as in training, and run; the top-k
- * classes with probabilities of every head and the vote are printed, or written as JSON lines. */
+ * classes with probabilities of every head and the vote are printed, or written as JSON lines.
+ * A .npy array of images of the model's size is answered image by image. */
 #ifndef ZN_PREDICT_H
 #define ZN_PREDICT_H
 
@@ -13,7 +14,7 @@
 
 typedef struct {
     const char *weights;       /* the checkpoint (required) */
-    const char *const *inputs; /* image files and folders */
+    const char *const *inputs; /* image files, folders and .npy arrays */
     int n_inputs;
     int top;                   /* classes shown per head (clipped to the class count) */
     bool json;                 /* one JSON object per image instead of text */

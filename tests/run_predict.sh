@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run_predict.sh: `znet predict` on a checkpoint of fashion_small trained a few steps on a
-# generated Fashion-MNIST-format set (make_idx): text and JSON answers for PNG files and a folder,
+# generated Fashion-MNIST-format set (make_idx): text and JSON answers for PNG files, a folder and a
+# .npy array,
 # gray and RGB images of other sizes converted to the model's 28x28, probabilities that sum to 1,
 # the same image giving the same answer however it is given, and refusals: a damaged file named
 # while the others are answered (exit 1), usage errors (exit 2), another model's checkpoint.
@@ -26,6 +27,13 @@ png("gray.png", 28, 28, 1, lambda x, y: [(x * 9 + y * 5) % 256])
 png("photos/rgb.png", 56, 40, 3, lambda x, y: [(x * 5) % 256, (y * 7) % 256, 128])
 png("photos/sub/gray_copy.png", 28, 28, 1, lambda x, y: [(x * 9 + y * 5) % 256])
 open("broken.png", "wb").write(open("gray.png", "rb").read()[:60])
+def npy(path, shape, data):  # uint8, C order, as numpy writes it
+    text = "{'descr': '|u1', 'fortran_order': False, 'shape': (%s), }" % "".join("%d, " % d for d in shape)
+    hlen = (10 + len(text) + 1 + 63) // 64 * 64 - 10
+    open(path, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", hlen) + (text.ljust(hlen - 1) + "\n").encode() + data)
+gray = bytes((x * 9 + y * 5) % 256 for y in range(28) for x in range(28))
+npy("arr.npy", (2, 28, 28, 1), gray + bytes(range(256)) * 3 + bytes(16))
+npy("wide.npy", (1, 32, 32), bytes(1024))
 PY
 
 "$znet" predict "$model" --set width=4 --data data --weights w.ckpt gray.png photos > out 2>&1 || bad "predict exited $?"
@@ -36,6 +44,14 @@ grep -q '^photos/sub/gray_copy.png$' out || bad "predict: the subfolder's image 
 grep -Eq '^  out +[^ ].* [01]\.[0-9]{3}, .* [01]\.[0-9]{3}, .* [01]\.[0-9]{3}$' out || bad "predict: 3 classes with probabilities"
 a=$(sed -n '/^gray.png$/{n;p}' out) b=$(sed -n '/^photos\/sub\/gray_copy.png$/{n;p}' out)
 [ -n "$a" ] && [ "$a" = "$b" ] || bad "predict: one picture, two answers: '$a' and '$b'"
+
+# an array file: each image answered as FILE[i], the first one as the PNG of the same pixels
+"$znet" predict "$model" --set width=4 --data data --weights w.ckpt arr.npy > out 2>&1 || bad "predict arr.npy exited $?"
+grep -q '^arr.npy\[1\]$' out || bad "predict: arr.npy[1] not answered"
+c=$(sed -n '/^arr.npy\[0\]$/{n;p}' out)
+[ -n "$c" ] && [ "$c" = "$a" ] || bad "predict: arr.npy[0] answered '$c', the same picture as PNG '$a'"
+zt_expect 1 "wide.npy: its images are \[1, 32, 32\]; the model takes \[1, 28, 28\]" \
+    "$znet" predict "$model" --set width=4 --data data --weights w.ckpt wide.npy
 
 "$znet" predict "$model" --set width=4 --data data --weights w.ckpt --json --top 10 gray.png photos/rgb.png > out 2>&1 ||
     bad "predict --json exited $?"
