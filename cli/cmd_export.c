@@ -11,6 +11,7 @@
 #include "export/onnx.h"
 #include "runtime/checkpoint.h"
 #include "runtime/session.h"
+#include "runtime/train.h"
 
 /* Points values[id] at each PARAM and STATE node's part of the checkpoint's array, which is the
  * plan's parameter region (graph/plan.h: 64-byte aligned offsets); false with a message when the
@@ -36,33 +37,30 @@ static bool bind_values(const zn_compiled *m, const char *path, const zn_ckpt_me
     return true;
 }
 
-/* The recipe's mean and std, or (when it gives none) its data set's own, read from the test set. */
-static bool normalisation(const zn_recipe *r, const char *data_dir, int c, float *mean, float *std)
+/* The recipe's mean and std, or (when it gives none) its data set's own, from the test split as
+ * run and predict find it (a named set, folder() or npy()). */
+static bool normalisation(const zn_graph *g, const zn_recipe *r, const char *data_dir, int c, float *mean,
+                          float *std)
 {
     if (r->n_norm == c) {
         memcpy(mean, r->mean, sizeof(float) * c);
         memcpy(std, r->std, sizeof(float) * c);
         return true;
     }
-    char dir[900], err[1024];
+    char err[1024];
     zn_dataset ds = {0};
-    if (!zn_data_dir_resolve(data_dir, r->data, dir, sizeof dir) ||
-        !zn_dataset_load(r->data, dir, false, false, &ds, err, sizeof err)) {
+    const zn_run_opts o = {.data_dir = data_dir};
+    if (!zn_train_load_test(g, r, &o, &ds, err, sizeof err)) {
         fprintf(stderr,
-                "znet export: the recipe gives no mean and std, and data set %s (whose own they would be) is not "
-                "found in %s; give --set train.mean=[...] --set train.std=[...], --data DIR, or --no-normalize\n",
-                r->data, dir);
+                "znet export: the recipe gives no mean and std, and its data set %s (whose own they would be) "
+                "cannot be read: %s; give --set train.mean=[...] --set train.std=[...], --data DIR, or "
+                "--no-normalize\n", r->data, err);
         return false;
     }
-    bool ok = ds.c == c;
-    if (ok) {
-        memcpy(mean, ds.mean, sizeof(float) * c);
-        memcpy(std, ds.std, sizeof(float) * c);
-    } else {
-        fprintf(stderr, "znet export: the model's input has %d channels but %s has %d\n", c, r->data, ds.c);
-    }
+    memcpy(mean, ds.mean, sizeof(float) * c);
+    memcpy(std, ds.std, sizeof(float) * c);
     zn_dataset_free(&ds);
-    return ok;
+    return true;
 }
 
 int zn_cmd_export(int argc, char **argv)
@@ -115,7 +113,7 @@ int zn_cmd_export(int argc, char **argv)
                     in->name, zn_shape_str(&in->shape, shape, sizeof shape), ZN_DATASET_MAX_CHANNELS);
             goto done;
         }
-        if (!normalisation(&m.recipe, data_dir, (int)in->shape.dim[0], mean, std)) goto done;
+        if (!normalisation(&m.graph, &m.recipe, data_dir, (int)in->shape.dim[0], mean, std)) goto done;
     }
     zn_onnx_opts o = {.values = values, .mean = norm ? mean : NULL, .std = norm ? std : NULL,
                       .producer_version = ZNET_VERSION};
