@@ -1,7 +1,10 @@
 /* main.c: the `znet` command: dispatches to one function per subcommand (cli/cmd_*.c). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "backends/blas_core.h"
 #include "cli.h"
 
 static const zn_command commands[] = {
@@ -27,8 +30,18 @@ static void usage(FILE *f)
                "exit codes: 0 success, 1 errors in the model file or its data, 2 bad command line.\n");
 }
 
+/* OpenBLAS chose its kernels when it loaded; where it fell back to old ones on a newer CPU, start
+ * again with OPENBLAS_CORETYPE set (once: the variable is then set). Where exec fails, go on. */
+static void restart_with_better_blas(char **argv)
+{
+    const char *core = zn_blas_better_core();
+    if (!core || setenv("OPENBLAS_CORETYPE", core, 0) != 0) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv)
 {
+    restart_with_better_blas(argv);
     if (argc < 2) {
         usage(stderr);
         return ZN_EXIT_USAGE;
@@ -38,7 +51,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("znet %s (%s)\n", ZNET_VERSION, ZNET_BUILT_IN);
+        printf("znet %s (%s; OpenBLAS kernels %s)\n", ZNET_VERSION, ZNET_BUILT_IN, zn_blas_core());
         return 0;
     }
     for (int i = 0; i < n_commands; i++)
