@@ -280,8 +280,8 @@ static zn_cuda_conv_algo *cache_add(zn_cuda *cu, const zn_cuda_conv_key *k)
     return a;
 }
 
-/* The cached algorithm of shape k, chosen by the heuristics under the budget when new (n: the
- * node asking, for messages). NULL only when out of memory; algo -1 (with the reason in why) when
+/* The cached algorithm of shape k, when new the cache file's or else the heuristics' under the
+ * budget (n: the node asking, for messages). NULL only when out of memory; algo -1 (with the reason in why) when
  * none fits. */
 static zn_cuda_conv_algo *choose(zn_cuda *cu, const zn_cuda_conv_key *k, const zn_node *n)
 {
