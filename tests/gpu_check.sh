@@ -118,6 +118,13 @@ step algo_cache_damaged 90 "${bench_small[@]}" &&
     head -1 "$ZNET_CUDNN_CACHE" | grep -q "znet cuDNN algorithm cache" &&
     note "  algorithm cache: a damaged file was named, ignored and rewritten"
 
+# a file that cannot be written is said and the run goes on; a bad graph setting is refused
+step algo_cache_unwritable 90 env ZNET_CUDNN_CACHE=/proc/znet/cudnn-algos.txt "${bench_small[@]}" &&
+    expect algo_cache_unwritable "the cuDNN algorithm cache is not saved: .*/proc/znet"
+step graph_setting_refused 30 sh -c 'ZNET_CUDA_GRAPH=maybe "$0" bench "$1" --backend cuda --batch 8 \
+    --steps 1 2>&1; test $? -eq 1' "$znet" "$davidnet" &&
+    expect graph_setting_refused "ZNET_CUDA_GRAPH=maybe: expected on or off"
+
 # ---- 2. speed ---------------------------------------------------------------------------------
 # znet then the PyTorch peer (AMP, channels_last) for each precision, in the same sitting:
 # DavidNet width 64, batch 512, then the Zee model; the algorithm cache is warm by now
