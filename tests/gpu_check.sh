@@ -133,6 +133,19 @@ peer_ok=0
 "$python" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2> /dev/null && peer_ok=1
 [ $peer_ok = 1 ] || note "no CUDA PyTorch in $python: peer steps skipped"
 
+# the timed choice from run to run: two fresh timings of DavidNet width 64 fp16, each into its own
+# cache file, compared shape by shape (a report, not a pass/fail: the aim is few differences)
+for i in 1 2; do
+    rm -f "$out/cudnn-algos.fresh$i.txt"
+    step "algo_fresh_$i" 120 env ZNET_CUDNN_CACHE="$out/cudnn-algos.fresh$i.txt" "$znet" bench \
+        "$davidnet" --backend cuda --set width=64 --batch 512 --precision fp16 --steps 2 --train-only
+done
+if [ -s "$out/cudnn-algos.fresh1.txt" ] && [ -s "$out/cudnn-algos.fresh2.txt" ]; then
+    note "  algorithm choice, two fresh timings: $(sort "$out/cudnn-algos.fresh1.txt" |
+        comm -12 - <(sort "$out/cudnn-algos.fresh2.txt") | grep -vc '^#') of" \
+         "$(grep -vc '^#' "$out/cudnn-algos.fresh1.txt") shapes chose the same algorithm"
+fi
+
 # bench_line NAME: the training figure of a znet bench step, with the epoch and 24-epoch times
 bench_line() {
     awk -v n="$1" '/training:/ { for (i = 1; i < NF; i++) if ($(i + 1) == "img/s,")
