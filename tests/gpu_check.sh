@@ -74,13 +74,16 @@ fi
 # node by node, one training step from the same weights and batch (docs/parity.md)
 zee=$src/models/davidnet_zee.znet
 davidnet=$src/models/davidnet.znet
-for p in fp32 fp16; do
-    step "parity_davidnet_$p" 90 "$znet" check --backends cpu,cuda --precision $p --batch 32 "$davidnet"
-    step "parity_zee_$p" 120 "$znet" check --backends cpu,cuda --precision $p --batch 32 "$zee"
-done
+# (Zee's 16-bit checks at width 16, as every earlier GPU run did them)
+step parity_davidnet_fp32 90 "$znet" check --backends cpu,cuda --batch 32 "$davidnet"
+step parity_zee_fp32 120 "$znet" check --backends cpu,cuda --batch 32 "$zee"
+step parity_davidnet_fp16 90 "$znet" check --backends cpu,cuda --precision fp16 --batch 32 "$davidnet"
+step parity_zee_w16_fp16 90 "$znet" check --backends cpu,cuda --precision fp16 --batch 32 \
+    --set width=16 "$zee"
 
 # training with the step replayed as a CUDA graph gives eager training's losses to the bit
-# (--deterministic: the same algorithms in both), and says nothing about falling back
+# (--deterministic, and the second run reads the first one's algorithm cache: the same
+# algorithms in both); a fall-back to eager is reported
 if [ -n "$subset" ]; then
     for g in on off; do
         step "graph_${g}_davidnet_w16" 120 env ZNET_CUDA_GRAPH=$g "$znet" run "$davidnet" \
