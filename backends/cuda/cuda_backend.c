@@ -99,7 +99,8 @@ static bool open_device(zn_cuda *cu)
 
 /* cuBLAS gets its scratch once here: a product captured into a graph may not allocate (cuBLAS's
  * advice for stream capture). Set with graphs off too, so both pick the same kernels and a run
- * with ZNET_CUDA_GRAPH=off reproduces one with graphs to the bit. */
+ * with ZNET_CUDA_GRAPH=off reproduces one with graphs to the bit. After open_device: cublasSetStream
+ * resets the workspace to cuBLAS's default pool. */
 static bool blas_workspace(zn_cuda *cu)
 {
     return ZN_RT_AT(cu, NULL, cudaMalloc, &cu->blas_workspace, ZN_CUDA_BLAS_WORKSPACE) &&
