@@ -3,12 +3,14 @@ in PyTorch as znet's models/ and stdlib/zconv.znet define them (same layers, sam
 count), timed like ../shared/bench/davidnet_torch.py: training steps on random data (forward,
 backward, Nesterov SGD), 2 threads unless THREADS says otherwise; on a GPU with --device cuda
 (cuDNN autotuning on; fp32 without TF32, as znet's fp32; tf32 is PyTorch's default for
-convolutions; fp16|bf16 through autocast). docs/performance.md and
+convolutions; fp16|bf16 through autocast, fp16 with a GradScaler as AMP training does;
+--channels-last puts the model and the batch in NHWC, PyTorch's fast layout for tensor cores).
+docs/performance.md and
 docs/cuda.md compare it with `znet bench` on the same machine in the same sitting. Not part of
 the build or tests.
 Usage: /usr/bin/python3 tests/bench_zee_torch.py MODEL [--batch 512] [--steps 3] [--width 16]
        [--filters 8] [--pool x_axis|channel_axis] [--roots] [--device cpu|cuda]
-       [--precision fp32|tf32|fp16|bf16]                      MODEL: davidnet | multisoft | zee"""
+       [--precision fp32|tf32|fp16|bf16] [--channels-last]    MODEL: davidnet | multisoft | zee"""
 import argparse, os, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -22,6 +24,7 @@ a.add_argument("--pool", choices=["x_axis", "channel_axis"], default="x_axis")
 a.add_argument("--roots", action="store_true")
 a.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
 a.add_argument("--precision", choices=["fp32", "tf32", "fp16", "bf16"], default="fp32")
+a.add_argument("--channels-last", action="store_true")
 args = a.parse_args()
 torch.manual_seed(0)
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
@@ -92,8 +95,12 @@ net = Net(args.width, args.model == "zee", args.model == "davidnet").to(dev)
 params = sum(p.numel() for p in net.parameters())
 opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 x = torch.randn(args.batch, 3, 32, 32, device=dev)
+if args.channels_last:
+    net = net.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
 y = torch.randint(0, 10, (args.batch,), device=dev)
 half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
+scaler = torch.cuda.amp.GradScaler(enabled=args.precision == "fp16" and args.device == "cuda")
 
 
 def step():
@@ -102,8 +109,9 @@ def step():
         out = net(x)
         loss = sum(wt * F.cross_entropy(o.float(), y, reduction="sum")
                    for wt, o in zip([0.3, 0.3, 1.0][-len(out):], out))
-    loss.backward()
-    opt.step()
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
 
 
 def sync():
@@ -117,5 +125,6 @@ for _ in range(args.steps): step()
 sync()
 dt = (time.perf_counter() - t) / args.steps
 where = torch.cuda.get_device_name() if args.device == "cuda" else f"threads={torch.get_num_threads()}"
-print(f"torch {torch.__version__} {where} {args.precision} {args.model} params={params} "
+layout = " channels_last" if args.channels_last else ""
+print(f"torch {torch.__version__} {where} {args.precision}{layout} {args.model} params={params} "
       f"batch={args.batch} width={args.width}: train {dt * 1000:.1f} ms/step = {args.batch / dt:.1f} img/s")

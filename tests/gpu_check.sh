@@ -1,102 +1,226 @@
 #!/usr/bin/env bash
 # gpu_check.sh: every check that needs an NVIDIA GPU (docs/cuda.md, "Checks to run on a GPU"), in
-# one run short enough for a brief loan of a GPU machine, most telling first: the CUDA and parity
-# tests, `znet check --backends cpu,cuda` on every model (fp32; fp16 and bf16 on two), `znet bench`
-# of DavidNet width 64, batch 512 in fp32, fp16 and bf16 beside the PyTorch peer
-# (tests/bench_zee_torch.py --device cuda) in the same sitting, the Zee model likewise, a profile,
-# and compute-sanitizer on the CUDA test last. Each step writes OUT_DIR/STEP.txt and one line to
-# OUT_DIR/summary.txt; exit 1 when any step failed. Where no GPU is found it says so and exits 1.
-# usage: tests/gpu_check.sh BUILD_DIR OUT_DIR   (BUILD_DIR configured with the CUDA backend;
-#        PYTHON names a python3 with a CUDA PyTorch for the peer, else the peer steps are skipped)
+# one run that fits a brief loan of a GPU machine (10 minutes: each step's limit is cut to what is
+# left of ZNET_GPU_BUDGET seconds, and a step with under 10 s left is skipped), most telling first:
+#   1. parity: `znet check --backends cpu,cuda` on DavidNet and Zee in fp32 and fp16; the CUDA-graph
+#      replay against eager training (same losses, --deterministic); the cuDNN algorithm cache
+#      (written, reread, a damaged one named and ignored);
+#   2. speed: `znet bench` of DavidNet width 64, batch 512 in fp16, bf16, fp32 beside the PyTorch
+#      peer (tests/bench_zee_torch.py --device cuda: AMP and channels_last) in the same sitting,
+#      graphs off for their share, Zee with the fused z-tower and without it, and an epoch of the
+#      real input pipeline on the CIFAR subset (SUBSET_DIR, from tests/make_cifar_subset.py);
+#   3. the rest: the CUDA ctest tests, parity on every model and in bf16, uneven tower slices,
+#      compute-sanitizer, a profile.
+# Each step writes OUT_DIR/STEP.txt and one line to OUT_DIR/summary.txt; the exit status is 1 when
+# any step failed (an EXIT trap sets it, so a block appended at the end of this file runs too:
+# use `step` and `note` there). Where no GPU is found it says so and exits 1.
+# usage: tests/gpu_check.sh BUILD_DIR OUT_DIR [SUBSET_DIR]   (BUILD_DIR configured with the CUDA
+#        backend; PYTHON names a python3 with a CUDA PyTorch for the peer, else those steps are
+#        skipped; without SUBSET_DIR the steps that train on data are skipped)
 set -u
-[ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR OUT_DIR" >&2; exit 2; }
+[ $# -eq 2 ] || [ $# -eq 3 ] || { echo "usage: $0 BUILD_DIR OUT_DIR [SUBSET_DIR]" >&2; exit 2; }
 build=$(cd "$1" && pwd) || exit 2
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=$2
-mkdir -p "$out" || exit 2
+subset=${3:-}
+mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 2
+[ -z "$subset" ] || subset=$(cd "$subset" && pwd) || exit 2
 summary=$out/summary.txt
 : > "$summary"
 failed=0
+trap 'exit $failed' EXIT
 znet=$build/znet
+budget_end=$((SECONDS + ${ZNET_GPU_BUDGET:-570}))
+# the algorithm cache of these runs lives with the results, never in the user's cache
+export ZNET_CUDNN_CACHE=$out/cudnn-algos.txt
 
-# step NAME SECONDS COMMAND...: runs COMMAND under a time limit, output to OUT_DIR/NAME.txt
+# note TEXT: a line in the summary
+note() {
+    echo "$*" | tee -a "$summary"
+}
+
+# step NAME SECONDS COMMAND...: runs COMMAND under a time limit (cut to the budget left), output
+# to OUT_DIR/NAME.txt; status: COMMAND's, 124 on a time-out, 125 when skipped for lack of time
 step() {
-    local name=$1 limit=$2 t0=$SECONDS rc
+    local name=$1 limit=$2 t0=$SECONDS rc left=$((budget_end - SECONDS))
     shift 2
+    if [ $left -lt 10 ]; then
+        printf '%-40s skipped (time budget spent)\n' "$name" | tee -a "$summary"
+        return 125
+    fi
+    [ $limit -le $left ] || limit=$left
     timeout "$limit" "$@" > "$out/$name.txt" 2>&1
     rc=$?
-    printf '%-34s %s  %4d s\n' "$name" "$([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)")" \
+    printf '%-40s %s  %4d s\n' "$name" "$([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)")" \
         $((SECONDS - t0)) | tee -a "$summary"
     [ $rc -eq 0 ] || failed=1
     return $rc
 }
 
+# expect NAME PATTERN: fails NAME when OUT_DIR/NAME.txt lacks the extended regex PATTERN
+expect() {
+    grep -Eq "$2" "$out/$1.txt" && return 0
+    note "  $1: output lacks /$2/"
+    failed=1
+    return 1
+}
+
 if ! step gpu 30 nvidia-smi; then
-    echo "no NVIDIA GPU or driver here (nvidia-smi failed): nothing to check" | tee -a "$summary"
+    note "no NVIDIA GPU or driver here (nvidia-smi failed): nothing to check"
     exit 1
 fi
-step tests 240 ctest --test-dir "$build" -R 'cuda|parity|check_backends' --output-on-failure
 
-# parity, node by node, one training step from the same weights and batch (docs/parity.md)
-for m in "$src"/models/*.znet; do
-    step "parity_$(basename "$m" .znet)" 90 "$znet" check --backends cpu,cuda --batch 32 "$m"
-done
-# the fused z-tower over uneven batch slices (51, 51, 49 at width 64) and under compute-sanitizer
-step parity_zee_w64_batch151 120 "$znet" check --backends cpu,cuda --batch 151 \
-    "$src/models/davidnet_zee.znet"
-if command -v compute-sanitizer > /dev/null; then
-    for p in fp32 fp16; do
-        step "sanitizer_zee_w8_$p" 180 compute-sanitizer --error-exitcode 9 "$znet" check \
-            --backends cpu,cuda --precision $p --batch 16 --set width=8 "$src/models/davidnet_zee.znet"
+# ---- 1. parity --------------------------------------------------------------------------------
+# node by node, one training step from the same weights and batch (docs/parity.md)
+zee=$src/models/davidnet_zee.znet
+davidnet=$src/models/davidnet.znet
+# (Zee's 16-bit checks at width 16, as every earlier GPU run did them)
+step parity_davidnet_fp32 90 "$znet" check --backends cpu,cuda --batch 32 "$davidnet"
+step parity_zee_fp32 120 "$znet" check --backends cpu,cuda --batch 32 "$zee"
+step parity_davidnet_fp16 90 "$znet" check --backends cpu,cuda --precision fp16 --batch 32 "$davidnet"
+step parity_zee_w16_fp16 90 "$znet" check --backends cpu,cuda --precision fp16 --batch 32 \
+    --set width=16 "$zee"
+
+# training with the step replayed as a CUDA graph gives eager training's losses to the bit
+# (--deterministic, and the second run reads the first one's algorithm cache: the same
+# algorithms in both); a fall-back to eager is reported
+if [ -n "$subset" ]; then
+    for g in on off; do
+        step "graph_${g}_davidnet_w16" 120 env ZNET_CUDA_GRAPH=$g "$znet" run "$davidnet" \
+            --backend cuda --precision fp16 --deterministic --set width=16 --set train.epochs=2 \
+            --set 'train.data=npy(layout = "nchw")' --data "$subset" --limit 2048 \
+            --test-limit 512 --quiet --no-save --log "$out/graph_$g.csv"
     done
+    if [ -s "$out/graph_on.csv" ] && [ -s "$out/graph_off.csv" ]; then
+        # every column but the time and the rate
+        if diff <(awk -F, -v OFS=, '{NF -= 2; print}' "$out/graph_on.csv") \
+                <(awk -F, -v OFS=, '{NF -= 2; print}' "$out/graph_off.csv") > "$out/graph_diff.txt"
+        then note "  graph replay: the same losses and accuracies as eager"
+        else note "  graph replay: losses differ from eager (graph_diff.txt)"; failed=1; fi
+    fi
+    grep -q "not as a CUDA graph" "$out/graph_on_davidnet_w16.txt" 2> /dev/null &&
+        note "  graph replay fell back to eager: $(grep -m1 'not as a CUDA graph' "$out/graph_on_davidnet_w16.txt")"
+else
+    note "no SUBSET_DIR: the graph-replay and epoch steps are skipped"
 fi
-for p in fp16 bf16; do
-    step "parity_davidnet_$p" 90 "$znet" check --backends cpu,cuda --precision $p --batch 32 \
-        "$src/models/davidnet.znet"
-    step "parity_zee_w16_$p" 90 "$znet" check --backends cpu,cuda --precision $p --batch 32 \
-        --set width=16 "$src/models/davidnet_zee.znet"
-done
 
-# speed, znet then the PyTorch peer for each precision: DavidNet width 64, batch 512 (the anchors
-# of docs/cuda.md are for this network), then the Zee model
+# the algorithm cache: the first run times and writes it, the second reads it (same choices), a
+# damaged file is named on stderr and rewritten
+rm -f "$ZNET_CUDNN_CACHE"
+bench_small=("$znet" bench "$zee" --backend cuda --precision fp16 --set width=16 --batch 64
+             --steps 2 --train-only)
+step algo_cache_write 90 "${bench_small[@]}" && [ -s "$ZNET_CUDNN_CACHE" ] &&
+    note "  algorithm cache: $(($(wc -l < "$ZNET_CUDNN_CACHE") - 1)) shapes written"
+cp "$ZNET_CUDNN_CACHE" "$out/cudnn-algos.first.txt" 2> /dev/null
+step algo_cache_reread 90 "${bench_small[@]}" &&
+    if cmp -s "$ZNET_CUDNN_CACHE" "$out/cudnn-algos.first.txt"; then note "  algorithm cache: reread unchanged"
+    else note "  algorithm cache: changed on rereading (diff cudnn-algos.first.txt cudnn-algos.txt)"; failed=1; fi
+echo "this is not an algorithm cache" > "$ZNET_CUDNN_CACHE"
+step algo_cache_damaged 90 "${bench_small[@]}" &&
+    expect algo_cache_damaged "cudnn-algos.txt:1: not a znet algorithm cache" &&
+    head -1 "$ZNET_CUDNN_CACHE" | grep -q "znet cuDNN algorithm cache" &&
+    note "  algorithm cache: a damaged file was named, ignored and rewritten"
+
+# a file that cannot be written is said and the run goes on; a bad graph setting is refused
+step algo_cache_unwritable 90 env ZNET_CUDNN_CACHE=/proc/znet/cudnn-algos.txt "${bench_small[@]}" &&
+    expect algo_cache_unwritable "the cuDNN algorithm cache is not saved: .*/proc/znet"
+step graph_setting_refused 30 sh -c 'ZNET_CUDA_GRAPH=maybe "$0" bench "$1" --backend cuda --batch 8 \
+    --steps 1 2>&1; test $? -eq 1' "$znet" "$davidnet" &&
+    expect graph_setting_refused "ZNET_CUDA_GRAPH=maybe: expected on or off"
+
+# ---- 2. speed ---------------------------------------------------------------------------------
+# znet then the PyTorch peer (AMP, channels_last) for each precision, in the same sitting:
+# DavidNet width 64, batch 512, then the Zee model; the algorithm cache is warm by now
 python=${PYTHON:-python3}
 peer_ok=0
 "$python" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2> /dev/null && peer_ok=1
-[ $peer_ok = 1 ] || echo "no CUDA PyTorch in $python: peer steps skipped" | tee -a "$summary"
-for p in fp32 fp16 bf16; do
-    name=bench_davidnet_w64_$p
-    if step "$name" 120 "$znet" bench "$src/models/davidnet.znet" --backend cuda --set width=64 \
-        --batch 512 --precision $p --steps 20 --train-only; then
-        # 50,000 training images per epoch; the training line says "= N img/s"
-        awk -v p=$p '/training:/ { for (i = 1; i < NF; i++) if ($(i + 1) == "img/s,")
-            printf "  %s: %s train img/s -> %.2f s per epoch, %.0f s for 24 epochs (training steps only)\n",
-                   p, $i, 50000 / $i, 24 * 50000 / $i }' "$out/$name.txt" | tee -a "$summary"
-    fi
-    # the peer in fp32 twice: without TF32 as znet's fp32, and with it, PyTorch's default
-    for q in $p $([ $p = fp32 ] && echo tf32); do
-        [ $peer_ok = 1 ] && step "peer_davidnet_w64_$q" 120 "$python" \
-            "$src/tests/bench_zee_torch.py" davidnet --device cuda --width 64 --batch 512 \
-            --steps 20 --precision $q &&
-            sed -n "s/.*: train/  peer $q: train/p" "$out/peer_davidnet_w64_$q.txt" | tee -a "$summary"
-    done
+[ $peer_ok = 1 ] || note "no CUDA PyTorch in $python: peer steps skipped"
+
+# the timed choice from run to run: two fresh timings of DavidNet width 64 fp16, each into its own
+# cache file, compared shape by shape (a report, not a pass/fail: the aim is few differences)
+for i in 1 2; do
+    rm -f "$out/cudnn-algos.fresh$i.txt"
+    step "algo_fresh_$i" 120 env ZNET_CUDNN_CACHE="$out/cudnn-algos.fresh$i.txt" "$znet" bench \
+        "$davidnet" --backend cuda --set width=64 --batch 512 --precision fp16 --steps 2 --train-only
 done
-for p in fp32 fp16; do
+if [ -s "$out/cudnn-algos.fresh1.txt" ] && [ -s "$out/cudnn-algos.fresh2.txt" ]; then
+    note "  algorithm choice, two fresh timings: $(sort "$out/cudnn-algos.fresh1.txt" |
+        comm -12 - <(sort "$out/cudnn-algos.fresh2.txt") | grep -vc '^#') of" \
+         "$(grep -vc '^#' "$out/cudnn-algos.fresh1.txt") shapes chose the same algorithm"
+fi
+
+# bench_line NAME: the training figure of a znet bench step, with the epoch and 24-epoch times
+bench_line() {
+    awk -v n="$1" '/training:/ { for (i = 1; i < NF; i++) if ($(i + 1) == "img/s,")
+        printf "  %s: %s train img/s -> %.2f s per epoch, %.0f s for 24 epochs (training steps only)\n",
+               n, $i, 50000 / $i, 24 * 50000 / $i }' "$out/$1.txt" | tee -a "$summary"
+}
+
+# peer NAME ARGS...: the PyTorch peer's line
+peer() {
+    local name=$1
+    shift
+    [ $peer_ok = 1 ] && step "$name" 120 "$python" "$src/tests/bench_zee_torch.py" "$@" \
+        --device cuda --batch 512 --width 64 &&
+        sed -n "s/.*: train/  $name: train/p" "$out/$name.txt" | tee -a "$summary"
+}
+
+for p in fp16 bf16 fp32; do
+    name=bench_davidnet_w64_$p
+    step "$name" 120 "$znet" bench "$davidnet" --backend cuda --set width=64 --batch 512 \
+        --precision $p --steps 20 --train-only && bench_line "$name"
+    if [ $p = fp32 ]; then
+        peer peer_davidnet_w64_fp32 davidnet --steps 20 --precision fp32
+        peer peer_davidnet_w64_tf32 davidnet --steps 20 --precision tf32 --channels-last
+    else
+        peer "peer_davidnet_w64_${p}_amp_cl" davidnet --steps 20 --precision $p --channels-last
+    fi
+done
+# the graphs' share: the same fp16 step eager
+name=bench_davidnet_w64_fp16_graph_off
+step "$name" 120 env ZNET_CUDA_GRAPH=off "$znet" bench "$davidnet" --backend cuda --set width=64 \
+    --batch 512 --precision fp16 --steps 20 --train-only && bench_line "$name"
+for p in fp16 fp32; do
     # the fused z-tower (docs/passes.md) and, for its cost, the tower's layers apart
     for np in "" ztower; do
         name=bench_zee_w64_$p${np:+_no_$np}
-        step "$name" 120 "$znet" bench "$src/models/davidnet_zee.znet" --backend cuda --batch 512 \
-            --precision $p --steps 10 --train-only ${np:+--no-pass $np} &&
-            grep -E 'training:|memory' "$out/$name.txt" | tee -a "$summary"
+        step "$name" 120 "$znet" bench "$zee" --backend cuda --batch 512 --precision $p \
+            --steps 10 --train-only ${np:+--no-pass $np} &&
+            grep -E 'training:|memory' "$out/$name.txt" | sed "s/^/  $name: /" | tee -a "$summary"
     done
-    [ $peer_ok = 1 ] && step "peer_zee_w64_$p" 120 "$python" "$src/tests/bench_zee_torch.py" \
-        zee --device cuda --width 64 --batch 512 --steps 10 --precision $p &&
-        sed -n "s/.*: train/  peer $p: train/p" "$out/peer_zee_w64_$p.txt" | tee -a "$summary"
+    peer "peer_zee_w64_${p}_amp_cl" zee --steps 10 --precision $p --channels-last
 done
-step bench_davidnet_w64_fp16_profile 120 "$znet" bench "$src/models/davidnet.znet" --backend cuda \
-    --set width=64 --batch 512 --precision fp16 --steps 5 --train-only --profile
+# an epoch with the real input pipeline (augmentation, host-to-device copies overlapped): the
+# subset's 5,000 images twice; the log's time column is cumulative
+if [ -n "$subset" ]; then
+    step epoch_davidnet_w64_fp16 180 "$znet" run "$davidnet" --backend cuda --precision fp16 \
+        --set width=64 --set train.epochs=2 --set 'train.data=npy(layout = "nchw")' \
+        --data "$subset" --test-limit 1000 --quiet --no-save --log "$out/epoch.csv" &&
+        awk -F, 'NR > 1 { t = $(NF - 1); printf "  epoch %d: %.3f s (%s img/s)\n", $1, t - last, $NF; last = t }' \
+            "$out/epoch.csv" | tee -a "$summary"
+fi
+
+# ---- 3. the rest ------------------------------------------------------------------------------
+step tests 240 ctest --test-dir "$build" -R 'cuda|parity|check_backends' --output-on-failure
+for m in "$src"/models/*.znet; do
+    b=$(basename "$m" .znet)
+    [ "$b" = davidnet ] || [ "$b" = davidnet_zee ] || step "parity_$b" 90 "$znet" check \
+        --backends cpu,cuda --batch 32 "$m"
+done
+step parity_davidnet_bf16 90 "$znet" check --backends cpu,cuda --precision bf16 --batch 32 "$davidnet"
+step parity_zee_w16_bf16 90 "$znet" check --backends cpu,cuda --precision bf16 --batch 32 \
+    --set width=16 "$zee"
+# the fused z-tower over uneven batch slices (51, 51, 49 at width 64)
+step parity_zee_w64_batch151 120 "$znet" check --backends cpu,cuda --batch 151 "$zee"
 if command -v compute-sanitizer > /dev/null; then
+    for p in fp32 fp16; do
+        step "sanitizer_zee_w8_$p" 180 compute-sanitizer --error-exitcode 9 "$znet" check \
+            --backends cpu,cuda --precision $p --batch 16 --set width=8 "$zee"
+    done
     step sanitizer_test_cuda 180 compute-sanitizer --error-exitcode 9 "$build/tests/test_cuda"
 else
-    echo "compute-sanitizer not found: skipped" | tee -a "$summary"
+    note "compute-sanitizer not found: skipped"
 fi
-exit $failed
+step bench_davidnet_w64_fp16_profile 120 "$znet" bench "$davidnet" --backend cuda \
+    --set width=64 --batch 512 --precision fp16 --steps 5 --train-only --profile
+# blocks appended below run before the EXIT trap reports; end none of them with `exit`

@@ -1,8 +1,9 @@
 /* cuda_backend.c: the CUDA backend's vtable, returned by the module's entry point
  * zn_cuda_backend_ops() (loaded by backends/cuda_loader.c): whether a driver and a GPU are there,
- * the handles and streams, per-node scratch sizes, prepare, the compute loop that dispatches
- * every node to its runner (cuda_forward.c, cuda_backward.c) with the optional non-finite
- * check, the label checks kernels report, and the optimizer step. */
+ * the handles and streams, the settings from the environment, per-node scratch sizes, prepare,
+ * the compute loop that dispatches every node to its runner (cuda_forward.c, cuda_backward.c)
+ * with the optional non-finite check (or replays it as a CUDA graph: cuda_graph.c), the label
+ * checks kernels report, and the optimizer step. */
 #include "backends/cuda/cuda_backend.h"
 
 #include <dlfcn.h>
@@ -55,6 +56,9 @@ static void cuda_destroy(zn_backend *be)
     if (cu->copy_stream) cudaStreamSynchronize(cu->copy_stream);
     zn_cuda_release_staging(cu);
     zn_cuda_release_plan(cu);
+    if (cu->tick[0]) cudaEventDestroy(cu->tick[0]);
+    if (cu->tick[1]) cudaEventDestroy(cu->tick[1]);
+    if (cu->blas_workspace) cudaFree(cu->blas_workspace);
     if (cu->poold) cudnnDestroyPoolingDescriptor(cu->poold);
     if (cu->convd) cudnnDestroyConvolutionDescriptor(cu->convd);
     if (cu->wd) cudnnDestroyFilterDescriptor(cu->wd);
@@ -66,6 +70,7 @@ static void cuda_destroy(zn_backend *be)
     if (cu->copy_stream) cudaStreamDestroy(cu->copy_stream);
     if (cu->stream) cudaStreamDestroy(cu->stream);
     free(cu->algos);
+    zn_cuda_algo_file_free(&cu->algo_file);
     free(cu->ptrs);
     free(cu->ints);
     free(cu);
@@ -92,12 +97,31 @@ static bool open_device(zn_cuda *cu)
            ZN_DNN_AT(cu, NULL, cudnnCreatePoolingDescriptor, &cu->poold);
 }
 
+/* cuBLAS gets its scratch once here: a product captured into a graph may not allocate (cuBLAS's
+ * advice for stream capture). Set with graphs off too, so both pick the same kernels and a run
+ * with ZNET_CUDA_GRAPH=off reproduces one with graphs to the bit. After open_device: cublasSetStream
+ * resets the workspace to cuBLAS's default pool. */
+static bool blas_workspace(zn_cuda *cu)
+{
+    return ZN_RT_AT(cu, NULL, cudaMalloc, &cu->blas_workspace, ZN_CUDA_BLAS_WORKSPACE) &&
+           ZN_BLAS_AT(cu, NULL, cublasSetWorkspace, cu->cublas, cu->blas_workspace,
+                      ZN_CUDA_BLAS_WORKSPACE);
+}
+
 static zn_backend *cuda_create(const zn_backend_opts *opts, char *err, size_t errlen)
 {
     zn_cuda *cu = zn_backend_alloc("cuda", sizeof *cu, &cuda_ops, err, errlen);
     if (!cu) return NULL;
     cu->opts = *opts;
-    if (!open_device(cu)) {
+    char why[1024];
+    if (!zn_cuda_settings_parse(&cu->settings, getenv("ZNET_CUDA_GRAPH"),
+                                getenv("ZNET_CUDNN_CACHE"), getenv("XDG_CACHE_HOME"),
+                                getenv("HOME"), why, sizeof why)) {
+        snprintf(err, errlen, "cuda backend: %s", why);
+        cuda_destroy(&cu->base);
+        return NULL;
+    }
+    if (!open_device(cu) || !blas_workspace(cu) || !zn_cuda_conv_open_cache(cu)) {
         snprintf(err, errlen, "%s", cu->err);
         cuda_destroy(&cu->base);
         return NULL;
@@ -183,6 +207,7 @@ static bool cuda_prepare(zn_backend *be, const zn_graph *g, const zn_plan *p)
 {
     zn_cuda *cu = cuda_of(be);
     cu->graph = g;
+    zn_cuda_replay_reset(cu); /* the graph or the plan may be new at the same address */
     return check_plan(cu, g, p) && check_nodes(cu, g, p, 0, g->n_nodes - 1) &&
            zn_grow_args("cuda", g, 0, g->n_nodes - 1, &cu->ptrs, &cu->ints, &cu->cap, cu->err,
                         sizeof cu->err) &&
@@ -261,6 +286,20 @@ static bool fetch_label_check(const zn_cuda_call *c)
     return !cu->opts.check_numerics || zn_cuda_settle(cu);
 }
 
+bool zn_cuda_run_nodes(zn_cuda *cu, const zn_graph *g, const zn_plan *p, int first, int last)
+{
+    for (int id = first; id <= last; id++) {
+        const zn_node *n = &g->nodes[id];
+        if (n->op == ZN_OP_INPUT || n->op == ZN_OP_PARAM) continue;
+        zn_cuda_call c = {cu, g, p, id, n};
+        if (!runner_of(n->op)(&c)) return false;
+        if ((n->op == ZN_OP_XENT || n->op == ZN_OP_XENT_BWD) && !fetch_label_check(&c))
+            return false;
+        if (cu->opts.check_numerics && !check_finite(&c)) return false;
+    }
+    return true;
+}
+
 static bool cuda_compute(zn_backend *be, const zn_graph *g, const zn_plan *p, int first, int last)
 {
     zn_cuda *cu = cuda_of(be);
@@ -272,17 +311,9 @@ static bool cuda_compute(zn_backend *be, const zn_graph *g, const zn_plan *p, in
         return zn_cuda_fail(cu, "cuda backend: compute before prepare: call prepare with this "
                             "graph and plan first");
     cu->graph = g;
-    if (!zn_cuda_flush_inputs(cu, 0, SIZE_MAX / 2)) return false;
-    for (int id = first; id <= last; id++) {
-        const zn_node *n = &g->nodes[id];
-        if (n->op == ZN_OP_INPUT || n->op == ZN_OP_PARAM) continue;
-        zn_cuda_call c = {cu, g, p, id, n};
-        if (!runner_of(n->op)(&c)) return false;
-        if ((n->op == ZN_OP_XENT || n->op == ZN_OP_XENT_BWD) && !fetch_label_check(&c))
-            return false;
-        if (cu->opts.check_numerics && !check_finite(&c)) return false;
-    }
-    return true;
+    /* the staged inputs move in eagerly: their copies wait on events a graph cannot hold */
+    return zn_cuda_flush_inputs(cu, 0, SIZE_MAX / 2) &&
+           zn_cuda_replay_compute(cu, g, p, first, last);
 }
 
 /* Every parameter with its gradient: the state at the parameter's offset in the optimizer

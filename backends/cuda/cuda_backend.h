@@ -14,6 +14,7 @@
 #include <cudnn.h>
 
 #include "backends/backend.h"
+#include "backends/cuda/cuda_algo_file.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/k_extra.h"
 #include "backends/node_args.h"
@@ -38,26 +39,34 @@ typedef struct {
     cudaEvent_t consumed;  /* the staged bytes were moved into the arena */
 } zn_cuda_input;
 
-/* A convolution's shape: every cuDNN parameter, the batch included. */
-typedef struct {
-    int op;    /* ZN_OP_CONV2D, ZN_OP_CONV2D_BWD_DATA or ZN_OP_CONV2D_BWD_FILTER */
-    int dtype; /* cudnnDataType_t of x, w and y */
-    int n, c, h, w, o, kh, kw, oh, ow;
-    int stride[2], pad[2], dilation[2], groups;
-    int fused; /* 1: a z-tower's slice convolution, cached apart from the nodes' so that prepare's
-                  timing, which may take all the plan's scratch, does not change its algorithm */
-} zn_cuda_conv_key;
-
-/* The algorithm chosen for one shape: by the heuristics when the plan asks for workspace, then
- * by timing (cudnnFind*Ex) in prepare, within the workspace the plan gave. */
+/* The algorithm chosen for one shape: from the cache file or by the heuristics when the plan
+ * asks for workspace, then by timing in prepare, within the workspace the plan gave. */
 typedef struct {
     zn_cuda_conv_key key;
     int algo;              /* a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t; -1: none */
     cudnnMathType_t math;
     size_t workspace;      /* the algorithm's scratch bytes */
     bool timed;
+    bool from_file;        /* read from the algorithm cache file, checked with cuDNN */
     char why[1024];        /* algo -1: why none */
 } zn_cuda_conv_algo;
+
+/* One compute range (first..last of a graph under a plan, training or not) replayed as a CUDA
+ * graph (cuda_graph.c). */
+typedef struct {
+    const zn_graph *g;
+    const zn_plan *p;
+    int first, last;
+    bool training;
+    int calls;             /* calls so far: the first runs eagerly (warm-up), the second captures */
+    bool eager;            /* not capturable: always run eagerly */
+    bool labels;           /* the range holds a label check (XENT, XENT_BWD) */
+    cudaGraphExec_t exec;  /* NULL until captured */
+} zn_cuda_replay;
+
+#define ZN_CUDA_REPLAYS 8 /* ranges kept (a session uses 2 or 3); more run eagerly */
+/* cuBLAS's own scratch, allocated once, so a product captured into a graph allocates none */
+#define ZN_CUDA_BLAS_WORKSPACE ((size_t)32 << 20)
 
 typedef struct {
     zn_backend base; /* first, so a zn_backend * is a zn_cuda * */
@@ -88,9 +97,17 @@ typedef struct {
     int n_status;
     bool labels_pending;  /* label checks were copied back but not looked at yet */
     const zn_graph *graph; /* of the last prepare or compute: names nodes in late messages */
-    /* the conv algorithm cache */
+    /* the conv algorithm cache, and its file (ZNET_CUDNN_CACHE) for the GPU tagged device_tag */
     zn_cuda_conv_algo *algos;
     int n_algos, cap_algos;
+    zn_cuda_settings settings; /* from the environment at create */
+    zn_cuda_algo_file algo_file;
+    char device_tag[128];
+    cudaEvent_t tick[2];       /* timing of algorithm candidates */
+    /* CUDA graphs of compute ranges (ZNET_CUDA_GRAPH) */
+    zn_cuda_replay replays[ZN_CUDA_REPLAYS];
+    int n_replays;
+    void *blas_workspace;
     /* argument arrays for ops with any number of sources (concat, stitch), cap entries each */
     const float **ptrs;
     int *ints; /* 3 * cap */
@@ -132,13 +149,21 @@ bool zn_cuda_run_conv2d_bwd_data(const zn_cuda_call *c);
 bool zn_cuda_run_conv2d_bwd_filter(const zn_cuda_call *c);
 /* Scratch bytes of a convolution node at this batch: its algorithm's, plus the 16-bit copies. */
 size_t zn_cuda_conv_workspace(zn_cuda *cu, const zn_graph *g, int id, int batch);
-/* Times the algorithms of every convolution node on the allocated plan (cudnnFind*Ex). */
+/* Times the algorithms of every convolution, the nodes' and the z-towers' slices', on the
+ * allocated plan, and saves new choices to the cache file. */
 bool zn_cuda_conv_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p);
+/* Chooses the algorithm of convolution k by timing, on operands in the roles of
+ * zn_cuda_conv_run (only out is written) within the scratch ws; a choice the cache file holds
+ * that cuDNN accepts and that fits is kept without timing. */
+bool zn_cuda_conv_time(const zn_cuda_call *c, const zn_cuda_conv_key *k, const float *in0,
+                       const float *in1, float *out, zn_cuda_ws ws);
+/* Reads the algorithm cache file of the settings (a damaged one is named on stderr and
+ * ignored) and tags this GPU; false only on a CUDA error. */
+bool zn_cuda_conv_open_cache(zn_cuda *cu);
 /* The key of a convolution op (ZN_OP_CONV2D, ZN_OP_CONV2D_BWD_DATA or ZN_OP_CONV2D_BWD_FILTER)
  * over x [n] + per-example x [c, h, w], w [o, c/groups, kh, kw], y [n] + per-example y
  * [o, oh, ow], with a's stride, pad and dilation. fused 1: one no node describes alone (the
- * z-tower's, on a slice of the batch), whose algorithm stays the heuristics' (prepare times the
- * nodes' alone). */
+ * z-tower's, on a slice of the batch), timed by zn_cuda_ztower_prepare on the tower's scratch. */
 zn_cuda_conv_key zn_cuda_conv_key_make(const zn_cuda *cu, int op, int n, const zn_shape *x,
                                        const zn_shape *w, const zn_shape *y, const zn_attrs *a,
                                        int groups, int fused);
@@ -152,6 +177,8 @@ bool zn_cuda_conv_run(const zn_cuda_call *c, const zn_cuda_conv_key *k, const fl
                       const float *in1, float *out, zn_cuda_ws ws);
 
 /* cuda_ztower.c: the fused z-tower (graph op ztower and its backward ops) in batch slices. */
+/* Times the slice convolutions of every tower node on its own scratch (zn_cuda_conv_time). */
+bool zn_cuda_ztower_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p);
 /* Scratch bytes of a ZTOWER, ZTOWER_COEF or ZTOWER_BWD node at this batch. */
 size_t zn_cuda_ztower_workspace(zn_cuda *cu, const zn_graph *g, int id, int batch);
 /* z [N, F] of a ZTOWER node c: training, batch statistics (running statistics updated, not with
@@ -181,6 +208,12 @@ bool zn_cuda_staging_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p);
 bool zn_cuda_flush_inputs(zn_cuda *cu, size_t offset, size_t bytes);
 /* The staging of INPUT node `node`, or NULL. */
 const zn_cuda_input *zn_cuda_input_of(const zn_cuda *cu, int node);
+/* cuda_graph.c: nodes first..last, replayed as a CUDA graph where that is on and possible. */
+bool zn_cuda_replay_compute(zn_cuda *cu, const zn_graph *g, const zn_plan *p, int first, int last);
+/* Drops every captured graph (their addresses and arguments belong to the old plan). */
+void zn_cuda_replay_reset(zn_cuda *cu);
+/* cuda_backend.c: runs nodes first..last eagerly, in order, on the compute stream. */
+bool zn_cuda_run_nodes(zn_cuda *cu, const zn_graph *g, const zn_plan *p, int first, int last);
 /* cuda_backend.c: waits for the compute stream, then reports what kernels flagged since the
  * last look (a label out of range); false with the message. */
 bool zn_cuda_settle(zn_cuda *cu);

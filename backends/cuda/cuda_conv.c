@@ -1,10 +1,12 @@
 /* cuda_conv.c: convolution on cuDNN: CONV2D (+ bias) and its two backward ops, and the same for
- * convolutions no node describes alone (the z-tower's slices). The algorithm of each shape (all
- * conv parameters and the batch) is chosen once and cached: the heuristics (cudnnGet*_v7) under a
- * workspace budget when the plan asks how much scratch a node needs, then, for the nodes' own,
- * timing (cudnnFind*Ex) in prepare within the workspace the plan reserved. fp32 runs FMA kernels
- * only (no TF32); fp16/bf16 cast the operands to 16 bits in the workspace, run on tensor cores
- * with float accumulation and cast the result back, gradients loss-scaled (docs/cuda.md). */
+ * convolutions no node describes alone (the z-towers' slices). The algorithm of each shape (all
+ * conv parameters and the batch) is chosen once and cached: from the cache file or by the
+ * heuristics (cudnnGet*_v7) under a workspace budget when the plan asks how much scratch a node
+ * needs, then timed in prepare within the workspace the plan reserved (cudnnFind*Ex, then the
+ * fastest few again, several runs each, so that one noisy run does not decide) and written to
+ * the cache file, which later runs reuse. fp32 runs FMA kernels only (no TF32); fp16/bf16 cast
+ * the operands to 16 bits in the workspace, run on tensor cores with float accumulation and cast
+ * the result back, gradients loss-scaled (docs/cuda.md). */
 #include "backends/cuda/cuda_backend.h"
 
 #include <stdio.h>
@@ -21,6 +23,16 @@ typedef struct {
 } conv_perf;
 
 #define PERF_MAX 8 /* >= every CUDNN_CONVOLUTION_*_ALGO_COUNT */
+#define TIME_CANDIDATES 4 /* the fastest of cudnnFind's list timed again */
+#define TIME_RUNS 5       /* runs of each, the median kept */
+
+/* The cuDNN call that runs each op, for messages. */
+static const char *call_name(int op)
+{
+    return op == ZN_OP_CONV2D            ? "cudnnConvolutionForward"
+           : op == ZN_OP_CONV2D_BWD_DATA ? "cudnnConvolutionBackwardData"
+                                         : "cudnnConvolutionBackwardFilter";
+}
 
 zn_cuda_conv_key zn_cuda_conv_key_make(const zn_cuda *cu, int op, int n, const zn_shape *x,
                                        const zn_shape *w, const zn_shape *y, const zn_attrs *a,
@@ -184,26 +196,61 @@ static cudnnMathType_t run_math(const zn_cuda *cu, const conv_perf *r)
     return zn_cuda_half_mode(cu) ? r->math : CUDNN_FMA_MATH;
 }
 
-/* Makes the first acceptable algorithm of r (cuDNN lists the fastest first) that cuDNN accepts
- * under its math, with scratch (cuDNN's own figure) within limit, a's; false when none is. */
-static bool adopt(zn_cuda *cu, zn_cuda_conv_algo *a, const conv_perf *r, int count, size_t limit)
+/* The acceptable algorithms of r (cuDNN lists the fastest first) that cuDNN accepts under their
+ * math, with scratch (cuDNN's own figure) within limit, at most cap of them into out, all of the
+ * first pass that has any (acceptable); how many. */
+static int candidates(zn_cuda *cu, int op, const conv_perf *r, int count, size_t limit,
+                      zn_cuda_conv_algo *out, int cap)
 {
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < count; i++) {
+    int found = 0;
+    for (int pass = 0; pass < 2 && !found; pass++)
+        for (int i = 0; i < count && found < cap; i++) {
             size_t bytes = 0;
             cudnnMathType_t math = run_math(cu, &r[i]);
             if (!acceptable(cu, &r[i], limit, pass) ||
                 cudnnSetConvolutionMathType(cu->convd, math) != CUDNN_STATUS_SUCCESS ||
-                algo_workspace(cu, a->key.op, r[i].algo, &bytes) != CUDNN_STATUS_SUCCESS)
+                algo_workspace(cu, op, r[i].algo, &bytes) != CUDNN_STATUS_SUCCESS)
                 continue;
             if (bytes < r[i].memory) bytes = r[i].memory;
             if (bytes > limit) continue;
-            a->algo = r[i].algo;
-            a->math = math;
-            a->workspace = bytes;
-            return true;
+            out[found].algo = r[i].algo;
+            out[found].math = math;
+            out[found].workspace = bytes;
+            found++;
         }
-    return false;
+    return found;
+}
+
+/* Makes the first of the candidates a's choice; false when there is none. */
+static bool adopt(zn_cuda *cu, zn_cuda_conv_algo *a, const conv_perf *r, int count, size_t limit)
+{
+    zn_cuda_conv_algo first;
+    if (!candidates(cu, a->key.op, r, count, limit, &first, 1)) return false;
+    a->algo = first.algo;
+    a->math = first.math;
+    a->workspace = first.workspace;
+    return true;
+}
+
+/* Makes the cache file's entry for a's shape a's choice, with the descriptors set for it, when
+ * cuDNN accepts it for this shape and it fits limit; never TF32 in fp32. */
+static bool from_file(zn_cuda *cu, zn_cuda_conv_algo *a, size_t limit)
+{
+    if (!cu->settings.cache[0]) return false;
+    const zn_cuda_algo_entry *e = zn_cuda_algo_file_find(&cu->algo_file, cu->device_tag, &a->key,
+                                                         cu->opts.deterministic);
+    size_t bytes = 0;
+    if (!e || (!zn_cuda_half_mode(cu) && e->math != CUDNN_FMA_MATH) ||
+        cudnnSetConvolutionMathType(cu->convd, (cudnnMathType_t)e->math) != CUDNN_STATUS_SUCCESS ||
+        algo_workspace(cu, a->key.op, e->algo, &bytes) != CUDNN_STATUS_SUCCESS)
+        return false;
+    if (bytes < e->workspace) bytes = e->workspace;
+    if (bytes > limit) return false;
+    a->algo = e->algo;
+    a->math = (cudnnMathType_t)e->math;
+    a->workspace = bytes;
+    a->from_file = true;
+    return true;
 }
 
 static zn_cuda_conv_algo *cache_find(zn_cuda *cu, const zn_cuda_conv_key *k)
@@ -233,8 +280,8 @@ static zn_cuda_conv_algo *cache_add(zn_cuda *cu, const zn_cuda_conv_key *k)
     return a;
 }
 
-/* The cached algorithm of shape k, chosen by the heuristics under the budget when new (n: the
- * node asking, for messages). NULL only when out of memory; algo -1 (with the reason in why) when
+/* The cached algorithm of shape k, when new the cache file's or else the heuristics' under the
+ * budget (n: the node asking, for messages). NULL only when out of memory; algo -1 (with the reason in why) when
  * none fits. */
 static zn_cuda_conv_algo *choose(zn_cuda *cu, const zn_cuda_conv_key *k, const zn_node *n)
 {
@@ -243,7 +290,7 @@ static zn_cuda_conv_algo *choose(zn_cuda *cu, const zn_cuda_conv_key *k, const z
     if (!(a = cache_add(cu, k))) return NULL;
     conv_perf r[PERF_MAX];
     int count;
-    if (set_descs(cu, k, query_math(cu), n) &&
+    if (set_descs(cu, k, query_math(cu), n) && !from_file(cu, a, ZN_CUDA_CONV_BUDGET) &&
         query(cu, k->op, NULL, NULL, NULL, NULL, 0, r, &count, n) &&
         !adopt(cu, a, r, count, ZN_CUDA_CONV_BUDGET))
         zn_cuda_fail(cu, "cuda backend: no cuDNN algorithm%s for this %s %s fits the %zu MiB "
@@ -296,6 +343,129 @@ static bool operands(const zn_cuda_call *c, const zn_cuda_conv_key *k, zn_cuda_w
     return (t[2] = zn_cuda_ws_take(c, ws, 2 * count[2])) != NULL;
 }
 
+/* Runs algorithm algo of op on operands t (in0, in1, out in the roles of zn_cuda_conv_run) with
+ * the descriptors and math as set and ws_bytes of scratch at ws. */
+static cudnnStatus_t launch(zn_cuda *cu, int op, int algo, void *const t[3], void *ws,
+                            size_t ws_bytes)
+{
+    const float one = 1.0f, zero = 0.0f;
+    if (op == ZN_OP_CONV2D)
+        return cudnnConvolutionForward(cu->cudnn, &one, cu->xd, t[0], cu->wd, t[1], cu->convd,
+                                       (cudnnConvolutionFwdAlgo_t)algo, ws, ws_bytes, &zero,
+                                       cu->yd, t[2]);
+    if (op == ZN_OP_CONV2D_BWD_DATA)
+        return cudnnConvolutionBackwardData(cu->cudnn, &one, cu->wd, t[1], cu->yd, t[0],
+                                            cu->convd, (cudnnConvolutionBwdDataAlgo_t)algo, ws,
+                                            ws_bytes, &zero, cu->xd, t[2]);
+    return cudnnConvolutionBackwardFilter(cu->cudnn, &one, cu->xd, t[0], cu->yd, t[1], cu->convd,
+                                          (cudnnConvolutionBwdFilterAlgo_t)algo, ws, ws_bytes,
+                                          &zero, cu->wd, t[2]);
+}
+
+/* The median of TIME_RUNS timed runs (after one untimed) of candidate a on operands t, in ms; a
+ * negative value when cuDNN refuses to run it. false only on a CUDA error (in last_error). */
+static bool median_ms(zn_cuda *cu, const zn_cuda_conv_algo *a, void *const t[3], zn_cuda_ws ws,
+                      const zn_node *n, float *median)
+{
+    float ms[TIME_RUNS];
+    *median = -1;
+    if (cudnnSetConvolutionMathType(cu->convd, a->math) != CUDNN_STATUS_SUCCESS ||
+        launch(cu, a->key.op, a->algo, t, ws.at, a->workspace) != CUDNN_STATUS_SUCCESS)
+        return true;
+    for (int i = 0; i < TIME_RUNS; i++) {
+        if (!ZN_RT_AT(cu, n, cudaEventRecord, cu->tick[0], cu->stream)) return false;
+        if (launch(cu, a->key.op, a->algo, t, ws.at, a->workspace) != CUDNN_STATUS_SUCCESS)
+            return true;
+        if (!ZN_RT_AT(cu, n, cudaEventRecord, cu->tick[1], cu->stream) ||
+            !ZN_RT_AT(cu, n, cudaEventSynchronize, cu->tick[1]) ||
+            !ZN_RT_AT(cu, n, cudaEventElapsedTime, &ms[i], cu->tick[0], cu->tick[1]))
+            return false;
+        for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) { /* kept sorted */
+            float x = ms[j];
+            ms[j] = ms[j - 1];
+            ms[j - 1] = x;
+        }
+    }
+    *median = ms[TIME_RUNS / 2];
+    return true;
+}
+
+/* a's choice among cudnnFind's fastest candidates within ws, timed again; the heuristics' choice
+ * stays when none runs. */
+static bool time_candidates(zn_cuda *cu, zn_cuda_conv_algo *a, void *const t[3], zn_cuda_ws ws,
+                            const zn_node *n)
+{
+    /* the roles cuDNN names x, w and y (see conv_key) */
+    void *x = t[0], *w = t[1], *y = t[2];
+    if (a->key.op == ZN_OP_CONV2D_BWD_DATA) x = t[2], y = t[0];
+    else if (a->key.op == ZN_OP_CONV2D_BWD_FILTER) w = t[2], y = t[1];
+    conv_perf r[PERF_MAX];
+    zn_cuda_conv_algo cand[TIME_CANDIDATES];
+    int count;
+    if (!set_descs(cu, &a->key, query_math(cu), n) ||
+        !query(cu, a->key.op, x, w, y, ws.at, ws.left, r, &count, n))
+        return false;
+    int m = candidates(cu, a->key.op, r, count, ws.left, cand, TIME_CANDIDATES);
+    float best = -1;
+    for (int i = 0; i < m; i++) {
+        float ms;
+        cand[i].key = a->key;
+        if (!median_ms(cu, &cand[i], t, ws, n, &ms)) return false;
+        if (ms < 0 || (best >= 0 && ms >= best)) continue;
+        best = ms;
+        a->algo = cand[i].algo;
+        a->math = cand[i].math;
+        a->workspace = cand[i].workspace;
+    }
+    if (best < 0 || !cu->settings.cache[0]) return true;
+    zn_cuda_algo_entry e = {.key = a->key, .deterministic = cu->opts.deterministic,
+                            .algo = a->algo, .math = (int)a->math, .workspace = a->workspace};
+    snprintf(e.device, sizeof e.device, "%s", cu->device_tag);
+    if (!zn_cuda_algo_file_put(&cu->algo_file, &e))
+        return zn_cuda_fail(cu, "cuda backend: out of memory for the algorithm cache");
+    return true;
+}
+
+bool zn_cuda_conv_time(const zn_cuda_call *c, const zn_cuda_conv_key *k, const float *in0,
+                       const float *in1, float *out, zn_cuda_ws ws)
+{
+    zn_cuda *cu = c->cu;
+    const zn_node *n = c->node;
+    char text[512];
+    zn_cuda_conv_algo *a = choose(cu, k, n);
+    if (!a) return false;
+    if (a->algo < 0)
+        return zn_cuda_fail(cu, "cuda backend: %s: %s", zn_cuda_node_text(n, text, sizeof text),
+                            a->why);
+    void *t[3] = {(void *)in0, (void *)in1, out};
+    if (!operands(c, k, &ws, false, t)) return false;
+    if (a->timed && a->workspace <= ws.left) return true;
+    /* a choice from the file is kept when it also runs here */
+    bool kept = a->from_file && a->workspace <= ws.left && set_descs(cu, k, a->math, n) &&
+                launch(cu, k->op, a->algo, t, ws.at, a->workspace) == CUDNN_STATUS_SUCCESS;
+    if (!kept && !time_candidates(cu, a, t, ws, n)) return false;
+    if (a->workspace > ws.left)
+        return zn_cuda_fail(cu, "cuda backend: %s: its algorithm needs %zu bytes of workspace, "
+                            "the plan has %zu", zn_cuda_node_text(n, text, sizeof text),
+                            a->workspace, ws.left);
+    a->timed = true;
+    return true;
+}
+
+/* Writes the cache file when this prepare timed new shapes; a failure to write is said once on
+ * stderr and the file is left alone from then on (the cache only saves time). */
+static void save_cache(zn_cuda *cu)
+{
+    char err[1024];
+    if (!cu->settings.cache[0] || !cu->algo_file.dirty) return;
+    if (zn_cuda_algo_file_write(&cu->algo_file, cu->settings.cache, err, sizeof err)) {
+        cu->algo_file.dirty = false;
+        return;
+    }
+    fprintf(stderr, "znet: cuda backend: the cuDNN algorithm cache is not saved: %s\n", err);
+    cu->settings.cache[0] = 0;
+}
+
 bool zn_cuda_conv_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p)
 {
     for (int id = 0; id < g->n_nodes; id++) {
@@ -303,35 +473,34 @@ bool zn_cuda_conv_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p)
         if (n->op != ZN_OP_CONV2D && n->op != ZN_OP_CONV2D_BWD_DATA &&
             n->op != ZN_OP_CONV2D_BWD_FILTER)
             continue;
-        char text[512];
-        zn_cuda_conv_key k = conv_key(cu, g, id, p->batch);
-        zn_cuda_conv_algo *a = choose(cu, &k, n);
-        if (!a) return false;
-        if (a->algo < 0)
-            return zn_cuda_fail(cu, "cuda backend: %s: %s", zn_cuda_node_text(n, text, sizeof text),
-                                a->why);
         zn_cuda_call c = {cu, g, p, id, n};
-        zn_cuda_ws ws = zn_cuda_ws_begin(&c);
-        void *t[3] = {zn_cuda_src(&c, 0), zn_cuda_src(&c, 1), zn_cuda_out(&c)};
-        if (!operands(&c, &k, &ws, false, t)) return false;
-        if (a->timed && a->workspace <= ws.left) continue;
-        /* the roles cuDNN names x, w and y (see conv_key) */
-        void *x = t[0], *w = t[1], *y = t[2];
-        if (n->op == ZN_OP_CONV2D_BWD_DATA) x = t[2], y = t[0];
-        else if (n->op == ZN_OP_CONV2D_BWD_FILTER) w = t[2], y = t[1];
-        conv_perf r[PERF_MAX];
-        int count;
-        if (!set_descs(cu, &a->key, query_math(cu), n) ||
-            !query(cu, n->op, x, w, y, ws.at, ws.left, r, &count, n))
+        zn_cuda_conv_key k = conv_key(cu, g, id, p->batch);
+        if (!zn_cuda_conv_time(&c, &k, zn_cuda_src(&c, 0), zn_cuda_src(&c, 1), zn_cuda_out(&c),
+                               zn_cuda_ws_begin(&c)))
             return false;
-        adopt(cu, a, r, count, ws.left); /* else the heuristics' choice stays */
-        if (a->workspace > ws.left)
-            return zn_cuda_fail(cu, "cuda backend: %s: its algorithm needs %zu bytes of workspace, "
-                                "the plan has %zu", zn_cuda_node_text(n, text, sizeof text),
-                                a->workspace, ws.left);
-        a->timed = true;
     }
+    if (!zn_cuda_ztower_prepare(cu, g, p)) return false;
+    save_cache(cu);
     return ZN_RT_AT(cu, NULL, cudaStreamSynchronize, cu->stream);
+}
+
+bool zn_cuda_conv_open_cache(zn_cuda *cu)
+{
+    struct cudaDeviceProp prop;
+    int runtime = 0;
+    if (!ZN_RT_AT(cu, NULL, cudaGetDeviceProperties, &prop, cu->device) ||
+        !ZN_RT_AT(cu, NULL, cudaRuntimeGetVersion, &runtime) ||
+        !ZN_RT_AT(cu, NULL, cudaEventCreate, &cu->tick[0]) ||
+        !ZN_RT_AT(cu, NULL, cudaEventCreate, &cu->tick[1]))
+        return false;
+    zn_cuda_algo_device_tag(cu->device_tag, sizeof cu->device_tag, prop.name, prop.major,
+                            prop.minor, (long)cudnnGetVersion(), runtime);
+    char err[1024];
+    if (cu->settings.cache[0] &&
+        !zn_cuda_algo_file_read(&cu->algo_file, cu->settings.cache, err, sizeof err))
+        fprintf(stderr, "znet: cuda backend: the cuDNN algorithm cache is ignored and will be "
+                "rewritten: %s\n", err);
+    return true;
 }
 
 bool zn_cuda_conv_run(const zn_cuda_call *c, const zn_cuda_conv_key *k, const float *in0,
@@ -351,22 +520,11 @@ bool zn_cuda_conv_run(const zn_cuda_call *c, const zn_cuda_conv_key *k, const fl
         return zn_cuda_fail(cu, "cuda backend: %s: its algorithm needs %zu bytes of workspace, "
                             "%zu are left", zn_cuda_node_text(n, text, sizeof text), a->workspace,
                             ws.left);
-    if (!set_descs(cu, k, a->math, n)) return false;
-    const float one = 1.0f, zero = 0.0f;
-    bool ok;
-    if (k->op == ZN_OP_CONV2D)
-        ok = ZN_DNN(c, cudnnConvolutionForward, cu->cudnn, &one, cu->xd, t[0], cu->wd, t[1],
-                    cu->convd, (cudnnConvolutionFwdAlgo_t)a->algo, ws.at, a->workspace, &zero,
-                    cu->yd, t[2]);
-    else if (k->op == ZN_OP_CONV2D_BWD_DATA)
-        ok = ZN_DNN(c, cudnnConvolutionBackwardData, cu->cudnn, &one, cu->wd, t[1], cu->yd, t[0],
-                    cu->convd, (cudnnConvolutionBwdDataAlgo_t)a->algo, ws.at, a->workspace, &zero,
-                    cu->xd, t[2]);
-    else
-        ok = ZN_DNN(c, cudnnConvolutionBackwardFilter, cu->cudnn, &one, cu->xd, t[0], cu->yd, t[1],
-                    cu->convd, (cudnnConvolutionBwdFilterAlgo_t)a->algo, ws.at, a->workspace,
-                    &zero, cu->wd, t[2]);
-    if (!ok || !zn_cuda_half_mode(cu)) return ok;
+    if (!set_descs(cu, k, a->math, n) ||
+        !zn_cuda_dnn_ok(cu, launch(cu, k->op, a->algo, t, ws.at, a->workspace), call_name(k->op),
+                        n))
+        return false;
+    if (!zn_cuda_half_mode(cu)) return true;
     size_t count[3];
     operand_counts(k, count);
     float back = k->op == ZN_OP_CONV2D ? 1.0f : 1.0f / zn_cuda_grad_scale(cu);

@@ -29,6 +29,7 @@ bool zn_cuda_quiesce(zn_cuda *cu)
 
 void zn_cuda_release_plan(zn_cuda *cu)
 {
+    zn_cuda_replay_reset(cu); /* its graphs hold the plan's addresses */
     if (cu->block) cudaFree(cu->block);
     cu->block = cu->workspace = NULL;
     cu->workspace_bytes = 0;
@@ -40,6 +41,7 @@ void zn_cuda_release_plan(zn_cuda *cu)
 
 void zn_cuda_release_staging(zn_cuda *cu)
 {
+    zn_cuda_replay_reset(cu); /* its graphs hold the status words' addresses */
     for (int i = 0; i < cu->n_inputs; i++) {
         if (cu->inputs[i].copied) cudaEventDestroy(cu->inputs[i].copied);
         if (cu->inputs[i].consumed) cudaEventDestroy(cu->inputs[i].consumed);

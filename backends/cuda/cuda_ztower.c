@@ -301,3 +301,38 @@ bool zn_cuda_ztower_backward(const zn_cuda_call *c, int k, const float *w, const
     }
     return true;
 }
+
+/* The operands of the tower's conv `op` on the slice, in the roles of zn_cuda_conv_run, over the
+ * tower's scratch (only out is written): forward zs, w -> y; data g, w -> zs; filter zs, g -> dw. */
+static void slice_operands(const tower *t, int op, const float *in[2], float **out)
+{
+    in[0] = op == ZN_OP_CONV2D_BWD_DATA ? t->g : t->zs;
+    in[1] = op == ZN_OP_CONV2D_BWD_FILTER ? t->g : t->w;
+    *out = op == ZN_OP_CONV2D ? t->y : op == ZN_OP_CONV2D_BWD_DATA ? t->zs : t->dw;
+}
+
+bool zn_cuda_ztower_prepare(zn_cuda *cu, const zn_graph *g, const zn_plan *p)
+{
+    for (int id = 0; id < g->n_nodes; id++) {
+        const zn_node *n = &g->nodes[id];
+        if (n->op != ZN_OP_ZTOWER && n->op != ZN_OP_ZTOWER_COEF && n->op != ZN_OP_ZTOWER_BWD)
+            continue;
+        zn_cuda_call c = {cu, g, p, id, n};
+        tower t;
+        if (!tower_begin(&c, zn_cuda_src(&c, zn_ztower_inputs(n)), &t)) return false;
+        /* a full slice and, when the batch does not divide, the last one (as the sizing does) */
+        const int sizes[2] = {t.d.per, t.d.batch % t.d.per};
+        int ops[2];
+        for (int i = 0, k = conv_ops(n, t.d.count, ops); i < k; i++)
+            for (int s = 0; s < 2; s++) {
+                if (!sizes[s]) continue;
+                const float *in[2];
+                float *out;
+                t.n = sizes[s];
+                slice_operands(&t, ops[i], in, &out);
+                zn_cuda_conv_key key = slice_key(cu, n, &t.d, ops[i], t.n);
+                if (!zn_cuda_conv_time(&c, &key, in[0], in[1], out, t.conv_ws)) return false;
+            }
+    }
+    return true;
+}
