@@ -10,6 +10,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +50,22 @@ static double wait_all(MPI_Request *reqs, int n, const char *what)
     }
 }
 
+/* --backend cuda: each rank on a machine its own GPU, the local-rank-th of those it may use
+ * (CUDA_VISIBLE_DEVICES, else all), set before the CUDA module loads. Without enough GPUs the
+ * rank finds none and --backend cuda says so. */
+static void pick_gpu(void)
+{
+    const char *seen = getenv("CUDA_VISIBLE_DEVICES");
+    char one[64] = "";
+    if (!seen) snprintf(one, sizeof one, "%d", local_rank);
+    for (int k = 0; seen && *seen; k++) {
+        size_t len = strcspn(seen, ",");
+        if (k == local_rank && len < sizeof one) memcpy(one, seen, len), one[len] = '\0';
+        seen += len + (seen[len] == ',');
+    }
+    if (*one) setenv("CUDA_VISIBLE_DEVICES", one, 1);
+}
+
 int zn_dist_start(void)
 {
     const char *launcher;
@@ -72,6 +89,7 @@ int zn_dist_start(void)
           "MPI_Comm_split_type");
     MPI_Comm_rank(node, &local_rank);
     MPI_Comm_free(&node);
+    pick_gpu();
     if (rank != 0) {
         int fd = open("/dev/null", O_WRONLY);
         if (fd >= 0) dup2(fd, STDOUT_FILENO), close(fd);

@@ -2,7 +2,9 @@
  * parameters' final gradients (GRAD nodes, in the order backward makes them) are grouped into
  * buckets of about bucket_bytes, and each bucket's sum across ranks is started (dist.h) as soon
  * as backward has made its last gradient, while the rest of backward runs; before the optimizer
- * step every sum is waited for and written back, scaled for heads that average over the batch. */
+ * step every sum is waited for and written back, scaled for heads that average over the batch.
+ * On the CUDA backend built with NCCL the buckets are summed on the GPU instead, in the order
+ * of the same hook, on the stream that runs backward. */
 #ifndef ZN_GRAD_SYNC_H
 #define ZN_GRAD_SYNC_H
 
@@ -21,6 +23,9 @@ typedef struct {
     float *buf;           /* every gradient, bucket after bucket */
     size_t floats;
     float scale;          /* applied to the sum: 1/ranks when the heads average over the batch */
+    /* on the CUDA backend with NCCL (backends/cuda/cuda_nccl.c): sums on the device, in place */
+    bool (*nccl_sum)(zn_backend *be, zn_region r, size_t offset, size_t floats, bool average);
+    void (*nccl_leave)(void);
     zn_grad_hook hook;
     /* measured: steps, seconds from the first bucket's start to the last one's end, seconds the
      * step waited for them after backward */

@@ -726,7 +726,10 @@ static void report_final(zn_run *R, const zn_metrics *m, double total, double tr
     printf("\n       %.1f s total, %.1f s training, %.0f img/s; memory planned %s, arena high-water %s\n", total,
            train_time, rate, zn_format_bytes(zn_plan_total(&R->s.plan), a, sizeof a), zn_format_bytes(hw, c, sizeof c));
     const zn_grad_sync *g = &R->sync;
-    if (g->steps) /* the gradient sums, on rank 0 (docs/distributed.md, "Measured") */
+    if (g->steps && g->nccl_sum)
+        printf("       all-reduce on %d ranks: %.2f MiB of gradients per step in %d bucket%s, by NCCL on the GPU\n",
+               R->ranks, g->floats * sizeof(float) / 1048576.0, g->n_buckets, g->n_buckets == 1 ? "" : "s");
+    else if (g->steps) /* the gradient sums, on rank 0 (docs/distributed.md, "Measured") */
         printf("       all-reduce on %d ranks: %.2f MiB of gradients per step in %d bucket%s; per step %.2f ms "
                "from the first bucket's start to the last one's end, %.2f ms of it waited after backward\n",
                R->ranks, g->floats * sizeof(float) / 1048576.0, g->n_buckets, g->n_buckets == 1 ? "" : "s",
