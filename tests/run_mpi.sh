@@ -28,8 +28,9 @@ if ! command -v mpirun > /dev/null; then
     echo "skipped: no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
     exit 77
 fi
-# CI runs as root on few cores: OpenMPI needs both said
-mpi=(mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -np)
+# CI runs as root on few cores, maybe in a container without ptrace between processes (which
+# shared memory's single-copy transfers use): OpenMPI needs all three said
+mpi=(mpirun --allow-run-as-root --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none -np)
 common=(--data data --threads 1 --quiet --log-every 1)
 
 # the step losses of a JSON log, one a line
