@@ -108,6 +108,8 @@ int zn_cmd_run(int argc, char **argv)
         {"--no-save", ZN_OPT_FLAG, NULL, "write no checkpoint", &a.no_save, 0, 0},
         {"--resume", ZN_OPT_STRING, "CKPT", "continue a run from its checkpoint", &a.resume, 0, 0},
         {"--quiet", ZN_OPT_FLAG, NULL, "no progress bar (one line per epoch only)", &a.quiet, 0, 0},
+        {"--sync-bn", ZN_OPT_FLAG, NULL, "under mpirun: batch norm's statistics over all ranks' rows (cpu backend)",
+         &a.run.sync_bn, 0, 0},
     };
     zn_cli_common c;
     int rc = zn_cli_parse(argc, argv, "run [options] FILE.znet",
@@ -120,7 +122,8 @@ int zn_cmd_run(int argc, char **argv)
                           "  znet run models/davidnet_zee.znet --set width=16 --epochs 24 --log zee.jsonl\n"
                           "Data-parallel on R processes (a build with MPI; docs/distributed.md):\n"
                           "  mpirun -np R znet run ... (or srun): the recipe's batch is split over the\n"
-                          "ranks (R must divide it), gradients are summed, rank 0 logs and saves.",
+                          "ranks (R must divide it), gradients are summed, rank 0 logs and saves; batch\n"
+                          "norm keeps statistics per rank unless --sync-bn.",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
     size_t n = a.log ? strlen(a.log) : 0;

@@ -2,7 +2,8 @@
 # run_mpi.sh: data-parallel training under mpirun (docs/distributed.md), on a generated
 # Fashion-MNIST-format data set (no download): 2 ranks x batch 32 take the same 20 steps as 1
 # process x batch 64 on a model without batch norm (losses and weights within float-summation
-# tolerance); with per-rank batch norm only the documented difference (close, not equal); SIGTERM
+# tolerance); with per-rank batch norm only the documented difference (close, not equal), and
+# with --sync-bn one process's losses and weights again; SIGTERM
 # to the job saves on rank 0 and the checkpoint resumes on one process to the uninterrupted run's
 # weights; a rank killed with SIGKILL ends the job within a bounded time naming the rank; a rank
 # that cannot start stops every rank with its reason; what is refused (a batch the ranks do not
@@ -79,12 +80,21 @@ close_lines one.loss small.loss 1e-4 || bad "small buckets change the losses: $(
 # first loss already differs from one process's, by little
 sed 's/relu(conv2d(\([a-z0-9]*\), \([^)]*\)))/relu(batchnorm(conv2d(\1, \2)))/; s/tiny_nobn/tiny_bn/' "$model" > bn.znet
 grep -c batchnorm bn.znet | grep -q 2 || bad "bn.znet has no batch norm: $(cat bn.znet)"
-"$znet" run bn.znet "${common[@]}" --log bn1.jsonl --no-save > bn1.out 2>&1 || bad "bn, one process: $(cat bn1.out)"
+"$znet" run bn.znet "${common[@]}" --log bn1.jsonl --save bn1.ckpt > bn1.out 2>&1 || bad "bn, one process: $(cat bn1.out)"
 "${mpi[@]}" 2 "$znet" run bn.znet "${common[@]}" --log bn2.jsonl --no-save > bn2.out 2>&1 || bad "bn, 2 ranks: $(cat bn2.out)"
 losses bn1.jsonl | head -1 > bn1.loss
 losses bn2.jsonl | head -1 > bn2.loss
 close_lines bn1.loss bn2.loss 1e-6 && bad "per-rank batch norm gave one process's first loss: $(paste bn1.loss bn2.loss)"
 close_lines bn1.loss bn2.loss 0.02 || bad "per-rank batch norm: first losses too far apart: $(paste bn1.loss bn2.loss)"
+# --sync-bn: the statistics over both ranks' rows, so one process's steps again
+"${mpi[@]}" 2 "$znet" run bn.znet "${common[@]}" --sync-bn --log bns.jsonl --save bns.ckpt > bns.out 2>&1 ||
+    bad "bn, 2 ranks, --sync-bn: $(cat bns.out)"
+losses bn1.jsonl > bn1all.loss
+losses bns.jsonl > bns.loss
+close_lines bn1all.loss bns.loss 1e-4 || bad "--sync-bn: 2 ranks and 1 process differ in their losses: $(paste bn1all.loss bns.loss)"
+d=$(ckpt_diff bn1.ckpt bns.ckpt) || bad "checkpoints unreadable"
+awk -v d="$d" 'BEGIN { exit !(d < 1e-4) }' || bad "--sync-bn: 2 ranks and 1 process differ in their weights by $d"
+echo "weights: 2 ranks with --sync-bn vs 1 process after 20 steps: $d (relative)"
 
 # 3. SIGTERM to the job mid-epoch: every rank stops after the same step, rank 0 saves; the
 # checkpoint resumes on one process and ends where an uninterrupted run ends
