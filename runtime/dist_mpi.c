@@ -17,8 +17,8 @@
 static bool active;
 static int rank, size = 1, local_rank;
 static double timeout_s = 600;
-static MPI_Request pending[1024]; /* gradient sums begun and not yet waited for */
-static int n_pending;
+static MPI_Request *pending; /* gradient sums begun and not yet waited for */
+static int n_pending, cap_pending;
 
 static void check(int rc, const char *call)
 {
@@ -100,7 +100,9 @@ int zn_dist_start(void)
 void zn_dist_end(void)
 {
     if (!active) return;
-    assert(n_pending == 0);
+    zn_dist_isum_wait(); /* sums a failed step began (one rank: they finish at once) */
+    free(pending);
+    pending = NULL, cap_pending = 0;
     active = false;
     MPI_Finalize();
 }
@@ -141,7 +143,13 @@ void zn_dist_bcast(void *buf, size_t bytes)
 
 void zn_dist_isum_begin(float *v, size_t n)
 {
-    assert(active && n < INT_MAX && n_pending < (int)(sizeof pending / sizeof pending[0]));
+    assert(active && n < INT_MAX);
+    if (n_pending == cap_pending) {
+        cap_pending = cap_pending ? 2 * cap_pending : 64;
+        MPI_Request *more = realloc(pending, sizeof *pending * (size_t)cap_pending);
+        if (!more) zn_dist_abort(1, "out of memory for the gradient sums' requests");
+        pending = more;
+    }
     check(MPI_Iallreduce(MPI_IN_PLACE, v, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &pending[n_pending++]),
           "MPI_Iallreduce of gradients");
 }

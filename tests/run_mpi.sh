@@ -140,4 +140,25 @@ zt_expect 1 "\[rank 1\] znet: data set fashion_mnist not found" timeout 60 "${mp
 zt_expect 1 "the batch of 64 does not split evenly over 3 ranks" timeout 60 "${mpi[@]}" 3 "$znet" run "$model" --data data --no-save
 ZNET_BUCKET_MB=lots zt_expect 1 "ZNET_BUCKET_MB=lots is not a number of MiB" timeout 60 "${mpi[@]}" 2 "$znet" run "$model" --data data --no-save
 ZNET_DIST_TIMEOUT=-1 zt_expect 2 "ZNET_DIST_TIMEOUT=-1 is not a number of seconds" timeout 60 "${mpi[@]}" 1 "$znet" run "$model" --data data --no-save
+# --sync-bn does not reach into the fused z-tower (a one-layer tower on 14x14 maps): refused, and
+# runs with the pass left out
+cat > tz.znet << 'EOF_ZNET'
+use "zconv.znet"
+model tz(width = 4) {
+  input image: [1, 28, 28]
+  input label: class(10)
+  b = maxpool(cbr(image, width), 2)
+  head out = xent(zhead(b, zpool(ztower(zstitch([b], 7), [4]))), label)
+}
+train {
+  data = "fashion_mnist"
+  batch = 64
+  optimizer = sgd(momentum = 0.9)
+  lr = piecewise([0, 1], [0.1, 0.02], per_example = true)
+}
+EOF_ZNET
+zt_expect 1 "\[rank 0\] znet: --sync-bn does not reach into the fused z-tower: add --no-pass ztower" \
+    timeout 60 "${mpi[@]}" 2 "$znet" run tz.znet --data data --sync-bn --no-save --threads 1
+zt_expect 0 "^final" timeout 60 "${mpi[@]}" 2 "$znet" run tz.znet --data data --sync-bn --no-pass ztower --no-save \
+    --threads 1 --quiet
 zt_end run_mpi
