@@ -25,6 +25,10 @@ typedef struct {
     bool deterministic;  /* only algorithms that give the same bits every run (--deterministic) */
     const char *const *no_pass; /* optimizer passes the session skips when it makes its training or */
     int n_no_pass;              /* inference graph (--no-pass; graph/passes.h) */
+    /* --sync-bn on several ranks: sums v[0..n) over the ranks, in place (runtime/dist.h), so that
+     * training batch norm takes its statistics over the global batch (CPU backend only); NULL:
+     * each process its own batch's */
+    void (*bn_sync)(double *v, int n);
 } zn_backend_opts;
 
 /* One optimizer step over every parameter (ZN_NODE_PARAM) with its GRAD node. */

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "graph/util.h"
+#include "runtime/dist.h"
 #include "runtime/predict.h"
 #include "runtime/train.h"
 
@@ -107,6 +108,8 @@ int zn_cmd_run(int argc, char **argv)
         {"--no-save", ZN_OPT_FLAG, NULL, "write no checkpoint", &a.no_save, 0, 0},
         {"--resume", ZN_OPT_STRING, "CKPT", "continue a run from its checkpoint", &a.resume, 0, 0},
         {"--quiet", ZN_OPT_FLAG, NULL, "no progress bar (one line per epoch only)", &a.quiet, 0, 0},
+        {"--sync-bn", ZN_OPT_FLAG, NULL, "under mpirun: batch norm's statistics over all ranks' rows (cpu backend)",
+         &a.run.sync_bn, 0, 0},
     };
     zn_cli_common c;
     int rc = zn_cli_parse(argc, argv, "run [options] FILE.znet",
@@ -116,7 +119,11 @@ int zn_cmd_run(int argc, char **argv)
                           "checkpoint is saved every epoch. Ctrl-C or SIGTERM finishes the step, saves a\n"
                           "checkpoint, prints the command that resumes the run and exits 130 or 143; a\n"
                           "second Ctrl-C stops at once. Example:\n"
-                          "  znet run models/davidnet_zee.znet --set width=16 --epochs 24 --log zee.jsonl",
+                          "  znet run models/davidnet_zee.znet --set width=16 --epochs 24 --log zee.jsonl\n"
+                          "Data-parallel on R processes (a build with MPI; docs/distributed.md):\n"
+                          "  mpirun -np R znet run ... (or srun): the recipe's batch is split over the\n"
+                          "ranks (R must divide it), gradients are summed, rank 0 logs and saves; batch\n"
+                          "norm keeps statistics per rank unless --sync-bn.",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
     size_t n = a.log ? strlen(a.log) : 0;
@@ -125,6 +132,7 @@ int zn_cmd_run(int argc, char **argv)
                         "give --log FILE.jsonl\n");
         return ZN_EXIT_USAGE;
     }
+    if ((rc = zn_dist_start()) >= 0) return rc;
     zn_compiled m = {0};
     rc = prepare(&a, &c, backend, threads, &m);
     if (rc < 0) {
@@ -141,6 +149,7 @@ int zn_cmd_run(int argc, char **argv)
         free(resume);
     }
     zn_compiled_free(&m);
+    zn_dist_end();
     return rc;
 }
 
@@ -164,10 +173,12 @@ int zn_cmd_eval(int argc, char **argv)
         fprintf(stderr, "znet eval: --weights CKPT is required\n");
         return ZN_EXIT_USAGE;
     }
+    if ((rc = zn_dist_start()) >= 0) return rc;
     zn_compiled m = {0};
     rc = prepare(&a, &c, backend, threads, &m);
     if (rc < 0) rc = zn_train_eval(&m.graph, &m.recipe, &a.run, a.weights);
     zn_compiled_free(&m);
+    zn_dist_end();
     return rc;
 }
 

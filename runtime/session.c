@@ -138,7 +138,14 @@ bool zn_session_train_step(zn_session *s, const zn_optim_step *step)
         return false;
     }
     if (s->be->ops->set_rng) s->be->ops->set_rng(s->be, s->seed, (uint64_t)step->t);
-    if (!zn_session_compute(s, 0, s->graph.n_nodes - 1, true)) return false;
+    const zn_grad_hook *h = s->grad_hook;
+    int first = 0;
+    for (int k = 0; h && k < h->n_points; k++) {
+        if (!zn_session_compute(s, first, h->points[k], true) || !h->ready(h->ctx, k)) return false;
+        first = h->points[k] + 1;
+    }
+    if (first < s->graph.n_nodes && !zn_session_compute(s, first, s->graph.n_nodes - 1, true)) return false;
+    if (h && !h->finish(h->ctx)) return false;
     if (!s->be->ops->optimize(s->be, &s->graph, &s->plan, step)) return fail_backend(s);
     return true;
 }

@@ -14,6 +14,18 @@
 #include "runtime/checkpoint.h"
 #include "runtime/compile.h"
 
+/* Where a training step pauses in its backward nodes: after node points[k] (ascending) it calls
+ * ready(ctx, k), the gradients final by then may be sent off while the rest of backward runs;
+ * after the last node, finish(ctx), before the optimizer step reads them (data-parallel
+ * training: runtime/grad_sync.h). A callback returns false after filling ctx's error. */
+typedef struct {
+    const int *points;
+    int n_points;
+    bool (*ready)(void *ctx, int k);
+    bool (*finish)(void *ctx);
+    void *ctx;
+} zn_grad_hook;
+
 typedef struct {
     zn_graph graph;       /* forward nodes [0, n_forward), then backward nodes when training */
     int n_forward;
@@ -31,6 +43,7 @@ typedef struct {
                              masks */
     int heads[64];        /* XENT nodes, in graph order */
     int n_heads;
+    const zn_grad_hook *grad_hook; /* NULL: a step runs its nodes at one go */
     char err[1024];       /* the last failure */
 } zn_session;
 
@@ -61,7 +74,8 @@ bool zn_session_forward(zn_session *s, bool training);
 bool zn_session_compute(zn_session *s, int first, int last, bool training);
 /* Waits until the backend has done the work it was given (a device runs asynchronously). */
 bool zn_session_synchronize(zn_session *s);
-/* Forward, backward and one optimizer step; dropout masks are keyed by (seed, step->t). */
+/* Forward, backward (paused at grad_hook's points) and one optimizer step; dropout masks are
+ * keyed by (seed, step->t). */
 bool zn_session_train_step(zn_session *s, const zn_optim_step *step);
 /* The weighted sum of the head losses of the last run, each summed over the batch (a head with
  * reduction "mean" counts batch times), so that a sum of these over an epoch divided by the

@@ -1,6 +1,9 @@
 /* train.c: see train.h. One session (training graph, plan, backend) serves both training steps
  * and evaluation: evaluation runs the forward nodes only, with batch norm on its running
- * statistics, and pads the last partial test batch (padded rows are not counted). */
+ * statistics, and pads the last partial test batch (padded rows are not counted). On several
+ * ranks (runtime/dist.h, docs/distributed.md) each takes its share of every global batch and of
+ * the test set; the ranks agree on every figure, on stopping and on failing through collectives
+ * reached at the same points, and rank 0 alone writes the log and the checkpoint. */
 #include "runtime/train.h"
 
 #include <assert.h>
@@ -23,8 +26,11 @@
 #include "runtime/schedule.h"
 #include "graph/inspect.h"
 #include "graph/util.h"
+#include "runtime/dist.h"
+#include "runtime/grad_sync.h"
 #include "runtime/profile.h"
 #include "runtime/session.h"
+#include "data/rng.h"
 
 typedef struct {
     const zn_run_opts *o;
@@ -38,6 +44,9 @@ typedef struct {
     FILE *log;
     bool csv;
     double best[ZN_MAX_HEADS + 1];
+    int rank, ranks;
+    int batch;          /* this rank's share of the recipe's (global) batch: the session's */
+    zn_grad_sync sync;  /* the gradient sums, on several ranks */
 } zn_run;
 
 /* SIGINT and SIGTERM during training: the first sets the flag, which the loop reads after every
@@ -48,6 +57,7 @@ static volatile sig_atomic_t interrupted; /* the signal that asked to stop, 0 if
 
 static int fail(const char *fmt, const char *msg)
 {
+    if (zn_dist_size() > 1) fprintf(stderr, "[rank %d] ", zn_dist_rank());
     fprintf(stderr, fmt, msg);
     fputc('\n', stderr);
     return 1;
@@ -158,12 +168,47 @@ bool zn_train_load_test(const zn_graph *g, const zn_recipe *r, const zn_run_opts
     return ok;
 }
 
+/* --sync-bn reaches the CPU backend's batch-norm kernels, not cuDNN's nor the fused z-tower's
+ * own (in s, when given): false after saying so. */
+static bool sync_bn_possible(const zn_run_opts *o, const zn_session *s)
+{
+    if (!o->backend_opts.bn_sync) return true;
+    bool tower = false;
+    for (int i = 0; s && i < s->graph.n_nodes; i++) tower |= s->graph.nodes[i].op == ZN_OP_ZTOWER;
+    const char *why = strcmp(o->backend->name, "cpu") != 0 ? "runs on the cpu backend only (cuDNN's batch norm keeps "
+                                                              "its statistics per rank)"
+                      : tower ? "does not reach into the fused z-tower: add --no-pass ztower"
+                              : NULL;
+    if (why) fail("znet: --sync-bn %s", why);
+    return !why;
+}
+
+/* The gradient bucket's size: ZNET_BUCKET_MB MiB, 25 (PyTorch DDP's) by default; 0 when the
+ * variable is not a positive number. */
+static size_t bucket_bytes(void)
+{
+    const char *v = getenv("ZNET_BUCKET_MB");
+    char *end;
+    double mb = v ? strtod(v, &end) : 25;
+    return v && (end == v || *end || !(mb > 0 && mb < 1e6)) ? 0 : (size_t)(mb * (1 << 20)) + 1;
+}
+
 static bool run_init(zn_run *R, const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, bool training)
 {
     memset(R, 0, sizeof *R);
     R->o = o;
     R->r = r;
+    R->rank = zn_dist_rank();
+    R->ranks = zn_dist_size();
+    R->batch = r->batch / R->ranks;
     char err[1024];
+    if (r->batch % R->ranks) {
+        snprintf(err, sizeof err, "the batch of %d does not split evenly over %d ranks: give a --batch that %d "
+                                  "divides (the recipe's batch is the global one; docs/distributed.md)",
+                 r->batch, R->ranks, R->ranks);
+        fail("znet: %s", err);
+        return false;
+    }
     const zn_node *img = model_inputs(g, &R->classes);
     if (!img) {
         fail("znet: %s", "the model needs an image input, a class input and a head to train");
@@ -173,16 +218,25 @@ static bool run_init(zn_run *R, const zn_graph *g, const zn_recipe *r, const zn_
         fail("znet: %s", err);
         return false;
     }
-    if (!zn_session_init(&R->s, g, o->backend, &o->backend_opts, r->batch, training)) {
+    if (!zn_session_init(&R->s, g, o->backend, &o->backend_opts, R->batch, training)) {
         fail("znet: %s", R->s.err);
         return false;
     }
+    if (!sync_bn_possible(o, &R->s)) return false;
     assert(R->s.image >= 0 && R->s.label >= 0 && R->s.n_heads > 0 &&
            R->s.graph.nodes[R->s.label].attr.out == R->classes);
     R->vote = g->n_metrics > 0;
     for (int h = 0; h < R->s.n_heads && h < ZN_MAX_HEADS; h++) {
         R->head_names[h] = R->s.graph.nodes[R->s.heads[h]].name;
-        R->logits[h] = zn_malloc(sizeof(float) * r->batch * R->classes);
+        R->logits[h] = zn_malloc(sizeof(float) * R->batch * R->classes);
+    }
+    if (training && zn_dist_active() && !bucket_bytes()) {
+        fail("znet: ZNET_BUCKET_MB=%s is not a number of MiB above 0", getenv("ZNET_BUCKET_MB"));
+        return false;
+    }
+    if (training && zn_dist_active() && !zn_grad_sync_init(&R->sync, &R->s, bucket_bytes())) {
+        fail("znet: %s", R->s.err);
+        return false;
     }
     return true;
 }
@@ -190,34 +244,48 @@ static bool run_init(zn_run *R, const zn_graph *g, const zn_recipe *r, const zn_
 static void run_free(zn_run *R)
 {
     for (int h = 0; h < ZN_MAX_HEADS; h++) free(R->logits[h]);
+    zn_grad_sync_free(&R->sync);
     zn_dataset_free(&R->train);
     zn_dataset_free(&R->test);
     if (R->log) fclose(R->log);
     zn_session_free(&R->s);
 }
 
-/* Test-set accuracy of every head and the vote (into m, initialised here). */
+/* The sums of every rank's metrics, on every rank. */
+static void metrics_reduce(zn_metrics *m)
+{
+    zn_dist_sum_long(&m->total, 1);
+    zn_dist_sum_long(m->correct, m->n_heads);
+    zn_dist_sum_long(&m->vote_correct, 1);
+    zn_dist_sum_long(m->confusion, m->classes * m->classes);
+}
+
+/* Test-set accuracy of every head and the vote (into m, initialised here). Each rank evaluates
+ * every ranks-th batch of the session's size and the counts are summed. */
 static bool evaluate(zn_run *R, zn_metrics *m)
 {
     zn_metrics_init(m, R->s.n_heads, R->classes, R->vote);
     zn_recipe er = *R->r;
+    er.batch = R->batch;
     er.drop_last = false;
     zn_batcher b;
     char err[512];
     if (!zn_batcher_init(&b, &R->test, &er, false, 0, err, sizeof err)) {
+        if (R->ranks > 1) zn_dist_abort(1, err);
         fail("znet: %s", err);
         return false;
     }
     size_t img_floats = R->s.plan.bytes[R->s.image] / sizeof(float);
     float *pad_img = zn_calloc(img_floats, sizeof *pad_img);
-    int32_t *pad_lab = zn_calloc(R->r->batch, sizeof *pad_lab);
+    int32_t *pad_lab = zn_calloc(R->batch, sizeof *pad_lab);
     float *images;
     int32_t *labels;
     int n;
     bool ok = true;
-    while (ok && !interrupted && zn_batcher_next(&b, &images, &labels, &n)) {
-        if (n < R->r->batch) { /* the last partial batch: pad it to the planned size */
-            memcpy(pad_img, images, img_floats / R->r->batch * n * sizeof *pad_img);
+    for (long k = 0; ok && !interrupted && zn_batcher_next(&b, &images, &labels, &n); k++) {
+        if (k % R->ranks != R->rank) continue;
+        if (n < R->batch) { /* the last partial batch: pad it to the planned size */
+            memcpy(pad_img, images, img_floats / R->batch * n * sizeof *pad_img);
             memcpy(pad_lab, labels, sizeof *pad_lab * n);
             images = pad_img, labels = pad_lab;
         }
@@ -225,10 +293,12 @@ static bool evaluate(zn_run *R, zn_metrics *m)
         for (int h = 0; ok && h < R->s.n_heads; h++) ok = zn_session_logits(&R->s, h, R->logits[h]);
         if (ok) zn_metrics_add(m, (const float *const *)R->logits, labels, n);
     }
+    if (!ok && R->ranks > 1) zn_dist_abort(1, R->s.err); /* the others wait in the sum below */
     if (!ok) fail("znet: evaluation failed: %s", R->s.err);
     free(pad_img);
     free(pad_lab);
     zn_batcher_free(&b);
+    if (ok) metrics_reduce(m);
     return ok;
 }
 
@@ -507,6 +577,7 @@ static int stop_interrupted(zn_run *R, int epoch, long step, int steps_per_epoch
 {
     char err[1024];
     int sig = interrupted;
+    if (R->rank > 0) return 128 + sig; /* rank 0 saves and says so */
     const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
     long into = step - (long)epoch * steps_per_epoch;
     char where[128];
@@ -569,6 +640,51 @@ typedef struct {
     float lr;
 } epoch_sums;
 
+/* Whether the run stops here: on one rank, whether an interrupt came; on several, whether one
+ * came to any rank (a collective every rank reaches at the same point), the signal then being
+ * the largest any rank got. */
+static bool stop_agreed(const zn_run *R)
+{
+    if (R->ranks > 1) interrupted = zn_dist_max(interrupted);
+    return interrupted != 0;
+}
+
+/* The correct answers of the last head among the step's n rows (logits read into R->logits). */
+static long count_correct(const zn_run *R, const int32_t *labels, int n)
+{
+    long correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *row = R->logits[R->s.n_heads - 1] + (size_t)i * R->classes;
+        int best = 0;
+        for (int c = 1; c < R->classes; c++)
+            if (row[c] > row[best]) best = c;
+        correct += best == labels[i];
+    }
+    return correct;
+}
+
+/* One training step on this rank's rows of the global batch: its loss and correct answers
+ * summed over every rank into fig[0], fig[1]. A failure ends the job on several ranks (the
+ * others are in the gradient sum); on one, false after saying why. */
+static bool train_step(zn_run *R, const float *images, const int32_t *labels, const zn_optim_step *st,
+                       double fig[2])
+{
+    size_t per_image = R->s.plan.bytes[R->s.image] / sizeof(float) / R->batch;
+    images += per_image * R->batch * R->rank;
+    labels += (size_t)R->batch * R->rank;
+    bool ok = zn_session_feed(&R->s, images, labels) && zn_session_train_step(&R->s, st) &&
+              zn_session_loss(&R->s, &fig[0]) && zn_session_logits(&R->s, R->s.n_heads - 1, R->logits[R->s.n_heads - 1]);
+    if (!ok && R->ranks > 1) {
+        char why[1100];
+        snprintf(why, sizeof why, "training step failed: %s", R->s.err);
+        zn_dist_abort(1, why);
+    }
+    if (!ok) return fail("znet: training step failed: %s", R->s.err) == 0;
+    fig[1] = (double)count_correct(R, labels, R->batch);
+    zn_dist_sum(fig, 2);
+    return true;
+}
+
 /* The training steps of one epoch from its batch `first` on (those before were taken before the
  * checkpoint this run resumed from: their batches are drawn and dropped, so the rest come out as
  * in an uninterrupted run). Stops early after the step during which an interrupt came. */
@@ -582,19 +698,16 @@ static bool train_epoch(zn_run *R, int epoch, int first, long *step, int steps_p
     double t0 = zn_seconds();
     float *images;
     int32_t *labels;
-    int n, k = 0, last = R->s.n_heads - 1;
-    bool ok = true;
+    int n, k = 0;
+    bool ok = true, stop = false;
     while (k < first && zn_batcher_next(&b, &images, &labels, &n)) k++;
-    while (ok && !interrupted && zn_batcher_next(&b, &images, &labels, &n)) {
+    while (ok && !stop && zn_batcher_next(&b, &images, &labels, &n)) {
         zn_optim_step st = step_at(R, *step, steps_per_epoch);
         e->lr = st.lr;
-        double loss = 0;
-        ok = zn_session_feed(&R->s, images, labels) && zn_session_train_step(&R->s, &st) &&
-             zn_session_loss(&R->s, &loss) && zn_session_logits(&R->s, last, R->logits[last]);
-        if (!ok) {
-            fail("znet: training step failed: %s", R->s.err);
-            break;
-        }
+        double fig[2];
+        if (!(ok = train_step(R, images, labels, &st, fig))) break;
+        double loss = fig[0];
+        stop = stop_agreed(R);
         if (!isfinite(loss)) {
             fprintf(stderr, "\nznet: the loss became %f at epoch %d step %ld; rerun with --check-numerics "
                             "to find the node\n", loss, epoch + 1, *step);
@@ -602,13 +715,7 @@ static bool train_epoch(zn_run *R, int epoch, int first, long *step, int steps_p
             break;
         }
         e->loss_sum += loss;
-        for (int i = 0; i < n; i++) {
-            const float *row = R->logits[last] + (size_t)i * R->classes;
-            int best = 0;
-            for (int c = 1; c < R->classes; c++)
-                if (row[c] > row[best]) best = c;
-            e->correct += best == labels[i];
-        }
+        e->correct += (long)fig[1];
         e->seen += n;
         ++*step;
         k++;
@@ -634,6 +741,15 @@ static void report_final(zn_run *R, const zn_metrics *m, double total, double tr
     char a[32], c[32];
     printf("\n       %.1f s total, %.1f s training, %.0f img/s; memory planned %s, arena high-water %s\n", total,
            train_time, rate, zn_format_bytes(zn_plan_total(&R->s.plan), a, sizeof a), zn_format_bytes(hw, c, sizeof c));
+    const zn_grad_sync *g = &R->sync;
+    if (g->steps && g->nccl_sum)
+        printf("       all-reduce on %d ranks: %.2f MiB of gradients per step in %d bucket%s, by NCCL on the GPU\n",
+               R->ranks, g->floats * sizeof(float) / 1048576.0, g->n_buckets, g->n_buckets == 1 ? "" : "s");
+    else if (g->steps) /* the gradient sums, on rank 0 (docs/distributed.md, "Measured") */
+        printf("       all-reduce on %d ranks: %.2f MiB of gradients per step in %d bucket%s; per step %.2f ms "
+               "from the first bucket's start to the last one's end, %.2f ms of it waited after backward\n",
+               R->ranks, g->floats * sizeof(float) / 1048576.0, g->n_buckets, g->n_buckets == 1 ? "" : "s",
+               1e3 * g->in_flight_s / g->steps, 1e3 * g->waited_s / g->steps);
     if (R->log && !R->csv) {
         zn_json_write_line(R->log, json_pack("{s:s, s:o, s:o, s:o, s:I, s:I, s:o}",
                                              "type", "final", "time", zn_json_number(total, "%.3f"),
@@ -644,34 +760,71 @@ static void report_final(zn_run *R, const zn_metrics *m, double total, double tr
     }
 }
 
+/* Whether every rank got this far (a collective on several ranks): a rank that failed has said
+ * why, and the others leave with it. */
+static bool all_ok(bool ok)
+{
+    return zn_dist_max(!ok) == 0;
+}
+
+/* Rank 0's tensors of a region (parameters and batch-norm state, or optimizer state) to every
+ * rank. A failure ends the job: the other ranks are in the broadcast. */
+static void share_region(zn_run *R, zn_region region)
+{
+    size_t bytes = R->s.plan.region_bytes[region];
+    char *v = zn_malloc(bytes + 1);
+    zn_backend *be = R->s.be;
+    bool ok = be->ops->get(be, region, 0, v, bytes);
+    zn_dist_bcast(v, bytes);
+    if (!ok || !be->ops->set(be, region, 0, v, bytes)) zn_dist_abort(1, be->ops->last_error(be));
+    free(v);
+}
+
+/* The start of training, the same on every rank: rank 0's parameters, optimizer state and
+ * position (fresh, or resumed from the checkpoint only rank 0 reads). */
+static void share_start(zn_run *R, int *epoch, int *first, long *step)
+{
+    long at[3] = {*epoch, *first, *step};
+    zn_dist_bcast(at, sizeof at);
+    *epoch = (int)at[0], *first = (int)at[1], *step = at[2];
+    share_region(R, ZN_REGION_PARAMS);
+    share_region(R, ZN_REGION_OPTIM);
+}
+
 int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
 {
     zn_run R;
     char err[1024];
-    if (!outputs_apart(o) || !outputs_writable(o)) return 1;
-    if (!run_init(&R, g, r, o, true)) {
-        run_free(&R);
-        return 1;
-    }
-    int steps_per_epoch = zn_batches_per_epoch(R.train.n, r->batch, true);
+    zn_run_opts own = *o; /* rank 0 alone reads the checkpoint it resumes from and writes */
+    if (zn_dist_rank() > 0) own.log_path = own.save_path = own.resume = NULL, own.progress = false;
+    if (o->sync_bn && zn_dist_size() > 1) own.backend_opts.bn_sync = zn_dist_sum;
+    o = &own;
+    bool ok = outputs_apart(o) && outputs_writable(o) && sync_bn_possible(o, NULL), made = ok;
+    if (ok) ok = run_init(&R, g, r, o, true);
+    int steps_per_epoch = ok ? zn_batches_per_epoch(R.train.n, r->batch, true) : 0;
     int start_epoch = 0, first = 0;
     long step = 0;
     double elapsed_before = 0;
     bool appending = false;
-    bool ok = zn_session_init_params(&R.s, r->seed);
-    if (!ok) fail("znet: %s", R.s.err);
-    else if (o->resume) ok = resume_from(&R, steps_per_epoch, &start_epoch, &first, &step);
+    if (ok && !(ok = zn_session_init_params(&R.s, r->seed))) fail("znet: %s", R.s.err);
+    if (ok && o->resume) ok = resume_from(&R, steps_per_epoch, &start_epoch, &first, &step);
+    if ((ok = all_ok(ok)) && zn_dist_active()) {
+        share_start(&R, &start_epoch, &first, &step);
+        /* each rank's dropout masks over its own rows: keyed by a seed of its own */
+        if (R.rank > 0) R.s.seed = zn_rng_derive(r->seed, (uint64_t)R.rank);
+    }
     /* the log is opened last: a run refused before this point leaves an earlier log as it was */
-    if (!ok || !open_log(&R, o->resume != NULL, &elapsed_before, &appending)) {
-        run_free(&R);
+    if (!all_ok(ok && open_log(&R, o->resume != NULL, &elapsed_before, &appending))) {
+        if (made) run_free(&R);
         return 1;
     }
     struct sigaction old[2];
     interrupts_catch(old); /* before the line below, which tells a script that it may interrupt */
-    char mem[32];
-    printf("training %s: %d train / %d test examples of %s, batch %d, %d steps per epoch, %d epochs, "
+    char mem[32], ranks[64] = "";
+    if (R.ranks > 1) snprintf(ranks, sizeof ranks, " (%d on each of %d ranks)", R.batch, R.ranks);
+    printf("training %s: %d train / %d test examples of %s, batch %d%s, %d steps per epoch, %d epochs, "
            "planned memory %s\n",
-           g->model_name, R.train.n, R.test.n, r->data, r->batch, steps_per_epoch, r->epochs,
+           g->model_name, R.train.n, R.test.n, r->data, r->batch, ranks, steps_per_epoch, r->epochs,
            zn_format_bytes(zn_plan_total(&R.s.plan), mem, sizeof mem));
     fflush(stdout);
     if (!appending) log_header(&R);
@@ -690,8 +843,11 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
         images_seen += e.seen;
         if (o->progress) fprintf(stderr, "\r%*s\r", 100, "");
         zn_metrics m = {0};
-        if (!interrupted && !evaluate(&R, &m)) rc = 1;
-        if (rc == 0 && interrupted) rc = stop_interrupted(&R, epoch, step, steps_per_epoch);
+        bool stop = stop_agreed(&R);
+        /* every rank evaluates rank 0's batch-norm statistics: the model that is saved */
+        if (!stop && R.ranks > 1) share_region(&R, ZN_REGION_PARAMS);
+        if (!stop && !evaluate(&R, &m)) rc = 1;
+        if (rc == 0 && (stop || stop_agreed(&R))) rc = stop_interrupted(&R, epoch, step, steps_per_epoch);
         if (rc == 0) {
             for (int h = 0; h < R.s.n_heads; h++)
                 if (zn_metrics_acc(&m, h) > R.best[h]) R.best[h] = zn_metrics_acc(&m, h);
@@ -703,6 +859,7 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
             if (!save(&R, epoch + 1, step, err, sizeof err)) rc = fail("znet: %s", err);
         }
         zn_metrics_free(&m);
+        if (R.ranks > 1) rc = zn_dist_max(rc); /* rank 0's failed save ends every rank's run */
     }
     interrupts_release(old);
     run_free(&R);
@@ -713,13 +870,14 @@ int zn_train_eval(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o, c
 {
     zn_run R;
     char err[1024];
-    if (!run_init(&R, g, r, o, false)) {
+    if (!all_ok(run_init(&R, g, r, o, false))) {
         run_free(&R);
         return 1;
     }
     zn_ckpt_meta meta;
     bool ok = zn_session_restore(&R.s, weights, false, &meta, err, sizeof err);
     if (!ok) fail("znet: %s", err);
+    ok = all_ok(ok);
     zn_metrics m;
     if (ok && (ok = evaluate(&R, &m))) {
         printf("%s (%s after %d epochs) on %d %s test examples\n", g->model_name, weights, meta.epoch, R.test.n, r->data);

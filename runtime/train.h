@@ -24,6 +24,7 @@ typedef struct {
     int limit;              /* train on the first N examples only (0: all) */
     int test_limit;         /* evaluate on the first N test examples only (0: all) */
     bool progress;          /* a live progress bar (on a terminal) */
+    bool sync_bn;           /* --sync-bn: batch norm's statistics over every rank's rows */
     const zn_backend_ops *backend;
     zn_backend_opts backend_opts;
 } zn_run_opts;

@@ -224,3 +224,23 @@ fi
 step bench_davidnet_w64_fp16_profile 120 "$znet" bench "$davidnet" --backend cuda \
     --set width=64 --batch 512 --precision fp16 --steps 5 --train-only --profile
 # blocks appended below run before the EXIT trap reports; end none of them with `exit`
+
+# ---- data-parallel training through NCCL (issue 18, docs/distributed.md; owned by that work) ----
+# One rank under mpirun on the GPU, its gradient sums through NCCL (backends/cuda/cuda_nccl.c),
+# against one plain process on the same GPU: the same 20 step losses within 1e-4 (relative).
+if command -v mpirun > /dev/null && "$znet" --version | grep -q "MPI yes"; then
+    . "$src/tests/shell_support.sh"
+    make_idx "$out/mpi_data" 1280 128 # tiny_nobn's 20 steps of 64
+    mpi_run=("$znet" run "$src/tests/models/tiny_nobn.znet" --backend cuda --data "$out/mpi_data" --quiet
+             --no-save --log-every 1)
+    step mpi_plain 120 "${mpi_run[@]}" --log "$out/mpi_plain.jsonl"
+    step mpi_nccl_1rank 120 mpirun --allow-run-as-root -np 1 "${mpi_run[@]}" --log "$out/mpi_nccl.jsonl"
+    step mpi_nccl_same_losses 10 python3 -c 'import json, sys
+def losses(p): return [r["loss"] for r in map(json.loads, open(p)) if r["type"] == "step"]
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+sys.exit(not (len(a) == len(b) == 20 and all(abs(x - y) <= 1e-4 * abs(x) for x, y in zip(a, b))))' \
+        "$out/mpi_plain.jsonl" "$out/mpi_nccl.jsonl"
+    grep -h "all-reduce" "$out/mpi_nccl_1rank.txt" | tee -a "$summary"
+else
+    note "mpirun or MPI not built: the NCCL check skipped"
+fi

@@ -42,7 +42,11 @@ static bool run_batchnorm_bwd_data(const zn_cpu_call *c)
 {
     zn_bn_dims d = bn_dims(c);
     const float *x = zn_cpu_src(c, 0), *gamma = zn_cpu_src(c, 1), *dy = zn_cpu_src(c, 2);
-    if (c->node->n_src == 5)
+    bool sums = c->node->n_src == 5;
+    if (c->cpu->opts.bn_sync)
+        zn_bn_backward_synced(&d, c->cpu->opts.bn_sync, x, gamma, dy, sums ? zn_cpu_src(c, 3) : NULL,
+                              sums ? zn_cpu_src(c, 4) : NULL, zn_cpu_out(c), NULL, NULL);
+    else if (sums)
         zn_batchnorm_backward_data(&d, x, gamma, dy, zn_cpu_src(c, 3), zn_cpu_src(c, 4),
                                    zn_cpu_out(c));
     else
@@ -54,8 +58,12 @@ static bool run_batchnorm_bwd_data(const zn_cpu_call *c)
 static bool run_batchnorm_bwd_gamma(const zn_cpu_call *c)
 {
     zn_bn_dims d = bn_dims(c);
-    zn_batchnorm_backward(&d, zn_cpu_src(c, 0), NULL, zn_cpu_src(c, 1), NULL, NULL,
-                          zn_cpu_out(c), NULL);
+    if (c->cpu->opts.bn_sync)
+        zn_bn_backward_synced(&d, c->cpu->opts.bn_sync, zn_cpu_src(c, 0), NULL, zn_cpu_src(c, 1), NULL, NULL,
+                              NULL, zn_cpu_out(c), NULL);
+    else
+        zn_batchnorm_backward(&d, zn_cpu_src(c, 0), NULL, zn_cpu_src(c, 1), NULL, NULL,
+                              zn_cpu_out(c), NULL);
     return true;
 }
 

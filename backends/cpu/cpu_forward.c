@@ -25,7 +25,10 @@ static bool run_batchnorm(const zn_cpu_call *c)
                     a->momentum};
     const float *gamma = zn_cpu_src(c, 1), *beta = zn_cpu_src(c, 2);
     float *mean = zn_cpu_src(c, 3), *var = zn_cpu_src(c, 4);
-    if (c->cpu->opts.training)
+    if (c->cpu->opts.training && c->cpu->opts.bn_sync)
+        zn_bn_forward_train_synced(&d, c->cpu->opts.bn_sync, zn_cpu_src(c, 0), gamma, beta, mean, var,
+                                   zn_cpu_out(c));
+    else if (c->cpu->opts.training)
         zn_batchnorm_forward_train(&d, zn_cpu_src(c, 0), gamma, beta, mean, var, zn_cpu_out(c),
                                    NULL);
     else

@@ -64,6 +64,17 @@ typedef struct {
     double mean, invstd;
     float a, b;
 } zn_bn_train;
+/* Training batch norm with statistics over every rank's batch (--sync-bn; k_norm_sync.c), sync
+ * summing an array over the ranks: what zn_batchnorm_forward_train computes (without saved
+ * statistics: the backward recomputes them), and what zn_batchnorm_backward (dgamma_in NULL) or zn_batchnorm_backward_data
+ * (dgamma_in, dbeta_in: this rank's parameter gradients) compute; the parameter gradients stay
+ * this rank's own (the gradient sum adds them up). */
+typedef void (*zn_bn_sync_fn)(double *v, int n);
+void zn_bn_forward_train_synced(const zn_bn_dims *d, zn_bn_sync_fn sync, const float *x, const float *gamma,
+                                const float *beta, float *running_mean, float *running_var, float *y);
+void zn_bn_backward_synced(const zn_bn_dims *d, zn_bn_sync_fn sync, const float *x, const float *gamma,
+                           const float *dy, const float *dgamma_in, const float *dbeta_in, float *dx,
+                           float *dgamma, float *dbeta);
 /* From a channel's sums over the whole batch (d->n is the batch); updates the running
  * statistics as zn_batchnorm_forward_train does (not when d->momentum is 1). */
 zn_bn_train zn_bn_train_stats(const zn_bn_dims *d, const zn_bn_sums *t, float gamma, float beta,
