@@ -20,6 +20,7 @@ typedef struct {
     const char *name;
     const char *help;
     int (*run)(int argc, char **argv);
+    bool computes; /* trains or evaluates: worth OpenBLAS's best kernels (cli/main.c) */
 } zn_command;
 
 typedef enum { ZN_OPT_FLAG, ZN_OPT_INT, ZN_OPT_STRING } zn_opt_kind;

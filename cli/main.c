@@ -8,17 +8,17 @@
 #include "cli.h"
 
 static const zn_command commands[] = {
-    {"check", "parse a model file, resolve it and infer every shape", zn_cmd_check},
-    {"graph", "print the graph as Graphviz DOT (--dot) or text (--text)", zn_cmd_graph},
-    {"summary", "per-layer table: shapes, parameters, multiply-adds, memory", zn_cmd_summary},
-    {"run", "train the model with its recipe; per-epoch accuracy, logs, checkpoints", zn_cmd_run},
-    {"eval", "test accuracy per head and vote, confusion matrix, of a checkpoint", zn_cmd_eval},
-    {"predict", "top classes of every head and the vote for your own images (PNG, JPEG, .npy)", zn_cmd_predict},
-    {"export", "write the inference graph and a checkpoint's values as ONNX (opset 17)", zn_cmd_export},
-    {"compare", "models side by side: parameters, cost, memory, accuracy from run logs", zn_cmd_compare},
-    {"bench", "time training steps and inference: images/s, GFLOP/s, memory", zn_cmd_bench},
-    {"data", "get a data set (znet data get cifar10) or show where each is found", zn_cmd_data},
-    {"plot", "plot training logs (znet run --log) as an SVG of loss and accuracy", zn_cmd_plot},
+    {"check", "parse a model file, resolve it and infer every shape", zn_cmd_check, false},
+    {"graph", "print the graph as Graphviz DOT (--dot) or text (--text)", zn_cmd_graph, false},
+    {"summary", "per-layer table: shapes, parameters, multiply-adds, memory", zn_cmd_summary, false},
+    {"run", "train the model with its recipe; per-epoch accuracy, logs, checkpoints", zn_cmd_run, true},
+    {"eval", "test accuracy per head and vote, confusion matrix, of a checkpoint", zn_cmd_eval, true},
+    {"predict", "top classes of every head and the vote for your own images (PNG, JPEG, .npy)", zn_cmd_predict, true},
+    {"export", "write the inference graph and a checkpoint's values as ONNX (opset 17)", zn_cmd_export, false},
+    {"compare", "models side by side: parameters, cost, memory, accuracy from run logs", zn_cmd_compare, false},
+    {"bench", "time training steps and inference: images/s, GFLOP/s, memory", zn_cmd_bench, true},
+    {"data", "get a data set (znet data get cifar10) or show where each is found", zn_cmd_data, false},
+    {"plot", "plot training logs (znet run --log) as an SVG of loss and accuracy", zn_cmd_plot, false},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 
@@ -30,8 +30,9 @@ static void usage(FILE *f)
                "exit codes: 0 success, 1 errors in the model file or its data, 2 bad command line.\n");
 }
 
-/* OpenBLAS chose its kernels when it loaded; where it fell back to old ones on a newer CPU, start
- * again with OPENBLAS_CORETYPE set (once: the variable is then set). Where exec fails, go on. */
+/* OpenBLAS chose its kernels when it loaded; where it fell back to old ones on a newer CPU, a
+ * command that computes starts again with OPENBLAS_CORETYPE set (once: the variable is then set).
+ * Where exec fails, it goes on. Other commands skip the restart's few milliseconds. */
 static void restart_with_better_blas(char **argv)
 {
     const char *core = zn_blas_better_core();
@@ -41,7 +42,6 @@ static void restart_with_better_blas(char **argv)
 
 int main(int argc, char **argv)
 {
-    restart_with_better_blas(argv);
     if (argc < 2) {
         usage(stderr);
         return ZN_EXIT_USAGE;
@@ -51,11 +51,15 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("znet %s (%s; OpenBLAS kernels %s)\n", ZNET_VERSION, ZNET_BUILT_IN, zn_blas_core());
+        const char *core = zn_blas_better_core();
+        printf("znet %s (%s; OpenBLAS kernels %s)\n", ZNET_VERSION, ZNET_BUILT_IN, core ? core : zn_blas_core());
         return 0;
     }
     for (int i = 0; i < n_commands; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            if (commands[i].computes) restart_with_better_blas(argv);
+            return commands[i].run(argc - 1, argv + 1);
+        }
     const char *names[16];
     for (int i = 0; i < n_commands; i++) names[i] = commands[i].name;
     fprintf(stderr, "znet: unknown command '%s'\n", argv[1]);
