@@ -88,6 +88,7 @@ int zn_cmd_summary(int argc, char **argv);
 int zn_cmd_bench(int argc, char **argv);
 int zn_cmd_run(int argc, char **argv);
 int zn_cmd_compare(int argc, char **argv);
+int zn_cmd_sweep(int argc, char **argv);
 int zn_cmd_eval(int argc, char **argv);
 int zn_cmd_predict(int argc, char **argv);
 int zn_cmd_export(int argc, char **argv);

@@ -39,7 +39,7 @@ typedef struct {
     int n_steps;
     bool incomplete_last_line; /* a last line without '\n' that did not parse was left out (the
                                   run may still be writing it) */
-    double params, batch;      /* from the run record; NAN when absent */
+    double params, batch, seed; /* from the run record; NAN when absent */
     double epochs_planned;     /* the run record's "epochs" (the recipe's); NAN when absent */
     /* from the final record (NAN when the run has not finished): seconds spent training, its
      * images per second, and the memory planned and measured (bytes) */
