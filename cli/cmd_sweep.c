@@ -209,6 +209,7 @@ static bool launch(sweep_run *r, int slot, char **argv)
             if (getppid() != parent) _exit(143);
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
+            signal(SIGPIPE, SIG_DFL);
             sigprocmask(SIG_SETMASK, &old, NULL);
             int in = open("/dev/null", O_RDONLY);
             if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) _exit(126);
@@ -415,6 +416,10 @@ int zn_cmd_sweep(int argc, char **argv)
     if (rc >= 0) return rc;
     const char *dir = c.file;
     if (n_models == 0) return usage_error("no model file after the folder %s%s", dir, "");
+    for (int i = 0; i < n_models; i++)
+        for (int k = 0; k < i; k++)
+            if (zn_same_file(models[i], models[k]))
+                return usage_error("the model %s is given twice (as %s)", models[i], models[k]);
     long seeds[MAX_SEEDS];
     int n_seeds;
     if ((rc = parse_seeds(seeds_text, seeds, &n_seeds)) >= 0) return rc;
@@ -427,11 +432,7 @@ int zn_cmd_sweep(int argc, char **argv)
     if ((rc = parse_grid(&c, axes, &points)) >= 0) return rc;
     long total = points * n_models * n_seeds;
     if (total > MAX_RUNS) return usage_error("the grid makes more than 100000 runs%s%s", "", "");
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "znet sweep: cannot make the folder %s: %s\n", dir, strerror(errno));
-        return ZN_EXIT_ERROR;
-    }
-    /* every configuration compiled first: a bad value stops the sweep before any run starts */
+    /* every configuration compiled first: a bad value stops the sweep before anything is made */
     sweep_run *queue = zn_calloc((size_t)total, sizeof *queue);
     zn_setting *grid = zn_calloc((size_t)(points * n_models * (c.n_settings + 1)), sizeof *grid);
     int n = 0, finished_before = 0, busy = 0, failed = 0;
@@ -463,12 +464,22 @@ int zn_cmd_sweep(int argc, char **argv)
                 r.m.seed = seeds[k];
                 zn_sweep_folder(r.m.config, seeds[k], name, sizeof name);
                 snprintf(r.dir, sizeof r.dir, "%s/%s", dir, name);
-                int got = prepare_run(&r, &finished_before, &busy);
-                if (got > 0) queue[n++] = r;
-                else if (r.lock >= 0) close(r.lock);
-                failed += got < 0;
+                queue[n++] = r;
             }
         }
+    if (ok && mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "znet sweep: cannot make the folder %s: %s\n", dir, strerror(errno));
+        ok = false;
+    }
+    /* the queue keeps the runs that have something to do */
+    int kept = 0;
+    for (int i = 0; ok && i < n; i++) {
+        int got = prepare_run(&queue[i], &finished_before, &busy);
+        if (got > 0) queue[kept++] = queue[i];
+        else if (queue[i].lock >= 0) close(queue[i].lock);
+        failed += got < 0;
+    }
+    n = ok ? kept : 0;
     if (!ok) rc = ZN_EXIT_ERROR;
     else {
         long per = (threads ? threads : sysconf(_SC_NPROCESSORS_ONLN)) / jobs;
@@ -477,13 +488,18 @@ int zn_cmd_sweep(int argc, char **argv)
                "with %ld threads each\n", dir, total, points * n_models, n_seeds, finished_before, n,
                busy ? " (others are another sweep's now)" : "", jobs, per);
         fflush(stdout);
-        struct sigaction sa = {.sa_handler = on_signal}, old[2]; /* no SA_RESTART: wait() returns */
+        /* no SA_RESTART: wait() returns. SIGPIPE ignored: a closed terminal or pipe must not end
+         * a sweep of days (its runs write to their own files) */
+        struct sigaction sa = {.sa_handler = on_signal}, ign = {.sa_handler = SIG_IGN}, old[3];
         sigemptyset(&sa.sa_mask);
+        sigemptyset(&ign.sa_mask);
         sigaction(SIGINT, &sa, &old[0]);
         sigaction(SIGTERM, &sa, &old[1]);
+        sigaction(SIGPIPE, &ign, &old[2]);
         tally t = run_queue(queue, n, (int)jobs, &c, po, N_PO, per);
         sigaction(SIGINT, &old[0], NULL);
         sigaction(SIGTERM, &old[1], NULL);
+        sigaction(SIGPIPE, &old[2], NULL);
         t.failed += failed;
         int left = n - t.finished - (t.failed - failed);
         printf("sweep %s: %d finished (%d now), %d failed, %d left%s\n", dir, finished_before + t.finished,

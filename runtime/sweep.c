@@ -255,3 +255,14 @@ void zn_sweep_entries_free(zn_sweep_entry *e, int n)
     for (int i = 0; i < n; i++) zn_train_log_free(&e[i].log);
     free(e);
 }
+
+int zn_sweep_configs(const zn_sweep_entry *e, int n, int *config_of)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < i && strcmp(e[j].m.config, e[i].m.config) != 0) j++;
+        config_of[i] = j < i ? config_of[j] : k++;
+    }
+    return k;
+}

@@ -71,5 +71,8 @@ typedef struct {
 bool zn_sweep_scan(const char *dir, zn_sweep_entry **out, int *n,
                    void (*skip)(const char *path, const char *why, void *ctx), void *ctx, char *err, size_t len);
 void zn_sweep_entries_free(zn_sweep_entry *e, int n);
+/* The configurations of e[0..n), numbered in order of first appearance into config_of[i];
+ * returns how many there are. */
+int zn_sweep_configs(const zn_sweep_entry *e, int n, int *config_of);
 
 #endif
