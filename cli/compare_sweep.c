@@ -124,9 +124,11 @@ static void cpu_note(const zn_sweep_entry *e, int n)
 /* The differences of every pair of configurations with runs, column by column. */
 static void differences(const group *g, int n_groups, char names[MAX_COLUMNS][ZN_LOG_NAME_MAX], int n_cols)
 {
-    int with = 0;
-    for (int i = 0; i < n_groups; i++) with += g[i].n > 0;
-    if (with < 2) return;
+    int pairs = 0;
+    for (int i = 0; i < n_groups; i++)
+        for (int j = i + 1; j < n_groups; j++)
+            for (int c = 0; c < n_cols; c++) pairs += g[i].acc[c].n && g[j].acc[c].n;
+    if (!pairs) return;
     printf("\nDifferences of the means, first configuration minus second, with the standard error of the\n"
            "difference (SE); \"not separated\": |difference| <= 2 SE; no SE with a single run:\n\n| configurations |");
     for (int c = 0; c < n_cols; c++) printf(" %s |", names[c]);
@@ -135,7 +137,9 @@ static void differences(const group *g, int n_groups, char names[MAX_COLUMNS][ZN
     printf("\n");
     for (int i = 0; i < n_groups; i++)
         for (int j = i + 1; j < n_groups; j++) {
-            if (!g[i].n || !g[j].n) continue;
+            bool shared = false; /* pairs of models with no head in common have nothing to compare */
+            for (int c = 0; c < n_cols; c++) shared |= g[i].acc[c].n && g[j].acc[c].n;
+            if (!shared) continue;
             printf("| %s − %s |", g[i].config, g[j].config);
             for (int c = 0; c < n_cols; c++) {
                 double d, se;

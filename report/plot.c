@@ -301,19 +301,26 @@ static void default_title(const zn_train_log *logs, int n, char *out, size_t len
     }
 }
 
-/* Series s of a run's band as filled polygons from lo up to hi over the epochs where both are
- * finite, pale in the series' colour, drawn under the mean's line. */
+/* Whether the band is open at point i: both ends finite, hi above lo (a band of one run, or of
+ * runs that agree, has no width and is not drawn). */
+static bool band_at(const track *a, const track *b, int i)
+{
+    return has_point(a, i) && has_point(b, i) && at(b, i, b->y) > at(a, i, a->y);
+}
+
+/* Series s of a run's band as filled polygons from lo up to hi over the epochs where it is
+ * open, pale in the series' colour, drawn under the mean's line. */
 static void draw_band(FILE *f, const panel *p, const zn_train_log *lo, const zn_train_log *hi, int run, int s,
                       const char *colour)
 {
     track a = track_of(lo, s), b = track_of(hi, s);
     for (int i = 0; i < a.n;) {
-        if (!has_point(&a, i) || !has_point(&b, i)) {
+        if (!band_at(&a, &b, i)) {
             i++;
             continue;
         }
         int j = i;
-        while (j < a.n && has_point(&a, j) && has_point(&b, j)) j++;
+        while (j < a.n && band_at(&a, &b, j)) j++;
         fprintf(f, "<polygon class=\"band\" data-run=\"%d\" data-series=\"", run);
         xml_text(f, series_name(lo, s));
         fprintf(f, "\" fill=\"%s\" fill-opacity=\"0.2\" stroke=\"none\" points=\"", colour);

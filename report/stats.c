@@ -27,7 +27,9 @@ zn_separation zn_stat_separated(zn_stat a, zn_stat b, double *diff, double *se)
     *se = NAN;
     if (a.n < 2 || b.n < 2) return ZN_SEP_UNKNOWN;
     *se = sqrt(a.sd * a.sd / a.n + b.sd * b.sd / b.n);
-    return fabs(*diff) > 2 * *se ? ZN_SEP_YES : ZN_SEP_NOT;
+    /* rounding aside: equal figures whose means differ in the last bits are not "separated" */
+    double slack = 1e-12 * (fabs(a.mean) + fabs(b.mean));
+    return fabs(*diff) > 2 * *se + slack ? ZN_SEP_YES : ZN_SEP_NOT;
 }
 
 /* The index of series name in log, added when new; -1 when the log holds no more. */

@@ -21,8 +21,8 @@ zn_stat zn_stat_of(const double *v, int n);
 
 typedef enum {
     ZN_SEP_UNKNOWN, /* either side has fewer than two values: no standard error to judge by */
-    ZN_SEP_NOT,     /* |a - b| <= 2 standard errors of the difference */
-    ZN_SEP_YES,     /* |a - b| > 2 standard errors */
+    ZN_SEP_NOT,     /* |a - b| <= 2 standard errors of the difference (+ 1e-12 of |a| + |b|, for rounding) */
+    ZN_SEP_YES,     /* |a - b| > that */
 } zn_separation;
 
 /* a.mean - b.mean into *diff and its standard error sqrt(sd_a^2 / n_a + sd_b^2 / n_b) into *se
