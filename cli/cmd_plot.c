@@ -47,12 +47,13 @@ static void skipped(const char *path, const char *why, void *ctx)
 }
 
 /* The mean curve and band of every configuration in sweep folder dir with a finished run, into
- * logs, lo, hi (malloc'ed, *n of each); false after a message. */
+ * logs, lo, hi (malloc'ed, *n of each, to be freed either way); false after a message. */
 static bool load_sweep(const char *dir, zn_train_log **logs, zn_train_log **lo, zn_train_log **hi, int *n)
 {
     zn_sweep_entry *e;
     int n_e;
     char err[1024];
+    *n = 0;
     if (!zn_sweep_scan(dir, &e, &n_e, skipped, NULL, err, sizeof err)) {
         fprintf(stderr, "znet plot: %s\n", err);
         return false;
@@ -132,9 +133,10 @@ int zn_cmd_plot(int argc, char **argv)
             snprintf(stem, sizeof stem, "%s", paths[0]);
             for (size_t k = strlen(stem); k > 1 && stem[k - 1] == '/'; k--) stem[k - 1] = '\0';
             paths[0] = stem;
-            sweep = ok = load_sweep(stem, &logs, &lo, &hi, &loaded);
-            if (!ok) loaded = 0;
+            sweep = true;
+            ok = load_sweep(stem, &logs, &lo, &hi, &loaded); /* loaded: the logs to free, either way */
             n = loaded;
+            break;
         }
     if (!sweep) logs = zn_calloc((size_t)n, sizeof *logs);
     for (; ok && !sweep && loaded < n; loaded++) {

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@
 
 #define MAX_VALUES 256
 #define MAX_SEEDS 1024
-#define MAX_RUNS 100000
+#define MAX_RUNS 10000 /* a sweep of 10,000 runs is months of CPU; its queue takes ~70 MB */
 #define MAX_JOBS 64
 
 /* The options of `znet run` a sweep passes to every run. in_config: they change the result, so
@@ -62,11 +63,15 @@ static void on_signal(int sig)
         if (children[i] > 0) kill(children[i], sig);
 }
 
-static int usage_error(const char *fmt, const char *a, const char *b)
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "znet sweep: ");
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n  see `znet sweep --help`\n");
+    va_end(ap);
     return ZN_EXIT_USAGE;
 }
 
@@ -79,10 +84,10 @@ static int parse_seeds(const char *text, long *seeds, int *n)
         errno = 0;
         long v = strtol(p, &end, 10);
         if (errno || end == p || (*end && *end != ',') || v < 0 || v > 2147483647L)
-            return usage_error("--seeds needs integers from 0 to 2147483647 separated by commas, got '%s'%s", text, "");
+            return usage_error("--seeds needs integers from 0 to 2147483647 separated by commas, got '%s'", text);
         for (int i = 0; i < *n; i++)
-            if (seeds[i] == v) return usage_error("--seeds '%s' names a seed twice%s", text, "");
-        if (*n == MAX_SEEDS) return usage_error("--seeds '%s': at most 1024 seeds%s", text, "");
+            if (seeds[i] == v) return usage_error("--seeds '%s' names a seed twice", text);
+        if (*n == MAX_SEEDS) return usage_error("--seeds '%s': at most %d seeds", text, MAX_SEEDS);
         seeds[(*n)++] = v;
         if (!*end) return -1;
         p = end + 1;
@@ -104,7 +109,7 @@ static int parse_grid(const zn_cli_common *c, axis *axes, long *points)
         char err[512];
         axes[i].key = s->key;
         if (strcmp(s->key, "train.seed") == 0)
-            return usage_error("the seeds are given with --seeds 0,1,2, not as %s%s", s->key, "");
+            return usage_error("the seeds are given with --seeds 0,1,2, not as %s", s->key);
         for (int k = 0; k < i; k++)
             if (strcmp(axes[k].key, s->key) == 0)
                 return usage_error("--set %s is given twice: give its values as one list (--set %s=V1,V2)", s->key,
@@ -114,7 +119,7 @@ static int parse_grid(const zn_cli_common *c, axis *axes, long *points)
             return ZN_EXIT_USAGE;
         }
         *points *= axes[i].n;
-        if (*points > MAX_RUNS) return usage_error("the --set grids make more than 100000 configurations%s%s", "", "");
+        if (*points > MAX_RUNS) return usage_error("the --set grids make more than %d configurations", MAX_RUNS);
     }
     return -1;
 }
@@ -415,7 +420,7 @@ int zn_cmd_sweep(int argc, char **argv)
         opts, N_PO + 3, &c, models, 64, &n_models);
     if (rc >= 0) return rc;
     const char *dir = c.file;
-    if (n_models == 0) return usage_error("no model file after the folder %s%s", dir, "");
+    if (n_models == 0) return usage_error("no model file after the folder %s", dir);
     for (int i = 0; i < n_models; i++)
         for (int k = 0; k < i; k++)
             if (zn_same_file(models[i], models[k]))
@@ -431,7 +436,7 @@ int zn_cmd_sweep(int argc, char **argv)
     long points;
     if ((rc = parse_grid(&c, axes, &points)) >= 0) return rc;
     long total = points * n_models * n_seeds;
-    if (total > MAX_RUNS) return usage_error("the grid makes more than 100000 runs%s%s", "", "");
+    if (total > MAX_RUNS) return usage_error("the grid makes more than %d runs", MAX_RUNS);
     /* every configuration compiled first: a bad value stops the sweep before anything is made */
     sweep_run *queue = zn_calloc((size_t)total, sizeof *queue);
     zn_setting *grid = zn_calloc((size_t)(points * n_models * (c.n_settings + 1)), sizeof *grid);
