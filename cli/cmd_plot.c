@@ -78,7 +78,8 @@ static bool load_sweep(const char *dir, zn_train_log **logs, zn_train_log **lo, 
         if (!ok) fprintf(stderr, "znet plot: %s: out of memory, or more than %d test series\n", e[first].m.config,
                          ZN_LOG_MAX_SERIES);
         snprintf(mean->model, sizeof mean->model, "%s", e[first].m.model_name);
-        snprintf(mean->file, sizeof mean->file, "%.900s, mean of %d, band ± sd", e[first].m.config, m);
+        const zn_sweep_manifest *man = &e[first].m;
+        snprintf(mean->file, sizeof mean->file, "%.900s, mean of %d, band ± sd", man->label[0] ? man->label : man->config, m);
         snprintf(mean->path, sizeof mean->path, "%s", mean->file);
         ++*n;
     }

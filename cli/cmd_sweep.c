@@ -327,18 +327,18 @@ static int prepare_run(sweep_run *r, int *finished_before, int *busy)
         printf("FAILED %s seed %ld: %s\n", r->m.config, r->m.seed, err);
         return -1;
     }
-    if (r->state == ZN_SWEEP_FINISHED) return ++*finished_before, 0;
-    /* the CPUs a run's epochs were timed on: its manifest keeps every one */
+    /* the CPUs a run's epochs were timed on: its manifest keeps every one; the label is this
+     * invocation's, finished runs included */
     if (have) memcpy(r->m.cpus, old.cpus, sizeof old.cpus), r->m.n_cpus = old.n_cpus;
     zn_sweep_cpu(cpu, sizeof cpu);
-    bool seen = false;
+    bool seen = r->state == ZN_SWEEP_FINISHED;
     for (int i = 0; i < r->m.n_cpus; i++) seen |= strcmp(r->m.cpus[i], cpu) == 0;
     if (!seen && r->m.n_cpus < ZN_SWEEP_MAX_CPUS) snprintf(r->m.cpus[r->m.n_cpus++], sizeof r->m.cpus[0], "%s", cpu);
     if (!zn_sweep_manifest_write(r->dir, &r->m, err, sizeof err)) {
         printf("FAILED %s seed %ld: %s\n", r->m.config, r->m.seed, err);
         return -1;
     }
-    return 1;
+    return r->state == ZN_SWEEP_FINISHED ? (++*finished_before, 0) : 1;
 }
 
 /* Runs queue[0..n) at most jobs at once; returns the tally. */
@@ -382,7 +382,7 @@ static tally run_queue(sweep_run *queue, int n, int jobs, const zn_cli_common *c
 int zn_cmd_sweep(int argc, char **argv)
 {
     run_flags f = {0};
-    const char *seeds_text = "0";
+    const char *seeds_text = "0", *name = NULL;
     long jobs = 1, threads = 0;
     passed_opt po[] = {
         {{"--data", ZN_OPT_STRING, "DIR", "where the data set is (as for znet run)", &f.data, 0, 0}, false},
@@ -397,12 +397,14 @@ int zn_cmd_sweep(int argc, char **argv)
         {{"--check-numerics", ZN_OPT_FLAG, NULL, "stop a run at its first NaN/Inf", &f.check_numerics, 0, 0}, false},
     };
     enum { N_PO = sizeof po / sizeof po[0] };
-    zn_opt opts[N_PO + 3] = {
+    zn_opt opts[N_PO + 4] = {
+        {"--name", ZN_OPT_STRING, "LABEL", "the configurations' name in compare and plot (with the --set values\n"
+                                           "                    that vary), instead of the model and its settings", &name, 0, 0},
         {"--seeds", ZN_OPT_STRING, "S1,S2", "the seeds every configuration runs with (default 0)", &seeds_text, 0, 0},
         {"--jobs", ZN_OPT_INT, "N", "runs at once (default 1); the threads are split between them", &jobs, 1, MAX_JOBS},
         {"--threads", ZN_OPT_INT, "N", "CPU threads of all runs together (default: every core)", &threads, 1, 1024},
     };
-    for (int i = 0; i < N_PO; i++) opts[3 + i] = po[i].opt;
+    for (int i = 0; i < N_PO; i++) opts[4 + i] = po[i].opt;
     static const char *models[64];
     int n_models = 0;
     zn_cli_common c;
@@ -417,7 +419,7 @@ int zn_cmd_sweep(int argc, char **argv)
         "DIR. `znet compare DIR` and `znet plot DIR` summarise it (docs/sweep.md). Example:\n"
         "  znet sweep runs models/davidnet_multisoft.znet models/davidnet_zee.znet --set width=16 \\\n"
         "      --seeds 0,1,2 --data ../shared/data/cifar-10-batches-bin",
-        opts, N_PO + 3, &c, models, 64, &n_models);
+        opts, N_PO + 4, &c, models, 64, &n_models);
     if (rc >= 0) return rc;
     const char *dir = c.file;
     if (n_models == 0) return usage_error("no model file after the folder %s", dir);
@@ -458,6 +460,9 @@ int zn_cmd_sweep(int argc, char **argv)
                 snprintf(r.m.model_name, sizeof r.m.model_name, "%s", cm.graph.model_name);
                 r.m.fingerprint = cm.fingerprint;
                 config_name(cm.graph.model_name, s, c.n_settings, po, N_PO, r.m.config, sizeof r.m.config);
+                if (name) snprintf(r.m.label, sizeof r.m.label, "%s", name);
+                for (int i = 0; name && i < c.n_settings; i++)
+                    if (axes[i].n > 1) append(r.m.label, sizeof r.m.label, " %s=%s", s[i].key, s[i].value);
             } else {
                 fprintf(stderr, "znet sweep: in the configuration %s", models[m]);
                 for (int i = 0; i < c.n_settings; i++) fprintf(stderr, " %s=%s", s[i].key, s[i].value);

@@ -96,7 +96,7 @@ static int group_by_config(const zn_sweep_entry *e, int n, group *g)
     for (int j = 0; j < k; j++) g[j].runs = zn_calloc((size_t)n, sizeof *g->runs);
     for (int i = 0; i < n; i++) {
         group *r = &g[of[i]];
-        r->config = e[i].m.config;
+        r->config = e[i].m.label[0] ? e[i].m.label : e[i].m.config;
         if (e[i].finished) r->runs[r->n++] = &e[i];
         else r->unfinished++;
     }

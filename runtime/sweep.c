@@ -112,8 +112,9 @@ bool zn_sweep_manifest_write(const char *dir, const zn_sweep_manifest *m, char *
         json_decref(cpus);
         return zn_fail(err, len, "cannot write %s: %s", tmp, strerror(errno));
     }
-    bool ok = zn_json_write_line(f, json_pack("{s:s, s:o, s:o, s:o, s:s, s:I, s:o}", "type", "sweep_run",
-                                              "config", zn_json_text(m->config), "model", zn_json_text(m->model),
+    bool ok = zn_json_write_line(f, json_pack("{s:s, s:o, s:o, s:o, s:o, s:s, s:I, s:o}", "type", "sweep_run",
+                                              "config", zn_json_text(m->config), "label", zn_json_text(m->label),
+                                              "model", zn_json_text(m->model),
                                               "model_name", zn_json_text(m->model_name), "fingerprint", fp,
                                               "seed", (json_int_t)m->seed, "cpus", cpus));
     ok = fclose(f) == 0 && ok;
@@ -149,6 +150,7 @@ bool zn_sweep_manifest_read(const char *dir, zn_sweep_manifest *m, char *err, si
          member(o, "model", m->model, sizeof m->model, msg, sizeof msg) &&
          member(o, "model_name", m->model_name, sizeof m->model_name, msg, sizeof msg) &&
          member(o, "fingerprint", fp, sizeof fp, msg, sizeof msg);
+    if (ok && json_object_get(o, "label")) ok = member(o, "label", m->label, sizeof m->label, msg, sizeof msg);
     if (ok) m->fingerprint = strtoull(fp, &end, 16);
     if (ok && (strlen(fp) != 16 || *end)) ok = zn_fail(msg, sizeof msg, "\"fingerprint\" is not 16 hex digits");
     if (ok && !json_is_integer(seed)) ok = zn_fail(msg, sizeof msg, "\"seed\" is missing or not an integer");

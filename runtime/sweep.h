@@ -27,6 +27,7 @@ void zn_sweep_free_values(char **values, int n);
 
 typedef struct {
     char config[ZN_SWEEP_TEXT];     /* what the runs of one configuration share: "fashion_small width=8" */
+    char label[ZN_SWEEP_TEXT];      /* its name in tables and plots (`znet sweep --name`); "": config */
     char model[ZN_SWEEP_TEXT];      /* the model file as the sweep was given it */
     char model_name[64];            /* the model's name in the file */
     uint64_t fingerprint;           /* the model's (checkpoints match it) */

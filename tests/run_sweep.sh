@@ -82,14 +82,24 @@ grep -q "FAILED $cfg seed 5 (killed by signal 9): see C/" crash.out || bad "the 
 grep -q "finished $cfg seed 6" crash.out || bad "the sweep did not go on after the crash: $(cat crash.out)"
 "${sweep[@]/#S/C}" --seeds 5,6 > crash2.out 2>&1 || bad "after the crash: $(cat crash2.out)"
 grep -q "continue $cfg seed 5" crash2.out || bad "the crashed run was not continued: $(cat crash2.out)"
+# Ctrl-C (SIGINT) stops the run under way the same way: saved, exit 130
+"${sweep[@]/#S/C}" --seeds 8 > int.out 2>&1 &
+pid=$!
+wait_for int.out "start $cfg seed 8" || bad "SIGINT: seed 8 did not start"
+wait_for "$(echo C/*_seed8)/run.ckpt" "" || bad "SIGINT: seed 8 saved no checkpoint"
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" = 130 ] && grep -q "stopped $cfg seed 8 .*saved" int.out || bad "SIGINT: exit $rc: $(cat int.out)"
 
-# 4. another model in the same folder, two runs at once with the threads split between them
+# 4. another model in the same folder under a name of its own, two runs at once with the threads
+# split between them
 sed 's/model fashion_small/model other_small/' "$model" > other.znet
-"$znet" sweep S other.znet --set width=2 --batch 4 --data data --threads 2 --jobs 2 --epochs 2 --seeds 0,1 > jobs.out 2>&1 ||
+"$znet" sweep S other.znet --name "other net" --set width=2 --batch 4 --data data --threads 2 --jobs 2 --epochs 2 --seeds 0,1 > jobs.out 2>&1 ||
     bad "--jobs 2: exit $?: $(cat jobs.out)"
 grep -q "2 at once with 1 threads each" jobs.out || bad "--jobs 2 --threads 2: $(head -1 jobs.out)"
 grep -q -- "--threads 1 " S/other_small_*_seed1/output.txt || bad "a run of --jobs 2 --threads 2 did not get 1 thread"
 "$znet" compare S > table.md || bad "compare of the shared folder: exit $?: $(cat table.md)"
 grep -q "^| $cfg | 3 |" table.md || bad "compare: no fashion_small row of 3 runs: $(cat table.md)"
-grep -q "^| other_small width=2 train.batch=4 train.epochs=2 | 2 |" table.md || bad "compare: no other_small row of 2 runs: $(cat table.md)"
+grep -q "^| other net | 2 |" table.md || bad "compare: no other_small row of 2 runs: $(cat table.md)"
 zt_end run_sweep

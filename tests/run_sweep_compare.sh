@@ -38,12 +38,13 @@ run b1 "multisoft width=16" multisoft 1 "${z[1]}" true '{"h1":0.4,"h3":0.7,"vote
 run b2 "multisoft width=16" multisoft 2 "${z[1]}" true '{"h1":0.4,"h3":0.7,"vote":0.8} {"h1":0.50,"h3":0.80,"vote":0.93}' 200 90
 run b3 "multisoft width=16" multisoft 3 "${z[1]}" true '{"h1":0.4,"h3":0.7,"vote":0.8}' 200 90 unfinished
 # davidnet: one run, one head "out", no vote
-run c0 "davidnet width=16" davidnet 0 '["out"]' false '{"out":0.8} {"out":0.9054}' 226 80
+run c0 "davidnet width=16 train.epochs=2" davidnet 0 '["out"]' false '{"out":0.8} {"out":0.9054}' 226 80
 # the bad entries, each named and skipped
 run e0 "zee width=8" zee 0 "${z[1]}" true '{"h1":0.5,"h3":0.7,"vote":0.8} {"h1":0.6,"h3":0.8,"vote":0.9}' 200 90
 sed -i '2s/.*/{"type":"epoch","epoch":1,/' S/e0/log.jsonl   # a corrupt line
 run f0 "zee width=8" zee 1 "${z[1]}" true '{"h1":0.5,"h3":0.7,"vote":0.8} {"h1":0.6,"h3":0.8,"vote":0.9}' 200 90
 sed -i '1s/"model":"zee"/"model":"resnet"/' S/f0/log.jsonl  # another model's log
+sed -i 's/"seed":/"label":"davidnet width=16","seed":/' S/c0/manifest.json # its name in the table
 mkdir S/g0 && cp S/a0/log.jsonl S/g0/                          # no manifest
 echo "notes" > S/notes.txt
 
