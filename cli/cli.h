@@ -89,6 +89,11 @@ int zn_cmd_summary(int argc, char **argv);
 int zn_cmd_bench(int argc, char **argv);
 int zn_cmd_run(int argc, char **argv);
 int zn_cmd_compare(int argc, char **argv);
+int zn_cmd_sweep(int argc, char **argv);
+/* `znet compare DIR` of a sweep folder (compare_sweep.c); returns the exit code. */
+int zn_compare_sweep(const char *dir);
+/* Whether path is a folder (a sweep's, for compare and plot). */
+bool zn_cli_is_folder(const char *path);
 int zn_cmd_eval(int argc, char **argv);
 int zn_cmd_predict(int argc, char **argv);
 int zn_cmd_export(int argc, char **argv);

@@ -1,7 +1,8 @@
 /* cmd_compare.c: `znet compare A.znet [--set ...] [--log A.jsonl] B.znet ...`: one Markdown
  * table of models side by side: trainable parameters, multiply-adds per example, planned
  * training memory at one batch size and, from run logs, test accuracy per head and vote, time
- * per epoch, images/s and the measured peak memory. */
+ * per epoch, images/s and the measured peak memory; or, given a sweep folder, its
+ * configurations' statistics over seeds (compare_sweep.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +27,16 @@ static const char *const usage =
 
 static void help(void)
 {
-    printf("usage: znet %s\n\n"
+    printf("usage: znet %s\n       znet compare SWEEP_DIR\n\n"
            "Prints one Markdown table comparing models: trainable parameters, multiply-adds per\n"
            "example, planned memory of a training step at one batch size and, for each model\n"
            "given a run log (`znet run --log`), the last test accuracy of every head and of the\n"
            "vote, the best vote, the epochs done (\"9 of 24\" while a run is unfinished),\n"
            "seconds per epoch, training images/s and the measured peak\n"
-           "memory. --set before the first model applies to all; after a model, to that model.\n\n"
+           "memory. --set before the first model applies to all; after a model, to that model.\n"
+           "Given a folder of `znet sweep` instead, one row per configuration: each figure's mean\n"
+           "± standard deviation over its finished runs, then every pair's differences, marked\n"
+           "\"not separated\" within two standard errors (docs/sweep.md).\n\n"
            "options:\n"
            "  --batch N         batch size for the planned memory (default: each model's recipe)\n"
            "  --set KEY=VALUE   a model parameter or train setting (see docs/cli.md)\n"
@@ -194,6 +198,15 @@ int zn_cmd_compare(int argc, char **argv)
     int n;
     int rc = parse(argc, argv, entries, &n, &global, &batch);
     if (rc >= 0) return rc;
+    for (int i = 0; i < n; i++) {
+        if (!zn_cli_is_folder(entries[i].file)) continue;
+        if (n > 1 || batch || global.n_sets || entries[i].n_sets || entries[i].log || entries[i].name) {
+            fprintf(stderr, "znet compare: %s is a folder: a sweep folder is compared alone, with no --batch, --set, "
+                            "--log or --name (znet compare DIR)\n", entries[i].file);
+            return ZN_EXIT_USAGE;
+        }
+        return zn_compare_sweep(entries[i].file);
+    }
     printf("| model | parameters | MMACs/example | planned training memory (batch %s) | last test accuracy per head "
            "| vote | best vote | epochs | s/epoch | train img/s | measured peak (arena) |\n",
            batch ? "as given" : "of each recipe");

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "cli.h"
 #include "graph/util.h"
 
@@ -293,4 +295,10 @@ int zn_cli_parse_model_args(int argc, char **argv, const char *usage, const char
     }
     free(all);
     return rc;
+}
+
+bool zn_cli_is_folder(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }

@@ -1,7 +1,7 @@
 /* plot.c: training logs drawn as a standalone SVG (two panels: training loss, per epoch and,
  * from step records, per step; train accuracy dashed and test accuracy per head and vote solid;
- * with step records a third, the learning rate; several runs overlaid, one hue per run) and
- * written as CSV. Axes get "nice" ticks (1, 2, 2.5 or 5 times a power of ten). */
+ * with step records a third, the learning rate; several runs overlaid, one hue per run; the
+ * mean curves of a sweep's configurations with a band each) and written as CSV. Axes get "nice" ticks (1, 2, 2.5 or 5 times a power of ten). */
 #include "report/plot.h"
 
 #include <math.h>
@@ -301,7 +301,43 @@ static void default_title(const zn_train_log *logs, int n, char *out, size_t len
     }
 }
 
+/* Whether the band is open at point i: both ends finite, hi above lo (a band of one run, or of
+ * runs that agree, has no width and is not drawn). */
+static bool band_at(const track *a, const track *b, int i)
+{
+    return has_point(a, i) && has_point(b, i) && at(b, i, b->y) > at(a, i, a->y);
+}
+
+/* Series s of a run's band as filled polygons from lo up to hi over the epochs where it is
+ * open, pale in the series' colour, drawn under the mean's line. */
+static void draw_band(FILE *f, const panel *p, const zn_train_log *lo, const zn_train_log *hi, int run, int s,
+                      const char *colour)
+{
+    track a = track_of(lo, s), b = track_of(hi, s);
+    for (int i = 0; i < a.n;) {
+        if (!band_at(&a, &b, i)) {
+            i++;
+            continue;
+        }
+        int j = i;
+        while (j < a.n && band_at(&a, &b, j)) j++;
+        fprintf(f, "<polygon class=\"band\" data-run=\"%d\" data-series=\"", run);
+        xml_text(f, series_name(lo, s));
+        fprintf(f, "\" fill=\"%s\" fill-opacity=\"0.2\" stroke=\"none\" points=\"", colour);
+        for (int k = i; k < j; k++) fprintf(f, "%.1f,%.1f ", px(p, at(&b, k, b.x)), py(p, at(&b, k, b.y)));
+        for (int k = j - 1; k >= i; k--) fprintf(f, "%.1f,%.1f%s", px(p, at(&a, k, a.x)), py(p, at(&a, k, a.y)), k > i ? " " : "");
+        fputs("\"/>\n", f);
+        i = j;
+    }
+}
+
 bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title)
+{
+    return zn_plot_svg_bands(f, logs, NULL, NULL, n, title);
+}
+
+bool zn_plot_svg_bands(FILE *f, const zn_train_log *logs, const zn_train_log *lo, const zn_train_log *hi, int n,
+                       const char *title)
 {
     double e_lo = INFINITY, e_hi = -INFINITY, l_lo = 0, l_hi = -INFINITY, a_lo = INFINITY, a_hi = -INFINITY;
     double r_lo = 0, r_hi = -INFINITY;
@@ -310,6 +346,9 @@ bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title)
         for (int i = 0; i < logs[r].n_epochs; i++) extend(logs[r].epochs[i].epoch, &e_lo, &e_hi);
         for (int s = S_STEP_LOSS; s <= S_LOSS; s++) extend_track(&logs[r], s, &e_lo, &e_hi, &l_lo, &l_hi);
         for (int s = S_TRAIN; s < logs[r].n_series; s++) extend_track(&logs[r], s, &e_lo, &e_hi, &a_lo, &a_hi);
+        for (int s = S_LOSS; lo && hi && s < logs[r].n_series; s++)
+            for (int k = 0; k < 2; k++)
+                extend_track(k ? &hi[r] : &lo[r], s, &e_lo, &e_hi, s == S_LOSS ? &l_lo : &a_lo, s == S_LOSS ? &l_hi : &a_hi);
         extend_track(&logs[r], S_LR, &e_lo, &e_hi, &r_lo, &r_hi);
         steps |= logs[r].n_steps > 0;
     }
@@ -338,6 +377,13 @@ bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title)
     draw_frame(f, &loss, "training loss", "loss");
     draw_frame(f, &acc, "accuracy (test solid, train dashed)", "accuracy");
     if (steps) draw_frame(f, &lr, "learning rate (per step)", "lr");
+    for (int r = 0; lo && hi && r < n; r++)
+        for (int s = S_LOSS; s < logs[r].n_series; s++) {
+            char colour[8];
+            if (s == S_TRAIN) continue; /* a dashed line with a band of its own would hide the test bands */
+            series_colour(r, n, &logs[r], s, colour);
+            draw_band(f, s == S_LOSS ? &loss : &acc, &lo[r], &hi[r], r, s, colour);
+        }
     for (int r = 0; r < n; r++) {
         char colour[8];
         for (int s = S_LR; s < logs[r].n_series; s++) {

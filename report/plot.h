@@ -39,7 +39,7 @@ typedef struct {
     int n_steps;
     bool incomplete_last_line; /* a last line without '\n' that did not parse was left out (the
                                   run may still be writing it) */
-    double params, batch;      /* from the run record; NAN when absent */
+    double params, batch, seed; /* from the run record; NAN when absent */
     double epochs_planned;     /* the run record's "epochs" (the recipe's); NAN when absent */
     /* from the final record (NAN when the run has not finished): seconds spent training, its
      * images per second, and the memory planned and measured (bytes) */
@@ -58,6 +58,10 @@ void zn_train_log_free(zn_train_log *log);
 /* The SVG of n logs (n >= 1): two panels (loss; accuracy), a third (learning rate per step)
  * under the loss panel when a log has step records, legend, title (NULL: the model names). */
 bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title);
+/* The same with a band around each log's loss and test accuracies, from lo[r] up to hi[r]
+ * (zn_log_band makes the three; lo and hi NULL: no bands). */
+bool zn_plot_svg_bands(FILE *f, const zn_train_log *logs, const zn_train_log *lo, const zn_train_log *hi, int n,
+                       const char *title);
 /* One row per run and epoch: log,model,epoch,step,lr,train_loss,train_acc,test_<key>...,time,
  * img_per_s, with the union of all runs' test keys; absent values are empty fields. */
 void zn_plot_csv(FILE *f, const zn_train_log *logs, int n);

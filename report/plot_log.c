@@ -67,6 +67,7 @@ static bool take_run(zn_train_log *log, const json_t *rec, char *msg, size_t len
     if (!string(rec, "model", true, log->model, sizeof log->model, msg, len) ||
         !string(rec, "file", false, log->file, sizeof log->file, msg, len) ||
         !number(rec, "params", false, &log->params, msg, len) || !number(rec, "batch", false, &log->batch, msg, len) ||
+        !number(rec, "seed", false, &log->seed, msg, len) ||
         !number(rec, "epochs", false, &log->epochs_planned, msg, len))
         return false;
     const json_t *heads = json_object_get(rec, "heads"), *vote = json_object_get(rec, "vote");
@@ -169,7 +170,7 @@ static bool take_record(zn_train_log *log, const json_t *rec, bool *have_run, ch
 bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t errlen)
 {
     memset(log, 0, sizeof *log);
-    log->params = log->batch = log->epochs_planned = log->train_time = log->img_per_s = NAN;
+    log->params = log->batch = log->seed = log->epochs_planned = log->train_time = log->img_per_s = NAN;
     log->planned_bytes = log->high_water_bytes = NAN;
     snprintf(log->path, sizeof log->path, "%s", path);
     FILE *f = fopen(path, "r");

@@ -29,14 +29,6 @@ train {
 }
 EOF
 run=("$znet" run mlp.znet --data data --threads 1 --quiet) # 4 steps an epoch
-# waits (up to 20 s) until file $1 exists and holds the text $2 (or just exists, for "")
-wait_for() {
-    for ((w = 0; w < 2000; w++)); do
-        [ -e "$1" ] && { [ -z "$2" ] || grep -q "$2" "$1"; } && return 0
-        sleep 0.01
-    done
-    return 1
-}
 # the epochs a checkpoint holds, from `znet eval`; fails when it does not load
 epochs_in() {
     "$znet" eval mlp.znet --data data --threads 1 --weights "$1" > eval.out 2>&1 &&

@@ -4,6 +4,8 @@
 # and starts the failure count that bad MESSAGE adds to; zt_end NAME reports it (exit 1 if any).
 # zt_expect CODE PATTERN COMMAND...: COMMAND exits CODE and says PATTERN (grep -E) on stdout or
 # stderr, both left in the file out.
+# wait_for FILE TEXT waits (up to 60 s) until FILE exists and holds TEXT (or just exists, for "");
+# false if it never does.
 # make_idx DIR TRAIN TEST writes a data set in Fashion-MNIST's IDX format (unpacked) into DIR:
 # TRAIN training and TEST test images of 28x28 pseudo-random bytes (a fixed LCG, the same on every
 # machine), labels i*7 mod 10. Tiny runs on it need neither the Debian package nor a download.
@@ -40,6 +42,14 @@ zt_expect() {
     rc=$?
     [ $rc -eq "$code" ] || bad "${*:2}: exit $rc, want $code: $(cat out)"
     grep -Eq -- "$want" out || bad "${*:2}: no message '$want': $(cat out)"
+}
+
+wait_for() {
+    for ((w = 0; w < 6000; w++)); do
+        [ -e "$1" ] && { [ -z "$2" ] || grep -q "$2" "$1"; } && return 0
+        sleep 0.01
+    done
+    return 1
 }
 
 make_idx() {
