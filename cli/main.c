@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backends/cpu/cpu_features.h"
 #include "cli.h"
 
 static const zn_command commands[] = {
@@ -38,7 +39,10 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("znet %s (%s)\n", ZNET_VERSION, ZNET_BUILT_IN);
+        printf("znet %s (%s)\ncpu kernel paths:", ZNET_VERSION, ZNET_BUILT_IN);
+        for (int p = 0; p < ZN_CPU_PATH_COUNT; p++)
+            if (zn_cpu_path_has((zn_cpu_path)p)) printf(" %s", zn_cpu_path_name((zn_cpu_path)p));
+        printf(" (this CPU; ZNET_CPU_PATH picks one, default the last)\n");
         return 0;
     }
     for (int i = 0; i < n_commands; i++)

@@ -1,0 +1,90 @@
+/* cpu_features.c: the active kernel path. Detection uses the compiler's CPUID builtins, so the
+ * build needs no -march flag and a binary built here runs on any x86-64 (and, elsewhere, on the
+ * portable path). The active path is one word read by every dispatching kernel; it is set
+ * before the worker pool runs a kernel (backend creation, the command line, or tests). */
+#include "backends/cpu/cpu_features.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const NAMES[ZN_CPU_PATH_COUNT] = {"portable", "avx2", "avx512"};
+
+/* -1 until first asked */
+static int active = -1;
+
+const char *zn_cpu_path_name(zn_cpu_path path)
+{
+    return (unsigned)path < ZN_CPU_PATH_COUNT ? NAMES[path] : "?";
+}
+
+bool zn_cpu_path_has(zn_cpu_path path)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    switch (path) {
+    case ZN_CPU_PORTABLE: return true;
+    case ZN_CPU_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case ZN_CPU_AVX512:
+        return zn_cpu_path_has(ZN_CPU_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512vl");
+    default: return false;
+    }
+#else
+    return path == ZN_CPU_PORTABLE;
+#endif
+}
+
+static zn_cpu_path widest(void)
+{
+    zn_cpu_path p = ZN_CPU_PORTABLE;
+    for (int i = 0; i < ZN_CPU_PATH_COUNT; i++)
+        if (zn_cpu_path_has((zn_cpu_path)i)) p = (zn_cpu_path)i;
+    return p;
+}
+
+/* ZNET_CPU_PATH's path; false with why filled when it names none or one this CPU lacks. */
+static bool env_path(zn_cpu_path *out, char *why, size_t len)
+{
+    const char *env = getenv("ZNET_CPU_PATH");
+    if (!env || !*env) {
+        *out = widest();
+        return true;
+    }
+    for (int i = 0; i < ZN_CPU_PATH_COUNT; i++) {
+        if (strcmp(env, NAMES[i]) != 0) continue;
+        if (!zn_cpu_path_has((zn_cpu_path)i)) {
+            snprintf(why, len, "ZNET_CPU_PATH=%s: this CPU lacks the %s instructions (it runs %s)",
+                     env, NAMES[i], NAMES[widest()]);
+            return false;
+        }
+        *out = (zn_cpu_path)i;
+        return true;
+    }
+    snprintf(why, len, "ZNET_CPU_PATH=%s: no such kernel path (portable, avx2 or avx512)", env);
+    return false;
+}
+
+zn_cpu_path zn_cpu_path_active(void)
+{
+    if (active < 0) {
+        zn_cpu_path p;
+        char why[160];
+        active = env_path(&p, why, sizeof why) ? (int)p : (int)widest();
+    }
+    return (zn_cpu_path)active;
+}
+
+bool zn_cpu_path_choose(char *why, size_t len)
+{
+    zn_cpu_path p;
+    if (!env_path(&p, why, len)) return false;
+    active = (int)p;
+    return true;
+}
+
+bool zn_cpu_path_force(zn_cpu_path path)
+{
+    if (!zn_cpu_path_has(path)) return false;
+    active = (int)path;
+    return true;
+}
