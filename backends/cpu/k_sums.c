@@ -61,7 +61,7 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const float *x, const 
     rows_sums(16, x, dy, rows, stride, n, squares, t);
 }
 
-__attribute__((target("avx512f,avx512vl,avx2,fma,prefer-vector-width=512"))) static void
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void
 rows_avx512(const float *x, const float *dy, int rows, size_t stride, int n, bool squares,
             zn_bn_sums *t)
 {
