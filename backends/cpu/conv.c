@@ -13,6 +13,7 @@
 
 #include "backends/cpu/conv_direct.h"
 #include "backends/cpu/im2col.h"
+#include "backends/cpu/sums.h"
 #include "backends/cpu/threads.h"
 
 /* GEMM columns per chunk: enough for OpenBLAS's N-blocking to pay off on 4x4 and 8x8 layers;
@@ -304,13 +305,11 @@ static void backward_filter_reduce_job(void *ctx, int t, int count) {
   }
   if (!j->db) return;
   zn_cpu_split(p->o, t, count, &begin, &end);
-  for (int o = begin; o < end; o++) {
-    double sum = 0.0;  /* n * ohw terms: float would drift on large batches */
-    for (int n = 0; n < p->n; n++) {
-      const float *plane = j->dy + ((size_t)n * p->o + o) * j->g.ohw;
-      for (int q = 0; q < j->g.ohw; q++) sum += plane[q];
-    }
-    j->db[o] = (float)sum;
+  for (int o = begin; o < end; o++) { /* the bias gradient as zn_channel_sum forms it (sums.h) */
+    zn_bn_sums t = {0, 0, 0, 0};
+    zn_rows_sums_add(j->dy + (size_t)o * j->g.ohw, NULL, p->n, (size_t)p->o * j->g.ohw, j->g.ohw,
+                     false, &t);
+    j->db[o] = (float)t.x;
   }
 }
 
