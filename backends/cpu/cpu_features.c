@@ -4,14 +4,16 @@
  * before the worker pool runs a kernel (backend creation, the command line, or tests). */
 #include "backends/cpu/cpu_features.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const NAMES[ZN_CPU_PATH_COUNT] = {"portable", "avx2", "avx512"};
 
-/* -1 until first asked */
-static int active = -1;
+/* -1 until first asked; atomic because the first to ask may be several pool threads at once
+ * (a kernel called without a backend), each storing the same answer */
+static atomic_int active = -1;
 
 const char *zn_cpu_path_name(zn_cpu_path path)
 {
@@ -66,25 +68,27 @@ static bool env_path(zn_cpu_path *out, char *why, size_t len)
 
 zn_cpu_path zn_cpu_path_active(void)
 {
-    if (active < 0) {
+    int a = atomic_load_explicit(&active, memory_order_relaxed);
+    if (a < 0) {
         zn_cpu_path p;
         char why[160];
-        active = env_path(&p, why, sizeof why) ? (int)p : (int)widest();
+        a = env_path(&p, why, sizeof why) ? (int)p : (int)widest();
+        atomic_store_explicit(&active, a, memory_order_relaxed);
     }
-    return (zn_cpu_path)active;
+    return (zn_cpu_path)a;
 }
 
 bool zn_cpu_path_choose(char *why, size_t len)
 {
     zn_cpu_path p;
     if (!env_path(&p, why, len)) return false;
-    active = (int)p;
+    atomic_store_explicit(&active, (int)p, memory_order_relaxed);
     return true;
 }
 
 bool zn_cpu_path_force(zn_cpu_path path)
 {
     if (!zn_cpu_path_has(path)) return false;
-    active = (int)path;
+    atomic_store_explicit(&active, (int)path, memory_order_relaxed);
     return true;
 }
