@@ -9,6 +9,7 @@
  * floats on planes whose rows hold whole 16-float vectors, else 8 floats with 32 registers). */
 #include "backends/cpu/conv_direct.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "backends/cpu/cpu_features.h"
@@ -119,7 +120,7 @@ static const direct_kernels AVX2 = {8, image_avx2, filter_avx2},
 /* The active path's kernels for h x w planes, or NULL where none fits (or on the portable path). */
 static const direct_kernels *kernels_for(int h, int w) {
 #ifdef ZN_DIRECT_X86
-  const direct_kernels *const by_path[ZN_CPU_PATH_COUNT][2] = {
+  static const direct_kernels *const by_path[ZN_CPU_PATH_COUNT][2] = {
       [ZN_CPU_AVX2] = {&AVX2}, [ZN_CPU_AVX512] = {&AVX512, &AVX512_YMM}};
   for (int i = 0; i < 2; i++) {
     const direct_kernels *k = by_path[zn_cpu_path_active()][i];
@@ -143,6 +144,7 @@ void zn_conv_direct_filter_images(const zn_direct_shape *s, int images, const fl
                                   const float *dy, float *dw, float *scratch) {
 #ifdef ZN_DIRECT_X86
   const direct_kernels *k = kernels_for(s->h, s->w);
+  assert(k && "conv.c asks zn_conv_direct_supported first");
   const size_t image_in = (size_t)s->c * s->h * s->w,
                image_pad = zn_conv_direct_scratch_floats(s->c, s->h, s->w, s->dil);
   for (int im = 0; im < images; im++)
@@ -157,6 +159,7 @@ void zn_conv_direct_image(const zn_direct_shape *s, const float *x, const float 
                           const float *b, float *y, float *scratch) {
 #ifdef ZN_DIRECT_X86
   const direct_kernels *k = kernels_for(s->h, s->w);
+  assert(k && "conv.c asks zn_conv_direct_supported first");
   pad_image(s->c, s->h, s->w, s->dil, x, scratch);
   k->image(s, scratch, wt, b, y);
 #else
