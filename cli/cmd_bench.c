@@ -2,7 +2,9 @@
  * (forward + backward + optimizer) and of inference, on random data, with the memory plan; the
  * measuring is runtime/profile.h's, this file formats it. */
 #include <stdio.h>
+#include <string.h>
 
+#include "backends/cpu/cpu_features.h"
 #include "cli.h"
 #include "graph/inspect.h"
 #include "runtime/profile.h"
@@ -106,8 +108,11 @@ int zn_cmd_bench(int argc, char **argv)
         if (precision != ZN_PRECISION_FP32 || deterministic)
             snprintf(mode, sizeof mode, " (%s%s)", precision_name, deterministic ? ", deterministic" : "");
         char header[1024];
-        snprintf(header, sizeof header, "znet bench %s: backend %s%s, batch %d, %ld timed steps\n", c.file,
-                 backend, mode, r->batch, steps);
+        char path[48] = ""; /* the CPU kernels' path (cpu_features.h) */
+        if (strcmp(backend, "cpu") == 0)
+            snprintf(path, sizeof path, " (kernel path %s)", zn_cpu_path_name(zn_cpu_path_active()));
+        snprintf(header, sizeof header, "znet bench %s: backend %s%s%s, batch %d, %ld timed steps\n", c.file,
+                 backend, path, mode, r->batch, steps);
         if (!infer_only) ok = bench_mode(&m.graph, ops, &o, r->batch, (int)steps, true, r->seed, profile, header);
         if (ok && !train_only)
             ok = bench_mode(&m.graph, ops, &o, r->batch, (int)steps, false, r->seed, profile,

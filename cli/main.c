@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "backends/blas_core.h"
+#include "backends/cpu/cpu_features.h"
 #include "cli.h"
 
 static const zn_command commands[] = {
@@ -53,7 +54,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--version") == 0) {
         const char *core = zn_blas_better_core();
-        printf("znet %s (%s; OpenBLAS kernels %s)\n", ZNET_VERSION, ZNET_BUILT_IN, core ? core : zn_blas_core());
+        printf("znet %s (%s; OpenBLAS kernels %s)\ncpu kernel paths:", ZNET_VERSION, ZNET_BUILT_IN,
+               core ? core : zn_blas_core());
+        for (int p = 0; p < ZN_CPU_PATH_COUNT; p++)
+            if (zn_cpu_path_has((zn_cpu_path)p)) printf(" %s", zn_cpu_path_name((zn_cpu_path)p));
+        printf(" (this CPU; ZNET_CPU_PATH picks one, default the last)\n");
         return 0;
     }
     for (int i = 0; i < n_commands; i++)

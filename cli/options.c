@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include "backends/cpu/cpu_features.h"
 #include "cli.h"
 #include "graph/util.h"
 
@@ -80,6 +81,11 @@ int zn_cli_backend(const char *cmd, const char *name, const zn_backend_ops **ops
     const char *sp = cmd ? " " : "", *cm = cmd ? cmd : "";
     *ops = zn_backend_find(name, why, sizeof why);
     if (!*ops) {
+        fprintf(stderr, "znet%s%s: %s\n", sp, cm, why);
+        return ZN_EXIT_USAGE;
+    }
+    /* ZNET_CPU_PATH is part of the command line: a path it cannot take is a usage error (2) */
+    if (strcmp(name, "cpu") == 0 && !zn_cpu_path_choose(why, sizeof why)) {
         fprintf(stderr, "znet%s%s: %s\n", sp, cm, why);
         return ZN_EXIT_USAGE;
     }

@@ -1,7 +1,8 @@
 /* test_cpu_conv.c: the CPU convolution and linear kernels (backends/cpu/conv.h) against naive
  * direct loops in double precision written here, over a table of shapes (stride, padding,
  * dilation, groups, 1x1, non-square, bias, batch 1 and 3, the direct 3x3 kernel's planes,
- * groups and dilation) on pools of 1 and 3 threads, plus a central-difference check that the
+ * groups and dilation) on pools of 1 and 3 threads and on every kernel path this CPU has
+ * (cpu_features.h: portable, AVX2, AVX-512, each within the same tolerance), plus a central-difference check that the
  * backward kernels are the gradients of the forward one and a check that backward-filter repeats
  * bit for bit. */
 #include "support.h"
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 
 #include "backends/cpu/conv.h"
+#include "backends/cpu/cpu_features.h"
 #include "backends/cpu/threads.h"
 
 typedef struct conv_case {
@@ -29,6 +31,9 @@ static const conv_case CASES[] = {
     {"groups 8 dilation 2", {3, 8, 14, 8, 16, 3, 3, 1, 1, 2, 2, 2, 2, 8}, 1},
     {"1x1", {3, 5, 6, 4, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 1},
     {"1x1 one image per GEMM", {3, 3, 40, 30, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 0},
+    /* 1x1 on 256..1023 pixels: one image per GEMM too (no im2col), with groups */
+    {"1x1 16x16", {3, 6, 16, 16, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1}, 1},
+    {"1x1 32x8 groups 2", {3, 4, 32, 8, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2}, 0},
     {"1x1 stride 2 groups 2", {3, 4, 7, 6, 2, 1, 1, 2, 2, 0, 0, 1, 1, 2}, 1},
     {"3x3 one image per GEMM", {3, 2, 36, 33, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
     {"non-square", {3, 3, 11, 9, 4, 3, 2, 2, 1, 1, 0, 1, 2, 1}, 1},
@@ -46,6 +51,12 @@ static const conv_case CASES[] = {
     {"3x3 direct groups 8 224x8", {1, 64, 224, 8, 128, 3, 3, 1, 1, 1, 1, 1, 1, 8}, 1},
     {"3x3 direct dilation 2", {3, 5, 16, 8, 7, 3, 3, 1, 1, 2, 2, 2, 2, 1}, 1},
     {"3x3 direct groups 2 c/g 3", {3, 6, 8, 8, 10, 3, 3, 1, 1, 1, 1, 1, 1, 2}, 0},
+    /* AVX-512's 16-float tiles (rows of 16, planes of 64 pixels): 6 channels per forward tile,
+     * 8 per gradient tile, so o = 13 leaves 1 and 5, o = 9 leaves 3 and 1; a lone channel per
+     * group on 8 x 32 takes the wide tile; 4 x 16 with dilation 2 */
+    {"3x3 direct 16x16 o 13", {3, 5, 16, 16, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
+    {"3x3 direct 4x16 dilation 2", {3, 6, 4, 16, 9, 3, 3, 1, 1, 2, 2, 2, 2, 1}, 0},
+    {"3x3 direct 8x32 groups 4 o/g 1", {2, 8, 8, 32, 4, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 1},
     {"5x5 pad 2 stride 3", {1, 2, 10, 13, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1}, 0},
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
@@ -120,8 +131,8 @@ static void assert_close(const char *what, const char *name, int threads, const 
                          const double *want, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (!(fabs(got[i] - want[i]) <= 1e-4 * (1.0 + fabs(want[i]))))
-      fail_msg("%s: %s (%d threads): element %zu is %.7g, want %.7g", name, what, threads, i,
-               got[i], want[i]);
+      fail_msg("%s: %s (%d threads, %s path): element %zu is %.7g, want %.7g", name, what, threads,
+               zn_cpu_path_name(zn_cpu_path_active()), i, got[i], want[i]);
 }
 
 static double *zeros(size_t n) {
@@ -169,14 +180,21 @@ static void check_case(const conv_case *cc, int threads) {
   free(ry), free(rdx), free(rdw), free(rdb);
 }
 
-/* Runs check() with a pool of each of THREAD_COUNTS. */
+/* Runs check() with a pool of each of THREAD_COUNTS on each kernel path this CPU has. */
 static void on_each_pool(void (*check)(int threads)) {
-  for (size_t t = 0; t < sizeof THREAD_COUNTS / sizeof THREAD_COUNTS[0]; t++) {
-    assert_int_equal(zn_cpu_threads_init(THREAD_COUNTS[t]), 0);
-    assert_int_equal(zn_cpu_threads_count(), THREAD_COUNTS[t]);
-    check(THREAD_COUNTS[t]);
+  for (int path = 0; path < ZN_CPU_PATH_COUNT; path++) {
+    if (!zn_cpu_path_force((zn_cpu_path)path)) {
+      print_message("skipping the %s path: this CPU lacks it\n", zn_cpu_path_name((zn_cpu_path)path));
+      continue;
+    }
+    for (size_t t = 0; t < sizeof THREAD_COUNTS / sizeof THREAD_COUNTS[0]; t++) {
+      assert_int_equal(zn_cpu_threads_init(THREAD_COUNTS[t]), 0);
+      assert_int_equal(zn_cpu_threads_count(), THREAD_COUNTS[t]);
+      check(THREAD_COUNTS[t]);
+    }
   }
   zn_cpu_threads_free();
+  assert_true(zn_cpu_path_choose(NULL, 0)); /* back to the environment's path */
 }
 
 /* Runs check(p, workspace) on each of shapes[0..n) with a pool of `threads`. */

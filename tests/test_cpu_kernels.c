@@ -1,9 +1,11 @@
 /* test_cpu_kernels.c: the CPU kernels of backends/cpu/kernels.h against naive references written
  * here independently (stitch: explicit resample -> transpose -> concat), central-difference
  * checks of every backward, and known values (batch-norm running stats, cross-entropy of
- * uniform logits and with smoothing, optimizer first steps, max-pool ties). */
+ * uniform logits and with smoothing, optimizer first steps, max-pool ties); the per-channel sums
+ * on every kernel path this CPU has. */
 #include "support.h"
 
+#include "backends/cpu/cpu_features.h"
 #include "backends/cpu/k_ztower.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/threads.h"
@@ -198,6 +200,65 @@ static void test_batchnorm_backward(void **state)
         check_grad(bn_fwd, &b, b.gamma, c, nx, dy, dg, 1e-2f);
         check_grad(bn_fwd, &b, b.beta, c, nx, dy, db, 1e-2f);
     }
+}
+
+/* ---- per-channel sums on each kernel path ------------------------------------------------ */
+
+/* The double sums of channel ch of x [n, c, hw] (and of dy): x, x^2, dy, dy*x, and of |terms|. */
+static void ref_sums(const zn_bn_dims *d, const float *x, const float *dy, int ch, double t[4],
+                     double mag[4])
+{
+    for (int k = 0; k < 4; k++) t[k] = mag[k] = 0;
+    for (int n = 0; n < d->n; n++)
+        for (int i = 0; i < d->hw; i++) {
+            size_t at = ((size_t)n * d->c + ch) * d->hw + i;
+            double v[4] = {x[at], (double)x[at] * x[at], dy[at], (double)dy[at] * x[at]};
+            for (int k = 0; k < 4; k++) t[k] += v[k], mag[k] += fabs(v[k]);
+        }
+}
+
+static void check_sum(const char *what, int hw, double got, double want, double mag)
+{
+    if (!(fabs(got - want) <= 1e-6 * mag + 1e-30))
+        fail_msg("%s path, hw %d: %s is %.9g, want %.9g", zn_cpu_path_name(zn_cpu_path_active()), hw,
+                 what, got, want);
+}
+
+/* Every path's sums (bias gradients: zn_channel_sum; batch norm: zn_bn_sums_add) against double
+ * sums within float rounding over the terms' magnitude, on rows that fill the widest lanes, leave
+ * a tail, or are shorter than a vector; the sum of dy equals zn_channel_sum's of dy bit for bit on
+ * one path (the fused z-tower's dbeta relies on it). A path this CPU lacks is skipped by name. */
+static void test_channel_sums_paths(void **state)
+{
+    (void)state;
+    const int hws[] = {1, 7, 16, 33, 1024};
+    for (int path = 0; path < ZN_CPU_PATH_COUNT; path++) {
+        if (!zn_cpu_path_force((zn_cpu_path)path)) {
+            print_message("skipping the %s path: this CPU lacks it\n", zn_cpu_path_name((zn_cpu_path)path));
+            continue;
+        }
+        for (size_t h = 0; h < sizeof hws / sizeof hws[0]; h++) {
+            const zn_bn_dims d = {3, 4, hws[h], 1e-5f, 0.9f};
+            size_t nx = (size_t)d.n * d.c * d.hw;
+            float *x = rand_array(nx, -2, 3), *dy = rand_array(nx, -1, 1), *sum = zt_talloc(d.c),
+                  *dysum = zt_talloc(d.c);
+            zn_bn_sums t[4] = {{0, 0, 0, 0}};
+            zn_channel_sum(d.n, d.c, d.hw, x, sum);
+            zn_channel_sum(d.n, d.c, d.hw, dy, dysum);
+            zn_bn_sums_add(&d, x, dy, t);
+            for (int ch = 0; ch < d.c; ch++) {
+                double want[4], mag[4];
+                ref_sums(&d, x, dy, ch, want, mag);
+                check_sum("zn_channel_sum", d.hw, sum[ch], want[0], mag[0]);
+                check_sum("sum x", d.hw, t[ch].x, want[0], mag[0]);
+                check_sum("sum x^2", d.hw, t[ch].xx, want[1], mag[1]);
+                check_sum("sum dy", d.hw, t[ch].dy, want[2], mag[2]);
+                check_sum("sum dy*x", d.hw, t[ch].dyx, want[3], mag[3]);
+                assert_true((float)t[ch].dy == dysum[ch]);
+            }
+        }
+    }
+    assert_true(zn_cpu_path_choose(NULL, 0));
 }
 
 /* ---- elementwise ------------------------------------------------------------------------ */
@@ -964,6 +1025,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_batchnorm_forward), T(test_batchnorm_running_stats), T(test_batchnorm_backward),
+        T(test_channel_sums_paths),
         T(test_eltwise_ops), T(test_eltwise), T(test_mul), T(test_find_nonfinite), T(test_pool),
         T(test_maxpool_ties), T(test_global_pool), T(test_resample), T(test_stitch),
         T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),

@@ -13,11 +13,14 @@
 
 #include "backends/cpu/conv_direct.h"
 #include "backends/cpu/im2col.h"
+#include "backends/cpu/sums.h"
 #include "backends/cpu/threads.h"
 
 /* GEMM columns per chunk: enough for OpenBLAS's N-blocking to pay off on 4x4 and 8x8 layers;
  * 256..4096 measured alike within this machine's noise (docs/performance.md). */
 #define ZN_CONV_TARGET_COLS 1024
+/* The fewest GEMM columns measured as fast as ZN_CONV_TARGET_COLS (the same measurement). */
+#define ZN_CONV_MIN_COLS 256
 
 /* Sizes derived from zn_conv_params, shared by the three directions. */
 typedef struct conv_geom {
@@ -68,6 +71,9 @@ static conv_geom conv_geom_of(const zn_conv_params *p) {
   g.threads = zn_cpu_threads_count();
   int per_thread = (p->n + g.threads - 1) / g.threads;
   g.chunk = (ZN_CONV_TARGET_COLS + g.ohw - 1) / g.ohw;
+  /* A 1x1 conv's columns are its input: one image per GEMM reads it (and writes y, dx) in place,
+   * no im2col, packing or col2im, where one image gives the GEMM enough columns. */
+  if (g.pointwise && g.ohw >= ZN_CONV_MIN_COLS) g.chunk = 1;
   if (g.chunk > per_thread) g.chunk = per_thread;
   size_t cols = (size_t)g.chunk * g.ohw;
   g.col_floats = (size_t)g.k * cols;
@@ -240,15 +246,14 @@ static void backward_data_gemm(const conv_job *j, int t, int n0, int images, int
   const conv_geom *g = &j->g;
   int cols = images * g->ohw;
   float *dx = j->dx + (size_t)n0 * p->c * g->hw;
-  int direct = g->pointwise && images == 1;  /* the GEMM writes dx itself */
-  if (!direct) memset(dx, 0, sizeof(float) * images * p->c * g->hw);
+  int direct = g->pointwise && images == 1;  /* the GEMM writes dx itself, else col2im does */
   for (int grp = 0; grp < p->groups; grp++) {
     const float *dyg = chunk_dy(j, t, n0, images, grp);
     const float *wg = j->w + (size_t)grp * g->og * g->k;
     float *dcol = direct ? dx + (size_t)grp * g->cg * g->hw : thread_col(j, t);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->k, cols, g->og, 1.0f, wg, g->k, dyg,
                 cols, 0.0f, dcol, cols);
-    if (!direct) zn_col2im_add(p, dcol, images, grp, dx);
+    if (!direct) zn_col2im(p, dcol, images, grp, dx);
   }
 }
 
@@ -300,13 +305,11 @@ static void backward_filter_reduce_job(void *ctx, int t, int count) {
   }
   if (!j->db) return;
   zn_cpu_split(p->o, t, count, &begin, &end);
-  for (int o = begin; o < end; o++) {
-    double sum = 0.0;  /* n * ohw terms: float would drift on large batches */
-    for (int n = 0; n < p->n; n++) {
-      const float *plane = j->dy + ((size_t)n * p->o + o) * j->g.ohw;
-      for (int q = 0; q < j->g.ohw; q++) sum += plane[q];
-    }
-    j->db[o] = (float)sum;
+  for (int o = begin; o < end; o++) { /* the bias gradient as zn_channel_sum forms it (sums.h) */
+    zn_bn_sums t = {0, 0, 0, 0};
+    zn_rows_sums_add(j->dy + (size_t)o * j->g.ohw, NULL, p->n, (size_t)p->o * j->g.ohw, j->g.ohw,
+                     false, &t);
+    j->db[o] = (float)t.x;
   }
 }
 

@@ -1,35 +1,36 @@
 /* conv_direct.c: 3x3 stride-1 "same" (padding = dilation) convolution of one image without a
  * column matrix, group by group. The image is copied once into a zero-bordered buffer; each tile
- * of up to 3 output channels x 32 output pixels (4 AVX vectors, one to four rows) keeps its 12
- * sums in registers over its group's (c, tap), so every input vector loaded feeds 3 FMAs and no
- * im2col copy or GEMM packing is paid. The weight gradient tiles the other way: up to 4 output
- * channels x one kernel row (3 taps) of one input channel, 12 sums kept in registers over all
- * pixels. */
+ * of a few output channels x 4 vectors of output pixels (one to four rows) keeps its sums in
+ * registers over its group's (c, tap), so every input vector loaded feeds several FMAs and no
+ * im2col copy or GEMM packing is paid. The weight gradient tiles the other way: a few output
+ * channels x one kernel row (3 taps) of one input channel, sums kept in registers over all
+ * pixels. The tiles (conv_direct_kernels.h) are built once per instruction-set path; the active
+ * path (cpu_features.h) picks them per call: AVX2 (8 floats, 16 registers), or AVX-512 (16
+ * floats on planes whose rows hold whole 16-float vectors, else 8 floats with 32 registers). */
 #include "backends/cpu/conv_direct.h"
 
+#include <assert.h>
 #include <string.h>
+
+#include "backends/cpu/cpu_features.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define ZN_DIRECT_X86 1
 #endif
 
-#define TILE_VECS 4           /* AVX vectors of output pixels per tile */
-#define TILE_PIXELS (8 * TILE_VECS)
-#define WIDE_VECS 8           /* a lone output channel's tile: 8 sums hide the FMA latency */
-#define TILE_CHANNELS 3       /* output channels per tile: 3 x 4 sums + 2 operands fit 16 ymm */
-#define GRAD_CHANNELS 4       /* weight gradient: 4 channels x 3 taps sums + 3 inputs fit 16 ymm */
-#define GRAD_PIXELS 256       /* pixels a weight-gradient tile sums over before its horizontal sums */
+#define TILE_VECS 4     /* vectors of output pixels per forward tile */
+#define WIDE_VECS 8     /* a lone output channel's tile: 8 sums hide the FMA latency */
+#define GRAD_PIXELS 256 /* pixels a weight-gradient tile sums over before its horizontal sums */
 
-int zn_conv_direct_supported(int h, int w) {
-#ifdef ZN_DIRECT_X86
-  if (w % 8 != 0 || ((long)h * w) % TILE_PIXELS != 0) return 0;
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  (void)h, (void)w;
-  return 0;
-#endif
-}
+/* One path's kernels over padded images (see conv_direct_kernels.h). */
+typedef struct direct_kernels {
+  int vec;  /* floats per vector: rows must hold whole vectors, tiles TILE_VECS of them */
+  void (*image)(const zn_direct_shape *s, const float *xp, const float *wt, const float *b,
+                float *y);
+  void (*filter)(const zn_direct_shape *s, int images, const float *xp, const float *dy,
+                 float *dw);
+} direct_kernels;
 
 size_t zn_conv_direct_scratch_floats(int c, int h, int w, int dil) {
   return (size_t)c * (h + 2 * dil) * (w + 2 * dil);
@@ -52,130 +53,88 @@ __attribute__((target("avx2"))) static void pad_image(int c, int h, int w, int d
   }
 }
 
-/* Output channels [o0, o0 + oc) x pixels [p0, p0 + 8 vecs) of one image and group: c is the
- * group's input channels, xp, wt, b (or NULL) and y point at the group's first channel; oc and
- * vecs are constants after inlining, so acc stays in registers. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void tile(
-    int oc, int vecs, int c, int h, int w, int d, const float *xp, const float *wt, const float *b,
-    float *y, int o0, int p0) {
-  const int wp = w + 2 * d;
-  const size_t plane = (size_t)(h + 2 * d) * wp, ohw = (size_t)h * w, wrow = (size_t)c * 9;
-  int off[WIDE_VECS]; /* padded-buffer offset of each vector's first pixel at tap (0, 0) */
-  for (int v = 0; v < vecs; v++) {
-    int p = p0 + 8 * v;
-    off[v] = (p / w) * wp + p % w;
-  }
-  __m256 acc[TILE_CHANNELS][WIDE_VECS];
-  for (int k = 0; k < oc; k++)
-    for (int v = 0; v < vecs; v++) acc[k][v] = _mm256_setzero_ps();
-  const float *wo = wt + (size_t)o0 * wrow;
-  for (int ci = 0; ci < c; ci++) {
-    const float *xc = xp + ci * plane, *wc = wo + ci * 9;
-    for (int i = 0; i < 3; i++)
-      for (int j = 0; j < 3; j++) {
-        const float *xt = xc + (i * wp + j) * d;
-        __m256 xv[WIDE_VECS];
-#pragma GCC unroll 8
-        for (int v = 0; v < vecs; v++) xv[v] = _mm256_loadu_ps(xt + off[v]);
-#pragma GCC unroll 3 /* -O2 leaves these rolled and acc in memory */
-        for (int k = 0; k < oc; k++) {
-          __m256 wv = _mm256_broadcast_ss(wc + k * wrow + i * 3 + j);
-#pragma GCC unroll 8
-          for (int v = 0; v < vecs; v++) acc[k][v] = _mm256_fmadd_ps(wv, xv[v], acc[k][v]);
-        }
-      }
-  }
-  for (int k = 0; k < oc; k++) {
-    __m256 bias = _mm256_set1_ps(b ? b[o0 + k] : 0.0f);
-    float *yo = y + (o0 + k) * ohw + p0;
-    for (int v = 0; v < vecs; v++) _mm256_storeu_ps(yo + 8 * v, _mm256_add_ps(acc[k][v], bias));
-  }
-}
-
-/* One group: c input channels -> o output channels, pointers as for tile. */
-__attribute__((target("avx2,fma"))) static void tiles(int c, int o, int h, int w, int d,
-                                                      const float *xp, const float *wt,
-                                                      const float *b, float *y) {
-  const int ohw = h * w;
-  int o0 = 0;
-  for (; o0 + TILE_CHANNELS <= o; o0 += TILE_CHANNELS)
-    for (int p0 = 0; p0 < ohw; p0 += TILE_PIXELS)
-      tile(TILE_CHANNELS, TILE_VECS, c, h, w, d, xp, wt, b, y, o0, p0);
-  if (o0 == o) return;
-  if (o - o0 == 1 && ohw % (8 * WIDE_VECS) == 0) { /* e.g. backward-data of 1 channel per group */
-    for (int p0 = 0; p0 < ohw; p0 += 8 * WIDE_VECS)
-      tile(1, WIDE_VECS, c, h, w, d, xp, wt, b, y, o0, p0);
-    return;
-  }
-  for (int p0 = 0; p0 < ohw; p0 += TILE_PIXELS) {
-    if (o - o0 == 2)
-      tile(2, TILE_VECS, c, h, w, d, xp, wt, b, y, o0, p0);
-    else
-      tile(1, TILE_VECS, c, h, w, d, xp, wt, b, y, o0, p0);
-  }
-}
-
 /* The sums of a, b, c, d's eight lanes, in that order; one fixed association. */
-__attribute__((target("avx2,fma"))) static inline __m128 sum4(__m256 a, __m256 b, __m256 c,
-                                                               __m256 d) {
+__attribute__((target("avx2,fma"), always_inline)) static inline __m128 sum4(__m256 a, __m256 b,
+                                                                              __m256 c, __m256 d) {
   __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
   return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
 }
 
-/* dw [o0 .. o0 + oc, ci, ky, 0..2] += sum over pixels of dy [o, p] * xp [ci, p + d (ky, kx)]
- * within one group: xp, dy and dw point at the group's first channel, images are s->c and s->o
- * channels apart; oc is a constant after inlining, so acc stays in registers. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void grad_tile(
-    int oc, const zn_direct_shape *s, int images, const float *xp, const float *dy, float *dw,
-    int o0, int ci, int ky) {
-  const int h = s->h, w = s->w, d = s->dil, wp = w + 2 * d, cg = s->c / s->groups;
-  const size_t ohw = (size_t)h * w, plane = (size_t)(h + 2 * d) * wp;
-  __m256 acc[GRAD_CHANNELS][3];
-  for (int k = 0; k < oc; k++)
-    for (int kx = 0; kx < 3; kx++) acc[k][kx] = _mm256_setzero_ps();
-  for (int im = 0; im < images; im++) {
-    const float *xr = xp + ((size_t)im * s->c + ci) * plane + (size_t)ky * d * wp;
-    const float *dyo = dy + ((size_t)im * s->o + o0) * ohw;
-    for (int r = 0; r < h; r++, xr += wp, dyo += w)
-      for (int col = 0; col < w; col += 8) {
-        __m256 xv[3];
-#pragma GCC unroll 3
-        for (int kx = 0; kx < 3; kx++) xv[kx] = _mm256_loadu_ps(xr + col + kx * d);
-#pragma GCC unroll 4 /* -O2 leaves these rolled and acc in memory */
-        for (int k = 0; k < oc; k++) {
-          __m256 dyv = _mm256_loadu_ps(dyo + k * ohw + col);
-#pragma GCC unroll 3
-          for (int kx = 0; kx < 3; kx++) acc[k][kx] = _mm256_fmadd_ps(dyv, xv[kx], acc[k][kx]);
-        }
-      }
+/* 8 floats: AVX2 with its 16 registers (3 x 4 sums + 2 operands; 4 x 3 + 4 in the gradient). */
+#define DK(name) name##_avx2
+#define DK_TARGET __attribute__((target("avx2,fma")))
+#define DK_VEC __m256
+#define DK_W 8
+#define DK_TILE_CH 3
+#define DK_GRAD_CH 4
+#define dk_load _mm256_loadu_ps
+#define dk_store _mm256_storeu_ps
+#define dk_zero _mm256_setzero_ps
+#define dk_bcast _mm256_broadcast_ss
+#define dk_fma _mm256_fmadd_ps
+#define dk_add _mm256_add_ps
+#define dk_half(a) (a)
+#include "backends/cpu/conv_direct_kernels.h"
+
+/* 8 floats with AVX-512VL's 32 registers: twice the channels per tile (6 x 4 + 5; 8 x 3 + 4). */
+#undef DK
+#undef DK_TARGET
+#undef DK_TILE_CH
+#undef DK_GRAD_CH
+#define DK(name) name##_avx512_ymm
+#define DK_TARGET __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define DK_TILE_CH 6
+#define DK_GRAD_CH 8
+#include "backends/cpu/conv_direct_kernels.h"
+
+/* 16 floats, 32 registers: the same tiles, each vector twice as wide. */
+#undef DK
+#undef DK_VEC
+#undef DK_W
+#undef dk_load
+#undef dk_store
+#undef dk_zero
+#undef dk_bcast
+#undef dk_fma
+#undef dk_add
+#undef dk_half
+#define DK(name) name##_avx512
+#define DK_VEC __m512
+#define DK_W 16
+#define dk_load _mm512_loadu_ps
+#define dk_store _mm512_storeu_ps
+#define dk_zero _mm512_setzero_ps
+#define dk_bcast(p) _mm512_set1_ps(*(p))
+#define dk_fma _mm512_fmadd_ps
+#define dk_add _mm512_add_ps
+#define dk_half(a)                                                                          \
+  _mm256_add_ps(_mm512_castps512_ps256(a),                                                  \
+                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)))
+#include "backends/cpu/conv_direct_kernels.h"
+
+static const direct_kernels AVX2 = {8, image_avx2, filter_avx2},
+                            AVX512_YMM = {8, image_avx512_ymm, filter_avx512_ymm},
+                            AVX512 = {16, image_avx512, filter_avx512};
+#endif
+
+/* The active path's kernels for h x w planes, or NULL where none fits (or on the portable path). */
+static const direct_kernels *kernels_for(int h, int w) {
+#ifdef ZN_DIRECT_X86
+  static const direct_kernels *const by_path[ZN_CPU_PATH_COUNT][2] = {
+      [ZN_CPU_AVX2] = {&AVX2}, [ZN_CPU_AVX512] = {&AVX512, &AVX512_YMM}};
+  for (int i = 0; i < 2; i++) {
+    const direct_kernels *k = by_path[zn_cpu_path_active()][i];
+    if (k && w % k->vec == 0 && ((long)h * w) % (k->vec * TILE_VECS) == 0) return k;
   }
-  const __m256 zero = _mm256_setzero_ps();
-  for (int k = 0; k < oc; k++) {
-    float sums[4];
-    _mm_storeu_ps(sums, sum4(acc[k][0], acc[k][1], acc[k][2], zero));
-    float *dwk = dw + ((size_t)(o0 + k) * cg + ci) * 9 + ky * 3;
-    for (int kx = 0; kx < 3; kx++) dwk[kx] += sums[kx];
-  }
+#else
+  (void)h, (void)w;
+#endif
+  return NULL;
 }
 
-/* One group, pointers as for grad_tile. */
-__attribute__((target("avx2,fma"))) static void grad_tiles(const zn_direct_shape *s, int images,
-                                                           const float *xp, const float *dy,
-                                                           float *dw) {
-  const int c = s->c / s->groups, o = s->o / s->groups;
-  int o0 = 0;
-  for (; o0 + GRAD_CHANNELS <= o; o0 += GRAD_CHANNELS)
-    for (int ci = 0; ci < c; ci++)
-      for (int ky = 0; ky < 3; ky++) grad_tile(GRAD_CHANNELS, s, images, xp, dy, dw, o0, ci, ky);
-  if (o0 == o) return;
-  for (int ci = 0; ci < c; ci++)
-    for (int ky = 0; ky < 3; ky++) switch (o - o0) {
-        case 3: grad_tile(3, s, images, xp, dy, dw, o0, ci, ky); break;
-        case 2: grad_tile(2, s, images, xp, dy, dw, o0, ci, ky); break;
-        default: grad_tile(1, s, images, xp, dy, dw, o0, ci, ky);
-      }
+int zn_conv_direct_supported(int h, int w) {
+  return kernels_for(h, w) != NULL;
 }
-#endif
 
 int zn_conv_direct_filter_batch(int h, int w) {
   return (GRAD_PIXELS + h * w - 1) / (h * w);
@@ -184,15 +143,13 @@ int zn_conv_direct_filter_batch(int h, int w) {
 void zn_conv_direct_filter_images(const zn_direct_shape *s, int images, const float *x,
                                   const float *dy, float *dw, float *scratch) {
 #ifdef ZN_DIRECT_X86
+  const direct_kernels *k = kernels_for(s->h, s->w);
+  assert(k && "conv.c asks zn_conv_direct_supported first");
   const size_t image_in = (size_t)s->c * s->h * s->w,
                image_pad = zn_conv_direct_scratch_floats(s->c, s->h, s->w, s->dil);
   for (int im = 0; im < images; im++)
     pad_image(s->c, s->h, s->w, s->dil, x + im * image_in, scratch + im * image_pad);
-  const int cg = s->c / s->groups, og = s->o / s->groups;
-  const size_t plane = image_pad / s->c, ohw = (size_t)s->h * s->w;
-  for (int g = 0; g < s->groups; g++)
-    grad_tiles(s, images, scratch + g * cg * plane, dy + g * og * ohw,
-               dw + (size_t)g * og * cg * 9);
+  k->filter(s, images, scratch, dy, dw);
 #else
   (void)s, (void)images, (void)x, (void)dy, (void)dw, (void)scratch;
 #endif
@@ -201,13 +158,10 @@ void zn_conv_direct_filter_images(const zn_direct_shape *s, int images, const fl
 void zn_conv_direct_image(const zn_direct_shape *s, const float *x, const float *wt,
                           const float *b, float *y, float *scratch) {
 #ifdef ZN_DIRECT_X86
+  const direct_kernels *k = kernels_for(s->h, s->w);
+  assert(k && "conv.c asks zn_conv_direct_supported first");
   pad_image(s->c, s->h, s->w, s->dil, x, scratch);
-  const int cg = s->c / s->groups, og = s->o / s->groups;
-  const size_t plane = zn_conv_direct_scratch_floats(1, s->h, s->w, s->dil),
-               ohw = (size_t)s->h * s->w;
-  for (int g = 0; g < s->groups; g++)
-    tiles(cg, og, s->h, s->w, s->dil, scratch + g * cg * plane, wt + (size_t)g * og * cg * 9,
-          b ? b + g * og : NULL, y + g * og * ohw);
+  k->image(s, scratch, wt, b, y);
 #else
   (void)s, (void)x, (void)wt, (void)b, (void)y, (void)scratch;
 #endif

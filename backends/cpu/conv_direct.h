@@ -14,8 +14,9 @@ typedef struct zn_direct_shape {
   int dil;  /* >= 1 */
 } zn_direct_shape;
 
-/* 1 when this CPU runs the kernel (AVX2 + FMA) and an h x w plane fits its tiling: w a multiple
- * of 8 and h * w a multiple of 32 (32x32, 16x16, 8x8, 224x8, ...). */
+/* 1 when the active kernel path (cpu_features.h: AVX2 or AVX-512, not portable) has kernels for
+ * h x w planes: w a multiple of 8 and h * w a multiple of 32 (32x32, 16x16, 8x8, 224x8, ...).
+ * The answer may change when the active path does; ask again per call. */
 int zn_conv_direct_supported(int h, int w);
 
 /* Scratch floats per image for c channels of h x w with a zero border dil wide. */

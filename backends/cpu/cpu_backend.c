@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backends/backend_util.h"
+#include "backends/cpu/cpu_features.h"
 #include "backends/cpu/threads.h"
 #include "graph/inspect.h"
 
@@ -40,6 +41,7 @@ static zn_backend *cpu_create(const zn_backend_opts *opts, char *err, size_t err
                  zn_precision_name(opts->precision));
         return NULL;
     }
+    if (!zn_cpu_path_choose(err, errlen)) return NULL; /* ZNET_CPU_PATH names no path it can run */
     zn_cpu *cpu = zn_backend_alloc("cpu", sizeof *cpu, &zn_cpu_backend, err, errlen);
     if (!cpu) return NULL;
     cpu->opts = *opts;

@@ -9,7 +9,8 @@
  * output pixel, input channel group * cg + c at kernel tap (i, j), or 0 in the padding.
  * x points at the chunk's first image (full c channels); cg = p->c / p->groups. */
 void zn_im2col(const zn_conv_params *p, const float *x, int images, int group, float *col);
-/* x += fold(col): the transpose of zn_im2col, accumulating into group's channels of x. */
-void zn_col2im_add(const zn_conv_params *p, const float *col, int images, int group, float *x);
+/* x = fold(col): the transpose of zn_im2col, overwriting group's channels of x (a pixel no tap
+ * reaches gets 0). */
+void zn_col2im(const zn_conv_params *p, const float *col, int images, int group, float *x);
 
 #endif

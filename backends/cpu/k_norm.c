@@ -1,15 +1,14 @@
 /* k_norm.c: batch normalisation over N and H*W per channel: training forward (batch statistics,
  * running-average update), inference forward (running statistics), the training backward and
  * the per-channel sum (bias gradients). Each channel is one unit of work for the pool's threads
- * (a fixed split: a channel's sums never depend on the thread count). Sums take rows of HW
- * values in float lanes and add the rows in double: a channel holds up to 512*32*32 values. */
+ * (a fixed split: a channel's sums never depend on the thread count). Sums (sums.h) take rows
+ * of HW values in float lanes and add the rows in double: a channel holds up to 512*32*32 values. */
 #include "backends/cpu/kernels.h"
 
 #include <math.h>
 
+#include "backends/cpu/sums.h"
 #include "backends/cpu/threads.h"
-
-#define LANES 8 /* float partial sums per row: one AVX register, and vectorisable as written */
 
 /* Row n of channel ch: HW contiguous values. */
 static const float *channel_row(const zn_bn_dims *d, const float *x, int n, int ch)
@@ -22,32 +21,19 @@ static size_t channel_count(const zn_bn_dims *d)
     return (size_t)d->n * d->hw;
 }
 
-/* Adds channel ch's rows of x (and dy, when given) to t, row after row: a batch summed in
- * consecutive slices gets the same bits as in one call. */
+/* Adds channel ch's rows of x (and dy, when given) to t, row after row (sums.h): a batch summed
+ * in consecutive slices gets the same bits as in one call. squares: x^2 too (always with dy). */
+static void channel_rows_add(const zn_bn_dims *d, const float *x, const float *dy, int ch,
+                             bool squares, zn_bn_sums *t)
+{
+    const float *p = channel_row(d, x, 0, ch);
+    zn_rows_sums_add(p, dy ? dy + (p - x) : NULL, d->n, (size_t)d->c * d->hw, d->hw, squares, t);
+}
+
 static void channel_sums_add(const zn_bn_dims *d, const float *x, const float *dy, int ch,
                              zn_bn_sums *t)
 {
-    for (int n = 0; n < d->n; n++) {
-        const float *p = channel_row(d, x, n, ch), *g = dy ? dy + (p - x) : NULL;
-        float s[LANES] = {0}, q[LANES] = {0}, sg[LANES] = {0}, sgx[LANES] = {0};
-        int i = 0;
-        if (g) {
-            for (; i + LANES <= d->hw; i += LANES)
-                for (int k = 0; k < LANES; k++) {
-                    s[k] += p[i + k], q[k] += p[i + k] * p[i + k];
-                    sg[k] += g[i + k], sgx[k] += g[i + k] * p[i + k];
-                }
-        } else {
-            for (; i + LANES <= d->hw; i += LANES)
-                for (int k = 0; k < LANES; k++) s[k] += p[i + k], q[k] += p[i + k] * p[i + k];
-        }
-        for (; i < d->hw; i++) {
-            s[0] += p[i], q[0] += p[i] * p[i];
-            if (g) sg[0] += g[i], sgx[0] += g[i] * p[i];
-        }
-        for (int k = 0; k < LANES; k++)
-            t->x += s[k], t->xx += q[k], t->dy += sg[k], t->dyx += sgx[k];
-    }
+    channel_rows_add(d, x, dy, ch, true, t);
 }
 
 /* One channel's sums over N and HW; the dy ones only when dy was given. */
@@ -283,7 +269,11 @@ void zn_batchnorm_backward_data(const zn_bn_dims *d, const float *x, const float
 static void channel_sum_range(void *ctx, size_t c0, size_t c1)
 {
     const bn_job *j = ctx;
-    for (size_t ch = c0; ch < c1; ch++) j->y[ch] = (float)channel_sum_of(j->d, j->x, NULL, (int)ch).x;
+    for (size_t ch = c0; ch < c1; ch++) {
+        zn_bn_sums t = {0, 0, 0, 0};
+        channel_rows_add(j->d, j->x, NULL, (int)ch, false, &t);
+        j->y[ch] = (float)t.x;
+    }
 }
 
 void zn_channel_sum(int n, int c, int hw, const float *x, float *sum)

@@ -1,0 +1,19 @@
+/* sums.h: the per-channel sums of batch norm (x, x^2, dy, dy*x) and of bias gradients, over rows
+ * of contiguous floats, in the active kernel path's vector width (cpu_features.h). */
+#ifndef ZN_CPU_SUMS_H
+#define ZN_CPU_SUMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backends/kernel_args.h"
+
+/* For each of rows rows of n floats, stride floats apart from x (and dy, when not NULL): adds
+ * the row's sums to t, row after row, each row summed in float lanes and added in double, so a
+ * batch summed in consecutive slices of rows gets the same bits as in one call. squares: also
+ * x^2 (always when dy is given); else t->xx is left alone. Every sum of one call takes the same
+ * lanes in the same order, so sums of x and of dy over equal data agree bit for bit. */
+void zn_rows_sums_add(const float *x, const float *dy, int rows, size_t stride, int n,
+                      bool squares, zn_bn_sums *t);
+
+#endif
