@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backends/blas_core.h"
 #include "backends/cpu/cpu_features.h"
 #include "cli.h"
 #include "graph/inspect.h"
@@ -108,9 +109,10 @@ int zn_cmd_bench(int argc, char **argv)
         if (precision != ZN_PRECISION_FP32 || deterministic)
             snprintf(mode, sizeof mode, " (%s%s)", precision_name, deterministic ? ", deterministic" : "");
         char header[1024];
-        char path[48] = ""; /* the CPU kernels' path (cpu_features.h) */
+        char path[96] = ""; /* the CPU kernels' path (cpu_features.h) and OpenBLAS's (blas_core.h) */
         if (strcmp(backend, "cpu") == 0)
-            snprintf(path, sizeof path, " (kernel path %s)", zn_cpu_path_name(zn_cpu_path_active()));
+            snprintf(path, sizeof path, " (kernel path %s, OpenBLAS %s)", zn_cpu_path_name(zn_cpu_path_active()),
+                     zn_blas_core());
         snprintf(header, sizeof header, "znet bench %s: backend %s%s%s, batch %d, %ld timed steps\n", c.file,
                  backend, path, mode, r->batch, steps);
         if (!infer_only) ok = bench_mode(&m.graph, ops, &o, r->batch, (int)steps, true, r->seed, profile, header);
