@@ -84,15 +84,16 @@ ZN_GRAD_RULE(batchnorm) /* x, gamma, beta, running_mean, running_var (state: no 
          (const int[]){s[0], s[1], dy, dsrc[1], dsrc[2]}, n, NULL);
 }
 
-/* x, gamma, beta, running_mean, running_var. One coefficient node reads x, y and dy once for
- * every sum; dgamma and dbeta are its first two rows, and dx is one more pass over x, y, dy. */
+/* x, gamma, beta, running_mean, running_var. One coefficient node reads x for the statistics and
+ * then x and dy for the sums; dgamma and dbeta are its first two rows, and dx is one more pass
+ * over x and dy. Neither reads y: the relu's mask is a*x + b > 0 with the forward's a, b. */
 ZN_GRAD_RULE(batchnorm_relu)
 {
     if (!want[0] && !want[1] && !want[2]) return;
     const int *s = g->nodes[id].src;
     const int c = (int)g->nodes[s[0]].shape.dim[0];
     const int coef = coef_node(g, id, ZN_OP_BATCHNORM_RELU_BWD_COEF,
-                               (const int[]){s[0], s[1], id, dy}, 4, 5 * c);
+                               (const int[]){s[0], s[1], s[2], dy}, 4, 7 * c);
     zn_attrs a = g->nodes[id].attr;
     for (int row = 0; row < 2; row++) { /* dgamma, dbeta */
         a.axis = 0;
@@ -100,7 +101,7 @@ ZN_GRAD_RULE(batchnorm_relu)
         emit(g, id, 1 + row, want, dsrc, ZN_OP_SLICE, &coef, 1, &a);
     }
     emit(g, id, 0, want, dsrc, ZN_OP_BATCHNORM_RELU_BWD_DATA,
-         (const int[]){g->nodes[id].src[0], id, dy, coef}, 4, NULL);
+         (const int[]){g->nodes[id].src[0], dy, coef}, 3, NULL);
 }
 
 /* An element-wise op's backward op reads its input x (INPUT) or its own output y (OUTPUT: relu,

@@ -116,12 +116,14 @@
        ZN_ATTR_EPS, infer_like_first, macs_none, NULL, true, NO, none, ZN_LANG0) \
     OP(BATCHNORM_BWD_GAMMA, "batchnorm_bwd_gamma", BACKWARD, 2, 2, "x, dy", ZN_ATTR_EPS, \
        infer_channel_grad, macs_none, NULL, false, NO, none, ZN_LANG0) \
-    /* [5 * C], not batched, from one pass over x, y and dy (dy masked where y = 0): dgamma, \
-       dbeta and the backward affine kx, kb, ka of dx = kx*x + kb + ka*dy*(y > 0) */ \
-    OP(BATCHNORM_RELU_BWD_COEF, "batchnorm_relu_bwd_coef", BACKWARD, 4, 4, "x, gamma, y, dy", \
-       ZN_ATTR_EPS, infer_bn_relu_coef, macs_none, NULL, false, NO, none, ZN_LANG0) \
-    /* dx in one pass over x, y and dy with the coefficients; element i read before written */ \
-    OP(BATCHNORM_RELU_BWD_DATA, "batchnorm_relu_bwd_data", BACKWARD, 4, 4, "x, y, dy, coef", \
+    /* [7 * C], not batched: dgamma, dbeta, the backward affine kx, kb, ka of \
+       dx = kx*x + kb + ka*dy*(a*x + b > 0) and the forward's a, b; a pass over x for the \
+       statistics, then one over x and dy (the relu's mask from x: y is not read) */ \
+    OP(BATCHNORM_RELU_BWD_COEF, "batchnorm_relu_bwd_coef", BACKWARD, 4, 4, \
+       "x, gamma, beta, dy", ZN_ATTR_EPS, infer_bn_relu_coef, macs_none, NULL, false, NO, none, \
+       ZN_LANG0) \
+    /* dx in one pass over x and dy with the coefficients; element i read before written */ \
+    OP(BATCHNORM_RELU_BWD_DATA, "batchnorm_relu_bwd_data", BACKWARD, 3, 3, "x, dy, coef", \
        ZN_ATTR_EPS, infer_bn_relu_bwd_data, macs_none, NULL, true, NO, none, ZN_LANG0) \
     /* dx to the arg-max, recomputed from x */ \
     OP(MAXPOOL_BWD, "maxpool_bwd", BACKWARD, 2, 2, "x, dy", ZN_ATTRS_WINDOW, infer_like_first, \

@@ -50,7 +50,7 @@ static bool run_batchnorm_bwd_data(const zn_cpu_call *c)
     return true;
 }
 
-/* x, gamma, y, dy -> [5 * C] coefficients */
+/* x, gamma, beta, dy -> [7 * C] coefficients */
 static bool run_batchnorm_relu_bwd_coef(const zn_cpu_call *c)
 {
     zn_bn_dims d = bn_dims(c);
@@ -59,12 +59,12 @@ static bool run_batchnorm_relu_bwd_coef(const zn_cpu_call *c)
     return true;
 }
 
-/* x, y, dy, coef -> dx */
+/* x, dy, coef -> dx */
 static bool run_batchnorm_relu_bwd_data(const zn_cpu_call *c)
 {
     zn_bn_dims d = bn_dims(c);
     zn_bn_relu_backward_data(&d, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2),
-                             zn_cpu_src(c, 3), zn_cpu_out(c));
+                             zn_cpu_out(c));
     return true;
 }
 

@@ -1,8 +1,10 @@
 /* k_norm_relu.c: batch norm followed by relu as one op (graph/pass_fuse_bn_relu.c), forward and
- * backward, so that the relu's output and the gradient between the two are never written out:
- * the forward reads x twice (statistics, then y) and writes y once; the backward reads x, y and
- * dy once for every sum and once more to write dx. One channel per unit of work, as k_norm.c
- * splits it; its sums are k_norm.c's, and the masked ones below add in the same order. */
+ * backward, so that neither the relu's output nor the gradient between the two is kept for the
+ * backward: the forward reads x for the statistics, then reads x and writes y once; the backward
+ * reads x for the statistics, then x and dy once for every sum, then x and dy once to write dx.
+ * The relu's mask is recomputed as a*x + b > 0 from the forward's a and b (the same sums in the
+ * same order give the same a, b; one float multiply and add, as the forward rounds them), so y
+ * is never read. One channel per unit of work, as k_norm.c splits it, with k_norm.c's sums. */
 #include "backends/cpu/kernels.h"
 
 #include <math.h>
@@ -14,7 +16,7 @@
 typedef struct {
     const zn_bn_dims *d;
     bool training;
-    const float *x, *gamma, *beta, *y, *dy, *coef;
+    const float *x, *gamma, *beta, *dy, *coef;
     float *running_mean, *running_var, *out;
 } job;
 
@@ -29,6 +31,21 @@ static size_t row_at(const zn_bn_dims *d, int n, int ch)
     return ((size_t)n * d->c + ch) * d->hw;
 }
 
+/* The batch norm's output before the relu: the forward and the backward's mask round it alike. */
+static inline float pre_relu(float a, float x, float b)
+{
+    return a * x + b;
+}
+
+/* Channel ch's batch statistics and affine; the running statistics updated unless d->momentum
+ * is 1. */
+static zn_bn_train batch_affine(const job *j, const zn_bn_dims *d, int ch, float *running_mean,
+                                float *running_var)
+{
+    zn_bn_sums t = zn_bn_channel_sums(d, j->x, ch);
+    return zn_bn_train_stats(d, &t, j->gamma[ch], j->beta[ch], running_mean, running_var);
+}
+
 static void forward_range(void *ctx, size_t c0, size_t c1)
 {
     const job *j = ctx;
@@ -36,9 +53,7 @@ static void forward_range(void *ctx, size_t c0, size_t c1)
     for (int ch = (int)c0; ch < (int)c1; ch++) {
         float a, b;
         if (j->training) {
-            zn_bn_sums t = zn_bn_channel_sums(d, j->x, ch);
-            zn_bn_train r = zn_bn_train_stats(d, &t, j->gamma[ch], j->beta[ch],
-                                              &j->running_mean[ch], &j->running_var[ch]);
+            zn_bn_train r = batch_affine(j, d, ch, &j->running_mean[ch], &j->running_var[ch]);
             a = r.a, b = r.b;
         } else {
             zn_bn_infer_affine(d->eps, j->gamma[ch], j->beta[ch], j->running_mean[ch],
@@ -48,7 +63,7 @@ static void forward_range(void *ctx, size_t c0, size_t c1)
             const float *p = j->x + row_at(d, n, ch);
             float *q = j->out + row_at(d, n, ch);
             for (int i = 0; i < d->hw; i++) {
-                float v = a * p[i] + b;
+                const float v = pre_relu(a, p[i], b);
                 q[i] = v > 0.0f ? v : 0.0f; /* zn_ew_relu */
             }
         }
@@ -63,53 +78,51 @@ void zn_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x, cons
     run(&j, forward_range);
 }
 
-/* Channel ch's sums of x, x^2, g and g*x with g = dy where y > 0 (the relu's gradient). */
-static zn_bn_sums masked_sums(const job *j, int ch)
+/* Channel ch's sums of g and g*x with g = dy where a*x + b > 0 (the relu's gradient), in
+ * t->dy and t->dyx, added as k_norm.c adds its sums. */
+static void masked_sums(const job *j, int ch, float a, float b, zn_bn_sums *t)
 {
     const zn_bn_dims *d = j->d;
-    zn_bn_sums t = {0, 0, 0, 0};
     for (int n = 0; n < d->n; n++) {
         const size_t at = row_at(d, n, ch);
-        const float *p = j->x + at, *m = j->y + at, *g = j->dy + at;
-        float s[LANES] = {0}, q[LANES] = {0}, sg[LANES] = {0}, sgx[LANES] = {0};
+        const float *p = j->x + at, *g = j->dy + at;
+        float sg[LANES] = {0}, sgx[LANES] = {0};
         int i = 0;
         for (; i + LANES <= d->hw; i += LANES)
             for (int k = 0; k < LANES; k++) {
-                const float gi = m[i + k] > 0.0f ? g[i + k] : 0.0f;
-                s[k] += p[i + k], q[k] += p[i + k] * p[i + k];
+                const float gi = pre_relu(a, p[i + k], b) > 0.0f ? g[i + k] : 0.0f;
                 sg[k] += gi, sgx[k] += gi * p[i + k];
             }
         for (; i < d->hw; i++) { /* the tail in lane 0, as k_norm.c adds it */
-            const float gi = m[i] > 0.0f ? g[i] : 0.0f;
-            s[0] += p[i], q[0] += p[i] * p[i], sg[0] += gi, sgx[0] += gi * p[i];
+            const float gi = pre_relu(a, p[i], b) > 0.0f ? g[i] : 0.0f;
+            sg[0] += gi, sgx[0] += gi * p[i];
         }
-        for (int k = 0; k < LANES; k++) t.x += s[k], t.xx += q[k], t.dy += sg[k], t.dyx += sgx[k];
+        for (int k = 0; k < LANES; k++) t->dy += sg[k], t->dyx += sgx[k];
     }
-    return t;
 }
 
 static void coef_range(void *ctx, size_t c0, size_t c1)
 {
     const job *j = ctx;
-    const zn_bn_dims *d = j->d;
-    const double m = (double)d->n * d->hw;
+    zn_bn_dims d = *j->d;
+    d.momentum = 1.0f; /* the forward has updated the running statistics */
     for (int ch = (int)c0; ch < (int)c1; ch++) {
-        zn_bn_sums t = masked_sums(j, ch);
-        zn_bn_train s;
-        s.mean = t.x / m;
-        s.invstd = 1.0 / sqrt(fmax(t.xx / m - s.mean * s.mean, 0.0) + d->eps);
+        float unused_mean = 0, unused_var = 0;
+        zn_bn_train s = batch_affine(j, &d, ch, &unused_mean, &unused_var);
+        zn_bn_sums t = {0, 0, 0, 0};
+        masked_sums(j, ch, s.a, s.b, &t);
         const float dgamma = (float)(s.invstd * (t.dyx - s.mean * t.dy)), dbeta = (float)t.dy;
         float k[3];
-        zn_bn_backward_affine(d, &s, j->gamma[ch], dgamma, dbeta, k);
-        const float row[5] = {dgamma, dbeta, k[0], k[1], k[2]};
-        for (int r = 0; r < 5; r++) j->out[(size_t)r * d->c + ch] = row[r];
+        zn_bn_backward_affine(&d, &s, j->gamma[ch], dgamma, dbeta, k);
+        const float row[7] = {dgamma, dbeta, k[0], k[1], k[2], s.a, s.b};
+        for (int r = 0; r < 7; r++) j->out[(size_t)r * d.c + ch] = row[r];
     }
 }
 
 void zn_bn_relu_backward_coef(const zn_bn_dims *d, const float *x, const float *gamma,
-                              const float *y, const float *dy, float *coef)
+                              const float *beta, const float *dy, float *coef)
 {
-    job j = {.d = d, .x = x, .gamma = gamma, .y = y, .dy = dy, .out = coef};
+    job j = {.d = d, .x = x, .gamma = gamma, .beta = beta, .dy = dy, .out = coef};
     run(&j, coef_range);
 }
 
@@ -118,20 +131,22 @@ static void data_range(void *ctx, size_t c0, size_t c1)
     const job *j = ctx;
     const zn_bn_dims *d = j->d;
     for (int ch = (int)c0; ch < (int)c1; ch++) {
-        const float kx = j->coef[2 * d->c + ch], kb = j->coef[3 * d->c + ch],
-                    ka = j->coef[4 * d->c + ch];
+        const float *k = j->coef + ch;
+        const float kx = k[2 * d->c], kb = k[3 * d->c], ka = k[4 * d->c], a = k[5 * d->c],
+                    b = k[6 * d->c];
         for (int n = 0; n < d->n; n++) {
             const size_t at = row_at(d, n, ch);
-            const float *p = j->x + at, *m = j->y + at, *g = j->dy + at;
+            const float *p = j->x + at, *g = j->dy + at;
             float *q = j->out + at;
-            for (int i = 0; i < d->hw; i++) q[i] = kx * p[i] + kb + ka * (m[i] > 0.0f ? g[i] : 0.0f);
+            for (int i = 0; i < d->hw; i++)
+                q[i] = kx * p[i] + kb + ka * (pre_relu(a, p[i], b) > 0.0f ? g[i] : 0.0f);
         }
     }
 }
 
-void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *y,
-                              const float *dy, const float *coef, float *dx)
+void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *dy,
+                              const float *coef, float *dx)
 {
-    job j = {.d = d, .x = x, .y = y, .dy = dy, .coef = coef, .out = dx};
+    job j = {.d = d, .x = x, .dy = dy, .coef = coef, .out = dx};
     run(&j, data_range);
 }

@@ -83,15 +83,15 @@ void zn_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const flo
 
 /* ---- batch norm + relu, fused (k_norm_relu.c) ----------------------------------------------
  * The forward y = max(a*x + b, 0) with batch norm's a, b (training: batch statistics, running
- * ones updated as zn_batchnorm_forward_train does; inference: running ones). The backward in two
- * passes: coef [5*C] = dgamma, dbeta, kx, kb, ka from one pass over x, y, dy (dy counted where
- * y > 0), then dx = kx*x + kb + ka*dy*(y > 0), which may overwrite x, y or dy. */
+ * ones updated as zn_batchnorm_forward_train does; inference: running ones). The training
+ * backward without y: coef [7*C] = dgamma, dbeta, kx, kb, ka, a, b (dy counted where
+ * a*x + b > 0), then dx = kx*x + kb + ka*dy*(a*x + b > 0), which may overwrite x or dy. */
 void zn_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x, const float *gamma,
                         const float *beta, float *running_mean, float *running_var, float *y);
 void zn_bn_relu_backward_coef(const zn_bn_dims *d, const float *x, const float *gamma,
-                              const float *y, const float *dy, float *coef);
-void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *y,
-                              const float *dy, const float *coef, float *dx);
+                              const float *beta, const float *dy, float *coef);
+void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *dy,
+                              const float *coef, float *dx);
 
 /* ---- elementwise (k_eltwise.c); outputs may alias inputs --------------------------------- */
 /* y = f(x) for op, an element-wise op of graph/op_list.h (an EW row: relu, ...), with the math of
