@@ -270,6 +270,17 @@ static void test_models_counts_and_equivalence(void **state)
 
 /* ---- training passes ---- */
 
+/* models/file at narrow settings (the Zee models at zee_width when not NULL) into g. */
+static void load_narrow(const char *file, const char *zee_width, zn_graph *g)
+{
+    char rel[300];
+    snprintf(rel, sizeof rel, "models/%s", file);
+    zn_setting sets[4];
+    int n_sets = narrow_settings(file, sets);
+    if (zee_width && strncmp(file, "davidnet_zee", 12) == 0) sets[0].value = zee_width;
+    zt_load(zt_src_path(rel), sets, n_sets, g);
+}
+
 /* The training graph of forward graph g with the passes not in disabled. */
 static void training_graph(const zn_graph *g, const char *const *disabled, int n, zn_graph *out)
 {
@@ -336,13 +347,8 @@ static void test_training_passes(void **state)
     (void)state;
     for (size_t m = 0; m < sizeof training_counts / sizeof training_counts[0]; m++) {
         const char *file = training_counts[m].file;
-        char rel[300];
-        snprintf(rel, sizeof rel, "models/%s", file);
-        zn_setting sets[4];
-        int n_sets = narrow_settings(file, sets);
-        if (strncmp(file, "davidnet_zee", 12) == 0) sets[0].value = "8";
         zn_graph g, plain, none, all, no_mask;
-        zt_load(zt_src_path(rel), sets, n_sets, &g);
+        load_narrow(file, "8", &g);
         zt_run_passes(&g, no_ztower, training_counts[m].unfused);
         training_graph(&g, no_training, 4, &none);
         zn_graph_copy(&plain, &g);
@@ -389,12 +395,8 @@ static void test_fuse_bn_relu(void **state)
     static const char *const others[] = {"poolmask", "recompute", "sink"};
     for (size_t m = 0; m < sizeof bn_relu_counts / sizeof bn_relu_counts[0]; m++) {
         const char *file = bn_relu_counts[m].file;
-        char rel[300];
-        snprintf(rel, sizeof rel, "models/%s", file);
-        zn_setting sets[4];
-        int n_sets = narrow_settings(file, sets);
         zn_graph g, plain, fused, all;
-        zt_load(zt_src_path(rel), sets, n_sets, &g);
+        load_narrow(file, NULL, &g);
         zt_run_passes(&g, NULL, 0);
         training_graph(&g, no_training, 4, &plain);
         training_graph(&g, others, 3, &fused);
