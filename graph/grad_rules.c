@@ -49,6 +49,21 @@ static void unary(zn_graph *g, int id, int dy, const bool *want, int *dsrc, zn_o
     emit(g, id, 0, want, dsrc, op, &dy, 1, attr);
 }
 
+/* A fused op's per-channel coefficients: op(src), [n] floats, not batched, named
+ * "<forward>.grad.coef". */
+static int coef_node(zn_graph *g, int id, zn_op op, const int *src, int n_src, int n)
+{
+    const char *of = g->nodes[id].name; /* pool strings: they stay where they are */
+    char *name = zn_malloc(strlen(of) + sizeof ".grad.coef");
+    sprintf(name, "%s.grad.coef", of);
+    const zn_attrs a = g->nodes[id].attr;
+    int coef = zn_graph_add(g, op, src, n_src, &a, name, g->nodes[id].block, g->nodes[id].span);
+    free(name);
+    g->nodes[coef].shape = (zn_shape){.rank = 1, .dim = {n}, .dtype = ZN_DTYPE_F32};
+    g->nodes[coef].flags = ZN_NODE_BACKWARD;
+    return coef;
+}
+
 ZN_GRAD_RULE(conv2d) /* x, w[, b] */
 {
     const int *s = g->nodes[id].src;
@@ -67,6 +82,26 @@ ZN_GRAD_RULE(batchnorm) /* x, gamma, beta, running_mean, running_var (state: no 
     const int n = want[1] && want[2] ? 5 : 3;
     emit(g, id, 0, want, dsrc, ZN_OP_BATCHNORM_BWD_DATA,
          (const int[]){s[0], s[1], dy, dsrc[1], dsrc[2]}, n, NULL);
+}
+
+/* x, gamma, beta, running_mean, running_var. One coefficient node reads x for the statistics and
+ * then x and dy for the sums; dgamma and dbeta are its first two rows, and dx is one more pass
+ * over x and dy. Neither reads y: the relu's mask is a*x + b > 0 with the forward's a, b. */
+ZN_GRAD_RULE(batchnorm_relu)
+{
+    if (!want[0] && !want[1] && !want[2]) return;
+    const int *s = g->nodes[id].src;
+    const int c = (int)g->nodes[s[0]].shape.dim[0];
+    const int coef = coef_node(g, id, ZN_OP_BATCHNORM_RELU_BWD_COEF,
+                               (const int[]){s[0], s[1], s[2], dy}, 4, 7 * c);
+    zn_attrs a = g->nodes[id].attr;
+    for (int row = 0; row < 2; row++) { /* dgamma, dbeta */
+        a.axis = 0;
+        a.size[0] = row * c;
+        emit(g, id, 1 + row, want, dsrc, ZN_OP_SLICE, &coef, 1, &a);
+    }
+    emit(g, id, 0, want, dsrc, ZN_OP_BATCHNORM_RELU_BWD_DATA,
+         (const int[]){g->nodes[id].src[0], dy, coef}, 3, NULL);
 }
 
 /* An element-wise op's backward op reads its input x (INPUT) or its own output y (OUTPUT: relu,
@@ -189,14 +224,7 @@ ZN_GRAD_RULE(ztower)
     int *src = zn_malloc((size_t)(count + 4) * sizeof *src);
     memcpy(src, g->nodes[id].src, (size_t)(count + 3) * sizeof *src); /* r..., w, gamma, beta */
     src[count + 3] = dy;
-    const char *of = g->nodes[id].name; /* pool strings: they stay where they are */
-    char *name = zn_malloc(strlen(of) + sizeof ".grad.coef");
-    sprintf(name, "%s.grad.coef", of);
-    int coef = zn_graph_add(g, ZN_OP_ZTOWER_COEF, src, count + 4, &fwd, name, g->nodes[id].block,
-                            g->nodes[id].span);
-    free(name);
-    g->nodes[coef].shape = (zn_shape){.rank = 1, .dim = {7 * f}, .dtype = ZN_DTYPE_F32};
-    g->nodes[coef].flags = ZN_NODE_BACKWARD;
+    int coef = coef_node(g, id, ZN_OP_ZTOWER_COEF, src, count + 4, 7 * f);
     zn_attrs a = fwd;
     for (int row = 5; row < 7; row++) { /* dgamma, dbeta: rows 5 and 6 of coef */
         a.axis = 0;

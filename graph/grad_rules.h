@@ -15,6 +15,7 @@ int zn_grad_node(zn_graph *g, int fwd, int of, zn_op op, const int *src, int n_s
 #define ZN_GRAD_RULE(op) void zn_grad_##op(zn_graph *g, int id, int dy, const bool *want, int *dsrc)
 ZN_GRAD_RULE(conv2d);
 ZN_GRAD_RULE(batchnorm);
+ZN_GRAD_RULE(batchnorm_relu);
 ZN_GRAD_RULE(maxpool);
 ZN_GRAD_RULE(avgpool);
 ZN_GRAD_RULE(global_maxpool);

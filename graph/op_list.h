@@ -61,6 +61,11 @@
     EW(OP, GELU, gelu, INPUT) \
     EW(OP, SILU, silu, INPUT) \
     EW(OP, SIGMOID, sigmoid, OUTPUT) \
+    /* relu(batchnorm(x)) in one node: a stats pass, then y = max(a*x + b, 0) in one pass \
+       (graph/pass_fuse_bn_relu.c; cuDNN's BN_ACTIVATION forward) */ \
+    OP(BATCHNORM_RELU, "batchnorm_relu", FORWARD, 5, 5, \
+       "x, gamma, beta, running_mean, running_var", ZN_ATTR_EPS | ZN_ATTR_MOMENTUM, \
+       infer_batchnorm, macs_none, zn_grad_batchnorm_relu, false, CHEAP, none, ZN_LANG0) \
     OP(MAXPOOL, "maxpool", FORWARD, 1, 1, "x", ZN_ATTRS_WINDOW, infer_pool, macs_none, \
        zn_grad_maxpool, false, NO, pool, ZN_LANG1("maxpool")) \
     OP(AVGPOOL, "avgpool", FORWARD, 1, 1, "x", ZN_ATTRS_WINDOW, infer_pool, macs_none, \
@@ -111,6 +116,15 @@
        ZN_ATTR_EPS, infer_like_first, macs_none, NULL, true, NO, none, ZN_LANG0) \
     OP(BATCHNORM_BWD_GAMMA, "batchnorm_bwd_gamma", BACKWARD, 2, 2, "x, dy", ZN_ATTR_EPS, \
        infer_channel_grad, macs_none, NULL, false, NO, none, ZN_LANG0) \
+    /* [7 * C], not batched: dgamma, dbeta, the backward affine kx, kb, ka of \
+       dx = kx*x + kb + ka*dy*(a*x + b > 0) and the forward's a, b; a pass over x for the \
+       statistics, then one over x and dy (the relu's mask from x: y is not read) */ \
+    OP(BATCHNORM_RELU_BWD_COEF, "batchnorm_relu_bwd_coef", BACKWARD, 4, 4, \
+       "x, gamma, beta, dy", ZN_ATTR_EPS, infer_bn_relu_coef, macs_none, NULL, false, NO, none, \
+       ZN_LANG0) \
+    /* dx in one pass over x and dy with the coefficients; element i read before written */ \
+    OP(BATCHNORM_RELU_BWD_DATA, "batchnorm_relu_bwd_data", BACKWARD, 3, 3, "x, dy, coef", \
+       ZN_ATTR_EPS, infer_bn_relu_bwd_data, macs_none, NULL, true, NO, none, ZN_LANG0) \
     /* dx to the arg-max, recomputed from x */ \
     OP(MAXPOOL_BWD, "maxpool_bwd", BACKWARD, 2, 2, "x, dy", ZN_ATTRS_WINDOW, infer_like_first, \
        macs_none, NULL, false, NO, none, ZN_LANG0) \

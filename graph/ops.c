@@ -483,6 +483,44 @@ static bool infer_like_first(zn_graph *g, int id, char *err, size_t errlen)
     return infer_like(g, id, 0, err, errlen);
 }
 
+/* The fused batch norm + relu backward's x [C, ...] and its source dy (id kdy) of that shape;
+ * *c gets C. */
+static bool bn_relu_tensors(zn_graph *g, int id, int kdy, int64_t *c, char *err, size_t errlen)
+{
+    const zn_shape *x = src_shape(g, id, 0), *dy = src_shape(g, id, kdy);
+    if (!expect(x, -1, "x", "", err, errlen) || !expect(dy, -1, "dy", "", err, errlen)) return false;
+    if (x->rank < 1 || !zn_shape_eq(x, dy))
+        return zn_fail(err, errlen, "x %s and dy %s must be one shape [C, ...]", shape_text(x).s,
+                       shape_text(dy).s);
+    *c = x->dim[0];
+    return true;
+}
+
+/* BATCHNORM_RELU_BWD_COEF(x, gamma, beta, dy): [7 * C], not batched. */
+static bool infer_bn_relu_coef(zn_graph *g, int id, char *err, size_t errlen)
+{
+    int64_t c = 0;
+    if (!bn_relu_tensors(g, id, 3, &c, err, errlen) ||
+        !expect_vector(src_shape(g, id, 1), c, "gamma", src_shape(g, id, 0), err, errlen) ||
+        !expect_vector(src_shape(g, id, 2), c, "beta", src_shape(g, id, 0), err, errlen))
+        return false;
+    set_out(g, id, &(zn_shape){0}, 1, (const int64_t[]){7 * c});
+    return true;
+}
+
+/* BATCHNORM_RELU_BWD_DATA(x, dy, coef[7 * C]): dx, x's shape. */
+static bool infer_bn_relu_bwd_data(zn_graph *g, int id, char *err, size_t errlen)
+{
+    int64_t c = 0;
+    if (!bn_relu_tensors(g, id, 1, &c, err, errlen)) return false;
+    const zn_shape *k = src_shape(g, id, 2);
+    if (!expect(k, 1, "coef", "[7 * C]", err, errlen)) return false;
+    if (k->batched || k->dim[0] != 7 * c)
+        return zn_fail(err, errlen, "coef %s must be [%" PRId64 "], 7 per channel of x %s",
+                       shape_text(k).s, 7 * c, shape_text(src_shape(g, id, 0)).s);
+    return infer_like(g, id, 0, err, errlen);
+}
+
 /* MUL_SUM(dy[C, ...], a[C, ...]): the gate's gradient [C]. */
 static bool infer_mul_sum(zn_graph *g, int id, char *err, size_t errlen)
 {

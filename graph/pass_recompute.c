@@ -113,7 +113,7 @@ static int emit_copy(zn_graph *g, int x, const int *src, int n_src)
 {
     const zn_node *n = &g->nodes[x];
     zn_attrs a = n->attr;
-    if (n->op == ZN_OP_BATCHNORM) a.momentum = 1.0f;
+    if (zn_ops[n->op].attrs & ZN_ATTR_MOMENTUM) a.momentum = 1.0f; /* batch norm, fused or not */
     size_t len = strlen(n->name) + sizeof " (recompute)";
     char *name = zn_calloc(len, 1);
     snprintf(name, len, "%s (recompute)", n->name);

@@ -13,23 +13,25 @@
 
 const zn_pass zn_passes[] = {
     {"dce", "dead-node elimination: drops nodes that no head, metric or input depends on", ZN_STAGE_FORWARD,
-     zn_pass_dce, false},
+     zn_pass_dce, false, false},
     {"stitch", "stitch fusion: resample -> transpose [1, 0, 2] -> concat on axis 1 becomes one stitch node",
-     ZN_STAGE_FORWARD, zn_pass_stitch, false},
+     ZN_STAGE_FORWARD, zn_pass_stitch, false, false},
     {"ztower", "z-tower fusion: stitch -> conv -> batchnorm -> relu -> global max pool becomes one node run in batch slices",
-     ZN_STAGE_FORWARD, zn_pass_ztower, false},
+     ZN_STAGE_FORWARD, zn_pass_ztower, false, false},
     {"no_dropout", "dropout is the identity in inference graphs: its readers read its input instead",
-     ZN_STAGE_INFERENCE, zn_pass_no_dropout, false},
+     ZN_STAGE_INFERENCE, zn_pass_no_dropout, false, false},
     {"fold_bn", "batch norm folded into the conv before it: conv(x, w') + b' (inference graphs)",
-     ZN_STAGE_INFERENCE, zn_pass_fold_bn, false},
+     ZN_STAGE_INFERENCE, zn_pass_fold_bn, false, false},
+    {"fuse_bn_relu", "batchnorm -> relu becomes one node, forward and backward (where the backend runs it)",
+     ZN_STAGE_TRAINING, zn_pass_fuse_bn_relu, false, true},
     {"autodiff", "appends the backward pass: the gradient of the weighted loss for every parameter (always runs)",
-     ZN_STAGE_TRAINING, zn_autodiff, true},
+     ZN_STAGE_TRAINING, zn_autodiff, true, false},
     {"poolmask", "relu -> max pool: the relu's backward masks the pooled gradient, before the pool's backward",
-     ZN_STAGE_TRAINING, zn_pass_poolmask, false},
+     ZN_STAGE_TRAINING, zn_pass_poolmask, false, false},
     {"recompute", "recomputes cheap stitch/concat -> batchnorm/scale/element-wise(/conv) chains in the backward pass",
-     ZN_STAGE_TRAINING, zn_pass_recompute, false},
+     ZN_STAGE_TRAINING, zn_pass_recompute, false, false},
     {"sink", "moves each backward node to just before its first reader where that lowers the memory live",
-     ZN_STAGE_TRAINING, zn_pass_sink, false},
+     ZN_STAGE_TRAINING, zn_pass_sink, false, false},
 };
 const int zn_n_passes = (int)(sizeof zn_passes / sizeof zn_passes[0]);
 const char *const zn_pass_stage_names[] = {"forward", "inference", "training"};
@@ -183,6 +185,33 @@ bool zn_passes_check_disabled(const char *const *disabled, int n_disabled, char 
     return true;
 }
 
+/* Whether trace's backend (if one is known) runs every node of g. */
+static bool backend_accepts(const zn_graph *g, const zn_pass_trace *trace)
+{
+    for (int i = 0; trace && trace->accepts && i < g->n_nodes; i++)
+        if (!trace->accepts(trace->accepts_ctx, g, i)) return false;
+    return true;
+}
+
+/* Runs pass on g; a backend pass's result is dropped (*refused) when the backend refuses a node. */
+static bool run_pass(zn_graph *g, const zn_pass *pass, const zn_pass_trace *trace, bool *refused, char *msg,
+                     size_t len)
+{
+    *refused = false;
+    if (!pass->backend) return pass->run(g, msg, len);
+    zn_graph before;
+    zn_graph_copy(&before, g);
+    bool ok = pass->run(g, msg, len);
+    if (ok && !backend_accepts(g, trace)) {
+        *refused = true;
+        zn_graph_free(g);
+        *g = before;
+    } else {
+        zn_graph_free(&before);
+    }
+    return ok;
+}
+
 /* Runs the passes of one stage on g, in table order, up to trace's stop_after. */
 static bool run_stage(zn_graph *g, zn_pass_stage stage, const char *const *disabled, int n_disabled,
                       const zn_pass_trace *trace, char *err, size_t errlen)
@@ -190,12 +219,14 @@ static bool run_stage(zn_graph *g, zn_pass_stage stage, const char *const *disab
     for (int p = 0; p < zn_n_passes; p++) {
         const zn_pass *pass = &zn_passes[p];
         if (pass->stage != stage) continue;
-        bool skip = is_disabled(pass->name, disabled, n_disabled);
+        bool skip = is_disabled(pass->name, disabled, n_disabled), refused = false;
         int before = g->n_nodes;
         char msg[512];
-        if (!skip && !pass->run(g, msg, sizeof msg)) return zn_fail(err, errlen, "pass %s: %s", pass->name, msg);
+        if (!skip && !run_pass(g, pass, trace, &refused, msg, sizeof msg))
+            return zn_fail(err, errlen, "pass %s: %s", pass->name, msg);
         if (trace && trace->report) {
             if (skip) fprintf(trace->report, "  %-10s off", pass->name);
+            else if (refused) fprintf(trace->report, "  %-10s off (the backend does not run what it makes)", pass->name);
             else fprintf(trace->report, "  %-10s %d -> %d nodes", pass->name, before, g->n_nodes);
             if (stage != ZN_STAGE_FORWARD) fprintf(trace->report, " (%s graph)", zn_pass_stage_names[stage]);
             fputc('\n', trace->report);

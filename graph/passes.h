@@ -21,8 +21,9 @@ typedef bool (*zn_pass_fn)(zn_graph *g, char *err, size_t errlen);
 typedef enum {
     ZN_STAGE_FORWARD,   /* every model graph, before autodiff (zn_passes_run) */
     ZN_STAGE_INFERENCE, /* a graph that only runs inference: never one that is differentiated */
-    ZN_STAGE_TRAINING,  /* the training graph: autodiff, then passes that keep the forward nodes
-                           first, in order and unchanged (a session runs them alone to evaluate) */
+    ZN_STAGE_TRAINING,  /* the training graph: fusions for the session's backend, autodiff, then
+                           passes that keep the forward nodes first, in order and unchanged (a
+                           session runs them alone to evaluate) */
 } zn_pass_stage;
 
 typedef struct {
@@ -31,6 +32,8 @@ typedef struct {
     zn_pass_stage stage;
     zn_pass_fn run;
     bool required;    /* not an optimization: --no-pass refuses it (autodiff) */
+    bool backend;     /* makes ops a backend may lack: kept only when the driver's accepts (if
+                         any) takes every node of the result, else the graph stays as it was */
 } zn_pass;
 
 extern const zn_pass zn_passes[]; /* in the order they run within a stage */
@@ -44,6 +47,10 @@ const zn_pass *zn_pass_find(const char *name);
 typedef struct {
     const char *stop_after; /* the stage's passes after this one (run or skipped) do not run */
     FILE *report;           /* one line per pass: its name and the node count before and after */
+    /* whether the backend that will run g runs node id (its supports()); NULL: no backend is
+       known, and the backend passes keep what they make */
+    bool (*accepts)(void *ctx, const zn_graph *g, int id);
+    void *accepts_ctx;
 } zn_pass_trace;
 
 /* Whether the passes named in disabled[0..n_disabled) may be skipped: each names a pass that is
@@ -100,6 +107,7 @@ bool zn_pass_stitch(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_ztower(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_no_dropout(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_fold_bn(zn_graph *g, char *err, size_t errlen);
+bool zn_pass_fuse_bn_relu(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_poolmask(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_recompute(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_sink(zn_graph *g, char *err, size_t errlen);

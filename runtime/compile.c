@@ -76,9 +76,31 @@ static bool find_stop(const zn_compile_opts *o, zn_compiled *c, const zn_pass **
     return true;
 }
 
-/* The forward passes (on a loaded file only: a graph given is already optimized), then those of
- * the mode's stage, up to the pass to stop after. */
-static bool passes(const zn_compile_opts *o, zn_compiled *c, const zn_pass *stop)
+/* The backend (created before the mode's passes: its fusions depend on what it runs). */
+static bool backend_create(const zn_compile_opts *o, zn_compiled *c)
+{
+    char err[1024];
+    c->be = o->backend->create(o->backend_opts, err, sizeof err);
+    return c->be || fail(c, ZN_COMPILE_BACKEND, "%s", err);
+}
+
+/* Whether the backend runs every node of the graph. */
+static bool backend_check(zn_compiled *c)
+{
+    for (int i = 0; i < c->graph.n_nodes; i++)
+        if (!c->be->ops->supports(c->be, &c->graph, i)) return fail_backend(c);
+    return true;
+}
+
+static bool backend_accepts(void *ctx, const zn_graph *g, int id)
+{
+    zn_backend *be = ctx;
+    return be->ops->supports(be, g, id);
+}
+
+/* The forward passes (on a loaded file only: a graph given is already optimized), then, with the
+ * backend when one is wanted, those of the mode's stage, up to the pass to stop after. */
+static bool passes(const zn_compile_opts *o, zn_compiled *c, const zn_pass *stop, bool with_backend)
 {
     zn_pass_trace trace = {.stop_after = o->stop_after, .report = o->report};
     char err[512];
@@ -88,22 +110,19 @@ static bool passes(const zn_compile_opts *o, zn_compiled *c, const zn_pass *stop
     c->fingerprint_v1 = c->graph.model_hash ? c->graph.model_hash_v1 : zn_graph_hash_v1(&c->graph);
     c->n_forward = c->graph.n_nodes;
     if (o->mode == ZN_COMPILE_FORWARD || (stop && stop->stage == ZN_STAGE_FORWARD)) return true;
+    if (with_backend) {
+        if (!backend_create(o, c)) return false;
+        trace.accepts = backend_accepts;
+        trace.accepts_ctx = c->be;
+    }
     if (!zn_passes_finish(&c->graph, o->mode == ZN_COMPILE_TRAINING, o->no_pass, o->n_no_pass, &trace, err,
                           sizeof err))
         return fail(c, ZN_COMPILE_PASSES, "%s", err);
-    /* the forward nodes come first: a training graph's backward ones (and recomputed copies) follow */
-    if (o->mode == ZN_COMPILE_INFERENCE) c->n_forward = c->graph.n_nodes;
-    return true;
-}
-
-/* The backend, and whether it runs every node. */
-static bool backend_create(const zn_compile_opts *o, zn_compiled *c)
-{
-    char err[1024];
-    c->be = o->backend->create(o->backend_opts, err, sizeof err);
-    if (!c->be) return fail(c, ZN_COMPILE_BACKEND, "%s", err);
-    for (int i = 0; i < c->graph.n_nodes; i++)
-        if (!c->be->ops->supports(c->be, &c->graph, i)) return fail_backend(c);
+    /* the forward nodes come first (a training graph's may have been fused): backward ones and
+     * recomputed copies follow */
+    c->n_forward = 0;
+    while (c->n_forward < c->graph.n_nodes && !(c->graph.nodes[c->n_forward].flags & ZN_NODE_BACKWARD))
+        c->n_forward++;
     return true;
 }
 
@@ -149,10 +168,13 @@ static bool run(const zn_compile_opts *o, zn_compiled *c)
     if (!find_stop(o, c, &stop)) return false;
     if (o->path && !load(o, c)) return false;
     if (o->from) zn_graph_copy(&c->graph, o->from);
-    if (!passes(o, c, stop)) return false;
-    if (stop || o->batch == 0) return true; /* a graph is all that was asked for */
-    assert(!o->backend || o->backend_opts);
-    return (!o->backend || backend_create(o, c)) && plan(o, c) && (!o->backend || backend_place(o, c));
+    const bool graph_only = stop || o->batch == 0; /* a graph is all that was asked for */
+    assert(graph_only || !o->backend || o->backend_opts);
+    const bool with_backend = !graph_only && o->backend;
+    if (!passes(o, c, stop, with_backend)) return false;
+    if (graph_only) return true;
+    if (with_backend && !c->be && !backend_create(o, c)) return false; /* a forward graph's */
+    return (!with_backend || backend_check(c)) && plan(o, c) && (!with_backend || backend_place(o, c));
 }
 
 bool zn_compile(const zn_compile_opts *o, zn_compiled *c)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "data/rng.h"
+#include "graph/passes.h"
 #include "runtime/session.h"
 
 enum { SHOWN_CLOSEST = 10 };
@@ -24,6 +25,9 @@ static const double op_tolerance[ZN_OP_COUNT] = {
     [ZN_OP_PARAM] = 1e-5,
     [ZN_OP_CONV2D] = 1e-4,
     [ZN_OP_BATCHNORM] = 1e-4,
+    [ZN_OP_BATCHNORM_RELU] = 1e-4,
+    [ZN_OP_BATCHNORM_RELU_BWD_COEF] = 1e-3,
+    [ZN_OP_BATCHNORM_RELU_BWD_DATA] = 1e-3,
     [ZN_OP_GLOBAL_AVGPOOL] = 1e-5,
     [ZN_OP_LINEAR] = 1e-4,
     [ZN_OP_XENT] = 1e-5,
@@ -191,19 +195,50 @@ static bool feed(check *c)
     return true;
 }
 
-/* Sessions on both backends with the same weights and batch; the scale of every leaf. */
-static bool start(check *c, const zn_graph *g, const zn_backend_ops *const ops[2])
+/* Sessions on both backends, each skipping its options' passes and, with all_backend_passes, the
+ * passes that fuse for one backend (graph/passes.h). */
+static bool open_sessions(check *c, const zn_graph *g, const zn_backend_ops *const ops[2], bool all_backend_passes)
 {
-    size_t most = sizeof(float);
     for (int k = 0; k < 2; k++) {
         zn_backend_opts bo = c->o->backend[k];
         bo.training = c->o->training;
-        if (!zn_session_init_separate(&c->s[k], g, ops[k], &bo, c->o->batch, c->o->training))
-            return session_fail(c, k, c->s[k].err);
-        if (!zn_session_init_params(&c->s[k], c->o->seed)) return session_fail(c, k, c->s[k].err);
+        const char **names = calloc((size_t)(bo.n_no_pass + zn_n_passes), sizeof *names);
+        if (!names) return session_fail(c, k, "out of host memory");
+        int n = bo.n_no_pass;
+        if (n) memcpy(names, bo.no_pass, (size_t)n * sizeof *names);
+        for (int p = 0; all_backend_passes && p < zn_n_passes; p++)
+            if (zn_passes[p].backend) names[n++] = zn_passes[p].name;
+        bo.no_pass = names;
+        bo.n_no_pass = n;
+        bool ok = zn_session_init_separate(&c->s[k], g, ops[k], &bo, c->o->batch, c->o->training);
+        free(names);
+        if (!ok) return session_fail(c, k, c->s[k].err);
     }
+    return true;
+}
+
+static bool same_ops(const zn_graph *a, const zn_graph *b)
+{
+    if (a->n_nodes != b->n_nodes) return false;
+    for (int id = 0; id < a->n_nodes; id++)
+        if (a->nodes[id].op != b->nodes[id].op) return false;
+    return true;
+}
+
+/* Sessions on both backends with one graph, the same weights and batch; the scale of every
+ * leaf. Where a backend pass fused for one backend only, both run without the backend passes. */
+static bool start(check *c, const zn_graph *g, const zn_backend_ops *const ops[2])
+{
+    size_t most = sizeof(float);
+    if (!open_sessions(c, g, ops, false)) return false;
+    if (!same_ops(&c->s[0].graph, &c->s[1].graph)) {
+        for (int k = 0; k < 2; k++) zn_session_free(&c->s[k]);
+        if (!open_sessions(c, g, ops, true)) return false;
+    }
+    for (int k = 0; k < 2; k++)
+        if (!zn_session_init_params(&c->s[k], c->o->seed)) return session_fail(c, k, c->s[k].err);
     const zn_graph *ga = &c->s[0].graph;
-    if (ga->n_nodes != c->s[1].graph.n_nodes) return session_fail(c, 1, "internal: its graph differs from A's");
+    if (!same_ops(ga, &c->s[1].graph)) return session_fail(c, 1, "internal: its graph differs from A's");
     for (int id = 0; id < ga->n_nodes; id++)
         if (c->s[0].plan.bytes[id] > most) most = c->s[0].plan.bytes[id];
     c->host[0] = malloc(most);

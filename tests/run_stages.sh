@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run_stages.sh: autodiff and the plan as named stages of the compile pipeline through the `znet`
-# command: --passes lists autodiff first among the training passes and the plan last; `graph
+# command: --passes lists autodiff among the training passes (after fuse_bn_relu, which fuses
+# for the backend before it) and the plan last; `graph
 # --dump-after autodiff` prints the training graph right after it (backward nodes, none of the
 # later passes' copies), `--dump-after plan` every tensor's place; summary reports autodiff's node
 # counts; --no-pass refuses it (exit 2), as --dump-after does a name that is no pass and a stage
@@ -12,7 +13,7 @@ model=$src/models/davidnet_zee.znet
 
 "$znet" graph --passes > out 2>&1 || bad "--passes exited $?"
 order=$(awk '$2 == "forward" || $2 == "inference" || $2 == "training" { printf "%s ", $1 }' out)
-[ "$order" = "dce stitch ztower no_dropout fold_bn autodiff poolmask recompute sink " ] || bad "--passes order: '$order'"
+[ "$order" = "dce stitch ztower no_dropout fold_bn fuse_bn_relu autodiff poolmask recompute sink " ] || bad "--passes order: '$order'"
 grep -Eq '^  autodiff +training +appends the backward pass' out || bad "--passes: autodiff's row"
 tail -1 out | grep -Eq '^  plan +then +the memory plan' || bad "--passes: the plan last"
 
@@ -39,7 +40,10 @@ grep -q '^plan at batch 512: ' out || bad "--dump-after plan: the recipe's batch
 grep -Eq ' (grads|optim) ' out && bad "--dump-after plan: an inference plan with gradients"
 
 "$znet" summary --set width=4 "$model" > out 2>&1 || bad "summary exited $?"
-grep -Eq '^  autodiff   114 -> [0-9]+ nodes \(training graph\)$' out || bad "summary: autodiff's node counts"
+grep -Eq '^  fuse_bn_relu 114 -> 104 nodes \(training graph\)$' out || bad "summary: fuse_bn_relu's node counts"
+grep -Eq '^  autodiff   104 -> [0-9]+ nodes \(training graph\)$' out || bad "summary: autodiff's node counts"
+"$znet" summary --set width=4 --no-pass fuse_bn_relu "$model" > out 2>&1 || bad "summary --no-pass exited $?"
+grep -Eq '^  autodiff   114 -> [0-9]+ nodes \(training graph\)$' out || bad "summary: autodiff's node counts unfused"
 
 zt_expect 2 "znet summary: --no-pass: pass autodiff cannot be skipped" "$znet" summary --no-pass autodiff "$model"
 zt_expect 2 "znet run: --no-pass: pass autodiff cannot be skipped" "$znet" run --no-pass=autodiff "$model"

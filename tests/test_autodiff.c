@@ -335,7 +335,9 @@ static void build_zoo(zn_graph *g)
     zn_attrs one = conv_attrs(1, 0);
     int c0 = op_node(g, ZN_OP_CONV2D, SRC(image, w0), "c0", &one);
     int bn = op_node(g, ZN_OP_BATCHNORM, SRC(c0, gamma, beta, mean, var), "bn", NULL);
-    int c1 = op_node(g, ZN_OP_CONV2D, SRC(bn, w, b), "c1", &ca);
+    int mean2 = STATE(g, "mean2", 4), var2 = STATE(g, "var2", 4);
+    int bnr = op_node(g, ZN_OP_BATCHNORM_RELU, SRC(bn, gamma, beta, mean2, var2), "bnr", NULL);
+    int c1 = op_node(g, ZN_OP_CONV2D, SRC(bnr, w, b), "c1", &ca);
     int r = c1; /* through every element-wise op of graph/op_list.h, relu first */
 #define EW_NODE(OP, E, fn, reads) r = op_node(g, ZN_OP_##E, SRC(r), #fn, NULL);
     ZN_OP_LIST(ZN_OP_SKIP, EW_NODE)

@@ -261,6 +261,43 @@ static void test_channel_sums_paths(void **state)
     assert_true(zn_cpu_path_choose(NULL, 0));
 }
 
+/* The fused batch norm + relu (k_norm_relu.c) against batch norm then relu: the forward in
+ * training and inference, the running statistics, and the backward (dgamma, dbeta and dx, the
+ * last written over dy as the plan may place it) against batch norm's backward of the relu's
+ * gradient. Shapes with a row shorter than, equal to and longer than the sums' 8 lanes. */
+static void test_batchnorm_relu(void **state)
+{
+    (void)state;
+    const zn_bn_dims shapes[] = {{3, 2, 6, 1e-5f, 0.9f}, {6, 3, 1, 1e-5f, 0.9f}, {2, 3, 19, 1e-3f, 0.8f}};
+    for (int s = 0; s < 3; s++) {
+        const zn_bn_dims *d = &shapes[s];
+        const int c = d->c;
+        const size_t nx = (size_t)d->n * c * d->hw;
+        float *x = rand_array(nx, -2, 2), *gamma = rand_array(c, 0.5f, 1.5f), *beta = rand_array(c, -1, 1);
+        float *rm = rand_array(c, -1, 1), *rv = rand_array(c, 0.5f, 2), *rm2 = zt_talloc(c), *rv2 = zt_talloc(c);
+        memcpy(rm2, rm, sizeof *rm * c);
+        memcpy(rv2, rv, sizeof *rv * c);
+        float *y = zt_talloc(nx), *y2 = zt_talloc(nx), *dy = rand_array(nx, -1, 1), *g = zt_talloc(nx);
+        for (int training = 0; training < 2; training++) {
+            if (training) zn_batchnorm_forward_train(d, x, gamma, beta, rm, rv, y, NULL);
+            else zn_batchnorm_forward_infer(d, x, gamma, beta, rm, rv, y);
+            zn_eltwise_forward(ZN_OP_RELU, nx, y, y);
+            zn_bn_relu_forward(d, training, x, gamma, beta, rm2, rv2, y2);
+            assert_near(y2, y, nx, 1e-6);
+            assert_near(rm2, rm, c, 1e-6);
+            assert_near(rv2, rv, c, 1e-6);
+        }
+        float *dx = zt_talloc(nx), *dg = zt_talloc(c), *db = zt_talloc(c), *coef = zt_talloc(7 * c);
+        zn_eltwise_backward(ZN_OP_RELU_BWD, nx, y, dy, g);
+        zn_batchnorm_backward(d, x, gamma, g, NULL, dx, dg, db);
+        zn_bn_relu_backward_coef(d, x, gamma, beta, dy, coef);
+        zn_bn_relu_backward_data(d, x, dy, coef, dy); /* in place */
+        assert_near(coef, dg, c, 1e-5);
+        assert_near(coef + c, db, c, 1e-5);
+        assert_near(dy, dx, nx, 1e-5);
+    }
+}
+
 /* ---- elementwise ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -1026,6 +1063,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_batchnorm_forward), T(test_batchnorm_running_stats), T(test_batchnorm_backward),
         T(test_channel_sums_paths),
+        T(test_batchnorm_relu),
         T(test_eltwise_ops), T(test_eltwise), T(test_mul), T(test_find_nonfinite), T(test_pool),
         T(test_maxpool_ties), T(test_global_pool), T(test_resample), T(test_stitch),
         T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),

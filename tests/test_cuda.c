@@ -29,6 +29,14 @@ static void test_available_says_why(void **state)
                 strstr(why, "driver") || strstr(why, "device") || strstr(why, "cudaGetDeviceCount"));
 }
 
+/* Ops only a backend pass makes (graph/passes.h), which fuses only where the backend runs them:
+ * the CUDA backend may lack them, and then trains the unfused graph (docs/passes.md). */
+static bool made_for_a_backend(int op)
+{
+    return op == ZN_OP_BATCHNORM_RELU || op == ZN_OP_BATCHNORM_RELU_BWD_COEF ||
+           op == ZN_OP_BATCHNORM_RELU_BWD_DATA;
+}
+
 static void test_every_op_has_a_runner(void **state)
 {
     (void)state;
@@ -42,10 +50,13 @@ static void test_every_op_has_a_runner(void **state)
     int (*missing)(int *ops, int cap);
     memcpy(&missing, &sym, sizeof missing);
     int ops[ZN_OP_COUNT];
-    int n = missing(ops, ZN_OP_COUNT);
-    for (int i = 0; i < n && i < ZN_OP_COUNT; i++)
+    int n = missing(ops, ZN_OP_COUNT), lacking = 0;
+    for (int i = 0; i < n && i < ZN_OP_COUNT; i++) {
+        if (made_for_a_backend(ops[i])) continue;
         print_message("op %s has no CUDA runner\n", zn_ops[ops[i]].name);
-    assert_int_equal(n, 0);
+        lacking++;
+    }
+    assert_int_equal(lacking, 0);
 }
 
 static void test_cpu_refuses_half_precision(void **state)

@@ -604,6 +604,17 @@ static void build_batchnorm(net *t)
     head(t, node(t, ZN_OP_BATCHNORM, SRC(x, gamma, beta, mean, var), NULL));
 }
 
+/* relu(batchnorm(x)) as one node (graph/pass_fuse_bn_relu.c). The grid keeps x, not the
+ * normalised values, away from the relu's kink, so elements where h and h/2 disagree are skipped. */
+static void build_batchnorm_relu(net *t)
+{
+    t->kinks = true;
+    int x = DATA(t, 3, 3, 3);
+    int gamma = PARAM(t, "gamma", ZN_INIT_ONES, 3), beta = PARAM(t, "beta", ZN_INIT_ZEROS, 3);
+    int mean = state(t, "mean", ZN_INIT_ZEROS, 3), var = state(t, "var", ZN_INIT_ONES, 3);
+    head(t, node(t, ZN_OP_BATCHNORM_RELU, SRC(x, gamma, beta, mean, var), NULL));
+}
+
 static void build_linear_bias(net *t)
 {
     int x = DATA(t, 6);
@@ -733,6 +744,7 @@ static const gc_case cases[] = {
     {"transpose (2, 0, 1)", ZN_OP_TRANSPOSE, build_transpose_cycle, 2, 5},
     {"flatten", ZN_OP_FLATTEN, build_flatten, 2, 5},
     {"batchnorm (training)", ZN_OP_BATCHNORM, build_batchnorm, 3, 5},
+    {"batchnorm + relu fused (training)", ZN_OP_BATCHNORM_RELU, build_batchnorm_relu, 3, 5},
     {"linear with bias", ZN_OP_LINEAR, build_linear_bias, 2, 5},
     {"add", ZN_OP_ADD, build_add, 2, 5},
     {"add x + x", ZN_OP_ADD, build_add_same, 2, 5},

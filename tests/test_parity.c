@@ -13,6 +13,7 @@
 
 #include "graph/passes.h"
 #include "lang/program.h"
+#include "runtime/compile.h"
 #include "runtime/parity.h"
 
 enum { BATCH = 2 };
@@ -179,7 +180,8 @@ static void test_every_model_cpu_vs_cpu(void **state)
 static void test_fault_named_in_a_model(void **state)
 {
     (void)state;
-    static const char *const targets[] = {"b2.cbr.conv2d#2", "b2.cbr.batchnorm#2.grad"};
+    static const char *const targets[] = {"b2.cbr.conv2d#2", "b2.cbr.conv2d#2.grad"}; /* the fused
+                                                 batchnorm_relu's dx */
     zn_graph g;
     load_model("models/davidnet_zee.znet", &g);
     for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
@@ -201,6 +203,69 @@ static void test_fault_named_in_a_model(void **state)
     zn_graph_free(&g);
 }
 
+/* ---- a backend without the fused ops ------------------------------------------------------ */
+
+/* The CPU backend, less batchnorm_relu and its backward ops, as the CUDA backend is today. */
+static zn_backend_ops unfused_ops;
+
+static bool unfused_supports(zn_backend *be, const zn_graph *g, int id)
+{
+    const zn_op op = g->nodes[id].op;
+    return op != ZN_OP_BATCHNORM_RELU && op != ZN_OP_BATCHNORM_RELU_BWD_COEF &&
+           op != ZN_OP_BATCHNORM_RELU_BWD_DATA && zn_cpu_backend.supports(be, g, id);
+}
+
+static zn_backend *unfused_create(const zn_backend_opts *o, char *err, size_t len)
+{
+    zn_backend *be = zn_cpu_backend.create(o, err, len);
+    if (be) be->ops = &unfused_ops;
+    return be;
+}
+
+static const zn_backend_ops *unfused_backend(void)
+{
+    unfused_ops = zn_cpu_backend;
+    unfused_ops.name = "cpu-unfused";
+    unfused_ops.create = unfused_create;
+    unfused_ops.supports = unfused_supports;
+    return &unfused_ops;
+}
+
+/* fuse_bn_relu fuses only where the backend runs the fused op: a session on the backend without
+ * it keeps batchnorm and relu apart (the pass says why in its report line), and a parity check
+ * against a backend that has it runs both on the unfused graph. */
+static void test_backend_without_fused_op(void **state)
+{
+    (void)state;
+    zn_graph g;
+    load_model("models/davidnet.znet", &g);
+    char report[4096];
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fmemopen(report, sizeof report, "w");
+        zn_compiled c;
+        zn_compile_opts o = {.from = &g, .mode = ZN_COMPILE_TRAINING, .report = f, .batch = 2,
+                             .backend = k ? unfused_backend() : &zn_cpu_backend,
+                             .backend_opts = &(zn_backend_opts){.threads = 1, .training = true}};
+        if (!zn_compile(&o, &c)) fail_msg("%s", c.err);
+        fclose(f);
+        assert_int_equal(zt_count_op(&c.graph, ZN_OP_BATCHNORM_RELU), k ? 0 : 8);
+        assert_int_equal(zt_count_op(&c.graph, ZN_OP_BATCHNORM), k ? 8 : 0);
+        assert_true((strstr(report, "fuse_bn_relu off (the backend does not run what it makes)") != NULL) == k);
+        zn_compiled_free(&c);
+    }
+    for (int k = 0; k < 2; k++) {
+        zn_parity_opts o = opts(true, false);
+        zn_parity_report r;
+        if (k) check(&g, &zn_cpu_backend, unfused_backend(), &o, &r);
+        else check(&g, unfused_backend(), &zn_cpu_backend, &o, &r);
+        expect_identical(&r, "cpu against cpu without the fused op");
+        assert_int_equal(zt_count_op(&r.graph, ZN_OP_BATCHNORM_RELU), 0);
+        assert_int_equal(zt_count_op(&r.graph, ZN_OP_BATCHNORM), 8);
+        zn_parity_free(&r);
+    }
+    zn_graph_free(&g);
+}
+
 /* ---- one tiny graph per op ------------------------------------------------------------------ */
 
 /* Each case's text follows "x = conv2d(image, 4)" ([4, 8, 8], with a bias) and declares the heads. */
@@ -216,8 +281,10 @@ static const op_case cases[] = {
      "y = conv2d(x, 6, stride = 2, groups = 2, bias = false)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"conv2d 5x5, dilation 2", false,
      "y = conv2d(x, 3, kernel = 5, dilation = 2)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
-    {"batchnorm after a conv with a bias, relu", false,
+    {"batchnorm after a conv with a bias, relu (fused on the cpu)", false,
      "y = relu(batchnorm(x))\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
+    {"batchnorm read twice, relu (not fused)", false,
+     "b = batchnorm(x)\ny = relu(b) + b\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"maxpool 3/2 pad 1", false,
      "y = maxpool(x, 3, stride = 2, pad = 1)\nhead h = xent(linear(flatten(y), 5), label)\n", NULL},
     {"avgpool 2, avgpool 3/1 pad 1", false,
@@ -360,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_every_op_cpu_vs_cuda),
         cmocka_unit_test(test_every_model_cpu_vs_cpu),
         cmocka_unit_test(test_fault_named_in_a_model),
+        cmocka_unit_test(test_backend_without_fused_op),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

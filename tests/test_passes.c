@@ -22,7 +22,8 @@
 
 static const char *const no_stitch[] = {"stitch"};
 static const char *const no_ztower[] = {"ztower"};
-static const char *const no_training[] = {"poolmask", "recompute", "sink"};
+static const char *const no_training[] = {"poolmask", "recompute", "sink", "fuse_bn_relu"};
+static const char *const no_fuse_bn_relu[] = {"fuse_bn_relu"};
 static const zn_backend_opts all_passes = {.threads = 1};
 static const zn_backend_opts no_training_passes = {.threads = 1, .no_pass = no_training, .n_no_pass = 3};
 
@@ -269,6 +270,17 @@ static void test_models_counts_and_equivalence(void **state)
 
 /* ---- training passes ---- */
 
+/* models/file at narrow settings (the Zee models at zee_width when not NULL) into g. */
+static void load_narrow(const char *file, const char *zee_width, zn_graph *g)
+{
+    char rel[300];
+    snprintf(rel, sizeof rel, "models/%s", file);
+    zn_setting sets[4];
+    int n_sets = narrow_settings(file, sets);
+    if (zee_width && strncmp(file, "davidnet_zee", 12) == 0) sets[0].value = zee_width;
+    zt_load(zt_src_path(rel), sets, n_sets, g);
+}
+
 /* The training graph of forward graph g with the passes not in disabled. */
 static void training_graph(const zn_graph *g, const char *const *disabled, int n, zn_graph *out)
 {
@@ -304,7 +316,7 @@ static void check_copies(const zn_graph *plain, const zn_graph *g, const char *w
         assert_int_equal(c->span.col, o->span.col);
         assert_string_equal(c->block, o->block);
         assert_true(zn_shape_eq(&c->shape, &o->shape));
-        if (c->op == ZN_OP_BATCHNORM) {
+        if (c->op == ZN_OP_BATCHNORM || c->op == ZN_OP_BATCHNORM_RELU) {
             assert_true(c->attr.momentum == 1.0f);
             assert_true(o->attr.momentum < 1.0f);
         }
@@ -335,21 +347,16 @@ static void test_training_passes(void **state)
     (void)state;
     for (size_t m = 0; m < sizeof training_counts / sizeof training_counts[0]; m++) {
         const char *file = training_counts[m].file;
-        char rel[300];
-        snprintf(rel, sizeof rel, "models/%s", file);
-        zn_setting sets[4];
-        int n_sets = narrow_settings(file, sets);
-        if (strncmp(file, "davidnet_zee", 12) == 0) sets[0].value = "8";
         zn_graph g, plain, none, all, no_mask;
-        zt_load(zt_src_path(rel), sets, n_sets, &g);
+        load_narrow(file, "8", &g);
         zt_run_passes(&g, no_ztower, training_counts[m].unfused);
-        training_graph(&g, no_training, 3, &none);
+        training_graph(&g, no_training, 4, &none);
         zn_graph_copy(&plain, &g);
         char err[512];
         assert_true(zn_autodiff(&plain, err, sizeof err));
         assert_int_equal(none.n_nodes, plain.n_nodes);
-        training_graph(&g, NULL, 0, &all);
-        training_graph(&g, no_training + 1, 2, &no_mask); /* poolmask alone */
+        training_graph(&g, no_fuse_bn_relu, 1, &all);
+        training_graph(&g, no_training + 1, 3, &no_mask); /* poolmask alone */
         printf("%-24s %s training graph %4d nodes; poolmask %d rewrites; recompute +%d\n", file,
                training_counts[m].unfused ? "(no ztower)" : "           ", plain.n_nodes,
                zt_count_suffix(&no_mask, " (pooled)"), all.n_nodes - plain.n_nodes);
@@ -365,6 +372,65 @@ static void test_training_passes(void **state)
         zn_graph_free(&none);
         zn_graph_free(&all);
         zn_graph_free(&no_mask);
+    }
+}
+
+/* fuse_bn_relu on every model: each batch norm whose one reader is a relu joins it (the Zee
+ * model's towers are ztower nodes already), the fused node keeps the relu's name and span, the
+ * running statistics are updated by it, and one training step matches the unfused graph's
+ * (losses, logits, gradients, running statistics within 1e-5). With recompute, DenseNet's
+ * concat -> batchnorm -> relu segments (12 copies at depth 10) become concat -> batchnorm_relu
+ * (7 copies: the fused backward reads x and dy, not y). */
+static const struct {
+    const char *file;
+    int fused, copies;
+} bn_relu_counts[] = {
+    {"davidnet.znet", 8, 0},      {"davidnet_multisoft.znet", 10, 0}, {"davidnet_zee.znet", 10, 3},
+    {"davidnet_zee_single.znet", 11, 5}, {"densenet_bc.znet", 9, 7}, {"fashion_small.znet", 5, 0},
+};
+
+static void test_fuse_bn_relu(void **state)
+{
+    (void)state;
+    static const char *const others[] = {"poolmask", "recompute", "sink"};
+    for (size_t m = 0; m < sizeof bn_relu_counts / sizeof bn_relu_counts[0]; m++) {
+        const char *file = bn_relu_counts[m].file;
+        zn_graph g, plain, fused, all;
+        load_narrow(file, NULL, &g);
+        zt_run_passes(&g, NULL, 0);
+        training_graph(&g, no_training, 4, &plain);
+        training_graph(&g, others, 3, &fused);
+        training_graph(&g, NULL, 0, &all);
+        const int n = zt_count_op(&fused, ZN_OP_BATCHNORM_RELU);
+        printf("%-24s %3d batchnorm -> relu fused; training graph %4d -> %4d nodes\n", file, n, plain.n_nodes,
+               fused.n_nodes);
+        assert_int_equal(n, bn_relu_counts[m].fused);
+        assert_int_equal(zt_count_op(&g, ZN_OP_BATCHNORM) - zt_count_op(&fused, ZN_OP_BATCHNORM), n);
+        assert_int_equal(zt_count_op(&g, ZN_OP_RELU) - zt_count_op(&fused, ZN_OP_RELU), n);
+        assert_int_equal(zt_count_op(&fused, ZN_OP_BATCHNORM_RELU_BWD_COEF), n);
+        assert_int_equal(zt_count_op(&fused, ZN_OP_BATCHNORM_RELU_BWD_DATA), n); /* every x is a conv's */
+        assert_int_equal(zt_count_op(&plain, ZN_OP_RELU_BWD) - zt_count_op(&fused, ZN_OP_RELU_BWD), n);
+        assert_int_equal(zt_count_op(&plain, ZN_OP_BATCHNORM_BWD_DATA) - zt_count_op(&fused, ZN_OP_BATCHNORM_BWD_DATA), n);
+        for (int i = 0; i < fused.n_nodes; i++) {
+            const zn_node *f = &fused.nodes[i];
+            if (f->op != ZN_OP_BATCHNORM_RELU) continue;
+            const zn_node *relu = NULL;
+            for (int j = 0; j < g.n_nodes; j++)
+                if (strcmp(g.nodes[j].name, f->name) == 0) relu = &g.nodes[j];
+            assert_non_null(relu);
+            assert_int_equal(relu->op, ZN_OP_RELU);
+            assert_int_equal(relu->span.line, f->span.line);
+            assert_true(f->attr.momentum < 1.0f);
+            for (int k = 3; k < 5; k++) assert_int_equal(fused.nodes[f->src[k]].state_of, i);
+        }
+        assert_int_equal(zt_count_suffix(&all, " (recompute)"), bn_relu_counts[m].copies);
+        check_copies(&fused, &all, file);
+        const zn_backend_opts unfused = {.threads = 1, .no_pass = no_fuse_bn_relu, .n_no_pass = 1};
+        expect_equivalent_opts(&g, &all_passes, &g, &unfused, file);
+        zn_graph_free(&g);
+        zn_graph_free(&plain);
+        zn_graph_free(&fused);
+        zn_graph_free(&all);
     }
 }
 
@@ -387,7 +453,7 @@ static void test_recompute_rules(void **state)
     zn_setting dense[] = {{"depth", "16"}, {"growth", "4"}};
     zt_load(zt_src_path("models/densenet_bc.znet"), dense, 2, &g);
     zt_run_passes(&g, NULL, 0);
-    training_graph(&g, NULL, 0, &t);
+    training_graph(&g, no_fuse_bn_relu, 1, &t); /* the layers' relus apart (test_fuse_bn_relu fuses) */
     int nested = 0;
     for (int i = 0; i < t.n_nodes; i++) {
         const zn_node *n = &t.nodes[i];
@@ -689,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_models_counts_and_equivalence),
         cmocka_unit_test(test_training_passes),
         cmocka_unit_test(test_recompute_rules),
+        cmocka_unit_test(test_fuse_bn_relu),
         cmocka_unit_test(test_bn_copy_keeps_running_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

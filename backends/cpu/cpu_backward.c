@@ -54,6 +54,24 @@ static bool run_batchnorm_bwd_data(const zn_cpu_call *c)
     return true;
 }
 
+/* x, gamma, beta, dy -> [7 * C] coefficients */
+static bool run_batchnorm_relu_bwd_coef(const zn_cpu_call *c)
+{
+    zn_bn_dims d = bn_dims(c);
+    zn_bn_relu_backward_coef(&d, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2),
+                             zn_cpu_src(c, 3), zn_cpu_out(c));
+    return true;
+}
+
+/* x, dy, coef -> dx */
+static bool run_batchnorm_relu_bwd_data(const zn_cpu_call *c)
+{
+    zn_bn_dims d = bn_dims(c);
+    zn_bn_relu_backward_data(&d, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2),
+                             zn_cpu_out(c));
+    return true;
+}
+
 /* x, dy -> dgamma */
 static bool run_batchnorm_bwd_gamma(const zn_cpu_call *c)
 {
@@ -205,6 +223,8 @@ const zn_cpu_runner zn_cpu_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_BIAS_BWD] = run_bias_bwd,
     [ZN_OP_BATCHNORM_BWD_DATA] = run_batchnorm_bwd_data,
     [ZN_OP_BATCHNORM_BWD_GAMMA] = run_batchnorm_bwd_gamma,
+    [ZN_OP_BATCHNORM_RELU_BWD_COEF] = run_batchnorm_relu_bwd_coef,
+    [ZN_OP_BATCHNORM_RELU_BWD_DATA] = run_batchnorm_relu_bwd_data,
     [ZN_OP_MAXPOOL_BWD] = run_pool_bwd,
     [ZN_OP_AVGPOOL_BWD] = run_pool_bwd,
     [ZN_OP_GLOBAL_MAXPOOL_BWD] = run_global_pool_bwd,

@@ -36,6 +36,18 @@ static bool run_batchnorm(const zn_cpu_call *c)
     return true;
 }
 
+/* relu(batchnorm(x)), as run_batchnorm then relu */
+static bool run_batchnorm_relu(const zn_cpu_call *c)
+{
+    const zn_shape *x = zn_cpu_src_shape(c, 0);
+    const zn_attrs *a = &c->node->attr;
+    zn_bn_dims d = {zn_cpu_batch(c, x), zn_arg_dim(x, 0), zn_arg_inner(x, 1), a->eps,
+                    a->momentum};
+    zn_bn_relu_forward(&d, c->cpu->opts.training, zn_cpu_src(c, 0), zn_cpu_src(c, 1),
+                       zn_cpu_src(c, 2), zn_cpu_src(c, 3), zn_cpu_src(c, 4), zn_cpu_out(c));
+    return true;
+}
+
 /* Every element-wise op of the op list. */
 static bool run_eltwise(const zn_cpu_call *c)
 {
@@ -208,6 +220,7 @@ static bool run_bn_fold_bias(const zn_cpu_call *c)
 const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_CONV2D] = run_conv2d,
     [ZN_OP_BATCHNORM] = run_batchnorm,
+    [ZN_OP_BATCHNORM_RELU] = run_batchnorm_relu,
     [ZN_OP_MAXPOOL] = run_pool,
     [ZN_OP_AVGPOOL] = run_pool,
     [ZN_OP_GLOBAL_MAXPOOL] = run_global_pool,

@@ -44,6 +44,10 @@ static zn_bn_sums channel_sum_of(const zn_bn_dims *d, const float *x, const floa
     return t;
 }
 
+zn_bn_sums zn_bn_channel_sums(const zn_bn_dims *d, const float *x, int ch)
+{
+    return channel_sum_of(d, x, NULL, ch);
+}
 
 /* Mean and biased variance from the sums. */
 static void channel_stats(const zn_bn_dims *d, const zn_bn_sums *t, double *mean, double *var)

@@ -59,6 +59,8 @@ void zn_channel_sum(int n, int c, int hw, const float *x, float *sum);
 /* Adds x's rows [n, c, hw] (and dy's, when not NULL) to sums[c], row after row as the kernels
  * above add them: slices of a batch added in order give one call's bits. */
 void zn_bn_sums_add(const zn_bn_dims *d, const float *x, const float *dy, zn_bn_sums *sums);
+/* Channel ch's sums of x and x^2 over N and HW, as the training forward takes them. */
+zn_bn_sums zn_bn_channel_sums(const zn_bn_dims *d, const float *x, int ch);
 /* A channel's batch statistics and forward affine y = a*x + b. */
 typedef struct {
     double mean, invstd;
@@ -89,6 +91,18 @@ void zn_bn_backward_affine(const zn_bn_dims *d, const zn_bn_train *s, float gamm
 /* y = a[c] * x + b[c] (+ k[c] * g when g is not NULL) on every channel; y may be x or g. */
 void zn_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const float *x,
                   const float *g, const float *k, float *y);
+
+/* ---- batch norm + relu, fused (k_norm_relu.c) ----------------------------------------------
+ * The forward y = max(a*x + b, 0) with batch norm's a, b (training: batch statistics, running
+ * ones updated as zn_batchnorm_forward_train does; inference: running ones). The training
+ * backward without y: coef [7*C] = dgamma, dbeta, kx, kb, ka, a, b (dy counted where
+ * a*x + b > 0), then dx = kx*x + kb + ka*dy*(a*x + b > 0), which may overwrite x or dy. */
+void zn_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x, const float *gamma,
+                        const float *beta, float *running_mean, float *running_var, float *y);
+void zn_bn_relu_backward_coef(const zn_bn_dims *d, const float *x, const float *gamma,
+                              const float *beta, const float *dy, float *coef);
+void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *dy,
+                              const float *coef, float *dx);
 
 /* ---- elementwise (k_eltwise.c); outputs may alias inputs --------------------------------- */
 /* y = f(x) for op, an element-wise op of graph/op_list.h (an EW row: relu, ...), with the math of

@@ -1,0 +1,165 @@
+/* k_norm_relu.c: batch norm followed by relu as one op (graph/pass_fuse_bn_relu.c), forward and
+ * backward, so that neither the relu's output nor the gradient between the two is kept for the
+ * backward: the forward reads x for the statistics, then reads x and writes y once; the backward
+ * reads x for the statistics, then x and dy once for every sum, then x and dy once to write dx.
+ * The relu's mask is recomputed as a*x + b > 0 from the forward's a and b (the same sums in the
+ * same order give the same a, b; one float multiply and add, as the forward rounds them), so y
+ * is never read. One channel per unit of work, as k_norm.c splits it, with k_norm.c's sums. */
+#include "backends/cpu/kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backends/cpu/threads.h"
+
+#define LANES 8 /* float partial sums per row, as k_norm.c */
+
+typedef struct {
+    const zn_bn_dims *d;
+    bool training;
+    const float *x, *gamma, *beta, *dy, *coef;
+    float *running_mean, *running_var, *out;
+} job;
+
+static void run(job *j, zn_cpu_range_fn fn)
+{
+    zn_cpu_parallel_for((size_t)j->d->c, 2, fn, j);
+}
+
+/* Row n of channel ch in a [N, C, HW] tensor: the offset of its HW values. */
+static size_t row_at(const zn_bn_dims *d, int n, int ch)
+{
+    return ((size_t)n * d->c + ch) * d->hw;
+}
+
+/* The batch norm's output before the relu: the forward and the backward's mask round it alike. */
+static inline float pre_relu(float a, float x, float b)
+{
+    return a * x + b;
+}
+
+/* The relu's gradient: g where a*x + b > 0, else +0, as the bits of g and'ed with the compare's
+ * mask (GCC vectorises that in the sums' lanes, and a select there it does not). */
+static inline float masked(float a, float x, float b, float g)
+{
+    uint32_t bits;
+    memcpy(&bits, &g, sizeof bits);
+    bits &= -(uint32_t)(pre_relu(a, x, b) > 0.0f);
+    memcpy(&g, &bits, sizeof g);
+    return g;
+}
+
+/* Channel ch's batch statistics and affine; the running statistics updated unless d->momentum
+ * is 1. */
+static zn_bn_train batch_affine(const job *j, const zn_bn_dims *d, int ch, float *running_mean,
+                                float *running_var)
+{
+    zn_bn_sums t = zn_bn_channel_sums(d, j->x, ch);
+    return zn_bn_train_stats(d, &t, j->gamma[ch], j->beta[ch], running_mean, running_var);
+}
+
+static void forward_range(void *ctx, size_t c0, size_t c1)
+{
+    const job *j = ctx;
+    const zn_bn_dims *d = j->d;
+    for (int ch = (int)c0; ch < (int)c1; ch++) {
+        float a, b;
+        if (j->training) {
+            zn_bn_train r = batch_affine(j, d, ch, &j->running_mean[ch], &j->running_var[ch]);
+            a = r.a, b = r.b;
+        } else {
+            zn_bn_infer_affine(d->eps, j->gamma[ch], j->beta[ch], j->running_mean[ch],
+                               j->running_var[ch], &a, &b);
+        }
+        for (int n = 0; n < d->n; n++) {
+            const float *p = j->x + row_at(d, n, ch);
+            float *q = j->out + row_at(d, n, ch);
+            for (int i = 0; i < d->hw; i++) {
+                const float v = pre_relu(a, p[i], b);
+                q[i] = v > 0.0f ? v : 0.0f; /* zn_ew_relu */
+            }
+        }
+    }
+}
+
+void zn_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x, const float *gamma,
+                        const float *beta, float *running_mean, float *running_var, float *y)
+{
+    job j = {.d = d, .training = training, .x = x, .gamma = gamma, .beta = beta,
+             .running_mean = running_mean, .running_var = running_var, .out = y};
+    run(&j, forward_range);
+}
+
+/* Channel ch's sums of g and g*x with g = dy where a*x + b > 0 (the relu's gradient), in
+ * t->dy and t->dyx, added as k_norm.c adds its sums. */
+static void masked_sums(const job *j, int ch, float a, float b, zn_bn_sums *t)
+{
+    const zn_bn_dims *d = j->d;
+    for (int n = 0; n < d->n; n++) {
+        const size_t at = row_at(d, n, ch);
+        const float *p = j->x + at, *g = j->dy + at;
+        float sg[LANES] = {0}, sgx[LANES] = {0};
+        int i = 0;
+        for (; i + LANES <= d->hw; i += LANES)
+            for (int k = 0; k < LANES; k++) {
+                const float gi = masked(a, p[i + k], b, g[i + k]);
+                sg[k] += gi, sgx[k] += gi * p[i + k];
+            }
+        for (; i < d->hw; i++) { /* the tail in lane 0, as k_norm.c adds it */
+            const float gi = masked(a, p[i], b, g[i]);
+            sg[0] += gi, sgx[0] += gi * p[i];
+        }
+        for (int k = 0; k < LANES; k++) t->dy += sg[k], t->dyx += sgx[k];
+    }
+}
+
+static void coef_range(void *ctx, size_t c0, size_t c1)
+{
+    const job *j = ctx;
+    zn_bn_dims d = *j->d;
+    d.momentum = 1.0f; /* the forward has updated the running statistics */
+    for (int ch = (int)c0; ch < (int)c1; ch++) {
+        float unused_mean = 0, unused_var = 0;
+        zn_bn_train s = batch_affine(j, &d, ch, &unused_mean, &unused_var);
+        zn_bn_sums t = {0, 0, 0, 0};
+        masked_sums(j, ch, s.a, s.b, &t);
+        const float dgamma = (float)(s.invstd * (t.dyx - s.mean * t.dy)), dbeta = (float)t.dy;
+        float k[3];
+        zn_bn_backward_affine(&d, &s, j->gamma[ch], dgamma, dbeta, k);
+        const float row[7] = {dgamma, dbeta, k[0], k[1], k[2], s.a, s.b};
+        for (int r = 0; r < 7; r++) j->out[(size_t)r * d.c + ch] = row[r];
+    }
+}
+
+void zn_bn_relu_backward_coef(const zn_bn_dims *d, const float *x, const float *gamma,
+                              const float *beta, const float *dy, float *coef)
+{
+    job j = {.d = d, .x = x, .gamma = gamma, .beta = beta, .dy = dy, .out = coef};
+    run(&j, coef_range);
+}
+
+static void data_range(void *ctx, size_t c0, size_t c1)
+{
+    const job *j = ctx;
+    const zn_bn_dims *d = j->d;
+    for (int ch = (int)c0; ch < (int)c1; ch++) {
+        const float *k = j->coef + ch;
+        const float kx = k[2 * d->c], kb = k[3 * d->c], ka = k[4 * d->c], a = k[5 * d->c],
+                    b = k[6 * d->c];
+        for (int n = 0; n < d->n; n++) {
+            const size_t at = row_at(d, n, ch);
+            const float *p = j->x + at, *g = j->dy + at;
+            float *q = j->out + at;
+            for (int i = 0; i < d->hw; i++)
+                q[i] = kx * p[i] + kb + ka * masked(a, p[i], b, g[i]);
+        }
+    }
+}
+
+void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *dy,
+                              const float *coef, float *dx)
+{
+    job j = {.d = d, .x = x, .dy = dy, .coef = coef, .out = dx};
+    run(&j, data_range);
+}
