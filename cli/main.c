@@ -38,8 +38,11 @@ static void usage(FILE *f)
 static void restart_with_better_blas(char **argv)
 {
     const char *core = zn_blas_better_core();
-    if (!core || setenv("OPENBLAS_CORETYPE", core, 0) != 0) return;
-    execv("/proc/self/exe", argv);
+    char self[4096]; /* the binary's own path, so the process keeps its name (ps, pgrep) */
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (!core || n <= 0 || n == (ssize_t)sizeof self - 1 || setenv("OPENBLAS_CORETYPE", core, 0) != 0) return;
+    self[n] = '\0';
+    execv(self, argv);
 }
 
 int main(int argc, char **argv)
