@@ -34,8 +34,10 @@ static const float A[6 * 4] = {1, 0, 0, 0, 1, 1,  1, 1,  1, -1, 1, -1,
                                1, 2, 4, 8, 1, -2, 4, -8, 0, 0,  0, 1};
 
 /* Per-thread transformed input and products of the forward directions: a block's size is chosen
- * so both stay within about this many bytes (measured: docs/performance.md, "Winograd"). */
-#define ZN_WINO_BLOCK_BYTES (2u << 20)
+ * so both stay within about this many bytes, up to a thread's share of the tiles. Larger blocks
+ * make wider sgemms: 2 MiB (8 tiles at 512 channels) ran 512x512 on 4x4 at half the speed of
+ * 8 or 32 MiB (docs/performance.md, "Winograd"). */
+#define ZN_WINO_BLOCK_BYTES (16u << 20)
 /* Backward-filter's block (shared by the threads): the sgemms' inner dimension. */
 #define ZN_WINO_FILTER_BLOCK_BYTES (16u << 20)
 static size_t block_bytes = ZN_WINO_BLOCK_BYTES, filter_block_bytes = ZN_WINO_FILTER_BLOCK_BYTES;
@@ -87,6 +89,7 @@ static int block_tiles(int cin, int cout, size_t bytes, int lo, int hi) {
 
 static wg_geom geom_of(const zn_conv_params *p, int transposed, int filter) {
   wg_geom g;
+  const int threads = filter ? 1 : zn_cpu_threads_count();
   g.tw = (p->w + 3) / 4;
   g.tpi = (p->h + 3) / 4 * g.tw;
   g.tiles = p->n * g.tpi;
@@ -94,63 +97,68 @@ static wg_geom geom_of(const zn_conv_params *p, int transposed, int filter) {
   g.cout = transposed ? p->c : p->o;
   g.block = filter ? block_tiles(p->c, p->o, filter_block_bytes, LANES, 512)
                    : block_tiles(p->c, p->o, block_bytes, LANES, 256);
-  if (g.block > round_up(g.tiles, LANES)) g.block = round_up(g.tiles, LANES);
+  int share = round_up((g.tiles + threads - 1) / threads, LANES);
+  if (g.block > share) g.block = share;
   g.u_floats = (size_t)XI * p->c * p->o;
   g.part_floats = (size_t)XI * (p->c + p->o) * g.block;
   return g;
 }
 
-/* Eight (or fewer) consecutive tiles, one per lane: image and output origin of each. */
-typedef struct lanes {
-  int count;
-  int n[LANES], y0[LANES], x0[LANES];
-} lanes;
+/* Eight (or fewer) consecutive tiles, one per lane, each seen through a size x size window at
+ * (4 * tile row + off, 4 * tile column + off) of its image's channel 0 in a tensor [n, channels,
+ * h, w]: where the window's part inside the plane starts and which rows and columns it spans. */
+typedef struct window {
+  int count, size, w;
+  size_t hw;
+  int inside; /* every lane used and wholly inside its plane: nothing to zero */
+  size_t at[LANES];
+  int i0[LANES], i1[LANES], j0[LANES], j1[LANES];
+} window;
 
-static lanes lanes_at(const wg_geom *g, int first, int count) {
-  lanes L = {.count = count};
+static int clamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+static window window_at(const zn_conv_params *p, const wg_geom *g, int channels, int first,
+                        int count, int size, int off) {
+  window W = {.count = count, .size = size, .w = p->w, .hw = (size_t)p->h * p->w,
+              .inside = count == LANES};
   for (int l = 0; l < count; l++) {
     int tile = first + l, in_image = tile % g->tpi;
-    L.n[l] = tile / g->tpi;
-    L.y0[l] = in_image / g->tw * 4;
-    L.x0[l] = in_image % g->tw * 4;
+    int y = in_image / g->tw * 4 + off, x = in_image % g->tw * 4 + off;
+    W.i0[l] = clamp(-y, 0, size), W.i1[l] = clamp(p->h - y, 0, size);
+    W.j0[l] = clamp(-x, 0, size), W.j1[l] = clamp(p->w - x, 0, size);
+    W.at[l] = (size_t)tile / g->tpi * channels * W.hw + (size_t)(y + W.i0[l]) * p->w + x + W.j0[l];
+    W.inside &= W.i1[l] - W.i0[l] == size && W.j1[l] - W.j0[l] == size;
   }
-  return L;
+  return W;
 }
 
-/* d[i][j] = the size x size patch at (y0 + off, x0 + off) of channel c of each lane's image of
- * t [n, channels, h, w], zero outside the plane and in unused lanes. */
-static void gather(const float *t, int channels, int c, int h, int w, const lanes *L, int size,
-                   int off, v8 *d) {
-  memset(d, 0, sizeof(v8) * size * size);
-  for (int l = 0; l < L->count; l++) {
-    const float *plane = t + ((size_t)L->n[l] * channels + c) * h * w;
-    for (int i = 0; i < size; i++) {
-      int y = L->y0[l] + off + i;
-      if (y < 0 || y >= h) continue;
-      for (int j = 0; j < size; j++) {
-        int x = L->x0[l] + off + j;
-        if (x >= 0 && x < w) d[i * size + j][l] = plane[(size_t)y * w + x];
-      }
-    }
+/* f[i][j][lane] = each lane's window on plane (a tensor's channel c: t + c * hw), zero outside
+ * the plane and in unused lanes. */
+static void gather(const float *plane, const window *W, float *f) {
+  if (!W->inside) memset(f, 0, sizeof(float) * W->size * W->size * LANES);
+  for (int l = 0; l < W->count; l++) {
+    const float *s = plane + W->at[l];
+    for (int i = W->i0[l]; i < W->i1[l]; i++, s += W->w)
+      for (int j = W->j0[l]; j < W->j1[l]; j++) f[(i * W->size + j) * LANES + l] = s[j - W->j0[l]];
   }
 }
 
-/* Writes each lane's 4x4 output tile d (+ add) into channel c of t, clipped to the plane. */
-static void scatter(float *t, int channels, int c, int h, int w, const lanes *L, const v8 *d,
-                    float add) {
-  for (int l = 0; l < L->count; l++) {
-    float *plane = t + ((size_t)L->n[l] * channels + c) * h * w;
-    for (int i = 0; i < 4 && L->y0[l] + i < h; i++)
-      for (int j = 0; j < 4 && L->x0[l] + j < w; j++)
-        plane[(size_t)(L->y0[l] + i) * w + L->x0[l] + j] = d[i * 4 + j][l] + add;
+/* Writes each lane's 4x4 tile f[i][j][lane] (+ add) into its window on plane, clipped to it. */
+static void scatter(float *plane, const window *W, const float *f, float add) {
+  for (int l = 0; l < W->count; l++) {
+    float *s = plane + W->at[l];
+    for (int i = W->i0[l]; i < W->i1[l]; i++, s += W->w)
+      for (int j = W->j0[l]; j < W->j1[l]; j++) s[j - W->j0[l]] = f[(i * 4 + j) * LANES + l] + add;
   }
 }
 
-/* Transforms channel c's 6x6 input tiles of L into column `col` of v [XI, channels, ld]. */
-static void input_tiles(const float *x, int channels, int c, int h, int w, const lanes *L,
-                        float *v, int ld, int col) {
+/* Transforms channel c's 6x6 input tiles (window W on x) into column col of v [XI, channels, ld]. */
+static void input_tiles(const float *x, int channels, int c, const window *W, float *v, int ld,
+                        int col) {
   v8 d[XI], t[XI];
-  gather(x, channels, c, h, w, L, 6, -1, d);
+  float f[XI * LANES];
+  gather(x + c * W->hw, W, f);
+  memcpy(d, f, sizeof d);
   sandwich(BT, 6, 6, d, t);
   for (int xi = 0; xi < XI; xi++)
     memcpy(v + ((size_t)xi * channels + c) * ld + col, &t[xi], sizeof(v8));
@@ -198,21 +206,23 @@ static void forward_slice(void *ctx, int t, int count) {
   for (int b0 = begin; b0 < end; b0 += g->block) {
     int tiles = end - b0 < g->block ? end - b0 : g->block, cols = round_up(tiles, LANES);
     for (int g0 = 0; g0 < tiles; g0 += LANES) {
-      lanes L = lanes_at(g, b0 + g0, tiles - g0 < LANES ? tiles - g0 : LANES);
-      for (int c = 0; c < g->cin; c++) input_tiles(j->src, g->cin, c, p->h, p->w, &L, v, g->block, g0);
+      window W = window_at(p, g, g->cin, b0 + g0, tiles - g0 < LANES ? tiles - g0 : LANES, 6, -1);
+      for (int c = 0; c < g->cin; c++) input_tiles(j->src, g->cin, c, &W, v, g->block, g0);
     }
     for (int xi = 0; xi < XI; xi++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, cols, g->cin, 1.0f,
                   j->u + (size_t)xi * g->cout * g->cin, g->cin, v + (size_t)xi * g->cin * g->block,
                   g->block, 0.0f, m + (size_t)xi * g->cout * g->block, g->block);
     for (int g0 = 0; g0 < tiles; g0 += LANES) {
-      lanes L = lanes_at(g, b0 + g0, tiles - g0 < LANES ? tiles - g0 : LANES);
+      window W = window_at(p, g, g->cout, b0 + g0, tiles - g0 < LANES ? tiles - g0 : LANES, 4, 0);
       for (int o = 0; o < g->cout; o++) {
         v8 mm[XI], y[16];
+        float f[16 * LANES];
         for (int xi = 0; xi < XI; xi++)
           memcpy(&mm[xi], m + ((size_t)xi * g->cout + o) * g->block + g0, sizeof(v8));
         sandwich(AT, 4, 6, mm, y);
-        scatter(j->dst, g->cout, o, p->h, p->w, &L, y, j->b ? j->b[o] : 0.0f);
+        memcpy(f, y, sizeof f);
+        scatter(j->dst + o * W.hw, &W, f, j->b ? j->b[o] : 0.0f);
       }
     }
   }
@@ -255,11 +265,15 @@ static void filter_transform_slice(void *ctx, int t, int count) {
   zn_cpu_split((j->count + LANES - 1) / LANES, t, count, &begin, &end);
   for (int grp = begin; grp < end; grp++) {
     int g0 = grp * LANES;
-    lanes L = lanes_at(&j->g, j->first + g0, j->count - g0 < LANES ? j->count - g0 : LANES);
-    for (int c = 0; c < p->c; c++) input_tiles(j->src, p->c, c, p->h, p->w, &L, filter_v(j), j->g.block, g0);
+    int lanes = j->count - g0 < LANES ? j->count - g0 : LANES;
+    window W = window_at(p, &j->g, p->c, j->first + g0, lanes, 6, -1);
+    window D = window_at(p, &j->g, p->o, j->first + g0, lanes, 4, 0);
+    for (int c = 0; c < p->c; c++) input_tiles(j->src, p->c, c, &W, filter_v(j), j->g.block, g0);
     for (int o = 0; o < p->o; o++) {
       v8 d[16], dm[XI];
-      gather(j->dy, p->o, o, p->h, p->w, &L, 4, 0, d);
+      float f[16 * LANES];
+      gather(j->dy + o * D.hw, &D, f);
+      memcpy(d, f, sizeof d);
       sandwich(A, 6, 4, d, dm);
       for (int xi = 0; xi < XI; xi++)
         memcpy(filter_dm(j) + ((size_t)xi * p->o + o) * j->g.block + g0, &dm[xi], sizeof(v8));
@@ -349,5 +363,8 @@ int zn_winograd_chosen(const zn_conv_params *p) {
   if (!zn_winograd_supported(p)) return 0;
   if (forced < 0) pthread_once(&env_once, read_env);
   if (!(forced < 0 ? from_env : forced)) return 0;
-  return p->c >= 64 && p->o >= 64;
+  /* docs/performance.md, "Winograd": it won on every DavidNet shape with 64 or more channels each
+   * side except 64 -> 128 on 8x8, where conv_direct.c was level or faster; it lost badly with 3. */
+  int fewest = p->c < p->o ? p->c : p->o;
+  return fewest >= 128 || (fewest >= 64 && (long)p->h * p->w > 64);
 }
