@@ -42,31 +42,31 @@ static const float A[6 * 4] = {1, 0, 0, 0, 1, 1,  1, 1,  1, -1, 1, -1,
 #define ZN_WINO_FILTER_BLOCK_BYTES (16u << 20)
 static size_t block_bytes = ZN_WINO_BLOCK_BYTES, filter_block_bytes = ZN_WINO_FILTER_BLOCK_BYTES;
 
-/* out = L in L^T for the r x k matrix L; in is k x k, out r x r, every entry 8 lanes. Inlined with
- * a constant table, the zero entries of L cost nothing. */
+/* out[a * out_a + b * out_b] = sum over m of L[a][m] in[m * in_m + b * in_b], for the r x k
+ * matrix L and b < cols: L times in, or (with the strides swapped) in times L^T. Inlined with a
+ * constant table, the zero entries of L cost nothing. */
+__attribute__((always_inline)) static inline void left_multiply(const float *L, int r, int k,
+                                                                int cols, const v8 *in, int in_m,
+                                                                int in_b, v8 *out, int out_a,
+                                                                int out_b) {
+#pragma GCC unroll 6
+  for (int a = 0; a < r; a++)
+#pragma GCC unroll 6
+    for (int b = 0; b < cols; b++) {
+      v8 s = {0};
+#pragma GCC unroll 6
+      for (int m = 0; m < k; m++)
+        if (L[a * k + m] != 0.0f) s += L[a * k + m] * in[m * in_m + b * in_b];
+      out[a * out_a + b * out_b] = s;
+    }
+}
+
+/* out = L in L^T for the r x k matrix L; in is k x k, out r x r, every entry 8 lanes. */
 __attribute__((always_inline)) static inline void sandwich(const float *L, int r, int k,
                                                            const v8 *in, v8 *out) {
-  v8 tmp[6 * 6];
-#pragma GCC unroll 6
-  for (int i = 0; i < r; i++)
-#pragma GCC unroll 6
-    for (int j = 0; j < k; j++) {
-      v8 s = {0};
-#pragma GCC unroll 6
-      for (int m = 0; m < k; m++)
-        if (L[i * k + m] != 0.0f) s += L[i * k + m] * in[m * k + j];
-      tmp[i * k + j] = s;
-    }
-#pragma GCC unroll 6
-  for (int i = 0; i < r; i++)
-#pragma GCC unroll 6
-    for (int j = 0; j < r; j++) {
-      v8 s = {0};
-#pragma GCC unroll 6
-      for (int m = 0; m < k; m++)
-        if (L[j * k + m] != 0.0f) s += tmp[i * k + m] * L[j * k + m];
-      out[i * r + j] = s;
-    }
+  v8 tmp[6 * 6]; /* L in, r x k */
+  left_multiply(L, r, k, k, in, k, 1, tmp, k, 1);
+  left_multiply(L, r, k, r, tmp, 1, k, out, 1, r); /* out[b][a] = sum L[a][m] tmp[b][m] */
 }
 
 /* Tiles and blocks of one call. Tiles are numbered image by image, row by row. */
