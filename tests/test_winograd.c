@@ -3,12 +3,15 @@
  * and several blocks, pools of 1 and 3 threads, with activations, filters and gradients of
  * realistic magnitudes. The error bound is relative to the largest |term| sum of an output (the
  * scale every float kernel's rounding error grows with), so it holds on any CPU and BLAS. Also:
- * conv.c picks Winograd by its rule and not when turned off, and a rerun repeats bit for bit. */
+ * conv.c picks Winograd by its rule and not when turned off, a rerun repeats bit for bit, and a
+ * bad ZNET_WINOGRAD stops the process with a message. */
 #include "support.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backends/cpu/conv.h"
 #include "backends/cpu/threads.h"
@@ -199,8 +202,37 @@ static void test_dispatch(void **state) {
   zt_scratch_free();
 }
 
+/* A child with ZNET_WINOGRAD=maybe exits 2 at its first conv, naming the variable and value. Runs
+ * first: the variable is read once per process, and the child inherits that state. */
+static void test_bad_environment(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    setenv("ZNET_WINOGRAD", "maybe", 1);
+    const zn_conv_params p = {1, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+    zn_winograd_chosen(&p);
+    _exit(0);
+  }
+  close(fds[1]);
+  char msg[256] = {0};
+  ssize_t r;
+  for (size_t got = 0; got < sizeof msg - 1 && (r = read(fds[0], msg + got, sizeof msg - 1 - got)) > 0;)
+    got += (size_t)r;
+  close(fds[0]);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 2);
+  assert_non_null(strstr(msg, "ZNET_WINOGRAD=maybe"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bad_environment),
       cmocka_unit_test(test_against_double_reference),
       cmocka_unit_test(test_bias),
       cmocka_unit_test(test_dispatch),

@@ -360,9 +360,8 @@ void zn_winograd_set_block_bytes(size_t forward, size_t filter) {
 }
 
 int zn_winograd_chosen(const zn_conv_params *p) {
-  if (!zn_winograd_supported(p)) return 0;
-  if (forced < 0) pthread_once(&env_once, read_env);
-  if (!(forced < 0 ? from_env : forced)) return 0;
+  if (forced < 0) pthread_once(&env_once, read_env); /* a bad value stops any model with a conv */
+  if (!(forced < 0 ? from_env : forced) || !zn_winograd_supported(p)) return 0;
   /* docs/performance.md, "Winograd": it won on every DavidNet shape with 64 or more channels each
    * side except 64 -> 128 on 8x8, where conv_direct.c was level or faster; it lost badly with 3. */
   int fewest = p->c < p->o ? p->c : p->o;
