@@ -3,8 +3,8 @@
  * and several blocks, pools of 1 and 3 threads, with activations, filters and gradients of
  * realistic magnitudes. The error bound is relative to the largest |term| sum of an output (the
  * scale every float kernel's rounding error grows with), so it holds on any CPU and BLAS. Also:
- * conv.c picks Winograd by its rule and not when turned off, a rerun repeats bit for bit, and a
- * bad ZNET_WINOGRAD stops the process with a message. */
+ * conv.c picks Winograd by its rule and not when turned off, a rerun repeats bit for bit (and
+ * backward-filter's on any pool), and a bad ZNET_WINOGRAD stops the process with a message. */
 #include "support.h"
 
 #include <math.h>
@@ -139,6 +139,28 @@ static void test_against_double_reference(void **state) {
   zn_cpu_threads_free();
 }
 
+/* Backward-filter's blocks and sums do not depend on the pool: 1 and 3 threads give the same bits
+ * (several blocks, part-filled tiles). */
+static void test_filter_pool_independent(void **state) {
+  (void)state;
+  const wcase k = {"pools", 3, 12, 13, 18, 20, 1};
+  zn_conv_params p = params_of(&k);
+  size_t nx = (size_t)p.n * p.c * p.h * p.w, nw = (size_t)p.o * p.c * 9;
+  zt_rng_seed(7);
+  float *x = filled(nx, 0, 2), *dy = filled((size_t)p.n * p.o * p.h * p.w, -1, 1);
+  float *dw[2] = {zt_talloc(nw), zt_talloc(nw)};
+  zn_winograd_set_block_bytes(1, 1);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(zn_cpu_threads_init(i ? 3 : 1), 0);
+    float *ws = zt_talloc(zn_winograd_workspace_bytes(&p) / sizeof(float));
+    zn_winograd_backward_filter(&p, x, dy, dw[i], ws);
+  }
+  assert_memory_equal(dw[0], dw[1], sizeof(float) * nw);
+  zn_winograd_set_block_bytes(0, 0);
+  zn_cpu_threads_free();
+  zt_scratch_free();
+}
+
 /* The forward bias is added to every output. */
 static void test_bias(void **state) {
   (void)state;
@@ -234,6 +256,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_environment),
       cmocka_unit_test(test_against_double_reference),
+      cmocka_unit_test(test_filter_pool_independent),
       cmocka_unit_test(test_bias),
       cmocka_unit_test(test_dispatch),
   };
