@@ -2,7 +2,8 @@
  * of the batch and walks it in chunks of images sized so the GEMM's column count (images x
  * output pixels) stays near ZN_CONV_TARGET_COLS; a 1x1 stride-1 unpadded conv over one image
  * reads its input directly; 3x3 stride-1 "same" convs with few channels per group run all three
- * directions on conv_direct.c's kernels instead (uses_direct). backward-filter accumulates per
+ * directions on conv_direct.c's kernels instead (uses_direct), and those winograd.c's rule picks on
+ * Winograd's (zn_winograd_chosen). backward-filter accumulates per
  * thread, then the slices are summed in thread order, so a rerun with the same pool gives the
  * same bits. */
 #include "backends/cpu/conv.h"
@@ -15,6 +16,7 @@
 #include "backends/cpu/im2col.h"
 #include "backends/cpu/sums.h"
 #include "backends/cpu/threads.h"
+#include "backends/cpu/winograd.h"
 
 /* GEMM columns per chunk: enough for OpenBLAS's N-blocking to pay off on 4x4 and 8x8 layers;
  * 256..4096 measured alike within this machine's noise (docs/performance.md). */
@@ -29,6 +31,7 @@ typedef struct conv_geom {
   int cg, og;     /* input, output channels per group */
   int k;          /* GEMM inner size: cg * kh * kw (rows of the column matrix) */
   int pointwise;  /* 1x1, stride 1, no padding: an image's group slice already is its columns */
+  int winograd;   /* all three directions run winograd.c's (rule: zn_winograd_chosen) */
   int direct;     /* all three directions run conv_direct.c's kernels (rule: uses_direct) */
   int chunk;      /* images per GEMM */
   int threads;
@@ -79,7 +82,8 @@ static conv_geom conv_geom_of(const zn_conv_params *p) {
   g.col_floats = (size_t)g.k * cols;
   g.tmp_floats = g.chunk > 1 ? (size_t)g.og * cols : 0;
   g.dw_floats = (size_t)p->o * g.k;
-  g.direct = uses_direct(p);
+  g.winograd = zn_winograd_chosen(p);
+  g.direct = !g.winograd && uses_direct(p);
   g.wt_floats = g.direct ? g.dw_floats : 0;
   if (g.direct) {
     size_t pad = zn_conv_direct_scratch_floats(p->c > p->o ? p->c : p->o, p->h, p->w, p->dil_h) *
@@ -91,6 +95,7 @@ static conv_geom conv_geom_of(const zn_conv_params *p) {
 
 size_t zn_conv2d_workspace_bytes(const zn_conv_params *p) {
   conv_geom g = conv_geom_of(p);
+  if (g.winograd) return zn_winograd_workspace_bytes(p);
   return sizeof(float) *
          (g.threads * (g.col_floats + g.tmp_floats) + (g.threads - 1) * g.dw_floats +
           g.wt_floats);
@@ -237,6 +242,10 @@ void zn_conv2d_forward(const zn_conv_params *p, const float *x, const float *w, 
                        float *y, float *workspace) {
   conv_job j = {.p = p, .g = conv_geom_of(p), .dir = &FORWARD, .x = x, .w = w, .b = b, .y = y,
                 .ws = workspace};
+  if (j.g.winograd) {
+    zn_winograd_forward(p, x, w, b, y, workspace);
+    return;
+  }
   zn_cpu_parallel_run(slice_job, &j);
 }
 
@@ -263,6 +272,10 @@ void zn_conv2d_backward_data(const zn_conv_params *p, const float *dy, const flo
                              float *workspace) {
   conv_job j = {.p = p, .g = conv_geom_of(p), .dir = &BACKWARD_DATA, .dy = dy, .w = w, .dx = dx,
                 .ws = workspace};
+  if (j.g.winograd) {
+    zn_winograd_backward_data(p, dy, w, dx, workspace);
+    return;
+  }
   if (j.g.direct) transpose_weights(&j);
   zn_cpu_parallel_run(slice_job, &j);
 }
@@ -293,13 +306,14 @@ static void backward_filter_gemm(const conv_job *j, int t, int n0, int images, i
 
 static const conv_direction BACKWARD_FILTER = {backward_filter_direct, backward_filter_gemm, 1};
 
-/* Sums the threads' dw accumulators into dw and computes db, each thread taking a slice. */
+/* Sums the threads' dw accumulators into dw (Winograd leaves one) and computes db, each thread
+ * taking a slice. */
 static void backward_filter_reduce_job(void *ctx, int t, int count) {
   const conv_job *j = ctx;
   const zn_conv_params *p = j->p;
   int begin, end;
   zn_cpu_split((int)j->g.dw_floats, t, count, &begin, &end);
-  for (int s = 1; s < j->g.threads; s++) {
+  for (int s = 1; s < (j->g.winograd ? 1 : j->g.threads); s++) {
     const float *part = thread_dw(j, s);
     for (int i = begin; i < end; i++) j->dw[i] += part[i];
   }
@@ -317,6 +331,9 @@ void zn_conv2d_backward_filter(const zn_conv_params *p, const float *x, const fl
                                float *dw, float *db, float *workspace) {
   conv_job j = {.p = p, .g = conv_geom_of(p), .dir = &BACKWARD_FILTER, .x = x, .dy = dy, .dw = dw,
                 .db = db, .ws = workspace};
-  zn_cpu_parallel_run(slice_job, &j);
+  if (j.g.winograd)
+    zn_winograd_backward_filter(p, x, dy, dw, workspace);
+  else
+    zn_cpu_parallel_run(slice_job, &j);
   zn_cpu_parallel_run(backward_filter_reduce_job, &j);
 }

@@ -1,0 +1,369 @@
+/* winograd.c: Winograd F(4x4, 3x3) convolutions (Lavin & Gray 2015). Every 4x4 output tile comes
+ * from a 6x6 input tile: transformed (B^T d B), multiplied element-wise with the transformed filter
+ * (G g G^T), transformed back (A^T m A). Over a block of tiles the element-wise products are 36
+ * sgemms, [out, in] x [in, tiles]. The transforms run on 8 tiles (or 8 filters) at a time, one
+ * vector lane each; blocks keep a thread's transformed data near its cache. */
+#include "backends/cpu/winograd.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/cpu/threads.h"
+
+typedef float v8 __attribute__((vector_size(32)));
+#define LANES 8
+#define XI 36 /* entries of a transformed 6x6 tile: one sgemm each */
+
+/* The F(4x4, 3x3) matrices: input B^T, filter G, output A^T, and for backward-filter A (dy tile to
+ * its transformed gradient) and G^T (transformed filter gradient back to the 3x3 filter). */
+static const float BT[6 * 6] = {4, 0, -5, 0,  1, 0, 0, -4, -4, 1,  1, 0, 0, 4, -4, -1, 1, 0,
+                                0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0,  -5, 0, 1};
+static const float G[6 * 3] = {1 / 4.f,  0,        0,        -1 / 6.f, -1 / 6.f, -1 / 6.f,
+                               -1 / 6.f, 1 / 6.f,  -1 / 6.f, 1 / 24.f, 1 / 12.f, 1 / 6.f,
+                               1 / 24.f, -1 / 12.f, 1 / 6.f, 0,        0,        1};
+static const float GT[3 * 6] = {1 / 4.f, -1 / 6.f, -1 / 6.f, 1 / 24.f, 1 / 24.f,  0,
+                                0,       -1 / 6.f, 1 / 6.f,  1 / 12.f, -1 / 12.f, 0,
+                                0,       -1 / 6.f, -1 / 6.f, 1 / 6.f,  1 / 6.f,   1};
+static const float AT[4 * 6] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0,
+                                0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1};
+static const float A[6 * 4] = {1, 0, 0, 0, 1, 1,  1, 1,  1, -1, 1, -1,
+                               1, 2, 4, 8, 1, -2, 4, -8, 0, 0,  0, 1};
+
+/* Per-thread transformed input and products of the forward directions: a block's size is chosen
+ * so both stay within about this many bytes, up to a thread's share of the tiles. Larger blocks
+ * make wider sgemms: 2 MiB (8 tiles at 512 channels) ran 512x512 on 4x4 at half the speed of
+ * 8 or 32 MiB (docs/performance.md, "Winograd"). */
+#define ZN_WINO_BLOCK_BYTES (16u << 20)
+/* Backward-filter's block (shared by the threads): the sgemms' inner dimension. */
+#define ZN_WINO_FILTER_BLOCK_BYTES (16u << 20)
+static size_t block_bytes = ZN_WINO_BLOCK_BYTES, filter_block_bytes = ZN_WINO_FILTER_BLOCK_BYTES;
+
+/* out[a * out_a + b * out_b] = sum over m of L[a][m] in[m * in_m + b * in_b], for the r x k
+ * matrix L and b < cols: L times in, or (with the strides swapped) in times L^T. Inlined with a
+ * constant table, the zero entries of L cost nothing. */
+__attribute__((always_inline)) static inline void left_multiply(const float *L, int r, int k,
+                                                                int cols, const v8 *in, int in_m,
+                                                                int in_b, v8 *out, int out_a,
+                                                                int out_b) {
+#pragma GCC unroll 6
+  for (int a = 0; a < r; a++)
+#pragma GCC unroll 6
+    for (int b = 0; b < cols; b++) {
+      v8 s = {0};
+#pragma GCC unroll 6
+      for (int m = 0; m < k; m++)
+        if (L[a * k + m] != 0.0f) s += L[a * k + m] * in[m * in_m + b * in_b];
+      out[a * out_a + b * out_b] = s;
+    }
+}
+
+/* out = L in L^T for the r x k matrix L; in is k x k, out r x r, every entry 8 lanes. */
+__attribute__((always_inline)) static inline void sandwich(const float *L, int r, int k,
+                                                           const v8 *in, v8 *out) {
+  v8 tmp[6 * 6]; /* L in, r x k */
+  left_multiply(L, r, k, k, in, k, 1, tmp, k, 1);
+  left_multiply(L, r, k, r, tmp, 1, k, out, 1, r); /* out[b][a] = sum L[a][m] tmp[b][m] */
+}
+
+/* Tiles and blocks of one call. Tiles are numbered image by image, row by row. */
+typedef struct wg_geom {
+  int tw, tpi;        /* tiles per row, per image */
+  int tiles;          /* n * tpi */
+  int block;          /* tiles per block, a multiple of LANES */
+  int cin, cout;      /* channels in and out of the conv being run (backward-data: o, c) */
+  size_t u_floats;    /* transformed filter (or its gradient) [XI, cout, cin] */
+  size_t part_floats; /* a thread's (forward) or the call's (backward-filter) block buffers */
+} wg_geom;
+
+static int round_up(int v, int to) { return (v + to - 1) / to * to; }
+
+/* Tiles per block so that XI * (cin + cout) * block floats fit bytes, at least lo, at most hi. */
+static int block_tiles(int cin, int cout, size_t bytes, int lo, int hi) {
+  int b = (int)(bytes / (sizeof(float) * XI * (size_t)(cin + cout))) / LANES * LANES;
+  return b < lo ? lo : b > hi ? hi : b;
+}
+
+static wg_geom geom_of(const zn_conv_params *p, int transposed, int filter) {
+  wg_geom g;
+  const int threads = filter ? 1 : zn_cpu_threads_count();
+  g.tw = (p->w + 3) / 4;
+  g.tpi = (p->h + 3) / 4 * g.tw;
+  g.tiles = p->n * g.tpi;
+  g.cin = transposed ? p->o : p->c;
+  g.cout = transposed ? p->c : p->o;
+  g.block = filter ? block_tiles(p->c, p->o, filter_block_bytes, LANES, 512)
+                   : block_tiles(p->c, p->o, block_bytes, LANES, 256);
+  int share = round_up((g.tiles + threads - 1) / threads, LANES);
+  if (g.block > share) g.block = share;
+  g.u_floats = (size_t)XI * p->c * p->o;
+  g.part_floats = (size_t)XI * (p->c + p->o) * g.block;
+  return g;
+}
+
+/* Eight (or fewer) consecutive tiles, one per lane, each seen through a size x size window at
+ * (4 * tile row + off, 4 * tile column + off) of its image's channel 0 in a tensor [n, channels,
+ * h, w]: where the window's part inside the plane starts and which rows and columns it spans. */
+typedef struct window {
+  int count, size, w;
+  size_t hw;
+  int inside; /* every lane used and wholly inside its plane: nothing to zero */
+  size_t at[LANES];
+  int i0[LANES], i1[LANES], j0[LANES], j1[LANES];
+} window;
+
+static int clamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+static window window_at(const zn_conv_params *p, const wg_geom *g, int channels, int first,
+                        int count, int size, int off) {
+  window W = {.count = count, .size = size, .w = p->w, .hw = (size_t)p->h * p->w,
+              .inside = count == LANES};
+  for (int l = 0; l < count; l++) {
+    int tile = first + l, in_image = tile % g->tpi;
+    int y = in_image / g->tw * 4 + off, x = in_image % g->tw * 4 + off;
+    W.i0[l] = clamp(-y, 0, size), W.i1[l] = clamp(p->h - y, 0, size);
+    W.j0[l] = clamp(-x, 0, size), W.j1[l] = clamp(p->w - x, 0, size);
+    W.at[l] = (size_t)tile / g->tpi * channels * W.hw + (size_t)(y + W.i0[l]) * p->w + x + W.j0[l];
+    W.inside &= W.i1[l] - W.i0[l] == size && W.j1[l] - W.j0[l] == size;
+  }
+  return W;
+}
+
+/* f[i][j][lane] = each lane's window on plane (a tensor's channel c: t + c * hw), zero outside
+ * the plane and in unused lanes. */
+static void gather(const float *plane, const window *W, float *f) {
+  if (!W->inside) memset(f, 0, sizeof(float) * W->size * W->size * LANES);
+  for (int l = 0; l < W->count; l++) {
+    const float *s = plane + W->at[l];
+    for (int i = W->i0[l]; i < W->i1[l]; i++, s += W->w)
+      for (int j = W->j0[l]; j < W->j1[l]; j++) f[(i * W->size + j) * LANES + l] = s[j - W->j0[l]];
+  }
+}
+
+/* Writes each lane's 4x4 tile f[i][j][lane] (+ add) into its window on plane, clipped to it. */
+static void scatter(float *plane, const window *W, const float *f, float add) {
+  for (int l = 0; l < W->count; l++) {
+    float *s = plane + W->at[l];
+    for (int i = W->i0[l]; i < W->i1[l]; i++, s += W->w)
+      for (int j = W->j0[l]; j < W->j1[l]; j++) s[j - W->j0[l]] = f[(i * 4 + j) * LANES + l] + add;
+  }
+}
+
+/* Transforms channel c's 6x6 input tiles (window W on x) into column col of v [XI, channels, ld]. */
+static void input_tiles(const float *x, int channels, int c, const window *W, float *v, int ld,
+                        int col) {
+  v8 d[XI], t[XI];
+  float f[XI * LANES];
+  gather(x + c * W->hw, W, f);
+  memcpy(d, f, sizeof d);
+  sandwich(BT, 6, 6, d, t);
+  for (int xi = 0; xi < XI; xi++)
+    memcpy(v + ((size_t)xi * channels + c) * ld + col, &t[xi], sizeof(v8));
+}
+
+/* One call's arguments, shared read-only by the pool's threads. */
+typedef struct wg_job {
+  const zn_conv_params *p;
+  wg_geom g;
+  const float *src, *w, *b, *dy;
+  float *dst;
+  int transposed; /* the filter as backward-data sees it: [c, o] pairs, taps flipped */
+  float *u;       /* [XI, cout, cin]: the transformed filter, or backward-filter's gradient */
+  float *parts;   /* after u: per-thread block buffers (backward-filter: one, shared) */
+  int first, count; /* backward-filter: the block being run */
+} wg_job;
+
+/* u = G g G^T for filters [begin, end) * LANES of the [cout, cin] pairs. */
+static void filter_range(void *ctx, size_t begin, size_t end) {
+  const wg_job *j = ctx;
+  const int cin = j->g.cin, pairs = j->g.cin * j->g.cout;
+  for (size_t grp = begin; grp < end; grp++) {
+    int first = (int)grp * LANES, count = pairs - first < LANES ? pairs - first : LANES;
+    v8 g[9] = {{0}}, t[XI];
+    for (int l = 0; l < count; l++) {
+      int out = (first + l) / cin, in = (first + l) % cin;
+      for (int k = 0; k < 9; k++)
+        g[k][l] = j->transposed ? j->w[((size_t)in * j->g.cout + out) * 9 + 8 - k]
+                                : j->w[(size_t)(first + l) * 9 + k];
+    }
+    sandwich(G, 6, 3, g, t);
+    for (int xi = 0; xi < XI; xi++)
+      memcpy(j->u + (size_t)xi * pairs + first, &t[xi], sizeof(float) * count);
+  }
+}
+
+/* Thread t's slice of the tiles, block by block: input transform, 36 sgemms, output transform. */
+static void forward_slice(void *ctx, int t, int count) {
+  const wg_job *j = ctx;
+  const wg_geom *g = &j->g;
+  const zn_conv_params *p = j->p;
+  float *v = j->parts + (size_t)t * g->part_floats, *m = v + (size_t)XI * g->cin * g->block;
+  int begin, end;
+  zn_cpu_split(g->tiles, t, count, &begin, &end);
+  for (int b0 = begin; b0 < end; b0 += g->block) {
+    int tiles = end - b0 < g->block ? end - b0 : g->block, cols = round_up(tiles, LANES);
+    for (int g0 = 0; g0 < tiles; g0 += LANES) {
+      window W = window_at(p, g, g->cin, b0 + g0, tiles - g0 < LANES ? tiles - g0 : LANES, 6, -1);
+      for (int c = 0; c < g->cin; c++) input_tiles(j->src, g->cin, c, &W, v, g->block, g0);
+    }
+    for (int xi = 0; xi < XI; xi++)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, cols, g->cin, 1.0f,
+                  j->u + (size_t)xi * g->cout * g->cin, g->cin, v + (size_t)xi * g->cin * g->block,
+                  g->block, 0.0f, m + (size_t)xi * g->cout * g->block, g->block);
+    for (int g0 = 0; g0 < tiles; g0 += LANES) {
+      window W = window_at(p, g, g->cout, b0 + g0, tiles - g0 < LANES ? tiles - g0 : LANES, 4, 0);
+      for (int o = 0; o < g->cout; o++) {
+        v8 mm[XI], y[16];
+        float f[16 * LANES];
+        for (int xi = 0; xi < XI; xi++)
+          memcpy(&mm[xi], m + ((size_t)xi * g->cout + o) * g->block + g0, sizeof(v8));
+        sandwich(AT, 4, 6, mm, y);
+        memcpy(f, y, sizeof f);
+        scatter(j->dst + o * W.hw, &W, f, j->b ? j->b[o] : 0.0f);
+      }
+    }
+  }
+}
+
+/* Forward (src = x) or backward-data (src = dy, transposed filter): both are a "same" 3x3 conv. */
+static void run_forward(const zn_conv_params *p, int transposed, const float *src,
+                        const float *w, const float *b, float *dst, float *workspace) {
+  wg_job j = {.p = p, .g = geom_of(p, transposed, 0), .src = src, .w = w, .b = b, .dst = dst,
+              .transposed = transposed, .u = workspace};
+  j.parts = workspace + j.g.u_floats;
+  zn_cpu_parallel_for((j.g.u_floats / XI + LANES - 1) / LANES, 1, filter_range, &j);
+  zn_cpu_parallel_run(forward_slice, &j);
+}
+
+void zn_winograd_forward(const zn_conv_params *p, const float *x, const float *w, const float *b,
+                         float *y, float *workspace) {
+  assert(zn_winograd_supported(p));
+  run_forward(p, 0, x, w, b, y, workspace);
+}
+
+void zn_winograd_backward_data(const zn_conv_params *p, const float *dy, const float *w,
+                               float *dx, float *workspace) {
+  assert(zn_winograd_supported(p));
+  run_forward(p, 1, dy, w, NULL, dx, workspace);
+}
+
+/* Backward-filter's buffers for the current block: v [XI, c, block] and dm [XI, o, block]. */
+static float *filter_v(const wg_job *j) { return j->parts; }
+static float *filter_dm(const wg_job *j) {
+  return j->parts + (size_t)XI * j->p->c * j->g.block;
+}
+
+/* Transforms thread t's share of the block's tiles: x's 6x6 tiles into v, dy's 4x4 tiles into dm
+ * (A dy A^T, the gradient of the products that made them). */
+static void filter_transform_slice(void *ctx, int t, int count) {
+  const wg_job *j = ctx;
+  const zn_conv_params *p = j->p;
+  int begin, end;
+  zn_cpu_split((j->count + LANES - 1) / LANES, t, count, &begin, &end);
+  for (int grp = begin; grp < end; grp++) {
+    int g0 = grp * LANES;
+    int lanes = j->count - g0 < LANES ? j->count - g0 : LANES;
+    window W = window_at(p, &j->g, p->c, j->first + g0, lanes, 6, -1);
+    window D = window_at(p, &j->g, p->o, j->first + g0, lanes, 4, 0);
+    for (int c = 0; c < p->c; c++) input_tiles(j->src, p->c, c, &W, filter_v(j), j->g.block, g0);
+    for (int o = 0; o < p->o; o++) {
+      v8 d[16], dm[XI];
+      float f[16 * LANES];
+      gather(j->dy + o * D.hw, &D, f);
+      memcpy(d, f, sizeof d);
+      sandwich(A, 6, 4, d, dm);
+      for (int xi = 0; xi < XI; xi++)
+        memcpy(filter_dm(j) + ((size_t)xi * p->o + o) * j->g.block + g0, &dm[xi], sizeof(v8));
+    }
+  }
+}
+
+/* u[xi] (+)= dm[xi] v[xi]^T for thread t's share of the 36 entries; the block's first call writes. */
+static void filter_gemm_slice(void *ctx, int t, int count) {
+  const wg_job *j = ctx;
+  const zn_conv_params *p = j->p;
+  int begin, end;
+  zn_cpu_split(XI, t, count, &begin, &end);
+  for (int xi = begin; xi < end; xi++)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, round_up(j->count, LANES),
+                1.0f, filter_dm(j) + (size_t)xi * p->o * j->g.block, j->g.block,
+                filter_v(j) + (size_t)xi * p->c * j->g.block, j->g.block, j->first ? 1.0f : 0.0f,
+                j->u + (size_t)xi * p->o * p->c, p->c);
+}
+
+/* dw = G^T u G for filters [begin, end) * LANES. */
+static void filter_back_range(void *ctx, size_t begin, size_t end) {
+  const wg_job *j = ctx;
+  const int pairs = j->p->o * j->p->c;
+  for (size_t grp = begin; grp < end; grp++) {
+    int first = (int)grp * LANES, count = pairs - first < LANES ? pairs - first : LANES;
+    v8 u[XI] = {{0}}, d[9];
+    for (int xi = 0; xi < XI; xi++)
+      memcpy(&u[xi], j->u + (size_t)xi * pairs + first, sizeof(float) * count);
+    sandwich(GT, 3, 6, u, d);
+    for (int l = 0; l < count; l++)
+      for (int k = 0; k < 9; k++) j->dst[(size_t)(first + l) * 9 + k] = d[k][l];
+  }
+}
+
+/* The blocks run in order over the whole batch and each entry's sgemms on one thread, so the
+ * result does not depend on the thread count. */
+void zn_winograd_backward_filter(const zn_conv_params *p, const float *x, const float *dy,
+                                 float *dw, float *workspace) {
+  assert(zn_winograd_supported(p));
+  wg_job j = {.p = p, .g = geom_of(p, 0, 1), .src = x, .dy = dy, .dst = dw, .u = workspace};
+  j.parts = workspace + j.g.u_floats;
+  for (j.first = 0; j.first < j.g.tiles; j.first += j.g.block) {
+    j.count = j.g.tiles - j.first < j.g.block ? j.g.tiles - j.first : j.g.block;
+    zn_cpu_parallel_run(filter_transform_slice, &j);
+    zn_cpu_parallel_run(filter_gemm_slice, &j);
+  }
+  zn_cpu_parallel_for(((size_t)p->o * p->c + LANES - 1) / LANES, 1, filter_back_range, &j);
+}
+
+size_t zn_winograd_workspace_bytes(const zn_conv_params *p) {
+  wg_geom f = geom_of(p, 0, 0), b = geom_of(p, 0, 1);
+  size_t fwd = f.u_floats + (size_t)zn_cpu_threads_count() * f.part_floats;
+  size_t bwd = b.u_floats + b.part_floats;
+  return sizeof(float) * (fwd > bwd ? fwd : bwd);
+}
+
+int zn_winograd_supported(const zn_conv_params *p) {
+  return p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 1 &&
+         p->pad_w == 1 && p->dil_h == 1 && p->dil_w == 1 && p->groups == 1;
+}
+
+static int forced = -1;  /* zn_winograd_enable's choice; -1: ZNET_WINOGRAD's */
+static int from_env;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+static void read_env(void) {
+  const char *e = getenv("ZNET_WINOGRAD");
+  from_env = 1;
+  if (!e || !strcmp(e, "1")) return;
+  if (!strcmp(e, "0")) {
+    from_env = 0;
+    return;
+  }
+  fprintf(stderr, "znet: ZNET_WINOGRAD=%s: expected 0 (Winograd off) or 1 (on)\n", e);
+  exit(2);
+}
+
+void zn_winograd_enable(int on) { forced = on != 0; }
+
+void zn_winograd_set_block_bytes(size_t forward, size_t filter) {
+  block_bytes = forward ? forward : ZN_WINO_BLOCK_BYTES;
+  filter_block_bytes = filter ? filter : ZN_WINO_FILTER_BLOCK_BYTES;
+}
+
+int zn_winograd_chosen(const zn_conv_params *p) {
+  if (forced < 0) pthread_once(&env_once, read_env); /* a bad value stops any model with a conv */
+  if (!(forced < 0 ? from_env : forced) || !zn_winograd_supported(p)) return 0;
+  /* docs/performance.md, "Winograd": it won on every DavidNet shape with 64 or more channels each
+   * side except 64 -> 128 on 8x8, where conv_direct.c was level or faster; it lost badly with 3. */
+  int fewest = p->c < p->o ? p->c : p->o;
+  return fewest >= 128 || (fewest >= 64 && (long)p->h * p->w > 64);
+}
