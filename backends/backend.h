@@ -25,6 +25,7 @@ typedef struct {
     bool deterministic;  /* only algorithms that give the same bits every run (--deterministic) */
     const char *const *no_pass; /* optimizer passes the session skips when it makes its training or */
     int n_no_pass;              /* inference graph (--no-pass; graph/passes.h) */
+    size_t memory_budget;       /* bytes its training step may take (0: none; graph/budget.h) */
 } zn_backend_opts;
 
 /* One optimizer step over every parameter (ZN_NODE_PARAM) with its GRAD node. */

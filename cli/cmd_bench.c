@@ -99,9 +99,11 @@ int zn_cmd_bench(int argc, char **argv)
     zn_compiled m;
     bool ok = zn_cli_compile(&c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD}, &m);
     const zn_recipe *r = &m.recipe;
+    zn_backend_opts o = {.threads = (int)threads, .no_pass = c.no_pass, .n_no_pass = c.n_no_pass,
+                         .precision = precision, .deterministic = deterministic};
+    rc = ok ? zn_cli_budget("bench", &m.graph, r, ops, &o, r->batch) : ZN_EXIT_ERROR;
+    ok = rc < 0;
     if (ok) {
-        zn_backend_opts o = {.threads = (int)threads, .no_pass = c.no_pass, .n_no_pass = c.n_no_pass,
-                             .precision = precision, .deterministic = deterministic};
         char mode[64] = "";
         if (precision != ZN_PRECISION_FP32 || deterministic)
             snprintf(mode, sizeof mode, " (%s%s)", precision_name, deterministic ? ", deterministic" : "");
@@ -114,5 +116,5 @@ int zn_cmd_bench(int argc, char **argv)
                             infer_only ? header : NULL);
     }
     zn_compiled_free(&m);
-    return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
+    return ok ? ZN_EXIT_OK : rc >= 0 ? rc : ZN_EXIT_ERROR;
 }
