@@ -142,10 +142,10 @@ static bool print_curve(const zn_compile_opts *o, int64_t fwd_macs, const char *
         printf("\nmemory curve at batch %d: the training step's memory (scratch included) against the\n"
                "multiply-adds recomputed; rung -1 keeps everything, rung 0 recomputes the cheap segments,\n"
                "rung k also the k cheapest convs (--memory-budget picks the first rung that fits)\n"
-               "  %5s %14s %22s %12s\n", o->batch, "rung", "memory", "extra MACs/example", "of forward");
+               "  %5s %14s %14s %22s %12s\n", o->batch, "rung", "bytes", "memory", "extra MACs/example", "of forward");
     for (int i = 0; i < n; i++) {
         char a[32], m[32];
-        printf("  %5d %14s %22s %11.1f%%\n", pts[i].rung, zn_format_bytes(pts[i].total, a, sizeof a),
+        printf("  %5d %14zu %14s %22s %11.1f%%\n", pts[i].rung, pts[i].total, zn_format_bytes(pts[i].total, a, sizeof a),
                zn_format_count(pts[i].extra_macs, m, sizeof m), 100.0 * (double)pts[i].extra_macs / (double)fwd_macs);
         x[i] = mib(pts[i].total);
         y[i] = (double)pts[i].extra_macs / 1e6;
