@@ -56,6 +56,11 @@ static bool bench_mode(const zn_graph *g, const zn_backend_ops *ops, const zn_ba
                training ? "training:" : "inference:", sec * 1e3, training ? "step" : "batch", batch / sec,
                flop / sec * 1e-9, flop / batch * 1e-9);
         print_plan(training ? "training" : "inference", &s.plan);
+        if (s.be->ops->arena_high_water) { /* the measured peak beside the planned arena */
+            char hw[32];
+            printf("  arena high-water mark after the steps: %s\n",
+                   zn_format_bytes(s.be->ops->arena_high_water(s.be), hw, sizeof hw));
+        }
         if (profile && (ok = zn_profile_ops(&p, training, &t))) print_profile(&t, training);
     }
     if (!ok) fprintf(stderr, "znet bench: %s\n", s.err);

@@ -79,12 +79,11 @@ static void print_memory(const zn_compiled run[2], const char *backend, size_t b
     else printf("  (kernel scratch, e.g. im2col buffers, depends on the backend: --backend NAME or znet bench)\n");
     if (budget) {
         const zn_budget_point *b = &run[1].budget;
-        char a[32], t[32], m[32];
-        printf("  memory budget %s: the training plan takes %s; recomputed: %s%d conv%s\n"
+        char a[32], t[32], m[32], what[128];
+        printf("  memory budget %s: the training plan takes %s; recomputed: %s\n"
                "  (rung %d of --memory-curve), %s multiply-adds per example\n",
                zn_format_bytes(budget, a, sizeof a), zn_format_bytes(b->total, t, sizeof t),
-               b->rung < 0 ? "nothing: " : "the cheap segments and ", b->rung < 0 ? 0 : b->rung,
-               b->rung == 1 ? "" : "s", b->rung, zn_format_count(b->extra_macs, m, sizeof m));
+               zn_budget_describe(b->rung, what, sizeof what), b->rung, zn_format_count(b->extra_macs, m, sizeof m));
     }
     int64_t recomputed, written, infer = zn_graph_macs(&run[0].graph);
     int64_t train = step_macs(&run[1].graph, &recomputed, &written);
@@ -140,8 +139,9 @@ static bool print_curve(const zn_compile_opts *o, int64_t fwd_macs, const char *
     double *x = zn_calloc((size_t)n + 1, sizeof *x), *y = zn_calloc((size_t)n + 1, sizeof *y);
     if (n >= 0)
         printf("\nmemory curve at batch %d: the training step's memory (scratch included) against the\n"
-               "multiply-adds recomputed; rung -1 keeps everything, rung 0 recomputes the cheap segments,\n"
-               "rung k also the k cheapest convs (--memory-budget picks the first rung that fits)\n"
+               "multiply-adds recomputed; rung -1 keeps everything, rung 0 recomputes the cheap segments\n"
+               "after concats and stitches, rung 1 those after every kept node, rung 1 + k also the k\n"
+               "cheapest convs (--memory-budget picks the first rung that fits)\n"
                "  %5s %14s %14s %22s %12s\n", o->batch, "rung", "bytes", "memory", "extra MACs/example", "of forward");
     for (int i = 0; i < n; i++) {
         char a[32], m[32];

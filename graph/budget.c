@@ -1,7 +1,7 @@
 /* budget.c: see budget.h. The rungs are planned for real (the recompute and sink passes, then
  * zn_plan_make with the backend's scratch), so a rung's figure is the memory a session allocates,
- * never an estimate; the search over them is a bisection, since each rung frees what the one
- * before freed and more. */
+ * never an estimate; the first rung that fits is taken, so the fewest multiply-adds recomputed
+ * along the ladder. */
 #include "graph/budget.h"
 
 #include <assert.h>
@@ -61,7 +61,7 @@ void zn_budget_free(zn_budget *b)
 
 int zn_budget_top(const zn_budget *b)
 {
-    return b->o.recompute ? b->n_convs : -1;
+    return b->o.recompute ? b->n_convs + 1 : -1;
 }
 
 /* Multiply-adds per example of the forward ops in the backward pass: the recomputed copies. */
@@ -80,8 +80,8 @@ bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_bu
     assert(rung >= -1 && rung <= zn_budget_top(b));
     zn_graph_copy(g, &b->base);
     bool *convs = zn_calloc((size_t)g->n_nodes + 1, sizeof *convs);
-    for (int k = 0; k < rung; k++) convs[b->convs[k]] = true;
-    bool ok = (rung < 0 || zn_pass_recompute_convs(g, convs, err, errlen)) &&
+    for (int k = 0; k < rung - 1; k++) convs[b->convs[k]] = true;
+    bool ok = (rung < 0 || zn_pass_recompute_convs(g, convs, rung > 0, err, errlen)) &&
               (!b->o.sink || zn_pass_sink(g, err, errlen)) &&
               zn_plan_make(p, g, b->o.batch, b->o.ws, b->o.ws_ctx, err, errlen);
     free(convs);
@@ -143,32 +143,32 @@ bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, z
 {
     *no_fit = false;
     zn_budget_point best = {.rung = -2}, now;
-    zn_graph tg;
-    zn_plan tp;
-    /* bisection for the first rung that fits: lo never fits (or is -2), hi fits (or is past the top) */
-    int lo = -2, hi = zn_budget_top(b) + 1;
-    while (hi - lo > 1) {
-        int mid = lo + (hi - lo) / 2;
-        if (!zn_budget_make(b, mid, &tg, &tp, &now, err, errlen)) goto fail;
-        bool fits = now.total <= budget;
-        keep_best(&tg, &tp, &now, budget, g, p, &best);
-        *(fits ? &hi : &lo) = mid;
-    }
-    /* none fits: the smallest of every rung is what the message names */
-    for (int r = -1; hi > zn_budget_top(b) && r <= zn_budget_top(b); r++) {
-        if (!zn_budget_make(b, r, &tg, &tp, &now, err, errlen)) goto fail;
+    /* rung by rung, cheapest first, to the first that fits: memory need not fall at every rung (a
+     * recomputed conv's copies can outlive what they free), so no rung is skipped */
+    for (int r = -1; r <= zn_budget_top(b) && !(best.rung >= -1 && best.total <= budget); r++) {
+        zn_graph tg;
+        zn_plan tp;
+        if (!zn_budget_make(b, r, &tg, &tp, &now, err, errlen)) {
+            if (best.rung >= -1) zn_plan_free(p), zn_graph_free(g);
+            return false;
+        }
         keep_best(&tg, &tp, &now, budget, g, p, &best);
     }
     *pt = best;
     if (best.total <= budget) return true;
-    explain(g, p, budget, err, errlen);
+    explain(g, p, budget, err, errlen); /* the smallest of every rung: what the message names */
     *no_fit = true;
-fail:
-    if (best.rung >= -1) {
-        zn_plan_free(p);
-        zn_graph_free(g);
-    }
+    zn_plan_free(p);
+    zn_graph_free(g);
     return false;
+}
+
+const char *zn_budget_describe(int rung, char *buf, size_t len)
+{
+    if (rung < 0) snprintf(buf, len, "nothing");
+    else if (rung == 0) snprintf(buf, len, "the cheap segments after concats and stitches");
+    else snprintf(buf, len, "the cheap segments after every kept node and %d conv%s", rung - 1, rung == 2 ? "" : "s");
+    return buf;
 }
 
 bool zn_budget_parse(const char *s, size_t *out)

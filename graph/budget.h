@@ -1,6 +1,7 @@
 /* budget.h: training within a memory budget. From the training graph right before the recompute
  * pass, the planner makes a ladder of choices, each recomputing more than the one before (nothing;
- * the cheap segments; then the convs they reach, fewest multiply-adds per freed value first),
+ * the cheap segments after stitches and concats; those after any kept node too; then the convs
+ * they reach, fewest multiply-adds per freed value first),
  * plans each exactly as a session would (recompute, sink, zn_plan_make with the backend's
  * scratch), and takes the first rung whose whole plan fits. docs/memory.md says why. */
 #ifndef ZN_BUDGET_H
@@ -23,7 +24,8 @@ typedef struct {
 
 /* One rung of the ladder, planned. */
 typedef struct {
-    int rung;           /* -1: nothing recomputed; k >= 0: the cheap segments and the first k convs */
+    int rung;           /* -1: nothing recomputed; 0: the cheap segments after stitches and concats
+                           (no multiply-adds); 1: and after any kept node; 1 + k: and the first k convs */
     size_t total;       /* zn_plan_total: arena, parameters and state, gradients, optimizer state, scratch */
     int64_t extra_macs; /* multiply-adds per example the recomputed copies add */
 } zn_budget_point;
@@ -53,6 +55,9 @@ bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_bu
  * the plan failed (*no_fit clear). */
 bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, zn_budget_point *pt,
                    bool *no_fit, char *err, size_t errlen);
+
+/* What rung recomputes, in words ("nothing", "the cheap segments after concats and stitches", ...). */
+const char *zn_budget_describe(int rung, char *buf, size_t len);
 
 /* A size such as 1073741824, 512M, 1G, 1.5GiB or 64KB (K, M, G and T are powers of 1024, with or
  * without "iB" or "B") into *out (> 0). false for anything else. */

@@ -152,11 +152,10 @@ static bool plan_budget(const zn_compile_opts *o, zn_compiled *c, int batch, cha
         c->graph = g;
     }
     if (ok && o->report) {
-        char a[32], t[32];
-        fprintf(o->report, "  %-10s %s: %d of %d recomputable convs recomputed%s, plan %s (training graph)\n",
-                "budget", zn_format_bytes(budget_of(o, c), a, sizeof a), c->budget.rung < 0 ? 0 : c->budget.rung,
-                zn_budget_top(&b), c->budget.rung < 0 ? ", nothing recomputed" : "",
-                zn_format_bytes(c->budget.total, t, sizeof t));
+        char a[32], t[32], what[128];
+        fprintf(o->report, "  %-10s %s: rung %d of %d, recomputing %s; plan %s (training graph)\n", "budget",
+                zn_format_bytes(budget_of(o, c), a, sizeof a), c->budget.rung, zn_budget_top(&b),
+                zn_budget_describe(c->budget.rung, what, sizeof what), zn_format_bytes(c->budget.total, t, sizeof t));
     }
     zn_budget_free(&b);
     return ok;

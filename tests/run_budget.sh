@@ -46,7 +46,7 @@ grep -q '^training' out && bad "run started training within an impossible budget
 # the smallest total of the curve fits exactly, a byte less does not; a 2-epoch run within it logs
 # the losses of a run that recomputes nothing (the same arithmetic repeated)
 least=$(awk '/^memory curve/ {on = 1; next} on && /^ +-?[0-9]+ / {print $2} on && /^$/ {exit}' curve.txt | sort -n | head -1)
-zt_expect 0 "the training plan takes .*; recomputed: the cheap segments and [1-9]" \
+zt_expect 0 "the training plan takes .*; recomputed: the cheap segments after every kept node" \
     "$znet" summary dense.znet --memory-budget "$least"
 zt_expect 2 "cannot be met" "$znet" summary dense.znet --memory-budget $((least - 1))
 run=("$znet" run dense.znet --data data --threads 1 --quiet --no-save --log-every 1)
