@@ -154,7 +154,8 @@ static bool print_curve(const zn_compile_opts *o, int64_t fwd_macs, const char *
     if (ok && svg) {
         FILE *f = fopen(svg, "w");
         char title[128];
-        snprintf(title, sizeof title, "training memory against recomputation, batch %d", o->batch);
+        snprintf(title, sizeof title, "%s: training memory against recomputation, batch %d", o->from->model_name,
+                 o->batch);
         ok = f && zn_plot_curve_svg(f, x, y, n, title, "training memory (MiB)", "extra multiply-adds per example (M)");
         if (f && fclose(f) != 0) ok = false;
         if (!ok) fprintf(stderr, "znet summary: --svg: cannot write '%s'\n", svg);

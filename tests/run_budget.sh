@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_budget.sh: --memory-budget on the command line: sizes refused with exit 2, a budget no plan
 # meets refused before training (exit 2, the smallest plan and what dominates it) by run, bench,
-# summary and compare, summary's budget line and --memory-curve table and SVG, and a 2-epoch run
+# summary, compare and check --backends (which agrees with itself within the tightest budget), summary's budget line and --memory-curve table and SVG, and a 2-epoch run
 # of a small DenseNet within the tightest budget logging the same losses as one recomputing nothing.
 # usage: run_budget.sh ZNET SOURCE_DIR
 set -u
@@ -42,6 +42,7 @@ zt_expect 2 "$impossible" "$znet" bench dense.znet --memory-budget 1K --threads 
 zt_expect 2 "$impossible" "$znet" compare dense.znet --memory-budget 1K
 zt_expect 2 "$impossible" "$znet" run dense.znet --memory-budget 1K --data data --threads 1 --no-save
 grep -q '^training' out && bad "run started training within an impossible budget"
+zt_expect 2 "memory budget 1.0 KiB cannot be met at batch 8" "$znet" check dense.znet --backends cpu,cpu --memory-budget 1K
 
 # the smallest total of the curve fits exactly, a byte less does not; a 2-epoch run within it logs
 # the losses of a run that recomputes nothing (the same arithmetic repeated)
@@ -49,6 +50,7 @@ least=$(awk '/^memory curve/ {on = 1; next} on && /^ +-?[0-9]+ / {print $2} on &
 zt_expect 0 "the training plan takes .*; recomputed: the cheap segments after every kept node" \
     "$znet" summary dense.znet --memory-budget "$least"
 zt_expect 2 "cannot be met" "$znet" summary dense.znet --memory-budget $((least - 1))
+zt_expect 0 "0 over tolerance" "$znet" check dense.znet --backends cpu,cpu --memory-budget "$least"
 run=("$znet" run dense.znet --data data --threads 1 --quiet --no-save --log-every 1)
 "${run[@]}" --no-pass recompute --log free.jsonl > free.out 2>&1 || bad "run without recompute: $(cat free.out)"
 "${run[@]}" --memory-budget "$least" --log tight.jsonl > tight.out 2>&1 || bad "run within $least: $(cat tight.out)"
