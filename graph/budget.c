@@ -93,7 +93,7 @@ bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_bu
     return true;
 }
 
-/* Why the smallest plan (g, p, taking pt->total) misses budget: its parts, the largest single
+/* Why the smallest plan (g, p) misses budget: its parts, the largest single
  * tensor among them, and which part dominates. */
 static void explain(const zn_graph *g, const zn_plan *p, size_t budget, char *err, size_t errlen)
 {
@@ -119,14 +119,12 @@ static void explain(const zn_graph *g, const zn_plan *p, size_t budget, char *er
              zn_format_bytes(part[4], s[7], sizeof s[7]), names[top], top == 4 ? "s" : "");
 }
 
-/* Keeps the rung planned into (g, p) when it fits budget or, fitting or not, is the smallest yet
- * (best_* hold the kept one); frees it otherwise. */
+/* Keeps the rung planned into (g, p) when it fits budget (the search stops there) or is the
+ * smallest yet (best_* hold the kept one); frees it otherwise. */
 static void keep_best(zn_graph *g, zn_plan *p, const zn_budget_point *pt, size_t budget, zn_graph *best_g,
                       zn_plan *best_p, zn_budget_point *best)
 {
-    bool fits = pt->total <= budget, best_fits = best->rung >= -1 && best->total <= budget;
-    bool better = best->rung < -1 || (fits ? !best_fits || pt->rung < best->rung : !best_fits && pt->total < best->total);
-    if (!better) {
+    if (best->rung >= -1 && pt->total > budget && pt->total >= best->total) {
         zn_plan_free(p);
         zn_graph_free(g);
         return;
