@@ -29,6 +29,7 @@ typedef struct {
      * training batch norm takes its statistics over the global batch (CPU backend only); NULL:
      * each process its own batch's */
     void (*bn_sync)(double *v, int n);
+    size_t memory_budget;       /* bytes its training step may take (0: none; graph/budget.h) */
 } zn_backend_opts;
 
 /* One optimizer step over every parameter (ZN_NODE_PARAM) with its GRAD node. */

@@ -44,6 +44,7 @@ typedef struct {
     char keybuf[ZN_MAX_SETTINGS][128];
     const char *no_pass[ZN_MAX_NO_PASS]; /* --no-pass NAME: optimizer passes to skip */
     int n_no_pass;
+    char budget[64];                     /* --memory-budget SIZE as the .znet string "SIZE" */
 } zn_cli_common;
 
 /* Parses argv (argv[0] is the command name). Returns -1 to continue, or an exit code (after
@@ -55,6 +56,22 @@ int zn_cli_parse(int argc, char **argv, const char *usage, const char *about, co
  * settings and passes are filled in here); prints the diagnostics and "znet: ERROR". false: exit
  * with ZN_EXIT_ERROR (out is freed by the caller either way). */
 bool zn_cli_compile(const zn_cli_common *c, zn_compile_opts o, zn_compiled *out);
+
+/* --memory-budget SIZE is --set train.memory_budget="SIZE": SIZE checked (zn_budget_parse) and
+ * quoted into out; false after printing "znet CMD: --memory-budget needs ...". */
+#define ZN_CLI_BUDGET_KEY "train.memory_budget"
+bool zn_cli_budget_quote(const char *cmd, const char *size, char *out, size_t len);
+
+/* The exit code of a failed zn_cli_compile: ZN_EXIT_USAGE when no plan fits the memory budget
+ * (the user asked for too little), else ZN_EXIT_ERROR. */
+int zn_cli_compile_exit(const zn_compiled *c);
+
+/* For commands that train in a session (run, bench, check --backends): the recipe r's memory
+ * budget into *bo, and the training plan checked against it before anything runs (a plan-only
+ * compile of g, a forward graph, at batch on ops). -1 to go on, else an exit code after printing
+ * "znet CMD: ..." (ZN_EXIT_USAGE: no plan fits the budget). */
+int zn_cli_budget(const char *cmd, const zn_graph *g, const zn_recipe *r, const zn_backend_ops *ops,
+                  zn_backend_opts *bo, int batch);
 
 const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int n);
 

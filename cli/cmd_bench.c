@@ -59,6 +59,11 @@ static bool bench_mode(const zn_graph *g, const zn_backend_ops *ops, const zn_ba
                training ? "training:" : "inference:", sec * 1e3, training ? "step" : "batch", batch / sec,
                flop / sec * 1e-9, flop / batch * 1e-9);
         print_plan(training ? "training" : "inference", &s.plan);
+        if (s.be->ops->arena_high_water) { /* the measured peak beside the planned arena */
+            char hw[32];
+            printf("  arena high-water mark after the steps: %s\n",
+                   zn_format_bytes(s.be->ops->arena_high_water(s.be), hw, sizeof hw));
+        }
         if (profile && (ok = zn_profile_ops(&p, training, &t))) print_profile(&t, training);
     }
     if (!ok) fprintf(stderr, "znet bench: %s\n", s.err);
@@ -102,9 +107,11 @@ int zn_cmd_bench(int argc, char **argv)
     zn_compiled m;
     bool ok = zn_cli_compile(&c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD}, &m);
     const zn_recipe *r = &m.recipe;
+    zn_backend_opts o = {.threads = (int)threads, .no_pass = c.no_pass, .n_no_pass = c.n_no_pass,
+                         .precision = precision, .deterministic = deterministic};
+    rc = ok ? zn_cli_budget("bench", &m.graph, r, ops, &o, r->batch) : ZN_EXIT_ERROR;
+    ok = rc < 0;
     if (ok) {
-        zn_backend_opts o = {.threads = (int)threads, .no_pass = c.no_pass, .n_no_pass = c.n_no_pass,
-                             .precision = precision, .deterministic = deterministic};
         char mode[64] = "";
         if (precision != ZN_PRECISION_FP32 || deterministic)
             snprintf(mode, sizeof mode, " (%s%s)", precision_name, deterministic ? ", deterministic" : "");
@@ -121,5 +128,5 @@ int zn_cmd_bench(int argc, char **argv)
                             infer_only ? header : NULL);
     }
     zn_compiled_free(&m);
-    return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
+    return ok ? ZN_EXIT_OK : rc >= 0 ? rc : ZN_EXIT_ERROR;
 }

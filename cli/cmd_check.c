@@ -35,6 +35,10 @@ static int check_parity(const zn_cli_common *c, const zn_graph *g, const zn_reci
 {
     zn_parity_opts o = *base;
     o.batch = batch_was_set(c) ? r->batch : DEFAULT_BATCH;
+    for (int k = 0; k < 2; k++) {
+        int rc = zn_cli_budget("check", g, r, ops[k], &o.backend[k], o.batch);
+        if (rc >= 0) return rc;
+    }
     o.seed = r->seed;
     o.training = true;
     o.step = zn_parity_recipe_step(r, g, o.batch);

@@ -39,6 +39,7 @@ static void help(void)
            "\"not separated\" within two standard errors (docs/sweep.md).\n\n"
            "options:\n"
            "  --batch N         batch size for the planned memory (default: each model's recipe)\n"
+           "  --memory-budget SIZE  fit the training plan in SIZE (512M, 1G; docs/memory.md), as --set\n"
            "  --set KEY=VALUE   a model parameter or train setting (see docs/cli.md)\n"
            "  --log FILE        the run log of the model before it\n"
            "  --name LABEL      the row's label (default: file name and its --set values)\n"
@@ -69,7 +70,7 @@ static int parse(int argc, char **argv, entry *e, int *n, entry *global, long *b
             continue;
         }
         /* --opt=VALUE as well as --opt VALUE, as every other command takes them */
-        char opt[16];
+        char opt[24], quoted[64];
         const char *eq_at = strchr(a, '='), *v = NULL;
         if (eq_at && (size_t)(eq_at - a) < sizeof opt) {
             snprintf(opt, sizeof opt, "%.*s", (int)(eq_at - a), a);
@@ -77,11 +78,11 @@ static int parse(int argc, char **argv, entry *e, int *n, entry *global, long *b
             v = eq_at + 1;
         }
         bool known = strcmp(a, "--set") == 0 || strcmp(a, "--log") == 0 || strcmp(a, "--name") == 0 ||
-                     strcmp(a, "--batch") == 0;
+                     strcmp(a, "--batch") == 0 || strcmp(a, "--memory-budget") == 0;
         if (!known) {
-            static const char *const opts[] = {"--set", "--log", "--name", "--batch", "--help"};
+            static const char *const opts[] = {"--set", "--log", "--name", "--batch", "--memory-budget", "--help"};
             fprintf(stderr, "znet compare: unknown option '%s'\n", a);
-            const char *near = zn_cli_did_you_mean(a, opts, 5);
+            const char *near = zn_cli_did_you_mean(a, opts, 6);
             if (near) fprintf(stderr, "  hint: did you mean '%s'?\n", near);
             return ZN_EXIT_USAGE;
         }
@@ -97,7 +98,13 @@ static int parse(int argc, char **argv, entry *e, int *n, entry *global, long *b
                 fprintf(stderr, "znet compare: --batch needs an integer from 1 to 65536, got '%s'\n", v);
                 return ZN_EXIT_USAGE;
             }
-        } else if (strcmp(a, "--set") == 0) {
+        } else if (strcmp(a, "--set") == 0 || strcmp(a, "--memory-budget") == 0) {
+            char budget[sizeof ZN_CLI_BUDGET_KEY + sizeof quoted]; /* as --set train.memory_budget="SIZE" */
+            if (a[2] == 'm') {
+                if (!zn_cli_budget_quote("compare", v, quoted, sizeof quoted)) return ZN_EXIT_USAGE;
+                snprintf(budget, sizeof budget, "%s=%s", ZN_CLI_BUDGET_KEY, quoted);
+                v = zn_strndup(budget, strlen(budget)); /* lives as long as the process */
+            }
             const char *eq = strchr(v, '=');
             if (!eq || eq == v) {
                 fprintf(stderr, "znet compare: --set needs KEY=VALUE, got '%s'\n", v);
@@ -132,7 +139,7 @@ static void cell_acc(double v)
 }
 
 /* One table row; false after printing an error. */
-static bool row(const entry *e, const entry *global, long batch_opt)
+static bool row(const entry *e, const entry *global, long batch_opt, bool *over_budget)
 {
     zn_cli_common c = {.file = e->file};
     for (int k = 0; k < global->n_sets; k++) c.settings[c.n_settings++] = global->sets[k];
@@ -141,6 +148,7 @@ static bool row(const entry *e, const entry *global, long batch_opt)
     zn_compile_opts o = {.mode = ZN_COMPILE_TRAINING, .batch = batch_opt ? (int)batch_opt : ZN_COMPILE_RECIPE_BATCH};
     char err[512];
     bool ok = zn_cli_compile(&c, o, &m);
+    *over_budget |= m.over_budget;
     zn_train_log log = {0};
     if (ok && e->log && !(ok = zn_train_log_read(e->log, &log, err, sizeof err)))
         fprintf(stderr, "znet compare: %s\n", err);
@@ -211,7 +219,7 @@ int zn_cmd_compare(int argc, char **argv)
            "| vote | best vote | epochs | s/epoch | train img/s | measured peak (arena) |\n",
            batch ? "as given" : "of each recipe");
     printf("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
-    bool ok = true;
-    for (int i = 0; i < n; i++) ok = row(&entries[i], &global, batch) && ok;
-    return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
+    bool ok = true, over_budget = false;
+    for (int i = 0; i < n; i++) ok = row(&entries[i], &global, batch, &over_budget) && ok;
+    return ok ? ZN_EXIT_OK : over_budget ? ZN_EXIT_USAGE : ZN_EXIT_ERROR;
 }

@@ -135,6 +135,7 @@ int zn_cmd_run(int argc, char **argv)
     if ((rc = zn_dist_start()) >= 0) return rc;
     zn_compiled m = {0};
     rc = prepare(&a, &c, backend, threads, &m);
+    if (rc < 0) rc = zn_cli_budget("run", &m.graph, &m.recipe, a.run.backend, &a.run.backend_opts, m.recipe.batch);
     if (rc < 0) {
         char save[4096];
         snprintf(save, sizeof save, "%s.ckpt", m.graph.model_name);

@@ -7,6 +7,7 @@
 #include "graph/inspect.h"
 #include "graph/plan.h"
 #include "graph/util.h"
+#include "report/plot.h"
 
 static double mib(size_t bytes) { return bytes / 1048576.0; }
 
@@ -55,25 +56,35 @@ static void print_detail(const char *what, const zn_graph *g, const zn_plan *p)
 /* Planned memory of inference and of a training step beside the naive sum, for the graphs a
  * session runs (runtime/compile.h: the inference graph and the training graph, each with its
  * plan), and their multiply-adds; detail: the --memory-detail view of each plan. */
-static void print_memory(const zn_compiled run[2], bool detail)
+static void print_memory(const zn_compiled run[2], const char *backend, size_t budget, bool detail)
 {
     printf("\nmemory at batch %d (planned: tensors share memory once dead; naive: every tensor apart)\n",
            run[0].plan.batch);
-    printf("  %-10s %12s %12s %12s %12s %12s %12s\n", "", "planned", "naive", "activations", "params+state", "grads",
-           "optim state");
+    printf("  %-10s %12s %12s %12s %12s %12s %12s %12s\n", "", "planned", "naive", "activations", "params+state",
+           "grads", "optim state", "scratch");
     for (int mode = 0; mode < 2; mode++) {
         const zn_plan *p = &run[mode].plan;
         size_t fixed = p->region_bytes[ZN_REGION_PARAMS] + p->region_bytes[ZN_REGION_GRADS] +
-                       p->region_bytes[ZN_REGION_OPTIM];
-        char a[32], b[32], c[32], d[32], e[32], f[32];
-        printf("  %-10s %12s %12s %12s %12s %12s %12s\n", mode ? "training" : "inference",
+                       p->region_bytes[ZN_REGION_OPTIM] + p->workspace_bytes;
+        char a[32], b[32], c[32], d[32], e[32], f[32], g[32] = "–";
+        if (run[mode].be) zn_format_bytes(p->workspace_bytes, g, sizeof g);
+        printf("  %-10s %12s %12s %12s %12s %12s %12s %12s\n", mode ? "training" : "inference",
                zn_format_bytes(zn_plan_total(p), a, sizeof a), zn_format_bytes(p->naive_bytes + fixed, b, sizeof b),
                zn_format_bytes(p->region_bytes[ZN_REGION_ARENA], c, sizeof c),
                zn_format_bytes(p->region_bytes[ZN_REGION_PARAMS], d, sizeof d),
                zn_format_bytes(p->region_bytes[ZN_REGION_GRADS], e, sizeof e),
-               zn_format_bytes(p->region_bytes[ZN_REGION_OPTIM], f, sizeof f));
+               zn_format_bytes(p->region_bytes[ZN_REGION_OPTIM], f, sizeof f), g);
     }
-    printf("  (kernel scratch, e.g. im2col buffers, depends on the backend: see znet bench)\n");
+    if (run[1].be) printf("  (scratch: the %s backend's kernel scratch, e.g. im2col buffers)\n", backend);
+    else printf("  (kernel scratch, e.g. im2col buffers, depends on the backend: --backend NAME or znet bench)\n");
+    if (budget) {
+        const zn_budget_point *b = &run[1].budget;
+        char a[32], t[32], m[32], what[128];
+        printf("  memory budget %s: the training plan takes %s; recomputed: %s\n"
+               "  (rung %d of --memory-curve), %s multiply-adds per example\n",
+               zn_format_bytes(budget, a, sizeof a), zn_format_bytes(b->total, t, sizeof t),
+               zn_budget_describe(b->rung, what, sizeof what), b->rung, zn_format_count(b->extra_macs, m, sizeof m));
+    }
     int64_t recomputed, written, infer = zn_graph_macs(&run[0].graph);
     int64_t train = step_macs(&run[1].graph, &recomputed, &written);
     char a[32], b[32], c[32], d[32];
@@ -115,12 +126,57 @@ static void print_recipe(const zn_recipe *r)
     printf("%s\n", r->n_augment ? "" : " none");
 }
 
+/* --memory-curve: every rung of graph/budget.h for the training graph o asks for, as a table and,
+ * with svg, a picture; false after printing an error. */
+static bool print_curve(const zn_compile_opts *o, int64_t fwd_macs, const char *svg)
+{
+    enum { MAX_RUNGS = 4096 };
+    zn_budget_point *pts = zn_calloc(MAX_RUNGS, sizeof *pts);
+    zn_compiled c;
+    int n = zn_compile_curve(o, &c, pts, MAX_RUNGS);
+    if (n < 0) fprintf(stderr, "znet summary: %s\n", c.err);
+    zn_compiled_free(&c);
+    double *x = zn_calloc((size_t)n + 1, sizeof *x), *y = zn_calloc((size_t)n + 1, sizeof *y);
+    if (n >= 0)
+        printf("\nmemory curve at batch %d: the training step's memory (scratch included) against the\n"
+               "multiply-adds recomputed; rung -1 keeps everything, rung 0 recomputes the cheap segments\n"
+               "after concats and stitches, rung 1 those after every kept node, rung 1 + k also the k\n"
+               "cheapest convs (--memory-budget picks the first rung that fits)\n"
+               "  %5s %14s %14s %22s %12s\n", o->batch, "rung", "bytes", "memory", "extra MACs/example", "of forward");
+    for (int i = 0; i < n; i++) {
+        char a[32], m[32];
+        printf("  %5d %14zu %14s %22s %11.1f%%\n", pts[i].rung, pts[i].total, zn_format_bytes(pts[i].total, a, sizeof a),
+               zn_format_count(pts[i].extra_macs, m, sizeof m), 100.0 * (double)pts[i].extra_macs / (double)fwd_macs);
+        x[i] = mib(pts[i].total);
+        y[i] = (double)pts[i].extra_macs / 1e6;
+    }
+    bool ok = n >= 0;
+    if (ok && svg) {
+        FILE *f = fopen(svg, "w");
+        char title[128];
+        snprintf(title, sizeof title, "%s: training memory against recomputation, batch %d", o->from->model_name,
+                 o->batch);
+        ok = f && zn_plot_curve_svg(f, x, y, n, title, "training memory (MiB)", "extra multiply-adds per example (M)");
+        if (f && fclose(f) != 0) ok = false;
+        if (!ok) fprintf(stderr, "znet summary: --svg: cannot write '%s'\n", svg);
+    }
+    free(x), free(y), free(pts);
+    return ok;
+}
+
 int zn_cmd_summary(int argc, char **argv)
 {
-    bool detail = false;
+    bool detail = false, curve = false;
+    const char *backend = NULL, *precision_name = "fp32", *svg = NULL;
     const zn_opt opts[] = {
         {"--memory-detail", ZN_OPT_FLAG, NULL, "each plan in MiB, its peak of live bytes and what is live there",
          &detail, 0, 0},
+        {"--memory-curve", ZN_OPT_FLAG, NULL, "training memory against recomputed multiply-adds, every choice of "
+         "the memory budget's planner", &curve, 0, 0},
+        {"--svg", ZN_OPT_STRING, "FILE", "with --memory-curve: also draw it as an SVG picture", &svg, 0, 0},
+        {"--backend", ZN_OPT_STRING, "NAME", "count this backend's kernel scratch (default with a memory budget "
+         "or --memory-curve: cpu)", &backend, 0, 0},
+        {"--precision", ZN_OPT_STRING, "P", "with a backend: fp32 (default), fp16 or bf16", &precision_name, 0, 0},
     };
     zn_cli_common c;
     int rc = zn_cli_parse(argc, argv, "summary [options] FILE.znet",
@@ -131,28 +187,48 @@ int zn_cmd_summary(int argc, char **argv)
                           "the training recipe after any --set values. The graph is the one the optimizer\n"
                           "passes make; each pass's node counts are shown (--no-pass NAME skips one).\n"
                           "--memory-detail adds each plan in MiB, the peak of its live bytes and the\n"
-                          "tensors live there (docs/memory.md).",
+                          "tensors live there; --memory-budget SIZE plans the training step to fit SIZE;\n"
+                          "--memory-curve shows every trade of memory for recomputation (docs/memory.md).",
                           opts, (int)(sizeof opts / sizeof opts[0]), &c);
     if (rc >= 0) return rc;
+    if (svg && !curve) {
+        fprintf(stderr, "znet summary: --svg FILE goes with --memory-curve\n");
+        return ZN_EXIT_USAGE;
+    }
+    zn_backend_opts bo = {.no_pass = c.no_pass, .n_no_pass = c.n_no_pass};
+    const zn_backend_ops *ops = NULL;
+    if (!zn_cli_precision("summary", precision_name, &bo.precision)) return ZN_EXIT_USAGE;
+    if (backend && (rc = zn_cli_backend("summary", backend, &ops)) >= 0) return rc;
     char passes[1024] = "";
     FILE *report = fmemopen(passes, sizeof passes - 1, "w");
     zn_compiled model, run[2]; /* the forward graph; the inference and the training graph */
     memset(run, 0, sizeof run);
     bool ok = zn_cli_compile(&c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD, .report = report}, &model);
+    size_t budget = ok ? model.recipe.memory_budget : 0;
+    if (!ops && (budget || curve)) ops = &zn_cpu_backend, backend = "cpu";
+    rc = ZN_EXIT_ERROR;
     for (int mode = 0; ok && mode < 2; mode++) {
         zn_compile_opts o = {.from = &model.graph, .mode = mode ? ZN_COMPILE_TRAINING : ZN_COMPILE_INFERENCE,
                              .no_pass = c.no_pass, .n_no_pass = c.n_no_pass, .report = report,
-                             .batch = model.recipe.batch};
-        if (!(ok = zn_compile(&o, &run[mode]))) fprintf(stderr, "znet summary: %s\n", run[mode].err);
+                             .batch = model.recipe.batch, .backend = ops, .backend_opts = &bo, .plan_only = true,
+                             .memory_budget = budget};
+        if (!(ok = zn_compile(&o, &run[mode]))) {
+            fprintf(stderr, "znet summary: %s\n", run[mode].err);
+            rc = zn_cli_compile_exit(&run[mode]);
+        }
     }
     if (report) fclose(report);
     if (ok) {
         zn_graph_write_summary(&model.graph, stdout, model.recipe.batch);
         printf("\npasses (--no-pass NAME skips an optimizer pass):\n%s", passes);
-        print_memory(run, detail);
+        print_memory(run, backend, budget, detail);
+        zn_compile_opts o = {.from = &model.graph, .mode = ZN_COMPILE_TRAINING, .no_pass = c.no_pass,
+                             .n_no_pass = c.n_no_pass, .batch = model.recipe.batch, .backend = ops,
+                             .backend_opts = &bo, .plan_only = true};
+        ok = !curve || print_curve(&o, zn_graph_macs(&model.graph), svg);
         print_recipe(&model.recipe);
     }
     for (int mode = 0; mode < 2; mode++) zn_compiled_free(&run[mode]);
     zn_compiled_free(&model);
-    return ok ? ZN_EXIT_OK : ZN_EXIT_ERROR;
+    return ok ? ZN_EXIT_OK : rc;
 }

@@ -10,6 +10,7 @@
 
 #include "backends/cpu/cpu_features.h"
 #include "cli.h"
+#include "graph/budget.h"
 #include "graph/util.h"
 
 const char *zn_cli_did_you_mean(const char *name, const char *const *cands, int n)
@@ -22,6 +23,9 @@ static const char *const common_help =
     "                    (--set train.epochs=2); VALUE is a .znet expression; repeatable\n"
     "  --epochs N, --batch N, --seed N\n"
     "                    shorthands for --set train.epochs=N etc.\n"
+    "  --memory-budget SIZE\n"
+    "                    fit a training step in SIZE (512M, 1G, 1.5GiB; powers of 1024) by\n"
+    "                    recomputing activations (--set train.memory_budget; docs/memory.md)\n"
     "  --no-pass NAME    skip the graph optimizer's pass NAME (repeatable; --passes lists them)\n"
     "  --passes          list the passes (autodiff among them), in the order they run, and exit\n"
     "  --help            this text\n";
@@ -127,6 +131,25 @@ static int add_no_pass(zn_cli_common *c, const char *cmd, const char *name)
     return -1;
 }
 
+bool zn_cli_budget_quote(const char *cmd, const char *size, char *out, size_t len)
+{
+    size_t bytes;
+    if (!size || strlen(size) + 3 > len || !zn_budget_parse(size, &bytes)) {
+        fprintf(stderr, "znet %s: --memory-budget needs a size such as 512M, 1G or 1.5GiB, got '%s'\n", cmd,
+                size ? size : "nothing");
+        return false;
+    }
+    snprintf(out, len, "\"%s\"", size);
+    return true;
+}
+
+/* --memory-budget SIZE: a shorthand for --set train.memory_budget="SIZE". */
+static int add_budget(zn_cli_common *c, const char *cmd, const char *size)
+{
+    if (!zn_cli_budget_quote(cmd, size, c->budget, sizeof c->budget)) return ZN_EXIT_USAGE;
+    return add_setting(c, ZN_CLI_BUDGET_KEY, strlen(ZN_CLI_BUDGET_KEY), c->budget);
+}
+
 static int parse_long(const char *opt, const char *s, long min, long max, long *out)
 {
     char *end;
@@ -184,6 +207,11 @@ static int parse_core(int argc, char **argv, const char *usage, const char *abou
             if (rc >= 0) return rc;
             continue;
         }
+        if (model && strcmp(name, "--memory-budget") == 0) {
+            int rc = add_budget(c, argv[0], inline_val ? inline_val : i + 1 < argc ? argv[++i] : NULL);
+            if (rc >= 0) return rc;
+            continue;
+        }
         if (model && (strcmp(a, "--set") == 0 || strncmp(a, "--set=", 6) == 0)) {
             const char *kv = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
             const char *sep = kv ? strchr(kv, '=') : NULL;
@@ -210,6 +238,7 @@ static int parse_core(int argc, char **argv, const char *usage, const char *abou
                 cands[nc++] = "--set";
                 cands[nc++] = "--no-pass";
                 cands[nc++] = "--passes";
+                cands[nc++] = "--memory-budget";
             }
             cands[nc++] = "--help";
             fprintf(stderr, "znet %s: unknown option '%s'\n", argv[0], name);
@@ -307,4 +336,25 @@ bool zn_cli_is_folder(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int zn_cli_compile_exit(const zn_compiled *c)
+{
+    return c->over_budget ? ZN_EXIT_USAGE : ZN_EXIT_ERROR;
+}
+
+int zn_cli_budget(const char *cmd, const zn_graph *g, const zn_recipe *r, const zn_backend_ops *ops,
+                  zn_backend_opts *bo, int batch)
+{
+    bo->memory_budget = r->memory_budget;
+    if (!bo->memory_budget) return -1;
+    zn_compile_opts o = {.from = g, .mode = ZN_COMPILE_TRAINING, .no_pass = bo->no_pass,
+                         .n_no_pass = bo->n_no_pass, .batch = batch, .backend = ops, .backend_opts = bo,
+                         .memory_budget = bo->memory_budget, .plan_only = true};
+    zn_compiled t;
+    bool ok = zn_compile(&o, &t);
+    if (!ok) fprintf(stderr, "znet %s: %s\n", cmd, t.err);
+    int rc = ok ? -1 : zn_cli_compile_exit(&t);
+    zn_compiled_free(&t);
+    return rc;
 }

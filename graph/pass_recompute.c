@@ -1,9 +1,10 @@
 /* pass_recompute.c: recomputation of cheap segments in the backward pass (a training pass). A
  * segment starts at a stitch or concat and follows the one cheap reader of each node (a CHEAP op
  * of graph/op_list.h: batch norm, scale, the element-wise ops; a BUDGET op, the conv, too while
- * the model's recomputed convs stay cheap). Backward nodes that read
- * a segment node read a copy instead, emitted right before the first of them, so the forward
- * tensors die in the forward pass. docs/passes.md gives the rules and what they save. */
+ * the model's recomputed convs stay cheap, or the ones a memory budget chooses: graph/budget.c,
+ * which may also let any node head a segment as a kept checkpoint). Backward nodes that read a
+ * segment node read a copy instead, emitted right before the first of them, so the forward
+ * tensors die in the forward pass. docs/passes.md gives the rules. */
 #include "graph/util.h"
 #include "graph/passes.h"
 
@@ -19,14 +20,17 @@ typedef struct {
     int n_fwd;        /* forward nodes [0, n_fwd); backward ones follow */
     int *next;        /* per forward node: its one cheap reader (src[0]), -1 none, -2 several */
     int *first_bwd;   /* per forward node: its first backward reader, or -1 */
-    bool *head;       /* per forward node: it heads a segment (a stitch or concat) */
+    bool *head;       /* per forward node: it heads a segment (a stitch or concat, or a kept node) */
+    bool *kept;       /* per forward node: a head whose own value is kept (not copied): the copies
+                         start at its reader (a memory budget's checkpoints, graph/budget.c) */
 } ctx;
 
-/* convs: the ops recomputed within the budget (convs) count as cheap too (op_list.h's column). */
-static bool is_cheap(const zn_graph *g, int id, bool convs)
+/* convs (NULL: none; else per forward node): which of the ops recomputed within a budget (convs,
+ * op_list.h's column) count as cheap too. */
+static bool is_cheap(const zn_graph *g, int id, const bool *convs)
 {
     zn_recompute r = zn_ops[g->nodes[id].op].recompute;
-    return r == ZN_RECOMPUTE_CHEAP || (convs && r == ZN_RECOMPUTE_BUDGET);
+    return r == ZN_RECOMPUTE_CHEAP || (convs && convs[id] && r == ZN_RECOMPUTE_BUDGET);
 }
 
 static int64_t macs(const zn_graph *g, int id)
@@ -35,7 +39,7 @@ static int64_t macs(const zn_graph *g, int id)
 }
 
 /* Finds each node's one cheap reader, and each node's first backward reader. */
-static void link(ctx *c, bool convs)
+static void link(ctx *c, const bool *convs)
 {
     const zn_graph *g = c->g;
     for (int i = 0; i < c->n_fwd; i++) c->next[i] = c->first_bwd[i] = -1;
@@ -51,39 +55,59 @@ static void link(ctx *c, bool convs)
     }
 }
 
-/* The segment headed by stitch or concat node s, as its last node worth a copy (the last one a
- * backward node reads), or -1 when none is read by the backward pass. */
+/* The first node of segment s that is copied: s itself, or its reader when s is kept. */
+static int chain_start(const ctx *c, int s)
+{
+    return c->kept[s] ? c->next[s] : s;
+}
+
+/* The segment headed by s, as its last node worth a copy (the last one a backward node reads), or
+ * -1 when none is read by the backward pass. */
 static int segment_end(const ctx *c, int s)
 {
     int end = -1;
-    for (int x = s; x >= 0; x = c->next[x])
+    for (int x = chain_start(c, s); x >= 0; x = c->next[x])
         if (c->first_bwd[x] >= 0) end = x;
     return end;
 }
 
-/* Multiply-adds of the budgeted ops (convs) in every segment. */
-static int64_t segment_conv_macs(const ctx *c)
+/* The budgeted ops (convs) that the segments copy, in node order, into ids (NULL: only counted);
+ * *total gets their multiply-adds. */
+static int segment_convs(const ctx *c, int *ids, int64_t *total)
 {
-    int64_t total = 0;
+    int n = 0;
+    *total = 0;
     for (int s = 0; s < c->n_fwd; s++) {
         int end = c->head[s] ? segment_end(c, s) : -1;
-        for (int x = s; end >= 0 && x >= 0; x = x == end ? -1 : c->next[x])
-            if (zn_ops[c->g->nodes[x].op].recompute == ZN_RECOMPUTE_BUDGET)
-                total += macs(c->g, x);
+        for (int x = chain_start(c, s); end >= 0 && x >= 0; x = x == end ? -1 : c->next[x])
+            if (zn_ops[c->g->nodes[x].op].recompute == ZN_RECOMPUTE_BUDGET) {
+                *total += macs(c->g, x);
+                if (ids) ids[n] = x;
+                n++;
+            }
     }
-    return total;
+    return n;
 }
 
-/* Marks the segment heads: stitch and concat nodes whose segment has a node the backward reads. */
-static int find_segments(ctx *c, bool convs)
+/* Marks the segment heads: stitch and concat nodes whose segment has a node the backward reads
+ * and, with kept_heads, every other node with a cheap reader whose chain has one, not already in
+ * an earlier segment's copies (so no node is copied twice). */
+static int find_segments(ctx *c, const bool *convs, bool kept_heads)
 {
     link(c, convs);
+    bool *copied = zn_calloc(c->n_fwd + 1, sizeof *copied);
     int found = 0;
     for (int s = 0; s < c->n_fwd; s++) {
         zn_op op = c->g->nodes[s].op;
-        c->head[s] = (op == ZN_OP_STITCH || op == ZN_OP_CONCAT) && segment_end(c, s) >= 0;
+        bool moves = op == ZN_OP_STITCH || op == ZN_OP_CONCAT;
+        c->kept[s] = !moves && kept_heads && !copied[s] && c->next[s] >= 0;
+        int end = moves || c->kept[s] ? segment_end(c, s) : -1;
+        c->head[s] = end >= 0;
+        c->kept[s] &= c->head[s];
+        for (int x = chain_start(c, s); end >= 0 && x >= 0; x = x == end ? -1 : c->next[x]) copied[x] = true;
         found += c->head[s];
     }
+    free(copied);
     return found;
 }
 
@@ -157,7 +181,7 @@ static int copy_segment(ctx *c, int s, int *copy, group *out)
     int end = segment_end(c, s), n_groups = 0;
     if (end != s) {
         group ch = {g->n_nodes, g->n_nodes, -1};
-        for (int x = s, prev = -1;; x = c->next[x]) {
+        for (int x = chain_start(c, s), prev = c->kept[s] ? s : -1;; x = c->next[x]) {
             prev = ch.hi = copy_node(g, x, prev);
             if (x != s) copy[x] = prev;
             if (x != s && c->first_bwd[x] >= 0 && c->first_bwd[x] < ch.at) ch.at = c->first_bwd[x];
@@ -165,23 +189,59 @@ static int copy_segment(ctx *c, int s, int *copy, group *out)
         }
         out[n_groups++] = ch;
     }
-    if (c->first_bwd[s] >= 0) {
+    if (!c->kept[s] && c->first_bwd[s] >= 0) {
         copy[s] = copy_node(g, s, -1);
         out[n_groups++] = (group){c->first_bwd[s], copy[s], copy[s]};
     }
     return n_groups;
 }
 
-/* The pass on g itself (zn_pass_recompute runs it on a copy). */
-static bool recompute(zn_graph *g, char *err, size_t errlen)
+static int forward_nodes(const zn_graph *g)
 {
-    int n = g->n_nodes, n_fwd = 0;
-    while (n_fwd < n && !(g->nodes[n_fwd].flags & ZN_NODE_BACKWARD)) n_fwd++;
-    ctx c = {g, n_fwd, zn_calloc(n_fwd, sizeof(int)), zn_calloc(n_fwd, sizeof(int)), zn_calloc(n_fwd, sizeof(bool))};
-    int64_t fwd_macs = 0;
-    for (int i = 0; i < n_fwd; i++) fwd_macs += macs(g, i);
-    int n_seg = find_segments(&c, true);
-    if (segment_conv_macs(&c) * CONV_BUDGET > fwd_macs) n_seg = find_segments(&c, false);
+    int n_fwd = 0;
+    while (n_fwd < g->n_nodes && !(g->nodes[n_fwd].flags & ZN_NODE_BACKWARD)) n_fwd++;
+    return n_fwd;
+}
+
+static ctx ctx_new(zn_graph *g)
+{
+    int n_fwd = forward_nodes(g);
+    return (ctx){g, n_fwd, zn_calloc(n_fwd + 1, sizeof(int)), zn_calloc(n_fwd + 1, sizeof(int)),
+                 zn_calloc(n_fwd + 1, sizeof(bool)), zn_calloc(n_fwd + 1, sizeof(bool))};
+}
+
+static void ctx_free(ctx *c)
+{
+    free(c->next), free(c->first_bwd), free(c->head), free(c->kept);
+}
+
+/* Every conv marked (all[i] for each forward node), for the rule and for the candidates. */
+static bool *all_convs(int n_fwd)
+{
+    bool *all = zn_calloc(n_fwd + 1, sizeof *all);
+    for (int i = 0; i < n_fwd; i++) all[i] = true;
+    return all;
+}
+
+int zn_recompute_candidates(const zn_graph *g, int *ids)
+{
+    ctx c = ctx_new((zn_graph *)g);
+    bool *all = all_convs(c.n_fwd);
+    int64_t total;
+    find_segments(&c, all, true);
+    int n = segment_convs(&c, ids, &total);
+    free(all);
+    ctx_free(&c);
+    return n;
+}
+
+/* The pass on g itself with the convs it may recompute and whether any node may head a segment
+ * as a kept checkpoint (zn_pass_recompute_convs runs it on a copy). */
+static bool recompute(zn_graph *g, const bool *convs, bool kept_heads, char *err, size_t errlen)
+{
+    ctx c = ctx_new(g);
+    int n = g->n_nodes, n_fwd = c.n_fwd;
+    int n_seg = find_segments(&c, convs, kept_heads);
     int *copy = zn_calloc(n_fwd, sizeof *copy), n_groups = 0;
     group *groups = zn_calloc(2 * (size_t)n_seg, sizeof *groups);
     for (int i = 0; i < n_fwd; i++) copy[i] = -1;
@@ -202,11 +262,38 @@ static bool recompute(zn_graph *g, char *err, size_t errlen)
     }
     bool ok = !n_seg || zn_pass_rebuild_order(g, order, len, err, errlen);
     free(order), free(groups), free(copy);
-    free(c.next), free(c.first_bwd), free(c.head);
+    ctx_free(&c);
     return ok;
 }
 
+/* The choice of the running zn_pass_recompute_convs (a pass takes no context). */
+static const bool *chosen_convs;
+static bool chosen_kept;
+
+static bool recompute_chosen(zn_graph *g, char *err, size_t errlen)
+{
+    return recompute(g, chosen_convs, chosen_kept, err, errlen);
+}
+
+bool zn_pass_recompute_convs(zn_graph *g, const bool *convs, bool kept_heads, char *err, size_t errlen)
+{
+    chosen_convs = convs;
+    chosen_kept = kept_heads;
+    return zn_pass_on_copy(g, recompute_chosen, err, errlen);
+}
+
+/* The fixed rule: every conv a segment reaches while they together stay within CONV_BUDGET's
+ * share of the forward multiply-adds, else none. */
 bool zn_pass_recompute(zn_graph *g, char *err, size_t errlen)
 {
-    return zn_pass_on_copy(g, recompute, err, errlen);
+    ctx c = ctx_new(g);
+    bool *all = all_convs(c.n_fwd);
+    int64_t fwd_macs = 0, conv_macs;
+    for (int i = 0; i < c.n_fwd; i++) fwd_macs += macs(g, i);
+    find_segments(&c, all, false);
+    segment_convs(&c, NULL, &conv_macs);
+    ctx_free(&c);
+    bool ok = zn_pass_recompute_convs(g, conv_macs * CONV_BUDGET > fwd_macs ? NULL : all, false, err, errlen);
+    free(all);
+    return ok;
 }

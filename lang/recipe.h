@@ -5,6 +5,7 @@
 #define ZN_RECIPE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define ZN_MAX_KNOTS 16
 #define ZN_MAX_AUGMENT 8
@@ -63,6 +64,7 @@ typedef struct {
     int n_augment;
     float mean[3], std[3]; /* per-channel normalisation on the 0-255 scale */
     int n_norm;            /* 0: the data set's own defaults */
+    size_t memory_budget;  /* bytes a training step may take (0: no budget; graph/budget.h) */
 } zn_recipe;
 
 /* Fills r with Page's DavidNet recipe (batch 512, 24 epochs, Nesterov SGD 0.9, wd 5e-4,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "graph/budget.h"
 #include "recipe_eval.h"
 
 /* Every settings function returns a record of its bound arguments. */
@@ -46,7 +47,8 @@ const zn_builtin zn_train_builtins[] = {
 const int zn_n_train_builtins = sizeof zn_train_builtins / sizeof zn_train_builtins[0];
 
 static const char *const train_keys[] = {"data", "batch", "epochs", "seed", "drop_last", "shuffle",
-                                         "optimizer", "lr", "momentum", "augment", "mean", "std"};
+                                         "optimizer", "lr", "momentum", "augment", "mean", "std",
+                                         "memory_budget"};
 enum { N_KEYS = sizeof train_keys / sizeof train_keys[0] };
 
 static const zn_value *rec_get(const zn_record *r, const char *key)
@@ -333,6 +335,13 @@ static bool apply(zn_eval *ev, const char *key, const zn_value *v, zn_span at, z
         return to_schedule(ev, v, at, key, &r->momentum);
     } else if (strcmp(key, "augment") == 0) {
         return to_augment(ev, v, at, r);
+    } else if (strcmp(key, "memory_budget") == 0) { /* the planner fits a training step in it */
+        if (v->kind != ZN_VAL_STRING) {
+            if (!int_in(ev, v, at, key, 1, INT64_MAX, &i)) return false;
+            r->memory_budget = (size_t)i;
+        } else if (!want(ev, zn_budget_parse(v->s, &r->memory_budget), at, key,
+                         "bytes or a size such as \"512M\", \"1G\" or \"1.5GiB\"", v))
+            return false;
     } else if (strcmp(key, "mean") == 0 || strcmp(key, "std") == 0) {
         int n;
         if (!to_channels(ev, v, at, key, key[0] == 'm' ? r->mean : r->std, &n)) return false;
@@ -352,7 +361,7 @@ static bool known_key(zn_eval *ev, const char *key, const zn_span *at)
     const char *near = zn_did_you_mean(key, (const char *const *)train_keys, N_KEYS);
     if (near) zn_diag_hint(ev->diag, "did you mean '%s'?", near);
     else zn_diag_hint(ev->diag, "settings: data, batch, epochs, seed, drop_last, shuffle, optimizer, lr, "
-                                "momentum, augment, mean, std");
+                                "momentum, augment, mean, std, memory_budget");
     return false;
 }
 

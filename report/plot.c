@@ -127,7 +127,7 @@ static int tick_count(const axis *a)
     return isfinite(n) && n >= 0 && n <= 100 ? (int)lround(n) : -1;
 }
 
-static void draw_frame(FILE *f, const panel *p, const char *title, const char *ylabel)
+static void draw_frame(FILE *f, const panel *p, const char *title, const char *xlabel, const char *ylabel)
 {
     fprintf(f, "<g class=\"panel\">\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" "
                "font-weight=\"bold\">%s</text>\n", (p->x0 + p->x1) / 2, p->y0 - 10, title);
@@ -148,7 +148,8 @@ static void draw_frame(FILE *f, const panel *p, const char *title, const char *y
     }
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n",
             p->x0, p->y0, p->x1 - p->x0, p->y1 - p->y0);
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">epoch</text>\n", (p->x0 + p->x1) / 2, p->y1 + 38);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", (p->x0 + p->x1) / 2, p->y1 + 38,
+            xlabel);
     fprintf(f, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" text-anchor=\"middle\">%s</text>\n</g>\n",
             p->x0 - 50, (p->y0 + p->y1) / 2, ylabel);
 }
@@ -331,6 +332,39 @@ static void draw_band(FILE *f, const panel *p, const zn_train_log *lo, const zn_
     }
 }
 
+/* The SVG document's opening: its size, white ground and title. */
+static void svg_open(FILE *f, double width, double height, const char *title)
+{
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+               "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\" fill=\"#222\">\n"
+               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+               "<text x=\"%.1f\" y=\"34\" text-anchor=\"middle\" font-size=\"18\" font-weight=\"bold\">",
+            width, height, width, height, width / 2);
+    xml_text(f, title);
+    fputs("</text>\n", f);
+}
+
+bool zn_plot_curve_svg(FILE *f, const double *x, const double *y, int n, const char *title, const char *xlabel,
+                       const char *ylabel)
+{
+    double x_lo = INFINITY, x_hi = -INFINITY, y_lo = 0, y_hi = -INFINITY;
+    for (int i = 0; i < n; i++) extend(x[i], &x_lo, &x_hi), extend(y[i], &y_lo, &y_hi);
+    panel p = {LEFT + 20, PANEL_TOP, LEFT + 20 + 2 * PANEL_W, PANEL_TOP + PANEL_H, axis_make(x_lo, x_hi, 8, false, false),
+               axis_make(y_lo, y_hi, 6, false, false)};
+    svg_open(f, p.x1 + 40, p.y1 + 60, title);
+    draw_frame(f, &p, "", xlabel, ylabel);
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", palette[0]);
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i]) && isfinite(y[i])) fprintf(f, "%s%.1f,%.1f", i ? " " : "", px(&p, x[i]), py(&p, y[i]));
+    fputs("\"/>\n", f);
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i]) && isfinite(y[i]))
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", px(&p, x[i]), py(&p, y[i]), palette[0]);
+    fputs("</svg>\n", f);
+    return !ferror(f);
+}
+
 bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title)
 {
     return zn_plot_svg_bands(f, logs, NULL, NULL, n, title);
@@ -366,17 +400,10 @@ bool zn_plot_svg_bands(FILE *f, const zn_train_log *logs, const zn_train_log *lo
     char auto_title[512];
     default_title(logs, n, auto_title, sizeof auto_title);
     double height = draw_legend(f, logs, n, legend_top, false) + 8;
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-               "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\" fill=\"#222\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-               "<text x=\"%.1f\" y=\"34\" text-anchor=\"middle\" font-size=\"18\" font-weight=\"bold\">",
-            WIDTH, height, WIDTH, height, WIDTH / 2);
-    xml_text(f, title ? title : auto_title);
-    fputs("</text>\n", f);
-    draw_frame(f, &loss, "training loss", "loss");
-    draw_frame(f, &acc, "accuracy (test solid, train dashed)", "accuracy");
-    if (steps) draw_frame(f, &lr, "learning rate (per step)", "lr");
+    svg_open(f, WIDTH, height, title ? title : auto_title);
+    draw_frame(f, &loss, "training loss", "epoch", "loss");
+    draw_frame(f, &acc, "accuracy (test solid, train dashed)", "epoch", "accuracy");
+    if (steps) draw_frame(f, &lr, "learning rate (per step)", "epoch", "lr");
     for (int r = 0; lo && hi && r < n; r++)
         for (int s = S_LOSS; s < logs[r].n_series; s++) {
             char colour[8];

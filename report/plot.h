@@ -62,6 +62,11 @@ bool zn_plot_svg(FILE *f, const zn_train_log *logs, int n, const char *title);
  * (zn_log_band makes the three; lo and hi NULL: no bands). */
 bool zn_plot_svg_bands(FILE *f, const zn_train_log *logs, const zn_train_log *lo, const zn_train_log *hi, int n,
                        const char *title);
+/* The SVG of one curve: the n points (x[i], y[i]) joined and marked, axis labels, a title
+ * (znet summary --memory-curve: training memory against recomputed multiply-adds). */
+bool zn_plot_curve_svg(FILE *f, const double *x, const double *y, int n, const char *title, const char *xlabel,
+                       const char *ylabel);
+
 /* One row per run and epoch: log,model,epoch,step,lr,train_loss,train_acc,test_<key>...,time,
  * img_per_s, with the union of all runs' test keys; absent values are empty fields. */
 void zn_plot_csv(FILE *f, const zn_train_log *logs, int n);

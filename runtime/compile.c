@@ -76,6 +76,25 @@ static bool find_stop(const zn_compile_opts *o, zn_compiled *c, const zn_pass **
     return true;
 }
 
+/* The memory budget: the caller's, else the file's recipe's (0: none). */
+static size_t budget_of(const zn_compile_opts *o, const zn_compiled *c)
+{
+    return o->memory_budget ? o->memory_budget : o->path ? c->recipe.memory_budget : 0;
+}
+
+/* Whether the memory budget chooses the recompute pass's work (a training plan is asked for). */
+static bool budgeted(const zn_compile_opts *o, const zn_compiled *c)
+{
+    return budget_of(o, c) && o->mode == ZN_COMPILE_TRAINING && !o->stop_after && o->batch != 0;
+}
+
+static bool skipped(const zn_compile_opts *o, const char *pass)
+{
+    for (int k = 0; k < o->n_no_pass; k++)
+        if (strcmp(o->no_pass[k], pass) == 0) return true;
+    return false;
+}
+
 /* The backend (created before the mode's passes: its fusions depend on what it runs). */
 static bool backend_create(const zn_compile_opts *o, zn_compiled *c)
 {
@@ -102,7 +121,7 @@ static bool backend_accepts(void *ctx, const zn_graph *g, int id)
  * backend when one is wanted, those of the mode's stage, up to the pass to stop after. */
 static bool passes(const zn_compile_opts *o, zn_compiled *c, const zn_pass *stop, bool with_backend)
 {
-    zn_pass_trace trace = {.stop_after = o->stop_after, .report = o->report};
+    zn_pass_trace trace = {.stop_after = budgeted(o, c) ? zn_budget_start_pass() : o->stop_after, .report = o->report};
     char err[512];
     if (o->path && !zn_passes_run(&c->graph, o->no_pass, o->n_no_pass, &trace, err, sizeof err))
         return fail(c, ZN_COMPILE_PASSES, "%s", err);
@@ -132,12 +151,42 @@ static size_t ws_bytes(void *ctx, const zn_graph *g, int id, int batch)
     return be->ops->workspace_bytes(be, g, id, batch);
 }
 
+/* The ladder of graph/budget.h over c's graph (the training graph before the recompute pass). */
+static void budget_init(const zn_compile_opts *o, zn_compiled *c, int batch, zn_budget *b)
+{
+    zn_budget_opts bo = {.batch = batch, .ws = c->be ? ws_bytes : NULL, .ws_ctx = c->be,
+                         .recompute = !skipped(o, "recompute"), .sink = !skipped(o, "sink")};
+    zn_budget_init(b, &c->graph, &bo);
+}
+
+/* The recompute and sink passes as the memory budget chooses, and their plan (graph/budget.h). */
+static bool plan_budget(const zn_compile_opts *o, zn_compiled *c, int batch, char *err, size_t errlen)
+{
+    zn_budget b;
+    budget_init(o, c, batch, &b);
+    zn_graph g;
+    bool ok = zn_budget_fit(&b, budget_of(o, c), &g, &c->plan, &c->budget, &c->over_budget, err, errlen);
+    if (ok) {
+        zn_graph_free(&c->graph);
+        c->graph = g;
+    }
+    if (ok && o->report) {
+        char a[32], t[32], what[128];
+        fprintf(o->report, "  %-10s %s: rung %d of %d, recomputing %s; plan %s (training graph)\n", "budget",
+                zn_format_bytes(budget_of(o, c), a, sizeof a), c->budget.rung, zn_budget_top(&b),
+                zn_budget_describe(c->budget.rung, what, sizeof what), zn_format_bytes(c->budget.total, t, sizeof t));
+    }
+    zn_budget_free(&b);
+    return ok;
+}
+
 static bool plan(const zn_compile_opts *o, zn_compiled *c)
 {
     assert(o->batch > 0 || (o->batch == ZN_COMPILE_RECIPE_BATCH && o->path));
     int batch = o->batch > 0 ? o->batch : c->recipe.batch;
-    char err[512];
-    if (!zn_plan_make(&c->plan, &c->graph, batch, c->be ? ws_bytes : NULL, c->be, err, sizeof err))
+    char err[768];
+    if (budgeted(o, c) ? !plan_budget(o, c, batch, err, sizeof err)
+                    : !zn_plan_make(&c->plan, &c->graph, batch, c->be ? ws_bytes : NULL, c->be, err, sizeof err))
         return fail(c, ZN_COMPILE_PLAN, "%s", err);
     if (o->separate) zn_plan_separate(&c->plan);
     return true;
@@ -174,7 +223,8 @@ static bool run(const zn_compile_opts *o, zn_compiled *c)
     if (!passes(o, c, stop, with_backend)) return false;
     if (graph_only) return true;
     if (with_backend && !c->be && !backend_create(o, c)) return false; /* a forward graph's */
-    return (!with_backend || backend_check(c)) && plan(o, c) && (!with_backend || backend_place(o, c));
+    return (!with_backend || backend_check(c)) && plan(o, c) &&
+           (!with_backend || o->plan_only || backend_place(o, c));
 }
 
 bool zn_compile(const zn_compile_opts *o, zn_compiled *c)
@@ -198,4 +248,28 @@ void zn_compiled_free(zn_compiled *c)
     zn_graph_free(&c->graph);
     zn_diag_free(&c->diag);
     memset(c, 0, sizeof *c);
+}
+
+int zn_compile_curve(const zn_compile_opts *o, zn_compiled *c, zn_budget_point *pts, int max)
+{
+    assert(o->mode == ZN_COMPILE_TRAINING && !o->stop_after && o->batch > 0);
+    zn_compile_opts upto = *o;
+    upto.stop_after = zn_budget_start_pass();
+    if (!zn_compile(&upto, c) || (o->backend && !backend_create(o, c))) return -1;
+    zn_budget b;
+    budget_init(o, c, o->batch, &b);
+    int n = 0;
+    for (int r = -1; r <= zn_budget_top(&b) && n < max; r++) {
+        zn_graph g;
+        zn_plan p;
+        if (!zn_budget_make(&b, r, &g, &p, &pts[n], c->err, sizeof c->err)) {
+            n = -1;
+            break;
+        }
+        n++;
+        zn_plan_free(&p);
+        zn_graph_free(&g);
+    }
+    zn_budget_free(&b);
+    return n;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "backends/backend.h"
+#include "graph/budget.h"
 #include "graph/graph.h"
 #include "graph/plan.h"
 #include "lang/diag.h"
@@ -48,6 +49,11 @@ typedef struct {
     const zn_backend_opts *backend_opts;
     bool separate;                /* the plan gives every arena tensor a place of its own for the whole
                                      step (zn_plan_separate), so every node's value can be read after it */
+    size_t memory_budget;         /* a training graph with a batch: the recompute pass keeps and recomputes
+                                     what makes the plan (scratch included) fit these bytes
+                                     (graph/budget.h); 0: the file's recipe's memory_budget, if
+                                     started from a path, else the pass's fixed rule */
+    bool plan_only;               /* with a backend: created for its scratch sizes, nothing allocated */
 } zn_compile_opts;
 
 typedef struct {
@@ -59,6 +65,8 @@ typedef struct {
     zn_diag diag;         /* the source texts, when started from a path (spans point into them) */
     zn_plan plan;         /* with a batch */
     zn_backend *be;       /* with a backend */
+    zn_budget_point budget; /* with a memory budget: the rung chosen and its figures */
+    bool over_budget;     /* failed because no rung fits the memory budget (err says what dominates) */
     zn_compile_stage failed; /* where it failed */
     char err[1024];       /* why; from a path, naming the file ("2 errors in FILE" after the
                              diagnostics, "FILE: pass ...") */
@@ -68,5 +76,11 @@ typedef struct {
  * was made is freed by zn_compiled_free either way. */
 bool zn_compile(const zn_compile_opts *o, zn_compiled *c);
 void zn_compiled_free(zn_compiled *c);
+
+/* The memory curve of the training graph o asks for (a batch, no stop_after; with a backend, its
+ * scratch counted and nothing allocated): every rung of graph/budget.h planned, cheapest first,
+ * into pts[0..max). c gets the graph before the recompute pass. Returns the count; -1 with c->err
+ * on failure. */
+int zn_compile_curve(const zn_compile_opts *o, zn_compiled *c, zn_budget_point *pts, int max);
 
 #endif

@@ -37,7 +37,8 @@ static bool session_init(zn_session *s, const zn_graph *g, const zn_backend_ops 
     s->training = training;
     zn_compile_opts o = {.from = g, .mode = training ? ZN_COMPILE_TRAINING : ZN_COMPILE_INFERENCE,
                          .no_pass = opts->no_pass, .n_no_pass = opts->n_no_pass, .batch = batch,
-                         .backend = ops, .backend_opts = opts, .separate = separate};
+                         .backend = ops, .backend_opts = opts, .separate = separate,
+                         .memory_budget = opts->memory_budget};
     zn_compiled c;
     bool ok = zn_compile(&o, &c);
     s->graph = c.graph;

@@ -1,0 +1,66 @@
+/* budget.h: training within a memory budget. From the training graph right before the recompute
+ * pass, the planner makes a ladder of choices, each recomputing more than the one before (nothing;
+ * the cheap segments after stitches and concats; those after any kept node too; then the convs
+ * they reach, fewest multiply-adds per freed value first),
+ * plans each exactly as a session would (recompute, sink, zn_plan_make with the backend's
+ * scratch), and takes the first rung whose whole plan fits. docs/memory.md says why. */
+#ifndef ZN_BUDGET_H
+#define ZN_BUDGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graph/graph.h"
+#include "graph/plan.h"
+
+typedef struct {
+    int batch;
+    zn_workspace_fn ws; /* the backend's scratch per node (NULL: none) */
+    void *ws_ctx;
+    bool recompute;     /* the recompute pass may run (else only rung -1 exists) */
+    bool sink;          /* the sink pass runs after it, as in zn_passes_finish */
+} zn_budget_opts;
+
+/* One rung of the ladder, planned. */
+typedef struct {
+    int rung;           /* -1: nothing recomputed; 0: the cheap segments after stitches and concats
+                           (no multiply-adds); 1: and after any kept node; 1 + k: and the first k convs */
+    size_t total;       /* zn_plan_total: arena, parameters and state, gradients, optimizer state, scratch */
+    int64_t extra_macs; /* multiply-adds per example the recomputed copies add */
+} zn_budget_point;
+
+typedef struct {
+    zn_graph base;    /* the training graph before the recompute pass */
+    zn_budget_opts o;
+    int *convs;       /* candidate convs in the order they are added */
+    int n_convs;
+} zn_budget;
+
+/* The training pass the budget starts after: the one before recompute (graph/passes.c). */
+const char *zn_budget_start_pass(void);
+
+void zn_budget_init(zn_budget *b, const zn_graph *g, const zn_budget_opts *o);
+void zn_budget_free(zn_budget *b);
+
+/* Rungs -1 .. zn_budget_top(b). */
+int zn_budget_top(const zn_budget *b);
+
+/* The graph and the plan of one rung into g and p (both initialised here), and its figures. */
+bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_budget_point *pt, char *err,
+                    size_t errlen);
+
+/* The first rung whose plan takes at most budget bytes, its graph and plan into g and p. false:
+ * none fits (err gives the smallest total reached and what dominates it; *no_fit set) or a pass or
+ * the plan failed (*no_fit clear). */
+bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, zn_budget_point *pt,
+                   bool *no_fit, char *err, size_t errlen);
+
+/* What rung recomputes, in words ("nothing", "the cheap segments after concats and stitches", ...). */
+const char *zn_budget_describe(int rung, char *buf, size_t len);
+
+/* A size such as 1073741824, 512M, 1G, 1.5GiB or 64KB (K, M, G and T are powers of 1024, with or
+ * without "iB" or "B") into *out (> 0). false for anything else. */
+bool zn_budget_parse(const char *s, size_t *out);
+
+#endif

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# run_budget.sh: --memory-budget on the command line: sizes refused with exit 2, a budget no plan
+# meets refused before training (exit 2, the smallest plan and what dominates it) by run, bench,
+# summary, compare and check --backends (which agrees with itself within the tightest budget), summary's budget line and --memory-curve table and SVG, and a 2-epoch run
+# of a small DenseNet within the tightest budget logging the same losses as one recomputing nothing.
+# usage: run_budget.sh ZNET SOURCE_DIR
+set -u
+. "$(dirname "$0")/shell_support.sh"
+zt_begin "$0 ZNET SOURCE_DIR" "$@"
+make_idx data 64 16
+cat > dense.znet <<'ZNET'
+use "densenet.znet"
+model dense(growth = 4) {
+  input image: [1, 28, 28]
+  input label: class(10)
+  d = transition(dense_block(conv2d(image, 8, bias = false), 2, growth))
+  head out = xent(linear(gap(relu(batchnorm(dense_block(d, 2, growth)))), 10), label)
+}
+train { data = "fashion_mnist"; batch = 16; epochs = 2; augment = [] }
+ZNET
+
+for size in 1.5X 0 -1G G ''; do
+    zt_expect 2 "memory-budget needs a size such as 512M" "$znet" summary dense.znet --memory-budget "$size"
+done
+zt_expect 2 "memory-budget needs a size" "$znet" compare dense.znet --memory-budget 12Q
+zt_expect 1 "'memory_budget' must be bytes or a size" "$znet" summary dense.znet --set 'train.memory_budget="lots"'
+
+# the curve: rungs from keep-everything (-1) down, and its SVG
+zt_expect 0 "memory curve at batch 16" "$znet" summary dense.znet --memory-curve --svg curve.svg
+python3 -c "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" curve.svg || bad "curve.svg is not XML"
+grep -q "<polyline" curve.svg || bad "curve.svg draws no curve"
+cp out curve.txt
+rungs=$(awk '/^memory curve/ {on = 1; next} on && /^ +-?[0-9]+ / {print $1} on && /^$/ {exit}' curve.txt)
+[ "$(echo "$rungs" | head -1)" = -1 ] || bad "the curve does not start at rung -1: $rungs"
+[ "$(echo "$rungs" | wc -l)" -ge 3 ] || bad "the curve has no conv to recompute: $rungs"
+zt_expect 2 "svg FILE goes with --memory-curve" "$znet" summary dense.znet --svg x.svg
+
+# impossible budgets: exit 2 before training, naming the smallest plan and what dominates it
+impossible="memory budget 1.0 KiB cannot be met at batch 16: the smallest plan takes .*dominate"
+zt_expect 2 "$impossible" "$znet" summary dense.znet --memory-budget 1K
+zt_expect 2 "$impossible" "$znet" bench dense.znet --memory-budget 1K --threads 1 --steps 1
+zt_expect 2 "$impossible" "$znet" compare dense.znet --memory-budget 1K
+zt_expect 2 "$impossible" "$znet" run dense.znet --memory-budget 1K --data data --threads 1 --no-save
+grep -q '^training' out && bad "run started training within an impossible budget"
+zt_expect 2 "memory budget 1.0 KiB cannot be met at batch 8" "$znet" check dense.znet --backends cpu,cpu --memory-budget 1K
+
+# the smallest total of the curve fits exactly, a byte less does not; a 2-epoch run within it logs
+# the losses of a run that recomputes nothing (the same arithmetic repeated)
+least=$(awk '/^memory curve/ {on = 1; next} on && /^ +-?[0-9]+ / {print $2} on && /^$/ {exit}' curve.txt | sort -n | head -1)
+zt_expect 0 "the training plan takes .*; recomputed: the cheap segments after every kept node" \
+    "$znet" summary dense.znet --memory-budget "$least"
+zt_expect 2 "cannot be met" "$znet" summary dense.znet --memory-budget $((least - 1))
+zt_expect 0 "0 over tolerance" "$znet" check dense.znet --backends cpu,cpu --memory-budget "$least"
+run=("$znet" run dense.znet --data data --threads 1 --quiet --no-save --log-every 1)
+"${run[@]}" --no-pass recompute --log free.jsonl > free.out 2>&1 || bad "run without recompute: $(cat free.out)"
+"${run[@]}" --memory-budget "$least" --log tight.jsonl > tight.out 2>&1 || bad "run within $least: $(cat tight.out)"
+grep -o '"loss":[^,}]*' free.jsonl > free.loss
+grep -o '"loss":[^,}]*' tight.jsonl > tight.loss
+[ "$(wc -l < free.loss)" -ge 8 ] || bad "the run logged $(wc -l < free.loss) step losses, want 8"
+cmp -s free.loss tight.loss || bad "losses differ within the budget: $(diff free.loss tight.loss | head -4)"
+zt_end run_budget
