@@ -999,6 +999,49 @@ static void test_ztower_forward_unfused(void **state)
     }
 }
 
+/* The inputs' gradients of a three-input tower, whose data gradient runs on each input's band
+ * of rows (k_ztower.c), against the whole stitched gradient computed from the coefficients
+ * with the unfused kernels and split by zn_stitch_backward_one. Within ZTOWER_TOL: the band is
+ * a conv of another height, which may take another kernel. */
+static void test_ztower_band_gradients(void **state)
+{
+    (void)state;
+    enum { N = 3, F = 4, K = 3, S = 4, CS = 2 + 6 + 8 };
+    static const int c[K] = {2, 6, 8}, h[K] = {8, 4, 4}, w[K] = {8, 4, 4};
+    zn_ztower_dims d = {
+        .st = {.n = N, .count = K, .c = c, .h = h, .w = w, .sh = S, .sw = S, .down = ZN_WINDOW_MAX},
+        .conv = {.n = N, .c = S, .h = CS, .w = S, .o = F, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
+                 .pad_h = 2, .pad_w = 2, .dil_h = 2, .dil_w = 2, .groups = 1},
+        .eps = 1e-5f,
+        .momentum = 0.9f,
+    };
+    const float *r[K];
+    for (int k = 0; k < K; k++) r[k] = rand_array((size_t)N * c[k] * h[k] * w[k], -1, 1);
+    const float *wt = rand_array(F * S * 9, -0.5f, 0.5f), *beta = rand_array(F, -0.2f, 0.2f);
+    const float gamma[F] = {0.8f, -1.1f, 1.3f, -0.6f}, *dz = rand_array(N * F, -1, 1);
+    const size_t ny = (size_t)N * F * CS * S, nz = (size_t)N * S * CS * S;
+    float *scratch = zt_talloc(zn_ztower_scratch_floats(&d)), *coef = zt_talloc(7 * F);
+    float *conv_ws = zt_talloc(zn_conv2d_workspace_bytes(&d.conv) / sizeof(float) + 1);
+    float *zs = zt_talloc(nz), *y = zt_talloc(ny), *t = zt_talloc(ny), *g = zt_talloc(ny);
+    zn_ztower_coef(&d, r, wt, gamma, beta, dz, coef, scratch, conv_ws);
+    zn_stitch_forward(&d.st, r, zs);
+    zn_conv2d_forward(&d.conv, zs, wt, NULL, y, conv_ws);
+    zn_bn_dims bd = {N, F, CS * S, d.eps, d.momentum};
+    zn_bn_affine(&bd, coef, coef + F, y, NULL, NULL, t);
+    zn_eltwise_forward(ZN_OP_RELU, ny, t, t);
+    zn_global_pool_backward(ZN_WINDOW_MAX, N, F, CS, S, t, dz, g);
+    zn_eltwise_backward(ZN_OP_RELU_BWD, ny, t, g, g);
+    zn_bn_affine(&bd, coef + 2 * F, coef + 3 * F, y, g, coef + 4 * F, g);
+    zn_conv2d_backward_data(&d.conv, g, wt, zs, conv_ws);
+    for (int k = 0; k < K; k++) {
+        size_t n = (size_t)N * c[k] * h[k] * w[k];
+        float *got = zt_talloc(n), *want = zt_talloc(n);
+        zn_ztower_backward(&d, k, r, wt, coef, dz, got, scratch, conv_ws);
+        zn_stitch_backward_one(&d.st, k, r[k], zs, want);
+        assert_near(got, want, n, ZTOWER_TOL);
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, reset, reset)
 
 int main(void)
@@ -1009,7 +1052,7 @@ int main(void)
         T(test_maxpool_ties), T(test_global_pool), T(test_resample), T(test_stitch),
         T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),
         T(test_xent_bad_label), T(test_argmax_rows), T(test_sgd), T(test_adam),
-        T(test_ztower_slices), T(test_ztower_forward_unfused),
+        T(test_ztower_slices), T(test_ztower_forward_unfused), T(test_ztower_band_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

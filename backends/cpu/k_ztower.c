@@ -233,6 +233,48 @@ void zn_ztower_coef(const zn_ztower_dims *d, const float *const *r, const float 
     }
 }
 
+/* Copies rows [from, from + rows) of every plane of src [planes, src_h, w] to rows [to, to +
+ * rows) of dst [planes, dst_h, w]; a source row outside [0, src_h) gives zeros. */
+static void copy_rows(size_t planes, int src_h, int dst_h, int w, const float *src, int from, int to,
+                      int rows, float *dst)
+{
+    for (size_t i = 0; i < planes; i++)
+        for (int r = 0; r < rows; r++) {
+            float *q = dst + (i * dst_h + to + r) * w;
+            if (from + r < 0 || from + r >= src_h)
+                memset(q, 0, sizeof *q * (size_t)w);
+            else
+                memcpy(q, src + (i * src_h + from + r) * w, sizeof *q * (size_t)w);
+        }
+}
+
+/* Input k's part of the stitch's gradient alone, into its rows of s->s.zs: the stitch gives
+ * input k the rows [r0, r0 + c_k) of each plane, and a "same" stride-1 conv's data gradient of
+ * those rows reads only dy's rows [r0 - pad, r0 + c_k + pad). So the conv runs on that band
+ * (zeros beyond dy's edge) instead of the whole stitched height: the gradients of the three
+ * inputs of z3 cost about one full data gradient instead of three. Its buffers are t and y,
+ * free once dy is computed. False, having done nothing, when the conv is not of that kind, the
+ * band is not smaller than the whole, or it needs more than those buffers or the workspace. */
+static bool band_backward_data(const slice *s, int k, const float *w, const float *dy, float *conv_ws)
+{
+    const zn_conv_params *p = &s->d->conv;
+    const int halo = p->pad_h, oh = zn_conv_out_h(p), ow = zn_conv_out_w(p);
+    int r0 = 0;
+    for (int j = 0; j < k; j++) r0 += s->d->st.c[j];
+    zn_conv_params b = *p, whole = *p;
+    b.n = whole.n = s->n;
+    b.h = s->d->st.c[k] + 2 * halo;
+    const size_t in_band = (size_t)b.n * b.c * b.h * b.w, dy_band = (size_t)b.n * b.o * b.h * ow;
+    const size_t room = (size_t)s->n * y_floats(p);
+    if (p->stride_h != 1 || oh != p->h || b.h >= p->h || in_band > room || dy_band > room ||
+        zn_conv2d_workspace_bytes(&b) > zn_conv2d_workspace_bytes(&whole))
+        return false;
+    copy_rows((size_t)b.n * b.o, oh, b.h, ow, dy, r0 - halo, 0, b.h, s->s.t);
+    zn_conv2d_backward_data(&b, s->s.t, w, s->s.y, conv_ws);
+    copy_rows((size_t)b.n * b.c, b.h, p->h, p->w, s->s.y, halo, r0, s->d->st.c[k], s->s.zs);
+    return true;
+}
+
 void zn_ztower_backward(const zn_ztower_dims *d, int k, const float *const *r, const float *w,
                         const float *coef, const float *dz, float *out, float *scratch,
                         float *conv_ws)
@@ -252,7 +294,7 @@ void zn_ztower_backward(const zn_ztower_dims *d, int k, const float *const *r, c
             if (s.n0) zn_accumulate(weight_floats(&p), s.s.dw, out);
             continue;
         }
-        zn_conv2d_backward_data(&p, g, w, s.s.zs, conv_ws);
+        if (!band_backward_data(&s, k, w, g, conv_ws)) zn_conv2d_backward_data(&p, g, w, s.s.zs, conv_ws);
         zn_stitch_dims st = d->st;
         st.n = s.n;
         size_t at = (size_t)s.n0 * input_floats(&st, k);
