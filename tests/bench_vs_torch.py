@@ -121,10 +121,11 @@ def emit(a, rec):
 
 
 def table(a, rows, results, rounds_info):
-    print("\nimg/s (batch %d, %d threads); ratio = znet / the faster PyTorch; * = round started above load %.1f, not counted"
+    print("\nimg/s (batch %d, %d threads); sgemm in GFLOP/s; ratio = znet / the faster PyTorch; * = round started above load %.1f, not counted"
           % (a.batch, a.threads, a.max_load))
     if a.quick: print("--quick: one timed step per run; these figures prove the script runs and measure nothing")
-    print("%-18s %5s %6s %10s %10s %10s %7s" % ("row", "round", "load", "znet", "torch", "passive", "ratio"))
+    print("%-18s %5s %6s %11s %10s %10s %10s %7s" % ("row", "round", "load", "sgemm 1t/2t", "znet", "torch", "passive",
+                                                   "ratio"))
     for row in rows:
         counted = []
         for r, info in enumerate(rounds_info):
@@ -132,8 +133,9 @@ def table(a, rows, results, rounds_info):
             ratio = v["znet"] / max(v["torch"], v["torch_passive"])
             mark = "" if info["counts"] else "*"
             if info["counts"]: counted.append(ratio)
-            print("%-18s %5s %6.2f %10.1f %10.1f %10.1f %7.2f" % (row, f"{r + 1}{mark}", info["load"], v["znet"],
-                                                                  v["torch"], v["torch_passive"], ratio))
+            sgemm = "%.0f/%.0f" % (info["sgemm_gflops_1t"], info["sgemm_gflops_2t"])
+            print("%-18s %5s %6.2f %11s %10.1f %10.1f %10.1f %7.2f" % (row, f"{r + 1}{mark}", info["load"], sgemm,
+                                                                        v["znet"], v["torch"], v["torch_passive"], ratio))
         med = "%.2f" % statistics.median(counted) if counted else "none (no round counted)"
         print("%-18s median ratio over %d counted round(s): %s" % ("", len(counted), med))
         emit(a, {"summary": row, "counted_rounds": len(counted), "median_ratio": statistics.median(counted) if counted else None})
