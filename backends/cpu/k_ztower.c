@@ -261,13 +261,13 @@ static bool band_backward_data(const slice *s, int k, const float *w, const floa
     const int halo = p->pad_h, oh = zn_conv_out_h(p), ow = zn_conv_out_w(p);
     int r0 = 0;
     for (int j = 0; j < k; j++) r0 += s->d->st.c[j];
-    zn_conv_params b = *p, whole = *p;
-    b.n = whole.n = s->n;
+    zn_conv_params b = *p;
+    b.n = s->n;
     b.h = s->d->st.c[k] + 2 * halo;
     const size_t in_band = (size_t)b.n * b.c * b.h * b.w, dy_band = (size_t)b.n * b.o * b.h * ow;
     const size_t room = (size_t)s->n * y_floats(p);
     if (p->stride_h != 1 || oh != p->h || b.h >= p->h || in_band > room || dy_band > room ||
-        zn_conv2d_workspace_bytes(&b) > zn_conv2d_workspace_bytes(&whole))
+        zn_conv2d_workspace_bytes(&b) > zn_conv2d_workspace_bytes(p)) /* what conv_ws holds */
         return false;
     copy_rows((size_t)b.n * b.o, oh, b.h, ow, dy, r0 - halo, 0, b.h, s->s.t);
     zn_conv2d_backward_data(&b, s->s.t, w, s->s.y, conv_ws);
