@@ -10,7 +10,10 @@ docs/cuda.md compare it with `znet bench` on the same machine in the same sittin
 the build or tests.
 Usage: /usr/bin/python3 tests/bench_zee_torch.py MODEL [--batch 512] [--steps 3] [--width 16]
        [--filters 8] [--pool x_axis|channel_axis] [--roots] [--device cpu|cuda]
-       [--precision fp32|tf32|fp16|bf16] [--channels-last]    MODEL: davidnet | multisoft | zee"""
+       [--precision fp32|tf32|fp16|bf16] [--channels-last] [--inference]
+                                                              MODEL: davidnet | multisoft | zee
+--inference times forward passes in eval mode without gradients instead (tests/bench_vs_torch.py's
+inference rows: the shared davidnet_torch.py times only one such batch)."""
 import argparse, os, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -25,6 +28,7 @@ a.add_argument("--roots", action="store_true")
 a.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
 a.add_argument("--precision", choices=["fp32", "tf32", "fp16", "bf16"], default="fp32")
 a.add_argument("--channels-last", action="store_true")
+a.add_argument("--inference", action="store_true")
 args = a.parse_args()
 torch.manual_seed(0)
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
@@ -118,13 +122,20 @@ def sync():
     if args.device == "cuda": torch.cuda.synchronize()
 
 
-for _ in range(3 if args.device == "cuda" else 1): step()  # cuDNN autotuning happens here
+def infer():
+    with torch.no_grad(), torch.autocast(args.device, dtype=half, enabled=half is not None):
+        net(x)
+
+
+if args.inference: net.eval()
+run = infer if args.inference else step
+for _ in range(3 if args.device == "cuda" else 1): run()  # cuDNN autotuning happens here
 sync()
 t = time.perf_counter()
-for _ in range(args.steps): step()
+for _ in range(args.steps): run()
 sync()
 dt = (time.perf_counter() - t) / args.steps
 where = torch.cuda.get_device_name() if args.device == "cuda" else f"threads={torch.get_num_threads()}"
 layout = " channels_last" if args.channels_last else ""
 print(f"torch {torch.__version__} {where} {args.precision}{layout} {args.model} params={params} "
-      f"batch={args.batch} width={args.width}: train {dt * 1000:.1f} ms/step = {args.batch / dt:.1f} img/s")
+      f"batch={args.batch} width={args.width}: {'eval' if args.inference else 'train'} {dt * 1000:.1f} ms/step = {args.batch / dt:.1f} img/s")

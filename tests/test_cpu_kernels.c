@@ -1056,6 +1056,90 @@ static void test_ztower_slices(void **state)
     for (int i = 0; i < K + 4; i++) assert_near(out[0][i], out[1][i], size[i], ZTOWER_TOL);
 }
 
+/* The fused forward in one slice against the unfused kernels, in bits: the fused walk takes each
+ * plane's maximum or minimum of the conv's output before batch norm and relu (k_ztower.c), which
+ * must give the same floats as the maximum of relu(batch norm(y)); gammas of both signs take
+ * both. Training and inference (the running statistics the training call left). */
+static void test_ztower_forward_unfused(void **state)
+{
+    (void)state;
+    enum { N = 3, F = 4, C = 2, H = 8, W = 8, S = 4 };
+    static const int c[1] = {C}, h[1] = {H}, w[1] = {W};
+    zn_ztower_dims d = {
+        .st = {.n = N, .count = 1, .c = c, .h = h, .w = w, .sh = S, .sw = S, .down = ZN_WINDOW_MAX},
+        .conv = {.n = N, .c = S, .h = C, .w = S, .o = F, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
+                 .pad_h = 2, .pad_w = 2, .dil_h = 2, .dil_w = 2, .groups = 1},
+        .eps = 1e-5f,
+        .momentum = 0.9f,
+    };
+    const float *r[1] = {rand_array((size_t)N * C * H * W, -1, 1)};
+    const float *wt = rand_array(F * S * 9, -0.5f, 0.5f), *beta = rand_array(F, -0.2f, 0.2f);
+    const float gamma[F] = {0.8f, -1.1f, 1.3f, -0.6f};
+    const int hw = zn_conv_out_h(&d.conv) * zn_conv_out_w(&d.conv);
+    float *scratch = zt_talloc(zn_ztower_scratch_floats(&d));
+    float *conv_ws = zt_talloc(zn_conv2d_workspace_bytes(&d.conv) / sizeof(float) + 1);
+    float *zs = zt_talloc((size_t)N * S * C * S), *y = zt_talloc((size_t)N * F * hw);
+    float *stats[2] = {zt_talloc(2 * F), zt_talloc(2 * F)}, *got = zt_talloc(N * F), *want = zt_talloc(N * F);
+    for (int f = 0; f < F; f++) stats[0][f] = stats[1][f] = 0.1f * (float)f, stats[0][F + f] = stats[1][F + f] = 1.0f;
+    zn_stitch_forward(&d.st, r, zs);
+    for (int training = 1; training >= 0; training--) {
+        zn_ztower_forward(&d, training, r, wt, gamma, beta, stats[0], stats[0] + F, got, scratch, conv_ws);
+        zn_conv2d_forward(&d.conv, zs, wt, NULL, y, conv_ws);
+        zn_bn_dims bd = {N, F, hw, d.eps, d.momentum};
+        if (training)
+            zn_batchnorm_forward_train(&bd, y, gamma, beta, stats[1], stats[1] + F, y, NULL);
+        else
+            zn_batchnorm_forward_infer(&bd, y, gamma, beta, stats[1], stats[1] + F, y);
+        zn_eltwise_forward(ZN_OP_RELU, (size_t)N * F * hw, y, y);
+        zn_global_pool_forward(ZN_WINDOW_MAX, N, F, zn_conv_out_h(&d.conv), zn_conv_out_w(&d.conv), y, want);
+        assert_memory_equal(got, want, sizeof(float) * N * F);
+        assert_memory_equal(stats[0], stats[1], sizeof(float) * 2 * F);
+    }
+}
+
+/* The inputs' gradients of a three-input tower, whose data gradient runs on each input's band
+ * of rows (k_ztower.c), against the whole stitched gradient computed from the coefficients
+ * with the unfused kernels and split by zn_stitch_backward_one. Within ZTOWER_TOL: the band is
+ * a conv of another height, which may take another kernel. */
+static void test_ztower_band_gradients(void **state)
+{
+    (void)state;
+    enum { N = 3, F = 4, K = 3, S = 4, CS = 2 + 6 + 8 };
+    static const int c[K] = {2, 6, 8}, h[K] = {8, 4, 4}, w[K] = {8, 4, 4};
+    zn_ztower_dims d = {
+        .st = {.n = N, .count = K, .c = c, .h = h, .w = w, .sh = S, .sw = S, .down = ZN_WINDOW_MAX},
+        .conv = {.n = N, .c = S, .h = CS, .w = S, .o = F, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
+                 .pad_h = 2, .pad_w = 2, .dil_h = 2, .dil_w = 2, .groups = 1},
+        .eps = 1e-5f,
+        .momentum = 0.9f,
+    };
+    const float *r[K];
+    for (int k = 0; k < K; k++) r[k] = rand_array((size_t)N * c[k] * h[k] * w[k], -1, 1);
+    const float *wt = rand_array(F * S * 9, -0.5f, 0.5f), *beta = rand_array(F, -0.2f, 0.2f);
+    const float gamma[F] = {0.8f, -1.1f, 1.3f, -0.6f}, *dz = rand_array(N * F, -1, 1);
+    const size_t ny = (size_t)N * F * CS * S, nz = (size_t)N * S * CS * S;
+    float *scratch = zt_talloc(zn_ztower_scratch_floats(&d)), *coef = zt_talloc(7 * F);
+    float *conv_ws = zt_talloc(zn_conv2d_workspace_bytes(&d.conv) / sizeof(float) + 1);
+    float *zs = zt_talloc(nz), *y = zt_talloc(ny), *t = zt_talloc(ny), *g = zt_talloc(ny);
+    zn_ztower_coef(&d, r, wt, gamma, beta, dz, coef, scratch, conv_ws);
+    zn_stitch_forward(&d.st, r, zs);
+    zn_conv2d_forward(&d.conv, zs, wt, NULL, y, conv_ws);
+    zn_bn_dims bd = {N, F, CS * S, d.eps, d.momentum};
+    zn_bn_affine(&bd, coef, coef + F, y, NULL, NULL, t);
+    zn_eltwise_forward(ZN_OP_RELU, ny, t, t);
+    zn_global_pool_backward(ZN_WINDOW_MAX, N, F, CS, S, t, dz, g);
+    zn_eltwise_backward(ZN_OP_RELU_BWD, ny, t, g, g);
+    zn_bn_affine(&bd, coef + 2 * F, coef + 3 * F, y, g, coef + 4 * F, g);
+    zn_conv2d_backward_data(&d.conv, g, wt, zs, conv_ws);
+    for (int k = 0; k < K; k++) {
+        size_t n = (size_t)N * c[k] * h[k] * w[k];
+        float *got = zt_talloc(n), *want = zt_talloc(n);
+        zn_ztower_backward(&d, k, r, wt, coef, dz, got, scratch, conv_ws);
+        zn_stitch_backward_one(&d.st, k, r[k], zs, want);
+        assert_near(got, want, n, ZTOWER_TOL);
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, reset, reset)
 
 int main(void)
@@ -1068,7 +1152,7 @@ int main(void)
         T(test_maxpool_ties), T(test_global_pool), T(test_resample), T(test_stitch),
         T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),
         T(test_xent_bad_label), T(test_argmax_rows), T(test_sgd), T(test_adam),
-        T(test_ztower_slices),
+        T(test_ztower_slices), T(test_ztower_forward_unfused), T(test_ztower_band_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

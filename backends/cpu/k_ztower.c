@@ -1,8 +1,9 @@
 /* k_ztower.c: the fused z-tower on the CPU (k_ztower.h). Every function walks the batch in
  * slices: stitch the slice, convolve it, then batch norm, relu and the global max pool or their
- * gradients on the slice, with the very kernels of the unfused ops. Batch statistics need the
- * whole batch, so the forward and the coefficients take two walks (sums first); the gradients
- * take one, reading the coefficients. */
+ * gradients on the slice, with the very kernels of the unfused ops. The forward takes one walk
+ * (each plane's extremes, see zn_ztower_forward); the coefficients need the batch statistics
+ * before they can route dz, so they take two (sums first); the gradients take one, reading the
+ * coefficients. */
 #include "backends/cpu/k_ztower.h"
 
 #include <string.h>
@@ -32,13 +33,14 @@ static size_t weight_floats(const zn_conv_params *p)
 /* The scratch of a walk, all of it in the caller's workspace (kernels allocate nothing): per
  * filter two sets of batch-norm sums and the statistics (doubles first, for alignment), the
  * inputs' row pointers of the slice, the forward affine a, b, a slice's weight-gradient part,
- * then the slice tensors: zs, the stitch (later its gradient); y, the conv's output; t,
- * relu(batch norm(y)); g, a gradient over y's shape. */
+ * the whole batch's plane minima of y (the forward's), then the slice tensors: zs, the stitch
+ * (later its gradient); y, the conv's output; t, relu(batch norm(y)); g, a gradient over y's
+ * shape. */
 typedef struct {
     zn_bn_sums *sums, *grads;
     zn_bn_train *stats;
     const float **at;
-    float *ab, *dw, *zs, *y, *t, *g;
+    float *ab, *dw, *lo, *zs, *y, *t, *g;
 } parts;
 
 /* Floats of n items of `bytes` each, kept a multiple of 8 bytes. */
@@ -54,7 +56,8 @@ static size_t layout(const zn_ztower_dims *d, float *base, parts *p)
     const size_t size[] = {floats_of(f, sizeof(zn_bn_sums)), floats_of(f, sizeof(zn_bn_sums)),
                            floats_of(f, sizeof(zn_bn_train)),
                            floats_of((size_t)d->st.count, sizeof(float *)), floats_of(2 * f, 4),
-                           floats_of(weight_floats(&d->conv), 4), b * z_floats(&d->conv),
+                           floats_of(weight_floats(&d->conv), 4), floats_of((size_t)d->st.n * f, 4),
+                           b * z_floats(&d->conv),
                            b * y_floats(&d->conv), b * y_floats(&d->conv), b * y_floats(&d->conv)};
     void *at[sizeof size / sizeof size[0]];
     size_t used = 0;
@@ -62,7 +65,7 @@ static size_t layout(const zn_ztower_dims *d, float *base, parts *p)
         at[i] = base ? base + used : NULL;
         used += size[i];
     }
-    *p = (parts){at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7], at[8], at[9]};
+    *p = (parts){at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7], at[8], at[9], at[10]};
     return used;
 }
 
@@ -135,47 +138,68 @@ static void slice_routed(const slice *s, const float *dz)
     zn_eltwise_backward(ZN_OP_RELU_BWD, (size_t)s->n * y_floats(p), s->s.t, s->s.g, s->s.g);
 }
 
-/* The batch statistics into s.stats: a walk summing y; the running statistics updated when
- * given. */
-static void batch_stats(const zn_ztower_dims *d, const float *const *r, const float *w,
-                        const float *gamma, const float *beta, float *running_mean,
-                        float *running_var, float *scratch, float *conv_ws)
+/* The batch statistics into s->s.stats from the sums of y in s->s.sums; the running statistics
+ * updated when given. */
+static void stats_of_sums(const slice *s, const float *gamma, const float *beta, float *running_mean,
+                          float *running_var)
 {
-    slice s = slice_begin(d, r, scratch);
-    zn_bn_dims bd = bn_dims(&s, true);
-    memset(s.s.sums, 0, sizeof *s.s.sums * (size_t)bd.c);
-    while (slice_next(&s, w, conv_ws)) {
-        zn_bn_dims part = bn_dims(&s, false);
-        zn_bn_sums_add(&part, s.s.y, NULL, s.s.sums);
-    }
+    zn_bn_dims bd = bn_dims(s, true);
     float unused[2];
     if (!running_mean) bd.momentum = 1; /* the coefficients' walk: the forward updated them */
     for (int f = 0; f < bd.c; f++)
-        s.s.stats[f] = zn_bn_train_stats(&bd, &s.s.sums[f], gamma[f], beta[f],
-                                         running_mean ? &running_mean[f] : &unused[0],
-                                         running_var ? &running_var[f] : &unused[1]);
+        s->s.stats[f] = zn_bn_train_stats(&bd, &s->s.sums[f], gamma[f], beta[f],
+                                          running_mean ? &running_mean[f] : &unused[0],
+                                          running_var ? &running_var[f] : &unused[1]);
 }
 
+/* Adds the slice's y to the batch-norm sums. */
+static void slice_sum(slice *s)
+{
+    zn_bn_dims part = bn_dims(s, false);
+    zn_bn_sums_add(&part, s->s.y, NULL, s->s.sums);
+}
+
+/* lo[i] = the minimum of plane i of x [planes, hw]. */
+static void plane_minima(size_t planes, int hw, const float *x, float *lo)
+{
+    for (size_t i = 0; i < planes; i++, x += hw) {
+        float m = x[0];
+        for (int j = 1; j < hw; j++) m = x[j] < m ? x[j] : m;
+        lo[i] = m;
+    }
+}
+
+/* One walk: y's plane maxima go to z, its minima to lo (and its sums to the batch statistics
+ * when training); then z = relu(a*e + b), e the plane's maximum where a >= 0, else its minimum.
+ * Float multiplication by a fixed a, adding b and relu keep (or, a < 0, reverse) the order of
+ * their arguments, rounding included, so that is the maximum of relu(a*y + b) over the plane in
+ * the unfused ops' bits, with one conv per slice where a separate statistics walk took two. */
 void zn_ztower_forward(const zn_ztower_dims *d, bool training, const float *const *r,
                        const float *w, const float *gamma, const float *beta, float *running_mean,
                        float *running_var, float *z, float *scratch, float *conv_ws)
 {
-    const int f = d->conv.o;
+    const int f = d->conv.o, oh = zn_conv_out_h(&d->conv), ow = zn_conv_out_w(&d->conv);
     slice s = slice_begin(d, r, scratch);
-    float *ab = s.s.ab;
-    if (training) batch_stats(d, r, w, gamma, beta, running_mean, running_var, scratch, conv_ws);
+    float *ab = s.s.ab, *lo = s.s.lo;
+    if (training) memset(s.s.sums, 0, sizeof *s.s.sums * (size_t)f);
+    while (slice_next(&s, w, conv_ws)) {
+        if (training) slice_sum(&s);
+        zn_global_pool_forward(ZN_WINDOW_MAX, s.n, f, oh, ow, s.s.y, z + (size_t)s.n0 * f);
+        plane_minima((size_t)s.n * f, oh * ow, s.s.y, lo + (size_t)s.n0 * f);
+    }
+    if (training) stats_of_sums(&s, gamma, beta, running_mean, running_var);
     for (int c = 0; c < f; c++)
         if (training)
             ab[c] = s.s.stats[c].a, ab[f + c] = s.s.stats[c].b;
         else
             zn_bn_infer_affine(d->eps, gamma[c], beta[c], running_mean[c], running_var[c], &ab[c],
                                &ab[f + c]);
-    const zn_conv_params *p = &d->conv;
-    while (slice_next(&s, w, conv_ws)) {
-        slice_activate(&s, ab, ab + f);
-        zn_global_pool_forward(ZN_WINDOW_MAX, s.n, f, zn_conv_out_h(p), zn_conv_out_w(p), s.s.t,
-                               z + (size_t)s.n0 * f);
-    }
+    const size_t nf = (size_t)d->st.n * f;
+    for (size_t i = 0; i < nf; i++)
+        if (ab[i % f] < 0) z[i] = lo[i];
+    zn_bn_dims planes = {d->st.n, f, 1, d->eps, d->momentum};
+    zn_bn_affine(&planes, ab, ab + f, z, NULL, NULL, z);
+    zn_eltwise_forward(ZN_OP_RELU, nf, z, z);
 }
 
 void zn_ztower_coef(const zn_ztower_dims *d, const float *const *r, const float *w,
@@ -183,8 +207,11 @@ void zn_ztower_coef(const zn_ztower_dims *d, const float *const *r, const float 
                     float *scratch, float *conv_ws)
 {
     const int f = d->conv.o;
-    batch_stats(d, r, w, gamma, beta, NULL, NULL, scratch, conv_ws);
     slice s = slice_begin(d, r, scratch);
+    memset(s.s.sums, 0, sizeof *s.s.sums * (size_t)f);
+    while (slice_next(&s, w, conv_ws)) slice_sum(&s);
+    stats_of_sums(&s, gamma, beta, NULL, NULL);
+    s = slice_begin(d, r, scratch);
     const zn_bn_train *st = s.s.stats;
     zn_bn_sums *sums = s.s.grads;
     for (int c = 0; c < f; c++) coef[c] = st[c].a, coef[f + c] = st[c].b;
@@ -206,6 +233,48 @@ void zn_ztower_coef(const zn_ztower_dims *d, const float *const *r, const float 
     }
 }
 
+/* Copies rows [from, from + rows) of every plane of src [planes, src_h, w] to rows [to, to +
+ * rows) of dst [planes, dst_h, w]; a source row outside [0, src_h) gives zeros. */
+static void copy_rows(size_t planes, int src_h, int dst_h, int w, const float *src, int from, int to,
+                      int rows, float *dst)
+{
+    for (size_t i = 0; i < planes; i++)
+        for (int r = 0; r < rows; r++) {
+            float *q = dst + (i * dst_h + to + r) * w;
+            if (from + r < 0 || from + r >= src_h)
+                memset(q, 0, sizeof *q * (size_t)w);
+            else
+                memcpy(q, src + (i * src_h + from + r) * w, sizeof *q * (size_t)w);
+        }
+}
+
+/* Input k's part of the stitch's gradient alone, into its rows of s->s.zs: the stitch gives
+ * input k the rows [r0, r0 + c_k) of each plane, and a "same" stride-1 conv's data gradient of
+ * those rows reads only dy's rows [r0 - pad, r0 + c_k + pad). So the conv runs on that band
+ * (zeros beyond dy's edge) instead of the whole stitched height: the gradients of the three
+ * inputs of z3 cost about one full data gradient instead of three. Its buffers are t and y,
+ * free once dy is computed. False, having done nothing, when the conv is not of that kind, the
+ * band is not smaller than the whole, or it needs more than those buffers or the workspace. */
+static bool band_backward_data(const slice *s, int k, const float *w, const float *dy, float *conv_ws)
+{
+    const zn_conv_params *p = &s->d->conv;
+    const int halo = p->pad_h, oh = zn_conv_out_h(p), ow = zn_conv_out_w(p);
+    int r0 = 0;
+    for (int j = 0; j < k; j++) r0 += s->d->st.c[j];
+    zn_conv_params b = *p;
+    b.n = s->n;
+    b.h = s->d->st.c[k] + 2 * halo;
+    const size_t in_band = (size_t)b.n * b.c * b.h * b.w, dy_band = (size_t)b.n * b.o * b.h * ow;
+    const size_t room = (size_t)s->n * y_floats(p);
+    if (p->stride_h != 1 || oh != p->h || b.h >= p->h || in_band > room || dy_band > room ||
+        zn_conv2d_workspace_bytes(&b) > zn_conv2d_workspace_bytes(p)) /* what conv_ws holds */
+        return false;
+    copy_rows((size_t)b.n * b.o, oh, b.h, ow, dy, r0 - halo, 0, b.h, s->s.t);
+    zn_conv2d_backward_data(&b, s->s.t, w, s->s.y, conv_ws);
+    copy_rows((size_t)b.n * b.c, b.h, p->h, p->w, s->s.y, halo, r0, s->d->st.c[k], s->s.zs);
+    return true;
+}
+
 void zn_ztower_backward(const zn_ztower_dims *d, int k, const float *const *r, const float *w,
                         const float *coef, const float *dz, float *out, float *scratch,
                         float *conv_ws)
@@ -225,7 +294,7 @@ void zn_ztower_backward(const zn_ztower_dims *d, int k, const float *const *r, c
             if (s.n0) zn_accumulate(weight_floats(&p), s.s.dw, out);
             continue;
         }
-        zn_conv2d_backward_data(&p, g, w, s.s.zs, conv_ws);
+        if (!band_backward_data(&s, k, w, g, conv_ws)) zn_conv2d_backward_data(&p, g, w, s.s.zs, conv_ws);
         zn_stitch_dims st = d->st;
         st.n = s.n;
         size_t at = (size_t)s.n0 * input_floats(&st, k);

@@ -20,9 +20,9 @@ typedef struct {
 
 /* Examples per slice for a batch of n: each slice tensor stays near 4 MiB. */
 int zn_ztower_slice(const zn_conv_params *conv, int n);
-/* Scratch floats of a walk (the slice tensors and small per-filter and per-input arrays: the
- * kernels allocate nothing), beside the conv's workspace (zn_conv2d_workspace_bytes of d->conv);
- * the scratch must be 8-byte aligned. */
+/* Scratch floats of a walk (the slice tensors, small per-filter and per-input arrays and one
+ * float per example and filter: the kernels allocate nothing), beside the conv's workspace
+ * (zn_conv2d_workspace_bytes of d->conv); the scratch must be 8-byte aligned. */
 size_t zn_ztower_scratch_floats(const zn_ztower_dims *d);
 
 /* z [N, F]. Training: batch statistics, running statistics updated (not with momentum 1);
