@@ -109,8 +109,8 @@ static void print_passes(void)
     for (int st = ZN_STAGE_FORWARD; st <= ZN_STAGE_TRAINING; st++)
         for (int i = 0; i < zn_n_passes; i++)
             if ((int)zn_passes[i].stage == st)
-                printf("  %-10s %-9s %s\n", zn_passes[i].name, zn_pass_stage_names[st], zn_passes[i].help);
-    printf("  %-10s %-9s %s\n", "plan", "then", "the memory plan: every tensor's region, offset and lifetime at one "
+                printf("  %-12s %-9s %s\n", zn_passes[i].name, zn_pass_stage_names[st], zn_passes[i].help);
+    printf("  %-12s %-9s %s\n", "plan", "then", "the memory plan: every tensor's region, offset and lifetime at one "
            "batch size (not a pass: the graph stays as it is)");
 }
 

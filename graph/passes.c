@@ -225,9 +225,9 @@ static bool run_stage(zn_graph *g, zn_pass_stage stage, const char *const *disab
         if (!skip && !run_pass(g, pass, trace, &refused, msg, sizeof msg))
             return zn_fail(err, errlen, "pass %s: %s", pass->name, msg);
         if (trace && trace->report) {
-            if (skip) fprintf(trace->report, "  %-10s off", pass->name);
-            else if (refused) fprintf(trace->report, "  %-10s off (the backend does not run what it makes)", pass->name);
-            else fprintf(trace->report, "  %-10s %d -> %d nodes", pass->name, before, g->n_nodes);
+            if (skip) fprintf(trace->report, "  %-12s off", pass->name);
+            else if (refused) fprintf(trace->report, "  %-12s off (the backend does not run what it makes)", pass->name);
+            else fprintf(trace->report, "  %-12s %d -> %d nodes", pass->name, before, g->n_nodes);
             if (stage != ZN_STAGE_FORWARD) fprintf(trace->report, " (%s graph)", zn_pass_stage_names[stage]);
             fputc('\n', trace->report);
         }

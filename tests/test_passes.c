@@ -704,7 +704,7 @@ static void test_driver(void **state)
     assert_true(zt_count_suffix(&g, " (recompute)") > 0);
     assert_true(zt_count_op(&g, ZN_OP_STITCH_BWD) > 0);
     assert_non_null(strstr(buf, "recompute "));
-    assert_non_null(strstr(buf, "sink       off (training graph)"));
+    assert_non_null(strstr(buf, "sink         off (training graph)"));
     assert_false(zn_passes_run(&g, NULL, 0, NULL, err, sizeof err)); /* forward passes refuse it now */
     zn_graph_free(&ad);
     zn_graph_free(&g);
