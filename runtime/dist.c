@@ -28,7 +28,9 @@ static bool try_open(const char *path, bool asked, void **handle, char *why, siz
     if (*handle || why[0]) return *handle != NULL;
     if ((*handle = dlopen(path, RTLD_NOW | RTLD_GLOBAL))) return true;
     const char *e = dlerror();
-    if (asked || access(path, F_OK) == 0) snprintf(why, len, "%s: %s", path, e ? e : "unknown error");
+    if (!e) e = "unknown error";
+    bool named = strncmp(e, path, strlen(path)) == 0; /* dlerror names the file, not a missing libmpi */
+    if (asked || access(path, F_OK) == 0) snprintf(why, len, "%s%s%s", named ? "" : path, named ? "" : ": ", e);
     return false;
 }
 

@@ -25,7 +25,7 @@ rc=$?
 grep -q "cpu backend: --precision fp16 needs the cuda backend" err || bad "no message for fp16 on cpu: $(cat err)"
 
 # --version says what was built in, and agrees with what --backend cuda said
-zt_expect 0 "^znet [0-9]+\.[0-9]+\.[0-9]+ \(CUDA (yes|no), MPI (yes|no)\)$" "$znet" --version
+zt_expect 0 "^znet [0-9]+\.[0-9]+\.[0-9]+ \(CUDA (yes|no), MPI (yes|no)(; OpenBLAS kernels [A-Za-z0-9]+)?\)$" "$znet" --version
 if grep -q "CUDA no" out; then
     zt_expect 1 "built without the CUDA backend" "$znet" bench "$model" --backend cuda --steps 1
 else
