@@ -49,7 +49,7 @@ static const zn_dist_ops *load_module(const char *launcher)
         if (zn_beside_exe(MODULE_NAME, beside, sizeof beside)) try_open(beside, false, &h, why, sizeof why);
         try_open(MODULE_NAME, false, &h, why, sizeof why);
         if (!h && !why[0])
-            snprintf(why, sizeof why, "%s was not found (looked in ../lib/znet/ from the znet binary, at %s, "
+            snprintf(why, sizeof why, "%s: not found (looked in ../lib/znet/ from the znet binary, at %s, "
                      "next to the binary and on the library path; $ZNET_MPI_MODULE names another)",
                      MODULE_NAME, ZNET_MPI_MODULE_PATH);
     }
