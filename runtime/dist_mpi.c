@@ -1,13 +1,15 @@
-/* dist_mpi.c: dist.h over MPI (MPI_COMM_WORLD). Errors come back to us (MPI_ERRORS_RETURN) so
+/* dist_mpi.c: the MPI module (libznet_mpi.so, which dist.c loads under a launcher): dist.h's
+ * group over MPI (MPI_COMM_WORLD), as the table of dist_module.h. Errors come back to us (MPI_ERRORS_RETURN) so
  * a failed call is named before the job ends; every wait polls its requests against a deadline
  * instead of blocking in MPI_Wait, so a rank whose peer is stuck or gone says so and ends the job
  * rather than hang. Collectives are issued in the same order on every rank by the training loop. */
-#include "runtime/dist.h"
+#include "runtime/dist_module.h"
 
 #include <assert.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <mpi.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,9 @@ static double timeout_s = 600;
 static MPI_Request *pending; /* gradient sums begun and not yet waited for */
 static int n_pending, cap_pending;
 
+static _Noreturn void dist_abort(int rc, const char *why);
+static double isum_wait(void);
+
 static void check(int rc, const char *call)
 {
     if (rc == MPI_SUCCESS) return;
@@ -27,7 +32,7 @@ static void check(int rc, const char *call)
     int len = 0;
     MPI_Error_string(rc, text, &len);
     snprintf(msg, sizeof msg, "%s: %s", call, text);
-    zn_dist_abort(1, msg);
+    dist_abort(1, msg);
 }
 
 /* Polls reqs until all are done; past the deadline names what it waited for and ends the job.
@@ -43,7 +48,7 @@ static double wait_all(MPI_Request *reqs, int n, const char *what)
             char msg[256];
             snprintf(msg, sizeof msg, "waited %.0f s (ZNET_DIST_TIMEOUT) for %s: another rank has stopped "
                                       "or is stuck", timeout_s, what);
-            zn_dist_abort(1, msg);
+            dist_abort(1, msg);
         }
         /* a peer still computing: leave the core to it (2 ranks often share few cores) */
         if (polls > 1000) nanosleep(&(struct timespec){0, 20000}, NULL);
@@ -66,10 +71,8 @@ static void pick_gpu(void)
     if (*one) setenv("CUDA_VISIBLE_DEVICES", one, 1);
 }
 
-int zn_dist_start(void)
+static int start(const char *launcher)
 {
-    const char *launcher;
-    if (zn_dist_env_size(&launcher) < 0) return -1;
     const char *t = getenv("ZNET_DIST_TIMEOUT");
     if (t && (timeout_s = atof(t)) <= 0) {
         fprintf(stderr, "znet: ZNET_DIST_TIMEOUT=%s is not a number of seconds above 0\n", t);
@@ -97,20 +100,19 @@ int zn_dist_start(void)
     return -1;
 }
 
-void zn_dist_end(void)
+static void end(void)
 {
     if (!active) return;
-    zn_dist_isum_wait(); /* sums a failed step began (one rank: they finish at once) */
+    isum_wait(); /* sums a failed step began (one rank: they finish at once) */
     free(pending);
     pending = NULL, cap_pending = 0;
     active = false;
     MPI_Finalize();
 }
 
-bool zn_dist_active(void) { return active; }
-int zn_dist_rank(void) { return rank; }
-int zn_dist_size(void) { return size; }
-int zn_dist_local_rank(void) { return local_rank; }
+static int get_rank(void) { return rank; }
+static int get_size(void) { return size; }
+static int get_local_rank(void) { return local_rank; }
 
 static void sum(void *v, int n, MPI_Datatype type, MPI_Op op, const char *what)
 {
@@ -120,16 +122,16 @@ static void sum(void *v, int n, MPI_Datatype type, MPI_Op op, const char *what)
     wait_all(&r, 1, what);
 }
 
-void zn_dist_sum(double *v, int n) { sum(v, n, MPI_DOUBLE, MPI_SUM, "a sum of step figures (MPI_Iallreduce)"); }
-void zn_dist_sum_long(long *v, int n) { sum(v, n, MPI_LONG, MPI_SUM, "a sum of counts (MPI_Iallreduce)"); }
+static void sum_double(double *v, int n) { sum(v, n, MPI_DOUBLE, MPI_SUM, "a sum of step figures (MPI_Iallreduce)"); }
+static void sum_long(long *v, int n) { sum(v, n, MPI_LONG, MPI_SUM, "a sum of counts (MPI_Iallreduce)"); }
 
-int zn_dist_max(int v)
+static int max(int v)
 {
     sum(&v, 1, MPI_INT, MPI_MAX, "the ranks' agreement to stop (MPI_Iallreduce)");
     return v;
 }
 
-void zn_dist_bcast(void *buf, size_t bytes)
+static void bcast(void *buf, size_t bytes)
 {
     if (!active) return;
     for (size_t at = 0; at < bytes;) { /* counts are ints: 1 GiB at a time */
@@ -141,33 +143,33 @@ void zn_dist_bcast(void *buf, size_t bytes)
     }
 }
 
-void zn_dist_isum_begin(float *v, size_t n)
+static void isum_begin(float *v, size_t n)
 {
     assert(active && n < INT_MAX);
     if (n_pending == cap_pending) {
         cap_pending = cap_pending ? 2 * cap_pending : 64;
         MPI_Request *more = realloc(pending, sizeof *pending * (size_t)cap_pending);
-        if (!more) zn_dist_abort(1, "out of memory for the gradient sums' requests");
+        if (!more) dist_abort(1, "out of memory for the gradient sums' requests");
         pending = more;
     }
     check(MPI_Iallreduce(MPI_IN_PLACE, v, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &pending[n_pending++]),
           "MPI_Iallreduce of gradients");
 }
 
-void zn_dist_isum_progress(void)
+static void isum_progress(void)
 {
     int done;
     if (n_pending) check(MPI_Testall(n_pending, pending, &done, MPI_STATUSES_IGNORE), "MPI_Testall of gradients");
 }
 
-double zn_dist_isum_wait(void)
+static double isum_wait(void)
 {
     double t = n_pending ? wait_all(pending, n_pending, "the gradient sums (MPI_Iallreduce)") : 0;
     n_pending = 0;
     return t;
 }
 
-_Noreturn void zn_dist_abort(int rc, const char *why)
+static _Noreturn void dist_abort(int rc, const char *why)
 {
     if (!active) {
         fprintf(stderr, "znet: %s\n", why);
@@ -177,4 +179,15 @@ _Noreturn void zn_dist_abort(int rc, const char *why)
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, rc);
     exit(rc); /* MPI_Abort does not return; this keeps _Noreturn honest */
+}
+
+__attribute__((visibility("default"))) const zn_dist_ops *zn_dist_mpi_ops(void)
+{
+    static const zn_dist_ops ops = {
+        .start = start, .end = end, .rank = get_rank, .size = get_size, .local_rank = get_local_rank,
+        .sum = sum_double, .sum_long = sum_long, .max = max, .bcast = bcast,
+        .isum_begin = isum_begin, .isum_progress = isum_progress, .isum_wait = isum_wait,
+        .abort = dist_abort,
+    };
+    return &ops;
 }

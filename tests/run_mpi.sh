@@ -7,7 +7,7 @@
 # to the job saves on rank 0 and the checkpoint resumes on one process to the uninterrupted run's
 # weights; a rank killed with SIGKILL ends the job within a bounded time naming the rank; a rank
 # that cannot start stops every rank with its reason; what is refused (a batch the ranks do not
-# divide, a bad ZNET_BUCKET_MB). Built without MPI, it checks that such a znet refuses to run as one
+# divide, a bad ZNET_BUCKET_MB, an MPI module that is missing or broken). Built without MPI, it checks that such a znet refuses to run as one
 # of several processes, then skips (77); it skips where mpirun is absent.
 # usage: run_mpi.sh ZNET SOURCE_DIR
 set -u
@@ -121,7 +121,7 @@ job=$!
 for ((w = 0; w < 3000; w++)); do grep -q '^training' kill.out 2> /dev/null && break; sleep 0.01; done
 sleep 1
 victim=
-for p in $(pgrep znet); do
+for p in $(pgrep -x znet); do
     tr '\0' '\n' < /proc/$p/environ 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" &&
         [ "$(readlink /proc/$p/cwd)" = "$PWD" ] && victim=$p
 done
@@ -140,6 +140,14 @@ zt_expect 1 "\[rank 1\] znet: data set fashion_mnist not found" timeout 60 "${mp
 zt_expect 1 "the batch of 64 does not split evenly over 3 ranks" timeout 60 "${mpi[@]}" 3 "$znet" run "$model" --data data --no-save
 ZNET_BUCKET_MB=lots zt_expect 1 "ZNET_BUCKET_MB=lots is not a number of MiB" timeout 60 "${mpi[@]}" 2 "$znet" run "$model" --data data --no-save
 ZNET_DIST_TIMEOUT=-1 zt_expect 2 "ZNET_DIST_TIMEOUT=-1 is not a number of seconds" timeout 60 "${mpi[@]}" 1 "$znet" run "$model" --data data --no-save
+# the MPI module (runtime/dist.c) missing or not a module: said with its path and why, exit 2,
+# before MPI starts (so no mpirun is needed to see it)
+OMPI_COMM_WORLD_SIZE=2 ZNET_MPI_MODULE=$PWD/no_such.so zt_expect 2 \
+    "started by mpirun \(OpenMPI\), but cannot load the MPI module $PWD/no_such.so: .*No such file" \
+    "$znet" run "$model" --data data --no-save
+echo "not an ELF file" > bad.so
+PMI_SIZE=2 ZNET_MPI_MODULE=$PWD/bad.so zt_expect 2 "cannot load the MPI module $PWD/bad.so: .*(invalid ELF|too short)" \
+    "$znet" run "$model" --data data --no-save
 # --sync-bn does not reach into the fused z-tower (a one-layer tower on 14x14 maps): refused, and
 # runs with the pass left out
 cat > tz.znet << 'EOF_ZNET'
