@@ -3,6 +3,8 @@
 threads each, `znet bench` and the PyTorch peers interleaved over several rounds, PyTorch both
 with its default OpenMP waiting and with OMP_WAIT_POLICY=PASSIVE, the load average and an
 OpenBLAS sgemm 2048^3 reading (1 and 2 threads, the library znet links) beside each round.
+PyTorch links the same OpenBLAS: every side runs the OpenBLAS kernels znet runs (OPENBLAS_CORETYPE
+as `znet --version` names them, where the caller set none: docs/performance.md, "OpenBLAS's kernels").
 Rounds that start above --max-load do not count. Prints the ratio table (znet / the faster
 PyTorch) and writes every reading as JSON lines. Not part of the build or tests; see
 docs/performance.md for the figures and the exact commands.
@@ -160,7 +162,12 @@ def main():
     if a.rounds < 1 or a.batch < 1 or a.threads < 1: die("--rounds, --batch and --threads must be at least 1")
     if not os.access(a.znet, os.X_OK): die(f"no znet binary at {a.znet} (build it, or give --znet)")
     a.json_out = open(a.json, "w") if a.json else sys.stdout
+    if "OPENBLAS_CORETYPE" not in os.environ:  # before the sgemm reading loads OpenBLAS; inherited by all
+        version = subprocess.run([a.znet, "--version"], capture_output=True, text=True).stdout
+        core = re.search(r"OpenBLAS kernels (\w+)", version)
+        if core: os.environ["OPENBLAS_CORETYPE"] = core.group(1)
     emit(a, {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+             "openblas_core": os.environ.get("OPENBLAS_CORETYPE", "OpenBLAS's own choice"),
              "batch": a.batch, "threads": a.threads, "rounds": a.rounds, "quick": a.quick, "rows": rows})
     for row in rows:  # the same model on both sides
         mine, theirs = param_counts(a, row)
