@@ -91,7 +91,7 @@ static void test_stop_after(void **state)
     assert_true(zt_count_flag(&c.graph, ZN_NODE_GRAD) > 0);
     assert_int_equal(zt_count_suffix(&c.graph, " (recompute)"), 0); /* the recompute pass comes later */
     assert_int_equal(c.plan.n_nodes, 0);                          /* a stop makes no plan */
-    assert_non_null(strstr(buf, "  autodiff   104 -> "));
+    assert_non_null(strstr(buf, "  autodiff     104 -> "));
     assert_non_null(strstr(buf, "(training graph)"));
     assert_null(strstr(buf, "poolmask"));
     zn_compiled_free(&c);
