@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "graph/util.h"
+#include "runtime/profile.h"
 #include "runtime/sweep.h"
 
 #define MAX_VALUES 256
@@ -48,7 +49,7 @@ typedef struct {
     zn_sweep_state state;
     int lock; /* fd holding the run's lock while this sweep has it queued */
     pid_t pid;
-    time_t started;
+    double started; /* zn_seconds() when its child began: a monotonic clock for the minutes it ran */
 } sweep_run;
 
 /* Signals: the first asks every run to save and stop, and no new run to start; each is passed
@@ -198,8 +199,9 @@ static bool launch(sweep_run *r, int slot, char **argv)
         ok = out >= 0;
     }
     if (ok) {
-        time_t now = time(NULL);
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
+        struct timespec wall; /* the date for the output file's header */
+        clock_gettime(CLOCK_REALTIME, &wall);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime(&wall.tv_sec));
         zn_sweep_cpu(cpu, sizeof cpu);
         dprintf(out, "== znet sweep: %s on %s:", when, cpu);
         for (char **a = argv; *a; a++) dprintf(out, " %s", *a);
@@ -224,7 +226,7 @@ static bool launch(sweep_run *r, int slot, char **argv)
         }
         if (r->pid < 0) fprintf(stderr, "znet sweep: fork: %s\n", strerror(errno));
         ok = r->pid > 0;
-        if (ok) children[slot] = r->pid, r->started = now;
+        if (ok) children[slot] = r->pid, r->started = zn_seconds();
         close(out);
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
@@ -251,7 +253,7 @@ typedef struct {
 static void ended(sweep_run *r, int st, int k, int total, tally *t)
 {
     char why[64], line[1024];
-    int mins = (int)((time(NULL) - r->started + 30) / 60);
+    int mins = (int)((zn_seconds() - r->started + 30) / 60);
     zn_sweep_state state = ZN_SWEEP_NEW;
     char err[1024];
     bool read = zn_sweep_state_of(r->dir, &state, err, sizeof err);
