@@ -17,26 +17,11 @@
 #include <unistd.h>
 
 #define MODULE_NAME "libznet_cuda.so"
-#define INSTALLED_MODULE "../lib/znet/" MODULE_NAME /* where `cmake --install` puts it, from bin/ */
 
 static void *module; /* the dlopen() handle, once loaded */
 
 #ifdef ZNET_CUDA_MODULE_PATH
 static char module_error[PATH_MAX + 1024]; /* why it could not be loaded (later calls repeat it) */
-
-/* dlopen(path). A failure is kept as the reason when the path was asked for explicitly or the
- * file exists: a missing dependency such as libcudnn says more than "not found". */
-static bool try_open(const char *path, bool asked)
-{
-    module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (module) return true;
-    const char *why = dlerror();
-    if (!module_error[0] && (asked || access(path, F_OK) == 0))
-        snprintf(module_error, sizeof module_error, "cannot load the CUDA backend module %s: %s",
-                 path, why ? why : "unknown error");
-    return false;
-}
-
 #endif
 
 static bool load_module(char *err, size_t errlen)
@@ -48,20 +33,14 @@ static bool load_module(char *err, size_t errlen)
     return false;
 #else
     if (!module_error[0]) {
-        const char *env = getenv("ZNET_CUDA_MODULE");
-        char beside[PATH_MAX], installed[PATH_MAX];
-        if (env && *env ? try_open(env, true)
-                        : (zn_beside_exe(INSTALLED_MODULE, installed, sizeof installed) &&
-                           try_open(installed, false)) ||
-                              try_open(ZNET_CUDA_MODULE_PATH, false) ||
-                              (zn_beside_exe(MODULE_NAME, beside, sizeof beside) && try_open(beside, false)) ||
-                              try_open(MODULE_NAME, false))
+        char why[PATH_MAX + 512], places[PATH_MAX + 256];
+        if ((module = zn_module_open(MODULE_NAME, "ZNET_CUDA_MODULE", ZNET_CUDA_MODULE_PATH, RTLD_NOW | RTLD_LOCAL,
+                                     why, sizeof why)))
             return true;
-        if (!module_error[0])
-            snprintf(module_error, sizeof module_error,
-                     "the CUDA backend module %s was not found (looked in ../lib/znet/ "
-                     "from the znet binary, at %s, next to the binary and on the library path; $ZNET_CUDA_MODULE names another)",
-                     MODULE_NAME, ZNET_CUDA_MODULE_PATH);
+        zn_module_places("ZNET_CUDA_MODULE", ZNET_CUDA_MODULE_PATH, places, sizeof places);
+        if (why[0]) snprintf(module_error, sizeof module_error, "cannot load the CUDA backend module %s", why);
+        else snprintf(module_error, sizeof module_error, "the CUDA backend module %s was not found (%s)", MODULE_NAME,
+                      places);
     }
     snprintf(err, errlen, "%s", module_error);
     return false;

@@ -1,6 +1,7 @@
 /* util.c: see util.h. */
 #include "graph/util.h"
 
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,41 @@ bool zn_beside_exe(const char *rel, char *out, size_t len)
     exe[n] = '\0';
     zn_folder_of(exe, folder, sizeof folder);
     return (size_t)snprintf(out, len, "%s/%s", folder, rel) < len;
+}
+
+/* dlopen(path) unless one is open or a failure was kept; a failure is kept when path was named
+ * or exists. dlerror's text is kept alone when it already starts with the path. */
+static void *module_try(void *open, const char *path, bool named, int flags, char *why, size_t len)
+{
+    if (open || why[0]) return open;
+    void *h = dlopen(path, flags);
+    if (h) return h;
+    const char *e = dlerror();
+    if (!e) e = "unknown error";
+    bool says_path = strncmp(e, path, strlen(path)) == 0;
+    if (named || access(path, F_OK) == 0) snprintf(why, len, "%s%s%s", says_path ? "" : path, says_path ? "" : ": ", e);
+    return NULL;
+}
+
+void *zn_module_open(const char *name, const char *env_var, const char *build_path, int flags, char *why,
+                     size_t len)
+{
+    char installed[PATH_MAX], beside[PATH_MAX], rel[PATH_MAX];
+    why[0] = '\0';
+    const char *env = getenv(env_var);
+    if (env && *env) return module_try(NULL, env, true, flags, why, len);
+    void *h = NULL;
+    snprintf(rel, sizeof rel, "../lib/znet/%s", name);
+    if (zn_beside_exe(rel, installed, sizeof installed)) h = module_try(h, installed, false, flags, why, len);
+    h = module_try(h, build_path, false, flags, why, len);
+    if (zn_beside_exe(name, beside, sizeof beside)) h = module_try(h, beside, false, flags, why, len);
+    return module_try(h, name, false, flags, why, len);
+}
+
+void zn_module_places(const char *env_var, const char *build_path, char *out, size_t len)
+{
+    snprintf(out, len, "looked in ../lib/znet/ from the znet binary, at %s, next to the binary and on the "
+             "library path; $%s names another", build_path, env_var);
 }
 
 bool zn_same_file(const char *a, const char *b)

@@ -21,6 +21,16 @@ bool zn_same_file(const char *a, const char *b);
 /* "<folder of the running binary>/rel" into out (from /proc/self/exe, so an installed znet finds
  * what was installed beside it, wherever the prefix is); false when unknown or too long. */
 bool zn_beside_exe(const char *rel, char *out, size_t len);
+/* dlopen(path, flags) of one of znet's modules (the CUDA backend, the MPI part) where it may be:
+ * $env_var's path alone when set; else PREFIX/lib/znet/name for PREFIX/bin/znet, build_path (the
+ * build's own), name beside the binary, name on the library path. NULL when none loads; why then
+ * holds "PATH: dlerror" for the first that exists or was named (a missing dependency such as
+ * libcudnn says more than "not found"), else "" (nothing found: zn_module_places says where it
+ * looked). */
+void *zn_module_open(const char *name, const char *env_var, const char *build_path, int flags, char *why,
+                     size_t len);
+/* "looked in ../lib/znet/ from the znet binary, at BUILD_PATH, ...; $ENV_VAR names another" */
+void zn_module_places(const char *env_var, const char *build_path, char *out, size_t len);
 bool zn_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

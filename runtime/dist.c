@@ -20,38 +20,17 @@ static const zn_dist_ops *mpi; /* the module's table while this process is in a 
 #ifdef ZNET_MPI_MODULE_PATH
 #define MODULE_NAME "libznet_mpi.so"
 
-/* dlopen(path) into *handle. A failure is said (and kept as the answer) when the path was asked
- * for explicitly or the file exists: a missing libmpi says more than "not found". RTLD_GLOBAL:
- * OpenMPI's own plugins look up libmpi's symbols in the global namespace. */
-static bool try_open(const char *path, bool asked, void **handle, char *why, size_t len)
-{
-    if (*handle || why[0]) return *handle != NULL;
-    if ((*handle = dlopen(path, RTLD_NOW | RTLD_GLOBAL))) return true;
-    const char *e = dlerror();
-    if (!e) e = "unknown error";
-    bool named = strncmp(e, path, strlen(path)) == 0; /* dlerror names the file, not a missing libmpi */
-    if (asked || access(path, F_OK) == 0) snprintf(why, len, "%s%s%s", named ? "" : path, named ? "" : ": ", e);
-    return false;
-}
-
-/* The module's table, or NULL after saying why on stderr. */
+/* The module's table, or NULL after saying why on stderr. RTLD_GLOBAL: OpenMPI's own plugins look
+ * up libmpi's symbols in the global namespace. */
 static const zn_dist_ops *load_module(const char *launcher)
 {
-    char why[PATH_MAX + 1024] = "", installed[PATH_MAX], beside[PATH_MAX];
-    void *h = NULL;
+    char why[PATH_MAX + 1024], places[PATH_MAX + 256];
     const char *env = getenv("ZNET_MPI_MODULE");
-    if (env && *env)
-        try_open(env, true, &h, why, sizeof why);
-    else {
-        if (zn_beside_exe("../lib/znet/" MODULE_NAME, installed, sizeof installed))
-            try_open(installed, false, &h, why, sizeof why);
-        try_open(ZNET_MPI_MODULE_PATH, false, &h, why, sizeof why);
-        if (zn_beside_exe(MODULE_NAME, beside, sizeof beside)) try_open(beside, false, &h, why, sizeof why);
-        try_open(MODULE_NAME, false, &h, why, sizeof why);
-        if (!h && !why[0])
-            snprintf(why, sizeof why, "%s: not found (looked in ../lib/znet/ from the znet binary, at %s, "
-                     "next to the binary and on the library path; $ZNET_MPI_MODULE names another)",
-                     MODULE_NAME, ZNET_MPI_MODULE_PATH);
+    void *h = zn_module_open(MODULE_NAME, "ZNET_MPI_MODULE", ZNET_MPI_MODULE_PATH, RTLD_NOW | RTLD_GLOBAL, why,
+                             sizeof why);
+    if (!h && !why[0]) {
+        zn_module_places("ZNET_MPI_MODULE", ZNET_MPI_MODULE_PATH, places, sizeof places);
+        snprintf(why, sizeof why, "%s: not found (%s)", MODULE_NAME, places);
     }
     zn_dist_module_entry *entry = NULL;
     void *sym = h ? dlsym(h, ZN_DIST_MODULE_ENTRY) : NULL;
