@@ -55,11 +55,15 @@ typedef struct {
  * every interrupted save does). The handler does only what is async-signal-safe. */
 static volatile sig_atomic_t interrupted; /* the signal that asked to stop, 0 if none */
 
+/* One write per message: stderr is unbuffered and mpirun forwards each rank's writes as they come,
+ * so a prefix written apart from its message can land between another rank's prefix and message. */
 static int fail(const char *fmt, const char *msg)
 {
-    if (zn_dist_size() > 1) fprintf(stderr, "[rank %d] ", zn_dist_rank());
-    fprintf(stderr, fmt, msg);
-    fputc('\n', stderr);
+    char body[1200], line[1300];
+    snprintf(body, sizeof body, fmt, msg);
+    if (zn_dist_size() > 1) snprintf(line, sizeof line, "[rank %d] %s\n", zn_dist_rank(), body);
+    else snprintf(line, sizeof line, "%s\n", body);
+    fputs(line, stderr);
     return 1;
 }
 
