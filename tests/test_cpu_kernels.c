@@ -547,6 +547,34 @@ static void test_maxpool_ties(void **state)
     assert_near(dx, want_dx, 8, 0);
 }
 
+/* 2x2 max pooling on rows wide enough for the four-window vector loop and its tail, with many
+ * ties (three levels, signed zeros among them): every window's first maximum in row-major
+ * order gets the gradient and gives y its bits. */
+static void test_maxpool_2x2_ties(void **state)
+{
+    (void)state;
+    zn_pool_dims d = {2, 3, 4, 14, {2, 2}, {2, 2}, {0, 0}};
+    enum { NX = 2 * 3 * 4 * 14, NY = NX / 4 };
+    const float levels[5] = {1.0f, -0.0f, 0.0f, 1.0f, -2.0f};
+    float x[NX], y[NY], dy[NY], dx[NX], want_dx[NX] = {0};
+    for (int i = 0; i < NX; i++) x[i] = levels[(i * 7 + i / 5) % 5];
+    for (int i = 0; i < NY; i++) dy[i] = (float)(i + 1);
+    zn_pool_forward(ZN_WINDOW_MAX, &d, x, y);
+    zn_pool_backward(ZN_WINDOW_MAX, &d, x, dy, dx);
+    for (int p = 0; p < 2 * 3; p++)
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 7; j++) {
+                const int o = (p * 2 + i) * 7 + j, at[4] = {0, 1, 14, 15};
+                const float *win = x + p * 56 + i * 28 + 2 * j;
+                int best = 0;
+                for (int k = 1; k < 4; k++)
+                    if (win[at[k]] > win[at[best]]) best = k;
+                assert_memory_equal(&y[o], &win[at[best]], sizeof(float));
+                want_dx[p * 56 + i * 28 + 2 * j + at[best]] = dy[o];
+            }
+    assert_memory_equal(dx, want_dx, sizeof dx);
+}
+
 typedef struct {
     zn_window_reduce r;
     int n, c, h, w;
@@ -1149,7 +1177,7 @@ int main(void)
         T(test_channel_sums_paths),
         T(test_batchnorm_relu),
         T(test_eltwise_ops), T(test_eltwise), T(test_mul), T(test_find_nonfinite), T(test_pool),
-        T(test_maxpool_ties), T(test_global_pool), T(test_resample), T(test_stitch),
+        T(test_maxpool_ties), T(test_maxpool_2x2_ties), T(test_global_pool), T(test_resample), T(test_stitch),
         T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),
         T(test_xent_bad_label), T(test_argmax_rows), T(test_sgd), T(test_adam),
         T(test_ztower_slices), T(test_ztower_forward_unfused), T(test_ztower_band_gradients),

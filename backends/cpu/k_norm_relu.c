@@ -8,12 +8,9 @@
 #include "backends/cpu/kernels.h"
 
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
+#include "backends/cpu/sums.h"
 #include "backends/cpu/threads.h"
-
-#define LANES 8 /* float partial sums per row, as k_norm.c */
 
 typedef struct {
     const zn_bn_dims *d;
@@ -37,17 +34,6 @@ static size_t row_at(const zn_bn_dims *d, int n, int ch)
 static inline float pre_relu(float a, float x, float b)
 {
     return a * x + b;
-}
-
-/* The relu's gradient: g where a*x + b > 0, else +0, as the bits of g and'ed with the compare's
- * mask (GCC vectorises that in the sums' lanes, and a select there it does not). */
-static inline float masked(float a, float x, float b, float g)
-{
-    uint32_t bits;
-    memcpy(&bits, &g, sizeof bits);
-    bits &= -(uint32_t)(pre_relu(a, x, b) > 0.0f);
-    memcpy(&g, &bits, sizeof g);
-    return g;
 }
 
 /* Channel ch's batch statistics and affine; the running statistics updated unless d->momentum
@@ -92,26 +78,12 @@ void zn_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x, cons
 }
 
 /* Channel ch's sums of g and g*x with g = dy where a*x + b > 0 (the relu's gradient), in
- * t->dy and t->dyx, added as k_norm.c adds its sums. */
+ * t->dy and t->dyx (sums.h). */
 static void masked_sums(const job *j, int ch, float a, float b, zn_bn_sums *t)
 {
     const zn_bn_dims *d = j->d;
-    for (int n = 0; n < d->n; n++) {
-        const size_t at = row_at(d, n, ch);
-        const float *p = j->x + at, *g = j->dy + at;
-        float sg[LANES] = {0}, sgx[LANES] = {0};
-        int i = 0;
-        for (; i + LANES <= d->hw; i += LANES)
-            for (int k = 0; k < LANES; k++) {
-                const float gi = masked(a, p[i + k], b, g[i + k]);
-                sg[k] += gi, sgx[k] += gi * p[i + k];
-            }
-        for (; i < d->hw; i++) { /* the tail in lane 0, as k_norm.c adds it */
-            const float gi = masked(a, p[i], b, g[i]);
-            sg[0] += gi, sgx[0] += gi * p[i];
-        }
-        for (int k = 0; k < LANES; k++) t->dy += sg[k], t->dyx += sgx[k];
-    }
+    zn_rows_masked_sums_add(j->x + row_at(d, 0, ch), j->dy + row_at(d, 0, ch), a, b, d->n,
+                            (size_t)d->c * d->hw, d->hw, t);
 }
 
 static void coef_range(void *ctx, size_t c0, size_t c1)
@@ -152,7 +124,7 @@ static void data_range(void *ctx, size_t c0, size_t c1)
             const float *p = j->x + at, *g = j->dy + at;
             float *q = j->out + at;
             for (int i = 0; i < d->hw; i++)
-                q[i] = kx * p[i] + kb + ka * masked(a, p[i], b, g[i]);
+                q[i] = kx * p[i] + kb + ka * zn_relu_masked(a, p[i], b, g[i]);
         }
     }
 }

@@ -7,6 +7,7 @@
 #include "backends/cpu/kernels.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "backends/cpu/threads.h"
@@ -114,8 +115,7 @@ static void plane_backward(zn_window_reduce r, const plane_win *g, const float *
 }
 
 /* Max over 2x2 windows that tile the plane exactly (DavidNet's pooling): the window's first
- * maximum in row-major order, as window_argmax finds it, without the general walk. Returns the
- * offset of the maximum from the window's top-left element. */
+ * maximum in row-major order, as window_argmax finds it, without the general walk. */
 static bool tiles_2x2(zn_window_reduce r, const plane_win *g)
 {
     const axis_win *a[2] = {&g->row, &g->col};
@@ -126,36 +126,95 @@ static bool tiles_2x2(zn_window_reduce r, const plane_win *g)
     return r == ZN_WINDOW_MAX;
 }
 
-static ptrdiff_t argmax_2x2(const float *x, int w)
+/* The window's maximum and which of its four elements (0: top-left, 1: top-right,
+ * 2: bottom-left, 3: bottom-right) holds it first, in the order window_argmax walks them (a
+ * later one wins only when strictly greater). Selects, no branches, so that the compiler
+ * vectorises the row loops below over windows (the branching loop was bound by mispredictions). */
+static inline float window_max_2x2(const float *r0, const float *r1, int j, int *which)
 {
-    ptrdiff_t best = 0;
-    if (x[1] > x[best]) best = 1;
-    if (x[w] > x[best]) best = w;
-    if (x[w + 1] > x[best]) best = w + 1;
-    return best;
+    float m = r0[2 * j];
+    int at = 0;
+    at = r0[2 * j + 1] > m ? 1 : at;
+    m = r0[2 * j + 1] > m ? r0[2 * j + 1] : m;
+    at = r1[2 * j] > m ? 2 : at;
+    m = r1[2 * j] > m ? r1[2 * j] : m;
+    at = r1[2 * j + 1] > m ? 3 : at;
+    m = r1[2 * j + 1] > m ? r1[2 * j + 1] : m;
+    *which = at;
+    return m;
 }
 
 static void plane_forward_2x2(const plane_win *g, const float *x, float *y, size_t ys)
 {
     int w = g->col.in;
-    for (int i = 0; i < g->row.out; i++)
+    for (int i = 0; i < g->row.out; i++) {
+        const float *r0 = x + (size_t)2 * i * w;
+        float *out = y + i * ys;
         for (int j = 0; j < g->col.out; j++) {
-            const float *win = x + (size_t)2 * i * w + 2 * j;
-            y[i * ys + j] = win[argmax_2x2(win, w)];
+            int which;
+            out[j] = window_max_2x2(r0, r0 + w, j, &which);
         }
+    }
 }
 
+/* Four windows' gradients at once in GCC's vector types (SSE2's width, whose shuffles every
+ * x86-64 has; eight lanes became scalar code there): the rows' even and odd elements split
+ * apart, the arg-max's masks formed as window_max_2x2 forms them, dy kept where each element
+ * holds it (+0 elsewhere), the four interleaved back into the two rows. */
+typedef float f4 __attribute__((vector_size(16)));
+typedef int32_t m4 __attribute__((vector_size(16)));
+
+static inline void split4(const float *r, f4 *even, f4 *odd)
+{
+    f4 lo, hi;
+    memcpy(&lo, r, sizeof lo), memcpy(&hi, r + 4, sizeof hi);
+    *even = __builtin_shuffle(lo, hi, (m4){0, 2, 4, 6});
+    *odd = __builtin_shuffle(lo, hi, (m4){1, 3, 5, 7});
+}
+
+static inline void join4(f4 even, f4 odd, float *r)
+{
+    const f4 lo = __builtin_shuffle(even, odd, (m4){0, 4, 1, 5});
+    const f4 hi = __builtin_shuffle(even, odd, (m4){2, 6, 3, 7});
+    memcpy(r, &lo, sizeof lo), memcpy(r + 4, &hi, sizeof hi);
+}
+
+static inline void backward_windows4(const float *r0, const float *r1, const float *dy, float *q0,
+                                     float *q1)
+{
+    f4 a, b, c, d, v;
+    split4(r0, &a, &b), split4(r1, &c, &d);
+    memcpy(&v, dy, sizeof v);
+    const m4 to_b = b > a;
+    f4 m = (f4)((to_b & (m4)b) | (~to_b & (m4)a));
+    const m4 to_c = c > m;
+    m = (f4)((to_c & (m4)c) | (~to_c & (m4)m));
+    const m4 to_d = d > m, keep_c = to_c & ~to_d, keep_b = to_b & ~to_c & ~to_d;
+    const m4 keep_a = ~(to_b | to_c | to_d);
+    join4((f4)((m4)v & keep_a), (f4)((m4)v & keep_b), q0);
+    join4((f4)((m4)v & keep_c), (f4)((m4)v & to_d), q1);
+}
+
+/* dy to each window's arg-max, +0 to the other three. */
 static void plane_backward_2x2(const plane_win *g, const float *x, const float *dy, size_t ys,
                                float *dx)
 {
     int w = g->col.in;
-    for (int i = 0; i < g->row.out; i++)
-        for (int j = 0; j < g->col.out; j++) {
-            size_t at = (size_t)2 * i * w + 2 * j;
-            float *win = dx + at;
-            win[0] = win[1] = win[w] = win[w + 1] = 0.0f;
-            win[argmax_2x2(x + at, w)] = dy[i * ys + j];
+    for (int i = 0; i < g->row.out; i++) {
+        const size_t at = (size_t)2 * i * w;
+        const float *r0 = x + at, *r1 = r0 + w, *d = dy + i * ys;
+        float *q0 = dx + at, *q1 = q0 + w;
+        int j = 0;
+        for (; j + 4 <= g->col.out; j += 4)
+            backward_windows4(r0 + 2 * j, r1 + 2 * j, d + j, q0 + 2 * j, q1 + 2 * j);
+        for (; j < g->col.out; j++) {
+            int which;
+            window_max_2x2(r0, r1, j, &which);
+            const float v = d[j];
+            q0[2 * j] = which == 0 ? v : 0.0f, q0[2 * j + 1] = which == 1 ? v : 0.0f;
+            q1[2 * j] = which == 2 ? v : 0.0f, q1[2 * j + 1] = which == 3 ? v : 0.0f;
         }
+    }
 }
 
 /* Windows of one element each: a copy (the stitch of an input already at the stitch's size) or

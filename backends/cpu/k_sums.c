@@ -1,81 +1,131 @@
-/* k_sums.c: zn_rows_sums_add, one loop compiled per kernel path. The loop is plain C with a
- * constant lane count, which the compiler turns into one vector per sum (portable: 8 lanes, as
- * SSE pairs; AVX2: 16 lanes, two ymm; AVX-512: 16 lanes, one zmm). The sums read every value
+/* k_sums.c: zn_rows_sums_add, one loop compiled per kernel path, with a constant lane count
+ * (portable: 8 lanes, as SSE pairs; AVX2 and AVX-512: 16 lanes, two ymm). The sums read every value
  * once and are bound by memory bandwidth on large planes, so the wider paths mostly save
  * instructions (docs/performance.md, "AVX-512"). */
 #include "backends/cpu/sums.h"
 
 #include "backends/cpu/cpu_features.h"
 
+#include <stdint.h>
+#include <string.h>
+
 #define MAX_LANES 16
 
-/* The loop; lanes is a constant after inlining into each path's function below. */
-__attribute__((always_inline)) static inline void rows_sums(int lanes, const float *x,
-                                                            const float *dy, int rows,
-                                                            size_t stride, int n, bool squares,
+/* Eight float lanes: one ymm, or two SSE registers on the portable path. 16 lanes are two of
+ * them side by side, lane k of the pair being lane k of the sum; written with GCC's vector types
+ * because the plain loop over k became a tangle of shuffles when vectorised for AVX-512. */
+typedef float v8 __attribute__((vector_size(32)));
+
+__attribute__((always_inline)) static inline void load8(v8 *v, const float *p)
+{
+    memcpy(v, p, sizeof *v);
+}
+
+/* One call's rows and what to sum over them. */
+typedef struct {
+    const float *x, *dy; /* dy NULL: sums of x only */
+    int rows, n;
+    size_t stride;
+    bool squares;
+    bool masked; /* sums of dy and dy*x only, dy masked where a*x + b <= 0 (zn_relu_masked) */
+    float a, b;
+} rows_args;
+
+/* g's lanes kept where a*x + b > 0, else +0: the vector form of zn_relu_masked. */
+__attribute__((always_inline)) static inline void relu_mask8(float a, const v8 *x, float b, v8 *g)
+{
+    typedef int32_t i8 __attribute__((vector_size(32)));
+    const i8 keep = *x * a + b > 0.0f;
+    *g = (v8)((i8)*g & keep);
+}
+
+/* The loop; halves (1: 8 lanes, 2: 16) is a constant after inlining into each path's function
+ * below (masked sums take 8 lanes on every path, as they always have). Products and sums round
+ * apart (the file is built with -ffp-contract=off): each lane's sum is the same on every path
+ * that has its lane count. */
+__attribute__((always_inline)) static inline void rows_sums(int halves, const rows_args *c,
                                                             zn_bn_sums *t)
 {
-    for (int r = 0; r < rows; r++) {
-        const float *p = x + (size_t)r * stride, *g = dy ? dy + (size_t)r * stride : NULL;
-        float s[MAX_LANES] = {0}, q[MAX_LANES] = {0}, sg[MAX_LANES] = {0}, sgx[MAX_LANES] = {0};
+    if (c->masked) halves = 1;
+    const int lanes = 8 * halves, n = c->n;
+    const bool squares = c->squares || c->dy, plain = !c->masked;
+    for (int r = 0; r < c->rows; r++) {
+        const float *p = c->x + (size_t)r * c->stride;
+        const float *g = c->dy ? c->dy + (size_t)r * c->stride : NULL;
+        v8 vs[2] = {{0}}, vq[2] = {{0}}, vg[2] = {{0}}, vgx[2] = {{0}};
         int i = 0;
-        if (g) {
-            for (; i + lanes <= n; i += lanes)
-                for (int k = 0; k < lanes; k++) {
-                    s[k] += p[i + k], q[k] += p[i + k] * p[i + k];
-                    sg[k] += g[i + k], sgx[k] += g[i + k] * p[i + k];
+        for (; i + lanes <= n; i += lanes)
+            for (int h = 0; h < halves; h++) {
+                v8 a, b;
+                load8(&a, p + i + 8 * h);
+                if (plain) vs[h] += a;
+                if (plain && squares) vq[h] += a * a;
+                if (g) {
+                    load8(&b, g + i + 8 * h);
+                    if (c->masked) relu_mask8(c->a, &a, c->b, &b);
+                    vg[h] += b, vgx[h] += b * a;
                 }
-        } else if (squares) {
-            for (; i + lanes <= n; i += lanes)
-                for (int k = 0; k < lanes; k++) s[k] += p[i + k], q[k] += p[i + k] * p[i + k];
-        } else {
-            for (; i + lanes <= n; i += lanes)
-                for (int k = 0; k < lanes; k++) s[k] += p[i + k];
-        }
-        for (; i < n; i++) {
+            }
+        float s[MAX_LANES], q[MAX_LANES], sg[MAX_LANES], sgx[MAX_LANES];
+        memcpy(s, vs, sizeof s), memcpy(q, vq, sizeof q), memcpy(sg, vg, sizeof sg);
+        memcpy(sgx, vgx, sizeof sgx);
+        for (; i < n; i++) { /* the tail in lane 0 */
             s[0] += p[i], q[0] += p[i] * p[i];
-            if (g) sg[0] += g[i], sgx[0] += g[i] * p[i];
+            if (g) {
+                const float gi = c->masked ? zn_relu_masked(c->a, p[i], c->b, g[i]) : g[i];
+                sg[0] += gi, sgx[0] += gi * p[i];
+            }
         }
         for (int k = 0; k < lanes; k++) {
-            t->x += s[k];
-            if (squares || g) t->xx += q[k];
+            if (plain) t->x += s[k];
+            if (plain && squares) t->xx += q[k];
             if (g) t->dy += sg[k], t->dyx += sgx[k];
         }
     }
 }
 
-typedef void rows_fn(const float *x, const float *dy, int rows, size_t stride, int n,
-                     bool squares, zn_bn_sums *t);
+typedef void rows_fn(const rows_args *c, zn_bn_sums *t);
 
-static void rows_portable(const float *x, const float *dy, int rows, size_t stride, int n,
-                          bool squares, zn_bn_sums *t)
+static void rows_portable(const rows_args *c, zn_bn_sums *t)
 {
-    rows_sums(8, x, dy, rows, stride, n, squares, t);
+    rows_sums(1, c, t);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2,fma"))) static void rows_avx2(const float *x, const float *dy,
-                                                          int rows, size_t stride, int n,
-                                                          bool squares, zn_bn_sums *t)
+__attribute__((target("avx2,fma"))) static void rows_avx2(const rows_args *c, zn_bn_sums *t)
 {
-    rows_sums(16, x, dy, rows, stride, n, squares, t);
+    rows_sums(2, c, t);
 }
 
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void
-rows_avx512(const float *x, const float *dy, int rows, size_t stride, int n, bool squares,
-            zn_bn_sums *t)
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static void rows_avx512(const rows_args *c,
+                                                                             zn_bn_sums *t)
 {
-    rows_sums(16, x, dy, rows, stride, n, squares, t);
+    rows_sums(2, c, t);
 }
 #else
 #define rows_avx2 rows_portable
 #define rows_avx512 rows_portable
 #endif
 
-void zn_rows_sums_add(const float *x, const float *dy, int rows, size_t stride, int n,
-                      bool squares, zn_bn_sums *t)
+static void rows_run(const rows_args *c, zn_bn_sums *t)
 {
     static rows_fn *const BY_PATH[ZN_CPU_PATH_COUNT] = {
         [ZN_CPU_PORTABLE] = rows_portable, [ZN_CPU_AVX2] = rows_avx2, [ZN_CPU_AVX512] = rows_avx512};
-    BY_PATH[zn_cpu_path_active()](x, dy, rows, stride, n, squares, t);
+    BY_PATH[zn_cpu_path_active()](c, t);
+}
+
+void zn_rows_sums_add(const float *x, const float *dy, int rows, size_t stride, int n,
+                      bool squares, zn_bn_sums *t)
+{
+    rows_run(&(rows_args){.x = x, .dy = dy, .rows = rows, .n = n, .stride = stride,
+                          .squares = squares},
+             t);
+}
+
+void zn_rows_masked_sums_add(const float *x, const float *dy, float a, float b, int rows,
+                             size_t stride, int n, zn_bn_sums *t)
+{
+    rows_run(&(rows_args){.x = x, .dy = dy, .rows = rows, .n = n, .stride = stride,
+                          .masked = true, .a = a, .b = b},
+             t);
 }

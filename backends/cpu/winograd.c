@@ -363,7 +363,8 @@ int zn_winograd_chosen(const zn_conv_params *p) {
   if (forced < 0) pthread_once(&env_once, read_env); /* a bad value stops any model with a conv */
   if (!(forced < 0 ? from_env : forced) || !zn_winograd_supported(p)) return 0;
   /* docs/performance.md, "Winograd": it won on every DavidNet shape with 64 or more channels each
-   * side except 64 -> 128 on 8x8, where conv_direct.c was level or faster; it lost badly with 3. */
+   * side on planes of 8x8 and more (64 -> 128 on 8x8 too, once OpenBLAS ran its AVX-512 kernels)
+   * and with 128 on 4x4; it lost badly with 3. */
   int fewest = p->c < p->o ? p->c : p->o;
-  return fewest >= 128 || (fewest >= 64 && (long)p->h * p->w > 64);
+  return fewest >= 128 || (fewest >= 64 && (long)p->h * p->w >= 64);
 }
