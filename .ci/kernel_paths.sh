@@ -5,7 +5,7 @@
 # Uses the README's build in build/. A path this CPU lacks is skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tests='test_cpu_kernels|test_cpu_conv|test_cpu_backend|test_gradcheck|test_parity|check_backends'
+tests='test_cpu_kernels|test_cpu_conv|test_winograd|test_cpu_backend|test_gradcheck|test_parity|check_backends'
 has=$(build/znet --version | grep '^cpu kernel paths:')
 ran=0
 for path in portable avx2 avx512; do

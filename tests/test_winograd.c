@@ -1,7 +1,7 @@
 /* test_winograd.c: Winograd F(4x4, 3x3) (backends/cpu/winograd.h) against a double-precision direct
  * convolution in all three directions, on whole and part-filled tiles, one tile per image, one
- * and several blocks, pools of 1 and 3 threads, with activations, filters and gradients of
- * realistic magnitudes. The error bound is relative to the largest |term| sum of an output (the
+ * and several blocks, rows of tiles the gathers transpose in runs of four, pools of 1 and 3
+ * threads, with activations, filters and gradients of realistic magnitudes. The error bound is relative to the largest |term| sum of an output (the
  * scale every float kernel's rounding error grows with), so it holds on any CPU and BLAS. Also:
  * conv.c picks Winograd by its rule and not when turned off, a rerun repeats bit for bit (and
  * backward-filter's on any pool), and a bad ZNET_WINOGRAD stops the process with a message. */
@@ -33,6 +33,10 @@ static const wcase CASES[] = {
     {"4x4 one tile per image", 5, 32, 4, 4, 16, 0},
     {"13x18 several blocks", 3, 12, 13, 18, 20, 1},
     {"16x16 64 channels", 2, 64, 16, 16, 64, 0},
+    /* eight tiles to a row: the transposing gathers and scatters (runs of four lanes), with the
+     * plane's edges cutting windows on every side */
+    {"16x32 whole runs", 2, 8, 16, 32, 8, 0},
+    {"14x30 runs cut at the edges", 2, 8, 14, 30, 12, 0},
 };
 
 static zn_conv_params params_of(const wcase *k) {

@@ -8,10 +8,12 @@
 #include <assert.h>
 #include <cblas.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/cpu/cpu_features.h"
 #include "backends/cpu/threads.h"
 
 typedef float v8 __attribute__((vector_size(32)));
@@ -152,14 +154,164 @@ static void scatter(float *plane, const window *W, const float *f, float add) {
   }
 }
 
+/* Where lane l's whole window (unclipped) starts, as an offset from its plane's start. */
+__attribute__((always_inline)) static inline ptrdiff_t window_start(const window *W, int l) {
+  return (ptrdiff_t)W->at[l] - (ptrdiff_t)W->i0[l] * W->w - W->j0[l];
+}
+
+/* 1 when W's eight lanes are two runs of four tiles side by side, each run on one row of tiles
+ * (planes 16 and more wide): gather_runs' case. */
+__attribute__((always_inline)) static inline int runs_of_four(const window *W) {
+  if (W->count != LANES) return 0;
+  for (int l = 0; l < LANES; l++)
+    if (window_start(W, l) != window_start(W, l / 4 * 4) + (l % 4) * 4 || W->i0[l] != W->i0[0] ||
+        W->i1[l] != W->i1[l / 4 * 4])
+      return 0;
+  return 1;
+}
+
+typedef float v4 __attribute__((vector_size(16)));
+typedef int i4 __attribute__((vector_size(16)));
+
+/* The 4x4 transpose: out[j][l] = in[l][j]. */
+__attribute__((always_inline)) static inline void transpose4(const v4 in[4], v4 out[4]) {
+  const v4 lo01 = __builtin_shuffle(in[0], in[1], (i4){0, 4, 1, 5});
+  const v4 hi01 = __builtin_shuffle(in[0], in[1], (i4){2, 6, 3, 7});
+  const v4 lo23 = __builtin_shuffle(in[2], in[3], (i4){0, 4, 1, 5});
+  const v4 hi23 = __builtin_shuffle(in[2], in[3], (i4){2, 6, 3, 7});
+  out[0] = __builtin_shuffle(lo01, lo23, (i4){0, 1, 4, 5});
+  out[1] = __builtin_shuffle(lo01, lo23, (i4){2, 3, 6, 7});
+  out[2] = __builtin_shuffle(hi01, hi23, (i4){0, 1, 4, 5});
+  out[3] = __builtin_shuffle(hi01, hi23, (i4){2, 3, 6, 7});
+}
+
+/* Elements m0..m0+3 of row (an offset into plane), +0 where m is outside [lo, hi). */
+__attribute__((always_inline)) static inline v4 load_clipped(const float *plane, ptrdiff_t row, int m0, int lo, int hi) {
+  v4 q = {0, 0, 0, 0};
+  if (m0 >= lo && m0 + 4 <= hi) {
+    memcpy(&q, plane + row + m0, sizeof q);
+  } else {
+    for (int k = 0; k < 4; k++)
+      if (m0 + k >= lo && m0 + k < hi) q[k] = plane[row + m0 + k];
+  }
+  return q;
+}
+
+/* gather for runs_of_four lanes, straight into d[i * size + j]: per row, a 4x4 transpose of a
+ * run's 16 floats gives columns 0-3, and (6x6 windows) columns 4-5 are 0-1 moved on by one
+ * tile. The scalar gather's stores, read back at once as vectors, stalled store forwarding. */
+/* gather for runs_of_four lanes, straight into d[i * size + j]: per row, a 4x4 transpose of a
+ * run's 16 floats gives columns 0-3, and (6x6 windows) columns 4-5 are 0-1 moved on by one
+ * tile; the two runs' halves join in registers. The scalar gather's stores, read back at once
+ * as vectors, stalled store forwarding. */
+__attribute__((always_inline)) static inline void gather_runs(const float *plane, const window *W,
+                                                              v8 *d) {
+  const int size = W->size;
+  for (int i = 0; i < size; i++) {
+    v4 c[2][6] = {{{0}}};
+    for (int run = 0; run < 2; run++) {
+      const int first = 4 * run, last = first + 3;
+      const int lo = W->j0[first], hi = 12 + W->j1[last]; /* the run's columns in the plane */
+      if (i < W->i0[first] || i >= W->i1[first]) continue;
+      const ptrdiff_t row = window_start(W, first) + (ptrdiff_t)i * W->w;
+      v4 q[4];
+      for (int k = 0; k < 4; k++) q[k] = load_clipped(plane, row, 4 * k, lo, hi);
+      transpose4(q, c[run]);
+      if (size == 6) {
+        const v4 next = {16 < hi ? plane[row + 16] : 0, 17 < hi ? plane[row + 17] : 0, 0, 0};
+        c[run][4] = __builtin_shuffle(c[run][0], next, (i4){1, 2, 3, 4});
+        c[run][5] = __builtin_shuffle(c[run][1], next, (i4){1, 2, 3, 5});
+      }
+    }
+    for (int j = 0; j < size; j++)
+      d[i * size + j] = __builtin_shufflevector(c[0][j], c[1][j], 0, 1, 2, 3, 4, 5, 6, 7);
+  }
+}
+
+/* d[i * size + j] = each lane's window on plane (gather's layout), by gather_runs where it can. */
+__attribute__((always_inline)) static inline void gather_tiles(const float *plane, const window *W, v8 *d) {
+  if (runs_of_four(W)) {
+    gather_runs(plane, W, d);
+    return;
+  }
+  float f[XI * LANES];
+  gather(plane, W, f);
+  memcpy(d, f, sizeof(float) * W->size * W->size * LANES);
+}
+
+/* scatter for 4x4 windows of runs_of_four lanes wholly inside the plane: the transpose back. */
+__attribute__((always_inline)) static inline void scatter_tiles(float *plane, const window *W, const v8 *y, float add) {
+  if (!W->inside || !runs_of_four(W)) {
+    float f[16 * LANES];
+    memcpy(f, y, sizeof f);
+    scatter(plane, W, f, add);
+    return;
+  }
+  for (int run = 0; run < 2; run++)
+    for (int i = 0; i < 4; i++) {
+      v4 c[4], q[4];
+      for (int j = 0; j < 4; j++)
+        c[j] = run ? __builtin_shufflevector(y[i * 4 + j], y[i * 4 + j], 4, 5, 6, 7)
+                   : __builtin_shufflevector(y[i * 4 + j], y[i * 4 + j], 0, 1, 2, 3);
+      transpose4(c, q);
+      float *row = plane + window_start(W, 4 * run) + (ptrdiff_t)i * W->w;
+      for (int k = 0; k < 4; k++) {
+        const v4 v = q[k] + add;
+        memcpy(row + 4 * k, &v, sizeof v);
+      }
+    }
+}
+
+/* The transforms, each compiled for the portable path (SSE2: a v8 is two registers) and for
+ * AVX2 (one ymm; the AVX2 and AVX-512 paths) with the gathers and scatters around them (a
+ * vector built in one form and read in the other would stall store forwarding), picked per call
+ * by the active kernel path (cpu_features.h). The file is built with -ffp-contract=off: every
+ * form rounds each product and sum apart, so all give the same bits. */
+typedef struct wg_transforms {
+  void (*input)(const float *plane, const window *W, v8 *t);  /* B^T d B of 6x6 windows */
+  void (*dy)(const float *plane, const window *W, v8 *t);     /* A d A^T of 4x4 windows */
+  void (*output)(const v8 *m, float *plane, const window *W, float add); /* A^T m A (+ add) */
+  void (*filter)(const v8 *g, v8 *u);                                     /* G g G^T */
+  void (*filter_back)(const v8 *u, v8 *g);                                /* G^T u G */
+} wg_transforms;
+
+#define WG_TRANSFORMS(path, attr)                                                              \
+  attr static void input_##path(const float *plane, const window *W, v8 *t) {                   \
+    v8 d[XI];                                                                                  \
+    gather_tiles(plane, W, d);                                                                 \
+    sandwich(BT, 6, 6, d, t);                                                                  \
+  }                                                                                            \
+  attr static void dy_##path(const float *plane, const window *W, v8 *t) {                      \
+    v8 d[16];                                                                                  \
+    gather_tiles(plane, W, d);                                                                 \
+    sandwich(A, 6, 4, d, t);                                                                   \
+  }                                                                                            \
+  attr static void output_##path(const v8 *m, float *plane, const window *W, float add) {       \
+    v8 y[16];                                                                                  \
+    sandwich(AT, 4, 6, m, y);                                                                  \
+    scatter_tiles(plane, W, y, add);                                                           \
+  }                                                                                            \
+  attr static void filter_##path(const v8 *g, v8 *u) { sandwich(G, 6, 3, g, u); }              \
+  attr static void filter_back_##path(const v8 *u, v8 *g) { sandwich(GT, 3, 6, u, g); }        \
+  static const wg_transforms transforms_##path = {input_##path, dy_##path, output_##path,      \
+                                                  filter_##path, filter_back_##path};
+
+WG_TRANSFORMS(portable, )
+#if defined(__x86_64__) && defined(__GNUC__)
+WG_TRANSFORMS(avx2, __attribute__((target("avx2"))))
+#else
+#define transforms_avx2 transforms_portable
+#endif
+
+static const wg_transforms *transforms(void) {
+  return zn_cpu_path_active() == ZN_CPU_PORTABLE ? &transforms_portable : &transforms_avx2;
+}
+
 /* Transforms channel c's 6x6 input tiles (window W on x) into column col of v [XI, channels, ld]. */
 static void input_tiles(const float *x, int channels, int c, const window *W, float *v, int ld,
                         int col) {
-  v8 d[XI], t[XI];
-  float f[XI * LANES];
-  gather(x + c * W->hw, W, f);
-  memcpy(d, f, sizeof d);
-  sandwich(BT, 6, 6, d, t);
+  v8 t[XI];
+  transforms()->input(x + c * W->hw, W, t);
   for (int xi = 0; xi < XI; xi++)
     memcpy(v + ((size_t)xi * channels + c) * ld + col, &t[xi], sizeof(v8));
 }
@@ -189,7 +341,7 @@ static void filter_range(void *ctx, size_t begin, size_t end) {
         g[k][l] = j->transposed ? j->w[((size_t)in * j->g.cout + out) * 9 + 8 - k]
                                 : j->w[(size_t)(first + l) * 9 + k];
     }
-    sandwich(G, 6, 3, g, t);
+    transforms()->filter(g, t);
     for (int xi = 0; xi < XI; xi++)
       memcpy(j->u + (size_t)xi * pairs + first, &t[xi], sizeof(float) * count);
   }
@@ -216,13 +368,10 @@ static void forward_slice(void *ctx, int t, int count) {
     for (int g0 = 0; g0 < tiles; g0 += LANES) {
       window W = window_at(p, g, g->cout, b0 + g0, tiles - g0 < LANES ? tiles - g0 : LANES, 4, 0);
       for (int o = 0; o < g->cout; o++) {
-        v8 mm[XI], y[16];
-        float f[16 * LANES];
+        v8 mm[XI];
         for (int xi = 0; xi < XI; xi++)
           memcpy(&mm[xi], m + ((size_t)xi * g->cout + o) * g->block + g0, sizeof(v8));
-        sandwich(AT, 4, 6, mm, y);
-        memcpy(f, y, sizeof f);
-        scatter(j->dst + o * W.hw, &W, f, j->b ? j->b[o] : 0.0f);
+        transforms()->output(mm, j->dst + o * W.hw, &W, j->b ? j->b[o] : 0.0f);
       }
     }
   }
@@ -270,11 +419,8 @@ static void filter_transform_slice(void *ctx, int t, int count) {
     window D = window_at(p, &j->g, p->o, j->first + g0, lanes, 4, 0);
     for (int c = 0; c < p->c; c++) input_tiles(j->src, p->c, c, &W, filter_v(j), j->g.block, g0);
     for (int o = 0; o < p->o; o++) {
-      v8 d[16], dm[XI];
-      float f[16 * LANES];
-      gather(j->dy + o * D.hw, &D, f);
-      memcpy(d, f, sizeof d);
-      sandwich(A, 6, 4, d, dm);
+      v8 dm[XI];
+      transforms()->dy(j->dy + o * D.hw, &D, dm);
       for (int xi = 0; xi < XI; xi++)
         memcpy(filter_dm(j) + ((size_t)xi * p->o + o) * j->g.block + g0, &dm[xi], sizeof(v8));
     }
@@ -303,7 +449,7 @@ static void filter_back_range(void *ctx, size_t begin, size_t end) {
     v8 u[XI] = {{0}}, d[9];
     for (int xi = 0; xi < XI; xi++)
       memcpy(&u[xi], j->u + (size_t)xi * pairs + first, sizeof(float) * count);
-    sandwich(GT, 3, 6, u, d);
+    transforms()->filter_back(u, d);
     for (int l = 0; l < count; l++)
       for (int k = 0; k < 9; k++) j->dst[(size_t)(first + l) * 9 + k] = d[k][l];
   }
