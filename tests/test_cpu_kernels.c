@@ -575,6 +575,42 @@ static void test_maxpool_2x2_ties(void **state)
     assert_memory_equal(dx, want_dx, sizeof dx);
 }
 
+/* Global max pooling takes each plane's first maximum as a left-to-right scan keeping the
+ * strictly greater finds it: ties, signed zeros, a NaN first (taken) and later (skipped), the
+ * maximum in one lane of the vector loop or in its tail; planes of 3, 13 and 37 (each case's
+ * first w values); y's bits and dx's one entry checked. */
+static void test_global_maxpool_first(void **state)
+{
+    (void)state;
+    enum { W = 37 };
+    const struct {
+        int at[3];
+        float v[3];
+    } cases[] = {
+        {{5, 21, 30}, {3, 3, 3}},            /* ties: the first 3 */
+        {{3, 9, 22}, {-0.0f, 0.0f, -0.0f}},  /* the first zero: -0 */
+        {{0, 17, 17}, {NAN, 5, 5}},          /* NaN first: taken */
+        {{2, 23, 31}, {NAN, 9, 9}},          /* a later NaN skipped: the first 9 */
+        {{14, 14, 14}, {8, 8, 8}},           /* the maximum in one lane */
+        {{35, 35, 35}, {0.5f, 0.5f, 0.5f}},  /* the maximum in the tail */
+    };
+    const int widths[3] = {3, 13, W};
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++)
+        for (int k = 0; k < 3; k++) {
+            const int w = widths[k];
+            float x[W], y, dy = 2.5f, dx[W];
+            for (int i = 0; i < W; i++) x[i] = -1.0f - (float)(i % 7);
+            for (int c = 0; c < 3; c++) x[cases[t].at[c]] = cases[t].v[c];
+            zn_global_pool_forward(ZN_WINDOW_MAX, 1, 1, 1, w, x, &y);
+            zn_global_pool_backward(ZN_WINDOW_MAX, 1, 1, 1, w, x, &dy, dx);
+            int best = 0;
+            for (int i = 1; i < w; i++)
+                if (x[i] > x[best]) best = i;
+            assert_memory_equal(&y, &x[best], sizeof y);
+            for (int i = 0; i < w; i++) assert_true(dx[i] == (i == best ? 2.5f : 0.0f));
+        }
+}
+
 typedef struct {
     zn_window_reduce r;
     int n, c, h, w;
@@ -1177,7 +1213,7 @@ int main(void)
         T(test_channel_sums_paths),
         T(test_batchnorm_relu),
         T(test_eltwise_ops), T(test_eltwise), T(test_mul), T(test_find_nonfinite), T(test_pool),
-        T(test_maxpool_ties), T(test_maxpool_2x2_ties), T(test_global_pool), T(test_resample), T(test_stitch),
+        T(test_maxpool_ties), T(test_maxpool_2x2_ties), T(test_global_maxpool_first), T(test_global_pool), T(test_resample), T(test_stitch),
         T(test_concat), T(test_transpose), T(test_xent), T(test_xent_known),
         T(test_xent_bad_label), T(test_argmax_rows), T(test_sgd), T(test_adam),
         T(test_ztower_slices), T(test_ztower_forward_unfused), T(test_ztower_band_gradients),

@@ -50,9 +50,42 @@ static int window_count(const window *b)
     return b->r1 > b->r0 && b->c1 > b->c0 ? (b->r1 - b->r0) * (b->c1 - b->c0) : 0;
 }
 
+typedef float f4 __attribute__((vector_size(16)));
+typedef int32_t m4 __attribute__((vector_size(16)));
+
+/* The first maximum of x[0..n), n > 0, as the scan below finds it (a later element wins only
+ * when strictly greater, so a NaN counts only as x[0]): the maximum in 16 lanes, then the
+ * first element equal to it. Global pooling's planes, which the scan's chain of loads and
+ * compares walked at one element a cycle. */
+static ptrdiff_t contiguous_argmax(const float *x, size_t n)
+{
+    enum { CHAINS = 4 }; /* independent running maxima, so the compares and selects overlap */
+    if (x[0] != x[0]) return 0;
+    f4 m[CHAINS];
+    for (int c = 0; c < CHAINS; c++) m[c] = (f4){x[0], x[0], x[0], x[0]};
+    size_t i = 0;
+    for (; i + 4 * CHAINS <= n; i += 4 * CHAINS)
+        for (int c = 0; c < CHAINS; c++) {
+            f4 v;
+            memcpy(&v, x + i + 4 * c, sizeof v);
+            const m4 up = v > m[c];
+            m[c] = (f4)((up & (m4)v) | (~up & (m4)m[c]));
+        }
+    float top = x[0];
+    for (int c = 0; c < CHAINS; c++)
+        for (int k = 0; k < 4; k++) top = m[c][k] > top ? m[c][k] : top;
+    for (; i < n; i++) top = x[i] > top ? x[i] : top;
+    size_t at = 0;
+    while (!(x[at] == top)) at++;
+    return (ptrdiff_t)at;
+}
+
 /* Index (in the plane, w columns) of the first maximum of window b, or -1 for an empty window. */
 static ptrdiff_t window_argmax(const float *x, int w, const window *b)
 {
+    if (b->c0 == 0 && b->c1 == w && b->r1 > b->r0) /* whole rows: one contiguous run */
+        return (ptrdiff_t)b->r0 * w +
+               contiguous_argmax(x + (size_t)b->r0 * w, (size_t)(b->r1 - b->r0) * w);
     ptrdiff_t best = -1;
     for (int i = b->r0; i < b->r1; i++)
         for (int j = b->c0; j < b->c1; j++) {
@@ -161,9 +194,6 @@ static void plane_forward_2x2(const plane_win *g, const float *x, float *y, size
  * x86-64 has; eight lanes became scalar code there): the rows' even and odd elements split
  * apart, the arg-max's masks formed as window_max_2x2 forms them, dy kept where each element
  * holds it (+0 elsewhere), the four interleaved back into the two rows. */
-typedef float f4 __attribute__((vector_size(16)));
-typedef int32_t m4 __attribute__((vector_size(16)));
-
 static inline void split4(const float *r, f4 *even, f4 *odd)
 {
     f4 lo, hi;
