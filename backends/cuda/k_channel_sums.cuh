@@ -76,6 +76,18 @@ __device__ inline BackwardCoef backward_coef(const zn_bn_dims &d, const ChannelS
     return BackwardCoef{dgamma, dbeta, (float)kx, (float)(-a * dbeta / m - kx * mean), (float)a};
 }
 
+/* out[r * c + ch] = v[r] for r < n: channel ch's values in rows of c. */
+__device__ inline void store_rows(float *out, size_t c, int ch, const float *v, int n)
+{
+    for (int r = 0; r < n; r++) out[r * c + ch] = v[r];
+}
+
+/* The channel of element i of a [N, C, HW] tensor (32-bit divisions where I is 32 bits). */
+template <class I> __device__ int channel_of(I i, int c, int hw)
+{
+    return (int)((i / (I)hw) % (I)c);
+}
+
 /* dy as the sums take it: unchanged. */
 struct PlainGrad {
     __device__ float operator()(int, float, float g) const { return g; }

@@ -46,7 +46,7 @@ struct ForwardRelu {
     float *y;
     template <class I> __device__ void operator()(I i) const
     {
-        int ch = (int)((i / (I)hw) % (I)c);
+        int ch = channel_of(i, c, hw);
         float v = pre_relu(a[ch], x[i], b[ch]);
         y[i] = v > 0.0f ? v : 0.0f;
     }
@@ -60,12 +60,8 @@ struct StoreBackwardCoef {
     __device__ void operator()(int ch, const ChannelSums &t) const
     {
         BackwardCoef k = backward_coef(d, t, gamma[ch]);
-        size_t c = (size_t)d.c;
-        coef[ch] = k.dgamma;
-        coef[c + ch] = k.dbeta;
-        coef[2 * c + ch] = k.kx;
-        coef[3 * c + ch] = k.kb;
-        coef[4 * c + ch] = k.ka;
+        const float rows[5] = {k.dgamma, k.dbeta, k.kx, k.kb, k.ka};
+        store_rows(coef, (size_t)d.c, ch, rows, 5);
     }
 };
 
@@ -77,7 +73,7 @@ struct BackwardData {
     float *dx;
     template <class I> __device__ void operator()(I i) const
     {
-        int ch = (int)((i / (I)hw) % (I)c);
+        int ch = channel_of(i, c, hw);
         const float *k = coef + ch;
         float xi = x[i];
         float g = ReluMask{coef + 5 * c, coef + 6 * c}(ch, xi, dy[i]);

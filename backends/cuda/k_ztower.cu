@@ -57,12 +57,8 @@ struct BackwardAffine {
     {
         const zn_bn_sums &s = stats[ch], &g = grads[ch];
         BackwardCoef r = backward_coef(d, ChannelSums{s.x, s.xx, g.dy, g.dyx}, gamma[ch]);
-        size_t c = (size_t)d.c;
-        k[ch] = r.kx;
-        k[c + ch] = r.kb;
-        k[2 * c + ch] = r.ka;
-        k[3 * c + ch] = r.dgamma;
-        k[4 * c + ch] = r.dbeta;
+        const float rows[5] = {r.kx, r.kb, r.ka, r.dgamma, r.dbeta};
+        store_rows(k, (size_t)d.c, (int)ch, rows, 5);
     }
 };
 
@@ -74,7 +70,7 @@ struct Affine {
     float *y;
     template <class I> __device__ void operator()(I i) const
     {
-        int ch = (int)((i / (I)hw) % (I)c);
+        int ch = channel_of(i, c, hw);
         float v = a[ch] * x[i] + b[ch];
         y[i] = g ? v + k[ch] * g[i] : v;
     }

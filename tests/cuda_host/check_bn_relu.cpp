@@ -16,22 +16,7 @@
 #include <vector>
 
 extern "C" {
-#include "backends/kernel_args.h"
-/* backends/cpu/kernels.h's, declared here: that header is C only */
-void zn_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x, const float *gamma,
-                        const float *beta, float *running_mean, float *running_var, float *y);
-void zn_bn_relu_backward_coef(const zn_bn_dims *d, const float *x, const float *gamma,
-                              const float *beta, const float *dy, float *coef);
-void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *dy,
-                              const float *coef, float *dx);
-typedef struct {
-    double mean, invstd;
-    float a, b;
-} zn_bn_train;
-zn_bn_train zn_bn_train_stats(const zn_bn_dims *d, const zn_bn_sums *t, float gamma, float beta,
-                              float *running_mean, float *running_var);
-void zn_bn_backward_affine(const zn_bn_dims *d, const zn_bn_train *s, float gamma, float dgamma,
-                           float dbeta, float k[3]);
+#include "backends/cpu/kernels.h"
 }
 #include "cuda_kernels.h"
 
