@@ -2,12 +2,14 @@
 # gpu_check.sh: every check that needs an NVIDIA GPU (docs/cuda.md, "Checks to run on a GPU"), in
 # one run that fits a brief loan of a GPU machine (10 minutes: each step's limit is cut to what is
 # left of ZNET_GPU_BUDGET seconds, and a step with under 10 s left is skipped), most telling first:
-#   1. parity: `znet check --backends cpu,cuda` on DavidNet and Zee in fp32 and fp16; the CUDA-graph
-#      replay against eager training (same losses, --deterministic); the cuDNN algorithm cache
-#      (written, reread, a damaged one named and ignored);
+#   1. parity: `znet check --backends cpu,cuda` on DavidNet and Zee in fp32 and fp16, batch norm +
+#      relu fused (the default: both backends run the fused ops) and with --no-pass fuse_bn_relu;
+#      the CUDA-graph replay against eager training (same losses, --deterministic); the cuDNN
+#      algorithm cache (written, reread, a damaged one named and ignored);
 #   2. speed: `znet bench` of DavidNet width 64, batch 512 in fp16, bf16, fp32 beside the PyTorch
 #      peer (tests/bench_zee_torch.py --device cuda: AMP and channels_last) in the same sitting,
-#      graphs off for their share, Zee with the fused z-tower and without it, and an epoch of the
+#      graphs off and batch norm + relu apart for their shares, Zee with the fused z-tower and
+#      without it, and an epoch of the
 #      real input pipeline on the CIFAR subset (SUBSET_DIR, from tests/make_cifar_subset.py);
 #   3. the rest: the CUDA ctest tests, parity on every model and in bf16, uneven tower slices,
 #      compute-sanitizer, a profile.
@@ -70,16 +72,39 @@ if ! step gpu 30 nvidia-smi; then
     exit 1
 fi
 
+# lacks NAME PATTERN: fails NAME when OUT_DIR/NAME.txt has the extended regex PATTERN
+lacks() {
+    grep -Eq "$2" "$out/$1.txt" || return 0
+    note "  $1: output has /$2/"
+    failed=1
+    return 1
+}
+
 # ---- 1. parity --------------------------------------------------------------------------------
 # node by node, one training step from the same weights and batch (docs/parity.md)
 zee=$src/models/davidnet_zee.znet
 davidnet=$src/models/davidnet.znet
-# (Zee's 16-bit checks at width 16, as every earlier GPU run did them)
-step parity_davidnet_fp32 90 "$znet" check --backends cpu,cuda --batch 32 "$davidnet"
-step parity_zee_fp32 120 "$znet" check --backends cpu,cuda --batch 32 "$zee"
-step parity_davidnet_fp16 90 "$znet" check --backends cpu,cuda --precision fp16 --batch 32 "$davidnet"
-step parity_zee_w16_fp16 90 "$znet" check --backends cpu,cuda --precision fp16 --batch 32 \
-    --set width=16 "$zee"
+# (Zee's 16-bit checks at width 16, as every earlier GPU run did them.) Batch norm + relu is fused
+# on both backends unless --no-pass fuse_bn_relu; --verbose lists every node with its op, so a
+# CUDA backend that declined the fused ops (parity then compares the unfused graph) is caught.
+fused_ops='\(batchnorm_relu(_bwd_coef|_bwd_data)?\)'
+parity() {
+    local name=$1 limit=$2
+    shift 2
+    step "$name" "$limit" "$znet" check --backends cpu,cuda --batch 32 --verbose "$@" || return
+    case $name in
+    *_no_fuse_bn_relu) lacks "$name" "$fused_ops" ;;
+    *) expect "$name" '\(batchnorm_relu_bwd_data\)' ;;
+    esac
+}
+parity parity_davidnet_fp32 90 "$davidnet"
+parity parity_zee_fp32 120 "$zee"
+parity parity_davidnet_fp16 90 --precision fp16 "$davidnet"
+parity parity_zee_w16_fp16 90 --precision fp16 --set width=16 "$zee"
+# cuDNN's batch norm and the relu apart, as before the fused CUDA kernels
+parity parity_davidnet_fp32_no_fuse_bn_relu 90 --no-pass fuse_bn_relu "$davidnet"
+parity parity_zee_w16_fp16_no_fuse_bn_relu 90 --precision fp16 --set width=16 \
+    --no-pass fuse_bn_relu "$zee"
 
 # training with the step replayed as a CUDA graph gives eager training's losses to the bit
 # (--deterministic, and the second run reads the first one's algorithm cache: the same
@@ -176,10 +201,13 @@ for p in fp16 bf16 fp32; do
         peer "peer_davidnet_w64_${p}_amp_cl" davidnet --steps 20 --precision $p --channels-last
     fi
 done
-# the graphs' share: the same fp16 step eager
+# the graphs' share: the same fp16 step eager; the fused batch norm + relu's: the step unfused
 name=bench_davidnet_w64_fp16_graph_off
 step "$name" 120 env ZNET_CUDA_GRAPH=off "$znet" bench "$davidnet" --backend cuda --set width=64 \
     --batch 512 --precision fp16 --steps 20 --train-only && bench_line "$name"
+name=bench_davidnet_w64_fp16_no_fuse_bn_relu
+step "$name" 120 "$znet" bench "$davidnet" --backend cuda --set width=64 --batch 512 \
+    --precision fp16 --steps 20 --train-only --no-pass fuse_bn_relu && bench_line "$name"
 for p in fp16 fp32; do
     # the fused z-tower (docs/passes.md) and, for its cost, the tower's layers apart
     for np in "" ztower; do

@@ -165,14 +165,17 @@ static size_t cuda_workspace_bytes(zn_backend *be, const zn_graph *g, int id, in
                              zn_arg_numel(&g->nodes[n->src[n->n_src - 1]].shape, batch));
     case ZN_OP_BIAS_BWD: /* the per-channel sums' partials */
     case ZN_OP_BATCHNORM_BWD_GAMMA:
+    case ZN_OP_BATCHNORM_RELU_BWD_COEF:
         return zn_cuda_align(zn_cuda_channel_scratch_bytes(g->nodes[n->src[0]].shape.dim[0]));
     case ZN_OP_ZTOWER: /* the slice tensors, per-filter sums and the slices' convolutions */
     case ZN_OP_ZTOWER_COEF:
     case ZN_OP_ZTOWER_BWD:
         return zn_cuda_ztower_workspace(cu, g, id, batch);
     case ZN_OP_BATCHNORM_BWD_DATA: /* the partials, then three coefficients per channel */
+    case ZN_OP_BATCHNORM_RELU:     /* the partials, then a and b per channel */
         return zn_cuda_align(zn_cuda_channel_scratch_bytes(g->nodes[n->src[0]].shape.dim[0])) +
-               zn_cuda_align(3 * sizeof(float) * (size_t)g->nodes[n->src[0]].shape.dim[0]);
+               zn_cuda_align((n->op == ZN_OP_BATCHNORM_RELU ? 2 : 3) * sizeof(float) *
+                             (size_t)g->nodes[n->src[0]].shape.dim[0]);
     default:
         return 0;
     }

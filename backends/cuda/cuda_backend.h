@@ -266,6 +266,13 @@ static inline size_t zn_cuda_numel(const zn_cuda_call *c, const zn_shape *s)
 {
     return zn_arg_numel(s, c->p->batch);
 }
+/* Batch norm's dims of the node's x (source 0), with its eps and momentum. */
+static inline zn_bn_dims zn_cuda_bn_dims(const zn_cuda_call *c)
+{
+    const zn_shape *x = zn_cuda_src_shape(c, 0);
+    return (zn_bn_dims){zn_cuda_batch(c, x), zn_arg_dim(x, 0), zn_arg_inner(x, 1),
+                        c->node->attr.eps, c->node->attr.momentum};
+}
 /* A stitch of the node's sources 0..count-1 into z; the per-input arrays live in cu->ints. */
 static inline zn_stitch_dims zn_cuda_stitch_dims(const zn_cuda_call *c, int count,
                                                   const zn_shape *z)
@@ -293,6 +300,11 @@ static inline size_t zn_cuda_align(size_t bytes)
 zn_cuda_ws zn_cuda_ws_begin(const zn_cuda_call *c);
 /* The next `bytes` of scratch, or NULL (with the message in last_error) when it does not fit. */
 void *zn_cuda_ws_take(const zn_cuda_call *c, zn_cuda_ws *ws, size_t bytes);
+/* The scratch of the per-channel sums over `channels` (k_channel_sums.cuh); NULL on failure. */
+static inline double *zn_cuda_channel_scratch(const zn_cuda_call *c, zn_cuda_ws *ws, int channels)
+{
+    return zn_cuda_ws_take(c, ws, zn_cuda_channel_scratch_bytes(channels));
+}
 /* A 16-bit copy of n floats of x, times s, in the workspace; NULL on failure. */
 uint16_t *zn_cuda_to_half(const zn_cuda_call *c, zn_cuda_ws *ws, const float *x, size_t n,
                           float s);

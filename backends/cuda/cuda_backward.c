@@ -4,37 +4,24 @@
  * output, as backends/cpu/cpu_backward.c does. */
 #include "backends/cuda/cuda_backend.h"
 
-/* The scratch of the per-channel sums of a [C, ...] source (k_channel_sums.cuh). */
-static double *channel_scratch(const zn_cuda_call *c, zn_cuda_ws *ws, int channels)
-{
-    return zn_cuda_ws_take(c, ws, zn_cuda_channel_scratch_bytes(channels));
-}
-
 /* dy [C, ...] -> [C] */
 static bool run_bias_bwd(const zn_cuda_call *c)
 {
     const zn_shape *dy = zn_cuda_src_shape(c, 0);
     zn_cuda_ws ws = zn_cuda_ws_begin(c);
-    double *scratch = channel_scratch(c, &ws, zn_arg_dim(dy, 0));
+    double *scratch = zn_cuda_channel_scratch(c, &ws, zn_arg_dim(dy, 0));
     return scratch && ZN_RT(c, zn_cuda_channel_sum, zn_cuda_batch(c, dy), zn_arg_dim(dy, 0),
                             zn_arg_inner(dy, 1), zn_cuda_src(c, 0), scratch, zn_cuda_out(c),
                             c->cu->stream);
-}
-
-static zn_bn_dims bn_dims(const zn_cuda_call *c)
-{
-    const zn_shape *x = zn_cuda_src_shape(c, 0);
-    return (zn_bn_dims){zn_cuda_batch(c, x), zn_arg_dim(x, 0), zn_arg_inner(x, 1),
-                        c->node->attr.eps, c->node->attr.momentum};
 }
 
 /* x, gamma, dy[, dgamma, dbeta] -> dx. An own kernel, not cudnnBatchNormalizationBackward: the
  * plan may write dx over x or dy (graph/plan.c), which cuDNN does not promise to allow. */
 static bool run_batchnorm_bwd_data(const zn_cuda_call *c)
 {
-    zn_bn_dims d = bn_dims(c);
+    zn_bn_dims d = zn_cuda_bn_dims(c);
     zn_cuda_ws ws = zn_cuda_ws_begin(c);
-    double *scratch = channel_scratch(c, &ws, d.c);
+    double *scratch = zn_cuda_channel_scratch(c, &ws, d.c);
     float *coef = zn_cuda_ws_take(c, &ws, 3 * sizeof(float) * (size_t)d.c);
     const float *dgamma = c->node->n_src == 5 ? zn_cuda_src(c, 3) : NULL;
     const float *dbeta = c->node->n_src == 5 ? zn_cuda_src(c, 4) : NULL;
@@ -46,11 +33,30 @@ static bool run_batchnorm_bwd_data(const zn_cuda_call *c)
 /* x, dy -> dgamma */
 static bool run_batchnorm_bwd_gamma(const zn_cuda_call *c)
 {
-    zn_bn_dims d = bn_dims(c);
+    zn_bn_dims d = zn_cuda_bn_dims(c);
     zn_cuda_ws ws = zn_cuda_ws_begin(c);
-    double *scratch = channel_scratch(c, &ws, d.c);
+    double *scratch = zn_cuda_channel_scratch(c, &ws, d.c);
     return scratch && ZN_RT(c, zn_cuda_batchnorm_dgamma, &d, zn_cuda_src(c, 0), zn_cuda_src(c, 1),
                             scratch, zn_cuda_out(c), c->cu->stream);
+}
+
+/* x, gamma, beta, dy -> coef [7, C] of the fused batch norm + relu (k_norm_relu.cu) */
+static bool run_batchnorm_relu_bwd_coef(const zn_cuda_call *c)
+{
+    zn_bn_dims d = zn_cuda_bn_dims(c);
+    zn_cuda_ws ws = zn_cuda_ws_begin(c);
+    double *scratch = zn_cuda_channel_scratch(c, &ws, d.c);
+    return scratch && ZN_RT(c, zn_cuda_bn_relu_backward_coef, &d, zn_cuda_src(c, 0),
+                            zn_cuda_src(c, 1), zn_cuda_src(c, 2), zn_cuda_src(c, 3), scratch,
+                            zn_cuda_out(c), c->cu->stream);
+}
+
+/* x, dy, coef -> dx (may be x or dy: the plan runs it in place) */
+static bool run_batchnorm_relu_bwd_data(const zn_cuda_call *c)
+{
+    zn_bn_dims d = zn_cuda_bn_dims(c);
+    return ZN_RT(c, zn_cuda_bn_relu_backward_data, &d, zn_cuda_src(c, 0), zn_cuda_src(c, 1),
+                 zn_cuda_src(c, 2), zn_cuda_out(c), c->cu->stream);
 }
 
 /* Every element-wise op's backward: x or y, dy -> dx */
@@ -185,6 +191,8 @@ const zn_cuda_runner zn_cuda_backward_runners[ZN_OP_COUNT] = {
     [ZN_OP_BIAS_BWD] = run_bias_bwd,
     [ZN_OP_BATCHNORM_BWD_DATA] = run_batchnorm_bwd_data,
     [ZN_OP_BATCHNORM_BWD_GAMMA] = run_batchnorm_bwd_gamma,
+    [ZN_OP_BATCHNORM_RELU_BWD_COEF] = run_batchnorm_relu_bwd_coef,
+    [ZN_OP_BATCHNORM_RELU_BWD_DATA] = run_batchnorm_relu_bwd_data,
     [ZN_OP_MAXPOOL_BWD] = run_pool_bwd,
     [ZN_OP_AVGPOOL_BWD] = run_pool_bwd,
     [ZN_OP_GLOBAL_MAXPOOL_BWD] = run_global_pool_bwd,

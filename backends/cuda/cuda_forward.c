@@ -41,6 +41,22 @@ static bool run_batchnorm(const zn_cuda_call *c)
                   (double)a->eps);
 }
 
+/* relu(batchnorm(x)) in one op (k_norm_relu.cu): x, gamma, beta, running_mean, running_var. The
+ * training statistics are the own channel sums, not cuDNN's: the backward recomputes the
+ * forward's relu mask from them, so both must give the same bits. */
+static bool run_batchnorm_relu(const zn_cuda_call *c)
+{
+    zn_cuda *cu = c->cu;
+    zn_bn_dims d = zn_cuda_bn_dims(c);
+    zn_cuda_ws ws = zn_cuda_ws_begin(c);
+    double *scratch = zn_cuda_channel_scratch(c, &ws, d.c);
+    float *ab = zn_cuda_ws_take(c, &ws, 2 * sizeof(float) * (size_t)d.c);
+    return scratch && ab &&
+           ZN_RT(c, zn_cuda_bn_relu_forward, &d, cu->opts.training, zn_cuda_src(c, 0),
+                 zn_cuda_src(c, 1), zn_cuda_src(c, 2), zn_cuda_src(c, 3), zn_cuda_src(c, 4),
+                 scratch, ab, zn_cuda_out(c), cu->stream);
+}
+
 /* Every element-wise op of the op list. */
 static bool run_eltwise(const zn_cuda_call *c)
 {
@@ -222,6 +238,7 @@ static bool run_bn_fold_bias(const zn_cuda_call *c)
 const zn_cuda_runner zn_cuda_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_CONV2D] = zn_cuda_run_conv2d,
     [ZN_OP_BATCHNORM] = run_batchnorm,
+    [ZN_OP_BATCHNORM_RELU] = run_batchnorm_relu,
     [ZN_OP_MAXPOOL] = run_pool,
     [ZN_OP_AVGPOOL] = run_pool,
     [ZN_OP_GLOBAL_MAXPOOL] = run_global_pool,

@@ -180,6 +180,24 @@ cudaError_t zn_cuda_bn_backward_affine(const zn_bn_dims *d, const zn_bn_sums *st
 cudaError_t zn_cuda_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const float *x,
                               const float *g, const float *k, float *y, cudaStream_t stream);
 
+/* ---- batch norm + relu, fused (k_norm_relu.cu), as zn_bn_relu_forward / _backward_coef /
+ * _backward_data (backends/cpu/kernels.h) over x [N, C, HW], every per-channel array in device
+ * memory. scratch: zn_cuda_channel_scratch_bytes(C) of device memory. */
+/* y = max(a*x + b, 0): in training a, b from the batch statistics (the running ones updated
+ * unless d->momentum is 1), otherwise from the running ones; ab: 2*C floats of device scratch. */
+cudaError_t zn_cuda_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x,
+                                    const float *gamma, const float *beta, float *running_mean,
+                                    float *running_var, double *scratch, float *ab, float *y,
+                                    cudaStream_t stream);
+/* coef [7, C] = dgamma, dbeta, kx, kb, ka, a, b of the training backward, dy counted where
+ * a*x + b > 0 (the relu's mask, without y). */
+cudaError_t zn_cuda_bn_relu_backward_coef(const zn_bn_dims *d, const float *x,
+                                          const float *gamma, const float *beta, const float *dy,
+                                          double *scratch, float *coef, cudaStream_t stream);
+/* dx = kx*x + kb + ka*dy*(a*x + b > 0) with coef's rows; dx may be x or dy itself. */
+cudaError_t zn_cuda_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *dy,
+                                          const float *coef, float *dx, cudaStream_t stream);
+
 /* ---- softmax cross-entropy (k_loss.cu) ---------------------------------------------------
  * logits [N, K], labels int32 [N] (device); d is the CPU's struct (host). Per row, in double:
  * lse - (1 - eps) * z_label - (eps / K) * sum_j z_j; summed, or averaged when d->mean.

@@ -3,7 +3,8 @@
  * sums batch slice s of channel ch into double partials; then one warp per channel adds its
  * slices in a fixed order and hands the totals to a finisher. One block per channel left most of
  * a GPU idle (64 channels on 132 SMs); the slices depend on the shape alone, so the bits do not
- * change between runs. Device code; included by the .cu files. */
+ * change between runs. The sums of dy may be taken through a mask (the fused batch norm + relu's:
+ * dy where the forward's output is positive). Device code; included by the .cu files. */
 #ifndef ZN_CUDA_K_CHANNEL_SUMS_CUH
 #define ZN_CUDA_K_CHANNEL_SUMS_CUH
 
@@ -38,11 +39,65 @@ __device__ inline void channel_moments(double m, double sx, double sxx, float ep
     *invstd = 1.0 / sqrt(*var + eps);
 }
 
-/* Q sums (1: x; 2: x, x^2; 4: x, x^2, dy, dy*x) of block (ch, s)'s slice into
- * part[(q * c + ch) * slices + s]. */
-template <int Q>
+/* A channel's training affine y = a*x + b from its sums of x and x^2 over the whole batch, and its
+ * running statistics updated, as zn_bn_train_stats does (not when running_mean is NULL or
+ * d.momentum is 1, a recomputed copy's). */
+__device__ inline void train_affine(const zn_bn_dims &d, double sx, double sxx, float gamma,
+                                    float beta, float *running_mean, float *running_var,
+                                    float *a, float *b)
+{
+    double m = (double)d.n * d.hw, mean, var, invstd;
+    channel_moments(m, sx, sxx, d.eps, &mean, &var, &invstd);
+    float fa = (float)(gamma * invstd);
+    *a = fa;
+    *b = (float)(beta - mean * fa);
+    float keep = d.momentum;
+    if (!running_mean || !(keep < 1)) return;
+    double unbias = m > 1 ? m / (m - 1) : 1.0;
+    *running_mean = keep * *running_mean + (1 - keep) * (float)mean;
+    *running_var = keep * *running_var + (1 - keep) * (float)(var * unbias);
+}
+
+/* A channel's parameter gradients and the backward affine dx = kx*x + kb + ka*dy. */
+struct BackwardCoef {
+    float dgamma, dbeta, kx, kb, ka;
+};
+
+/* From a channel's four sums over the whole batch (dy's already masked where a relu follows):
+ * dgamma and dbeta rounded to float first, then the affine from them, as zn_ztower_coef and
+ * zn_bn_backward_affine do. */
+__device__ inline BackwardCoef backward_coef(const zn_bn_dims &d, const ChannelSums &t,
+                                             float gamma)
+{
+    double m = (double)d.n * d.hw, mean, var, invstd;
+    channel_moments(m, t.x, t.xx, d.eps, &mean, &var, &invstd);
+    float dgamma = (float)(invstd * (t.dyx - mean * t.dy)), dbeta = (float)t.dy;
+    double a = gamma * invstd, kx = -a * invstd * dgamma / m;
+    return BackwardCoef{dgamma, dbeta, (float)kx, (float)(-a * dbeta / m - kx * mean), (float)a};
+}
+
+/* out[r * c + ch] = v[r] for r < n: channel ch's values in rows of c. */
+__device__ inline void store_rows(float *out, size_t c, int ch, const float *v, int n)
+{
+    for (int r = 0; r < n; r++) out[r * c + ch] = v[r];
+}
+
+/* The channel of element i of a [N, C, HW] tensor (32-bit divisions where I is 32 bits). */
+template <class I> __device__ int channel_of(I i, int c, int hw)
+{
+    return (int)((i / (I)hw) % (I)c);
+}
+
+/* dy as the sums take it: unchanged. */
+struct PlainGrad {
+    __device__ float operator()(int, float, float g) const { return g; }
+};
+
+/* Q sums (1: x; 2: x, x^2; 4: x, x^2, g, g*x with g = grad(ch, x, dy)) of block (ch, s)'s slice
+ * into part[(q * c + ch) * slices + s]. */
+template <int Q, class Grad>
 __global__ void channel_partials_kernel(int n, int c, int hw, int slices, const float *x,
-                                        const float *dy, double *part)
+                                        const float *dy, double *part, Grad grad)
 {
     int ch = (int)blockIdx.x, s = (int)blockIdx.y;
     int b0 = (int)((long long)n * s / slices), b1 = (int)((long long)n * (s + 1) / slices);
@@ -50,11 +105,12 @@ __global__ void channel_partials_kernel(int n, int c, int hw, int slices, const 
     double t[4] = {0.0, 0.0, 0.0, 0.0};
     for (unsigned k = threadIdx.x; k < count; k += blockDim.x) {
         size_t at = ((size_t)(b0 + k / uhw) * c + ch) * hw + k % uhw;
-        double v = x[at];
+        float xv = x[at];
+        double v = xv;
         t[0] += v;
         if (Q >= 2) t[1] += v * v;
         if (Q == 4) {
-            double g = dy[at];
+            double g = grad(ch, xv, dy[at]);
             t[2] += g;
             t[3] += g * v;
         }
@@ -81,17 +137,17 @@ __global__ void channel_finish_kernel(int c, int slices, const double *part, Fin
     if (lane == 0) finish(ch, ChannelSums{v[0], v[1], v[2], v[3]});
 }
 
-/* The Q sums of every channel of x [n, c, hw] (and dy, for Q = 4) into finish; part is device
- * scratch of zn_cuda_channel_scratch_bytes(c). */
-template <int Q, class Finish>
+/* The Q sums of every channel of x [n, c, hw] (and dy through grad, for Q = 4) into finish;
+ * part is device scratch of zn_cuda_channel_scratch_bytes(c). */
+template <int Q, class Finish, class Grad = PlainGrad>
 cudaError_t channel_reduce(int n, int c, int hw, const float *x, const float *dy, double *part,
-                           cudaStream_t stream, Finish finish)
+                           cudaStream_t stream, Finish finish, Grad grad = Grad())
 {
     if (c <= 0) return cudaSuccess;
     if (n < 0 || hw <= 0) return cudaErrorInvalidValue;
     int slices = channel_slices(n, hw);
     channel_partials_kernel<Q><<<dim3((unsigned)c, (unsigned)slices), kThreads, 0, stream>>>(
-        n, c, hw, slices, x, dy, part);
+        n, c, hw, slices, x, dy, part, grad);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     unsigned blocks = (unsigned)(((size_t)c * 32 + kThreads - 1) / kThreads);

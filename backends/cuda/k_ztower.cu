@@ -22,11 +22,6 @@ struct AddSums {
     }
 };
 
-__device__ double channel_count(const zn_bn_dims &d)
-{
-    return (double)d.n * d.hw;
-}
-
 struct TrainStats {
     zn_bn_dims d;
     const zn_bn_sums *sums;
@@ -34,16 +29,9 @@ struct TrainStats {
     float *running_mean, *running_var, *a, *b;
     __device__ void operator()(size_t ch) const
     {
-        double m = channel_count(d), mean, var, invstd;
-        channel_moments(m, sums[ch].x, sums[ch].xx, d.eps, &mean, &var, &invstd);
-        float fa = (float)(gamma[ch] * invstd);
-        a[ch] = fa;
-        b[ch] = (float)(beta[ch] - mean * fa);
-        float keep = d.momentum;
-        if (!running_mean || !(keep < 1)) return; /* momentum 1: a recomputed copy's */
-        double unbias = m > 1 ? m / (m - 1) : 1.0;
-        running_mean[ch] = keep * running_mean[ch] + (1 - keep) * (float)mean;
-        running_var[ch] = keep * running_var[ch] + (1 - keep) * (float)(var * unbias);
+        train_affine(d, sums[ch].x, sums[ch].xx, gamma[ch], beta[ch],
+                     running_mean ? running_mean + ch : nullptr,
+                     running_var ? running_var + ch : nullptr, a + ch, b + ch);
     }
 };
 
@@ -59,8 +47,7 @@ struct InferAffine {
     }
 };
 
-/* dgamma, dbeta rounded to float first, then the affine from them, as zn_ztower_coef and
- * zn_bn_backward_affine do. */
+/* k [5, C]: kx, kb, ka, dgamma, dbeta (backward_coef). */
 struct BackwardAffine {
     zn_bn_dims d;
     const zn_bn_sums *stats, *grads;
@@ -68,17 +55,10 @@ struct BackwardAffine {
     float *k;
     __device__ void operator()(size_t ch) const
     {
-        double m = channel_count(d), mean, var, invstd;
-        channel_moments(m, stats[ch].x, stats[ch].xx, d.eps, &mean, &var, &invstd);
-        const zn_bn_sums &g = grads[ch];
-        float dgamma = (float)(invstd * (g.dyx - mean * g.dy)), dbeta = (float)g.dy;
-        double a = gamma[ch] * invstd, kx = -a * invstd * dgamma / m;
-        size_t c = (size_t)d.c;
-        k[ch] = (float)kx;
-        k[c + ch] = (float)(-a * dbeta / m - kx * mean);
-        k[2 * c + ch] = (float)a;
-        k[3 * c + ch] = dgamma;
-        k[4 * c + ch] = dbeta;
+        const zn_bn_sums &s = stats[ch], &g = grads[ch];
+        BackwardCoef r = backward_coef(d, ChannelSums{s.x, s.xx, g.dy, g.dyx}, gamma[ch]);
+        const float rows[5] = {r.kx, r.kb, r.ka, r.dgamma, r.dbeta};
+        store_rows(k, (size_t)d.c, (int)ch, rows, 5);
     }
 };
 
@@ -90,7 +70,7 @@ struct Affine {
     float *y;
     template <class I> __device__ void operator()(I i) const
     {
-        int ch = (int)((i / (I)hw) % (I)c);
+        int ch = channel_of(i, c, hw);
         float v = a[ch] * x[i] + b[ch];
         y[i] = g ? v + k[ch] * g[i] : v;
     }
