@@ -83,7 +83,7 @@ static void print_memory(const zn_compiled run[2], const char *backend, size_t b
         printf("  memory budget %s: the training plan takes %s; recomputed: %s\n"
                "  (rung %d of --memory-curve), %s multiply-adds per example\n",
                zn_format_bytes(budget, a, sizeof a), zn_format_bytes(b->total, t, sizeof t),
-               zn_budget_describe(b->rung, what, sizeof what), b->rung, zn_format_count(b->extra_macs, m, sizeof m));
+               zn_budget_describe(b, what, sizeof what), b->rung, zn_format_count(b->extra_macs, m, sizeof m));
     }
     int64_t recomputed, written, infer = zn_graph_macs(&run[0].graph);
     int64_t train = step_macs(&run[1].graph, &recomputed, &written);

@@ -28,6 +28,9 @@ typedef struct {
                            (no multiply-adds); 1: and after any kept node; 1 + k: and the first k convs */
     size_t total;       /* zn_plan_total: arena, parameters and state, gradients, optimizer state, scratch */
     int64_t extra_macs; /* multiply-adds per example the recomputed copies add */
+    int convs;          /* how many candidate convs it may recompute */
+    bool split;         /* Chen et al.'s segments (zn_recompute_choice.split) */
+    bool per_reader;    /* and a copy per reader (zn_recompute_choice.per_reader) */
 } zn_budget_point;
 
 typedef struct {
@@ -43,7 +46,9 @@ const char *zn_budget_start_pass(void);
 void zn_budget_init(zn_budget *b, const zn_graph *g, const zn_budget_opts *o);
 void zn_budget_free(zn_budget *b);
 
-/* Rungs -1 .. zn_budget_top(b). */
+/* Rungs -1 .. zn_budget_top(b): -1 and 0, then three families of n_convs + 1 rungs each, k = 0 ..
+ * n_convs convs recomputed: unsplit segments, split ones (Chen et al.'s, pooling recomputed) and
+ * split ones with a copy per reader. */
 int zn_budget_top(const zn_budget *b);
 
 /* The graph and the plan of one rung into g and p (both initialised here), and its figures. */
@@ -56,8 +61,15 @@ bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_bu
 bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, zn_budget_point *pt,
                    bool *no_fit, char *err, size_t errlen);
 
-/* What rung recomputes, in words ("nothing", "the cheap segments after concats and stitches", ...). */
-const char *zn_budget_describe(int rung, char *buf, size_t len);
+/* The least any rung of the ladder can take, for the plan p of graph g of one of its rungs: the
+ * fixed parts (parameters and state, gradients, optimizer state, scratch) and the most arena bytes
+ * one node needs live at once (its arena sources and output; an in-place node shares its output
+ * with a source of its size); *node gets that node. Every rung runs every node of the graph the
+ * ladder starts from (copies only add nodes, of the same sizes), so no rung goes below it. */
+size_t zn_budget_floor(const zn_graph *g, const zn_plan *p, int *node);
+
+/* What a rung recomputes, in words ("nothing", "the cheap segments after concats and stitches", ...). */
+const char *zn_budget_describe(const zn_budget_point *pt, char *buf, size_t len);
 
 /* A size such as 1073741824, 512M, 1G, 1.5GiB or 64KB (K, M, G and T are powers of 1024, with or
  * without "iB" or "B") into *out (> 0). false for anything else. */
