@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,16 @@ size_t zn_budget_floor(const zn_graph *g, const zn_plan *p, int *node)
     return zn_plan_total(p) - p->region_bytes[ZN_REGION_ARENA] + node_need(g, p, *node);
 }
 
+/* Appends to the message in err (truncated at errlen, as snprintf does). */
+static void append(char *err, size_t errlen, const char *fmt, ...)
+{
+    size_t n = strlen(err);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n + 1 < errlen) vsnprintf(err + n, errlen - n, fmt, ap);
+    va_end(ap);
+}
+
 /* Why the smallest plan (g, p) misses budget: its parts, the largest single tensor among them,
  * which part dominates, and the floor no rung can go below (zn_budget_floor) with the tensors
  * that make it. */
@@ -137,7 +148,7 @@ static void explain(const zn_graph *g, const zn_plan *p, size_t budget, char *er
     for (int k = 1; k < 5; k++)
         if (part[k] > part[top]) top = k;
     char s[10][32];
-    int v, n = snprintf(err, errlen,
+    snprintf(err, errlen,
              "memory budget %s cannot be met at batch %d: the smallest plan takes %s (arena %s, of which the "
              "largest single tensor is %s, '%s'; parameters and state %s; gradients %s; optimizer state %s; "
              "kernel scratch %s); %s dominate%s it",
@@ -146,18 +157,17 @@ static void explain(const zn_graph *g, const zn_plan *p, size_t budget, char *er
              big >= 0 ? g->nodes[big].name : "none", zn_format_bytes(part[1], s[4], sizeof s[4]),
              zn_format_bytes(part[2], s[5], sizeof s[5]), zn_format_bytes(part[3], s[6], sizeof s[6]),
              zn_format_bytes(part[4], s[7], sizeof s[7]), names[top], top == 4 ? "s" : "");
-    size_t floor = zn_budget_floor(g, p, &v);
-    if (n < 0 || (size_t)n >= errlen) return;
-    n += snprintf(err + n, errlen - (size_t)n, "; no choice of what to recompute goes below %s: %s '%s' needs %s of the arena live at once (",
-                  zn_format_bytes(floor, s[8], sizeof s[8]), zn_ops[g->nodes[v].op].name, g->nodes[v].name,
-                  zn_format_bytes(floor - (zn_plan_total(p) - part[0]), s[9], sizeof s[9]));
-    for (int k = 0; k < g->nodes[v].n_src && n > 0 && (size_t)n < errlen; k++) {
+    int v;
+    size_t floor = zn_budget_floor(g, p, &v), fixed = zn_plan_total(p) - part[0];
+    append(err, errlen, "; no choice of what to recompute goes below %s: %s '%s' needs %s of the arena live at once (",
+           zn_format_bytes(floor, s[8], sizeof s[8]), zn_ops[g->nodes[v].op].name, g->nodes[v].name,
+           zn_format_bytes(floor - fixed, s[9], sizeof s[9]));
+    for (int k = 0; k < g->nodes[v].n_src; k++) {
         int x = g->nodes[v].src[k];
         if (p->region[x] == ZN_REGION_ARENA)
-            n += snprintf(err + n, errlen - (size_t)n, "'%s' %s, ", g->nodes[x].name, zn_format_bytes(p->bytes[x], s[9], sizeof s[9]));
+            append(err, errlen, "'%s' %s, ", g->nodes[x].name, zn_format_bytes(p->bytes[x], s[9], sizeof s[9]));
     }
-    if (n > 0 && (size_t)n < errlen)
-        snprintf(err + n, errlen - (size_t)n, "its output %s) beside the other parts", zn_format_bytes(p->bytes[v], s[9], sizeof s[9]));
+    append(err, errlen, "its output %s) beside the other parts", zn_format_bytes(p->bytes[v], s[9], sizeof s[9]));
 }
 
 /* Whether rung pt is better than best for budget: one that fits beats one that does not; of two
@@ -206,7 +216,8 @@ const char *zn_budget_describe(const zn_budget_point *pt, char *buf, size_t len)
     else if (pt->rung == 0) snprintf(buf, len, "the cheap segments after concats and stitches");
     else if (!pt->split) snprintf(buf, len, "the cheap segments after every kept node and %d conv%s", pt->convs, s);
     else
-        snprintf(buf, len, "split segments: %d conv%s and pooling%s", pt->convs, s, pt->per_reader ? ", each copy for its own reader" : "");
+        snprintf(buf, len, "split segments: %d conv%s and pooling%s", pt->convs, s,
+                 pt->per_reader ? ", each copy for its own reader" : "");
     return buf;
 }
 

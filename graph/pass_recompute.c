@@ -2,9 +2,10 @@
  * segment starts at a stitch or concat and follows the one cheap reader of each node (a CHEAP op
  * of graph/op_list.h: batch norm, scale, the element-wise ops; a BUDGET op, the conv, too while
  * the model's recomputed convs stay cheap, or the ones a memory budget chooses: graph/budget.c,
- * which may also let any node head a segment as a kept checkpoint). Backward nodes that read a
- * segment node read a copy instead, emitted right before the first of them, so the forward
- * tensors die in the forward pass. docs/passes.md gives the rules. */
+ * which may also let any node head a segment as a kept checkpoint, and split segments at the
+ * recomputed convs' inputs with pooling recomputed, a SPLIT op, and a copy per backward reader).
+ * Backward nodes that read a segment node read a copy instead, emitted right before the first of
+ * them, so the forward tensors die in the forward pass. docs/passes.md gives the rules. */
 #include "graph/util.h"
 #include "graph/passes.h"
 
@@ -220,8 +221,8 @@ static int copy_segment(ctx *c, int s, int *copy, group *out)
     return n_groups;
 }
 
-/* A per-reader choice's copies of segment s: for each node of the chain that the backward pass reads,
- * a copy of the chain from its start to the last node with the same first backward reader, right
+/* A per-reader choice's copies of segment s: for each node of the chain that the backward pass
+ * reads, a copy of the chain from its start to the last node with the same first backward reader, right
  * before that reader, read by those nodes' backward readers. A copy so lives only until its own
  * readers: the price is recomputing the start of the chain once per group. Returns the number of
  * groups. */
@@ -308,11 +309,11 @@ static bool recompute(zn_graph *g, char *err, size_t errlen)
     int n = g->n_nodes, n_fwd = c.n_fwd;
     int n_seg = find_segments(&c, chosen);
     int *copy = zn_calloc(n_fwd, sizeof *copy), n_groups = 0;
-    group *groups = zn_calloc(2 * (size_t)n_fwd + 2, sizeof *groups); /* at most one per copied node, +1 per head */
+    group *groups = zn_calloc(2 * (size_t)n_fwd + 2, sizeof *groups); /* one per copied node, a head's second */
     for (int i = 0; i < n_fwd; i++) copy[i] = -1;
     for (int s = 0; s < n_fwd; s++)
         if (c.head[s])
-            n_groups += per_reader(&c, s) ? copy_split(&c, s, copy, groups + n_groups) : copy_segment(&c, s, copy, groups + n_groups);
+            n_groups += (per_reader(&c, s) ? copy_split : copy_segment)(&c, s, copy, groups + n_groups);
     for (int b = n_fwd; b < n; b++)
         for (int k = 0; k < g->nodes[b].n_src; k++) {
             int x = g->nodes[b].src[k];
@@ -349,8 +350,8 @@ bool zn_pass_recompute(zn_graph *g, char *err, size_t errlen)
     find_segments(&c, &(zn_recompute_choice){all, false, false, false});
     segment_convs(&c, NULL, &conv_macs);
     ctx_free(&c);
-    bool ok = zn_pass_recompute_convs(g, &(zn_recompute_choice){conv_macs * CONV_BUDGET > fwd_macs ? NULL : all, false, false, false}, err,
-                                      errlen);
+    zn_recompute_choice choice = {conv_macs * CONV_BUDGET > fwd_macs ? NULL : all, false, false, false};
+    bool ok = zn_pass_recompute_convs(g, &choice, err, errlen);
     free(all);
     return ok;
 }

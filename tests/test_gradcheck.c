@@ -817,6 +817,19 @@ static void test_every_op_has_a_case(void **state)
     }
 }
 
+/* Loads models/<model>.znet with settings into t->g (t's other fields set by the caller). */
+static void load_model(net *t, const char *model, const zn_setting *settings, int n_settings)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s", zt_src_path(model));
+    zn_load_opts o = {.path = path, .settings = settings, .n_settings = n_settings};
+    zn_diag d;
+    zn_diag_init(&d, stderr);
+    zn_recipe recipe;
+    if (!zn_program_load(&o, &d, &t->g, &recipe)) fail_msg("%s does not load", path);
+    zn_diag_free(&d);
+}
+
 /* DavidNet-Zee at width 2 with a two-layer grouped tower, batch 2: every parameter of every
  * head, the shared tower's summed gradients included. Relus and maxima sit wherever the data
  * put them, so elements where steps h and h/2 disagree (a kink within h) are skipped. */
@@ -826,15 +839,8 @@ static void test_zee_model(void **state)
     static const zn_setting settings[] = {
         {"width", "2"}, {"filters", "[2, 2]"}, {"roots", "true"},
     };
-    char path[1024];
-    snprintf(path, sizeof path, "%s", zt_src_path("models/davidnet_zee.znet"));
-    zn_load_opts o = {.path = path, .settings = settings, .n_settings = 3};
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_recipe recipe;
     net t = {.batch = 2, .h = 2e-4f, .samples = 48, .kinks = true};
-    if (!zn_program_load(&o, &d, &t.g, &recipe)) fail_msg("%s does not load", path);
-    zn_diag_free(&d);
+    load_model(&t, "models/davidnet_zee.znet", settings, 3);
     check c = gradcheck(&t, 7);
     assert_true(report("davidnet_zee width 2, batch 2", &c, MODEL_PARAM_TOLERANCE,
                        MODEL_TOLERANCE));
@@ -849,15 +855,8 @@ static void test_recomputed_model(void **state)
 {
     (void)state;
     static const zn_setting settings[] = {{"width", "2"}};
-    char path[1024];
-    snprintf(path, sizeof path, "%s", zt_src_path("models/davidnet_multisoft.znet"));
-    zn_load_opts o = {.path = path, .settings = settings, .n_settings = 1};
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_recipe recipe;
     net t = {.batch = 2, .h = 2e-4f, .samples = 48, .kinks = true, .recompute = true};
-    if (!zn_program_load(&o, &d, &t.g, &recipe)) fail_msg("%s does not load", path);
-    zn_diag_free(&d);
+    load_model(&t, "models/davidnet_multisoft.znet", settings, 1);
     check c = gradcheck(&t, 7);
     int pools = 0, convs = 0;
     for (int i = 0; i < t.g.n_nodes; i++)
@@ -866,7 +865,8 @@ static void test_recomputed_model(void **state)
             convs += t.g.nodes[i].op == ZN_OP_CONV2D;
         }
     assert_true(pools > 0 && convs > 0);
-    assert_true(report("davidnet_multisoft width 2, batch 2, recomputed", &c, MODEL_PARAM_TOLERANCE, MODEL_TOLERANCE));
+    assert_true(report("davidnet_multisoft width 2, batch 2, recomputed", &c, MODEL_PARAM_TOLERANCE,
+                       MODEL_TOLERANCE));
     assert_true(c.skipped * 5 < c.elements);
     zn_graph_free(&t.g);
 }
