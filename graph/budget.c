@@ -1,6 +1,6 @@
 /* budget.c: see budget.h. The rungs are planned for real (the recompute and sink passes, then
  * zn_plan_make with the backend's scratch), so a rung's figure is the memory a session allocates,
- * never an estimate; the first rung that fits is taken, so the fewest multiply-adds recomputed
+ * never an estimate; of the rungs that fit, the one with the fewest multiply-adds recomputed
  * along the ladder. */
 #include "graph/budget.h"
 

@@ -1,9 +1,10 @@
 /* budget.h: training within a memory budget. From the training graph right before the recompute
- * pass, the planner makes a ladder of choices, each recomputing more than the one before (nothing;
- * the cheap segments after stitches and concats; those after any kept node too; then the convs
- * they reach, fewest multiply-adds per freed value first),
- * plans each exactly as a session would (recompute, sink, zn_plan_make with the backend's
- * scratch), and takes the first rung whose whole plan fits. docs/memory.md says why. */
+ * pass, the planner makes a ladder of choices (nothing; the cheap segments after stitches and
+ * concats; those after any kept node too, with the k convs they reach that cost the fewest
+ * multiply-adds per freed value; the same in split segments, pooling recomputed; and those with
+ * a copy per reader), plans each exactly as a session would (recompute, sink, zn_plan_make with
+ * the backend's scratch), and takes, of the rungs whose whole plan fits, the one recomputing the
+ * fewest multiply-adds. docs/memory.md says why. */
 #ifndef ZN_BUDGET_H
 #define ZN_BUDGET_H
 
@@ -55,9 +56,10 @@ int zn_budget_top(const zn_budget *b);
 bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_budget_point *pt, char *err,
                     size_t errlen);
 
-/* The first rung whose plan takes at most budget bytes, its graph and plan into g and p. false:
- * none fits (err gives the smallest total reached and what dominates it; *no_fit set) or a pass or
- * the plan failed (*no_fit clear). */
+/* Of the rungs whose plan takes at most budget bytes, the one with the fewest extra multiply-adds
+ * (the lowest on a tie), its graph and plan into g and p. false: none fits (err gives the smallest
+ * total reached, what dominates it and the floor; *no_fit set) or a pass or the plan failed
+ * (*no_fit clear). */
 bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, zn_budget_point *pt,
                    bool *no_fit, char *err, size_t errlen);
 
