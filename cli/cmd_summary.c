@@ -83,7 +83,7 @@ static void print_memory(const zn_compiled run[2], const char *backend, size_t b
         printf("  memory budget %s: the training plan takes %s; recomputed: %s\n"
                "  (rung %d of --memory-curve), %s multiply-adds per example\n",
                zn_format_bytes(budget, a, sizeof a), zn_format_bytes(b->total, t, sizeof t),
-               zn_budget_describe(b->rung, what, sizeof what), b->rung, zn_format_count(b->extra_macs, m, sizeof m));
+               zn_budget_describe(b, what, sizeof what), b->rung, zn_format_count(b->extra_macs, m, sizeof m));
     }
     int64_t recomputed, written, infer = zn_graph_macs(&run[0].graph);
     int64_t train = step_macs(&run[1].graph, &recomputed, &written);
@@ -137,12 +137,15 @@ static bool print_curve(const zn_compile_opts *o, int64_t fwd_macs, const char *
     if (n < 0) fprintf(stderr, "znet summary: %s\n", c.err);
     zn_compiled_free(&c);
     double *x = zn_calloc((size_t)n + 1, sizeof *x), *y = zn_calloc((size_t)n + 1, sizeof *y);
+    int convs = n > 2 ? pts[n - 1].rung / 3 - 1 : 0; /* the candidate convs: 3 (convs + 1) is the top rung */
     if (n >= 0)
         printf("\nmemory curve at batch %d: the training step's memory (scratch included) against the\n"
                "multiply-adds recomputed; rung -1 keeps everything, rung 0 recomputes the cheap segments\n"
-               "after concats and stitches, rung 1 those after every kept node, rung 1 + k also the k\n"
-               "cheapest convs (--memory-budget picks the first rung that fits)\n"
-               "  %5s %14s %14s %22s %12s\n", o->batch, "rung", "bytes", "memory", "extra MACs/example", "of forward");
+               "after concats and stitches, rungs 1 + k (k = 0 .. %d) those after every kept node and the k\n"
+               "cheapest convs, rungs %d + k the same in split segments with pooling, rungs %d + k with a copy\n"
+               "per reader (--memory-budget takes the rung that fits with the fewest extra MACs)\n"
+               "  %5s %14s %14s %22s %12s\n", o->batch, convs, convs + 2, 2 * convs + 3, "rung", "bytes", "memory",
+               "extra MACs/example", "of forward");
     for (int i = 0; i < n; i++) {
         char a[32], m[32];
         printf("  %5d %14zu %14s %22s %11.1f%%\n", pts[i].rung, pts[i].total, zn_format_bytes(pts[i].total, a, sizeof a),

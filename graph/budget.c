@@ -1,12 +1,13 @@
 /* budget.c: see budget.h. The rungs are planned for real (the recompute and sink passes, then
  * zn_plan_make with the backend's scratch), so a rung's figure is the memory a session allocates,
- * never an estimate; the first rung that fits is taken, so the fewest multiply-adds recomputed
+ * never an estimate; of the rungs that fit, the one with the fewest multiply-adds recomputed
  * along the ladder. */
 #include "graph/budget.h"
 
 #include <assert.h>
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,7 @@ void zn_budget_free(zn_budget *b)
 
 int zn_budget_top(const zn_budget *b)
 {
-    return b->o.recompute ? b->n_convs + 1 : -1;
+    return b->o.recompute ? 3 * (b->n_convs + 1) : -1;
 }
 
 /* Multiply-adds per example of the forward ops in the backward pass: the recomputed copies. */
@@ -79,9 +80,11 @@ bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_bu
 {
     assert(rung >= -1 && rung <= zn_budget_top(b));
     zn_graph_copy(g, &b->base);
+    int family = rung < 1 ? 0 : (rung - 1) / (b->n_convs + 1), n_convs = rung < 1 ? 0 : (rung - 1) % (b->n_convs + 1);
     bool *convs = zn_calloc((size_t)g->n_nodes + 1, sizeof *convs);
-    for (int k = 0; k < rung - 1; k++) convs[b->convs[k]] = true;
-    bool ok = (rung < 0 || zn_pass_recompute_convs(g, convs, rung > 0, err, errlen)) &&
+    for (int k = 0; k < n_convs; k++) convs[b->convs[k]] = true;
+    zn_recompute_choice choice = {convs, rung > 0, family > 0, family > 1};
+    bool ok = (rung < 0 || zn_pass_recompute_convs(g, &choice, err, errlen)) &&
               (!b->o.sink || zn_pass_sink(g, err, errlen)) &&
               zn_plan_make(p, g, b->o.batch, b->o.ws, b->o.ws_ctx, err, errlen);
     free(convs);
@@ -89,12 +92,49 @@ bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_bu
         zn_graph_free(g);
         return false;
     }
-    *pt = (zn_budget_point){rung, zn_plan_total(p), extra_macs(g)};
+    *pt = (zn_budget_point){rung, zn_plan_total(p), extra_macs(g), n_convs, choice.split, choice.per_reader};
     return true;
 }
 
-/* Why the smallest plan (g, p) misses budget: its parts, the largest single
- * tensor among them, and which part dominates. */
+/* The arena bytes node v needs live at once: its arena sources (each once) and its output, unless
+ * it may write over a source of its size (op_list.h's in_place). */
+static size_t node_need(const zn_graph *g, const zn_plan *p, int v)
+{
+    const zn_node *n = &g->nodes[v];
+    size_t need = 0;
+    bool over = false;
+    for (int k = 0; k < n->n_src; k++) {
+        int x = n->src[k];
+        bool again = false;
+        for (int j = 0; j < k; j++) again |= n->src[j] == x;
+        if (p->region[x] != ZN_REGION_ARENA || again) continue;
+        need += p->bytes[x];
+        over |= zn_ops[n->op].in_place && p->bytes[x] == p->bytes[v] && g->nodes[x].op != ZN_OP_INPUT;
+    }
+    return need + (p->region[v] == ZN_REGION_ARENA && !over ? p->bytes[v] : 0);
+}
+
+size_t zn_budget_floor(const zn_graph *g, const zn_plan *p, int *node)
+{
+    *node = 0;
+    for (int v = 1; v < g->n_nodes; v++)
+        if (node_need(g, p, v) > node_need(g, p, *node)) *node = v;
+    return zn_plan_total(p) - p->region_bytes[ZN_REGION_ARENA] + node_need(g, p, *node);
+}
+
+/* Appends to the message in err (truncated at errlen, as snprintf does). */
+static void append(char *err, size_t errlen, const char *fmt, ...)
+{
+    size_t n = strlen(err);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n + 1 < errlen) vsnprintf(err + n, errlen - n, fmt, ap);
+    va_end(ap);
+}
+
+/* Why the smallest plan (g, p) misses budget: its parts, the largest single tensor among them,
+ * which part dominates, and the floor no rung can go below (zn_budget_floor) with the tensors
+ * that make it. */
 static void explain(const zn_graph *g, const zn_plan *p, size_t budget, char *err, size_t errlen)
 {
     int big = -1;
@@ -107,7 +147,7 @@ static void explain(const zn_graph *g, const zn_plan *p, size_t budget, char *er
     int top = 0;
     for (int k = 1; k < 5; k++)
         if (part[k] > part[top]) top = k;
-    char s[8][32];
+    char s[10][32];
     snprintf(err, errlen,
              "memory budget %s cannot be met at batch %d: the smallest plan takes %s (arena %s, of which the "
              "largest single tensor is %s, '%s'; parameters and state %s; gradients %s; optimizer state %s; "
@@ -117,23 +157,27 @@ static void explain(const zn_graph *g, const zn_plan *p, size_t budget, char *er
              big >= 0 ? g->nodes[big].name : "none", zn_format_bytes(part[1], s[4], sizeof s[4]),
              zn_format_bytes(part[2], s[5], sizeof s[5]), zn_format_bytes(part[3], s[6], sizeof s[6]),
              zn_format_bytes(part[4], s[7], sizeof s[7]), names[top], top == 4 ? "s" : "");
+    int v;
+    size_t floor = zn_budget_floor(g, p, &v), fixed = zn_plan_total(p) - part[0];
+    append(err, errlen, "; no choice of what to recompute goes below %s: %s '%s' needs %s of the arena live at once (",
+           zn_format_bytes(floor, s[8], sizeof s[8]), zn_ops[g->nodes[v].op].name, g->nodes[v].name,
+           zn_format_bytes(floor - fixed, s[9], sizeof s[9]));
+    for (int k = 0; k < g->nodes[v].n_src; k++) {
+        int x = g->nodes[v].src[k];
+        if (p->region[x] == ZN_REGION_ARENA)
+            append(err, errlen, "'%s' %s, ", g->nodes[x].name, zn_format_bytes(p->bytes[x], s[9], sizeof s[9]));
+    }
+    append(err, errlen, "its output %s) beside the other parts", zn_format_bytes(p->bytes[v], s[9], sizeof s[9]));
 }
 
-/* Keeps the rung planned into (g, p) when it fits budget (the search stops there) or is the
- * smallest yet (best_* hold the kept one); frees it otherwise. */
-static void keep_best(zn_graph *g, zn_plan *p, const zn_budget_point *pt, size_t budget, zn_graph *best_g,
-                      zn_plan *best_p, zn_budget_point *best)
+/* Whether rung pt is better than best for budget: one that fits beats one that does not; of two
+ * that fit, the fewer recomputed multiply-adds (then the earlier rung); of two that do not, the
+ * smaller total. */
+static bool better(const zn_budget_point *pt, const zn_budget_point *best, size_t budget)
 {
-    if (best->rung >= -1 && pt->total > budget && pt->total >= best->total) {
-        zn_plan_free(p);
-        zn_graph_free(g);
-        return;
-    }
-    if (best->rung >= -1) {
-        zn_plan_free(best_p);
-        zn_graph_free(best_g);
-    }
-    *best_g = *g, *best_p = *p, *best = *pt;
+    bool fits = pt->total <= budget, best_fits = best->total <= budget;
+    if (best->rung < -1 || fits != best_fits) return best->rung < -1 || fits;
+    return fits ? pt->extra_macs < best->extra_macs : pt->total < best->total;
 }
 
 bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, zn_budget_point *pt,
@@ -141,16 +185,20 @@ bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, z
 {
     *no_fit = false;
     zn_budget_point best = {.rung = -2}, now;
-    /* rung by rung, cheapest first, to the first that fits: memory need not fall at every rung (a
-     * recomputed conv's copies can outlive what they free), so no rung is skipped */
-    for (int r = -1; r <= zn_budget_top(b) && !(best.rung >= -1 && best.total <= budget); r++) {
+    /* every rung, as neither memory nor multiply-adds fall steadily along the ladder (a recomputed
+     * conv's copies can outlive what they free; a rung that splits a chain at a new conv's input
+     * can recompute less than the one before); a fit that recomputes nothing ends the search */
+    for (int r = -1; r <= zn_budget_top(b) && !(best.rung >= -1 && best.total <= budget && !best.extra_macs); r++) {
         zn_graph tg;
         zn_plan tp;
         if (!zn_budget_make(b, r, &tg, &tp, &now, err, errlen)) {
             if (best.rung >= -1) zn_plan_free(p), zn_graph_free(g);
             return false;
         }
-        keep_best(&tg, &tp, &now, budget, g, p, &best);
+        bool keep = better(&now, &best, budget);
+        if (keep && best.rung >= -1) zn_plan_free(p), zn_graph_free(g);
+        if (keep) *g = tg, *p = tp, best = now;
+        else zn_plan_free(&tp), zn_graph_free(&tg);
     }
     *pt = best;
     if (best.total <= budget) return true;
@@ -161,11 +209,15 @@ bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, z
     return false;
 }
 
-const char *zn_budget_describe(int rung, char *buf, size_t len)
+const char *zn_budget_describe(const zn_budget_point *pt, char *buf, size_t len)
 {
-    if (rung < 0) snprintf(buf, len, "nothing");
-    else if (rung == 0) snprintf(buf, len, "the cheap segments after concats and stitches");
-    else snprintf(buf, len, "the cheap segments after every kept node and %d conv%s", rung - 1, rung == 2 ? "" : "s");
+    const char *s = pt->convs == 1 ? "" : "s";
+    if (pt->rung < 0) snprintf(buf, len, "nothing");
+    else if (pt->rung == 0) snprintf(buf, len, "the cheap segments after concats and stitches");
+    else if (!pt->split) snprintf(buf, len, "the cheap segments after every kept node and %d conv%s", pt->convs, s);
+    else
+        snprintf(buf, len, "split segments: %d conv%s and pooling%s", pt->convs, s,
+                 pt->per_reader ? ", each copy for its own reader" : "");
     return buf;
 }
 

@@ -1,9 +1,10 @@
 /* budget.h: training within a memory budget. From the training graph right before the recompute
- * pass, the planner makes a ladder of choices, each recomputing more than the one before (nothing;
- * the cheap segments after stitches and concats; those after any kept node too; then the convs
- * they reach, fewest multiply-adds per freed value first),
- * plans each exactly as a session would (recompute, sink, zn_plan_make with the backend's
- * scratch), and takes the first rung whose whole plan fits. docs/memory.md says why. */
+ * pass, the planner makes a ladder of choices (nothing; the cheap segments after stitches and
+ * concats; those after any kept node too, with the k convs they reach that cost the fewest
+ * multiply-adds per freed value; the same in split segments, pooling recomputed; and those with
+ * a copy per reader), plans each exactly as a session would (recompute, sink, zn_plan_make with
+ * the backend's scratch), and takes, of the rungs whose whole plan fits, the one recomputing the
+ * fewest multiply-adds. docs/memory.md says why. */
 #ifndef ZN_BUDGET_H
 #define ZN_BUDGET_H
 
@@ -28,6 +29,9 @@ typedef struct {
                            (no multiply-adds); 1: and after any kept node; 1 + k: and the first k convs */
     size_t total;       /* zn_plan_total: arena, parameters and state, gradients, optimizer state, scratch */
     int64_t extra_macs; /* multiply-adds per example the recomputed copies add */
+    int convs;          /* how many candidate convs it may recompute */
+    bool split;         /* Chen et al.'s segments (zn_recompute_choice.split) */
+    bool per_reader;    /* and a copy per reader (zn_recompute_choice.per_reader) */
 } zn_budget_point;
 
 typedef struct {
@@ -43,21 +47,31 @@ const char *zn_budget_start_pass(void);
 void zn_budget_init(zn_budget *b, const zn_graph *g, const zn_budget_opts *o);
 void zn_budget_free(zn_budget *b);
 
-/* Rungs -1 .. zn_budget_top(b). */
+/* Rungs -1 .. zn_budget_top(b): -1 and 0, then three families of n_convs + 1 rungs each, k = 0 ..
+ * n_convs convs recomputed: unsplit segments, split ones (Chen et al.'s, pooling recomputed) and
+ * split ones with a copy per reader. */
 int zn_budget_top(const zn_budget *b);
 
 /* The graph and the plan of one rung into g and p (both initialised here), and its figures. */
 bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_budget_point *pt, char *err,
                     size_t errlen);
 
-/* The first rung whose plan takes at most budget bytes, its graph and plan into g and p. false:
- * none fits (err gives the smallest total reached and what dominates it; *no_fit set) or a pass or
- * the plan failed (*no_fit clear). */
+/* Of the rungs whose plan takes at most budget bytes, the one with the fewest extra multiply-adds
+ * (the lowest on a tie), its graph and plan into g and p. false: none fits (err gives the smallest
+ * total reached, what dominates it and the floor; *no_fit set) or a pass or the plan failed
+ * (*no_fit clear). */
 bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, zn_budget_point *pt,
                    bool *no_fit, char *err, size_t errlen);
 
-/* What rung recomputes, in words ("nothing", "the cheap segments after concats and stitches", ...). */
-const char *zn_budget_describe(int rung, char *buf, size_t len);
+/* The least any rung of the ladder can take, for the plan p of graph g of one of its rungs: the
+ * fixed parts (parameters and state, gradients, optimizer state, scratch) and the most arena bytes
+ * one node needs live at once (its arena sources and output; an in-place node shares its output
+ * with a source of its size); *node gets that node. Every rung runs every node of the graph the
+ * ladder starts from (copies only add nodes, of the same sizes), so no rung goes below it. */
+size_t zn_budget_floor(const zn_graph *g, const zn_plan *p, int *node);
+
+/* What a rung recomputes, in words ("nothing", "the cheap segments after concats and stitches", ...). */
+const char *zn_budget_describe(const zn_budget_point *pt, char *buf, size_t len);
 
 /* A size such as 1073741824, 512M, 1G, 1.5GiB or 64KB (K, M, G and T are powers of 1024, with or
  * without "iB" or "B") into *out (> 0). false for anything else. */

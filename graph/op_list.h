@@ -26,8 +26,10 @@
  *              norm's backward takes a channel's sums before writing the channel (k_norm.c),
  *              global max pooling's backward finds a plane's arg-max before writing the plane
  *              (k_pool.c)
- *   recompute  NO, CHEAP (recomputed in the backward pass, graph/pass_recompute.c) or BUDGET
- *              (recomputed while the recomputed multiply-adds stay within its budget)
+ *   recompute  NO, CHEAP (recomputed in the backward pass, graph/pass_recompute.c), BUDGET
+ *              (recomputed while the recomputed multiply-adds stay within its budget) or SPLIT
+ *              (recomputed only in a memory budget's split segments: pooling, whose copy in an
+ *              unsplit chain would keep the copy of its full-size input alive with it)
  *   lower      the lowering in lang/builtins.c that turns a call into this op (lower_<lower>
  *              with parameters ARGS_<lower>), `none` for ops a model cannot call
  *   lang       the names a model calls it by: ZN_LANG0 (none), ZN_LANG1("name") or
@@ -67,9 +69,9 @@
        "x, gamma, beta, running_mean, running_var", ZN_ATTR_EPS | ZN_ATTR_MOMENTUM, \
        infer_batchnorm, macs_none, zn_grad_batchnorm_relu, false, CHEAP, none, ZN_LANG0) \
     OP(MAXPOOL, "maxpool", FORWARD, 1, 1, "x", ZN_ATTRS_WINDOW, infer_pool, macs_none, \
-       zn_grad_maxpool, false, NO, pool, ZN_LANG1("maxpool")) \
+       zn_grad_maxpool, false, SPLIT, pool, ZN_LANG1("maxpool")) \
     OP(AVGPOOL, "avgpool", FORWARD, 1, 1, "x", ZN_ATTRS_WINDOW, infer_pool, macs_none, \
-       zn_grad_avgpool, false, NO, pool, ZN_LANG1("avgpool")) \
+       zn_grad_avgpool, false, SPLIT, pool, ZN_LANG1("avgpool")) \
     OP(GLOBAL_MAXPOOL, "global_maxpool", FORWARD, 1, 1, "x", 0, infer_global_pool, macs_none, \
        zn_grad_global_maxpool, false, NO, unary_chw, ZN_LANG2("gmp", "global_maxpool")) \
     OP(GLOBAL_AVGPOOL, "global_avgpool", FORWARD, 1, 1, "x", 0, infer_global_pool, macs_none, \

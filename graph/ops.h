@@ -42,6 +42,7 @@ typedef enum {
     ZN_RECOMPUTE_NO,
     ZN_RECOMPUTE_CHEAP,  /* always worth it */
     ZN_RECOMPUTE_BUDGET, /* while the recomputed multiply-adds stay within the pass's budget */
+    ZN_RECOMPUTE_SPLIT,  /* only in a budget's split segments, each copy made right before its reader */
 } zn_recompute;
 
 /* The columns of op_list.h's rows; op_list.h says what each means. */

@@ -112,10 +112,19 @@ bool zn_pass_poolmask(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_recompute(zn_graph *g, char *err, size_t errlen);
 bool zn_pass_sink(zn_graph *g, char *err, size_t errlen);
 
-/* The recompute pass as a memory budget chooses it (graph/budget.h): the convs it may recompute
- * (convs[i] per forward node; NULL: none) and, with kept_heads, segments headed by any node with
- * a cheap reader, which is kept (a checkpoint) while the chain after it is recomputed. */
-bool zn_pass_recompute_convs(zn_graph *g, const bool *convs, bool kept_heads, char *err, size_t errlen);
+/* The recompute pass as a memory budget chooses it (graph/budget.h). */
+typedef struct {
+    const bool *convs; /* the convs it may recompute (convs[i] per forward node; NULL: none) */
+    bool kept_heads;   /* segments headed by any node with a cheap reader, which is kept (a
+                          checkpoint) while the chain after it is recomputed */
+    bool split;        /* Chen et al.'s segments: the input of every recomputed conv is kept (the
+                          chain split there, each part recomputed when the backward pass reaches
+                          it) and pooling (SPLIT ops) is recomputed too (implies kept_heads) */
+    bool per_reader;   /* with split: each copy is made from the segment's head right before its
+                          own first backward reader, so no copy waits for a later reader (the
+                          start of the chain is recomputed once per such reader) */
+} zn_recompute_choice;
+bool zn_pass_recompute_convs(zn_graph *g, const zn_recompute_choice *choice, char *err, size_t errlen);
 /* The convs the recompute pass's segments reach when every conv may be recomputed and every node
  * may head a segment, in node order, into ids (NULL: only counted); returns how many. */
 int zn_recompute_candidates(const zn_graph *g, int *ids);

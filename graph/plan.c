@@ -82,6 +82,19 @@ static int by_first(const void *a, const void *b)
     return c ? c : x - y;
 }
 
+/* Largest first; ties: the latest to die first. Same-size tensors that follow one another, each
+ * live with the next (a recomputed conv output, its batch norm's output, the gradient, the conv
+ * recomputed again: memory.md), then alternate between two places instead of taking a third:
+ * each finds free the place that its successor's successor holds. */
+static int by_size_last(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    int c = size_desc(x, y);
+    if (!c) c = sort_last[y] - sort_last[x];
+    if (!c) c = span_desc(x, y);
+    return c ? c : x - y;
+}
+
 static int by_offset(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;
@@ -139,14 +152,14 @@ static size_t place_in_order(zn_plan *p, const int *first, const int *last, int 
     return align_up(peak);
 }
 
-/* Places the arena tensors by size and by lifetime and keeps the smaller arena (the first on a
- * tie): by size alone, a long-lived small tensor (a residual branch, an in-place chain) can land
- * above every large one it meets. Returns the arena's size. */
+/* Places the arena tensors in four orders and keeps the smallest arena (the first on a tie): by
+ * size alone, a long-lived small tensor (a residual branch, an in-place chain) can land above
+ * every large one it meets. Returns the arena's size. */
 static size_t place_arena(zn_plan *p, const int *first, const int *last, int *order, int n)
 {
-    int (*const cmps[])(const void *, const void *) = {by_size_desc, by_span_desc, by_first};
+    int (*const cmps[])(const void *, const void *) = {by_size_desc, by_span_desc, by_first, by_size_last};
     size_t *best = zn_malloc(sizeof *best * (p->n_nodes + 1)), best_size = 0;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < (int)(sizeof cmps / sizeof cmps[0]); k++) {
         size_t size = place_in_order(p, first, last, order, n, cmps[k]);
         if (k && size >= best_size) continue;
         best_size = size;

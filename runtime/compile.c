@@ -174,7 +174,7 @@ static bool plan_budget(const zn_compile_opts *o, zn_compiled *c, int batch, cha
         char a[32], t[32], what[128];
         fprintf(o->report, "  %-12s %s: rung %d of %d, recomputing %s; plan %s (training graph)\n", "budget",
                 zn_format_bytes(budget_of(o, c), a, sizeof a), c->budget.rung, zn_budget_top(&b),
-                zn_budget_describe(c->budget.rung, what, sizeof what), zn_format_bytes(c->budget.total, t, sizeof t));
+                zn_budget_describe(&c->budget, what, sizeof what), zn_format_bytes(c->budget.total, t, sizeof t));
     }
     zn_budget_free(&b);
     return ok;

@@ -2,7 +2,8 @@
 # run_budget.sh: --memory-budget on the command line: sizes refused with exit 2, a budget no plan
 # meets refused before training (exit 2, the smallest plan and what dominates it) by run, bench,
 # summary, compare and check --backends (which agrees with itself within the tightest budget), summary's budget line and --memory-curve table and SVG, and a 2-epoch run
-# of a small DenseNet within the tightest budget logging the same losses as one recomputing nothing.
+# of a small DenseNet, and of a small residual net with max pooling (split segments), within the
+# tightest budget logging the same losses as one recomputing nothing.
 # usage: run_budget.sh ZNET SOURCE_DIR
 set -u
 . "$(dirname "$0")/shell_support.sh"
@@ -15,6 +16,15 @@ model dense(growth = 4) {
   input label: class(10)
   d = transition(dense_block(conv2d(image, 8, bias = false), 2, growth))
   head out = xent(linear(gap(relu(batchnorm(dense_block(d, 2, growth)))), 10), label)
+}
+train { data = "fashion_mnist"; batch = 16; epochs = 2; augment = [] }
+ZNET
+cat > pooled.znet <<'ZNET'
+use "resnet.znet"
+model pooled(width = 4) {
+  input image: [1, 28, 28]
+  input label: class(10)
+  head out = xent(classifier(layer(cbr(image, width), 2 * width)), label)
 }
 train { data = "fashion_mnist"; batch = 16; epochs = 2; augment = [] }
 ZNET
@@ -44,18 +54,27 @@ zt_expect 2 "$impossible" "$znet" run dense.znet --memory-budget 1K --data data 
 grep -q '^training' out && bad "run started training within an impossible budget"
 zt_expect 2 "memory budget 1.0 KiB cannot be met at batch 8" "$znet" check dense.znet --backends cpu,cpu --memory-budget 1K
 
-# the smallest total of the curve fits exactly, a byte less does not; a 2-epoch run within it logs
-# the losses of a run that recomputes nothing (the same arithmetic repeated)
-least=$(awk '/^memory curve/ {on = 1; next} on && /^ +-?[0-9]+ / {print $2} on && /^$/ {exit}' curve.txt | sort -n | head -1)
-zt_expect 0 "the training plan takes .*; recomputed: the cheap segments after every kept node" \
-    "$znet" summary dense.znet --memory-budget "$least"
-zt_expect 2 "cannot be met" "$znet" summary dense.znet --memory-budget $((least - 1))
-zt_expect 0 "0 over tolerance" "$znet" check dense.znet --backends cpu,cpu --memory-budget "$least"
-run=("$znet" run dense.znet --data data --threads 1 --quiet --no-save --log-every 1)
-"${run[@]}" --no-pass recompute --log free.jsonl > free.out 2>&1 || bad "run without recompute: $(cat free.out)"
-"${run[@]}" --memory-budget "$least" --log tight.jsonl > tight.out 2>&1 || bad "run within $least: $(cat tight.out)"
-grep -o '"loss":[^,}]*' free.jsonl > free.loss
-grep -o '"loss":[^,}]*' tight.jsonl > tight.loss
-[ "$(wc -l < free.loss)" -ge 8 ] || bad "the run logged $(wc -l < free.loss) step losses, want 8"
-cmp -s free.loss tight.loss || bad "losses differ within the budget: $(diff free.loss tight.loss | head -4)"
+# the smallest total of the curve fits exactly, a byte less does not (the refusal names the floor
+# no choice goes below); a 2-epoch run within it logs the losses of a run that recomputes nothing
+# (the same arithmetic repeated)
+tightest() { # MODEL: the curve's smallest total
+    "$znet" summary "$1" --memory-curve > curve.out 2>&1 || bad "$1: curve: $(cat curve.out)"
+    awk '/^memory curve/ {on = 1; next} on && /^ +-?[0-9]+ / {print $2} on && /^$/ {exit}' curve.out | sort -n | head -1
+}
+for model in dense.znet pooled.znet; do
+    least=$(tightest $model)
+    zt_expect 0 "the training plan takes .*; recomputed: (the cheap segments after every kept node|split segments)" \
+        "$znet" summary $model --memory-budget "$least"
+    zt_expect 2 "cannot be met.*no choice of what to recompute goes below" "$znet" summary $model --memory-budget $((least - 1))
+    zt_expect 0 "0 over tolerance" "$znet" check $model --backends cpu,cpu --memory-budget "$least"
+    run=("$znet" run $model --data data --threads 1 --quiet --no-save --log-every 1)
+    "${run[@]}" --no-pass recompute --log free.jsonl > free.out 2>&1 || bad "$model: run without recompute: $(cat free.out)"
+    "${run[@]}" --memory-budget "$least" --log tight.jsonl > tight.out 2>&1 || bad "$model: run within $least: $(cat tight.out)"
+    grep -o '"loss":[^,}]*' free.jsonl > free.loss
+    grep -o '"loss":[^,}]*' tight.jsonl > tight.loss
+    [ "$(wc -l < free.loss)" -ge 8 ] || bad "$model: the run logged $(wc -l < free.loss) step losses, want 8"
+    cmp -s free.loss tight.loss || bad "$model: losses differ within the budget: $(diff free.loss tight.loss | head -4)"
+done
+"$znet" summary pooled.znet --memory-budget "$(tightest pooled.znet)" > pooled.out 2>&1
+grep -q "recomputed: split segments: .* and pooling" pooled.out || bad "pooled.znet's tightest plan splits no segment: $(cat pooled.out)"
 zt_end run_budget

@@ -14,6 +14,7 @@
 #include "backends/backend.h"
 #include "graph/autodiff.h"
 #include "graph/graph.h"
+#include "graph/passes.h"
 #include "lang/program.h"
 #include "data/rng.h"
 
@@ -31,6 +32,9 @@ typedef struct {
     float h;              /* finite-difference step */
     int samples;          /* elements compared per parameter, at most */
     bool kinks;           /* uncontrolled relus and maxima: skip elements where h and h/2 disagree */
+    bool recompute;       /* after autodiff, recompute as a memory budget may: split segments with
+                             every conv but those reading a max pool (so the pool is recomputed
+                             too, not kept as a conv's input), a copy per reader */
 } net;
 
 static const zn_span no_span = {0};
@@ -233,6 +237,14 @@ static void run_init(run *r, net *t, uint64_t seed)
     r->t = t;
     r->n_fwd = t->g.n_nodes;
     if (!zn_autodiff(&t->g, err, sizeof err)) fail_msg("autodiff: %s", err);
+    if (t->recompute) {
+        bool *all = calloc((size_t)t->g.n_nodes, sizeof *all);
+        for (int i = 0; i < t->g.n_nodes; i++)
+            all[i] = t->g.nodes[i].n_src && t->g.nodes[t->g.nodes[i].src[0]].op != ZN_OP_MAXPOOL;
+        zn_recompute_choice choice = {all, true, true, true};
+        if (!zn_pass_recompute_convs(&t->g, &choice, err, sizeof err)) fail_msg("recompute: %s", err);
+        free(all);
+    }
     const zn_backend_opts opts = {.training = true, .threads = 1};
     r->be = zn_cpu_backend.create(&opts, err, sizeof err);
     if (!r->be) fail_msg("create: %s", err);
@@ -805,6 +817,19 @@ static void test_every_op_has_a_case(void **state)
     }
 }
 
+/* Loads models/<model>.znet with settings into t->g (t's other fields set by the caller). */
+static void load_model(net *t, const char *model, const zn_setting *settings, int n_settings)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s", zt_src_path(model));
+    zn_load_opts o = {.path = path, .settings = settings, .n_settings = n_settings};
+    zn_diag d;
+    zn_diag_init(&d, stderr);
+    zn_recipe recipe;
+    if (!zn_program_load(&o, &d, &t->g, &recipe)) fail_msg("%s does not load", path);
+    zn_diag_free(&d);
+}
+
 /* DavidNet-Zee at width 2 with a two-layer grouped tower, batch 2: every parameter of every
  * head, the shared tower's summed gradients included. Relus and maxima sit wherever the data
  * put them, so elements where steps h and h/2 disagree (a kink within h) are skipped. */
@@ -814,19 +839,35 @@ static void test_zee_model(void **state)
     static const zn_setting settings[] = {
         {"width", "2"}, {"filters", "[2, 2]"}, {"roots", "true"},
     };
-    char path[1024];
-    snprintf(path, sizeof path, "%s", zt_src_path("models/davidnet_zee.znet"));
-    zn_load_opts o = {.path = path, .settings = settings, .n_settings = 3};
-    zn_diag d;
-    zn_diag_init(&d, stderr);
-    zn_recipe recipe;
     net t = {.batch = 2, .h = 2e-4f, .samples = 48, .kinks = true};
-    if (!zn_program_load(&o, &d, &t.g, &recipe)) fail_msg("%s does not load", path);
-    zn_diag_free(&d);
+    load_model(&t, "models/davidnet_zee.znet", settings, 3);
     check c = gradcheck(&t, 7);
     assert_true(report("davidnet_zee width 2, batch 2", &c, MODEL_PARAM_TOLERANCE,
                        MODEL_TOLERANCE));
     assert_true(c.skipped * 5 < c.elements); /* most elements are compared */
+    zn_graph_free(&t.g);
+}
+
+/* DavidNet-multisoft at width 2, batch 2, recomputed as a memory budget may (split segments:
+ * convs recomputed from kept inputs, max pooling recomputed after them, a copy per reader):
+ * the gradients of the recomputed graph against central differences of the forward pass. */
+static void test_recomputed_model(void **state)
+{
+    (void)state;
+    static const zn_setting settings[] = {{"width", "2"}};
+    net t = {.batch = 2, .h = 2e-4f, .samples = 48, .kinks = true, .recompute = true};
+    load_model(&t, "models/davidnet_multisoft.znet", settings, 1);
+    check c = gradcheck(&t, 7);
+    int pools = 0, convs = 0;
+    for (int i = 0; i < t.g.n_nodes; i++)
+        if (t.g.nodes[i].flags & ZN_NODE_BACKWARD) {
+            pools += t.g.nodes[i].op == ZN_OP_MAXPOOL;
+            convs += t.g.nodes[i].op == ZN_OP_CONV2D;
+        }
+    assert_true(pools > 0 && convs > 0);
+    assert_true(report("davidnet_multisoft width 2, batch 2, recomputed", &c, MODEL_PARAM_TOLERANCE,
+                       MODEL_TOLERANCE));
+    assert_true(c.skipped * 5 < c.elements);
     zn_graph_free(&t.g);
 }
 
@@ -836,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_every_op_has_a_case),
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_zee_model),
+        cmocka_unit_test(test_recomputed_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
