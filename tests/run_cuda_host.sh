@@ -4,7 +4,8 @@
 # code against tests/cuda_host/cuda_runtime.h (C++20 threads and barriers standing in for blocks
 # and warps), and check_bn_relu compares them with the CPU kernels of the build's backend library.
 # Skips (77) without a C++20 g++. A GPU runs the real thing: test_cuda, test_parity, gpu_check.sh.
-# usage: run_cuda_host.sh SOURCE_DIR LIBRARY...   (the CPU backend's library and what it needs)
+# usage: run_cuda_host.sh SOURCE_DIR LIBRARY... [LINK FLAG...]   (the CPU backend's library, what it
+# needs, and a sanitizer build's -fsanitize flags)
 set -u
 [ $# -ge 2 ] || { echo "usage: $0 SOURCE_DIR LIBRARY..." >&2; exit 2; }
 src=$1 host=$1/tests/cuda_host cuda=$1/backends/cuda
