@@ -198,14 +198,14 @@ static inline void split4(const float *r, f4 *even, f4 *odd)
 {
     f4 lo, hi;
     memcpy(&lo, r, sizeof lo), memcpy(&hi, r + 4, sizeof hi);
-    *even = __builtin_shuffle(lo, hi, (m4){0, 2, 4, 6});
-    *odd = __builtin_shuffle(lo, hi, (m4){1, 3, 5, 7});
+    *even = __builtin_shufflevector(lo, hi, 0, 2, 4, 6);
+    *odd = __builtin_shufflevector(lo, hi, 1, 3, 5, 7);
 }
 
 static inline void join4(f4 even, f4 odd, float *r)
 {
-    const f4 lo = __builtin_shuffle(even, odd, (m4){0, 4, 1, 5});
-    const f4 hi = __builtin_shuffle(even, odd, (m4){2, 6, 3, 7});
+    const f4 lo = __builtin_shufflevector(even, odd, 0, 4, 1, 5);
+    const f4 hi = __builtin_shufflevector(even, odd, 2, 6, 3, 7);
     memcpy(r, &lo, sizeof lo), memcpy(r + 4, &hi, sizeof hi);
 }
 

@@ -175,14 +175,14 @@ typedef int i4 __attribute__((vector_size(16)));
 
 /* The 4x4 transpose: out[j][l] = in[l][j]. */
 __attribute__((always_inline)) static inline void transpose4(const v4 in[4], v4 out[4]) {
-  const v4 lo01 = __builtin_shuffle(in[0], in[1], (i4){0, 4, 1, 5});
-  const v4 hi01 = __builtin_shuffle(in[0], in[1], (i4){2, 6, 3, 7});
-  const v4 lo23 = __builtin_shuffle(in[2], in[3], (i4){0, 4, 1, 5});
-  const v4 hi23 = __builtin_shuffle(in[2], in[3], (i4){2, 6, 3, 7});
-  out[0] = __builtin_shuffle(lo01, lo23, (i4){0, 1, 4, 5});
-  out[1] = __builtin_shuffle(lo01, lo23, (i4){2, 3, 6, 7});
-  out[2] = __builtin_shuffle(hi01, hi23, (i4){0, 1, 4, 5});
-  out[3] = __builtin_shuffle(hi01, hi23, (i4){2, 3, 6, 7});
+  const v4 lo01 = __builtin_shufflevector(in[0], in[1], 0, 4, 1, 5);
+  const v4 hi01 = __builtin_shufflevector(in[0], in[1], 2, 6, 3, 7);
+  const v4 lo23 = __builtin_shufflevector(in[2], in[3], 0, 4, 1, 5);
+  const v4 hi23 = __builtin_shufflevector(in[2], in[3], 2, 6, 3, 7);
+  out[0] = __builtin_shufflevector(lo01, lo23, 0, 1, 4, 5);
+  out[1] = __builtin_shufflevector(lo01, lo23, 2, 3, 6, 7);
+  out[2] = __builtin_shufflevector(hi01, hi23, 0, 1, 4, 5);
+  out[3] = __builtin_shufflevector(hi01, hi23, 2, 3, 6, 7);
 }
 
 /* Elements m0..m0+3 of row (an offset into plane), +0 where m is outside [lo, hi). */
@@ -219,8 +219,8 @@ __attribute__((always_inline)) static inline void gather_runs(const float *plane
       transpose4(q, c[run]);
       if (size == 6) {
         const v4 next = {16 < hi ? plane[row + 16] : 0, 17 < hi ? plane[row + 17] : 0, 0, 0};
-        c[run][4] = __builtin_shuffle(c[run][0], next, (i4){1, 2, 3, 4});
-        c[run][5] = __builtin_shuffle(c[run][1], next, (i4){1, 2, 3, 5});
+        c[run][4] = __builtin_shufflevector(c[run][0], next, 1, 2, 3, 4);
+        c[run][5] = __builtin_shufflevector(c[run][1], next, 1, 2, 3, 5);
       }
     }
     for (int j = 0; j < size; j++)
