@@ -30,12 +30,6 @@ static size_t row_at(const zn_bn_dims *d, int n, int ch)
     return ((size_t)n * d->c + ch) * d->hw;
 }
 
-/* The batch norm's output before the relu: the forward and the backward's mask round it alike. */
-static inline float pre_relu(float a, float x, float b)
-{
-    return a * x + b;
-}
-
 /* Channel ch's batch statistics and affine; the running statistics updated unless d->momentum
  * is 1. */
 static zn_bn_train batch_affine(const job *j, const zn_bn_dims *d, int ch, float *running_mean,
@@ -62,7 +56,7 @@ static void forward_range(void *ctx, size_t c0, size_t c1)
             const float *p = j->x + row_at(d, n, ch);
             float *q = j->out + row_at(d, n, ch);
             for (int i = 0; i < d->hw; i++) {
-                const float v = pre_relu(a, p[i], b);
+                const float v = zn_bn_pre_relu(a, p[i], b);
                 q[i] = v > 0.0f ? v : 0.0f; /* zn_ew_relu */
             }
         }

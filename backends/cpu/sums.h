@@ -23,13 +23,20 @@ void zn_rows_sums_add(const float *x, const float *dy, int rows, size_t stride, 
 void zn_rows_masked_sums_add(const float *x, const float *dy, float a, float b, int rows,
                              size_t stride, int n, zn_bn_sums *t);
 
-/* g where a*x + b > 0, else +0 (the relu's gradient after batch norm's a*x + b, rounded as the
- * forward rounds it), as g's bits and'ed with the compare's mask. */
+/* Batch norm's output before the relu, a*x + b: one multiply and one add, rounded apart, so the
+ * fused forward (k_norm_relu.c) and the backward's mask round it alike. */
+static inline float zn_bn_pre_relu(float a, float x, float b)
+{
+    return a * x + b;
+}
+
+/* g where a*x + b > 0, else +0 (the relu's gradient after batch norm), as g's bits and'ed with
+ * the compare's mask. */
 static inline float zn_relu_masked(float a, float x, float b, float g)
 {
     uint32_t bits;
     memcpy(&bits, &g, sizeof bits);
-    bits &= -(uint32_t)(a * x + b > 0.0f);
+    bits &= -(uint32_t)(zn_bn_pre_relu(a, x, b) > 0.0f);
     memcpy(&g, &bits, sizeof g);
     return g;
 }

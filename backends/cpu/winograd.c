@@ -186,7 +186,8 @@ __attribute__((always_inline)) static inline void transpose4(const v4 in[4], v4 
 }
 
 /* Elements m0..m0+3 of row (an offset into plane), +0 where m is outside [lo, hi). */
-__attribute__((always_inline)) static inline v4 load_clipped(const float *plane, ptrdiff_t row, int m0, int lo, int hi) {
+__attribute__((always_inline)) static inline v4 load_clipped(const float *plane, ptrdiff_t row,
+                                                             int m0, int lo, int hi) {
   v4 q = {0, 0, 0, 0};
   if (m0 >= lo && m0 + 4 <= hi) {
     memcpy(&q, plane + row + m0, sizeof q);
@@ -197,9 +198,6 @@ __attribute__((always_inline)) static inline v4 load_clipped(const float *plane,
   return q;
 }
 
-/* gather for runs_of_four lanes, straight into d[i * size + j]: per row, a 4x4 transpose of a
- * run's 16 floats gives columns 0-3, and (6x6 windows) columns 4-5 are 0-1 moved on by one
- * tile. The scalar gather's stores, read back at once as vectors, stalled store forwarding. */
 /* gather for runs_of_four lanes, straight into d[i * size + j]: per row, a 4x4 transpose of a
  * run's 16 floats gives columns 0-3, and (6x6 windows) columns 4-5 are 0-1 moved on by one
  * tile; the two runs' halves join in registers. The scalar gather's stores, read back at once
@@ -229,7 +227,8 @@ __attribute__((always_inline)) static inline void gather_runs(const float *plane
 }
 
 /* d[i * size + j] = each lane's window on plane (gather's layout), by gather_runs where it can. */
-__attribute__((always_inline)) static inline void gather_tiles(const float *plane, const window *W, v8 *d) {
+__attribute__((always_inline)) static inline void gather_tiles(const float *plane,
+                                                               const window *W, v8 *d) {
   if (runs_of_four(W)) {
     gather_runs(plane, W, d);
     return;
@@ -240,7 +239,8 @@ __attribute__((always_inline)) static inline void gather_tiles(const float *plan
 }
 
 /* scatter for 4x4 windows of runs_of_four lanes wholly inside the plane: the transpose back. */
-__attribute__((always_inline)) static inline void scatter_tiles(float *plane, const window *W, const v8 *y, float add) {
+__attribute__((always_inline)) static inline void scatter_tiles(float *plane, const window *W,
+                                                                const v8 *y, float add) {
   if (!W->inside || !runs_of_four(W)) {
     float f[16 * LANES];
     memcpy(f, y, sizeof f);
