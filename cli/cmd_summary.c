@@ -137,19 +137,25 @@ static bool print_curve(const zn_compile_opts *o, int64_t fwd_macs, const char *
     if (n < 0) fprintf(stderr, "znet summary: %s\n", c.err);
     zn_compiled_free(&c);
     double *x = zn_calloc((size_t)n + 1, sizeof *x), *y = zn_calloc((size_t)n + 1, sizeof *y);
-    int convs = n > 2 ? pts[n - 1].rung / 3 - 1 : 0; /* the candidate convs: 3 (convs + 1) is the top rung */
+    int last = n - 1; /* the top rung of the first ladder, 3 (convs + 1) for its candidate convs */
+    while (last > 0 && pts[last].levers) last--;
+    const int convs = last > 1 ? pts[last].rung / 3 - 1 : 0;
+    const bool levers = n > 0 && pts[n - 1].levers;
     if (n >= 0)
         printf("\nmemory curve at batch %d: the training step's memory (scratch included) against the\n"
                "multiply-adds recomputed; rung -1 keeps everything, rung 0 recomputes the cheap segments\n"
                "after concats and stitches, rungs 1 + k (k = 0 .. %d) those after every kept node and the k\n"
                "cheapest convs, rungs %d + k the same in split segments with pooling, rungs %d + k with a copy\n"
-               "per reader (--memory-budget takes the rung that fits with the fewest extra MACs)\n"
-               "  %5s %14s %14s %22s %12s\n", o->batch, convs, convs + 2, 2 * convs + 3, "rung", "bytes", "memory",
-               "extra MACs/example", "of forward");
+               "per reader%s (--memory-budget takes the rung that fits with the fewest extra MACs)\n"
+               "  %5s %14s %14s %22s %12s%s\n", o->batch, convs, convs + 2, 2 * convs + 3,
+               levers ? "; then the same ladder with the z-towers fused (their convs recomputed)" : "", "rung",
+               "bytes", "memory", "extra MACs/example", "of forward", levers ? "  z-towers" : "");
     for (int i = 0; i < n; i++) {
         char a[32], m[32];
-        printf("  %5d %14zu %14s %22s %11.1f%%\n", pts[i].rung, pts[i].total, zn_format_bytes(pts[i].total, a, sizeof a),
-               zn_format_count(pts[i].extra_macs, m, sizeof m), 100.0 * (double)pts[i].extra_macs / (double)fwd_macs);
+        printf("  %5d %14zu %14s %22s %11.1f%%%s\n", pts[i].rung, pts[i].total,
+               zn_format_bytes(pts[i].total, a, sizeof a), zn_format_count(pts[i].extra_macs, m, sizeof m),
+               100.0 * (double)pts[i].extra_macs / (double)fwd_macs,
+               !levers ? "" : pts[i].levers ? "  fused" : "  apart");
         x[i] = mib(pts[i].total);
         y[i] = (double)pts[i].extra_macs / 1e6;
     }

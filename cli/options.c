@@ -25,7 +25,8 @@ static const char *const common_help =
     "                    shorthands for --set train.epochs=N etc.\n"
     "  --memory-budget SIZE\n"
     "                    fit a training step in SIZE (512M, 1G, 1.5GiB; powers of 1024) by\n"
-    "                    recomputing activations (--set train.memory_budget; docs/memory.md)\n"
+    "                    recomputing activations and, where that is cheapest, fusing the\n"
+    "                    z-towers (--set train.memory_budget; docs/memory.md)\n"
     "  --no-pass NAME    skip the graph optimizer's pass NAME (repeatable; --passes lists them)\n"
     "  --passes          list the passes (autodiff among them), in the order they run, and exit\n"
     "  --help            this text\n";

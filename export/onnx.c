@@ -310,22 +310,6 @@ static void global_pool(builder *b, const char *op, const char *name, const char
     attr_int(b, add_node(b, "Flatten", name, 1, &pooled, out), "axis", 1);
 }
 
-/* ztower: gmp(relu(batchnorm(conv2d(stitch(r), w)))), the node graph/pass_ztower.c fused. */
-static bool ztower(builder *b, const zn_node *n, const char *out)
-{
-    int k = zn_ztower_inputs(n);
-    const char *z = fmt(b, "%s/stitch", out), *y = fmt(b, "%s/conv", out);
-    const char *bn = fmt(b, "%s/bn", out), *act = fmt(b, "%s/relu", out);
-    if (!stitch(b, n, k, n->attr.size[0], n->attr.size[1], n->attr.mode, z)) return false;
-    conv(b, y, z, ref(b, n->src[k]), NULL, &n->attr, 1, y);
-    const char *in[5] = {y};
-    for (int i = 1; i < 5; i++) in[i] = ref(b, n->src[k + i]);
-    attr_float(b, add_node(b, "BatchNormalization", bn, 5, in, bn), "epsilon", n->attr.eps);
-    add_node(b, "Relu", act, 1, &bn, act);
-    global_pool(b, "GlobalMaxPool", out, act, out);
-    return true;
-}
-
 /* One forward node as ONNX nodes writing out; false (with b->err) for an op with no ONNX form. */
 static bool emit(builder *b, int id, const char *out)
 {
@@ -399,7 +383,6 @@ static bool emit(builder *b, int id, const char *out)
     case ZN_OP_FLATTEN: attr_int(b, add_node(b, "Flatten", n->name, 1, in, out), "axis", 1); return true;
     case ZN_OP_STITCH:
         return stitch(b, n, n->n_src, (int)n->shape.dim[0], (int)n->shape.dim[2], n->attr.mode, out);
-    case ZN_OP_ZTOWER: return ztower(b, n, out);
     default:
         return refuse(b, n, zn_ops[n->op].kind == ZN_OP_KIND_FORWARD
                                 ? "this op has no ONNX form at opset 17; znet export cannot write it"

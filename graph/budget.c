@@ -92,7 +92,9 @@ bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_bu
         zn_graph_free(g);
         return false;
     }
-    *pt = (zn_budget_point){rung, zn_plan_total(p), extra_macs(g), n_convs, choice.split, choice.per_reader};
+    *pt = (zn_budget_point){.rung = rung, .total = zn_plan_total(p), .extra_macs = b->o.base_extra_macs + extra_macs(g),
+                            .convs = n_convs, .split = choice.split, .per_reader = choice.per_reader,
+                            .levers = b->o.levers};
     return true;
 }
 
@@ -170,14 +172,17 @@ static void explain(const zn_graph *g, const zn_plan *p, size_t budget, char *er
     append(err, errlen, "its output %s) beside the other parts", zn_format_bytes(p->bytes[v], s[9], sizeof s[9]));
 }
 
-/* Whether rung pt is better than best for budget: one that fits beats one that does not; of two
- * that fit, the fewer recomputed multiply-adds (then the earlier rung); of two that do not, the
- * smaller total. */
-static bool better(const zn_budget_point *pt, const zn_budget_point *best, size_t budget)
+bool zn_budget_better(const zn_budget_point *pt, const zn_budget_point *best, size_t budget)
 {
     bool fits = pt->total <= budget, best_fits = best->total <= budget;
     if (best->rung < -1 || fits != best_fits) return best->rung < -1 || fits;
     return fits ? pt->extra_macs < best->extra_macs : pt->total < best->total;
+}
+
+/* Whether best fits and recomputes nothing beyond what the ladder's graph itself does. */
+static bool fits_with_nothing_more(const zn_budget *b, const zn_budget_point *best, size_t budget)
+{
+    return best->rung >= -1 && best->total <= budget && best->extra_macs == b->o.base_extra_macs;
 }
 
 bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, zn_budget_point *pt,
@@ -187,15 +192,15 @@ bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, z
     zn_budget_point best = {.rung = -2}, now;
     /* every rung, as neither memory nor multiply-adds fall steadily along the ladder (a recomputed
      * conv's copies can outlive what they free; a rung that splits a chain at a new conv's input
-     * can recompute less than the one before); a fit that recomputes nothing ends the search */
-    for (int r = -1; r <= zn_budget_top(b) && !(best.rung >= -1 && best.total <= budget && !best.extra_macs); r++) {
+     * can recompute less than the one before); a fit that recomputes nothing more ends the search */
+    for (int r = -1; r <= zn_budget_top(b) && !fits_with_nothing_more(b, &best, budget); r++) {
         zn_graph tg;
         zn_plan tp;
         if (!zn_budget_make(b, r, &tg, &tp, &now, err, errlen)) {
             if (best.rung >= -1) zn_plan_free(p), zn_graph_free(g);
             return false;
         }
-        bool keep = better(&now, &best, budget);
+        bool keep = zn_budget_better(&now, &best, budget);
         if (keep && best.rung >= -1) zn_plan_free(p), zn_graph_free(g);
         if (keep) *g = tg, *p = tp, best = now;
         else zn_plan_free(&tp), zn_graph_free(&tg);
@@ -212,13 +217,17 @@ bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, z
 const char *zn_budget_describe(const zn_budget_point *pt, char *buf, size_t len)
 {
     const char *s = pt->convs == 1 ? "" : "s";
-    if (pt->rung < 0) snprintf(buf, len, "nothing");
+    /* the z-tower fusion is the one memory lever (graph/passes.h) */
+    int at = pt->levers ? snprintf(buf, len, "the fused z-towers' convs%s", pt->rung < 0 ? "" : " and ") : 0;
+    assert((size_t)at < len);
+    buf += at, len -= (size_t)at;
+    if (pt->rung < 0) snprintf(buf, len, "%s", pt->levers ? "" : "nothing");
     else if (pt->rung == 0) snprintf(buf, len, "the cheap segments after concats and stitches");
     else if (!pt->split) snprintf(buf, len, "the cheap segments after every kept node and %d conv%s", pt->convs, s);
     else
         snprintf(buf, len, "split segments: %d conv%s and pooling%s", pt->convs, s,
                  pt->per_reader ? ", each copy for its own reader" : "");
-    return buf;
+    return buf - at;
 }
 
 bool zn_budget_parse(const char *s, size_t *out)

@@ -4,7 +4,9 @@
  * multiply-adds per freed value; the same in split segments, pooling recomputed; and those with
  * a copy per reader), plans each exactly as a session would (recompute, sink, zn_plan_make with
  * the backend's scratch), and takes, of the rungs whose whole plan fits, the one recomputing the
- * fewest multiply-adds. docs/memory.md says why. */
+ * fewest multiply-adds. runtime/compile.c climbs a second ladder on the graph with the z-towers
+ * fused (a memory lever that recomputes their convs) and takes the better of the two.
+ * docs/memory.md says why. */
 #ifndef ZN_BUDGET_H
 #define ZN_BUDGET_H
 
@@ -21,6 +23,10 @@ typedef struct {
     void *ws_ctx;
     bool recompute;     /* the recompute pass may run (else only rung -1 exists) */
     bool sink;          /* the sink pass runs after it, as in zn_passes_finish */
+    bool levers;        /* the graph is the one with the memory-lever passes run (the z-towers
+                           fused, graph/passes.h), which cost base_extra_macs per example more
+                           than the graph without them: every rung counts them as recomputed */
+    int64_t base_extra_macs;
 } zn_budget_opts;
 
 /* One rung of the ladder, planned. */
@@ -32,6 +38,7 @@ typedef struct {
     int convs;          /* how many candidate convs it may recompute */
     bool split;         /* Chen et al.'s segments (zn_recompute_choice.split) */
     bool per_reader;    /* and a copy per reader (zn_recompute_choice.per_reader) */
+    bool levers;        /* on the graph with the memory levers (zn_budget_opts.levers) */
 } zn_budget_point;
 
 typedef struct {
@@ -62,6 +69,11 @@ bool zn_budget_make(const zn_budget *b, int rung, zn_graph *g, zn_plan *p, zn_bu
  * (*no_fit clear). */
 bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, zn_budget_point *pt,
                    bool *no_fit, char *err, size_t errlen);
+
+/* Whether rung pt is better than best for budget: one that fits beats one that does not; of two
+ * that fit, the fewer recomputed multiply-adds; of two that do not, the smaller total (a tie keeps
+ * best). best->rung < -1: none yet. */
+bool zn_budget_better(const zn_budget_point *pt, const zn_budget_point *best, size_t budget);
 
 /* The least any rung of the ladder can take, for the plan p of graph g of one of its rungs: the
  * fixed parts (parameters and state, gradients, optimizer state, scratch) and the most arena bytes

@@ -35,6 +35,10 @@ int64_t zn_graph_param_count(const zn_graph *g);
 /* Forward multiply-adds per example (zn_op_info.macs over the non-backward nodes). */
 int64_t zn_graph_macs(const zn_graph *g);
 
+/* Multiply-adds per example of nodes [0, end) of g, backward ones included: a training step's
+ * (end = g->n_nodes), or its forward part's. */
+int64_t zn_graph_step_macs(const zn_graph *g, int end);
+
 /* Where the user wrote node n, "models/x.znet:12:3" (line and column left out when unknown,
  * "<built-in>" without a file), into buf; returns buf (format.c). */
 const char *zn_node_where(const zn_node *n, char *buf, size_t len);

@@ -13,25 +13,26 @@
 
 const zn_pass zn_passes[] = {
     {"dce", "dead-node elimination: drops nodes that no head, metric or input depends on", ZN_STAGE_FORWARD,
-     zn_pass_dce, false, false},
+     zn_pass_dce, false, false, false},
     {"stitch", "stitch fusion: resample -> transpose [1, 0, 2] -> concat on axis 1 becomes one stitch node",
-     ZN_STAGE_FORWARD, zn_pass_stitch, false, false},
-    {"ztower", "z-tower fusion: stitch -> conv -> batchnorm -> relu -> global max pool becomes one node run in batch slices",
-     ZN_STAGE_FORWARD, zn_pass_ztower, false, false},
+     ZN_STAGE_FORWARD, zn_pass_stitch, false, false, false},
     {"no_dropout", "dropout is the identity in inference graphs: its readers read its input instead",
-     ZN_STAGE_INFERENCE, zn_pass_no_dropout, false, false},
+     ZN_STAGE_INFERENCE, zn_pass_no_dropout, false, false, false},
     {"fold_bn", "batch norm folded into the conv before it: conv(x, w') + b' (inference graphs)",
-     ZN_STAGE_INFERENCE, zn_pass_fold_bn, false, false},
+     ZN_STAGE_INFERENCE, zn_pass_fold_bn, false, false, false},
+    {"ztower", "z-tower fusion: stitch -> conv -> batchnorm -> relu -> global max pool becomes one node run in batch "
+     "slices (a memory lever: only where a memory budget needs it)",
+     ZN_STAGE_TRAINING, zn_pass_ztower, false, true, true},
     {"fuse_bn_relu", "batchnorm -> relu becomes one node, forward and backward (where the backend runs it)",
-     ZN_STAGE_TRAINING, zn_pass_fuse_bn_relu, false, true},
+     ZN_STAGE_TRAINING, zn_pass_fuse_bn_relu, false, true, false},
     {"autodiff", "appends the backward pass: the gradient of the weighted loss for every parameter (always runs)",
-     ZN_STAGE_TRAINING, zn_autodiff, true, false},
+     ZN_STAGE_TRAINING, zn_autodiff, true, false, false},
     {"poolmask", "relu -> max pool: the relu's backward masks the pooled gradient, before the pool's backward",
-     ZN_STAGE_TRAINING, zn_pass_poolmask, false, false},
+     ZN_STAGE_TRAINING, zn_pass_poolmask, false, false, false},
     {"recompute", "recomputes cheap stitch/concat -> batchnorm/scale/element-wise(/conv) chains in the backward pass",
-     ZN_STAGE_TRAINING, zn_pass_recompute, false, false},
+     ZN_STAGE_TRAINING, zn_pass_recompute, false, false, false},
     {"sink", "moves each backward node to just before its first reader where that lowers the memory live",
-     ZN_STAGE_TRAINING, zn_pass_sink, false, false},
+     ZN_STAGE_TRAINING, zn_pass_sink, false, false, false},
 };
 const int zn_n_passes = (int)(sizeof zn_passes / sizeof zn_passes[0]);
 const char *const zn_pass_stage_names[] = {"forward", "inference", "training"};
@@ -219,13 +220,14 @@ static bool run_stage(zn_graph *g, zn_pass_stage stage, const char *const *disab
     for (int p = 0; p < zn_n_passes; p++) {
         const zn_pass *pass = &zn_passes[p];
         if (pass->stage != stage) continue;
-        bool skip = is_disabled(pass->name, disabled, n_disabled), refused = false;
+        const bool lever_off = pass->memory && !(trace && trace->memory_levers);
+        bool skip = lever_off || is_disabled(pass->name, disabled, n_disabled), refused = false;
         int before = g->n_nodes;
         char msg[512];
         if (!skip && !run_pass(g, pass, trace, &refused, msg, sizeof msg))
             return zn_fail(err, errlen, "pass %s: %s", pass->name, msg);
         if (trace && trace->report) {
-            if (skip) fprintf(trace->report, "  %-12s off", pass->name);
+            if (skip) fprintf(trace->report, "  %-12s off%s", pass->name, lever_off ? " (a memory lever: only where a memory budget needs it)" : "");
             else if (refused) fprintf(trace->report, "  %-12s off (the backend does not run what it makes)", pass->name);
             else fprintf(trace->report, "  %-12s %d -> %d nodes", pass->name, before, g->n_nodes);
             if (stage != ZN_STAGE_FORWARD) fprintf(trace->report, " (%s graph)", zn_pass_stage_names[stage]);

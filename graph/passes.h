@@ -34,6 +34,8 @@ typedef struct {
     bool required;    /* not an optimization: --no-pass refuses it (autodiff) */
     bool backend;     /* makes ops a backend may lack: kept only when the driver's accepts (if
                          any) takes every node of the result, else the graph stays as it was */
+    bool memory;      /* a memory lever that costs time: runs only when the driver's trace asks
+                         for the memory levers (a memory budget that needs them, graph/budget.h) */
 } zn_pass;
 
 extern const zn_pass zn_passes[]; /* in the order they run within a stage */
@@ -51,6 +53,7 @@ typedef struct {
        known, and the backend passes keep what they make */
     bool (*accepts)(void *ctx, const zn_graph *g, int id);
     void *accepts_ctx;
+    bool memory_levers; /* run the passes marked memory (else they are off, as if skipped) */
 } zn_pass_trace;
 
 /* Whether the passes named in disabled[0..n_disabled) may be skipped: each names a pass that is

@@ -164,6 +164,14 @@ int64_t zn_graph_param_count(const zn_graph *g)
     return total;
 }
 
+int64_t zn_graph_step_macs(const zn_graph *g, int end)
+{
+    int64_t total = 0;
+    for (int i = 0; i < end; i++)
+        if (zn_ops[g->nodes[i].op].macs) total += zn_ops[g->nodes[i].op].macs(g, i);
+    return total;
+}
+
 int64_t zn_graph_macs(const zn_graph *g)
 {
     int64_t total = 0;

@@ -9,6 +9,7 @@
 
 #include "graph/inspect.h"
 #include "graph/passes.h"
+#include "graph/util.h"
 
 const char *const zn_compile_stage_names[] = {"load", "passes", "plan", "backend"};
 
@@ -117,11 +118,46 @@ static bool backend_accepts(void *ctx, const zn_graph *g, int id)
     return be->ops->supports(be, g, id);
 }
 
+/* Whether the training graph is wanted as the start of the memory budget's ladders (a budget, or
+ * zn_compile_curve stopping where they start) and a memory lever that is not skipped may change
+ * it: then the budget climbs a second ladder on the graph with the levers run (c->levered). */
+static bool wants_levers(const zn_compile_opts *o, const zn_compiled *c)
+{
+    const bool ladder = budgeted(o, c) || (o->mode == ZN_COMPILE_TRAINING && o->batch != 0 && o->stop_after &&
+                                           strcmp(o->stop_after, zn_budget_start_pass()) == 0);
+    for (int p = 0; ladder && p < zn_n_passes; p++)
+        if (zn_passes[p].memory && !skipped(o, zn_passes[p].name)) return true;
+    return false;
+}
+
+/* The mode's stage on c->graph and, where wants_levers, on a copy with the memory levers into
+ * c->levered (kept only when they changed it; its passes are not reported twice). */
+static bool finish(const zn_compile_opts *o, zn_compiled *c, const zn_pass_trace *trace)
+{
+    char err[512];
+    const bool levers = wants_levers(o, c);
+    if (levers) zn_graph_copy(&c->levered, &c->graph);
+    if (!zn_passes_finish(&c->graph, o->mode == ZN_COMPILE_TRAINING, o->no_pass, o->n_no_pass, trace, err,
+                          sizeof err))
+        return fail(c, ZN_COMPILE_PASSES, "%s", err);
+    if (!levers) return true;
+    zn_pass_trace with = *trace;
+    with.memory_levers = true;
+    with.report = NULL;
+    if (!zn_passes_finish(&c->levered, true, o->no_pass, o->n_no_pass, &with, err, sizeof err))
+        return fail(c, ZN_COMPILE_PASSES, "%s (with the memory levers)", err);
+    if (c->levered.n_nodes == c->graph.n_nodes) zn_graph_free(&c->levered); /* a fusion drops nodes */
+    return true;
+}
+
 /* The forward passes (on a loaded file only: a graph given is already optimized), then, with the
- * backend when one is wanted, those of the mode's stage, up to the pass to stop after. */
+ * backend when one is wanted, those of the mode's stage, up to the pass to stop after (a memory
+ * lever runs when it is that pass, so that its graph can be seen). */
 static bool passes(const zn_compile_opts *o, zn_compiled *c, const zn_pass *stop, bool with_backend)
 {
-    zn_pass_trace trace = {.stop_after = budgeted(o, c) ? zn_budget_start_pass() : o->stop_after, .report = o->report};
+    zn_pass_trace trace = {.stop_after = budgeted(o, c) ? zn_budget_start_pass() : o->stop_after,
+                           .report = o->report,
+                           .memory_levers = stop && stop->memory};
     char err[512];
     if (o->path && !zn_passes_run(&c->graph, o->no_pass, o->n_no_pass, &trace, err, sizeof err))
         return fail(c, ZN_COMPILE_PASSES, "%s", err);
@@ -134,9 +170,7 @@ static bool passes(const zn_compile_opts *o, zn_compiled *c, const zn_pass *stop
         trace.accepts = backend_accepts;
         trace.accepts_ctx = c->be;
     }
-    if (!zn_passes_finish(&c->graph, o->mode == ZN_COMPILE_TRAINING, o->no_pass, o->n_no_pass, &trace, err,
-                          sizeof err))
-        return fail(c, ZN_COMPILE_PASSES, "%s", err);
+    if (!finish(o, c, &trace)) return false;
     /* the forward nodes come first (a training graph's may have been fused): backward ones and
      * recomputed copies follow */
     c->n_forward = 0;
@@ -151,33 +185,71 @@ static size_t ws_bytes(void *ctx, const zn_graph *g, int id, int batch)
     return be->ops->workspace_bytes(be, g, id, batch);
 }
 
-/* The ladder of graph/budget.h over c's graph (the training graph before the recompute pass). */
-static void budget_init(const zn_compile_opts *o, zn_compiled *c, int batch, zn_budget *b)
+/* Multiply-adds per example of every node of a training graph. */
+static int64_t step_macs(const zn_graph *g)
 {
-    zn_budget_opts bo = {.batch = batch, .ws = c->be ? ws_bytes : NULL, .ws_ctx = c->be,
-                         .recompute = !skipped(o, "recompute"), .sink = !skipped(o, "sink")};
-    zn_budget_init(b, &c->graph, &bo);
+    return zn_graph_step_macs(g, g->n_nodes);
 }
 
-/* The recompute and sink passes as the memory budget chooses, and their plan (graph/budget.h). */
-static bool plan_budget(const zn_compile_opts *o, zn_compiled *c, int batch, char *err, size_t errlen)
+/* The ladder of graph/budget.h over g, c's training graph before the recompute pass or
+ * c->levered, whose multiply-adds beyond c's every rung counts. */
+static void budget_init(const zn_compile_opts *o, const zn_compiled *c, const zn_graph *g, int batch, zn_budget *b)
+{
+    zn_budget_opts bo = {.batch = batch, .ws = c->be ? ws_bytes : NULL, .ws_ctx = c->be,
+                         .recompute = !skipped(o, "recompute"), .sink = !skipped(o, "sink"),
+                         .levers = g == &c->levered,
+                         .base_extra_macs = g == &c->levered ? step_macs(g) - step_macs(&c->graph) : 0};
+    zn_budget_init(b, g, &bo);
+}
+
+/* One ladder's fit (zn_budget_fit) into g, p, pt; *top gets the ladder's top rung. */
+static bool fit_ladder(const zn_compile_opts *o, const zn_compiled *c, const zn_graph *from, int batch, zn_graph *g,
+                       zn_plan *p, zn_budget_point *pt, int *top, bool *no_fit, char *err, size_t errlen)
 {
     zn_budget b;
-    budget_init(o, c, batch, &b);
-    zn_graph g;
-    bool ok = zn_budget_fit(&b, budget_of(o, c), &g, &c->plan, &c->budget, &c->over_budget, err, errlen);
-    if (ok) {
-        zn_graph_free(&c->graph);
-        c->graph = g;
-    }
-    if (ok && o->report) {
-        char a[32], t[32], what[128];
-        fprintf(o->report, "  %-12s %s: rung %d of %d, recomputing %s; plan %s (training graph)\n", "budget",
-                zn_format_bytes(budget_of(o, c), a, sizeof a), c->budget.rung, zn_budget_top(&b),
-                zn_budget_describe(&c->budget, what, sizeof what), zn_format_bytes(c->budget.total, t, sizeof t));
-    }
+    budget_init(o, c, from, batch, &b);
+    bool ok = zn_budget_fit(&b, budget_of(o, c), g, p, pt, no_fit, err, errlen);
+    *top = zn_budget_top(&b);
     zn_budget_free(&b);
     return ok;
+}
+
+/* The recompute and sink passes as the memory budget chooses, and their plan (graph/budget.h): the
+ * better fit of the ladder on c's graph and, when the memory levers change it, of the one on
+ * c->levered; when neither fits, the message of the one that came closer. */
+static bool plan_budget(const zn_compile_opts *o, zn_compiled *c, int batch, char *err, size_t errlen)
+{
+    zn_graph g[2] = {0};
+    zn_plan p[2] = {0};
+    zn_budget_point pt[2] = {{.rung = -2}, {.rung = -2}};
+    int top[2] = {0}, n = c->levered.n_nodes ? 2 : 1, best = 0;
+    bool ok[2] = {false}, no_fit[2] = {false};
+    char why[2][768];
+    for (int k = 0; k < n && !(k && ok[0] && !pt[0].extra_macs); k++) { /* nothing recomputed: no better */
+        ok[k] = fit_ladder(o, c, k ? &c->levered : &c->graph, batch, &g[k], &p[k], &pt[k], &top[k], &no_fit[k],
+                           why[k], sizeof why[k]);
+        if (!ok[k] && !no_fit[k]) { /* a pass or the plan failed */
+            if (k && ok[0]) zn_plan_free(&p[0]), zn_graph_free(&g[0]);
+            return zn_fail(err, errlen, "%s", why[k]);
+        }
+        if (k && zn_budget_better(&pt[1], &pt[0], budget_of(o, c))) best = 1;
+    }
+    for (int k = 0; k < n; k++)
+        if (k != best && ok[k]) zn_plan_free(&p[k]), zn_graph_free(&g[k]);
+    zn_graph_free(&c->levered);
+    c->budget = pt[best];
+    c->over_budget = !ok[best];
+    if (!ok[best]) return zn_fail(err, errlen, "%s", why[best]);
+    zn_graph_free(&c->graph);
+    c->graph = g[best];
+    c->plan = p[best];
+    if (o->report) {
+        char a[32], t[32], what[128];
+        fprintf(o->report, "  %-12s %s: rung %d of %d, recomputing %s; plan %s (training graph)\n", "budget",
+                zn_format_bytes(budget_of(o, c), a, sizeof a), c->budget.rung, top[best],
+                zn_budget_describe(&c->budget, what, sizeof what), zn_format_bytes(c->budget.total, t, sizeof t));
+    }
+    return true;
 }
 
 static bool plan(const zn_compile_opts *o, zn_compiled *c)
@@ -246,6 +318,7 @@ void zn_compiled_free(zn_compiled *c)
     if (c->be) c->be->ops->destroy(c->be);
     zn_plan_free(&c->plan);
     zn_graph_free(&c->graph);
+    zn_graph_free(&c->levered);
     zn_diag_free(&c->diag);
     memset(c, 0, sizeof *c);
 }
@@ -256,20 +329,22 @@ int zn_compile_curve(const zn_compile_opts *o, zn_compiled *c, zn_budget_point *
     zn_compile_opts upto = *o;
     upto.stop_after = zn_budget_start_pass();
     if (!zn_compile(&upto, c) || (o->backend && !backend_create(o, c))) return -1;
-    zn_budget b;
-    budget_init(o, c, o->batch, &b);
     int n = 0;
-    for (int r = -1; r <= zn_budget_top(&b) && n < max; r++) {
-        zn_graph g;
-        zn_plan p;
-        if (!zn_budget_make(&b, r, &g, &p, &pts[n], c->err, sizeof c->err)) {
-            n = -1;
-            break;
+    for (int k = 0; k < (c->levered.n_nodes ? 2 : 1); k++) { /* c's ladder, then the levers' */
+        zn_budget b;
+        budget_init(o, c, k ? &c->levered : &c->graph, o->batch, &b);
+        for (int r = -1; r <= zn_budget_top(&b) && n < max; r++) {
+            zn_graph g;
+            zn_plan p;
+            if (!zn_budget_make(&b, r, &g, &p, &pts[n], c->err, sizeof c->err)) {
+                zn_budget_free(&b);
+                return -1;
+            }
+            n++;
+            zn_plan_free(&p);
+            zn_graph_free(&g);
         }
-        n++;
-        zn_plan_free(&p);
-        zn_graph_free(&g);
+        zn_budget_free(&b);
     }
-    zn_budget_free(&b);
     return n;
 }

@@ -66,6 +66,9 @@ typedef struct {
     zn_plan plan;         /* with a batch */
     zn_backend *be;       /* with a backend */
     zn_budget_point budget; /* with a memory budget: the rung chosen and its figures */
+    zn_graph levered;     /* with a memory budget, while planning: the training graph before the
+                             recompute pass with the memory levers run (the z-towers fused), when
+                             they change it (n_nodes 0: none); the budget takes the better ladder */
     bool over_budget;     /* failed because no rung fits the memory budget (err says what dominates) */
     zn_compile_stage failed; /* where it failed */
     char err[1024];       /* why; from a path, naming the file ("2 errors in FILE" after the
@@ -79,8 +82,9 @@ void zn_compiled_free(zn_compiled *c);
 
 /* The memory curve of the training graph o asks for (a batch, no stop_after; with a backend, its
  * scratch counted and nothing allocated): every rung of graph/budget.h planned, cheapest first,
- * into pts[0..max). c gets the graph before the recompute pass. Returns the count; -1 with c->err
- * on failure. */
+ * into pts[0..max), then, when the memory levers change the graph, every rung of their ladder
+ * (zn_budget_point.levers). c gets the graph before the recompute pass. Returns the count; -1
+ * with c->err on failure. */
 int zn_compile_curve(const zn_compile_opts *o, zn_compiled *c, zn_budget_point *pts, int max);
 
 #endif

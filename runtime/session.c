@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "data/rng.h"
+#include "graph/inspect.h"
 
 void zn_session_find_io(const zn_graph *g, int n, int *image, int *label, int heads[64], int *n_heads)
 {
@@ -193,13 +194,7 @@ bool zn_session_set_params(zn_session *s, const float *in)
 
 int64_t zn_session_macs(const zn_session *s, bool training)
 {
-    int64_t total = 0;
-    int end = training ? s->graph.n_nodes : s->n_forward;
-    for (int i = 0; i < end; i++) {
-        const zn_node *n = &s->graph.nodes[i];
-        if (zn_ops[n->op].macs) total += zn_ops[n->op].macs(&s->graph, i);
-    }
-    return total;
+    return zn_graph_step_macs(&s->graph, training ? s->graph.n_nodes : s->n_forward);
 }
 
 bool zn_session_restore(zn_session *s, const char *path, bool optim, zn_ckpt_meta *m, char *err, size_t len)

@@ -172,19 +172,14 @@ bool zn_train_load_test(const zn_graph *g, const zn_recipe *r, const zn_run_opts
     return ok;
 }
 
-/* --sync-bn reaches the CPU backend's batch-norm kernels, not cuDNN's nor the fused z-tower's
- * own (in s, when given): false after saying so. */
-static bool sync_bn_possible(const zn_run_opts *o, const zn_session *s)
+/* --sync-bn reaches the CPU backend's batch-norm kernels, not cuDNN's (the CPU backend refuses
+ * the fused nodes that keep their own statistics, so their passes leave them apart): false after
+ * saying so. */
+static bool sync_bn_possible(const zn_run_opts *o)
 {
-    if (!o->backend_opts.bn_sync) return true;
-    bool tower = false;
-    for (int i = 0; s && i < s->graph.n_nodes; i++) tower |= s->graph.nodes[i].op == ZN_OP_ZTOWER;
-    const char *why = strcmp(o->backend->name, "cpu") != 0 ? "runs on the cpu backend only (cuDNN's batch norm keeps "
-                                                              "its statistics per rank)"
-                      : tower ? "does not reach into the fused z-tower: add --no-pass ztower"
-                              : NULL;
-    if (why) fail("znet: --sync-bn %s", why);
-    return !why;
+    if (!o->backend_opts.bn_sync || strcmp(o->backend->name, "cpu") == 0) return true;
+    fail("znet: --sync-bn %s", "runs on the cpu backend only (cuDNN's batch norm keeps its statistics per rank)");
+    return false;
 }
 
 /* The gradient bucket's size: ZNET_BUCKET_MB MiB, 25 (PyTorch DDP's) by default; 0 when the
@@ -226,7 +221,6 @@ static bool run_init(zn_run *R, const zn_graph *g, const zn_recipe *r, const zn_
         fail("znet: %s", R->s.err);
         return false;
     }
-    if (!sync_bn_possible(o, &R->s)) return false;
     assert(R->s.image >= 0 && R->s.label >= 0 && R->s.n_heads > 0 &&
            R->s.graph.nodes[R->s.label].attr.out == R->classes);
     R->vote = g->n_metrics > 0;
@@ -803,7 +797,7 @@ int zn_train_run(const zn_graph *g, const zn_recipe *r, const zn_run_opts *o)
     if (zn_dist_rank() > 0) own.log_path = own.save_path = own.resume = NULL, own.progress = false;
     if (o->sync_bn && zn_dist_size() > 1) own.backend_opts.bn_sync = zn_dist_sum;
     o = &own;
-    bool ok = outputs_apart(o) && outputs_writable(o) && sync_bn_possible(o, NULL), made = ok;
+    bool ok = outputs_apart(o) && outputs_writable(o) && sync_bn_possible(o), made = ok;
     if (ok) ok = run_init(&R, g, r, o, true);
     int steps_per_epoch = ok ? zn_batches_per_epoch(R.train.n, r->batch, true) : 0;
     int start_epoch = 0, first = 0;

@@ -29,6 +29,5 @@ for r in $(seq "$rounds"); do
     m=(models/davidnet_zee.znet --set width=16)
     bench "zee16 old, SkylakeX" 10 OPENBLAS_CORETYPE=SkylakeX "$old" bench "${m[@]}"
     bench "zee16 new, every lever" 10 "$new" bench "${m[@]}"
-    bench "zee16 new, no ztower" 10 "$new" bench "${m[@]}" --no-pass ztower
     bench "zee16 new, no fuse_bn_relu" 10 "$new" bench "${m[@]}" --no-pass fuse_bn_relu
 done

@@ -209,11 +209,14 @@ name=bench_davidnet_w64_fp16_no_fuse_bn_relu
 step "$name" 120 "$znet" bench "$davidnet" --backend cuda --set width=64 --batch 512 \
     --precision fp16 --steps 20 --train-only --no-pass fuse_bn_relu && bench_line "$name"
 for p in fp16 fp32; do
-    # the fused z-tower (docs/passes.md) and, for its cost, the tower's layers apart
-    for np in "" ztower; do
-        name=bench_zee_w64_$p${np:+_no_$np}
+    # the z-towers apart (the default) and within the least memory the budget reaches, where it
+    # fuses them (a memory lever, docs/memory.md) and recomputes more: the time that memory costs
+    least=$("$znet" summary "$zee" --backend cuda --precision $p --batch 512 --memory-curve 2> /dev/null |
+        awk '$NF == "fused" || $NF == "apart" { if (!m || $2 < m) m = $2 } END { print m }')
+    for budget in "" $least; do
+        name=bench_zee_w64_$p${budget:+_least_memory}
         step "$name" 120 "$znet" bench "$zee" --backend cuda --batch 512 --precision $p \
-            --steps 10 --train-only ${np:+--no-pass $np} &&
+            --steps 10 --train-only ${budget:+--memory-budget $budget} &&
             grep -E 'training:|memory' "$out/$name.txt" | sed "s/^/  $name: /" | tee -a "$summary"
     done
     peer "peer_zee_w64_${p}_amp_cl" zee --steps 10 --precision $p --channels-last

@@ -77,30 +77,32 @@ graph > "$tmp/full.dot"
 graph --collapse > "$tmp/c.dot"
 graph --depth 1 > "$tmp/d1.dot"
 graph --depth 2 > "$tmp/d2.dot"
-# davidnet_zee's calls left after the passes: prep; b1, b2, b3 (layer) each with h.cbr, cbr and
-# cbr#2 inside; z1..z3 (zpool, whose place the fused z-tower takes); h1..h3.zhead: 19
+# davidnet_zee's calls after the passes: prep; b1, b2, b3 (layer) each with h.cbr, cbr and cbr#2
+# inside; per head z1..z3 (zpool), its zstitch and its ztower with a zlayer inside (the z-tower
+# fusion, a memory lever, does not run without a memory budget); h1..h3.zhead: 28
 clusters=$(count 'subgraph cluster_' "$tmp/full.dot")
-check "davidnet_zee: $clusters clusters, not one per block call (19)" [ "$clusters" -eq 19 ]
-for call in 'b1 (layer)' b1.h.cbr b1.cbr 'b1.cbr#2' b3.h.cbr h1.zhead h2.zhead h3.zhead 'z3 (zpool)'; do
+check "davidnet_zee: $clusters clusters, not one per block call (28)" [ "$clusters" -eq 28 ]
+for call in 'b1 (layer)' b1.h.cbr b1.cbr 'b1.cbr#2' b3.h.cbr h1.zhead h2.zhead h3.zhead 'z3 (zpool)' z3.zstitch \
+    'z3.ztower.y (zlayer)'; do
     check "davidnet_zee: no cluster for the call $call" grep -qF "label=\"$call\";" "$tmp/full.dot"
 done
 dups=$(grep -o 'label="[^"]*";$' "$tmp/full.dot" | sort | uniq -d)
 check "davidnet_zee: calls drawn twice: $dups" [ -z "$dups" ]
 check "davidnet_zee: an edge labelled (the shape belongs on its node)" [ "$(count '->.*label' "$tmp/full.dot")" -eq 0 ]
-# collapsed: the model's 10 calls as one node each beside 2 inputs, 3 losses and the vote, no cluster;
+# collapsed: the model's 16 calls as one node each beside 2 inputs, 3 losses and the vote, no cluster;
 # b1's result shape once (the nodes that read it show their own)
 full=$(count '\[label=' "$tmp/full.dot")
 whole=$(count '\[label=' "$tmp/c.dot")
-check "davidnet_zee --collapse: $whole nodes, not 16 (of $full)" [ "$whole" -eq 16 ]
+check "davidnet_zee --collapse: $whole nodes, not 22 (of $full)" [ "$whole" -eq 22 ]
 check "davidnet_zee --collapse: a cluster left" [ "$(count subgraph "$tmp/c.dot")" -eq 0 ]
 check "davidnet_zee --collapse: b1 is not one node showing its result" \
     grep -qF 'label="b1 (layer)\n[N, 128, 16, 16]", shape=box3d' "$tmp/c.dot"
 check "davidnet_zee --collapse: b1's shape not printed once" [ "$(count '128, 16, 16' "$tmp/c.dot")" -eq 1 ]
 check "davidnet_zee: --collapse differs from --depth 1" cmp -s "$tmp/c.dot" "$tmp/d1.dot"
-# depth 2: b1..b3 clusters, their three cbr calls one node each
+# depth 2: the model's 16 calls as clusters, b1..b3's three cbr calls and the towers' zlayer one node each
 differ() { ! cmp -s "$1" "$2"; }
 check "davidnet_zee: --depth 2 draws the same as --depth 1" differ "$tmp/d1.dot" "$tmp/d2.dot"
-check "davidnet_zee --depth 2: not 10 clusters" [ "$(count 'subgraph cluster_' "$tmp/d2.dot")" -eq 10 ]
+check "davidnet_zee --depth 2: not 16 clusters" [ "$(count 'subgraph cluster_' "$tmp/d2.dot")" -eq 16 ]
 check "davidnet_zee --depth 2: b1.cbr#2 not one node" grep -qF 'label="b1.cbr#2\n[N, 128, 16, 16]", shape=box3d' "$tmp/d2.dot"
 check "davidnet_zee --depth 2: b1.cbr#2's conv still drawn" [ "$(count 'b1.cbr.conv2d#2' "$tmp/d2.dot")" -eq 0 ]
 for bad in 0 -1 65 x 1.5 ''; do

@@ -13,7 +13,9 @@ model=$src/models/davidnet_zee.znet
 
 "$znet" graph --passes > out 2>&1 || bad "--passes exited $?"
 order=$(awk '$2 == "forward" || $2 == "inference" || $2 == "training" { printf "%s ", $1 }' out)
-[ "$order" = "dce stitch ztower no_dropout fold_bn fuse_bn_relu autodiff poolmask recompute sink " ] || bad "--passes order: '$order'"
+[ "$order" = "dce stitch no_dropout fold_bn ztower fuse_bn_relu autodiff poolmask recompute sink " ] || bad "--passes order: '$order'"
+grep -Eq '^  ztower +training +z-tower fusion: .*\(a memory lever: only where a memory budget needs it\)' out ||
+    bad "--passes: ztower's row"
 grep -Eq '^  autodiff +training +appends the backward pass' out || bad "--passes: autodiff's row"
 tail -1 out | grep -Eq '^  plan +then +the memory plan' || bad "--passes: the plan last"
 
@@ -40,10 +42,27 @@ grep -q '^plan at batch 512: ' out || bad "--dump-after plan: the recipe's batch
 grep -Eq ' (grads|optim) ' out && bad "--dump-after plan: an inference plan with gradients"
 
 "$znet" summary --set width=4 "$model" > out 2>&1 || bad "summary exited $?"
-grep -Eq '^  fuse_bn_relu 114 -> 104 nodes \(training graph\)$' out || bad "summary: fuse_bn_relu's node counts"
-grep -Eq '^  autodiff +104 -> [0-9]+ nodes \(training graph\)$' out || bad "summary: autodiff's node counts"
+grep -Eq '^  ztower +off \(a memory lever: only where a memory budget needs it\) \(training graph\)$' out ||
+    bad "summary: ztower ran without a memory budget"
+grep -Eq '^  fuse_bn_relu 126 -> 113 nodes \(training graph\)$' out || bad "summary: fuse_bn_relu's node counts"
+grep -Eq '^  autodiff +113 -> [0-9]+ nodes \(training graph\)$' out || bad "summary: autodiff's node counts"
 "$znet" summary --set width=4 --no-pass fuse_bn_relu "$model" > out 2>&1 || bad "summary --no-pass exited $?"
-grep -Eq '^  autodiff +114 -> [0-9]+ nodes \(training graph\)$' out || bad "summary: autodiff's node counts unfused"
+grep -Eq '^  autodiff +126 -> [0-9]+ nodes \(training graph\)$' out || bad "summary: autodiff's node counts unfused"
+
+# the z-tower fusion where the budget needs it, not where everything fits; with the fusion skipped,
+# that budget is refused. Budgets from the curve itself (the scratch, and so every total, grows
+# with the cores): width 16 at batch 128, where the fused towers reach below the towers apart.
+w16=(--set width=16 --batch 128)
+"$znet" summary "${w16[@]}" --memory-curve "$model" > out 2>&1 || bad "summary --memory-curve exited $?"
+least() { awk -v kind="$1" '$NF == kind && (!m || $2 < m) { m = $2 } END { print m }' out; }
+fused=$(least fused) apart=$(least apart) keep=$(awk '$1 == -1 && $NF == "apart" { print $2 }' out)
+[ -n "$fused" ] && [ -n "$apart" ] && [ "$fused" -lt "$apart" ] ||
+    bad "--memory-curve: the fused towers ($fused bytes) do not go below the towers apart ($apart)"
+"$znet" summary "${w16[@]}" --memory-budget "$fused" "$model" > out 2>&1 || bad "summary within $fused exited $?"
+grep -q "recomputed: the fused z-towers' convs" out || bad "summary within $fused: the z-towers not fused"
+"$znet" summary "${w16[@]}" --memory-budget "$keep" "$model" > out 2>&1 || bad "summary within $keep exited $?"
+grep -q "recomputed: nothing$" out || bad "summary within $keep: something recomputed"
+zt_expect 2 "cannot be met at batch 128" "$znet" summary "${w16[@]}" --memory-budget "$fused" --no-pass ztower "$model"
 
 zt_expect 2 "znet summary: --no-pass: pass autodiff cannot be skipped" "$znet" summary --no-pass autodiff "$model"
 zt_expect 2 "znet run: --no-pass: pass autodiff cannot be skipped" "$znet" run --no-pass=autodiff "$model"

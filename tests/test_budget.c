@@ -2,7 +2,8 @@
  * the flag takes them; for every model, budgets that fit exactly (each family of rungs), one byte
  * less and impossible ones, and a step within the smallest; the floor no rung goes below; the CPU
  * backend's arena high-water mark within the budget; and budgeted sessions (split segments with
- * max pooling among them) giving the same gradients and weights, bit for bit, as without. */
+ * max pooling among them) giving the same gradients and weights, bit for bit, as without; the
+ * z-tower fusion chosen only where the budget needs it. */
 #include "support.h"
 
 #include <stdlib.h>
@@ -255,6 +256,68 @@ static void test_tight_budget_same_bits(void **state)
     }
 }
 
+/* A --sync-bn sum over one rank. */
+static void sum_nothing(double *v, int n)
+{
+    (void)v, (void)n;
+}
+
+/* The z-tower fusion is a memory lever: a budget the towers fit apart leaves them apart; one only
+ * their fusion reaches fuses them (its convs recomputed, counted in the extra multiply-adds) and
+ * runs a step within it; with the fusion skipped, or under --sync-bn, that budget is refused. */
+static void test_ztower_lever(void **state)
+{
+    (void)state;
+    static const zn_setting width16[] = {{"width", "16"}}; /* at width 4 the towers apart take less */
+    zn_graph fwd;
+    zt_load(zt_src_path("models/davidnet_zee.znet"), width16, 1, &fwd);
+    zt_run_passes(&fwd, NULL, 0);
+    assert_int_equal(zt_count_op(&fwd, ZN_OP_ZTOWER), 0); /* not a forward pass any more */
+    zn_budget_point *pts = calloc(MAX_RUNGS, sizeof *pts);
+    int n = curve(NULL, &fwd, pts), apart = 0;
+    size_t least_apart = 0, least_fused = 0;
+    for (int i = 0; i < n; i++) {
+        size_t *least = pts[i].levers ? &least_fused : &least_apart;
+        if (!*least || pts[i].total < *least) *least = pts[i].total;
+        apart += !pts[i].levers;
+        assert_true(!pts[i].levers || pts[i].extra_macs > 0); /* the fused towers recompute their convs */
+    }
+    assert_true(apart > 0 && apart < n);
+    assert_true(least_fused < least_apart);
+    for (int k = 0; k < 2; k++) {
+        zn_session s;
+        size_t budget = k ? least_fused : pts[0].total;
+        session(&s, &fwd, budget);
+        assert_int_equal(zt_count_op(&s.graph, ZN_OP_ZTOWER), k ? 3 : 0);
+        assert_true(zn_plan_total(&s.plan) <= budget);
+        train(&s, 1);
+        assert_high_water_within(&s, budget);
+        zn_session_free(&s);
+    }
+    zn_backend_opts bo = {.threads = 1, .memory_budget = least_fused};
+    zn_compile_opts o = {.from = &fwd, .mode = ZN_COMPILE_TRAINING, .batch = BATCH, .backend = &zn_cpu_backend,
+                         .backend_opts = &bo, .plan_only = true, .memory_budget = least_fused};
+    zn_compiled c;
+    assert_true(zn_compile(&o, &c));
+    char what[128];
+    assert_true(c.budget.levers);
+    assert_non_null(strstr(zn_budget_describe(&c.budget, what, sizeof what), "the fused z-towers' convs"));
+    zn_compiled_free(&c);
+    static const char *const no_ztower[] = {"ztower"};
+    o.no_pass = no_ztower, o.n_no_pass = 1;
+    assert_false(zn_compile(&o, &c));
+    assert_true(c.over_budget);
+    zn_compiled_free(&c);
+    /* nor under --sync-bn, whose statistics the fused tower's kernels would keep to themselves */
+    bo.bn_sync = sum_nothing;
+    o.no_pass = NULL, o.n_no_pass = 0;
+    assert_false(zn_compile(&o, &c));
+    assert_true(c.over_budget);
+    zn_compiled_free(&c);
+    free(pts);
+    zn_graph_free(&fwd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_every_model_budgets),
         cmocka_unit_test(test_floor),
         cmocka_unit_test(test_tight_budget_same_bits),
+        cmocka_unit_test(test_ztower_lever),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

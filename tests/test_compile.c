@@ -64,7 +64,9 @@ static void test_modes(void **state)
         /* training: the forward graph less the batch norms fuse_bn_relu joined to their relus */
         assert_int_equal(c.n_forward, training ? fwd.graph.n_nodes - zt_count_op(&c.graph, ZN_OP_BATCHNORM_RELU)
                                                : want.n_nodes);
-        assert_int_equal(zt_count_op(&c.graph, ZN_OP_BATCHNORM_RELU), training ? 10 : 0);
+        /* ten in the trunk, three in the z-towers (fused only under a memory budget that needs it) */
+        assert_int_equal(zt_count_op(&c.graph, ZN_OP_BATCHNORM_RELU), training ? 13 : 0);
+        assert_int_equal(zt_count_op(&c.graph, ZN_OP_ZTOWER), 0);
         assert_int_equal(zt_count_flag(&c.graph, ZN_NODE_BACKWARD), zt_count_flag(&want, ZN_NODE_BACKWARD));
         assert_true(c.fingerprint == fwd.fingerprint);
         assert_int_equal(c.plan.batch, 3);
@@ -91,7 +93,8 @@ static void test_stop_after(void **state)
     assert_true(zt_count_flag(&c.graph, ZN_NODE_GRAD) > 0);
     assert_int_equal(zt_count_suffix(&c.graph, " (recompute)"), 0); /* the recompute pass comes later */
     assert_int_equal(c.plan.n_nodes, 0);                          /* a stop makes no plan */
-    assert_non_null(strstr(buf, "  autodiff     104 -> "));
+    assert_non_null(strstr(buf, "  autodiff     113 -> "));
+    assert_non_null(strstr(buf, "  ztower       off (a memory lever: only where a memory budget needs it)"));
     assert_non_null(strstr(buf, "(training graph)"));
     assert_null(strstr(buf, "poolmask"));
     zn_compiled_free(&c);
@@ -101,7 +104,13 @@ static void test_stop_after(void **state)
     if (!zn_compile(&o, &c)) fail_msg("%s", c.err);
     assert_int_equal(zt_count_flag(&c.graph, ZN_NODE_BACKWARD), 0);
     assert_int_equal(zt_count_op(&c.graph, ZN_OP_STITCH), 3);
-    assert_int_equal(zt_count_op(&c.graph, ZN_OP_ZTOWER), 0); /* the pass after stitch */
+    assert_int_equal(zt_count_op(&c.graph, ZN_OP_ZTOWER), 0);
+    zn_compiled_free(&c);
+    /* stopping after the memory lever shows what it does */
+    o.stop_after = "ztower";
+    if (!zn_compile(&o, &c)) fail_msg("%s", c.err);
+    assert_int_equal(zt_count_op(&c.graph, ZN_OP_ZTOWER), 3);
+    assert_int_equal(zt_count_op(&c.graph, ZN_OP_STITCH), 0);
     zn_compiled_free(&c);
 }
 

@@ -84,8 +84,10 @@ static bool cpu_supports(zn_backend *be, const zn_graph *g, int id)
 {
     const zn_node *n = &g->nodes[id];
     zn_op op = n->op;
-    /* the fused batch norm + relu has no synchronised statistics: --sync-bn keeps the two apart */
-    if (cpu_of(be)->opts.bn_sync && (op == ZN_OP_BATCHNORM_RELU || op == ZN_OP_BATCHNORM_RELU_BWD_COEF))
+    /* the fused batch norm + relu and the fused z-tower have no synchronised statistics: under
+     * --sync-bn their passes keep the nodes apart */
+    if (cpu_of(be)->opts.bn_sync && (op == ZN_OP_BATCHNORM_RELU || op == ZN_OP_BATCHNORM_RELU_BWD_COEF ||
+                                     op == ZN_OP_ZTOWER || op == ZN_OP_ZTOWER_COEF))
         return zn_cpu_fail(cpu_of(be), "cpu backend: %s has no --sync-bn form", zn_ops[op].name);
     if (op == ZN_OP_INPUT || op == ZN_OP_PARAM ||
         ((unsigned)op < ZN_OP_COUNT && (zn_cpu_forward_runners[op] || zn_cpu_backward_runners[op])))
