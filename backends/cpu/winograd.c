@@ -6,6 +6,9 @@
 #include "backends/cpu/winograd.h"
 
 #include <assert.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <cblas.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -226,17 +229,75 @@ __attribute__((always_inline)) static inline void gather_runs(const float *plane
   }
 }
 
-/* d[i * size + j] = each lane's window on plane (gather's layout), by gather_runs where it can. */
-__attribute__((always_inline)) static inline void gather_tiles(const float *plane,
-                                                               const window *W, v8 *d) {
-  if (runs_of_four(W)) {
-    gather_runs(plane, W, d);
-    return;
-  }
+/* gather into d's layout, copied out as vectors: the portable path's gather where gather_runs'
+ * case does not hold. */
+__attribute__((always_inline)) static inline void gather_scalar(const float *plane,
+                                                                const window *W, v8 *d, int size) {
+  (void)size;
   float f[XI * LANES];
   gather(plane, W, f);
   memcpy(d, f, sizeof(float) * W->size * W->size * LANES);
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The 8x8 transpose: out[j][l] = in[l][j]. */
+__attribute__((always_inline)) static inline void transpose8(const v8 in[8], v8 out[8]) {
+  v8 t[8], u[8];
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = __builtin_shufflevector(in[k], in[k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[k + 1] = __builtin_shufflevector(in[k], in[k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int k = 0; k < 8; k += 4)
+    for (int h = 0; h < 2; h++) {
+      u[k + 2 * h] = __builtin_shufflevector(t[k + h], t[k + 2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[k + 2 * h + 1] = __builtin_shufflevector(t[k + h], t[k + 2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int j = 0; j < 4; j++) {
+    out[j] = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    out[j + 4] = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+
+/* gather on the AVX2 path where gather_runs' case does not hold (planes under 16 wide: 8x8 and
+ * 4x4 windows, whose scalar gather took 8 % of width-16 DavidNet's step in stores and
+ * store-forwarding stalls): each lane's window row is one masked load of its columns inside the
+ * plane (moved right past the columns clipped on the left; rows outside the plane stay 0), and
+ * an 8x8 transpose per row turns the lanes' rows into d's columns. Moves only: the same bits. */
+__attribute__((target("avx2"), always_inline)) static inline void gather_rows_avx2(
+    const float *plane, const window *W, v8 *d, int size) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int i = 0; i < size; i++) {
+    v8 r[LANES], c[LANES];
+    for (int l = 0; l < LANES; l++) {
+      r[l] = (v8){0};
+      if (l >= W->count || i < W->i0[l] || i >= W->i1[l]) continue;
+      const int j0 = W->j0[l];
+      const float *s = plane + W->at[l] + (size_t)(i - W->i0[l]) * W->w;
+      __m256 v = _mm256_maskload_ps(s, _mm256_cmpgt_epi32(_mm256_set1_epi32(W->j1[l] - j0), iota));
+      if (j0) {
+        const __m256i shifted = _mm256_sub_epi32(iota, _mm256_set1_epi32(j0));
+        v = _mm256_and_ps(_mm256_permutevar8x32_ps(v, shifted),
+                          _mm256_castsi256_ps(_mm256_cmpgt_epi32(shifted, _mm256_set1_epi32(-1))));
+      }
+      r[l] = (v8)v;
+    }
+    transpose8(r, c);
+    for (int j = 0; j < size; j++) d[i * size + j] = c[j];
+  }
+}
+#endif
+
+/* d[i * size + j] = each lane's window on plane (gather's layout), by gather_runs where it can,
+ * else by the path's other gather; size (W->size) a constant, so that the copies stay moves. */
+#define WG_GATHER_TILES(path, attr, other)                                                    \
+  attr __attribute__((always_inline)) static inline void gather_tiles_##path(                 \
+      const float *plane, const window *W, v8 *d, int size) {                                \
+    assert(W->size == size);                                                                  \
+    if (runs_of_four(W))                                                                      \
+      gather_runs(plane, W, d);                                                               \
+    else                                                                                      \
+      other(plane, W, d, size);                                                               \
+  }
 
 /* scatter for 4x4 windows of runs_of_four lanes wholly inside the plane: the transpose back. */
 __attribute__((always_inline)) static inline void scatter_tiles(float *plane, const window *W,
@@ -275,15 +336,16 @@ typedef struct wg_transforms {
   void (*filter_back)(const v8 *u, v8 *g);                                /* G^T u G */
 } wg_transforms;
 
-#define WG_TRANSFORMS(path, attr)                                                              \
+#define WG_TRANSFORMS(path, attr, other_gather)                                                \
+  WG_GATHER_TILES(path, attr, other_gather)                                                    \
   attr static void input_##path(const float *plane, const window *W, v8 *t) {                   \
     v8 d[XI];                                                                                  \
-    gather_tiles(plane, W, d);                                                                 \
+    gather_tiles_##path(plane, W, d, 6);                                                       \
     sandwich(BT, 6, 6, d, t);                                                                  \
   }                                                                                            \
   attr static void dy_##path(const float *plane, const window *W, v8 *t) {                      \
     v8 d[16];                                                                                  \
-    gather_tiles(plane, W, d);                                                                 \
+    gather_tiles_##path(plane, W, d, 4);                                                       \
     sandwich(A, 6, 4, d, t);                                                                   \
   }                                                                                            \
   attr static void output_##path(const v8 *m, float *plane, const window *W, float add) {       \
@@ -296,9 +358,9 @@ typedef struct wg_transforms {
   static const wg_transforms transforms_##path = {input_##path, dy_##path, output_##path,      \
                                                   filter_##path, filter_back_##path};
 
-WG_TRANSFORMS(portable, )
+WG_TRANSFORMS(portable, , gather_scalar)
 #if defined(__x86_64__) && defined(__GNUC__)
-WG_TRANSFORMS(avx2, __attribute__((target("avx2"))))
+WG_TRANSFORMS(avx2, __attribute__((target("avx2"))), gather_rows_avx2)
 #else
 #define transforms_avx2 transforms_portable
 #endif
