@@ -300,14 +300,8 @@ __attribute__((target("avx2"), always_inline)) static inline void gather_rows_av
   }
 
 /* scatter for 4x4 windows of runs_of_four lanes wholly inside the plane: the transpose back. */
-__attribute__((always_inline)) static inline void scatter_tiles(float *plane, const window *W,
-                                                                const v8 *y, float add) {
-  if (!W->inside || !runs_of_four(W)) {
-    float f[16 * LANES];
-    memcpy(f, y, sizeof f);
-    scatter(plane, W, f, add);
-    return;
-  }
+__attribute__((always_inline)) static inline void scatter_runs(float *plane, const window *W,
+                                                               const v8 *y, float add) {
   for (int run = 0; run < 2; run++)
     for (int i = 0; i < 4; i++) {
       v4 c[4], q[4];
@@ -323,6 +317,56 @@ __attribute__((always_inline)) static inline void scatter_tiles(float *plane, co
     }
 }
 
+/* scatter from y's layout: the portable path's where scatter_runs' case does not hold. */
+__attribute__((always_inline)) static inline void scatter_scalar(float *plane, const window *W,
+                                                                 const v8 *y, float add) {
+  float f[16 * LANES];
+  memcpy(f, y, sizeof f);
+  scatter(plane, W, f, add);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* scatter on the AVX2 path where scatter_runs' case does not hold (planes under 16 wide, and
+ * windows the plane's edge cuts): per row, a 4 x 8 transpose gives each lane its row of the
+ * tile, stored (+ add) by one masked store clipped to the plane's columns. Output windows start
+ * inside the plane (offset 0), so only their ends are clipped. The same sums: the same bits. */
+__attribute__((target("avx2"), always_inline)) static inline void scatter_rows_avx2(
+    float *plane, const window *W, const v8 *y, float add) {
+  const __m128i iota = _mm_setr_epi32(0, 1, 2, 3);
+  for (int i = 0; i < 4; i++) {
+    const v8 *r = y + i * 4;
+    const v8 t[4] = {__builtin_shufflevector(r[0], r[1], 0, 8, 1, 9, 4, 12, 5, 13),
+                     __builtin_shufflevector(r[0], r[1], 2, 10, 3, 11, 6, 14, 7, 15),
+                     __builtin_shufflevector(r[2], r[3], 0, 8, 1, 9, 4, 12, 5, 13),
+                     __builtin_shufflevector(r[2], r[3], 2, 10, 3, 11, 6, 14, 7, 15)};
+    const v8 u[4] = {__builtin_shufflevector(t[0], t[2], 0, 1, 8, 9, 4, 5, 12, 13),
+                     __builtin_shufflevector(t[0], t[2], 2, 3, 10, 11, 6, 7, 14, 15),
+                     __builtin_shufflevector(t[1], t[3], 0, 1, 8, 9, 4, 5, 12, 13),
+                     __builtin_shufflevector(t[1], t[3], 2, 3, 10, 11, 6, 7, 14, 15)};
+    for (int l = 0; l < W->count; l++) {
+      assert(W->i0[l] == 0 && W->j0[l] == 0);
+      if (i >= W->i1[l]) continue;
+      const v4 v = (l < 4 ? __builtin_shufflevector(u[l], u[l], 0, 1, 2, 3)
+                          : __builtin_shufflevector(u[l - 4], u[l - 4], 4, 5, 6, 7)) +
+                   add;
+      _mm_maskstore_ps(plane + W->at[l] + (size_t)i * W->w,
+                       _mm_cmpgt_epi32(_mm_set1_epi32(W->j1[l]), iota), (__m128)v);
+    }
+  }
+}
+#endif
+
+/* Writes each lane's 4x4 tile y[i * 4 + j] (+ add) into its window on plane, by scatter_runs
+ * where it can, else by the path's other scatter. */
+#define WG_SCATTER_TILES(path, attr, other)                                                   \
+  attr __attribute__((always_inline)) static inline void scatter_tiles_##path(                \
+      float *plane, const window *W, const v8 *y, float add) {                               \
+    if (W->inside && runs_of_four(W))                                                         \
+      scatter_runs(plane, W, y, add);                                                         \
+    else                                                                                      \
+      other(plane, W, y, add);                                                                \
+  }
+
 /* The transforms, each compiled for the portable path (SSE2: a v8 is two registers) and for
  * AVX2 (one ymm; the AVX2 and AVX-512 paths) with the gathers and scatters around them (a
  * vector built in one form and read in the other would stall store forwarding), picked per call
@@ -336,8 +380,9 @@ typedef struct wg_transforms {
   void (*filter_back)(const v8 *u, v8 *g);                                /* G^T u G */
 } wg_transforms;
 
-#define WG_TRANSFORMS(path, attr, other_gather)                                                \
+#define WG_TRANSFORMS(path, attr, other_gather, other_scatter)                                 \
   WG_GATHER_TILES(path, attr, other_gather)                                                    \
+  WG_SCATTER_TILES(path, attr, other_scatter)                                                  \
   attr static void input_##path(const float *plane, const window *W, v8 *t) {                   \
     v8 d[XI];                                                                                  \
     gather_tiles_##path(plane, W, d, 6);                                                       \
@@ -351,16 +396,16 @@ typedef struct wg_transforms {
   attr static void output_##path(const v8 *m, float *plane, const window *W, float add) {       \
     v8 y[16];                                                                                  \
     sandwich(AT, 4, 6, m, y);                                                                  \
-    scatter_tiles(plane, W, y, add);                                                           \
+    scatter_tiles_##path(plane, W, y, add);                                                    \
   }                                                                                            \
   attr static void filter_##path(const v8 *g, v8 *u) { sandwich(G, 6, 3, g, u); }              \
   attr static void filter_back_##path(const v8 *u, v8 *g) { sandwich(GT, 3, 6, u, g); }        \
   static const wg_transforms transforms_##path = {input_##path, dy_##path, output_##path,      \
                                                   filter_##path, filter_back_##path};
 
-WG_TRANSFORMS(portable, , gather_scalar)
+WG_TRANSFORMS(portable, , gather_scalar, scatter_scalar)
 #if defined(__x86_64__) && defined(__GNUC__)
-WG_TRANSFORMS(avx2, __attribute__((target("avx2"))), gather_rows_avx2)
+WG_TRANSFORMS(avx2, __attribute__((target("avx2"))), gather_rows_avx2, scatter_rows_avx2)
 #else
 #define transforms_avx2 transforms_portable
 #endif
