@@ -4,7 +4,8 @@
  * threads, with activations, filters and gradients of realistic magnitudes. The error bound is relative to the largest |term| sum of an output (the
  * scale every float kernel's rounding error grows with), so it holds on any CPU and BLAS. Also:
  * conv.c picks Winograd by its rule and not when turned off, a rerun repeats bit for bit (and
- * backward-filter's on any pool), and a bad ZNET_WINOGRAD stops the process with a message. */
+ * backward-filter's on any pool), the portable and AVX2 transforms agree bit for bit, and a bad
+ * ZNET_WINOGRAD stops the process with a message. */
 #include "support.h"
 
 #include <math.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "backends/cpu/conv.h"
+#include "backends/cpu/cpu_features.h"
 #include "backends/cpu/threads.h"
 #include "backends/cpu/winograd.h"
 
@@ -165,6 +167,43 @@ static void test_filter_pool_independent(void **state) {
   zt_scratch_free();
 }
 
+/* The portable and the AVX2 transforms (with their different gathers: scalar, and masked loads
+ * with transposes on planes under 16 wide) give the same bits in all three directions: every
+ * form rounds each product and sum apart, and the gathers only move floats. Every case, so
+ * whole and clipped windows, part-filled groups of lanes and 4x4 planes each take both. */
+static void test_paths_agree(void **state) {
+  (void)state;
+  if (!zn_cpu_path_has(ZN_CPU_AVX2)) {
+    print_message("skipping: this CPU lacks the avx2 path\n");
+    return;
+  }
+  zt_rng_seed(23);
+  assert_int_equal(zn_cpu_threads_init(2), 0);
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+    const wcase *k = &CASES[i];
+    zn_conv_params p = params_of(k);
+    size_t n[3] = {(size_t)p.n * p.o * p.h * p.w, (size_t)p.n * p.c * p.h * p.w,
+                   (size_t)p.o * p.c * 9};
+    float *x = filled(n[1], 0, 2), *w = filled(n[2], -0.2, 0.2), *dy = filled(n[0], -1, 1);
+    zn_winograd_set_block_bytes(k->block_bytes, k->block_bytes);
+    float *ws = zt_talloc(zn_winograd_workspace_bytes(&p) / sizeof(float)), *out[2][3];
+    for (int avx2 = 0; avx2 < 2; avx2++) {
+      assert_true(zn_cpu_path_force(avx2 ? ZN_CPU_AVX2 : ZN_CPU_PORTABLE));
+      for (int d = 0; d < 3; d++) out[avx2][d] = filled(n[d], -9, 9);
+      zn_winograd_forward(&p, x, w, NULL, out[avx2][0], ws);
+      zn_winograd_backward_data(&p, dy, w, out[avx2][1], ws);
+      zn_winograd_backward_filter(&p, x, dy, out[avx2][2], ws);
+    }
+    for (int d = 0; d < 3; d++)
+      if (memcmp(out[0][d], out[1][d], sizeof(float) * n[d]))
+        fail_msg("%s: direction %d differs between the portable and avx2 paths", k->name, d);
+    zt_scratch_free();
+  }
+  zn_winograd_set_block_bytes(0, 0);
+  zn_cpu_threads_free();
+  assert_true(zn_cpu_path_choose(NULL, 0)); /* back to the environment's path */
+}
+
 /* The forward bias is added to every output. */
 static void test_bias(void **state) {
   (void)state;
@@ -262,6 +301,7 @@ int main(void) {
       cmocka_unit_test(test_against_double_reference),
       cmocka_unit_test(test_filter_pool_independent),
       cmocka_unit_test(test_bias),
+      cmocka_unit_test(test_paths_agree),
       cmocka_unit_test(test_dispatch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,9 +19,19 @@
 #define ZN_DIRECT_X86 1
 #endif
 
+/* Keeps v in a register from here on: without it GCC folds dy's load into each of the weight
+ * gradient's three FMAs, 27 loads per 24 FMAs where 11 do, and the tile became load-bound
+ * (perf annotate of grad_tiles_avx512). An empty asm: the same operations, the same bits. */
+#define ZN_IN_REGISTER(v) __asm__("" : "+v"(v))
+
 #define TILE_VECS 4     /* vectors of output pixels per forward tile */
 #define WIDE_VECS 8     /* a lone output channel's tile: 8 sums hide the FMA latency */
-#define GRAD_PIXELS 256 /* pixels a weight-gradient tile sums over before its horizontal sums */
+/* Pixels a weight-gradient tile sums over before its horizontal sums, in whole images, at most
+ * GRAD_IMAGES of them: at 16x16 the sums of one image's 256 pixels left the tile at 96 GFLOP/s
+ * against 127 with four images (32x32's one image is 1024 too); on 8x8 planes 16 images measured
+ * no better than 4 (docs/performance.md, "Session 27"). */
+#define GRAD_PIXELS 1024
+#define GRAD_IMAGES 4
 
 /* One path's kernels over padded images (see conv_direct_kernels.h). */
 typedef struct direct_kernels {
@@ -137,7 +147,8 @@ int zn_conv_direct_supported(int h, int w) {
 }
 
 int zn_conv_direct_filter_batch(int h, int w) {
-  return (GRAD_PIXELS + h * w - 1) / (h * w);
+  const int images = (GRAD_PIXELS + h * w - 1) / (h * w);
+  return images < GRAD_IMAGES ? images : GRAD_IMAGES;
 }
 
 void zn_conv_direct_filter_images(const zn_direct_shape *s, int images, const float *x,

@@ -103,6 +103,7 @@ DK_TARGET __attribute__((always_inline)) static inline void DK(grad_tile)(
 #pragma GCC unroll 8 /* -O2 leaves these rolled and acc in memory */
         for (int k = 0; k < oc; k++) {
           DK_VEC dyv = dk_load(dyo + k * ohw + col);
+          ZN_IN_REGISTER(dyv);
 #pragma GCC unroll 3
           for (int kx = 0; kx < 3; kx++) acc[k][kx] = dk_fma(dyv, xv[kx], acc[k][kx]);
         }

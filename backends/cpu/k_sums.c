@@ -39,6 +39,19 @@ __attribute__((always_inline)) static inline void relu_mask8(float a, const v8 *
     *g = (v8)((i8)*g & keep);
 }
 
+/* A channel's rows lie a whole image apart (C * H * W floats), each in a page of its own, so on
+ * small planes (8x8, 4x4: rows of 256 and 64 bytes) the hardware prefetchers never get going
+ * and every row waited for memory (the 8x8 and 4x4 batch norms ran at 2-4 GB/s where 32x32 ran
+ * at 12, docs/performance.md "Session 27"). The loop asks for the row PREFETCH_ROWS ahead, its
+ * first PREFETCH_FLOATS at most (longer rows stream by themselves). Loads only: the same bits. */
+#define PREFETCH_ROWS 8
+#define PREFETCH_FLOATS 256
+
+__attribute__((always_inline)) static inline void prefetch_row(const float *row, int n)
+{
+    for (int i = 0; i < n && i < PREFETCH_FLOATS; i += 16) __builtin_prefetch(row + i);
+}
+
 /* The loop; halves (1: 8 lanes, 2: 16) is a constant after inlining into each path's function
  * below (masked sums take 8 lanes on every path, as they always have). Products and sums round
  * apart (the file is built with -ffp-contract=off): each lane's sum is the same on every path
@@ -52,6 +65,10 @@ __attribute__((always_inline)) static inline void rows_sums(int halves, const ro
     for (int r = 0; r < c->rows; r++) {
         const float *p = c->x + (size_t)r * c->stride;
         const float *g = c->dy ? c->dy + (size_t)r * c->stride : NULL;
+        if (r + PREFETCH_ROWS < c->rows) {
+            prefetch_row(p + PREFETCH_ROWS * c->stride, n);
+            if (g) prefetch_row(g + PREFETCH_ROWS * c->stride, n);
+        }
         v8 vs[2] = {{0}}, vq[2] = {{0}}, vg[2] = {{0}}, vgx[2] = {{0}};
         int i = 0;
         for (; i + lanes <= n; i += lanes)

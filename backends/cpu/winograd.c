@@ -6,6 +6,9 @@
 #include "backends/cpu/winograd.h"
 
 #include <assert.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <cblas.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -226,27 +229,79 @@ __attribute__((always_inline)) static inline void gather_runs(const float *plane
   }
 }
 
-/* d[i * size + j] = each lane's window on plane (gather's layout), by gather_runs where it can. */
-__attribute__((always_inline)) static inline void gather_tiles(const float *plane,
-                                                               const window *W, v8 *d) {
-  if (runs_of_four(W)) {
-    gather_runs(plane, W, d);
-    return;
-  }
+/* gather into d's layout, copied out as vectors: the portable path's gather where gather_runs'
+ * case does not hold. */
+__attribute__((always_inline)) static inline void gather_scalar(const float *plane,
+                                                                const window *W, v8 *d, int size) {
+  (void)size;
   float f[XI * LANES];
   gather(plane, W, f);
   memcpy(d, f, sizeof(float) * W->size * W->size * LANES);
 }
 
-/* scatter for 4x4 windows of runs_of_four lanes wholly inside the plane: the transpose back. */
-__attribute__((always_inline)) static inline void scatter_tiles(float *plane, const window *W,
-                                                                const v8 *y, float add) {
-  if (!W->inside || !runs_of_four(W)) {
-    float f[16 * LANES];
-    memcpy(f, y, sizeof f);
-    scatter(plane, W, f, add);
-    return;
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The 8x8 transpose: out[j][l] = in[l][j]. */
+__attribute__((always_inline)) static inline void transpose8(const v8 in[8], v8 out[8]) {
+  v8 t[8], u[8];
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = __builtin_shufflevector(in[k], in[k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[k + 1] = __builtin_shufflevector(in[k], in[k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
   }
+  for (int k = 0; k < 8; k += 4)
+    for (int h = 0; h < 2; h++) {
+      u[k + 2 * h] = __builtin_shufflevector(t[k + h], t[k + 2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[k + 2 * h + 1] = __builtin_shufflevector(t[k + h], t[k + 2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int j = 0; j < 4; j++) {
+    out[j] = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    out[j + 4] = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+
+/* gather on the AVX2 path where gather_runs' case does not hold (planes under 16 wide: 8x8 and
+ * 4x4 windows, whose scalar gather took 8 % of width-16 DavidNet's step in stores and
+ * store-forwarding stalls): each lane's window row is one masked load of its columns inside the
+ * plane (moved right past the columns clipped on the left; rows outside the plane stay 0), and
+ * an 8x8 transpose per row turns the lanes' rows into d's columns. Moves only: the same bits. */
+__attribute__((target("avx2"), always_inline)) static inline void gather_rows_avx2(
+    const float *plane, const window *W, v8 *d, int size) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int i = 0; i < size; i++) {
+    v8 r[LANES], c[LANES];
+    for (int l = 0; l < LANES; l++) {
+      r[l] = (v8){0};
+      if (l >= W->count || i < W->i0[l] || i >= W->i1[l]) continue;
+      const int j0 = W->j0[l];
+      const float *s = plane + W->at[l] + (size_t)(i - W->i0[l]) * W->w;
+      __m256 v = _mm256_maskload_ps(s, _mm256_cmpgt_epi32(_mm256_set1_epi32(W->j1[l] - j0), iota));
+      if (j0) {
+        const __m256i shifted = _mm256_sub_epi32(iota, _mm256_set1_epi32(j0));
+        v = _mm256_and_ps(_mm256_permutevar8x32_ps(v, shifted),
+                          _mm256_castsi256_ps(_mm256_cmpgt_epi32(shifted, _mm256_set1_epi32(-1))));
+      }
+      r[l] = (v8)v;
+    }
+    transpose8(r, c);
+    for (int j = 0; j < size; j++) d[i * size + j] = c[j];
+  }
+}
+#endif
+
+/* d[i * size + j] = each lane's window on plane (gather's layout), by gather_runs where it can,
+ * else by the path's other gather; size (W->size) a constant, so that the copies stay moves. */
+#define WG_GATHER_TILES(path, attr, other)                                                    \
+  attr __attribute__((always_inline)) static inline void gather_tiles_##path(                 \
+      const float *plane, const window *W, v8 *d, int size) {                                \
+    assert(W->size == size);                                                                  \
+    if (runs_of_four(W))                                                                      \
+      gather_runs(plane, W, d);                                                               \
+    else                                                                                      \
+      other(plane, W, d, size);                                                               \
+  }
+
+/* scatter for 4x4 windows of runs_of_four lanes wholly inside the plane: the transpose back. */
+__attribute__((always_inline)) static inline void scatter_runs(float *plane, const window *W,
+                                                               const v8 *y, float add) {
   for (int run = 0; run < 2; run++)
     for (int i = 0; i < 4; i++) {
       v4 c[4], q[4];
@@ -262,6 +317,56 @@ __attribute__((always_inline)) static inline void scatter_tiles(float *plane, co
     }
 }
 
+/* scatter from y's layout: the portable path's where scatter_runs' case does not hold. */
+__attribute__((always_inline)) static inline void scatter_scalar(float *plane, const window *W,
+                                                                 const v8 *y, float add) {
+  float f[16 * LANES];
+  memcpy(f, y, sizeof f);
+  scatter(plane, W, f, add);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* scatter on the AVX2 path where scatter_runs' case does not hold (planes under 16 wide, and
+ * windows the plane's edge cuts): per row, a 4 x 8 transpose gives each lane its row of the
+ * tile, stored (+ add) by one masked store clipped to the plane's columns. Output windows start
+ * inside the plane (offset 0), so only their ends are clipped. The same sums: the same bits. */
+__attribute__((target("avx2"), always_inline)) static inline void scatter_rows_avx2(
+    float *plane, const window *W, const v8 *y, float add) {
+  const __m128i iota = _mm_setr_epi32(0, 1, 2, 3);
+  for (int i = 0; i < 4; i++) {
+    const v8 *r = y + i * 4;
+    const v8 t[4] = {__builtin_shufflevector(r[0], r[1], 0, 8, 1, 9, 4, 12, 5, 13),
+                     __builtin_shufflevector(r[0], r[1], 2, 10, 3, 11, 6, 14, 7, 15),
+                     __builtin_shufflevector(r[2], r[3], 0, 8, 1, 9, 4, 12, 5, 13),
+                     __builtin_shufflevector(r[2], r[3], 2, 10, 3, 11, 6, 14, 7, 15)};
+    const v8 u[4] = {__builtin_shufflevector(t[0], t[2], 0, 1, 8, 9, 4, 5, 12, 13),
+                     __builtin_shufflevector(t[0], t[2], 2, 3, 10, 11, 6, 7, 14, 15),
+                     __builtin_shufflevector(t[1], t[3], 0, 1, 8, 9, 4, 5, 12, 13),
+                     __builtin_shufflevector(t[1], t[3], 2, 3, 10, 11, 6, 7, 14, 15)};
+    for (int l = 0; l < W->count; l++) {
+      assert(W->i0[l] == 0 && W->j0[l] == 0);
+      if (i >= W->i1[l]) continue;
+      const v4 v = (l < 4 ? __builtin_shufflevector(u[l], u[l], 0, 1, 2, 3)
+                          : __builtin_shufflevector(u[l - 4], u[l - 4], 4, 5, 6, 7)) +
+                   add;
+      _mm_maskstore_ps(plane + W->at[l] + (size_t)i * W->w,
+                       _mm_cmpgt_epi32(_mm_set1_epi32(W->j1[l]), iota), (__m128)v);
+    }
+  }
+}
+#endif
+
+/* Writes each lane's 4x4 tile y[i * 4 + j] (+ add) into its window on plane, by scatter_runs
+ * where it can, else by the path's other scatter. */
+#define WG_SCATTER_TILES(path, attr, other)                                                   \
+  attr __attribute__((always_inline)) static inline void scatter_tiles_##path(                \
+      float *plane, const window *W, const v8 *y, float add) {                               \
+    if (W->inside && runs_of_four(W))                                                         \
+      scatter_runs(plane, W, y, add);                                                         \
+    else                                                                                      \
+      other(plane, W, y, add);                                                                \
+  }
+
 /* The transforms, each compiled for the portable path (SSE2: a v8 is two registers) and for
  * AVX2 (one ymm; the AVX2 and AVX-512 paths) with the gathers and scatters around them (a
  * vector built in one form and read in the other would stall store forwarding), picked per call
@@ -275,30 +380,32 @@ typedef struct wg_transforms {
   void (*filter_back)(const v8 *u, v8 *g);                                /* G^T u G */
 } wg_transforms;
 
-#define WG_TRANSFORMS(path, attr)                                                              \
+#define WG_TRANSFORMS(path, attr, other_gather, other_scatter)                                 \
+  WG_GATHER_TILES(path, attr, other_gather)                                                    \
+  WG_SCATTER_TILES(path, attr, other_scatter)                                                  \
   attr static void input_##path(const float *plane, const window *W, v8 *t) {                   \
     v8 d[XI];                                                                                  \
-    gather_tiles(plane, W, d);                                                                 \
+    gather_tiles_##path(plane, W, d, 6);                                                       \
     sandwich(BT, 6, 6, d, t);                                                                  \
   }                                                                                            \
   attr static void dy_##path(const float *plane, const window *W, v8 *t) {                      \
     v8 d[16];                                                                                  \
-    gather_tiles(plane, W, d);                                                                 \
+    gather_tiles_##path(plane, W, d, 4);                                                       \
     sandwich(A, 6, 4, d, t);                                                                   \
   }                                                                                            \
   attr static void output_##path(const v8 *m, float *plane, const window *W, float add) {       \
     v8 y[16];                                                                                  \
     sandwich(AT, 4, 6, m, y);                                                                  \
-    scatter_tiles(plane, W, y, add);                                                           \
+    scatter_tiles_##path(plane, W, y, add);                                                    \
   }                                                                                            \
   attr static void filter_##path(const v8 *g, v8 *u) { sandwich(G, 6, 3, g, u); }              \
   attr static void filter_back_##path(const v8 *u, v8 *g) { sandwich(GT, 3, 6, u, g); }        \
   static const wg_transforms transforms_##path = {input_##path, dy_##path, output_##path,      \
                                                   filter_##path, filter_back_##path};
 
-WG_TRANSFORMS(portable, )
+WG_TRANSFORMS(portable, , gather_scalar, scatter_scalar)
 #if defined(__x86_64__) && defined(__GNUC__)
-WG_TRANSFORMS(avx2, __attribute__((target("avx2"))))
+WG_TRANSFORMS(avx2, __attribute__((target("avx2"))), gather_rows_avx2, scatter_rows_avx2)
 #else
 #define transforms_avx2 transforms_portable
 #endif
