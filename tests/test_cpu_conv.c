@@ -56,8 +56,6 @@ static const conv_case CASES[] = {
      * group on 8 x 32 takes the wide tile; 4 x 16 with dilation 2 */
     {"3x3 direct 16x16 o 13", {3, 5, 16, 16, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 1},
     {"3x3 direct 4x16 dilation 2", {3, 6, 4, 16, 9, 3, 3, 1, 1, 2, 2, 2, 2, 1}, 0},
-    /* 16x16 weight-gradient tiles sum 4 images: 9 go 4 + 4 + 1 on one thread, 3 a thread on 3 */
-    {"3x3 direct 16x16 batches", {9, 4, 16, 16, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 0},
     {"3x3 direct 8x32 groups 4 o/g 1", {2, 8, 8, 32, 4, 3, 3, 1, 1, 1, 1, 1, 1, 4}, 1},
     {"5x5 pad 2 stride 3", {1, 2, 10, 13, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1}, 0},
 };

@@ -26,12 +26,7 @@
 
 #define TILE_VECS 4     /* vectors of output pixels per forward tile */
 #define WIDE_VECS 8     /* a lone output channel's tile: 8 sums hide the FMA latency */
-/* Pixels a weight-gradient tile sums over before its horizontal sums, in whole images, at most
- * GRAD_IMAGES of them: at 16x16 the sums of one image's 256 pixels left the tile at 96 GFLOP/s
- * against 127 with four images (32x32's one image is 1024 too); on 8x8 planes 16 images measured
- * no better than 4 (docs/performance.md, "Session 27"). */
-#define GRAD_PIXELS 1024
-#define GRAD_IMAGES 4
+#define GRAD_PIXELS 256 /* pixels a weight-gradient tile sums over before its horizontal sums */
 
 /* One path's kernels over padded images (see conv_direct_kernels.h). */
 typedef struct direct_kernels {
@@ -147,8 +142,7 @@ int zn_conv_direct_supported(int h, int w) {
 }
 
 int zn_conv_direct_filter_batch(int h, int w) {
-  const int images = (GRAD_PIXELS + h * w - 1) / (h * w);
-  return images < GRAD_IMAGES ? images : GRAD_IMAGES;
+  return (GRAD_PIXELS + h * w - 1) / (h * w);
 }
 
 void zn_conv_direct_filter_images(const zn_direct_shape *s, int images, const float *x,
