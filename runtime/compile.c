@@ -244,7 +244,9 @@ static bool plan_budget(const zn_compile_opts *o, zn_compiled *c, int batch, cha
     zn_graph_free(&c->levered);
     c->budget = pt[best];
     c->over_budget = !ok[best];
-    if (!ok[best]) return zn_fail(err, errlen, "%s", why[best]);
+    if (!ok[best]) /* the figures are the fused graph's, whose floor can lie above the other's */
+        return zn_fail(err, errlen, "%s%s", why[best],
+                       best ? " (figures with the z-towers fused, the lower ladder)" : "");
     zn_graph_free(&c->graph);
     c->graph = g[best];
     c->plan = p[best];
