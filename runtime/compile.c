@@ -150,6 +150,15 @@ static bool finish(const zn_compile_opts *o, zn_compiled *c, const zn_pass_trace
     return true;
 }
 
+/* The forward nodes come first (a training graph's may have been fused, and the memory budget
+ * may take the graph with the z-towers fused): backward ones and recomputed copies follow. */
+static void count_forward(zn_compiled *c)
+{
+    c->n_forward = 0;
+    while (c->n_forward < c->graph.n_nodes && !(c->graph.nodes[c->n_forward].flags & ZN_NODE_BACKWARD))
+        c->n_forward++;
+}
+
 /* The forward passes (on a loaded file only: a graph given is already optimized), then, with the
  * backend when one is wanted, those of the mode's stage, up to the pass to stop after (a memory
  * lever runs when it is that pass, so that its graph can be seen). */
@@ -171,11 +180,7 @@ static bool passes(const zn_compile_opts *o, zn_compiled *c, const zn_pass *stop
         trace.accepts_ctx = c->be;
     }
     if (!finish(o, c, &trace)) return false;
-    /* the forward nodes come first (a training graph's may have been fused): backward ones and
-     * recomputed copies follow */
-    c->n_forward = 0;
-    while (c->n_forward < c->graph.n_nodes && !(c->graph.nodes[c->n_forward].flags & ZN_NODE_BACKWARD))
-        c->n_forward++;
+    count_forward(c);
     return true;
 }
 
@@ -239,10 +244,13 @@ static bool plan_budget(const zn_compile_opts *o, zn_compiled *c, int batch, cha
     zn_graph_free(&c->levered);
     c->budget = pt[best];
     c->over_budget = !ok[best];
-    if (!ok[best]) return zn_fail(err, errlen, "%s", why[best]);
+    if (!ok[best]) /* the figures are the fused graph's, whose floor can lie above the other's */
+        return zn_fail(err, errlen, "%s%s", why[best],
+                       best ? " (figures with the z-towers fused, the lower ladder)" : "");
     zn_graph_free(&c->graph);
     c->graph = g[best];
     c->plan = p[best];
+    count_forward(c); /* the fused towers' graph has fewer forward nodes */
     if (o->report) {
         char a[32], t[32], what[128];
         fprintf(o->report, "  %-12s %s: rung %d of %d, recomputing %s; plan %s (training graph)\n", "budget",

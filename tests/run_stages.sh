@@ -63,6 +63,8 @@ grep -q "recomputed: the fused z-towers' convs" out || bad "summary within $fuse
 "$znet" summary "${w16[@]}" --memory-budget "$keep" "$model" > out 2>&1 || bad "summary within $keep exited $?"
 grep -q "recomputed: nothing$" out || bad "summary within $keep: something recomputed"
 zt_expect 2 "cannot be met at batch 128" "$znet" summary "${w16[@]}" --memory-budget "$fused" --no-pass ztower "$model"
+zt_expect 2 "cannot be met at batch 128: .*\(figures with the z-towers fused" \
+    "$znet" summary "${w16[@]}" --memory-budget $((fused - 1)) "$model"
 
 zt_expect 2 "znet summary: --no-pass: pass autodiff cannot be skipped" "$znet" summary --no-pass autodiff "$model"
 zt_expect 2 "znet run: --no-pass: pass autodiff cannot be skipped" "$znet" run --no-pass=autodiff "$model"

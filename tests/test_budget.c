@@ -284,16 +284,27 @@ static void test_ztower_lever(void **state)
     }
     assert_true(apart > 0 && apart < n);
     assert_true(least_fused < least_apart);
+    unsigned char *params[2];
+    size_t param_bytes[2];
     for (int k = 0; k < 2; k++) {
         zn_session s;
         size_t budget = k ? least_fused : pts[0].total;
         session(&s, &fwd, budget);
         assert_int_equal(zt_count_op(&s.graph, ZN_OP_ZTOWER), k ? 3 : 0);
+        /* the forward part is the fused graph's, not the one the towers apart had: evaluation
+         * runs [0, n_forward) and the gradient buckets start there */
+        assert_int_equal(s.n_forward, s.graph.n_nodes - zt_count_flag(&s.graph, ZN_NODE_BACKWARD));
         assert_true(zn_plan_total(&s.plan) <= budget);
+        /* the same parameters at the same offsets: a checkpoint of either loads into the other */
+        param_bytes[k] = s.plan.region_bytes[ZN_REGION_PARAMS];
+        params[k] = region(&s, ZN_REGION_PARAMS);
+        if (k) assert_int_equal(param_bytes[0], param_bytes[1]);
+        if (k) assert_memory_equal(params[0], params[1], param_bytes[1]);
         train(&s, 1);
         assert_high_water_within(&s, budget);
         zn_session_free(&s);
     }
+    free(params[0]), free(params[1]);
     zn_backend_opts bo = {.threads = 1, .memory_budget = least_fused};
     zn_compile_opts o = {.from = &fwd, .mode = ZN_COMPILE_TRAINING, .batch = BATCH, .backend = &zn_cpu_backend,
                          .backend_opts = &bo, .plan_only = true, .memory_budget = least_fused};
