@@ -217,17 +217,18 @@ bool zn_budget_fit(const zn_budget *b, size_t budget, zn_graph *g, zn_plan *p, z
 const char *zn_budget_describe(const zn_budget_point *pt, char *buf, size_t len)
 {
     const char *s = pt->convs == 1 ? "" : "s";
-    /* the z-tower fusion is the one memory lever (graph/passes.h) */
-    int at = pt->levers ? snprintf(buf, len, "the fused z-towers' convs%s", pt->rung < 0 ? "" : " and ") : 0;
-    assert((size_t)at < len);
-    buf += at, len -= (size_t)at;
-    if (pt->rung < 0) snprintf(buf, len, "%s", pt->levers ? "" : "nothing");
-    else if (pt->rung == 0) snprintf(buf, len, "the cheap segments after concats and stitches");
-    else if (!pt->split) snprintf(buf, len, "the cheap segments after every kept node and %d conv%s", pt->convs, s);
+    char rung[96];
+    if (pt->rung < 0) snprintf(rung, sizeof rung, "nothing");
+    else if (pt->rung == 0) snprintf(rung, sizeof rung, "the cheap segments after concats and stitches");
+    else if (!pt->split) snprintf(rung, sizeof rung, "the cheap segments after every kept node and %d conv%s", pt->convs, s);
     else
-        snprintf(buf, len, "split segments: %d conv%s and pooling%s", pt->convs, s,
+        snprintf(rung, sizeof rung, "split segments: %d conv%s and pooling%s", pt->convs, s,
                  pt->per_reader ? ", each copy for its own reader" : "");
-    return buf - at;
+    /* the z-tower fusion is the one memory lever (graph/passes.h) */
+    if (!pt->levers) snprintf(buf, len, "%s", rung);
+    else if (pt->rung < 0) snprintf(buf, len, "the fused z-towers' convs");
+    else snprintf(buf, len, "the fused z-towers' convs and %s", rung);
+    return buf;
 }
 
 bool zn_budget_parse(const char *s, size_t *out)
