@@ -240,18 +240,25 @@ __attribute__((always_inline)) static inline void gather_scalar(const float *pla
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* The 8x8 transpose: out[j][l] = in[l][j]. */
-__attribute__((always_inline)) static inline void transpose8(const v8 in[8], v8 out[8]) {
-  v8 t[8], u[8];
-  for (int k = 0; k < 8; k += 2) {
+/* The 4x4 transposes of four vectors' 128-bit halves: half h of u[j] = column j of the block
+ * that halves h of in[0..3] make. */
+__attribute__((always_inline)) static inline void transpose4_halves(const v8 in[4], v8 u[4]) {
+  v8 t[4];
+  for (int k = 0; k < 4; k += 2) {
     t[k] = __builtin_shufflevector(in[k], in[k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
     t[k + 1] = __builtin_shufflevector(in[k], in[k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
   }
-  for (int k = 0; k < 8; k += 4)
-    for (int h = 0; h < 2; h++) {
-      u[k + 2 * h] = __builtin_shufflevector(t[k + h], t[k + 2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
-      u[k + 2 * h + 1] = __builtin_shufflevector(t[k + h], t[k + 2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
-    }
+  for (int h = 0; h < 2; h++) {
+    u[2 * h] = __builtin_shufflevector(t[h], t[2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[2 * h + 1] = __builtin_shufflevector(t[h], t[2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
+  }
+}
+
+/* The 8x8 transpose: out[j][l] = in[l][j]. */
+__attribute__((always_inline)) static inline void transpose8(const v8 in[8], v8 out[8]) {
+  v8 u[8];
+  transpose4_halves(in, u);
+  transpose4_halves(in + 4, u + 4);
   for (int j = 0; j < 4; j++) {
     out[j] = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
     out[j + 4] = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
@@ -334,15 +341,8 @@ __attribute__((target("avx2"), always_inline)) static inline void scatter_rows_a
     float *plane, const window *W, const v8 *y, float add) {
   const __m128i iota = _mm_setr_epi32(0, 1, 2, 3);
   for (int i = 0; i < 4; i++) {
-    const v8 *r = y + i * 4;
-    const v8 t[4] = {__builtin_shufflevector(r[0], r[1], 0, 8, 1, 9, 4, 12, 5, 13),
-                     __builtin_shufflevector(r[0], r[1], 2, 10, 3, 11, 6, 14, 7, 15),
-                     __builtin_shufflevector(r[2], r[3], 0, 8, 1, 9, 4, 12, 5, 13),
-                     __builtin_shufflevector(r[2], r[3], 2, 10, 3, 11, 6, 14, 7, 15)};
-    const v8 u[4] = {__builtin_shufflevector(t[0], t[2], 0, 1, 8, 9, 4, 5, 12, 13),
-                     __builtin_shufflevector(t[0], t[2], 2, 3, 10, 11, 6, 7, 14, 15),
-                     __builtin_shufflevector(t[1], t[3], 0, 1, 8, 9, 4, 5, 12, 13),
-                     __builtin_shufflevector(t[1], t[3], 2, 3, 10, 11, 6, 7, 14, 15)};
+    v8 u[4];
+    transpose4_halves(y + i * 4, u);
     for (int l = 0; l < W->count; l++) {
       assert(W->i0[l] == 0 && W->j0[l] == 0);
       if (i >= W->i1[l]) continue;
