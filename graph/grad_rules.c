@@ -86,7 +86,9 @@ ZN_GRAD_RULE(batchnorm) /* x, gamma, beta, running_mean, running_var (state: no 
 
 /* x, gamma, beta, running_mean, running_var. One coefficient node reads x for the statistics and
  * then x and dy for the sums; dgamma and dbeta are its first two rows, and dx is one more pass
- * over x and dy. Neither reads y: the relu's mask is a*x + b > 0 with the forward's a, b. */
+ * over x and dy (which the CPU backend makes per channel, right after the channel's sums, when
+ * the dx node follows the coefficients). Neither reads y: the relu's mask is a*x + b > 0 with the
+ * forward's a, b. */
 ZN_GRAD_RULE(batchnorm_relu)
 {
     if (!want[0] && !want[1] && !want[2]) return;
@@ -94,14 +96,15 @@ ZN_GRAD_RULE(batchnorm_relu)
     const int c = (int)g->nodes[s[0]].shape.dim[0];
     const int coef = coef_node(g, id, ZN_OP_BATCHNORM_RELU_BWD_COEF,
                                (const int[]){s[0], s[1], s[2], dy}, 4, 7 * c);
+    /* dx right after its coefficients: the CPU backend then runs the two in one pass */
+    emit(g, id, 0, want, dsrc, ZN_OP_BATCHNORM_RELU_BWD_DATA,
+         (const int[]){g->nodes[id].src[0], dy, coef}, 3, NULL);
     zn_attrs a = g->nodes[id].attr;
     for (int row = 0; row < 2; row++) { /* dgamma, dbeta */
         a.axis = 0;
         a.size[0] = row * c;
         emit(g, id, 1 + row, want, dsrc, ZN_OP_SLICE, &coef, 1, &a);
     }
-    emit(g, id, 0, want, dsrc, ZN_OP_BATCHNORM_RELU_BWD_DATA,
-         (const int[]){g->nodes[id].src[0], dy, coef}, 3, NULL);
 }
 
 /* An element-wise op's backward op reads its input x (INPUT) or its own output y (OUTPUT: relu,

@@ -700,6 +700,55 @@ static void test_batchnorm_bwd(void **state)
     check_grad(y, hdy, 1, db, beta);
 }
 
+/* The fused batch norm + relu's backward twice: coefficients, a node between, dx (kept apart);
+ * then as autodiff lays it out, coefficients then dx, which the backend runs in one pass when
+ * both are in one compute call, dx over x or dy (the planner's reuse on: both die there). Run
+ * in one call, the nodes give the bits they give run one by one. */
+static void test_batchnorm_relu_bwd_pairing(void **state)
+{
+    (void)state;
+    const int c = 5;
+    int xin = INPUT("xin", 3, c, 3, 7), gamma = PARAM("gamma", 1, c), beta = PARAM("beta", 1, c);
+    int mean = STATE("mean", 1, c), var = STATE("var", 1, c);
+    int x = node(ZN_OP_SCALE, &xin, 1, NULL, "x"); /* arena tensors, which dx may overwrite */
+    int y = node(ZN_OP_BATCHNORM_RELU, (int[]){x, gamma, beta, mean, var}, 5, NULL, "bnr");
+    int dyin = dy_input(y), dy = node(ZN_OP_SCALE, &dyin, 1, NULL, "dy");
+    int coef[2], dx[2];
+    for (int k = 0; k < 2; k++) {
+        /* the first with gamma and beta swapped: other coefficients in what may be the same bytes */
+        const int gb[2] = {k ? gamma : beta, k ? beta : gamma};
+        coef[k] = zn_graph_add(&T.g, ZN_OP_BATCHNORM_RELU_BWD_COEF, (int[]){x, gb[0], gb[1], dy}, 4,
+                               &T.g.nodes[y].attr, k ? "coef2" : "coef", "", span_of_next());
+        T.g.nodes[coef[k]].shape = (zn_shape){.rank = 1, .dim = {7 * c}, .dtype = ZN_DTYPE_F32};
+        T.g.nodes[coef[k]].flags = ZN_NODE_BACKWARD;
+        infer(coef[k]);
+        if (!k) bwd(ZN_OP_RELU_BWD, (int[]){y, dy}, 2, y, y, "between");
+        dx[k] = bwd(ZN_OP_BATCHNORM_RELU_BWD_DATA, (int[]){x, dy, coef[k]}, 3, y, x,
+                    k ? "dx2" : "dx");
+    }
+    if (!plan_with(4, false, true, true)) fail_msg("%s", T.be->ops->last_error(T.be));
+    assert_int_not_equal(T.plan.alias[dx[1]], -1);
+    const int at[] = {xin, gamma, beta, mean, var, dyin};
+    float *host[6];
+    for (int k = 0; k < 6; k++) host[k] = fill(at[k], k == 4 ? 0.5f : -1.5f, 1.5f);
+    float *want[4] = {NULL};
+    for (int paired = 0; paired < 2; paired++) {
+        for (int k = 0; k < 6; k++) set_node(at[k], host[k]);
+        for (int k = 0; k < 2; k++) fill(coef[k], 7, 7); /* nothing left from the run before */
+        if (paired) {
+            compute_all();
+        } else {
+            for (int id = 0; id < T.g.n_nodes; id++) compute(id, id);
+        }
+        const int out[4] = {coef[0], dx[0], coef[1], dx[1]};
+        for (int k = 0; k < 4; k++) {
+            float *got = get_node(out[k]);
+            if (!paired) want[k] = got;
+            else assert_memory_equal(got, want[k], T.plan.bytes[out[k]]);
+        }
+    }
+}
+
 static void test_linear_bwd(void **state)
 {
     (void)state;
@@ -1097,6 +1146,7 @@ int main(void)
         TEST(test_xent),
         TEST(test_conv2d_bwd),
         TEST(test_batchnorm_bwd),
+        TEST(test_batchnorm_relu_bwd_pairing),
         TEST(test_linear_bwd),
         TEST(test_window_bwd),
         TEST(test_concat_flatten_bwd),

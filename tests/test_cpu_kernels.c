@@ -290,11 +290,15 @@ static void test_batchnorm_relu(void **state)
         float *dx = zt_talloc(nx), *dg = zt_talloc(c), *db = zt_talloc(c), *coef = zt_talloc(7 * c);
         zn_eltwise_backward(ZN_OP_RELU_BWD, nx, y, dy, g);
         zn_batchnorm_backward(d, x, gamma, g, NULL, dx, dg, db);
-        zn_bn_relu_backward_coef(d, x, gamma, beta, dy, coef);
+        zn_bn_relu_backward(d, x, gamma, beta, dy, coef, NULL);
+        float *dx1 = zt_talloc(nx), *coef1 = zt_talloc(7 * c);
+        zn_bn_relu_backward(d, x, gamma, beta, dy, coef1, dx1); /* dx in the same pass */
         zn_bn_relu_backward_data(d, x, dy, coef, dy); /* in place */
         assert_near(coef, dg, c, 1e-5);
         assert_near(coef + c, db, c, 1e-5);
         assert_near(dy, dx, nx, 1e-5);
+        assert_memory_equal(coef1, coef, sizeof *coef * 7 * c);
+        assert_memory_equal(dx1, dy, sizeof *dx1 * nx);
     }
 }
 

@@ -220,15 +220,21 @@ static void test_kernels_in_place(void **state)
         }
     /* the fused batch norm + relu's dx, over x and over dy */
     float coef[7 * C];
-    zn_bn_relu_backward_coef(&d, x, gamma, dg, dy, coef); /* dg as beta: any per-channel values */
+    zn_bn_relu_backward(&d, x, gamma, dg, dy, coef, NULL); /* dg as beta: any per-channel values */
     zn_bn_relu_backward_data(&d, x, dy, coef, ref);
-    for (int over = 0; over < 2; over++) {
-        float xs[T], dys[T];
-        memcpy(xs, x, sizeof x);
-        memcpy(dys, dy, sizeof dy);
-        zn_bn_relu_backward_data(&d, xs, dys, coef, over ? dys : xs);
-        assert_memory_equal(over ? dys : xs, ref, sizeof ref);
-    }
+    for (int one_pass = 0; one_pass < 2; one_pass++) /* dx apart, or with the coefficients */
+        for (int over = 0; over < 2; over++) {
+            float xs[T], dys[T], coef2[7 * C];
+            memcpy(xs, x, sizeof x);
+            memcpy(dys, dy, sizeof dy);
+            if (one_pass) {
+                zn_bn_relu_backward(&d, xs, gamma, dg, dys, coef2, over ? dys : xs);
+                assert_memory_equal(coef2, coef, sizeof coef);
+            } else {
+                zn_bn_relu_backward_data(&d, xs, dys, coef, over ? dys : xs);
+            }
+            assert_memory_equal(over ? dys : xs, ref, sizeof ref);
+        }
     zn_global_pool_backward(ZN_WINDOW_MAX, N, C, 2, 5, x, gy, ref);
     memcpy(buf, x, sizeof x);
     zn_global_pool_backward(ZN_WINDOW_MAX, N, C, 2, 5, buf, gy, buf);

@@ -246,9 +246,14 @@ static bool cpu_compute(zn_backend *be, const zn_graph *g, const zn_plan *p, int
         if (n->op == ZN_OP_INPUT || n->op == ZN_OP_PARAM) continue;
         zn_cpu_runner run = zn_cpu_forward_runners[n->op] ? zn_cpu_forward_runners[n->op]
                                                           : zn_cpu_backward_runners[n->op];
-        zn_cpu_call c = {cpu, g, p, id, n};
+        int ran_to = id;
+        zn_cpu_call c = {cpu, g, p, id, n, last, &ran_to};
         if (!run(&c)) return false;
-        if (cpu->opts.check_numerics && !check_finite(&c)) return false;
+        for (; cpu->opts.check_numerics && c.id <= ran_to; c.id++) {
+            c.node = &g->nodes[c.id];
+            if (!check_finite(&c)) return false;
+        }
+        id = ran_to;
     }
     return true;
 }

@@ -37,6 +37,8 @@ typedef struct {
     const zn_plan *p;
     int id;
     const zn_node *node;
+    int last;      /* the last node of this compute call: a runner may run later nodes up to it */
+    int *ran_to;   /* a runner that ran later nodes too sets the last of them here */
 } zn_cpu_call;
 
 typedef bool (*zn_cpu_runner)(const zn_cpu_call *c);

@@ -54,12 +54,41 @@ static bool run_batchnorm_bwd_data(const zn_cpu_call *c)
     return true;
 }
 
-/* x, gamma, beta, dy -> [7 * C] coefficients */
+/* Whether node b's bytes overlap node a's (both in the same region). */
+static bool overlaps(const zn_plan *p, int a, int b)
+{
+    return p->region[a] == p->region[b] && p->offset[a] < p->offset[b] + p->bytes[b] &&
+           p->offset[b] < p->offset[a] + p->bytes[a];
+}
+
+/* The batchnorm_relu_bwd_data node that runs with coefficient node c, each channel's dx written
+ * right after the channel's sums while its x and dy are still in cache (one read of each from
+ * memory instead of two; docs/performance.md "Session 28"): the next node when this compute
+ * call runs it, reading c's output, x and dy, with its output clear of c's other sources (the
+ * plan guarantees that; checked, as the pairing relies on it); -1 when there is none. */
+static int paired_data(const zn_cpu_call *c)
+{
+    const int id = c->id, next = id + 1;
+    if (next > c->last) return -1;
+    const zn_node *d = &c->g->nodes[next];
+    const int *s = c->node->src;
+    if (d->op != ZN_OP_BATCHNORM_RELU_BWD_DATA || d->src[0] != s[0] || d->src[1] != s[3] ||
+        d->src[2] != id)
+        return -1;
+    if (overlaps(c->p, next, id) || overlaps(c->p, next, s[1]) || overlaps(c->p, next, s[2]))
+        return -1;
+    return next;
+}
+
+/* x, gamma, beta, dy -> [7 * C] coefficients, and with its paired node that node's dx */
 static bool run_batchnorm_relu_bwd_coef(const zn_cpu_call *c)
 {
     zn_bn_dims d = bn_dims(c);
-    zn_bn_relu_backward_coef(&d, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2),
-                             zn_cpu_src(c, 3), zn_cpu_out(c));
+    const int data = paired_data(c);
+    zn_bn_relu_backward(&d, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2),
+                        zn_cpu_src(c, 3), zn_cpu_out(c),
+                        data < 0 ? NULL : zn_cpu_tensor(c, data));
+    if (data >= 0) *c->ran_to = data;
     return true;
 }
 

@@ -1,7 +1,9 @@
 /* k_norm_relu.c: batch norm followed by relu as one op (graph/pass_fuse_bn_relu.c), forward and
  * backward, so that neither the relu's output nor the gradient between the two is kept for the
  * backward: the forward reads x for the statistics, then reads x and writes y once; the backward
- * reads x for the statistics, then x and dy once for every sum, then x and dy once to write dx.
+ * reads x for the statistics, then x and dy once for every sum, then x and dy once to write dx,
+ * all per channel when one call writes the coefficients and dx (the passes after the first find
+ * the channel in cache).
  * The relu's mask is recomputed as a*x + b > 0 from the forward's a and b (the same sums in the
  * same order give the same a, b; one float multiply and add, as the forward rounds them), so y
  * is never read. One channel per unit of work, as k_norm.c splits it, with k_norm.c's sums. */
@@ -17,6 +19,7 @@ typedef struct {
     bool training;
     const float *x, *gamma, *beta, *dy, *coef;
     float *running_mean, *running_var, *out;
+    float *dx; /* the coefficients' pass also writes dx (zn_bn_relu_backward) */
 } job;
 
 static void run(job *j, zn_cpu_range_fn fn)
@@ -80,6 +83,21 @@ static void masked_sums(const job *j, int ch, float a, float b, zn_bn_sums *t)
                             (size_t)d->c * d->hw, d->hw, t);
 }
 
+/* Channel ch's dx from its coefficients k (k[r * C] is row r of the [7 * C] block). */
+static void channel_dx(const job *j, int ch, const float *k, float *dx)
+{
+    const zn_bn_dims *d = j->d;
+    const float kx = k[2 * d->c], kb = k[3 * d->c], ka = k[4 * d->c], a = k[5 * d->c],
+                b = k[6 * d->c];
+    for (int n = 0; n < d->n; n++) {
+        const size_t at = row_at(d, n, ch);
+        const float *p = j->x + at, *g = j->dy + at;
+        float *q = dx + at;
+        for (int i = 0; i < d->hw; i++)
+            q[i] = kx * p[i] + kb + ka * zn_relu_masked(a, p[i], b, g[i]);
+    }
+}
+
 static void coef_range(void *ctx, size_t c0, size_t c1)
 {
     const job *j = ctx;
@@ -95,32 +113,21 @@ static void coef_range(void *ctx, size_t c0, size_t c1)
         zn_bn_backward_affine(&d, &s, j->gamma[ch], dgamma, dbeta, k);
         const float row[7] = {dgamma, dbeta, k[0], k[1], k[2], s.a, s.b};
         for (int r = 0; r < 7; r++) j->out[(size_t)r * d.c + ch] = row[r];
+        if (j->dx) channel_dx(j, ch, j->out + ch, j->dx);
     }
 }
 
-void zn_bn_relu_backward_coef(const zn_bn_dims *d, const float *x, const float *gamma,
-                              const float *beta, const float *dy, float *coef)
+void zn_bn_relu_backward(const zn_bn_dims *d, const float *x, const float *gamma,
+                         const float *beta, const float *dy, float *coef, float *dx)
 {
-    job j = {.d = d, .x = x, .gamma = gamma, .beta = beta, .dy = dy, .out = coef};
+    job j = {.d = d, .x = x, .gamma = gamma, .beta = beta, .dy = dy, .out = coef, .dx = dx};
     run(&j, coef_range);
 }
 
 static void data_range(void *ctx, size_t c0, size_t c1)
 {
     const job *j = ctx;
-    const zn_bn_dims *d = j->d;
-    for (int ch = (int)c0; ch < (int)c1; ch++) {
-        const float *k = j->coef + ch;
-        const float kx = k[2 * d->c], kb = k[3 * d->c], ka = k[4 * d->c], a = k[5 * d->c],
-                    b = k[6 * d->c];
-        for (int n = 0; n < d->n; n++) {
-            const size_t at = row_at(d, n, ch);
-            const float *p = j->x + at, *g = j->dy + at;
-            float *q = j->out + at;
-            for (int i = 0; i < d->hw; i++)
-                q[i] = kx * p[i] + kb + ka * zn_relu_masked(a, p[i], b, g[i]);
-        }
-    }
+    for (int ch = (int)c0; ch < (int)c1; ch++) channel_dx(j, ch, j->coef + ch, j->out);
 }
 
 void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *dy,

@@ -96,11 +96,14 @@ void zn_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const flo
  * The forward y = max(a*x + b, 0) with batch norm's a, b (training: batch statistics, running
  * ones updated as zn_batchnorm_forward_train does; inference: running ones). The training
  * backward without y: coef [7*C] = dgamma, dbeta, kx, kb, ka, a, b (dy counted where
- * a*x + b > 0), then dx = kx*x + kb + ka*dy*(a*x + b > 0), which may overwrite x or dy. */
+ * a*x + b > 0), then dx = kx*x + kb + ka*dy*(a*x + b > 0), which may overwrite x or dy:
+ * zn_bn_relu_backward writes coef and, when dx is not NULL, each channel's dx right after the
+ * channel's coefficients, while its x and dy are still in cache (the same bits as writing coef,
+ * then calling zn_bn_relu_backward_data). */
 void zn_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x, const float *gamma,
                         const float *beta, float *running_mean, float *running_var, float *y);
-void zn_bn_relu_backward_coef(const zn_bn_dims *d, const float *x, const float *gamma,
-                              const float *beta, const float *dy, float *coef);
+void zn_bn_relu_backward(const zn_bn_dims *d, const float *x, const float *gamma,
+                         const float *beta, const float *dy, float *coef, float *dx);
 void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *dy,
                               const float *coef, float *dx);
 

@@ -106,8 +106,8 @@ static void backward(Case &k, const floats &y, const floats &ab)
 {
     const int c = k.d.c;
     floats k0(7 * c), k1(7 * c), again(7 * c);
-    zn_bn_relu_backward_coef(&k.d, k.x.data(), k.gamma.data(), k.beta.data(), k.dy.data(),
-                             k0.data());
+    zn_bn_relu_backward(&k.d, k.x.data(), k.gamma.data(), k.beta.data(), k.dy.data(), k0.data(),
+                        nullptr);
     cudaError_t e = zn_cuda_bn_relu_backward_coef(&k.d, k.x.data(), k.gamma.data(),
                                                   k.beta.data(), k.dy.data(), k.scratch.data(),
                                                   k1.data(), nullptr);
