@@ -87,11 +87,16 @@ static void print_memory(const zn_compiled run[2], const char *backend, size_t b
     }
     int64_t recomputed, written, infer = zn_graph_macs(&run[0].graph);
     int64_t train = step_macs(&run[1].graph, &recomputed, &written);
+    /* the fused z-towers recompute their convs inside their own nodes, not as copies: the
+     * budget's count has them */
+    const bool fused = budget && run[1].budget.levers;
+    if (fused) recomputed = run[1].budget.extra_macs;
     char a[32], b[32], c[32], d[32];
-    printf("  multiply-adds per example: inference %s, training step %s, of which recomputed %s\n"
+    printf("  multiply-adds per example: inference %s, training step %s, of which recomputed %s%s\n"
            "  (recomputed copies write %s values per example)\n",
            zn_format_count(infer, a, sizeof a), zn_format_count(train, b, sizeof b),
-           zn_format_count(recomputed, c, sizeof c), zn_format_count(written, d, sizeof d));
+           zn_format_count(recomputed, c, sizeof c), fused ? " (the fused z-towers' convs among them)" : "",
+           zn_format_count(written, d, sizeof d));
     for (int mode = 0; detail && mode < 2; mode++)
         print_detail(mode ? "training" : "inference", &run[mode].graph, &run[mode].plan);
 }

@@ -5,6 +5,8 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "graph/inspect.h"
@@ -143,9 +145,11 @@ static bool finish(const zn_compile_opts *o, zn_compiled *c, const zn_pass_trace
     if (!levers) return true;
     zn_pass_trace with = *trace;
     with.memory_levers = true;
-    with.report = NULL;
-    if (!zn_passes_finish(&c->levered, true, o->no_pass, o->n_no_pass, &with, err, sizeof err))
-        return fail(c, ZN_COMPILE_PASSES, "%s (with the memory levers)", err);
+    size_t report_len = 0;
+    with.report = trace->report ? open_memstream(&c->levered_report, &report_len) : NULL;
+    const bool ok = zn_passes_finish(&c->levered, true, o->no_pass, o->n_no_pass, &with, err, sizeof err);
+    if (with.report) fclose(with.report);
+    if (!ok) return fail(c, ZN_COMPILE_PASSES, "%s (with the memory levers)", err);
     if (c->levered.n_nodes == c->graph.n_nodes) zn_graph_free(&c->levered); /* a fusion drops nodes */
     return true;
 }
@@ -253,6 +257,9 @@ static bool plan_budget(const zn_compile_opts *o, zn_compiled *c, int batch, cha
     count_forward(c); /* the fused towers' graph has fewer forward nodes */
     if (o->report) {
         char a[32], t[32], what[128];
+        if (best && c->levered_report) /* the passes above were the other graph's */
+            fprintf(o->report, "  the budget fits better with the memory levers; their graph's passes:\n%s",
+                    c->levered_report);
         fprintf(o->report, "  %-12s %s: rung %d of %d, recomputing %s; plan %s (training graph)\n", "budget",
                 zn_format_bytes(budget_of(o, c), a, sizeof a), c->budget.rung, top[best],
                 zn_budget_describe(&c->budget, what, sizeof what), zn_format_bytes(c->budget.total, t, sizeof t));
@@ -327,6 +334,7 @@ void zn_compiled_free(zn_compiled *c)
     zn_plan_free(&c->plan);
     zn_graph_free(&c->graph);
     zn_graph_free(&c->levered);
+    free(c->levered_report);
     zn_diag_free(&c->diag);
     memset(c, 0, sizeof *c);
 }

@@ -69,6 +69,8 @@ typedef struct {
     zn_graph levered;     /* with a memory budget, while planning: the training graph before the
                              recompute pass with the memory levers run (the z-towers fused), when
                              they change it (n_nodes 0: none); the budget takes the better ladder */
+    char *levered_report; /* the lines o->report gets for levered's passes, printed only when the
+                             budget takes it (malloc'd; NULL: none) */
     bool over_budget;     /* failed because no rung fits the memory budget (err says what dominates) */
     zn_compile_stage failed; /* where it failed */
     char err[1024];       /* why; from a path, naming the file ("2 errors in FILE" after the

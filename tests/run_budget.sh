@@ -3,7 +3,8 @@
 # meets refused before training (exit 2, the smallest plan and what dominates it) by run, bench,
 # summary, compare and check --backends (which agrees with itself within the tightest budget), summary's budget line and --memory-curve table and SVG, and a 2-epoch run
 # of a small DenseNet, and of a small residual net with max pooling (split segments), within the
-# tightest budget logging the same losses as one recomputing nothing.
+# tightest budget logging the same losses as one recomputing nothing; the pass report and the
+# recomputed multiply-adds when the budget fuses the z-towers.
 # usage: run_budget.sh ZNET SOURCE_DIR
 set -u
 . "$(dirname "$0")/shell_support.sh"
@@ -57,8 +58,8 @@ zt_expect 2 "memory budget 1.0 KiB cannot be met at batch 8" "$znet" check dense
 # the smallest total of the curve fits exactly, a byte less does not (the refusal names the floor
 # no choice goes below); a 2-epoch run within it logs the losses of a run that recomputes nothing
 # (the same arithmetic repeated)
-tightest() { # MODEL: the curve's smallest total
-    "$znet" summary "$1" --memory-curve > curve.out 2>&1 || bad "$1: curve: $(cat curve.out)"
+tightest() { # MODEL [OPTIONS]: the curve's smallest total
+    "$znet" summary "$@" --memory-curve > curve.out 2>&1 || bad "$1: curve: $(cat curve.out)"
     awk '/^memory curve/ {on = 1; next} on && /^ +-?[0-9]+ / {print $2} on && /^$/ {exit}' curve.out | sort -n | head -1
 }
 for model in dense.znet pooled.znet; do
@@ -77,4 +78,18 @@ for model in dense.znet pooled.znet; do
 done
 "$znet" summary pooled.znet --memory-budget "$(tightest pooled.znet)" > pooled.out 2>&1
 grep -q "recomputed: split segments: .* and pooling" pooled.out || bad "pooled.znet's tightest plan splits no segment: $(cat pooled.out)"
+
+# the Zee model at batch 256, where the z-tower fusion gives the smallest plan: the pass report
+# adds the fused graph's passes before the budget line, and summary counts the fused towers' convs
+# among the recomputed multiply-adds, as the budget line does
+zee=("$src/models/davidnet_zee.znet" --set width=8 --batch 256)
+least=$(tightest "${zee[@]}")
+zt_expect 0 "the budget fits better with the memory levers; their graph's passes:" \
+    "$znet" summary "${zee[@]}" --memory-budget "$least"
+grep -Eq "^  ztower +[0-9]+ -> [0-9]+ nodes \(training graph\)" out || bad "no fused ztower line: $(cat out)"
+grep -q "the training plan takes .*; recomputed: the fused z-towers' convs" out || bad "the budget did not fuse: $(cat out)"
+macs=$(grep -o "of --memory-curve), [0-9,]* multiply-adds per example" out | grep -o "[0-9][0-9,]*")
+[ -n "$macs" ] || bad "no budget multiply-adds: $(cat out)"
+grep -q "of which recomputed $macs (the fused z-towers' convs among them)" out ||
+    bad "summary's recomputed multiply-adds differ from the budget's ($macs): $(grep 'of which' out)"
 zt_end run_budget
