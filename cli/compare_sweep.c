@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "graph/inspect.h"
 #include "graph/util.h"
 #include "report/stats.h"
 #include "runtime/sweep.h"
@@ -19,7 +20,7 @@ typedef struct {
     const zn_sweep_entry **runs; /* its finished runs */
     int n, unfinished;
     zn_stat acc[MAX_COLUMNS];    /* [column]: the test series, then the best vote */
-    zn_stat sec, planned, peak;  /* s/epoch; MiB */
+    zn_stat params, sec, planned, peak; /* trainable parameters; s/epoch; MiB */
 } group;
 
 static void skipped(const char *path, const char *why, void *ctx)
@@ -67,6 +68,7 @@ static zn_stat over(const group *g, double (*get)(const zn_train_log *, const vo
 }
 
 static double acc_of(const zn_train_log *l, const void *name) { return figure(l, name); }
+static double params_of(const zn_train_log *l, const void *u) { return (void)u, l->params; }
 static double sec_of(const zn_train_log *l, const void *u)
 {
     (void)u; /* seconds per epoch: the last epoch record's time over its epoch number */
@@ -85,6 +87,19 @@ static void cell(zn_stat s, int runs, int decimals, const char *unit)
     printf(" %.*f", decimals, s.mean);
     if (s.n > 1) printf(" ± %.*f", decimals, s.sd);
     printf("%s", unit);
+    if (s.n != runs) printf(" (n = %d)", s.n);
+    printf(" |");
+}
+
+/* A count: "412,944" where the runs agree (one model's parameters), else as cell() prints it. */
+static void count_cell(zn_stat s, int runs)
+{
+    if (s.n == 0 || (s.n > 1 && s.sd != 0)) {
+        cell(s, runs, 0, "");
+        return;
+    }
+    char c[32];
+    printf(" %s", zn_format_count((int64_t)s.mean, c, sizeof c));
     if (s.n != runs) printf(" (n = %d)", s.n);
     printf(" |");
 }
@@ -169,20 +184,22 @@ int zn_compare_sweep(const char *dir)
     group *g = zn_calloc((size_t)n, sizeof *g);
     double *buf = zn_calloc((size_t)n, sizeof *buf);
     int n_groups = group_by_config(e, n, g), n_cols = columns(e, n, names);
-    printf("| configuration | runs |");
+    printf("| configuration | runs | parameters |");
     for (int c = 0; c < n_cols; c++) printf(" %s |", names[c]);
     printf(" s/epoch | planned memory | measured peak (arena) |\n|---|---:|");
-    for (int c = 0; c < n_cols + 3; c++) printf("---:|");
+    for (int c = 0; c < n_cols + 4; c++) printf("---:|");
     printf("\n");
     for (int i = 0; i < n_groups; i++) {
         group *r = &g[i];
         for (int c = 0; c < n_cols; c++) r->acc[c] = over(r, acc_of, names[c], buf);
+        r->params = over(r, params_of, NULL, buf);
         r->sec = over(r, sec_of, NULL, buf);
         r->planned = over(r, planned_of, NULL, buf);
         r->peak = over(r, peak_of, NULL, buf);
         printf("| %s | %d", r->config, r->n);
         if (r->unfinished) printf(" (+%d unfinished)", r->unfinished);
         printf(" |");
+        count_cell(r->params, r->n);
         for (int c = 0; c < n_cols; c++) cell(r->acc[c], r->n, 4, "");
         cell(r->sec, r->n, 1, "");
         cell(r->planned, r->n, 1, " MiB");

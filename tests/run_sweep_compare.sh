@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_sweep_compare.sh: `znet compare DIR` and `znet plot DIR` of a sweep folder written by hand,
-# against statistics computed by hand: runs grouped by configuration, mean ± sample standard
-# deviation per column, n, unfinished runs counted apart, the differences of every pair with
+# against statistics computed by hand: runs grouped by configuration, their parameters, mean ±
+# sample standard deviation per column, n, unfinished runs counted apart, the differences of every pair with
 # their standard error and "not separated" within two of them; a corrupt log, a foreign log, a
 # folder without a manifest and a stray file named and skipped (exit 1); bands in the plot.
 # usage: run_sweep_compare.sh ZNET SOURCE_DIR
@@ -11,16 +11,18 @@ zt_begin "$0 ZNET SOURCE_DIR" "$@"
 MiB=1048576
 
 # run FOLDER CONFIG MODEL SEED HEADS VOTE "EPOCH1_ACC EPOCH2_ACC" TIME PEAK_MIB [unfinished]:
-# a run folder with its manifest and a two-epoch log; the accuracies are JSON objects
+# a run folder with its manifest and a two-epoch log; the accuracies are JSON objects; the
+# model's parameters are 1000, davidnet's 412944
 run() {
     local dir=S/$1 config=$2 model=$3 seed=$4 heads=$5 vote=$6 accs=$7 time=$8 peak=$9 unfinished=${10:-}
+    local params=$([ "$model" = davidnet ] && echo 412944 || echo 1000)
     mkdir -p "$dir"
     printf '{"type":"sweep_run","config":"%s","model":"models/%s.znet","model_name":"%s","fingerprint":"0123456789abcdef","seed":%s,"cpus":["CPU A"]}\n' \
         "$config" "$model" "$model" "$seed" > "$dir/manifest.json"
     set -- $accs
     {
-        printf '{"type":"run","model":"%s","params":1000,"batch":512,"epochs":2,"seed":%s,"heads":%s,"vote":%s}\n' \
-            "$model" "$seed" "$heads" "$vote"
+        printf '{"type":"run","model":"%s","params":%s,"batch":512,"epochs":2,"seed":%s,"heads":%s,"vote":%s}\n' \
+            "$model" "$params" "$seed" "$heads" "$vote"
         printf '{"type":"epoch","epoch":1,"train_loss":1.5,"test_acc":%s,"time":%s}\n' "$1" $((time / 2))
         [ -n "$unfinished" ] ||
             printf '{"type":"epoch","epoch":2,"train_loss":1.0,"test_acc":%s,"time":%s}\n{"type":"final","train_time":%s,"planned_bytes":%s,"high_water_bytes":%s}\n' \
@@ -57,10 +59,10 @@ for want in "skipped S/e0: S/e0/log.jsonl:2: " "skipped S/f0: S/f0/log.jsonl is 
     grep -qF "$want" err.txt || bad "no message '$want': $(cat err.txt)"
 done
 want_rows=(
-    '| configuration | runs | h1 | h3 | vote | out | best vote | s/epoch | planned memory | measured peak (arena) |'
-    '| zee width=16 | 3 | 0.6200 ± 0.0200 | 0.8000 ± 0.0000 | 0.9100 ± 0.0100 | – | 0.9267 ± 0.0208 | 110.0 ± 10.0 | 100.0 ± 0.0 MiB | 91.0 ± 1.0 MiB |'
-    '| multisoft width=16 | 3 (+1 unfinished) | 0.5000 ± 0.0000 | 0.8000 ± 0.0000 | 0.9000 ± 0.0265 | – | 0.9000 ± 0.0265 | 100.0 ± 0.0 | 100.0 ± 0.0 MiB | 90.0 ± 0.0 MiB |'
-    '| davidnet width=16 | 1 | – | – | – | 0.9054 | – | 113.0 | 100.0 MiB | 80.0 MiB |'
+    '| configuration | runs | parameters | h1 | h3 | vote | out | best vote | s/epoch | planned memory | measured peak (arena) |'
+    '| zee width=16 | 3 | 1,000 | 0.6200 ± 0.0200 | 0.8000 ± 0.0000 | 0.9100 ± 0.0100 | – | 0.9267 ± 0.0208 | 110.0 ± 10.0 | 100.0 ± 0.0 MiB | 91.0 ± 1.0 MiB |'
+    '| multisoft width=16 | 3 (+1 unfinished) | 1,000 | 0.5000 ± 0.0000 | 0.8000 ± 0.0000 | 0.9000 ± 0.0265 | – | 0.9000 ± 0.0265 | 100.0 ± 0.0 | 100.0 ± 0.0 MiB | 90.0 ± 0.0 MiB |'
+    '| davidnet width=16 | 1 | 412,944 | – | – | – | 0.9054 | – | 113.0 | 100.0 MiB | 80.0 MiB |'
     # A - B: h1 +.12, SE sqrt(.02^2/3) = .0115: separated; vote +.01, SE sqrt((.01^2 + .026458^2)/3) = .0163
     '| zee width=16 − multisoft width=16 | +0.1200 (SE 0.0115) | +0.0000 (SE 0.0000) not separated | +0.0100 (SE 0.0163) not separated | – | +0.0267 (SE 0.0194) not separated |'
 )
