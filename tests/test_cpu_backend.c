@@ -749,6 +749,62 @@ static void test_batchnorm_relu_bwd_pairing(void **state)
     }
 }
 
+/* gamma or beta computed in the arena, read by the coefficients alone, so dead when dx is
+ * written: a plan may give dx their bytes (here by hand, each tensor apart otherwise). Paired,
+ * the coefficients of later channels would read dx's values there; the backend runs the two
+ * apart instead, and the bits are those of a run node by node. */
+static void test_batchnorm_relu_bwd_pairing_dead_sources(void **state)
+{
+    (void)state;
+    const int c = 5;
+    int xin = INPUT("xin", 3, c, 3, 7), gin = PARAM("g", 1, c), bin = PARAM("b", 1, c);
+    int mean = STATE("mean", 1, c), var = STATE("var", 1, c);
+    int x = node(ZN_OP_SCALE, &xin, 1, NULL, "x");
+    const int gb[2] = {node(ZN_OP_SCALE, &gin, 1, NULL, "gamma"),
+                       node(ZN_OP_SCALE, &bin, 1, NULL, "beta")};
+    int y = node(ZN_OP_BATCHNORM_RELU, (int[]){x, gb[0], gb[1], mean, var}, 5, NULL, "bnr");
+    int dyin = dy_input(y), dy = node(ZN_OP_SCALE, &dyin, 1, NULL, "dy");
+    int coef = zn_graph_add(&T.g, ZN_OP_BATCHNORM_RELU_BWD_COEF, (int[]){x, gb[0], gb[1], dy}, 4,
+                            &T.g.nodes[y].attr, "coef", "", span_of_next());
+    T.g.nodes[coef].shape = (zn_shape){.rank = 1, .dim = {7 * c}, .dtype = ZN_DTYPE_F32};
+    T.g.nodes[coef].flags = ZN_NODE_BACKWARD;
+    infer(coef);
+    int dx = bwd(ZN_OP_BATCHNORM_RELU_BWD_DATA, (int[]){x, dy, coef}, 3, y, x, "dx");
+    T.be = create_backend(false);
+    char err[256];
+    if (!zn_plan_make(&T.plan, &T.g, 4, ws_bytes, T.be, err, sizeof err)) fail_msg("plan: %s", err);
+    T.planned = true;
+    unshare_arena();
+    assert_true(T.be->ops->alloc(T.be, &T.plan));
+    const int at[] = {xin, gin, bin, mean, var, dyin};
+    float *host[6];
+    for (int k = 0; k < 6; k++) host[k] = fill(at[k], k == 4 ? 0.5f : -1.5f, 1.5f);
+    for (int dead = 0; dead < 2; dead++) { /* dx over gamma, then over beta */
+        const size_t top = T.plan.region_bytes[ZN_REGION_ARENA];
+        T.plan.offset[gb[dead]] = T.plan.offset[dx] = top; /* the other keeps its own place */
+        T.plan.region_bytes[ZN_REGION_ARENA] = top + (T.plan.bytes[dx] + 63) / 64 * 64;
+        char why[256];
+        if (!zn_plan_verify(&T.plan, &T.g, why, sizeof why)) fail_msg("the plan: %s", why);
+        assert_true(T.be->ops->alloc(T.be, &T.plan));
+        assert_true(T.be->ops->prepare(T.be, &T.g, &T.plan));
+        float *want[2] = {NULL};
+        for (int together = 0; together < 2; together++) {
+            for (int k = 0; k < 6; k++) set_node(at[k], host[k]);
+            if (together) {
+                compute_all();
+            } else {
+                for (int id = 0; id < T.g.n_nodes; id++) compute(id, id);
+            }
+            const int out[2] = {coef, dx};
+            for (int k = 0; k < 2; k++) {
+                float *got = get_node(out[k]);
+                if (!together) want[k] = got;
+                else assert_memory_equal(got, want[k], T.plan.bytes[out[k]]);
+            }
+        }
+    }
+}
+
 static void test_linear_bwd(void **state)
 {
     (void)state;
@@ -1147,6 +1203,7 @@ int main(void)
         TEST(test_conv2d_bwd),
         TEST(test_batchnorm_bwd),
         TEST(test_batchnorm_relu_bwd_pairing),
+        TEST(test_batchnorm_relu_bwd_pairing_dead_sources),
         TEST(test_linear_bwd),
         TEST(test_window_bwd),
         TEST(test_concat_flatten_bwd),
