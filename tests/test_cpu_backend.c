@@ -1043,6 +1043,38 @@ static void test_check_numerics(void **state)
                         "node 'b1.h.big' (test.znet:2:3, scale) produced -Inf at element 9");
 }
 
+/* --check-numerics checks each node that a runner ran with its own: the batch norm + relu
+ * backward's dx, run with the coefficients, overflows at one element of dy near the largest
+ * float (ka * dy) while the coefficients stay finite. */
+static void test_check_numerics_paired(void **state)
+{
+    (void)state;
+    int xin = INPUT("xin", 3, 1, 2, 2), gamma = PARAM("gamma", 1, 1), beta = PARAM("beta", 1, 1);
+    int mean = STATE("mean", 1, 1), var = STATE("var", 1, 1);
+    int x = node(ZN_OP_SCALE, &xin, 1, NULL, "x");
+    int y = node(ZN_OP_BATCHNORM_RELU, (int[]){x, gamma, beta, mean, var}, 5, NULL, "bnr");
+    int dyin = dy_input(y);
+    int coef = zn_graph_add(&T.g, ZN_OP_BATCHNORM_RELU_BWD_COEF, (int[]){x, gamma, beta, dyin}, 4,
+                            &T.g.nodes[y].attr, "coef", "", span_of_next());
+    T.g.nodes[coef].shape = (zn_shape){.rank = 1, .dim = {7}, .dtype = ZN_DTYPE_F32};
+    T.g.nodes[coef].flags = ZN_NODE_BACKWARD;
+    infer(coef);
+    bwd(ZN_OP_BATCHNORM_RELU_BWD_DATA, (int[]){x, dyin, coef}, 3, y, x, "dx");
+    if (!plan_with(4, true, true, true)) fail_msg("%s", T.be->ops->last_error(T.be));
+    float hx[16], hdy[16];
+    for (int i = 0; i < 16; i++) hx[i] = 0.1f * (float)i - 0.75f, hdy[i] = 0.01f;
+    hdy[9] = 1e38f; /* x 0.15: above the mean, so through the relu */
+    set_node(xin, hx);
+    set_node(gamma, (float[]){10});
+    set_node(beta, (float[]){0});
+    set_node(mean, (float[]){0});
+    set_node(var, (float[]){1});
+    set_node(dyin, hdy);
+    assert_false(T.be->ops->compute(T.be, &T.g, &T.plan, 0, T.g.n_nodes - 1));
+    assert_string_equal(T.be->ops->last_error(T.be),
+                        "node 'dx' (test.znet:10:3, batchnorm_relu_bwd_data) produced +Inf at element 9");
+}
+
 static void test_bad_label(void **state)
 {
     (void)state;
@@ -1216,6 +1248,7 @@ int main(void)
         TEST(test_alloc_empty_regions),
         TEST(test_alloc_refused),
         TEST(test_check_numerics),
+        TEST(test_check_numerics_paired),
         TEST(test_bad_label),
         TEST(test_workspace_and_range_checks),
         TEST(test_optimize),
