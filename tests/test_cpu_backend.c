@@ -700,6 +700,42 @@ static void test_batchnorm_bwd(void **state)
     check_grad(y, hdy, 1, db, beta);
 }
 
+/* The fused batch norm + relu y's backward coefficients ([7 * C]) from x, gamma, beta, dy. */
+static int bn_relu_coef(const int src[4], int y, const char *name)
+{
+    const int c = (int)T.g.nodes[src[0]].shape.dim[0];
+    int id = zn_graph_add(&T.g, ZN_OP_BATCHNORM_RELU_BWD_COEF, src, 4, &T.g.nodes[y].attr, name, "",
+                          span_of_next());
+    T.g.nodes[id].shape = (zn_shape){.rank = 1, .dim = {7 * c}, .dtype = ZN_DTYPE_F32};
+    T.g.nodes[id].flags = ZN_NODE_BACKWARD;
+    infer(id);
+    return id;
+}
+
+/* The graph run node by node, then in one compute call, each time from the values host[k] of
+ * the nodes at[k] (the outputs out[] first set to 7s: nothing left from the run before): the
+ * outputs hold the same bits. */
+static void assert_same_bits_in_one_call(const int *at, float *const *host, int n_at, const int *out,
+                                         int n_out)
+{
+    float *want[4];
+    assert_true(n_out <= 4);
+    for (int together = 0; together < 2; together++) {
+        for (int k = 0; k < n_out; k++) fill(out[k], 7, 7);
+        for (int k = 0; k < n_at; k++) set_node(at[k], host[k]);
+        if (together) {
+            compute_all();
+        } else {
+            for (int id = 0; id < T.g.n_nodes; id++) compute(id, id);
+        }
+        for (int k = 0; k < n_out; k++) {
+            float *got = get_node(out[k]);
+            if (!together) want[k] = got;
+            else assert_memory_equal(got, want[k], T.plan.bytes[out[k]]);
+        }
+    }
+}
+
 /* The fused batch norm + relu's backward twice: coefficients, a node between, dx (kept apart);
  * then as autodiff lays it out, coefficients then dx, which the backend runs in one pass when
  * both are in one compute call, dx over x or dy (the planner's reuse on: both die there). Run
@@ -717,11 +753,7 @@ static void test_batchnorm_relu_bwd_pairing(void **state)
     for (int k = 0; k < 2; k++) {
         /* the first with gamma and beta swapped: other coefficients in what may be the same bytes */
         const int gb[2] = {k ? gamma : beta, k ? beta : gamma};
-        coef[k] = zn_graph_add(&T.g, ZN_OP_BATCHNORM_RELU_BWD_COEF, (int[]){x, gb[0], gb[1], dy}, 4,
-                               &T.g.nodes[y].attr, k ? "coef2" : "coef", "", span_of_next());
-        T.g.nodes[coef[k]].shape = (zn_shape){.rank = 1, .dim = {7 * c}, .dtype = ZN_DTYPE_F32};
-        T.g.nodes[coef[k]].flags = ZN_NODE_BACKWARD;
-        infer(coef[k]);
+        coef[k] = bn_relu_coef((int[]){x, gb[0], gb[1], dy}, y, k ? "coef2" : "coef");
         if (!k) bwd(ZN_OP_RELU_BWD, (int[]){y, dy}, 2, y, y, "between");
         dx[k] = bwd(ZN_OP_BATCHNORM_RELU_BWD_DATA, (int[]){x, dy, coef[k]}, 3, y, x,
                     k ? "dx2" : "dx");
@@ -731,22 +763,7 @@ static void test_batchnorm_relu_bwd_pairing(void **state)
     const int at[] = {xin, gamma, beta, mean, var, dyin};
     float *host[6];
     for (int k = 0; k < 6; k++) host[k] = fill(at[k], k == 4 ? 0.5f : -1.5f, 1.5f);
-    float *want[4] = {NULL};
-    for (int paired = 0; paired < 2; paired++) {
-        for (int k = 0; k < 6; k++) set_node(at[k], host[k]);
-        for (int k = 0; k < 2; k++) fill(coef[k], 7, 7); /* nothing left from the run before */
-        if (paired) {
-            compute_all();
-        } else {
-            for (int id = 0; id < T.g.n_nodes; id++) compute(id, id);
-        }
-        const int out[4] = {coef[0], dx[0], coef[1], dx[1]};
-        for (int k = 0; k < 4; k++) {
-            float *got = get_node(out[k]);
-            if (!paired) want[k] = got;
-            else assert_memory_equal(got, want[k], T.plan.bytes[out[k]]);
-        }
-    }
+    assert_same_bits_in_one_call(at, host, 6, (int[]){coef[0], dx[0], coef[1], dx[1]}, 4);
 }
 
 /* gamma or beta computed in the arena, read by the coefficients alone, so dead when dx is
@@ -764,11 +781,7 @@ static void test_batchnorm_relu_bwd_pairing_dead_sources(void **state)
                        node(ZN_OP_SCALE, &bin, 1, NULL, "beta")};
     int y = node(ZN_OP_BATCHNORM_RELU, (int[]){x, gb[0], gb[1], mean, var}, 5, NULL, "bnr");
     int dyin = dy_input(y), dy = node(ZN_OP_SCALE, &dyin, 1, NULL, "dy");
-    int coef = zn_graph_add(&T.g, ZN_OP_BATCHNORM_RELU_BWD_COEF, (int[]){x, gb[0], gb[1], dy}, 4,
-                            &T.g.nodes[y].attr, "coef", "", span_of_next());
-    T.g.nodes[coef].shape = (zn_shape){.rank = 1, .dim = {7 * c}, .dtype = ZN_DTYPE_F32};
-    T.g.nodes[coef].flags = ZN_NODE_BACKWARD;
-    infer(coef);
+    int coef = bn_relu_coef((int[]){x, gb[0], gb[1], dy}, y, "coef");
     int dx = bwd(ZN_OP_BATCHNORM_RELU_BWD_DATA, (int[]){x, dy, coef}, 3, y, x, "dx");
     T.be = create_backend(false);
     char err[256];
@@ -787,21 +800,7 @@ static void test_batchnorm_relu_bwd_pairing_dead_sources(void **state)
         if (!zn_plan_verify(&T.plan, &T.g, why, sizeof why)) fail_msg("the plan: %s", why);
         assert_true(T.be->ops->alloc(T.be, &T.plan));
         assert_true(T.be->ops->prepare(T.be, &T.g, &T.plan));
-        float *want[2] = {NULL};
-        for (int together = 0; together < 2; together++) {
-            for (int k = 0; k < 6; k++) set_node(at[k], host[k]);
-            if (together) {
-                compute_all();
-            } else {
-                for (int id = 0; id < T.g.n_nodes; id++) compute(id, id);
-            }
-            const int out[2] = {coef, dx};
-            for (int k = 0; k < 2; k++) {
-                float *got = get_node(out[k]);
-                if (!together) want[k] = got;
-                else assert_memory_equal(got, want[k], T.plan.bytes[out[k]]);
-            }
-        }
+        assert_same_bits_in_one_call(at, host, 6, (int[]){coef, dx}, 2);
     }
 }
 
@@ -1054,11 +1053,7 @@ static void test_check_numerics_paired(void **state)
     int x = node(ZN_OP_SCALE, &xin, 1, NULL, "x");
     int y = node(ZN_OP_BATCHNORM_RELU, (int[]){x, gamma, beta, mean, var}, 5, NULL, "bnr");
     int dyin = dy_input(y);
-    int coef = zn_graph_add(&T.g, ZN_OP_BATCHNORM_RELU_BWD_COEF, (int[]){x, gamma, beta, dyin}, 4,
-                            &T.g.nodes[y].attr, "coef", "", span_of_next());
-    T.g.nodes[coef].shape = (zn_shape){.rank = 1, .dim = {7}, .dtype = ZN_DTYPE_F32};
-    T.g.nodes[coef].flags = ZN_NODE_BACKWARD;
-    infer(coef);
+    int coef = bn_relu_coef((int[]){x, gamma, beta, dyin}, y, "coef");
     bwd(ZN_OP_BATCHNORM_RELU_BWD_DATA, (int[]){x, dyin, coef}, 3, y, x, "dx");
     if (!plan_with(4, true, true, true)) fail_msg("%s", T.be->ops->last_error(T.be));
     float hx[16], hdy[16];
