@@ -213,8 +213,9 @@ int zn_cmd_summary(int argc, char **argv)
     const zn_backend_ops *ops = NULL;
     if (!zn_cli_precision("summary", precision_name, &bo.precision)) return ZN_EXIT_USAGE;
     if (backend && (rc = zn_cli_backend("summary", backend, &ops)) >= 0) return rc;
-    char passes[1024] = "";
-    FILE *report = fmemopen(passes, sizeof passes - 1, "w");
+    char *passes = NULL; /* the pass report, however long (NULL when memory ran out) */
+    size_t passes_len = 0;
+    FILE *report = open_memstream(&passes, &passes_len);
     zn_compiled model, run[2]; /* the forward graph; the inference and the training graph */
     memset(run, 0, sizeof run);
     bool ok = zn_cli_compile(&c, (zn_compile_opts){.mode = ZN_COMPILE_FORWARD, .report = report}, &model);
@@ -234,7 +235,7 @@ int zn_cmd_summary(int argc, char **argv)
     if (report) fclose(report);
     if (ok) {
         zn_graph_write_summary(&model.graph, stdout, model.recipe.batch);
-        printf("\npasses (--no-pass NAME skips an optimizer pass):\n%s", passes);
+        printf("\npasses (--no-pass NAME skips an optimizer pass):\n%s", passes ? passes : "");
         print_memory(run, backend, budget, detail);
         zn_compile_opts o = {.from = &model.graph, .mode = ZN_COMPILE_TRAINING, .no_pass = c.no_pass,
                              .n_no_pass = c.n_no_pass, .batch = model.recipe.batch, .backend = ops,
@@ -244,5 +245,6 @@ int zn_cmd_summary(int argc, char **argv)
     }
     for (int mode = 0; mode < 2; mode++) zn_compiled_free(&run[mode]);
     zn_compiled_free(&model);
+    free(passes);
     return ok ? ZN_EXIT_OK : rc;
 }

@@ -87,6 +87,7 @@ least=$(tightest "${zee[@]}")
 zt_expect 0 "the budget fits better with the memory levers; their graph's passes:" \
     "$znet" summary "${zee[@]}" --memory-budget "$least"
 grep -Eq "^  ztower +[0-9]+ -> [0-9]+ nodes \(training graph\)" out || bad "no fused ztower line: $(cat out)"
+grep -Eq "^  budget +.*; plan .* \(training graph\)$" out || bad "the pass report lost its budget line: $(cat out)"
 grep -q "the training plan takes .*; recomputed: the fused z-towers' convs" out || bad "the budget did not fuse: $(cat out)"
 macs=$(grep -o "of --memory-curve), [0-9,]* multiply-adds per example" out | grep -o "[0-9][0-9,]*")
 [ -n "$macs" ] || bad "no budget multiply-adds: $(cat out)"
