@@ -66,7 +66,7 @@ int main(int argc, char **argv)
                 flush(other);
                 double t = now();
                 if (k == 0) {
-                    zn_bn_relu_forward(&d, true, x, gamma, beta, mean, var, out);
+                    zn_bn_relu_forward(&d, true, x, gamma, beta, mean, var, out, NULL);
                 } else if (k == 1) {
                     zn_bn_relu_backward(&d, x, gamma, beta, dy, coef, NULL);
                     zn_bn_relu_backward_data(&d, x, dy, coef, out);

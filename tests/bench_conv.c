@@ -48,10 +48,11 @@ static double best_time(direction d, const zn_conv_params *p, float *x, float *w
   double best = 1e30;
   for (int r = 0; r <= reps; r++) { /* run 0 warms caches and page-faults the buffers in */
     double t = now();
-    if (d == FWD) (wino ? zn_winograd_forward : zn_conv2d_forward)(p, x, w, NULL, y, ws);
+    if (d == FWD && wino) zn_winograd_forward(p, x, w, NULL, y, ws);
+    if (d == FWD && !wino) zn_conv2d_forward(p, x, w, NULL, y, ws, NULL);
     if (d == BWD_DATA) (wino ? zn_winograd_backward_data : zn_conv2d_backward_data)(p, y, w, x, ws);
     if (d == BWD_FILTER && wino) zn_winograd_backward_filter(p, x, y, w, ws);
-    if (d == BWD_FILTER && !wino) zn_conv2d_backward_filter(p, x, y, w, NULL, ws);
+    if (d == BWD_FILTER && !wino) zn_conv2d_backward_filter(p, x, y, w, NULL, ws, NULL);
     t = now() - t;
     if (r > 0 && t < best) best = t;
   }

@@ -6,6 +6,7 @@
 #include "support.h"
 
 #include "backends/backend.h"
+#include "backends/cpu/cpu_backend.h"
 #include "graph/autodiff.h"
 #include "graph/plan.h"
 #include "lang/program.h"
@@ -718,8 +719,8 @@ static int bn_relu_coef(const int src[4], int y, const char *name)
 static void assert_same_bits_in_one_call(const int *at, float *const *host, int n_at, const int *out,
                                          int n_out)
 {
-    float *want[4];
-    assert_true(n_out <= 4);
+    float *want[8];
+    assert_true(n_out <= 8);
     for (int together = 0; together < 2; together++) {
         for (int k = 0; k < n_out; k++) fill(out[k], 7, 7);
         for (int k = 0; k < n_at; k++) set_node(at[k], host[k]);
@@ -734,6 +735,12 @@ static void assert_same_bits_in_one_call(const int *at, float *const *host, int 
             else assert_memory_equal(got, want[k], T.plan.bytes[out[k]]);
         }
     }
+}
+
+/* Node pairs the CPU backend has run as one so far (cpu_backend.h). */
+static long pairs_run(void)
+{
+    return ((const zn_cpu *)T.be)->pairs;
 }
 
 /* The fused batch norm + relu's backward twice: coefficients, a node between, dx (kept apart);
@@ -763,7 +770,61 @@ static void test_batchnorm_relu_bwd_pairing(void **state)
     const int at[] = {xin, gamma, beta, mean, var, dyin};
     float *host[6];
     for (int k = 0; k < 6; k++) host[k] = fill(at[k], k == 4 ? 0.5f : -1.5f, 1.5f);
+    const long before = pairs_run();
     assert_same_bits_in_one_call(at, host, 6, (int[]){coef[0], dx[0], coef[1], dx[1]}, 4);
+    assert_int_equal(pairs_run() - before, 1); /* the second: a node between the first two */
+}
+
+/* The epilogues (docs/performance.md, "Session 29"): a conv followed by the batch norm of its
+ * output (plain, and with relu; its parameters between, as the language lays them out) runs
+ * as one pair, the statistics summed as each image's output is written, and a filter gradient
+ * followed by its bias gradient as another; a batch norm of another conv's output does not
+ * pair. In one compute call: three pairs, and the bits of the nodes run one by one (running
+ * statistics included); in inference, none. */
+static void test_conv_epilogue_pairing(void **state)
+{
+    (void)state;
+    const int o = 6;
+    int x = INPUT("x", 3, 4, 8, 8), w = PARAM("w", 4, o, 4, 3, 3), b = PARAM("b", 1, o);
+    zn_attrs a = conv_attrs(3, 3, 1, 1, 1, 1, 1);
+    int at[16] = {x, w, b}, n_at = 3, out[8], n_out = 0, y[3];
+    for (int k = 0; k < 3; k++) { /* the third batch norm reads the first conv, not its own */
+        y[k] = node(ZN_OP_CONV2D, (int[]){x, w, b}, k == 1 ? 3 : 2, &a, "conv");
+        int gamma = PARAM("gamma", 1, o), beta = PARAM("beta", 1, o), mean = STATE("mean", 1, o),
+            var = STATE("var", 1, o);
+        const zn_op op = k == 1 ? ZN_OP_BATCHNORM_RELU : ZN_OP_BATCHNORM;
+        out[n_out++] = node(op, (int[]){y[k < 2 ? k : 0], gamma, beta, mean, var}, 5, NULL, "bn");
+        if (k < 2) out[n_out++] = mean, out[n_out++] = var;
+        at[n_at++] = gamma, at[n_at++] = beta, at[n_at++] = mean, at[n_at++] = var;
+    }
+    int dy = dy_input(y[1]);
+    at[n_at++] = dy;
+    bwd(ZN_OP_CONV2D_BWD_FILTER, (int[]){x, dy}, 2, y[1], w, "w.grad"); /* dw: the adjoint tests */
+    out[n_out++] = bwd(ZN_OP_BIAS_BWD, &dy, 1, y[1], b, "b.grad");
+    plan(3);
+    float *host[16];
+    for (int k = 0; k < n_at; k++) host[k] = fill(at[k], 0.5f, 1.5f);
+    const long before = pairs_run();
+    assert_same_bits_in_one_call(at, host, n_at, out, n_out);
+    assert_int_equal(pairs_run() - before, 3);
+}
+
+/* In inference a batch norm uses its running statistics: nothing to sum, no pair. */
+static void test_conv_epilogue_not_in_inference(void **state)
+{
+    (void)state;
+    T.training = false;
+    int x = INPUT("x", 3, 4, 8, 8), w = PARAM("w", 4, 6, 4, 3, 3);
+    zn_attrs a = conv_attrs(3, 3, 1, 1, 1, 1, 1);
+    int y = node(ZN_OP_CONV2D, (int[]){x, w}, 2, &a, "conv");
+    int gamma = PARAM("gamma", 1, 6), beta = PARAM("beta", 1, 6), mean = STATE("mean", 1, 6),
+        var = STATE("var", 1, 6);
+    node(ZN_OP_BATCHNORM_RELU, (int[]){y, gamma, beta, mean, var}, 5, NULL, "bn");
+    plan(2);
+    fill(x, -1, 1), fill(w, -1, 1), fill(gamma, 1, 1), fill(beta, 0, 0), fill(mean, 0, 0);
+    fill(var, 1, 1);
+    compute_all();
+    assert_int_equal(pairs_run(), 0);
 }
 
 /* gamma or beta computed in the arena, read by the coefficients alone, so dead when dx is
@@ -800,7 +861,9 @@ static void test_batchnorm_relu_bwd_pairing_dead_sources(void **state)
         if (!zn_plan_verify(&T.plan, &T.g, why, sizeof why)) fail_msg("the plan: %s", why);
         assert_true(T.be->ops->alloc(T.be, &T.plan));
         assert_true(T.be->ops->prepare(T.be, &T.g, &T.plan));
+        const long before = pairs_run();
         assert_same_bits_in_one_call(at, host, 6, (int[]){coef, dx}, 2);
+        assert_int_equal(pairs_run(), before); /* run apart */
     }
 }
 
@@ -1230,6 +1293,8 @@ int main(void)
         TEST(test_conv2d_bwd),
         TEST(test_batchnorm_bwd),
         TEST(test_batchnorm_relu_bwd_pairing),
+        TEST(test_conv_epilogue_pairing),
+        TEST(test_conv_epilogue_not_in_inference),
         TEST(test_batchnorm_relu_bwd_pairing_dead_sources),
         TEST(test_linear_bwd),
         TEST(test_window_bwd),

@@ -3,8 +3,8 @@
  * dilation, groups, 1x1, non-square, bias, batch 1 and 3, the direct 3x3 kernel's planes,
  * groups and dilation) on pools of 1 and 3 threads and on every kernel path this CPU has
  * (cpu_features.h: portable, AVX2, AVX-512, each within the same tolerance), plus a central-difference check that the
- * backward kernels are the gradients of the forward one and a check that backward-filter repeats
- * bit for bit. */
+ * backward kernels are the gradients of the forward one, a check that backward-filter repeats
+ * bit for bit, and that the epilogues' sums are the bits of the sums taken afterwards. */
 #include "support.h"
 
 #include <math.h>
@@ -12,6 +12,7 @@
 
 #include "backends/cpu/conv.h"
 #include "backends/cpu/cpu_features.h"
+#include "backends/cpu/sums.h"
 #include "backends/cpu/threads.h"
 
 typedef struct conv_case {
@@ -148,6 +149,28 @@ static float *conv_workspace(const zn_conv_params *p) {
   return ws;
 }
 
+/* The epilogues (conv.h): the forward with plane sums writes y's bits (y: the forward's output
+ * without them) and the sums zn_plane_sums takes over y afterwards, bit for bit; backward-filter
+ * with the scratch writes the dw and db it writes without. */
+static void check_epilogues(const zn_conv_params *p, const float *x, const float *w, const float *b,
+                     const float *dy, const float *y, float *ws) {
+  const size_t ny = y_size(p), planes = (size_t)p->n * p->o, nw = w_size(p);
+  float *y2 = alloc_filled(ny, 9), *dw[2], *db[2];
+  zn_bn_sums *got = calloc(planes, sizeof *got), *want = calloc(planes, sizeof *want);
+  zn_conv2d_forward(p, x, w, b, y2, ws, got);
+  assert_memory_equal(y2, y, sizeof(float) * ny);
+  zn_plane_sums(y, (int)planes, (int)(ny / planes), true, want);
+  assert_memory_equal(got, want, sizeof *got * planes);
+  for (int k = 0; k < 2; k++) {
+    dw[k] = alloc_filled(nw, 10 + k), db[k] = alloc_filled(p->o, 12 + k);
+    zn_conv2d_backward_filter(p, x, dy, dw[k], db[k], ws, k ? got : NULL);
+  }
+  assert_memory_equal(dw[0], dw[1], sizeof(float) * nw);
+  assert_memory_equal(db[0], db[1], sizeof(float) * p->o);
+  for (int k = 0; k < 2; k++) free(dw[k]), free(db[k]);
+  free(y2), free(got), free(want);
+}
+
 static void check_case(const conv_case *cc, int threads) {
   const zn_conv_params *p = &cc->p;
   size_t nx = x_size(p), nw = w_size(p), ny = y_size(p);
@@ -168,11 +191,12 @@ static void check_case(const conv_case *cc, int threads) {
     rdb[o] += dy[i];
   }
 
-  zn_conv2d_forward(p, x, w, cc->bias ? b : NULL, y, ws);
+  zn_conv2d_forward(p, x, w, cc->bias ? b : NULL, y, ws, NULL);
   assert_close("forward", cc->name, threads, y, ry, ny);
+  check_epilogues(p, x, w, cc->bias ? b : NULL, dy, y, ws);
   zn_conv2d_backward_data(p, dy, w, dx, ws);
   assert_close("backward_data", cc->name, threads, dx, rdx, nx);
-  zn_conv2d_backward_filter(p, x, dy, dw, cc->bias ? db : NULL, ws);
+  zn_conv2d_backward_filter(p, x, dy, dw, cc->bias ? db : NULL, ws, NULL);
   assert_close("backward_filter dw", cc->name, threads, dw, rdw, nw);
   if (cc->bias) assert_close("backward_filter db", cc->name, threads, db, rdb, p->o);
 
@@ -222,8 +246,8 @@ static void test_conv_against_naive(void **state) {
 static void check_repeatable(const zn_conv_params *p, float *ws) {
   float *x = alloc_filled(x_size(p), 31), *dy = alloc_filled(y_size(p), 32),
         *dw1 = alloc_filled(w_size(p), 33), *dw2 = alloc_filled(w_size(p), 34);
-  zn_conv2d_backward_filter(p, x, dy, dw1, NULL, ws);
-  zn_conv2d_backward_filter(p, x, dy, dw2, NULL, ws);
+  zn_conv2d_backward_filter(p, x, dy, dw1, NULL, ws, NULL);
+  zn_conv2d_backward_filter(p, x, dy, dw2, NULL, ws, NULL);
   assert_memory_equal(dw1, dw2, sizeof(float) * w_size(p));
   free(x), free(dy), free(dw1), free(dw2);
 }
@@ -247,7 +271,7 @@ static void test_output_size(void **state) {
 /* sum(y * r) for the probe r: its gradient is backward_data(r) in x and backward_filter in w. */
 static double probe_loss(const zn_conv_params *p, const float *x, const float *w, const float *r,
                          float *y, float *ws) {
-  zn_conv2d_forward(p, x, w, NULL, y, ws);
+  zn_conv2d_forward(p, x, w, NULL, y, ws, NULL);
   double s = 0.0;
   for (size_t i = 0; i < y_size(p); i++) s += (double)y[i] * r[i];
   return s;
@@ -277,7 +301,7 @@ static void check_gradients(const zn_conv_params *p, float *ws) {
         *r = alloc_filled(y_size(p), 13), *y = alloc_filled(y_size(p), 14),
         *dx = alloc_filled(x_size(p), 15), *dw = alloc_filled(w_size(p), 16);
   zn_conv2d_backward_data(p, r, w, dx, ws);
-  zn_conv2d_backward_filter(p, x, r, dw, NULL, ws);
+  zn_conv2d_backward_filter(p, x, r, dw, NULL, ws, NULL);
   check_fd("backward_data", p, x, x_size(p), dx, x, w, r, y, ws);
   check_fd("backward_filter", p, w, w_size(p), dw, x, w, r, y, ws);
   free(x), free(w), free(r), free(y), free(dx), free(dw);

@@ -96,7 +96,7 @@ typedef struct {
 static void bn_fwd(void *c, float *y)
 {
     bn_ctx *b = c;
-    zn_batchnorm_forward_train(&b->d, b->x, b->gamma, b->beta, b->rm, b->rv, y, NULL);
+    zn_batchnorm_forward_train(&b->d, b->x, b->gamma, b->beta, b->rm, b->rv, y, NULL, NULL);
 }
 
 /* Naive training forward: y, batch mean, biased and unbiased variance per channel. */
@@ -138,7 +138,7 @@ static void test_batchnorm_forward(void **state)
         float *y = zt_talloc(nx), *want = zt_talloc(nx), *saved = zt_talloc(2 * d->c);
         double mean[8], var[8], uvar[8];
         ref_bn(d, x, gamma, beta, want, mean, var, uvar);
-        zn_batchnorm_forward_train(d, x, gamma, beta, rm, rv, y, saved);
+        zn_batchnorm_forward_train(d, x, gamma, beta, rm, rv, y, saved, NULL);
         assert_near(y, want, nx, 1e-5);
         for (int c = 0; c < d->c; c++) {
             float m = d->momentum;
@@ -166,7 +166,7 @@ static void test_batchnorm_running_stats(void **state)
     (void)state;
     zn_bn_dims d = {4, 1, 1, 0.0f, 0.9f};
     float x[4] = {1, 2, 3, 4}, y[4], gamma = 1, beta = 0, rm = 0, rv = 1, saved[2];
-    zn_batchnorm_forward_train(&d, x, &gamma, &beta, &rm, &rv, y, saved);
+    zn_batchnorm_forward_train(&d, x, &gamma, &beta, &rm, &rv, y, saved, NULL);
     assert_true(fabsf(rm - 0.25f) < 1e-6f);
     assert_true(fabsf(rv - (0.9f + 0.1f * 5.0f / 3.0f)) < 1e-6f);
     assert_true(fabsf(saved[0] - 2.5f) < 1e-6f);
@@ -190,7 +190,7 @@ static void test_batchnorm_backward(void **state)
         float *dy = rand_array(nx, -1, 1), *y = zt_talloc(nx), *saved = zt_talloc(2 * c);
         float *dx = zt_talloc(nx), *dg = zt_talloc(c), *db = zt_talloc(c);
         float *dx2 = zt_talloc(nx), *dg2 = zt_talloc(c), *db2 = zt_talloc(c);
-        zn_batchnorm_forward_train(&b.d, b.x, b.gamma, b.beta, b.rm, b.rv, y, saved);
+        zn_batchnorm_forward_train(&b.d, b.x, b.gamma, b.beta, b.rm, b.rv, y, saved, NULL);
         zn_batchnorm_backward(&b.d, b.x, b.gamma, dy, saved, dx, dg, db);
         zn_batchnorm_backward(&b.d, b.x, b.gamma, dy, NULL, dx2, dg2, db2);
         assert_near(dx2, dx, nx, 1e-5);
@@ -279,10 +279,10 @@ static void test_batchnorm_relu(void **state)
         memcpy(rv2, rv, sizeof *rv * c);
         float *y = zt_talloc(nx), *y2 = zt_talloc(nx), *dy = rand_array(nx, -1, 1), *g = zt_talloc(nx);
         for (int training = 0; training < 2; training++) {
-            if (training) zn_batchnorm_forward_train(d, x, gamma, beta, rm, rv, y, NULL);
+            if (training) zn_batchnorm_forward_train(d, x, gamma, beta, rm, rv, y, NULL, NULL);
             else zn_batchnorm_forward_infer(d, x, gamma, beta, rm, rv, y);
             zn_eltwise_forward(ZN_OP_RELU, nx, y, y);
-            zn_bn_relu_forward(d, training, x, gamma, beta, rm2, rv2, y2);
+            zn_bn_relu_forward(d, training, x, gamma, beta, rm2, rv2, y2, NULL);
             assert_near(y2, y, nx, 1e-6);
             assert_near(rm2, rm, c, 1e-6);
             assert_near(rv2, rv, c, 1e-6);
@@ -1152,10 +1152,10 @@ static void test_ztower_forward_unfused(void **state)
     zn_stitch_forward(&d.st, r, zs);
     for (int training = 1; training >= 0; training--) {
         zn_ztower_forward(&d, training, r, wt, gamma, beta, stats[0], stats[0] + F, got, scratch, conv_ws);
-        zn_conv2d_forward(&d.conv, zs, wt, NULL, y, conv_ws);
+        zn_conv2d_forward(&d.conv, zs, wt, NULL, y, conv_ws, NULL);
         zn_bn_dims bd = {N, F, hw, d.eps, d.momentum};
         if (training)
-            zn_batchnorm_forward_train(&bd, y, gamma, beta, stats[1], stats[1] + F, y, NULL);
+            zn_batchnorm_forward_train(&bd, y, gamma, beta, stats[1], stats[1] + F, y, NULL, NULL);
         else
             zn_batchnorm_forward_infer(&bd, y, gamma, beta, stats[1], stats[1] + F, y);
         zn_eltwise_forward(ZN_OP_RELU, (size_t)N * F * hw, y, y);
@@ -1191,7 +1191,7 @@ static void test_ztower_band_gradients(void **state)
     float *zs = zt_talloc(nz), *y = zt_talloc(ny), *t = zt_talloc(ny), *g = zt_talloc(ny);
     zn_ztower_coef(&d, r, wt, gamma, beta, dz, coef, scratch, conv_ws);
     zn_stitch_forward(&d.st, r, zs);
-    zn_conv2d_forward(&d.conv, zs, wt, NULL, y, conv_ws);
+    zn_conv2d_forward(&d.conv, zs, wt, NULL, y, conv_ws, NULL);
     zn_bn_dims bd = {N, F, CS * S, d.eps, d.momentum};
     zn_bn_affine(&bd, coef, coef + F, y, NULL, NULL, t);
     zn_eltwise_forward(ZN_OP_RELU, ny, t, t);

@@ -493,9 +493,9 @@ static void test_bn_copy_keeps_running_stats(void **state)
     memcpy(mean1, mean, sizeof mean);
     memcpy(var1, var, sizeof var);
     zn_bn_dims d = {N, C, HW, 1e-5f, 0.9f};
-    zn_batchnorm_forward_train(&d, x, gamma, beta, mean, var, y0, NULL);
+    zn_batchnorm_forward_train(&d, x, gamma, beta, mean, var, y0, NULL, NULL);
     d.momentum = 1.0f;
-    zn_batchnorm_forward_train(&d, x, gamma, beta, mean1, var1, y1, NULL);
+    zn_batchnorm_forward_train(&d, x, gamma, beta, mean1, var1, y1, NULL, NULL);
     assert_memory_equal(y0, y1, sizeof y0);
     assert_true(mean1[0] == 0.25f && mean1[1] == -1 && var1[0] == 2 && var1[1] == 0.5f);
     assert_true(mean[0] != 0.25f && var[1] != 0.5f); /* the original's did move */

@@ -16,6 +16,7 @@
 
 #include "backends/cpu/conv.h"
 #include "backends/cpu/cpu_features.h"
+#include "backends/cpu/sums.h"
 #include "backends/cpu/threads.h"
 #include "backends/cpu/winograd.h"
 
@@ -242,13 +243,25 @@ static void test_dispatch(void **state) {
     assert_int_equal(zn_winograd_chosen(&p), on);
     float *ws = zt_talloc(zn_conv2d_workspace_bytes(&p) / sizeof(float));
     out[on][0] = zt_talloc(nx), out[on][1] = zt_talloc(nx), out[on][2] = zt_talloc(nw);
-    zn_conv2d_forward(&p, x, w, NULL, out[on][0], ws);
+    zn_conv2d_forward(&p, x, w, NULL, out[on][0], ws, NULL);
     zn_conv2d_backward_data(&p, dy, w, out[on][1], ws);
-    zn_conv2d_backward_filter(&p, x, dy, out[on][2], NULL, ws);
+    zn_conv2d_backward_filter(&p, x, dy, out[on][2], NULL, ws, NULL);
     if (!on) break;
     float *again = zt_talloc(nw);
-    zn_conv2d_backward_filter(&p, x, dy, again, NULL, ws);
+    zn_conv2d_backward_filter(&p, x, dy, again, NULL, ws, NULL);
     assert_memory_equal(again, out[1][2], sizeof(float) * nw);
+    /* Winograd has no epilogue: the plane sums and the bias gradient are taken afterwards, the
+     * bits of the direct path's epilogues all the same */
+    const int planes = p.n * p.o;
+    zn_bn_sums *got = calloc(planes, sizeof *got), *want = calloc(planes, sizeof *want);
+    zn_conv2d_forward(&p, x, w, NULL, zt_talloc(nx), ws, got);
+    zn_plane_sums(out[1][0], planes, p.h * p.w, true, want);
+    assert_memory_equal(got, want, sizeof *got * planes);
+    float *db[2] = {zt_talloc(p.o), zt_talloc(p.o)};
+    for (int k = 0; k < 2; k++)
+      zn_conv2d_backward_filter(&p, x, dy, again, db[k], ws, k ? got : NULL); /* dw: again */
+    assert_memory_equal(db[0], db[1], sizeof(float) * p.o);
+    free(got), free(want);
   }
   size_t n[3] = {nx, nx, nw};
   int differ = 0;

@@ -122,6 +122,8 @@ struct conv_job {
   const float *x, *w, *b, *dy;  /* inputs of the direction being run (others NULL) */
   float *y, *dx, *dw, *db;      /* its outputs */
   float *ws;
+  zn_bn_sums *planes;  /* the epilogue's sums of each image plane of y (forward) or dy
+                          (backward-filter), [n * o], or NULL (zn_plane_sums) */
 };
 
 static float *thread_col(const conv_job *j, int t) {
@@ -189,6 +191,16 @@ static const float *chunk_dy(const conv_job *j, int t, int n0, int images, int g
   return thread_tmp(j, t);
 }
 
+/* The epilogue of a step on images [n0, n0 + images): the sums of their planes of y (forward,
+ * with squares: batch-norm statistics) or dy (backward-filter: the bias gradient), read while
+ * the step has just written or read them and they are still in cache. */
+static void planes_sums(const conv_job *j, int n0, int images) {
+  const size_t first = (size_t)n0 * j->p->o;
+  const int filter = j->dir->filter;
+  zn_plane_sums((filter ? j->dy : j->y) + first * j->g.ohw, images * j->p->o, j->g.ohw, !filter,
+                j->planes + first);
+}
+
 /* Thread t's slice of the batch, step by step in the job's direction (the pool's job function). */
 static void slice_job(void *ctx, int t, int count) {
   const conv_job *j = ctx;
@@ -200,9 +212,20 @@ static void slice_job(void *ctx, int t, int count) {
   int step = !g->direct      ? g->chunk
              : j->dir->filter ? zn_conv_direct_filter_batch(j->p->h, j->p->w)
                               : 1;
-  for (int n0 = begin; n0 < end; n0 += step)
-    (g->direct ? j->dir->direct : j->dir->gemm)(j, t, n0, end - n0 < step ? end - n0 : step,
-                                                n0 == begin);
+  for (int n0 = begin; n0 < end; n0 += step) {
+    const int images = end - n0 < step ? end - n0 : step;
+    (g->direct ? j->dir->direct : j->dir->gemm)(j, t, n0, images, n0 == begin);
+    if (j->planes) planes_sums(j, n0, images);
+  }
+}
+
+/* The pool's job when Winograd ran the direction (its tiles cross images and threads, so it has
+ * no epilogue): the planes' sums afterwards, each thread its slice of the batch. */
+static void planes_sums_job(void *ctx, int t, int count) {
+  const conv_job *j = ctx;
+  int begin, end;
+  zn_cpu_split(j->p->n, t, count, &begin, &end);
+  if (begin < end) planes_sums(j, begin, end - begin);
 }
 
 /* One image on the direct path: forward (x -> y), or backward-data (dy -> dx), which is the same
@@ -239,14 +262,15 @@ static void forward_gemm(const conv_job *j, int t, int n0, int images, int first
 static const conv_direction FORWARD = {image_direct, forward_gemm, 0};
 
 void zn_conv2d_forward(const zn_conv_params *p, const float *x, const float *w, const float *b,
-                       float *y, float *workspace) {
+                       float *y, float *workspace, zn_bn_sums *planes) {
   conv_job j = {.p = p, .g = conv_geom_of(p), .dir = &FORWARD, .x = x, .w = w, .b = b, .y = y,
-                .ws = workspace};
-  if (j.g.winograd) {
-    zn_winograd_forward(p, x, w, b, y, workspace);
+                .ws = workspace, .planes = planes};
+  if (!j.g.winograd) {
+    zn_cpu_parallel_run(slice_job, &j);
     return;
   }
-  zn_cpu_parallel_run(slice_job, &j);
+  zn_winograd_forward(p, x, w, b, y, workspace);
+  if (planes) zn_cpu_parallel_run(planes_sums_job, &j);
 }
 
 static void backward_data_gemm(const conv_job *j, int t, int n0, int images, int first) {
@@ -307,7 +331,8 @@ static void backward_filter_gemm(const conv_job *j, int t, int n0, int images, i
 static const conv_direction BACKWARD_FILTER = {backward_filter_direct, backward_filter_gemm, 1};
 
 /* Sums the threads' dw accumulators into dw (Winograd leaves one) and computes db, each thread
- * taking a slice. */
+ * taking a slice: from the epilogue's sums of dy's planes when it took them, else from dy. Both
+ * are zn_channel_sum's bits (sums.h). */
 static void backward_filter_reduce_job(void *ctx, int t, int count) {
   const conv_job *j = ctx;
   const zn_conv_params *p = j->p;
@@ -319,18 +344,21 @@ static void backward_filter_reduce_job(void *ctx, int t, int count) {
   }
   if (!j->db) return;
   zn_cpu_split(p->o, t, count, &begin, &end);
-  for (int o = begin; o < end; o++) { /* the bias gradient as zn_channel_sum forms it (sums.h) */
+  for (int o = begin; o < end; o++) {
     zn_bn_sums t = {0, 0, 0, 0};
-    zn_rows_sums_add(j->dy + (size_t)o * j->g.ohw, NULL, p->n, (size_t)p->o * j->g.ohw, j->g.ohw,
-                     false, &t);
+    if (j->planes && !j->g.winograd)
+      for (int n = 0; n < p->n; n++) zn_bn_sums_fold(&t, &j->planes[(size_t)n * p->o + o]);
+    else
+      zn_rows_sums_add(j->dy + (size_t)o * j->g.ohw, NULL, p->n, (size_t)p->o * j->g.ohw,
+                       j->g.ohw, false, &t);
     j->db[o] = (float)t.x;
   }
 }
 
 void zn_conv2d_backward_filter(const zn_conv_params *p, const float *x, const float *dy,
-                               float *dw, float *db, float *workspace) {
+                               float *dw, float *db, float *workspace, zn_bn_sums *planes) {
   conv_job j = {.p = p, .g = conv_geom_of(p), .dir = &BACKWARD_FILTER, .x = x, .dy = dy, .dw = dw,
-                .db = db, .ws = workspace};
+                .db = db, .ws = workspace, .planes = db ? planes : NULL};
   if (j.g.winograd)
     zn_winograd_backward_filter(p, x, dy, dw, workspace);
   else

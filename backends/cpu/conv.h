@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "backends/kernel_args.h"
+
 typedef struct zn_conv_params {
   int n, c, h, w;          /* input x: [n, c, h, w] */
   int o;                   /* output channels; weight: [o, c / groups, kh, kw] */
@@ -32,15 +34,19 @@ static inline int zn_conv_out_w(const zn_conv_params *p)
  * zn_cpu_threads_init (query after it). The workspace needs no alignment or initial value. */
 size_t zn_conv2d_workspace_bytes(const zn_conv_params *p);
 
-/* y = conv(x, w) (+ b[o] broadcast when b is not NULL); overwrites y. */
+/* y = conv(x, w) (+ b[o] broadcast when b is not NULL); overwrites y. planes, when not NULL,
+ * [n * o]: the sums (x and x^2) of each of y's image planes, as zn_plane_sums gives them; taken
+ * as each image is written (the batch-norm statistics epilogue), or after Winograd. */
 void zn_conv2d_forward(const zn_conv_params *p, const float *x, const float *w, const float *b,
-                       float *y, float *workspace);
+                       float *y, float *workspace, zn_bn_sums *planes);
 /* dx = d(loss)/dx given dy = d(loss)/dy; overwrites dx [n, c, h, w]. */
 void zn_conv2d_backward_data(const zn_conv_params *p, const float *dy, const float *w, float *dx,
                              float *workspace);
-/* dw [o, c / groups, kh, kw] and, when db is not NULL, db [o]; both overwritten. */
+/* dw [o, c / groups, kh, kw] and, when db is not NULL, db [o]; both overwritten. With db,
+ * planes (when not NULL) is scratch of n * o sums in which the bias gradient is summed while
+ * each chunk of dy is in cache (the bias-gradient epilogue); without, db sums dy afterwards. */
 void zn_conv2d_backward_filter(const zn_conv_params *p, const float *x, const float *dy,
-                               float *dw, float *db, float *workspace);
+                               float *dw, float *db, float *workspace, zn_bn_sums *planes);
 
 /* Fully connected: x [n, in], w [out, in] (PyTorch's layout), b [out] or NULL, y [n, out]. */
 void zn_linear_forward(int n, int in, int out, const float *x, const float *w, const float *b,

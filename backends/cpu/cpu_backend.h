@@ -27,6 +27,11 @@ typedef struct {
     int *ints; /* 3 * cap */
     int cap;
     uint64_t rng_seed, rng_step; /* set_rng: the key of dropout's masks */
+    /* The sums per image plane that a conv's epilogue hands to the node paired with it
+     * (zn_cpu_planes), planes_cap of them; pairs: node pairs run as one so far (tests read it). */
+    zn_bn_sums *planes;
+    size_t planes_cap;
+    long pairs;
     char err[1024];
 } zn_cpu;
 
@@ -100,6 +105,17 @@ typedef struct {
     float *scratch, *conv_ws;
 } zn_cpu_ztower;
 zn_cpu_ztower zn_cpu_ztower_call(const zn_cpu_call *c);
+/* The node this compute call runs after node id, skipping parameters and inputs (no work), or
+ * -1 when id is the call's last: a runner may run it with its own (pairing). */
+int zn_cpu_next_node(const zn_cpu_call *c);
+/* Whether node b's bytes overlap node a's (both in the same region of the plan). */
+bool zn_cpu_overlaps(const zn_plan *p, int a, int b);
+/* Scratch for count plane sums, grown as needed; NULL when it cannot grow (the runner then runs
+ * its node alone: a pairing is never needed for a result). */
+zn_bn_sums *zn_cpu_planes(zn_cpu *cpu, size_t count);
+/* Records that the runner ran node `to` with its own (ran_to and the pair count). */
+void zn_cpu_ran_pair(const zn_cpu_call *c, int to);
+
 /* FLATTEN and RESHAPE: the same elements under another shape. */
 bool zn_cpu_run_copy(const zn_cpu_call *c);
 /* The message for a label outside 0..K-1 at batch row `row` of an XENT or XENT_BWD node. */

@@ -12,12 +12,30 @@ static bool run_conv2d_bwd_data(const zn_cpu_call *c)
     return true;
 }
 
-/* x, dy -> dw (the bias has a BIAS_BWD node of its own) */
+/* The bias gradient that runs with filter-gradient node c, summed in the conv's epilogue while
+ * each chunk of dy is in cache: the next node of this compute call when it is a BIAS_BWD of the
+ * same dy whose output is clear of c's sources and output (it is written last, but Winograd's
+ * sums read dy at the end); -1 when there is none. */
+static int paired_bias(const zn_cpu_call *c)
+{
+    const int next = zn_cpu_next_node(c), *s = c->node->src;
+    if (next < 0 || c->g->nodes[next].op != ZN_OP_BIAS_BWD || c->g->nodes[next].src[0] != s[1])
+        return -1;
+    if (zn_cpu_overlaps(c->p, next, c->id) || zn_cpu_overlaps(c->p, next, s[0]) ||
+        zn_cpu_overlaps(c->p, next, s[1]))
+        return -1;
+    return next;
+}
+
+/* x, dy -> dw, and with its paired BIAS_BWD node that node's db */
 static bool run_conv2d_bwd_filter(const zn_cpu_call *c)
 {
     zn_conv_params p = zn_cpu_conv_params(c->g, c->id, c->p->batch);
-    zn_conv2d_backward_filter(&p, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_out(c), NULL,
-                              c->cpu->workspace);
+    const int bias = paired_bias(c);
+    zn_bn_sums *planes = bias < 0 ? NULL : zn_cpu_planes(c->cpu, (size_t)p.n * p.o);
+    zn_conv2d_backward_filter(&p, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_out(c),
+                              planes ? zn_cpu_tensor(c, bias) : NULL, c->cpu->workspace, planes);
+    if (planes) zn_cpu_ran_pair(c, bias);
     return true;
 }
 
@@ -54,13 +72,6 @@ static bool run_batchnorm_bwd_data(const zn_cpu_call *c)
     return true;
 }
 
-/* Whether node b's bytes overlap node a's (both in the same region). */
-static bool overlaps(const zn_plan *p, int a, int b)
-{
-    return p->region[a] == p->region[b] && p->offset[a] < p->offset[b] + p->bytes[b] &&
-           p->offset[b] < p->offset[a] + p->bytes[a];
-}
-
 /* The batchnorm_relu_bwd_data node that runs with coefficient node c, each channel's dx written
  * right after the channel's sums while its x and dy are still in cache (one read of each from
  * memory instead of two; docs/performance.md "Session 28"): the next node when this compute
@@ -75,7 +86,8 @@ static int paired_data(const zn_cpu_call *c)
     if (d->op != ZN_OP_BATCHNORM_RELU_BWD_DATA || d->src[0] != s[0] || d->src[1] != s[3] ||
         d->src[2] != id)
         return -1;
-    if (overlaps(c->p, next, id) || overlaps(c->p, next, s[1]) || overlaps(c->p, next, s[2]))
+    if (zn_cpu_overlaps(c->p, next, id) || zn_cpu_overlaps(c->p, next, s[1]) ||
+        zn_cpu_overlaps(c->p, next, s[2]))
         return -1;
     return next;
 }
@@ -88,7 +100,7 @@ static bool run_batchnorm_relu_bwd_coef(const zn_cpu_call *c)
     zn_bn_relu_backward(&d, zn_cpu_src(c, 0), zn_cpu_src(c, 1), zn_cpu_src(c, 2),
                         zn_cpu_src(c, 3), zn_cpu_out(c),
                         data < 0 ? NULL : zn_cpu_tensor(c, data));
-    if (data >= 0) *c->ran_to = data;
+    if (data >= 0) zn_cpu_ran_pair(c, data);
     return true;
 }
 

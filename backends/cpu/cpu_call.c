@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "graph/inspect.h"
 
@@ -85,6 +86,37 @@ zn_cpu_ztower zn_cpu_ztower_call(const zn_cpu_call *c)
     z.scratch = c->cpu->workspace;
     z.conv_ws = z.scratch + zn_ztower_scratch_floats(&z.d);
     return z;
+}
+
+int zn_cpu_next_node(const zn_cpu_call *c)
+{
+    for (int id = c->id + 1; id <= c->last; id++) {
+        const zn_op op = c->g->nodes[id].op;
+        if (op != ZN_OP_PARAM && op != ZN_OP_INPUT) return id;
+    }
+    return -1;
+}
+
+bool zn_cpu_overlaps(const zn_plan *p, int a, int b)
+{
+    return p->region[a] == p->region[b] && p->offset[a] < p->offset[b] + p->bytes[b] &&
+           p->offset[b] < p->offset[a] + p->bytes[a];
+}
+
+zn_bn_sums *zn_cpu_planes(zn_cpu *cpu, size_t count)
+{
+    if (count > cpu->planes_cap) {
+        zn_bn_sums *grown = realloc(cpu->planes, count * sizeof *grown);
+        if (!grown) return NULL;
+        cpu->planes = grown, cpu->planes_cap = count;
+    }
+    return cpu->planes;
+}
+
+void zn_cpu_ran_pair(const zn_cpu_call *c, int to)
+{
+    *c->ran_to = to;
+    c->cpu->pairs++;
 }
 
 bool zn_cpu_bad_label(const zn_cpu_call *c, int row, int classes)

@@ -7,17 +7,9 @@
 
 #include "graph/inspect.h"
 
-static bool run_conv2d(const zn_cpu_call *c)
-{
-    zn_conv_params p = zn_cpu_conv_params(c->g, c->id, c->p->batch);
-    const float *bias = c->node->n_src == 3 ? zn_cpu_src(c, 2) : NULL;
-    zn_conv2d_forward(&p, zn_cpu_src(c, 0), zn_cpu_src(c, 1), bias, zn_cpu_out(c),
-                      c->cpu->workspace);
-    return true;
-}
-
-/* x [N, C, ...]: statistics per channel over N and the remaining axes. */
-static bool run_batchnorm(const zn_cpu_call *c)
+/* x [N, C, ...]: statistics per channel over N and the remaining axes (x's sums per plane from
+ * the conv before it when planes is not NULL); BATCHNORM_RELU is relu(batchnorm(x)). */
+static bool run_norm(const zn_cpu_call *c, const zn_bn_sums *planes)
 {
     const zn_shape *x = zn_cpu_src_shape(c, 0);
     const zn_attrs *a = &c->node->attr;
@@ -25,27 +17,52 @@ static bool run_batchnorm(const zn_cpu_call *c)
                     a->momentum};
     const float *gamma = zn_cpu_src(c, 1), *beta = zn_cpu_src(c, 2);
     float *mean = zn_cpu_src(c, 3), *var = zn_cpu_src(c, 4);
-    if (c->cpu->opts.training && c->cpu->opts.bn_sync)
+    const bool training = c->cpu->opts.training;
+    if (c->node->op == ZN_OP_BATCHNORM_RELU)
+        zn_bn_relu_forward(&d, training, zn_cpu_src(c, 0), gamma, beta, mean, var,
+                           zn_cpu_out(c), planes);
+    else if (training && c->cpu->opts.bn_sync)
         zn_bn_forward_train_synced(&d, c->cpu->opts.bn_sync, zn_cpu_src(c, 0), gamma, beta, mean, var,
                                    zn_cpu_out(c));
-    else if (c->cpu->opts.training)
+    else if (training)
         zn_batchnorm_forward_train(&d, zn_cpu_src(c, 0), gamma, beta, mean, var, zn_cpu_out(c),
-                                   NULL);
+                                   NULL, planes);
     else
         zn_batchnorm_forward_infer(&d, zn_cpu_src(c, 0), gamma, beta, mean, var, zn_cpu_out(c));
     return true;
 }
 
-/* relu(batchnorm(x)), as run_batchnorm then relu */
-static bool run_batchnorm_relu(const zn_cpu_call *c)
+/* The batch norm (plain or with relu) that runs with conv node c, its statistics summed in the
+ * conv's epilogue as each image's output is written (docs/performance.md, "Session 29"): the
+ * next node of this compute call when it is a training batch norm of c's output over this
+ * rank's batch alone (--sync-bn sums over the ranks); -1 when there is none. */
+static int paired_norm(const zn_cpu_call *c)
 {
-    const zn_shape *x = zn_cpu_src_shape(c, 0);
-    const zn_attrs *a = &c->node->attr;
-    zn_bn_dims d = {zn_cpu_batch(c, x), zn_arg_dim(x, 0), zn_arg_inner(x, 1), a->eps,
-                    a->momentum};
-    zn_bn_relu_forward(&d, c->cpu->opts.training, zn_cpu_src(c, 0), zn_cpu_src(c, 1),
-                       zn_cpu_src(c, 2), zn_cpu_src(c, 3), zn_cpu_src(c, 4), zn_cpu_out(c));
-    return true;
+    const int next = zn_cpu_next_node(c);
+    if (next < 0 || !c->cpu->opts.training || c->cpu->opts.bn_sync) return -1;
+    const zn_node *n = &c->g->nodes[next];
+    const bool norm = n->op == ZN_OP_BATCHNORM || n->op == ZN_OP_BATCHNORM_RELU;
+    return norm && n->src[0] == c->id ? next : -1;
+}
+
+/* x, w[, b] -> y, and with its paired batch norm that node's output */
+static bool run_conv2d(const zn_cpu_call *c)
+{
+    zn_conv_params p = zn_cpu_conv_params(c->g, c->id, c->p->batch);
+    const float *bias = c->node->n_src == 3 ? zn_cpu_src(c, 2) : NULL;
+    const int norm = paired_norm(c);
+    zn_bn_sums *planes = norm < 0 ? NULL : zn_cpu_planes(c->cpu, (size_t)p.n * p.o);
+    zn_conv2d_forward(&p, zn_cpu_src(c, 0), zn_cpu_src(c, 1), bias, zn_cpu_out(c),
+                      c->cpu->workspace, planes);
+    if (!planes) return true;
+    zn_cpu_ran_pair(c, norm);
+    return run_norm(&(zn_cpu_call){c->cpu, c->g, c->p, norm, &c->g->nodes[norm], c->last, NULL},
+                    planes);
+}
+
+static bool run_batchnorm(const zn_cpu_call *c)
+{
+    return run_norm(c, NULL);
 }
 
 /* Every element-wise op of the op list. */
@@ -220,7 +237,7 @@ static bool run_bn_fold_bias(const zn_cpu_call *c)
 const zn_cpu_runner zn_cpu_forward_runners[ZN_OP_COUNT] = {
     [ZN_OP_CONV2D] = run_conv2d,
     [ZN_OP_BATCHNORM] = run_batchnorm,
-    [ZN_OP_BATCHNORM_RELU] = run_batchnorm_relu,
+    [ZN_OP_BATCHNORM_RELU] = run_batchnorm,
     [ZN_OP_MAXPOOL] = run_pool,
     [ZN_OP_AVGPOOL] = run_pool,
     [ZN_OP_GLOBAL_MAXPOOL] = run_global_pool,

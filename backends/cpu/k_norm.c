@@ -44,9 +44,13 @@ static zn_bn_sums channel_sum_of(const zn_bn_dims *d, const float *x, const floa
     return t;
 }
 
-zn_bn_sums zn_bn_channel_sums(const zn_bn_dims *d, const float *x, int ch)
+zn_bn_sums zn_bn_channel_sums(const zn_bn_dims *d, const float *x, const zn_bn_sums *planes,
+                              int ch)
 {
-    return channel_sum_of(d, x, NULL, ch);
+    if (!planes) return channel_sum_of(d, x, NULL, ch);
+    zn_bn_sums t = {0, 0, 0, 0};
+    for (int n = 0; n < d->n; n++) zn_bn_sums_fold(&t, &planes[(size_t)n * d->c + ch]);
+    return t;
 }
 
 /* Mean and biased variance from the sums. */
@@ -81,6 +85,7 @@ typedef struct bn_job {
     float *running_mean, *running_var, *y, *saved_out, *dx, *dgamma, *dbeta;
     const float *a, *b, *k; /* zn_bn_affine's per-channel coefficients */
     zn_bn_sums *sums;       /* zn_bn_sums_add's */
+    const zn_bn_sums *planes; /* the training forward's x sums per plane, or NULL */
 } bn_job;
 
 static void bn_run(bn_job *j, zn_cpu_range_fn fn)
@@ -111,7 +116,7 @@ static void forward_train_range(void *ctx, size_t c0, size_t c1)
     const bn_job *j = ctx;
     const zn_bn_dims *d = j->d;
     for (int ch = (int)c0; ch < (int)c1; ch++) {
-        zn_bn_sums t = channel_sum_of(d, j->x, NULL, ch);
+        zn_bn_sums t = zn_bn_channel_sums(d, j->x, j->planes, ch);
         zn_bn_train r = zn_bn_train_stats(d, &t, j->gamma[ch], j->beta[ch], &j->running_mean[ch],
                                           &j->running_var[ch]);
         channel_affine(d, j->x, ch, r.a, r.b, NULL, 0.0f, j->y);
@@ -124,10 +129,10 @@ static void forward_train_range(void *ctx, size_t c0, size_t c1)
 
 void zn_batchnorm_forward_train(const zn_bn_dims *d, const float *x, const float *gamma,
                                 const float *beta, float *running_mean, float *running_var,
-                                float *y, float *saved)
+                                float *y, float *saved, const zn_bn_sums *planes)
 {
     bn_job j = {.d = d, .x = x, .gamma = gamma, .beta = beta, .running_mean = running_mean,
-                .running_var = running_var, .y = y, .saved_out = saved};
+                .running_var = running_var, .y = y, .saved_out = saved, .planes = planes};
     bn_run(&j, forward_train_range);
 }
 

@@ -20,6 +20,7 @@ typedef struct {
     const float *x, *gamma, *beta, *dy, *coef;
     float *running_mean, *running_var, *out;
     float *dx; /* the coefficients' pass also writes dx (zn_bn_relu_backward) */
+    const zn_bn_sums *planes; /* the training forward's x sums per plane, or NULL */
 } job;
 
 static void run(job *j, zn_cpu_range_fn fn)
@@ -38,7 +39,7 @@ static size_t row_at(const zn_bn_dims *d, int n, int ch)
 static zn_bn_train batch_affine(const job *j, const zn_bn_dims *d, int ch, float *running_mean,
                                 float *running_var)
 {
-    zn_bn_sums t = zn_bn_channel_sums(d, j->x, ch);
+    zn_bn_sums t = zn_bn_channel_sums(d, j->x, j->planes, ch);
     return zn_bn_train_stats(d, &t, j->gamma[ch], j->beta[ch], running_mean, running_var);
 }
 
@@ -67,10 +68,12 @@ static void forward_range(void *ctx, size_t c0, size_t c1)
 }
 
 void zn_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x, const float *gamma,
-                        const float *beta, float *running_mean, float *running_var, float *y)
+                        const float *beta, float *running_mean, float *running_var, float *y,
+                        const zn_bn_sums *planes)
 {
     job j = {.d = d, .training = training, .x = x, .gamma = gamma, .beta = beta,
-             .running_mean = running_mean, .running_var = running_var, .out = y};
+             .running_mean = running_mean, .running_var = running_var, .out = y,
+             .planes = planes};
     run(&j, forward_range);
 }
 

@@ -29,6 +29,7 @@ typedef struct {
     bool squares;
     bool masked; /* sums of dy and dy*x only, dy masked where a*x + b <= 0 (zn_relu_masked) */
     float a, b;
+    zn_bn_sums *each; /* zn_plane_sums: row r's sums in each[r], not added to the totals */
 } rows_args;
 
 /* g's lanes kept where a*x + b > 0, else +0: the vector form of zn_relu_masked. */
@@ -55,7 +56,8 @@ __attribute__((always_inline)) static inline void prefetch_row(const float *row,
 /* The loop; halves (1: 8 lanes, 2: 16) is a constant after inlining into each path's function
  * below (masked sums take 8 lanes on every path, as they always have). Products and sums round
  * apart (the file is built with -ffp-contract=off): each lane's sum is the same on every path
- * that has its lane count. */
+ * that has its lane count. A row's lanes are added in double from zero, then the row to the
+ * totals, so that sums taken row by row (zn_plane_sums) and added later give the same bits. */
 __attribute__((always_inline)) static inline void rows_sums(int halves, const rows_args *c,
                                                             zn_bn_sums *t)
 {
@@ -93,11 +95,16 @@ __attribute__((always_inline)) static inline void rows_sums(int halves, const ro
                 sg[0] += gi, sgx[0] += gi * p[i];
             }
         }
+        zn_bn_sums row = {0, 0, 0, 0};
         for (int k = 0; k < lanes; k++) {
-            if (plain) t->x += s[k];
-            if (plain && squares) t->xx += q[k];
-            if (g) t->dy += sg[k], t->dyx += sgx[k];
+            if (plain) row.x += s[k];
+            if (plain && squares) row.xx += q[k];
+            if (g) row.dy += sg[k], row.dyx += sgx[k];
         }
+        if (c->each)
+            c->each[r] = row;
+        else
+            zn_bn_sums_fold(t, &row);
     }
 }
 
@@ -145,4 +152,11 @@ void zn_rows_masked_sums_add(const float *x, const float *dy, float a, float b, 
     rows_run(&(rows_args){.x = x, .dy = dy, .rows = rows, .n = n, .stride = stride,
                           .masked = true, .a = a, .b = b},
              t);
+}
+
+void zn_plane_sums(const float *x, int planes, int hw, bool squares, zn_bn_sums *out)
+{
+    rows_run(&(rows_args){.x = x, .rows = planes, .n = hw, .stride = (size_t)hw,
+                          .squares = squares, .each = out},
+             NULL);
 }

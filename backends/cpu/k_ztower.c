@@ -109,7 +109,7 @@ static bool slice_next(slice *s, const float *w, float *conv_ws)
     zn_stitch_forward(&st, s->s.at, s->s.zs);
     zn_conv_params p = d->conv;
     p.n = s->n;
-    zn_conv2d_forward(&p, s->s.zs, w, NULL, s->s.y, conv_ws);
+    zn_conv2d_forward(&p, s->s.zs, w, NULL, s->s.y, conv_ws, NULL);
     return true;
 }
 
@@ -290,7 +290,7 @@ void zn_ztower_backward(const zn_ztower_dims *d, int k, const float *const *r, c
         zn_conv_params p = d->conv;
         p.n = s.n;
         if (k == d->st.count) { /* the weight: the slices' parts added */
-            zn_conv2d_backward_filter(&p, s.s.zs, g, s.n0 ? s.s.dw : out, NULL, conv_ws);
+            zn_conv2d_backward_filter(&p, s.s.zs, g, s.n0 ? s.s.dw : out, NULL, conv_ws, NULL);
             if (s.n0) zn_accumulate(weight_floats(&p), s.s.dw, out);
             continue;
         }

@@ -24,10 +24,11 @@
 
 /* Training forward; also updates running_mean/running_var (the variance with the UNBIASED batch
  * variance, as PyTorch does). saved: [2*C] receives the batch mean then 1/sqrt(var+eps) for the
- * backward, or NULL. */
+ * backward, or NULL. planes: x's sums per image plane [N * C] (zn_plane_sums, as the conv
+ * before it takes them in its epilogue), or NULL to sum x here; the same bits either way. */
 void zn_batchnorm_forward_train(const zn_bn_dims *d, const float *x, const float *gamma,
                                 const float *beta, float *running_mean, float *running_var,
-                                float *y, float *saved);
+                                float *y, float *saved, const zn_bn_sums *planes);
 /* Inference forward with the running statistics. */
 void zn_batchnorm_forward_infer(const zn_bn_dims *d, const float *x, const float *gamma,
                                 const float *beta, const float *running_mean,
@@ -59,8 +60,10 @@ void zn_channel_sum(int n, int c, int hw, const float *x, float *sum);
 /* Adds x's rows [n, c, hw] (and dy's, when not NULL) to sums[c], row after row as the kernels
  * above add them: slices of a batch added in order give one call's bits. */
 void zn_bn_sums_add(const zn_bn_dims *d, const float *x, const float *dy, zn_bn_sums *sums);
-/* Channel ch's sums of x and x^2 over N and HW, as the training forward takes them. */
-zn_bn_sums zn_bn_channel_sums(const zn_bn_dims *d, const float *x, int ch);
+/* Channel ch's sums of x and x^2 over N and HW, as the training forward takes them: folded from
+ * planes (x's plane sums, zn_plane_sums) when not NULL, else summed over x; the same bits. */
+zn_bn_sums zn_bn_channel_sums(const zn_bn_dims *d, const float *x, const zn_bn_sums *planes,
+                              int ch);
 /* A channel's batch statistics and forward affine y = a*x + b. */
 typedef struct {
     double mean, invstd;
@@ -94,14 +97,15 @@ void zn_bn_affine(const zn_bn_dims *d, const float *a, const float *b, const flo
 
 /* ---- batch norm + relu, fused (k_norm_relu.c) ----------------------------------------------
  * The forward y = max(a*x + b, 0) with batch norm's a, b (training: batch statistics, running
- * ones updated as zn_batchnorm_forward_train does; inference: running ones). The training
+ * ones updated as zn_batchnorm_forward_train does, planes as there; inference: running ones). The training
  * backward without y: coef [7*C] = dgamma, dbeta, kx, kb, ka, a, b (dy counted where
  * a*x + b > 0), then dx = kx*x + kb + ka*dy*(a*x + b > 0), which may overwrite x or dy:
  * zn_bn_relu_backward writes coef and, when dx is not NULL, each channel's dx right after the
  * channel's coefficients, while its x and dy are still in cache (the same bits as writing coef,
  * then calling zn_bn_relu_backward_data). */
 void zn_bn_relu_forward(const zn_bn_dims *d, bool training, const float *x, const float *gamma,
-                        const float *beta, float *running_mean, float *running_var, float *y);
+                        const float *beta, float *running_mean, float *running_var, float *y,
+                        const zn_bn_sums *planes);
 void zn_bn_relu_backward(const zn_bn_dims *d, const float *x, const float *gamma,
                          const float *beta, const float *dy, float *coef, float *dx);
 void zn_bn_relu_backward_data(const zn_bn_dims *d, const float *x, const float *dy,

@@ -18,6 +18,19 @@
 void zn_rows_sums_add(const float *x, const float *dy, int rows, size_t stride, int n,
                       bool squares, zn_bn_sums *t);
 
+/* The sums of each of planes planes of hw floats from x, one after another (a tensor's images
+ * [planes = n * c, hw]), each in out[p] as zn_rows_sums_add gives it from zero: a channel's
+ * planes then folded in order of n (zn_bn_sums_fold) are the bits of zn_rows_sums_add over its
+ * rows. The convolutions' epilogues take them while an image's output is still in cache
+ * (conv.h). */
+void zn_plane_sums(const float *x, int planes, int hw, bool squares, zn_bn_sums *out);
+
+/* t += row, field by field: how the sums add a row's (or a plane's) sums to the totals. */
+static inline void zn_bn_sums_fold(zn_bn_sums *t, const zn_bn_sums *row)
+{
+    t->x += row->x, t->xx += row->xx, t->dy += row->dy, t->dyx += row->dyx;
+}
+
 /* The same sums of g and g*x only (t->dy, t->dyx), g being dy where a*x + b > 0 and +0 elsewhere
  * (the gradient through a relu after batch norm, zn_relu_masked), in 8 lanes on every path. */
 void zn_rows_masked_sums_add(const float *x, const float *dy, float a, float b, int rows,

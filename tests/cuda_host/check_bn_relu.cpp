@@ -88,7 +88,7 @@ static floats forward(Case &k, bool training, floats &ab)
     floats y0(k.size), y1(k.size), m0 = k.mean, v0 = k.var, m1 = k.mean, v1 = k.var;
     ab.assign(2 * k.d.c, 0.0f);
     zn_bn_relu_forward(&k.d, training, k.x.data(), k.gamma.data(), k.beta.data(), m0.data(),
-                       v0.data(), y0.data());
+                       v0.data(), y0.data(), nullptr);
     cudaError_t e = zn_cuda_bn_relu_forward(&k.d, training, k.x.data(), k.gamma.data(),
                                             k.beta.data(), m1.data(), v1.data(),
                                             k.scratch.data(), ab.data(), y1.data(), nullptr);
