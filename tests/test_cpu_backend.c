@@ -809,6 +809,43 @@ static void test_conv_epilogue_pairing(void **state)
     assert_int_equal(pairs_run() - before, 3);
 }
 
+/* The epilogues on each of the conv's paths (GEMM chunks of several images ending part-filled,
+ * 1x1 writing y itself, groups, bias, Winograd, an unbatched input): conv + batch norm and
+ * filter + bias gradient pair, with the bits of the nodes run one by one. */
+static void test_conv_epilogue_paths(void **state)
+{
+    (void)state;
+    static const struct { int batch, c, hw, o, k, stride, groups, bias, batched; } CASES[] = {
+        {5, 3, 7, 4, 3, 2, 1, 1, 1},     /* GEMM, several images per chunk */
+        {3, 4, 16, 6, 1, 1, 2, 1, 1},    /* 1x1: one image per GEMM, y written by it */
+        {3, 8, 8, 8, 3, 1, 4, 0, 1},     /* grouped, direct */
+        {2, 64, 8, 64, 3, 1, 1, 0, 1},   /* Winograd */
+        {1, 3, 6, 5, 3, 1, 1, 1, 0},     /* unbatched x */
+    };
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        teardown(NULL), setup(NULL); /* a graph and backend of its own per case */
+        const int c = CASES[i].c, o = CASES[i].o, k = CASES[i].k, hw = CASES[i].hw;
+        int x = CASES[i].batched ? INPUT("x", 3, c, hw, hw) : PARAM("x", 3, c, hw, hw);
+        int w = PARAM("w", 4, o, c / CASES[i].groups, k, k), b = PARAM("b", 1, o);
+        zn_attrs a = conv_attrs(k, k, CASES[i].stride, CASES[i].stride, k / 2, k / 2,
+                                CASES[i].groups);
+        int y = node(ZN_OP_CONV2D, (int[]){x, w, b}, CASES[i].bias ? 3 : 2, &a, "conv");
+        int gamma = PARAM("gamma", 1, o), beta = PARAM("beta", 1, o), mean = STATE("mean", 1, o),
+            var = STATE("var", 1, o);
+        int bn = node(ZN_OP_BATCHNORM, (int[]){y, gamma, beta, mean, var}, 5, NULL, "bn");
+        int dy = dy_input(y);
+        int dw = bwd(ZN_OP_CONV2D_BWD_FILTER, (int[]){x, dy}, 2, y, w, "w.grad");
+        int db = bwd(ZN_OP_BIAS_BWD, &dy, 1, y, b, "b.grad");
+        plan(CASES[i].batch);
+        const int at[] = {x, w, b, gamma, beta, mean, var, dy};
+        float *host[8];
+        for (int j = 0; j < 8; j++) host[j] = fill(at[j], j == 6 ? 0.5f : -1.5f, 1.5f);
+        const long before = pairs_run();
+        assert_same_bits_in_one_call(at, host, 8, (int[]){y, bn, mean, var, dw, db}, 6);
+        if (pairs_run() - before != 2) fail_msg("case %zu: %ld pairs", i, pairs_run() - before);
+    }
+}
+
 /* In inference a batch norm uses its running statistics: nothing to sum, no pair. */
 static void test_conv_epilogue_not_in_inference(void **state)
 {
@@ -1133,6 +1170,28 @@ static void test_check_numerics_paired(void **state)
                         "node 'dx' (test.znet:10:3, batchnorm_relu_bwd_data) produced +Inf at element 9");
 }
 
+/* --check-numerics stops at the first node that writes a NaN or infinity, before the next one
+ * runs: a conv that overflows stops the compute before its batch norm folds the infinities into
+ * the running statistics (the pair would run the batch norm before the conv's check). */
+static void test_check_numerics_before_running_stats(void **state)
+{
+    (void)state;
+    int x = INPUT("x", 3, 1, 4, 4), w = PARAM("w", 4, 2, 1, 1, 1);
+    zn_attrs a = conv_attrs(1, 1, 1, 1, 0, 0, 1);
+    int y = node(ZN_OP_CONV2D, (int[]){x, w}, 2, &a, "conv");
+    int gamma = PARAM("gamma", 1, 2), beta = PARAM("beta", 1, 2), mean = STATE("mean", 1, 2),
+        var = STATE("var", 1, 2);
+    node(ZN_OP_BATCHNORM, (int[]){y, gamma, beta, mean, var}, 5, NULL, "bn");
+    if (!plan_with(2, true, true, true)) fail_msg("%s", T.be->ops->last_error(T.be));
+    fill(x, 1e30f, 1e30f), fill(w, 1e30f, 1e30f), fill(gamma, 1, 1), fill(beta, 0, 0);
+    fill(mean, 0, 0), fill(var, 1, 1);
+    assert_false(T.be->ops->compute(T.be, &T.g, &T.plan, 0, T.g.n_nodes - 1));
+    assert_string_equal(T.be->ops->last_error(T.be),
+                        "node 'conv' (test.znet:3:3, conv2d) produced +Inf at element 0");
+    assert_memory_equal(get_node(mean), ((float[]){0, 0}), sizeof(float[2]));
+    assert_memory_equal(get_node(var), ((float[]){1, 1}), sizeof(float[2]));
+}
+
 static void test_bad_label(void **state)
 {
     (void)state;
@@ -1294,6 +1353,7 @@ int main(void)
         TEST(test_batchnorm_bwd),
         TEST(test_batchnorm_relu_bwd_pairing),
         TEST(test_conv_epilogue_pairing),
+        TEST(test_conv_epilogue_paths),
         TEST(test_conv_epilogue_not_in_inference),
         TEST(test_batchnorm_relu_bwd_pairing_dead_sources),
         TEST(test_linear_bwd),
@@ -1309,6 +1369,7 @@ int main(void)
         TEST(test_alloc_refused),
         TEST(test_check_numerics),
         TEST(test_check_numerics_paired),
+        TEST(test_check_numerics_before_running_stats),
         TEST(test_bad_label),
         TEST(test_workspace_and_range_checks),
         TEST(test_optimize),

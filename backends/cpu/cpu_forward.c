@@ -35,11 +35,14 @@ static bool run_norm(const zn_cpu_call *c, const zn_bn_sums *planes)
 /* The batch norm (plain or with relu) that runs with conv node c, its statistics summed in the
  * conv's epilogue as each image's output is written (docs/performance.md, "Session 29"): the
  * next node of this compute call when it is a training batch norm of c's output over this
- * rank's batch alone (--sync-bn sums over the ranks); -1 when there is none. */
+ * rank's batch alone (--sync-bn sums over the ranks); -1 when there is none, or under
+ * --check-numerics, which must stop at a conv's NaN before the batch norm folds it into the
+ * running statistics. */
 static int paired_norm(const zn_cpu_call *c)
 {
     const int next = zn_cpu_next_node(c);
-    if (next < 0 || !c->cpu->opts.training || c->cpu->opts.bn_sync) return -1;
+    const zn_backend_opts *o = &c->cpu->opts;
+    if (next < 0 || !o->training || o->bn_sync || o->check_numerics) return -1;
     const zn_node *n = &c->g->nodes[next];
     const bool norm = n->op == ZN_OP_BATCHNORM || n->op == ZN_OP_BATCHNORM_RELU;
     return norm && n->src[0] == c->id ? next : -1;
