@@ -2,7 +2,7 @@
 # run_sweep.sh: `znet sweep` on tiny runs (a generated Fashion-MNIST-format data set, no download):
 # a sweep stopped with SIGTERM part-way is continued by the same command (the finished run
 # skipped, the stopped one resumed to the same final checkpoint as a run never stopped, the one
-# not started started); a run that fails or crashes is named with its output file while the
+# not started started; finished runs copied without their checkpoints are still finished); a run that fails or crashes is named with its output file while the
 # others go on (exit 1); a second sweep leaves runs another holds alone; --jobs splits the
 # threads; bad grids and options are refused before any run starts (docs/sweep.md).
 # usage: run_sweep.sh ZNET SOURCE_DIR
@@ -60,6 +60,11 @@ grep -q "^resumed from S/.*seed1/run.ckpt" "$(run_dir 1)/output.txt" || bad "see
 cmp -s "$(run_dir 1)/run.ckpt" R/fashion_small_*_seed1/run.ckpt || bad "seed 1 stopped and resumed differs from a run never stopped"
 "${sweep[@]}" --seeds 0,1,2 > third.out 2>&1 || bad "a finished sweep again: exit $?"
 grep -q "3 finished before, 0 to run" third.out || bad "finished sweep again: $(cat third.out)"
+# a finished run is its manifest and log: copied alone (as docs/results keeps them), still finished
+for d in S/*; do mkdir -p "K/${d#S/}" && cp "$d/manifest.json" "$d/log.jsonl" "K/${d#S/}/"; done
+"$znet" sweep K "$model" --data data --threads 1 --set width=2 --epochs 60 --batch 4 --seeds 0,1,2 > kept.out 2>&1 ||
+  bad "a sweep over copied logs: exit $?: $(cat kept.out)"
+grep -q "3 finished before, 0 to run" kept.out || bad "copied logs: $(cat kept.out)"
 echo "stopped, continued: $(tail -1 second.out)"
 
 # 3. a run that fails (a batch the 64 examples cannot fill) and one that crashes (SIGKILL) are
