@@ -846,20 +846,34 @@ static void test_conv_epilogue_paths(void **state)
     }
 }
 
+/* x [c, hw, hw], w [o, c, k, k], y = conv(x, w) ("same", no bias), then batch norm `op` of y
+ * after its parameters, as the language lays them out; id[]: x, w, gamma, beta, mean, var. */
+static void conv_then_norm(int c, int hw, int o, int k, zn_op op, int id[6])
+{
+    id[0] = INPUT("x", 3, c, hw, hw), id[1] = PARAM("w", 4, o, c, k, k);
+    zn_attrs a = conv_attrs(k, k, 1, 1, k / 2, k / 2, 1);
+    int y = node(ZN_OP_CONV2D, id, 2, &a, "conv");
+    id[2] = PARAM("gamma", 1, o), id[3] = PARAM("beta", 1, o), id[4] = STATE("mean", 1, o);
+    id[5] = STATE("var", 1, o);
+    node(op, (int[]){y, id[2], id[3], id[4], id[5]}, 5, NULL, "bn");
+}
+
+/* x and w all x_w, the batch norm's parameters and state its identity. */
+static void fill_conv_then_norm(const int id[6], float x_w)
+{
+    fill(id[0], x_w, x_w), fill(id[1], x_w, x_w), fill(id[2], 1, 1), fill(id[3], 0, 0);
+    fill(id[4], 0, 0), fill(id[5], 1, 1);
+}
+
 /* In inference a batch norm uses its running statistics: nothing to sum, no pair. */
 static void test_conv_epilogue_not_in_inference(void **state)
 {
     (void)state;
     T.training = false;
-    int x = INPUT("x", 3, 4, 8, 8), w = PARAM("w", 4, 6, 4, 3, 3);
-    zn_attrs a = conv_attrs(3, 3, 1, 1, 1, 1, 1);
-    int y = node(ZN_OP_CONV2D, (int[]){x, w}, 2, &a, "conv");
-    int gamma = PARAM("gamma", 1, 6), beta = PARAM("beta", 1, 6), mean = STATE("mean", 1, 6),
-        var = STATE("var", 1, 6);
-    node(ZN_OP_BATCHNORM_RELU, (int[]){y, gamma, beta, mean, var}, 5, NULL, "bn");
+    int id[6];
+    conv_then_norm(4, 8, 6, 3, ZN_OP_BATCHNORM_RELU, id);
     plan(2);
-    fill(x, -1, 1), fill(w, -1, 1), fill(gamma, 1, 1), fill(beta, 0, 0), fill(mean, 0, 0);
-    fill(var, 1, 1);
+    fill_conv_then_norm(id, 1);
     compute_all();
     assert_int_equal(pairs_run(), 0);
 }
@@ -1176,20 +1190,15 @@ static void test_check_numerics_paired(void **state)
 static void test_check_numerics_before_running_stats(void **state)
 {
     (void)state;
-    int x = INPUT("x", 3, 1, 4, 4), w = PARAM("w", 4, 2, 1, 1, 1);
-    zn_attrs a = conv_attrs(1, 1, 1, 1, 0, 0, 1);
-    int y = node(ZN_OP_CONV2D, (int[]){x, w}, 2, &a, "conv");
-    int gamma = PARAM("gamma", 1, 2), beta = PARAM("beta", 1, 2), mean = STATE("mean", 1, 2),
-        var = STATE("var", 1, 2);
-    node(ZN_OP_BATCHNORM, (int[]){y, gamma, beta, mean, var}, 5, NULL, "bn");
+    int id[6];
+    conv_then_norm(1, 4, 2, 1, ZN_OP_BATCHNORM, id);
     if (!plan_with(2, true, true, true)) fail_msg("%s", T.be->ops->last_error(T.be));
-    fill(x, 1e30f, 1e30f), fill(w, 1e30f, 1e30f), fill(gamma, 1, 1), fill(beta, 0, 0);
-    fill(mean, 0, 0), fill(var, 1, 1);
+    fill_conv_then_norm(id, 1e30f);
     assert_false(T.be->ops->compute(T.be, &T.g, &T.plan, 0, T.g.n_nodes - 1));
     assert_string_equal(T.be->ops->last_error(T.be),
                         "node 'conv' (test.znet:3:3, conv2d) produced +Inf at element 0");
-    assert_memory_equal(get_node(mean), ((float[]){0, 0}), sizeof(float[2]));
-    assert_memory_equal(get_node(var), ((float[]){1, 1}), sizeof(float[2]));
+    assert_memory_equal(get_node(id[4]), ((float[]){0, 0}), sizeof(float[2]));
+    assert_memory_equal(get_node(id[5]), ((float[]){1, 1}), sizeof(float[2]));
 }
 
 static void test_bad_label(void **state)
