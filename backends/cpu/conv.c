@@ -347,7 +347,7 @@ static void backward_filter_reduce_job(void *ctx, int t, int count) {
   for (int o = begin; o < end; o++) {
     zn_bn_sums t = {0, 0, 0, 0};
     if (j->planes && !j->g.winograd)
-      for (int n = 0; n < p->n; n++) zn_bn_sums_fold(&t, &j->planes[(size_t)n * p->o + o]);
+      t = zn_planes_channel_sums(j->planes, p->n, p->o, o);
     else
       zn_rows_sums_add(j->dy + (size_t)o * j->g.ohw, NULL, p->n, (size_t)p->o * j->g.ohw,
                        j->g.ohw, false, &t);

@@ -47,10 +47,8 @@ static zn_bn_sums channel_sum_of(const zn_bn_dims *d, const float *x, const floa
 zn_bn_sums zn_bn_channel_sums(const zn_bn_dims *d, const float *x, const zn_bn_sums *planes,
                               int ch)
 {
-    if (!planes) return channel_sum_of(d, x, NULL, ch);
-    zn_bn_sums t = {0, 0, 0, 0};
-    for (int n = 0; n < d->n; n++) zn_bn_sums_fold(&t, &planes[(size_t)n * d->c + ch]);
-    return t;
+    if (planes) return zn_planes_channel_sums(planes, d->n, d->c, ch);
+    return channel_sum_of(d, x, NULL, ch);
 }
 
 /* Mean and biased variance from the sums. */

@@ -31,6 +31,15 @@ static inline void zn_bn_sums_fold(zn_bn_sums *t, const zn_bn_sums *row)
     t->x += row->x, t->xx += row->xx, t->dy += row->dy, t->dyx += row->dyx;
 }
 
+/* Channel ch's totals from the plane sums [n * c] of zn_plane_sums, folded in batch order: the
+ * bits of zn_rows_sums_add over the channel's n rows. */
+static inline zn_bn_sums zn_planes_channel_sums(const zn_bn_sums *planes, int n, int c, int ch)
+{
+    zn_bn_sums t = {0, 0, 0, 0};
+    for (int i = 0; i < n; i++) zn_bn_sums_fold(&t, &planes[(size_t)i * c + ch]);
+    return t;
+}
+
 /* The same sums of g and g*x only (t->dy, t->dyx), g being dy where a*x + b > 0 and +0 elsewhere
  * (the gradient through a relu after batch norm, zn_relu_masked), in 8 lanes on every path. */
 void zn_rows_masked_sums_add(const float *x, const float *dy, float a, float b, int rows,
