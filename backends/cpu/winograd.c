@@ -454,6 +454,22 @@ static void filter_range(void *ctx, size_t begin, size_t end) {
   }
 }
 
+/* Windows of up to PAIR groups of LANES tiles, the first at tile `first`, tiles in all (> 0):
+ * the transforms write (and read) a channel's PAIR groups together, so that each 64-byte line of
+ * the [XI, channels, block] buffers is filled or read whole while it is in cache. One group at a
+ * time left half of each line to the next group, a whole channel sweep later (megabytes at width
+ * 64), and every line came in twice. Returns the number of groups. */
+#define PAIR 2
+static int windows_at(const zn_conv_params *p, const wg_geom *g, int channels, int first,
+                      int tiles, int size, int off, window W[PAIR]) {
+  int n = 0;
+  for (; n < PAIR && n * LANES < tiles; n++) {
+    int left = tiles - n * LANES;
+    W[n] = window_at(p, g, channels, first + n * LANES, left < LANES ? left : LANES, size, off);
+  }
+  return n;
+}
+
 /* Thread t's slice of the tiles, block by block: input transform, 36 sgemms, output transform. */
 static void forward_slice(void *ctx, int t, int count) {
   const wg_job *j = ctx;
@@ -464,22 +480,26 @@ static void forward_slice(void *ctx, int t, int count) {
   zn_cpu_split(g->tiles, t, count, &begin, &end);
   for (int b0 = begin; b0 < end; b0 += g->block) {
     int tiles = end - b0 < g->block ? end - b0 : g->block, cols = round_up(tiles, LANES);
-    for (int g0 = 0; g0 < tiles; g0 += LANES) {
-      window W = window_at(p, g, g->cin, b0 + g0, tiles - g0 < LANES ? tiles - g0 : LANES, 6, -1);
-      for (int c = 0; c < g->cin; c++) input_tiles(j->src, g->cin, c, &W, v, g->block, g0);
+    for (int g0 = 0; g0 < tiles; g0 += PAIR * LANES) {
+      window W[PAIR];
+      int n = windows_at(p, g, g->cin, b0 + g0, tiles - g0, 6, -1, W);
+      for (int c = 0; c < g->cin; c++)
+        for (int k = 0; k < n; k++) input_tiles(j->src, g->cin, c, &W[k], v, g->block, g0 + k * LANES);
     }
     for (int xi = 0; xi < XI; xi++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, cols, g->cin, 1.0f,
                   j->u + (size_t)xi * g->cout * g->cin, g->cin, v + (size_t)xi * g->cin * g->block,
                   g->block, 0.0f, m + (size_t)xi * g->cout * g->block, g->block);
-    for (int g0 = 0; g0 < tiles; g0 += LANES) {
-      window W = window_at(p, g, g->cout, b0 + g0, tiles - g0 < LANES ? tiles - g0 : LANES, 4, 0);
-      for (int o = 0; o < g->cout; o++) {
-        v8 mm[XI];
-        for (int xi = 0; xi < XI; xi++)
-          memcpy(&mm[xi], m + ((size_t)xi * g->cout + o) * g->block + g0, sizeof(v8));
-        transforms()->output(mm, j->dst + o * W.hw, &W, j->b ? j->b[o] : 0.0f);
-      }
+    for (int g0 = 0; g0 < tiles; g0 += PAIR * LANES) {
+      window W[PAIR];
+      int n = windows_at(p, g, g->cout, b0 + g0, tiles - g0, 4, 0, W);
+      for (int o = 0; o < g->cout; o++)
+        for (int k = 0; k < n; k++) {
+          v8 mm[XI];
+          for (int xi = 0; xi < XI; xi++)
+            memcpy(&mm[xi], m + ((size_t)xi * g->cout + o) * g->block + g0 + k * LANES, sizeof(v8));
+          transforms()->output(mm, j->dst + o * W[k].hw, &W[k], j->b ? j->b[o] : 0.0f);
+        }
     }
   }
 }
@@ -513,24 +533,28 @@ static float *filter_dm(const wg_job *j) {
 }
 
 /* Transforms thread t's share of the block's tiles: x's 6x6 tiles into v, dy's 4x4 tiles into dm
- * (A dy A^T, the gradient of the products that made them). */
+ * (A dy A^T, the gradient of the products that made them); PAIR groups at a time, as forward. */
 static void filter_transform_slice(void *ctx, int t, int count) {
   const wg_job *j = ctx;
   const zn_conv_params *p = j->p;
   int begin, end;
-  zn_cpu_split((j->count + LANES - 1) / LANES, t, count, &begin, &end);
+  zn_cpu_split((j->count + PAIR * LANES - 1) / (PAIR * LANES), t, count, &begin, &end);
   for (int grp = begin; grp < end; grp++) {
-    int g0 = grp * LANES;
-    int lanes = j->count - g0 < LANES ? j->count - g0 : LANES;
-    window W = window_at(p, &j->g, p->c, j->first + g0, lanes, 6, -1);
-    window D = window_at(p, &j->g, p->o, j->first + g0, lanes, 4, 0);
-    for (int c = 0; c < p->c; c++) input_tiles(j->src, p->c, c, &W, filter_v(j), j->g.block, g0);
-    for (int o = 0; o < p->o; o++) {
-      v8 dm[XI];
-      transforms()->dy(j->dy + o * D.hw, &D, dm);
-      for (int xi = 0; xi < XI; xi++)
-        memcpy(filter_dm(j) + ((size_t)xi * p->o + o) * j->g.block + g0, &dm[xi], sizeof(v8));
-    }
+    int g0 = grp * PAIR * LANES;
+    window W[PAIR], D[PAIR];
+    int n = windows_at(p, &j->g, p->c, j->first + g0, j->count - g0, 6, -1, W);
+    windows_at(p, &j->g, p->o, j->first + g0, j->count - g0, 4, 0, D);
+    for (int c = 0; c < p->c; c++)
+      for (int k = 0; k < n; k++)
+        input_tiles(j->src, p->c, c, &W[k], filter_v(j), j->g.block, g0 + k * LANES);
+    for (int o = 0; o < p->o; o++)
+      for (int k = 0; k < n; k++) {
+        v8 dm[XI];
+        transforms()->dy(j->dy + o * D[k].hw, &D[k], dm);
+        for (int xi = 0; xi < XI; xi++)
+          memcpy(filter_dm(j) + ((size_t)xi * p->o + o) * j->g.block + g0 + k * LANES, &dm[xi],
+                 sizeof(v8));
+      }
   }
 }
 
