@@ -21,6 +21,7 @@
 
 typedef float v8 __attribute__((vector_size(32)));
 #define LANES 8
+#define PAIR 2 /* groups of LANES tiles transformed together per channel: see windows_at */
 #define XI 36 /* entries of a transformed 6x6 tile: one sgemm each */
 
 /* The F(4x4, 3x3) matrices: input B^T, filter G, output A^T, and for backward-filter A (dy tile to
@@ -79,6 +80,8 @@ typedef struct wg_geom {
   int tw, tpi;        /* tiles per row, per image */
   int tiles;          /* n * tpi */
   int block;          /* tiles per block, a multiple of LANES */
+  int ld;             /* row stride of the block buffers: block rounded up to PAIR * LANES
+                       * floats, so that every row starts a 64-byte line (windows_at) */
   int cin, cout;      /* channels in and out of the conv being run (backward-data: o, c) */
   size_t u_floats;    /* transformed filter (or its gradient) [XI, cout, cin] */
   size_t part_floats; /* a thread's (forward) or the call's (backward-filter) block buffers */
@@ -105,7 +108,8 @@ static wg_geom geom_of(const zn_conv_params *p, int transposed, int filter) {
   int share = round_up((g.tiles + threads - 1) / threads, LANES);
   if (g.block > share) g.block = share;
   g.u_floats = (size_t)XI * p->c * p->o;
-  g.part_floats = (size_t)XI * (p->c + p->o) * g.block;
+  g.ld = round_up(g.block, PAIR * LANES);
+  g.part_floats = (size_t)XI * (p->c + p->o) * g.ld;
   return g;
 }
 
@@ -459,7 +463,6 @@ static void filter_range(void *ctx, size_t begin, size_t end) {
  * the [XI, channels, block] buffers is filled or read whole while it is in cache. One group at a
  * time left half of each line to the next group, a whole channel sweep later (megabytes at width
  * 64), and every line came in twice. Returns the number of groups. */
-#define PAIR 2
 static int windows_at(const zn_conv_params *p, const wg_geom *g, int channels, int first,
                       int tiles, int size, int off, window W[PAIR]) {
   int n = 0;
@@ -475,7 +478,7 @@ static void forward_slice(void *ctx, int t, int count) {
   const wg_job *j = ctx;
   const wg_geom *g = &j->g;
   const zn_conv_params *p = j->p;
-  float *v = j->parts + (size_t)t * g->part_floats, *m = v + (size_t)XI * g->cin * g->block;
+  float *v = j->parts + (size_t)t * g->part_floats, *m = v + (size_t)XI * g->cin * g->ld;
   int begin, end;
   zn_cpu_split(g->tiles, t, count, &begin, &end);
   for (int b0 = begin; b0 < end; b0 += g->block) {
@@ -484,12 +487,12 @@ static void forward_slice(void *ctx, int t, int count) {
       window W[PAIR];
       int n = windows_at(p, g, g->cin, b0 + g0, tiles - g0, 6, -1, W);
       for (int c = 0; c < g->cin; c++)
-        for (int k = 0; k < n; k++) input_tiles(j->src, g->cin, c, &W[k], v, g->block, g0 + k * LANES);
+        for (int k = 0; k < n; k++) input_tiles(j->src, g->cin, c, &W[k], v, g->ld, g0 + k * LANES);
     }
     for (int xi = 0; xi < XI; xi++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, cols, g->cin, 1.0f,
-                  j->u + (size_t)xi * g->cout * g->cin, g->cin, v + (size_t)xi * g->cin * g->block,
-                  g->block, 0.0f, m + (size_t)xi * g->cout * g->block, g->block);
+                  j->u + (size_t)xi * g->cout * g->cin, g->cin, v + (size_t)xi * g->cin * g->ld, g->ld,
+                  0.0f, m + (size_t)xi * g->cout * g->ld, g->ld);
     for (int g0 = 0; g0 < tiles; g0 += PAIR * LANES) {
       window W[PAIR];
       int n = windows_at(p, g, g->cout, b0 + g0, tiles - g0, 4, 0, W);
@@ -497,7 +500,7 @@ static void forward_slice(void *ctx, int t, int count) {
         for (int k = 0; k < n; k++) {
           v8 mm[XI];
           for (int xi = 0; xi < XI; xi++)
-            memcpy(&mm[xi], m + ((size_t)xi * g->cout + o) * g->block + g0 + k * LANES, sizeof(v8));
+            memcpy(&mm[xi], m + ((size_t)xi * g->cout + o) * g->ld + g0 + k * LANES, sizeof(v8));
           transforms()->output(mm, j->dst + o * W[k].hw, &W[k], j->b ? j->b[o] : 0.0f);
         }
     }
@@ -529,30 +532,33 @@ void zn_winograd_backward_data(const zn_conv_params *p, const float *dy, const f
 /* Backward-filter's buffers for the current block: v [XI, c, block] and dm [XI, o, block]. */
 static float *filter_v(const wg_job *j) { return j->parts; }
 static float *filter_dm(const wg_job *j) {
-  return j->parts + (size_t)XI * j->p->c * j->g.block;
+  return j->parts + (size_t)XI * j->p->c * j->g.ld;
 }
 
 /* Transforms thread t's share of the block's tiles: x's 6x6 tiles into v, dy's 4x4 tiles into dm
- * (A dy A^T, the gradient of the products that made them); PAIR groups at a time, as forward. */
+ * (A dy A^T, the gradient of the products that made them). The threads share out groups of LANES
+ * tiles (a block can be a few groups: sharing out PAIRs would leave one thread a PAIR more); each
+ * takes them PAIR at a time from a multiple of PAIR on, as forward does. */
 static void filter_transform_slice(void *ctx, int t, int count) {
   const wg_job *j = ctx;
   const zn_conv_params *p = j->p;
   int begin, end;
-  zn_cpu_split((j->count + PAIR * LANES - 1) / (PAIR * LANES), t, count, &begin, &end);
-  for (int grp = begin; grp < end; grp++) {
-    int g0 = grp * PAIR * LANES;
+  zn_cpu_split((j->count + LANES - 1) / LANES, t, count, &begin, &end);
+  for (int grp = begin, take; grp < end; grp += take) {
+    take = PAIR - grp % PAIR < end - grp ? PAIR - grp % PAIR : end - grp;
+    int g0 = grp * LANES, tiles = take * LANES < j->count - g0 ? take * LANES : j->count - g0;
     window W[PAIR], D[PAIR];
-    int n = windows_at(p, &j->g, p->c, j->first + g0, j->count - g0, 6, -1, W);
-    windows_at(p, &j->g, p->o, j->first + g0, j->count - g0, 4, 0, D);
+    int n = windows_at(p, &j->g, p->c, j->first + g0, tiles, 6, -1, W);
+    windows_at(p, &j->g, p->o, j->first + g0, tiles, 4, 0, D);
     for (int c = 0; c < p->c; c++)
       for (int k = 0; k < n; k++)
-        input_tiles(j->src, p->c, c, &W[k], filter_v(j), j->g.block, g0 + k * LANES);
+        input_tiles(j->src, p->c, c, &W[k], filter_v(j), j->g.ld, g0 + k * LANES);
     for (int o = 0; o < p->o; o++)
       for (int k = 0; k < n; k++) {
         v8 dm[XI];
         transforms()->dy(j->dy + o * D[k].hw, &D[k], dm);
         for (int xi = 0; xi < XI; xi++)
-          memcpy(filter_dm(j) + ((size_t)xi * p->o + o) * j->g.block + g0 + k * LANES, &dm[xi],
+          memcpy(filter_dm(j) + ((size_t)xi * p->o + o) * j->g.ld + g0 + k * LANES, &dm[xi],
                  sizeof(v8));
       }
   }
@@ -566,8 +572,8 @@ static void filter_gemm_slice(void *ctx, int t, int count) {
   zn_cpu_split(XI, t, count, &begin, &end);
   for (int xi = begin; xi < end; xi++)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, round_up(j->count, LANES),
-                1.0f, filter_dm(j) + (size_t)xi * p->o * j->g.block, j->g.block,
-                filter_v(j) + (size_t)xi * p->c * j->g.block, j->g.block, j->first ? 1.0f : 0.0f,
+                1.0f, filter_dm(j) + (size_t)xi * p->o * j->g.ld, j->g.ld,
+                filter_v(j) + (size_t)xi * p->c * j->g.ld, j->g.ld, j->first ? 1.0f : 0.0f,
                 j->u + (size_t)xi * p->o * p->c, p->c);
 }
 
