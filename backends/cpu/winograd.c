@@ -460,7 +460,7 @@ static void filter_range(void *ctx, size_t begin, size_t end) {
 
 /* Windows of up to PAIR groups of LANES tiles, the first at tile `first`, tiles in all (> 0):
  * the transforms write (and read) a channel's PAIR groups together, so that each 64-byte line of
- * the [XI, channels, block] buffers is filled or read whole while it is in cache. One group at a
+ * the [XI, channels, ld] buffers is filled or read whole while it is in cache. One group at a
  * time left half of each line to the next group, a whole channel sweep later (megabytes at width
  * 64), and every line came in twice. Returns the number of groups. */
 static int windows_at(const zn_conv_params *p, const wg_geom *g, int channels, int first,
@@ -487,12 +487,14 @@ static void forward_slice(void *ctx, int t, int count) {
       window W[PAIR];
       int n = windows_at(p, g, g->cin, b0 + g0, tiles - g0, 6, -1, W);
       for (int c = 0; c < g->cin; c++)
-        for (int k = 0; k < n; k++) input_tiles(j->src, g->cin, c, &W[k], v, g->ld, g0 + k * LANES);
+        for (int k = 0; k < n; k++)
+          input_tiles(j->src, g->cin, c, &W[k], v, g->ld, g0 + k * LANES);
     }
     for (int xi = 0; xi < XI; xi++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, cols, g->cin, 1.0f,
-                  j->u + (size_t)xi * g->cout * g->cin, g->cin, v + (size_t)xi * g->cin * g->ld, g->ld,
-                  0.0f, m + (size_t)xi * g->cout * g->ld, g->ld);
+                  j->u + (size_t)xi * g->cout * g->cin, g->cin,
+                  v + (size_t)xi * g->cin * g->ld, g->ld, 0.0f,
+                  m + (size_t)xi * g->cout * g->ld, g->ld);
     for (int g0 = 0; g0 < tiles; g0 += PAIR * LANES) {
       window W[PAIR];
       int n = windows_at(p, g, g->cout, b0 + g0, tiles - g0, 4, 0, W);
@@ -529,7 +531,7 @@ void zn_winograd_backward_data(const zn_conv_params *p, const float *dy, const f
   run_forward(p, 1, dy, w, NULL, dx, workspace);
 }
 
-/* Backward-filter's buffers for the current block: v [XI, c, block] and dm [XI, o, block]. */
+/* Backward-filter's buffers for the current block: v [XI, c, ld] and dm [XI, o, ld]. */
 static float *filter_v(const wg_job *j) { return j->parts; }
 static float *filter_dm(const wg_job *j) {
   return j->parts + (size_t)XI * j->p->c * j->g.ld;
