@@ -858,10 +858,10 @@ static void conv_then_norm(int c, int hw, int o, int k, zn_op op, int id[6])
     node(op, (int[]){y, id[2], id[3], id[4], id[5]}, 5, NULL, "bn");
 }
 
-/* x and w all x_w, the batch norm's parameters and state its identity. */
-static void fill_conv_then_norm(const int id[6], float x_w)
+/* x and w uniform in [lo, hi), the batch norm's parameters and state its identity. */
+static void fill_conv_then_norm(const int id[6], float lo, float hi)
 {
-    fill(id[0], x_w, x_w), fill(id[1], x_w, x_w), fill(id[2], 1, 1), fill(id[3], 0, 0);
+    fill(id[0], lo, hi), fill(id[1], lo, hi), fill(id[2], 1, 1), fill(id[3], 0, 0);
     fill(id[4], 0, 0), fill(id[5], 1, 1);
 }
 
@@ -873,7 +873,7 @@ static void test_conv_epilogue_not_in_inference(void **state)
     int id[6];
     conv_then_norm(4, 8, 6, 3, ZN_OP_BATCHNORM_RELU, id);
     plan(2);
-    fill_conv_then_norm(id, 1);
+    fill_conv_then_norm(id, -1, 1);
     compute_all();
     assert_int_equal(pairs_run(), 0);
 }
@@ -1193,7 +1193,7 @@ static void test_check_numerics_before_running_stats(void **state)
     int id[6];
     conv_then_norm(1, 4, 2, 1, ZN_OP_BATCHNORM, id);
     if (!plan_with(2, true, true, true)) fail_msg("%s", T.be->ops->last_error(T.be));
-    fill_conv_then_norm(id, 1e30f);
+    fill_conv_then_norm(id, 1e30f, 1e30f);
     assert_false(T.be->ops->compute(T.be, &T.g, &T.plan, 0, T.g.n_nodes - 1));
     assert_string_equal(T.be->ops->last_error(T.be),
                         "node 'conv' (test.znet:3:3, conv2d) produced +Inf at element 0");
