@@ -16,10 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "data/dataset.h"
 #include "data/checksum.h"
+#include "data/libcurl.h"
 #include "data/tar.h"
 
 /* the official archive unpacks to 184,380,000 bytes of batches plus two small files */
@@ -147,7 +146,8 @@ static bool transient(CURLcode rc, long http)
 
 /* One transfer of the URL, appended to p->part from its current size (an HTTP range request
  * when it is not empty). The reason for a failure goes to why; *http gets the last status. */
-static CURLcode transfer(const zn_fetch_opts *o, const fetch_paths *p, char why[CURL_ERROR_SIZE], long *http)
+static CURLcode transfer(const zn_libcurl *curl, const zn_fetch_opts *o, const fetch_paths *p, char why[CURL_ERROR_SIZE],
+                         long *http)
 {
     FILE *out = fopen(p->part, "ab");
     if (!out) {
@@ -156,48 +156,48 @@ static CURLcode transfer(const zn_fetch_opts *o, const fetch_paths *p, char why[
     }
     fseeko(out, 0, SEEK_END);
     curl_off_t have = ftello(out);
-    CURL *c = curl_easy_init();
+    CURL *c = curl->easy_init();
     CURLcode rc = CURLE_FAILED_INIT;
     why[0] = '\0';
     *http = 0;
     if (c) {
         bool meter = o->log && isatty(STDERR_FILENO);
-        curl_easy_setopt(c, CURLOPT_URL, url_of(o));
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,ftp,file");
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_SECONDS);
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled transfer is a timeout */
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_SECONDS);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "znet/" ZNET_VERSION);
-        curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, have);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, meter ? 0L : 1L);
-        rc = curl_easy_perform(c);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http);
-        curl_easy_cleanup(c);
+        curl->easy_setopt(c, CURLOPT_URL, url_of(o));
+        curl->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,ftp,file");
+        curl->easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        curl->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        curl->easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+        curl->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_SECONDS);
+        curl->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled transfer is a timeout */
+        curl->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_SECONDS);
+        curl->easy_setopt(c, CURLOPT_USERAGENT, "znet/" ZNET_VERSION);
+        curl->easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, have);
+        curl->easy_setopt(c, CURLOPT_WRITEDATA, out);
+        curl->easy_setopt(c, CURLOPT_ERRORBUFFER, why);
+        curl->easy_setopt(c, CURLOPT_NOPROGRESS, meter ? 0L : 1L);
+        rc = curl->easy_perform(c);
+        curl->easy_getinfo(c, CURLINFO_RESPONSE_CODE, http);
+        curl->easy_cleanup(c);
     }
     if (fclose(out) != 0 && rc == CURLE_OK) {
         snprintf(why, CURL_ERROR_SIZE, "writing the download: %s", strerror(errno));
         rc = CURLE_WRITE_ERROR;
     }
-    if (!why[0]) snprintf(why, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
+    if (!why[0]) snprintf(why, CURL_ERROR_SIZE, "%s", curl->easy_strerror(rc));
     struct stat st;
     if (stat(p->part, &st) == 0 && st.st_size == 0) unlink(p->part); /* nothing came: leave nothing */
     return rc;
 }
 
 /* transfer, tried again o->retries times after a transient failure, waiting 1, 2, 4, ... s. */
-static CURLcode fetch_url(const zn_fetch_opts *o, const fetch_paths *p, char why[CURL_ERROR_SIZE])
+static CURLcode fetch_url(const zn_libcurl *curl, const zn_fetch_opts *o, const fetch_paths *p, char why[CURL_ERROR_SIZE])
 {
     long http;
-    CURLcode rc = transfer(o, p, why, &http);
+    CURLcode rc = transfer(curl, o, p, why, &http);
     for (int i = 0, wait = 1; i < o->retries && transient(rc, http); i++, wait = wait < 512 ? 2 * wait : wait) {
         say(o, "%s; trying again in %d s (%d %s left)", why, wait, o->retries - i, o->retries - i > 1 ? "tries" : "try");
         sleep((unsigned)wait);
-        rc = transfer(o, p, why, &http);
+        rc = transfer(curl, o, p, why, &http);
     }
     return rc;
 }
@@ -225,16 +225,18 @@ static bool download(const zn_fetch_opts *o, const fetch_paths *p, char *err, si
     checksum want = expected(o);
     if (!(is_file(p->part) && sum_matches(p->part, want, err, errlen))) {
         say(o, "%s %s\n  to %s", is_file(p->part) ? "resuming" : "downloading", url_of(o), p->part);
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        const zn_libcurl *curl = zn_libcurl_open(err, errlen);
+        if (!curl) return false;
+        if (curl->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return zn_dataset_fail(err, errlen, "curl_global_init failed");
         char why[CURL_ERROR_SIZE];
-        CURLcode rc = fetch_url(o, p, why);
+        CURLcode rc = fetch_url(curl, o, p, why);
         if (rc == CURLE_RANGE_ERROR) {
             say(o, "the server cannot resume a download; starting again");
             unlink(p->part);
-            rc = fetch_url(o, p, why);
+            rc = fetch_url(curl, o, p, why);
         }
-        curl_global_cleanup();
+        curl->global_cleanup();
         if (rc != CURLE_OK)
             return zn_dataset_fail(err, errlen, "downloading %s failed: curl error %d [%s]: %s%s", url_of(o), (int)rc,
                         why, curl_meaning(rc),
