@@ -116,7 +116,7 @@ awk -v d="$d" 'BEGIN { exit !(d < 1e-3) }' || bad "stopped on 2 ranks and resume
 echo "weights: 2 ranks stopped and resumed on 1 vs 1 process: $d (relative)"
 
 # 4. kill -9 one rank mid-epoch: mpirun ends the job, names the rank and the signal, in bounded time
-timeout 60 "${mpi[@]}" 2 "$znet" run "$model" --data long --threads 1 --quiet --epochs 20 --save killed.ckpt > kill.out 2>&1 &
+timeout 60 "${mpi[@]}" 2 "$znet" run "$model" --data long --threads 1 --quiet --epochs 1000 --save killed.ckpt > kill.out 2>&1 &
 job=$!
 for ((w = 0; w < 3000; w++)); do grep -q '^training' kill.out 2> /dev/null && break; sleep 0.01; done
 sleep 1

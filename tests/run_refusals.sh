@@ -29,12 +29,13 @@ refused() {
 # sanitizer build reserves terabytes of address space at start: it runs without the limit, where
 # a session made first would still answer with the memory planner's refusal.)
 limit=600000
-if [ "$( (ulimit -v $limit && "$znet" --version > /dev/null && echo starts) 2> /dev/null)" != starts ]; then
+if [ "$( (ulimit -v $limit && OPENBLAS_NUM_THREADS=1 "$znet" --version > /dev/null && echo starts) 2> /dev/null)" != starts ]; then
     echo "note: $znet cannot start within $limit KB of address space (a sanitizer build?): no ulimit -v"
     limit=unlimited
 fi
 (
     ulimit -v $limit
+    export OPENBLAS_NUM_THREADS=1 # OpenBLAS reserves a stack per core: on many cores, more than the limit
     refused --set width=512 --batch 65536 -- "64 training examples make no full batch of 65536"
     refused --set width=512 --batch 65536 --limit 40 -- "40 training examples make no full batch of 65536"
     refused --batch 24 --set train.drop_last=false -- "64 examples leave a last batch of 16"

@@ -25,7 +25,7 @@
 #include "data/dataset.h"
 #include "data/tar.h"
 
-#define TEST_SECONDS 300 /* the whole file; a hang fails instead of blocking CI */
+#define TEST_SECONDS 900 /* the whole file; a hang fails instead of blocking CI */
 
 static char err[2048];
 
@@ -567,7 +567,7 @@ static int run_get_retrying(const char *url, const char *sum, const char *dir, c
     if (pid == 0) {
         FILE *f = freopen(log, "w", stdout);
         if (!f || dup2(STDOUT_FILENO, STDERR_FILENO) < 0) _exit(126);
-        alarm(60);
+        alarm(180);
         execl(fx.znet, fx.znet, "data", "get", "cifar10", "--url", url, strlen(sum) == 64 ? "--sha256" : "--md5", sum, "--dir", dir,
               "--retries", retries, (char *)NULL);
         _exit(127);
