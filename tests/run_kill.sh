@@ -93,7 +93,7 @@ for sig in INT TERM INT TERM; do
     cmp -s s.ckpt ref.ckpt || bad "SIG$sig: interrupted + resumed differs from the uninterrupted run ($(grep '^znet: stopped' sig.err))"
     [ "$(grep -c '"type":"epoch"' 's log.jsonl')" = 12 ] || bad "SIG$sig: the log does not hold 12 epochs"
     early=""
-    [ "$try" -gt 1 ] && early=" (after $((try - 1)) run(s) that finished before the signal)"
+    [ "$try" -gt 1 ] && early=" (after $((try - 1)) run(s) the signal missed)"
     echo "SIG$sig: $(grep '^znet: stopped' sig.err | sed 's/; saved.*//'), resumed: same final checkpoint$early"
 done
 
