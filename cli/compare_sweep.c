@@ -1,7 +1,8 @@
 /* compare_sweep.c: `znet compare DIR` for a sweep folder (znet sweep): its finished runs grouped
  * by configuration, one Markdown row each with every figure's mean +- standard deviation over
  * the seeds, then each pair of configurations' differences in accuracy with their standard
- * errors, marked "not separated" within two of them (docs/sweep.md). */
+ * errors, marked "not separated" within two of them (docs/sweep.md). Models with other heads
+ * meet in a "last head" column: each model's last-declared head. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +14,13 @@
 #include "report/stats.h"
 #include "runtime/sweep.h"
 
-#define MAX_COLUMNS (ZN_LOG_MAX_SERIES + 1)
+#define MAX_COLUMNS (ZN_LOG_MAX_SERIES + 2)
 
 typedef struct {
     const char *config;
     const zn_sweep_entry **runs; /* its finished runs */
     int n, unfinished;
-    zn_stat acc[MAX_COLUMNS];    /* [column]: the test series, then the best vote */
+    zn_stat acc[MAX_COLUMNS];    /* [column]: the test series, the last head, the best vote */
     zn_stat params, sec, planned, peak; /* trainable parameters; s/epoch; MiB */
 } group;
 
@@ -29,29 +30,55 @@ static void skipped(const char *path, const char *why, void *ctx)
     ++*(int *)ctx;
 }
 
-/* The accuracy columns: the union of the finished runs' test series, then "best vote" when a
- * run has a vote. Returns their number. */
+#define LAST_HEAD "last head"
+
+/* The index of a log's last head: heads come in the model's order, the vote after them; -1 for
+ * none. */
+static int last_head(const zn_train_log *log)
+{
+    int s = log->n_series - 1;
+    return s >= 0 && strcmp(log->series[s], "vote") == 0 ? s - 1 : s;
+}
+
+/* Whether two logs have the same heads, in the same order (and both a vote or neither). */
+static bool same_heads(const zn_train_log *a, const zn_train_log *b)
+{
+    bool same = a->n_series == b->n_series;
+    for (int s = 0; same && s < a->n_series; s++) same = strcmp(a->series[s], b->series[s]) == 0;
+    return same;
+}
+
+/* The accuracy columns: the union of the finished runs' test series, "last head" when the runs'
+ * heads differ (so that any two models share a column), then "best vote" when a run has a vote.
+ * Returns their number. */
 static int columns(const zn_sweep_entry *e, int n, char names[MAX_COLUMNS][ZN_LOG_NAME_MAX])
 {
     int k = 0;
-    bool vote = false;
-    for (int i = 0; i < n; i++)
-        for (int s = 0; e[i].finished && s < e[i].log.n_series; s++) {
+    bool vote = false, mixed = false;
+    const zn_train_log *first = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!e[i].finished) continue;
+        if (!first) first = &e[i].log;
+        mixed |= !same_heads(first, &e[i].log);
+        for (int s = 0; s < e[i].log.n_series; s++) {
             bool seen = false;
             for (int c = 0; c < k; c++) seen |= strcmp(names[c], e[i].log.series[s]) == 0;
             vote |= strcmp(e[i].log.series[s], "vote") == 0;
             if (!seen && k < ZN_LOG_MAX_SERIES) snprintf(names[k++], ZN_LOG_NAME_MAX, "%s", e[i].log.series[s]);
         }
+    }
+    if (mixed) snprintf(names[k++], ZN_LOG_NAME_MAX, LAST_HEAD);
     if (vote) snprintf(names[k++], ZN_LOG_NAME_MAX, "best vote");
     return k;
 }
 
-/* Column c of a finished run: the last test accuracy of that series, or the vote's best. */
+/* Column c of a finished run: the last test accuracy of that series (or of its last head), or
+ * the vote's best. */
 static double figure(const zn_train_log *log, const char *name)
 {
-    bool best = strcmp(name, "best vote") == 0;
+    bool best = strcmp(name, "best vote") == 0, last = strcmp(name, LAST_HEAD) == 0;
     for (int s = 0; s < log->n_series; s++) {
-        if (strcmp(log->series[s], best ? "vote" : name) != 0) continue;
+        if (last ? s != last_head(log) : strcmp(log->series[s], best ? "vote" : name) != 0) continue;
         double v = NAN;
         for (int i = 0; i < log->n_epochs; i++)
             if (!best || isnan(v) || log->epochs[i].test_acc[s] > v) v = log->epochs[i].test_acc[s];
