@@ -173,12 +173,10 @@ static bool row(const entry *e, const entry *global, long batch_opt, bool *over_
                     printf("%s%s %.4f", s ? " · " : "", log.series[s], last->test_acc[s]);
             printf(" |");
             double vote = NAN, best = NAN;
-            for (int s = 0; s < log.n_series; s++) {
-                if (strcmp(log.series[s], "vote") != 0) continue;
-                vote = last->test_acc[s];
-                for (int k = 0; k < log.n_epochs; k++)
-                    if (isnan(best) || log.epochs[k].test_acc[s] > best) best = log.epochs[k].test_acc[s];
-            }
+            int s = zn_train_log_series(&log, "vote");
+            if (s >= 0) vote = last->test_acc[s];
+            for (int k = 0; s >= 0 && k < log.n_epochs; k++)
+                if (isnan(best) || log.epochs[k].test_acc[s] > best) best = log.epochs[k].test_acc[s];
             cell_acc(vote);
             cell_acc(best);
             if (!isnan(log.high_water_bytes)) zn_format_bytes((size_t)log.high_water_bytes, peak, sizeof peak);

@@ -76,15 +76,12 @@ static int columns(const zn_sweep_entry *e, int n, char names[MAX_COLUMNS][ZN_LO
  * the vote's best. */
 static double figure(const zn_train_log *log, const char *name)
 {
-    bool best = strcmp(name, "best vote") == 0, last = strcmp(name, LAST_HEAD) == 0;
-    for (int s = 0; s < log->n_series; s++) {
-        if (last ? s != last_head(log) : strcmp(log->series[s], best ? "vote" : name) != 0) continue;
-        double v = NAN;
-        for (int i = 0; i < log->n_epochs; i++)
-            if (!best || isnan(v) || log->epochs[i].test_acc[s] > v) v = log->epochs[i].test_acc[s];
-        return v;
-    }
-    return NAN;
+    bool best = strcmp(name, "best vote") == 0;
+    int s = strcmp(name, LAST_HEAD) == 0 ? last_head(log) : zn_train_log_series(log, best ? "vote" : name);
+    double v = NAN;
+    for (int i = 0; s >= 0 && i < log->n_epochs; i++)
+        if (!best || isnan(v) || log->epochs[i].test_acc[s] > v) v = log->epochs[i].test_acc[s];
+    return v;
 }
 
 /* The statistics of get(run) over the group's runs. */

@@ -54,6 +54,8 @@ bool zn_log_time_ok(double seconds);
  * field; step records need "epoch" and "loss"; other record types (such as "final") are skipped. Errors read "path:line: message". */
 bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t errlen);
 void zn_train_log_free(zn_train_log *log);
+/* The index of the test series called name (a head, or "vote") in log; -1 when it has none. */
+int zn_train_log_series(const zn_train_log *log, const char *name);
 
 /* The SVG of n logs (n >= 1): two panels (loss; accuracy), a third (learning rate per step)
  * under the loss panel when a log has step records, legend, title (NULL: the model names). */

@@ -49,11 +49,18 @@ static bool string(const json_t *rec, const char *key, bool required, char *out,
     return true;
 }
 
-/* The index of test series name, added when new; -1 after a message. */
-static int series_index(zn_train_log *log, const char *name, char *msg, size_t len)
+int zn_train_log_series(const zn_train_log *log, const char *name)
 {
     for (int i = 0; i < log->n_series; i++)
         if (strcmp(log->series[i], name) == 0) return i;
+    return -1;
+}
+
+/* The index of test series name, added when new; -1 after a message. */
+static int series_index(zn_train_log *log, const char *name, char *msg, size_t len)
+{
+    int known = zn_train_log_series(log, name);
+    if (known >= 0) return known;
     if (log->n_series == ZN_LOG_MAX_SERIES)
         return say(msg, len, "more than %d test accuracy series", ZN_LOG_MAX_SERIES) - 1;
     if (strlen(name) == 0 || strlen(name) >= ZN_LOG_NAME_MAX)

@@ -35,8 +35,8 @@ zn_separation zn_stat_separated(zn_stat a, zn_stat b, double *diff, double *se)
 /* The index of series name in log, added when new; -1 when the log holds no more. */
 static int series_of(zn_train_log *log, const char *name)
 {
-    for (int s = 0; s < log->n_series; s++)
-        if (strcmp(log->series[s], name) == 0) return s;
+    int known = zn_train_log_series(log, name);
+    if (known >= 0) return known;
     if (log->n_series == ZN_LOG_MAX_SERIES) return -1;
     snprintf(log->series[log->n_series], ZN_LOG_NAME_MAX, "%s", name);
     return log->n_series++;
