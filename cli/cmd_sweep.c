@@ -5,6 +5,7 @@
  * passed on once to every run, which saves and stops (docs/sweep.md). */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "graph/inspect.h"
 #include "graph/util.h"
 #include "runtime/profile.h"
 #include "runtime/sweep.h"
@@ -50,6 +52,8 @@ typedef struct {
     int lock; /* fd holding the run's lock while this sweep has it queued */
     pid_t pid;
     double started; /* zn_seconds() when its child began: a monotonic clock for the minutes it ran */
+    int64_t params; /* what a log taken in with --adopt must record: parameters, batch, epochs */
+    int batch, epochs;
 } sweep_run;
 
 /* Signals: the first asks every run to save and stop, and no new run to start; each is passed
@@ -179,31 +183,38 @@ static void free_argv(char **argv)
     free(argv);
 }
 
+/* Run r's output file opened for appending, its new attempt's header begun ("== znet sweep: DATE
+ * on CPU:", the caller says what follows); -1 after a message. */
+static int open_output(const sweep_run *r)
+{
+    char path[4200], cpu[128], when[64];
+    snprintf(path, sizeof path, "%s/%s", r->dir, ZN_SWEEP_OUTPUT);
+    int out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (out < 0) {
+        fprintf(stderr, "znet sweep: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime(&wall.tv_sec));
+    zn_sweep_cpu(cpu, sizeof cpu);
+    dprintf(out, "== znet sweep: %s on %s:", when, cpu);
+    return out;
+}
+
 /* Starts run r as a child process, its output appended to its output file after a line saying
  * when, where and how; false (r not started) after a message. Signals are held off meanwhile so
  * that a stop either comes before (nothing starts) or finds the child in `children`. */
 static bool launch(sweep_run *r, int slot, char **argv)
 {
-    char path[4200], cpu[128], when[64];
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
     sigprocmask(SIG_BLOCK, &block, &old);
-    bool ok = !stop_signal;
-    int out = -1;
+    int out = stop_signal ? -1 : open_output(r);
+    bool ok = out >= 0;
     if (ok) {
-        snprintf(path, sizeof path, "%s/%s", r->dir, ZN_SWEEP_OUTPUT);
-        out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (out < 0) fprintf(stderr, "znet sweep: cannot write %s: %s\n", path, strerror(errno));
-        ok = out >= 0;
-    }
-    if (ok) {
-        struct timespec wall; /* the date for the output file's header */
-        clock_gettime(CLOCK_REALTIME, &wall);
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime(&wall.tv_sec));
-        zn_sweep_cpu(cpu, sizeof cpu);
-        dprintf(out, "== znet sweep: %s on %s:", when, cpu);
         for (char **a = argv; *a; a++) dprintf(out, " %s", *a);
         dprintf(out, "\n");
         pid_t parent = getpid();
@@ -296,26 +307,34 @@ static void config_name(const char *model_name, const zn_setting *s, int n, cons
     }
 }
 
-/* Readies run r (its folder, lock, state, manifest) for the queue: 1 queued, 0 nothing to do
- * (finished, or another sweep has it), -1 failed (said why). */
-static int prepare_run(sweep_run *r, int *finished_before, int *busy)
+/* Makes run r's folder and takes its lock: 1 taken, 0 another sweep holds it (counted in *busy),
+ * -1 failed; the last two after a message. */
+static int lock_run(sweep_run *r, int *busy)
 {
-    char path[4200], err[1024], cpu[128];
+    char path[4200];
     if (mkdir(r->dir, 0777) != 0 && errno != EEXIST) {
         printf("FAILED %s seed %ld: cannot make %s: %s\n", r->m.config, r->m.seed, r->dir, strerror(errno));
         return -1;
     }
     snprintf(path, sizeof path, "%s/lock", r->dir);
     r->lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (r->lock < 0 || flock(r->lock, LOCK_EX | LOCK_NB) != 0) {
-        bool held = r->lock >= 0 && errno == EWOULDBLOCK;
-        if (held) printf("skipped %s seed %ld: another znet sweep is running it (%s)\n", r->m.config, r->m.seed, r->dir);
-        else printf("FAILED %s seed %ld: cannot lock %s: %s\n", r->m.config, r->m.seed, path, strerror(errno));
-        if (r->lock >= 0) close(r->lock);
-        r->lock = -1;
-        *busy += held;
-        return held ? 0 : -1;
-    }
+    if (r->lock >= 0 && flock(r->lock, LOCK_EX | LOCK_NB) == 0) return 1;
+    bool held = r->lock >= 0 && errno == EWOULDBLOCK;
+    if (held) printf("skipped %s seed %ld: another znet sweep is running it (%s)\n", r->m.config, r->m.seed, r->dir);
+    else printf("FAILED %s seed %ld: cannot lock %s: %s\n", r->m.config, r->m.seed, path, strerror(errno));
+    if (r->lock >= 0) close(r->lock);
+    r->lock = -1;
+    *busy += held;
+    return held ? 0 : -1;
+}
+
+/* Readies run r (its folder, lock, state, manifest) for the queue: 1 queued, 0 nothing to do
+ * (finished, or another sweep has it), -1 failed (said why). */
+static int prepare_run(sweep_run *r, int *finished_before, int *busy)
+{
+    char err[1024], cpu[128];
+    int locked = lock_run(r, busy);
+    if (locked <= 0) return locked;
     zn_sweep_manifest old;
     bool have = zn_sweep_manifest_read(r->dir, &old, err, sizeof err);
     if (have && old.fingerprint != r->m.fingerprint) {
@@ -329,9 +348,12 @@ static int prepare_run(sweep_run *r, int *finished_before, int *busy)
         printf("FAILED %s seed %ld: %s\n", r->m.config, r->m.seed, err);
         return -1;
     }
-    /* the CPUs a run's epochs were timed on: its manifest keeps every one; the label is this
-     * invocation's, finished runs included */
-    if (have) memcpy(r->m.cpus, old.cpus, sizeof old.cpus), r->m.n_cpus = old.n_cpus;
+    /* the CPUs a run's epochs were timed on and the log it was adopted from: its manifest keeps
+     * them; the label is this invocation's, finished runs included */
+    if (have) {
+        memcpy(r->m.cpus, old.cpus, sizeof old.cpus), r->m.n_cpus = old.n_cpus;
+        memcpy(r->m.adopted, old.adopted, sizeof old.adopted);
+    }
     zn_sweep_cpu(cpu, sizeof cpu);
     bool seen = r->state == ZN_SWEEP_FINISHED;
     for (int i = 0; i < r->m.n_cpus; i++) seen |= strcmp(r->m.cpus[i], cpu) == 0;
@@ -381,10 +403,54 @@ static tally run_queue(sweep_run *queue, int n, int jobs, const zn_cli_common *c
     return t;
 }
 
+/* --adopt: takes log_path, a finished run made outside the sweep (`znet run --log`), into DIR as
+ * run r, the one run the command names, after checking that the log records r's model,
+ * parameters, batch, epochs and seed. Nothing is trained; returns the exit code. */
+static int adopt_run(sweep_run *r, const char *log_path)
+{
+    char err[1024], why[3072] = "";
+    zn_train_log log;
+    if (!zn_train_log_read(log_path, &log, err, sizeof err)) {
+        fprintf(stderr, "znet sweep: cannot adopt %s\n", err);
+        return ZN_EXIT_ERROR;
+    }
+    if (isnan(log.train_time))
+        snprintf(why, sizeof why, "it has no final record: the run has not finished (finish it with `znet run "
+                                  "--resume` first)");
+    else if (strcmp(log.model, r->m.model_name) != 0 || log.params != (double)r->params ||
+             log.batch != r->batch || log.epochs_planned != r->epochs || log.seed != (double)r->m.seed)
+        snprintf(why, sizeof why, "it is a run of %s with %.0f parameters, batch %.0f, %.0f epochs, seed %.0f; "
+                 "the configuration %s seed %ld is %s with %lld parameters, batch %d, %d epochs",
+                 log.model, log.params, log.batch, log.epochs_planned, log.seed, r->m.config, r->m.seed,
+                 r->m.model_name, (long long)r->params, r->batch, r->epochs);
+    zn_train_log_free(&log);
+    if (why[0]) {
+        fprintf(stderr, "znet sweep: cannot adopt %s: %s\n", log_path, why);
+        return ZN_EXIT_ERROR;
+    }
+    int busy = 0;
+    if (lock_run(r, &busy) <= 0) return ZN_EXIT_ERROR;
+    snprintf(r->m.adopted, sizeof r->m.adopted, "%s", log_path);
+    bool ok = zn_sweep_adopt(r->dir, &r->m, log_path, err, sizeof err);
+    int out = ok ? open_output(r) : -1;
+    if (out >= 0) {
+        dprintf(out, " adopted %s, a run made outside this sweep (the CPU it ran on is not recorded)\n", log_path);
+        close(out);
+    }
+    close(r->lock);
+    if (!ok) {
+        fprintf(stderr, "znet sweep: cannot adopt %s: %s\n", log_path, err);
+        return ZN_EXIT_ERROR;
+    }
+    printf("adopted %s as %s seed %ld: %s (`znet compare` counts it, `znet sweep` skips it)\n", log_path,
+           r->m.config, r->m.seed, r->dir);
+    return ZN_EXIT_OK;
+}
+
 int zn_cmd_sweep(int argc, char **argv)
 {
     run_flags f = {0};
-    const char *seeds_text = "0", *name = NULL;
+    const char *seeds_text = "0", *name = NULL, *adopt = NULL;
     long jobs = 1, threads = 0;
     passed_opt po[] = {
         {{"--data", ZN_OPT_STRING, "DIR", "where the data set is (as for znet run)", &f.data, 0, 0}, false},
@@ -399,14 +465,17 @@ int zn_cmd_sweep(int argc, char **argv)
         {{"--check-numerics", ZN_OPT_FLAG, NULL, "stop a run at its first NaN/Inf", &f.check_numerics, 0, 0}, false},
     };
     enum { N_PO = sizeof po / sizeof po[0] };
-    zn_opt opts[N_PO + 4] = {
+    enum { N_OWN = 5 };
+    zn_opt opts[N_PO + N_OWN] = {
         {"--name", ZN_OPT_STRING, "LABEL", "the configurations' name in compare and plot (with the --set values\n"
                                            "                    that vary), instead of the model and its settings", &name, 0, 0},
         {"--seeds", ZN_OPT_STRING, "S1,S2", "the seeds every configuration runs with (default 0)", &seeds_text, 0, 0},
         {"--jobs", ZN_OPT_INT, "N", "runs at once (default 1); the threads are split between them", &jobs, 1, MAX_JOBS},
         {"--threads", ZN_OPT_INT, "N", "CPU threads of all runs together (default: every core)", &threads, 1, 1024},
+        {"--adopt", ZN_OPT_STRING, "LOG", "take LOG, a finished `znet run --log` of the one run this command\n"
+                                          "                    names, into DIR as that run; nothing is trained", &adopt, 0, 0},
     };
-    for (int i = 0; i < N_PO; i++) opts[4 + i] = po[i].opt;
+    for (int i = 0; i < N_PO; i++) opts[N_OWN + i] = po[i].opt;
     static const char *models[64];
     int n_models = 0;
     zn_cli_common c;
@@ -421,7 +490,7 @@ int zn_cmd_sweep(int argc, char **argv)
         "DIR. `znet compare DIR` and `znet plot DIR` summarise it (docs/sweep.md). Example:\n"
         "  znet sweep runs models/davidnet_multisoft.znet models/davidnet_zee.znet --set width=16 \\\n"
         "      --seeds 0,1,2 --data ../shared/data/cifar-10-batches-bin",
-        opts, N_PO + 4, &c, models, 64, &n_models);
+        opts, N_PO + N_OWN, &c, models, 64, &n_models);
     if (rc >= 0) return rc;
     const char *dir = c.file;
     if (n_models == 0) return usage_error("no model file after the folder %s", dir);
@@ -441,6 +510,9 @@ int zn_cmd_sweep(int argc, char **argv)
     if ((rc = parse_grid(&c, axes, &points)) >= 0) return rc;
     long total = points * n_models * n_seeds;
     if (total > MAX_RUNS) return usage_error("the grid makes more than %d runs", MAX_RUNS);
+    if (adopt && total != 1)
+        return usage_error("--adopt takes one run: one model, one value per --set and one seed (this names %ld)",
+                           total);
     /* every configuration compiled first: a bad value stops the sweep before anything is made */
     sweep_run *queue = zn_calloc((size_t)total, sizeof *queue);
     zn_setting *grid = zn_calloc((size_t)(points * n_models * (c.n_settings + 1)), sizeof *grid);
@@ -461,6 +533,7 @@ int zn_cmd_sweep(int argc, char **argv)
                 snprintf(r.m.model, sizeof r.m.model, "%s", models[m]);
                 snprintf(r.m.model_name, sizeof r.m.model_name, "%s", cm.graph.model_name);
                 r.m.fingerprint = cm.fingerprint;
+                r.params = zn_graph_param_count(&cm.graph), r.batch = cm.recipe.batch, r.epochs = cm.recipe.epochs;
                 config_name(cm.graph.model_name, s, c.n_settings, po, N_PO, r.m.config, sizeof r.m.config);
                 if (name) snprintf(r.m.label, sizeof r.m.label, "%s", name);
                 for (int i = 0; name && i < c.n_settings; i++)
@@ -483,6 +556,10 @@ int zn_cmd_sweep(int argc, char **argv)
         fprintf(stderr, "znet sweep: cannot make the folder %s: %s\n", dir, strerror(errno));
         ok = false;
     }
+    if (ok && adopt) {
+        rc = adopt_run(&queue[0], adopt);
+        n = 0;
+    }
     /* the queue keeps the runs that have something to do */
     int kept = 0;
     for (int i = 0; ok && i < n; i++) {
@@ -493,7 +570,7 @@ int zn_cmd_sweep(int argc, char **argv)
     }
     n = ok ? kept : 0;
     if (!ok) rc = ZN_EXIT_ERROR;
-    else {
+    else if (!adopt) {
         long per = (threads ? threads : sysconf(_SC_NPROCESSORS_ONLN)) / jobs;
         per = per < 1 ? 1 : per;
         printf("sweep %s: %ld runs (%ld configurations x %d seeds): %d finished before, %d to run%s, %ld at once "

@@ -160,6 +160,17 @@ static void cpu_note(const zn_sweep_entry *e, int n)
     printf("): compare s/epoch only between runs on the same one (each run's manifest.json lists its own).\n");
 }
 
+/* The runs taken in with `znet sweep --adopt`, each with the log it came from. */
+static void adopted_note(const zn_sweep_entry *e, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!e[i].m.adopted[0]) continue;
+        if (!k++) printf("\nAdopted runs (made outside the sweep, taken in with `znet sweep --adopt`):\n");
+        printf("- %s seed %ld: %s\n", e[i].m.label[0] ? e[i].m.label : e[i].m.config, e[i].m.seed, e[i].m.adopted);
+    }
+}
+
 /* The differences of every pair of configurations with runs, column by column. */
 static void differences(const group *g, int n_groups, char names[MAX_COLUMNS][ZN_LOG_NAME_MAX], int n_cols)
 {
@@ -232,6 +243,7 @@ int zn_compare_sweep(const char *dir)
     }
     differences(g, n_groups, names, n_cols);
     cpu_note(e, n);
+    adopted_note(e, n);
     for (int i = 0; i < n_groups; i++) free(g[i].runs);
     free(g);
     free(buf);

@@ -112,11 +112,12 @@ bool zn_sweep_manifest_write(const char *dir, const zn_sweep_manifest *m, char *
         json_decref(cpus);
         return zn_fail(err, len, "cannot write %s: %s", tmp, strerror(errno));
     }
-    bool ok = zn_json_write_line(f, json_pack("{s:s, s:o, s:o, s:o, s:o, s:s, s:I, s:o}", "type", "sweep_run",
-                                              "config", zn_json_text(m->config), "label", zn_json_text(m->label),
-                                              "model", zn_json_text(m->model),
-                                              "model_name", zn_json_text(m->model_name), "fingerprint", fp,
-                                              "seed", (json_int_t)m->seed, "cpus", cpus));
+    json_t *o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:s, s:I, s:o}", "type", "sweep_run", "config",
+                          zn_json_text(m->config), "label", zn_json_text(m->label), "model", zn_json_text(m->model),
+                          "model_name", zn_json_text(m->model_name), "fingerprint", fp, "seed", (json_int_t)m->seed,
+                          "cpus", cpus);
+    if (o && m->adopted[0]) json_object_set_new(o, "adopted", zn_json_text(m->adopted));
+    bool ok = zn_json_write_line(f, o);
     ok = fclose(f) == 0 && ok;
     if (ok && rename(tmp, path) == 0) return true;
     int e = errno;
@@ -151,6 +152,7 @@ bool zn_sweep_manifest_read(const char *dir, zn_sweep_manifest *m, char *err, si
          member(o, "model_name", m->model_name, sizeof m->model_name, msg, sizeof msg) &&
          member(o, "fingerprint", fp, sizeof fp, msg, sizeof msg);
     if (ok && json_object_get(o, "label")) ok = member(o, "label", m->label, sizeof m->label, msg, sizeof msg);
+    if (ok && json_object_get(o, "adopted")) ok = member(o, "adopted", m->adopted, sizeof m->adopted, msg, sizeof msg);
     if (ok) m->fingerprint = strtoull(fp, &end, 16);
     if (ok && (strlen(fp) != 16 || *end)) ok = zn_fail(msg, sizeof msg, "\"fingerprint\" is not 16 hex digits");
     if (ok && !json_is_integer(seed)) ok = zn_fail(msg, sizeof msg, "\"seed\" is missing or not an integer");
@@ -160,6 +162,44 @@ bool zn_sweep_manifest_read(const char *dir, zn_sweep_manifest *m, char *err, si
             snprintf(m->cpus[m->n_cpus++], sizeof m->cpus[0], "%s", json_string_value(json_array_get(cpus, i)));
     json_decref(o);
     return ok || zn_fail(err, len, "%s: %s", path, msg);
+}
+
+/* The file at from copied whole to a new file at to; false with err naming the file. */
+static bool copy_file(const char *from, const char *to, char *err, size_t len)
+{
+    FILE *in = fopen(from, "rb");
+    if (!in) return zn_fail(err, len, "%s: %s", from, strerror(errno));
+    FILE *out = fopen(to, "wbx");
+    if (!out) {
+        int e = errno;
+        fclose(in);
+        return zn_fail(err, len, "cannot write %s: %s", to, strerror(e));
+    }
+    char buf[65536];
+    size_t got;
+    bool ok = true;
+    while (ok && (got = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, got, out) == got;
+    ok = ok && !ferror(in);
+    fclose(in);
+    if (fclose(out) != 0 || !ok) {
+        unlink(to);
+        return zn_fail(err, len, "cannot copy %s to %s", from, to);
+    }
+    return true;
+}
+
+bool zn_sweep_adopt(const char *dir, const zn_sweep_manifest *m, const char *log_path, char *err, size_t len)
+{
+    char manifest[4200], log[4200];
+    struct stat st;
+    if (!path_in(dir, ZN_SWEEP_MANIFEST, manifest, sizeof manifest) || !path_in(dir, ZN_SWEEP_LOG, log, sizeof log))
+        return zn_fail(err, len, "%s: path too long", dir);
+    if (stat(manifest, &st) == 0 || stat(log, &st) == 0)
+        return zn_fail(err, len, "%s holds a run already (remove the folder to adopt another log as it)", dir);
+    if (!copy_file(log_path, log, err, len)) return false;
+    if (zn_sweep_manifest_write(dir, m, err, len)) return true;
+    unlink(log);
+    return false;
 }
 
 /* Cuts a last line without its newline off the file at path (a write the run did not finish). */

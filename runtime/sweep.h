@@ -34,6 +34,8 @@ typedef struct {
     long seed;
     int n_cpus;
     char cpus[ZN_SWEEP_MAX_CPUS][128]; /* the CPU models it ran on, in order (/proc/cpuinfo) */
+    char adopted[ZN_SWEEP_TEXT];    /* the log it was taken from (`znet sweep --adopt`); "": the
+                                       sweep trained it */
 } zn_sweep_manifest;
 
 /* The folder name of a run: the configuration made safe for a file name (at most 80 bytes), a
@@ -47,6 +49,12 @@ void zn_sweep_cpu(char *out, size_t len);
  * with err naming the file. */
 bool zn_sweep_manifest_write(const char *dir, const zn_sweep_manifest *m, char *err, size_t len);
 bool zn_sweep_manifest_read(const char *dir, zn_sweep_manifest *m, char *err, size_t len);
+
+/* Makes folder dir the run of m from log_path, a finished run made outside the sweep
+ * (m->adopted names it): the log copied in as its log, then its manifest written. Refused
+ * (false with err) when dir holds a run's manifest or log already; on a failure part-way, the
+ * copied log is removed again. Whether the log fits m's configuration is the caller's check. */
+bool zn_sweep_adopt(const char *dir, const zn_sweep_manifest *m, const char *log_path, char *err, size_t len);
 
 typedef enum {
     ZN_SWEEP_NEW,      /* no checkpoint: start from the beginning */

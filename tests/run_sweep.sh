@@ -4,7 +4,8 @@
 # skipped, the stopped one resumed to the same final checkpoint as a run never stopped, the one
 # not started started; finished runs copied without their checkpoints are still finished); a run that fails or crashes is named with its output file while the
 # others go on (exit 1); a second sweep leaves runs another holds alone; --jobs splits the
-# threads; bad grids and options are refused before any run starts (docs/sweep.md).
+# threads; bad grids and options are refused before any run starts; --adopt takes a finished run
+# made outside the sweep in as its run, and refuses a log of another run (docs/sweep.md).
 # usage: run_sweep.sh ZNET SOURCE_DIR
 set -u
 . "$(dirname "$0")/shell_support.sh"
@@ -107,4 +108,30 @@ grep -q -- "--threads 1 " S/other_small_*_seed1/output.txt || bad "a run of --jo
 "$znet" compare S > table.md || bad "compare of the shared folder: exit $?: $(cat table.md)"
 grep -q "^| $cfg | 3 |" table.md || bad "compare: no fashion_small row of 3 runs: $(cat table.md)"
 grep -q "^| other net | 2 |" table.md || bad "compare: no other_small row of 2 runs: $(cat table.md)"
+
+# 5. --adopt: a run made with `znet run` taken in as the sweep's run of its configuration and seed
+one=("$znet" run "$model" --data data --threads 1 --set width=2 --epochs 2 --batch 4 --quiet)
+adopt=("$znet" sweep A "$model" --data data --threads 1 --set width=2 --epochs 2 --batch 4)
+"${one[@]}" --set train.seed=3 --log own.jsonl --save own.ckpt > own.out 2>&1 || bad "znet run for --adopt: $(cat own.out)"
+zt_expect 2 "--adopt takes one run: .* \(this names 2\)" "${adopt[@]}" --seeds 3,4 --adopt own.jsonl
+zt_expect 1 "cannot adopt own.jsonl: it is a run of fashion_small with .* seed 3; the configuration .* seed 4 is" \
+    "${adopt[@]}" --seeds 4 --adopt own.jsonl
+zt_expect 1 "cannot adopt own.jsonl: it is a run of .* batch 4, 2 epochs, .* batch 4, 3 epochs" \
+    "$znet" sweep A "$model" --data data --set width=2 --epochs 3 --batch 4 --seeds 3 --adopt own.jsonl
+head -n -1 own.jsonl > cut.jsonl
+zt_expect 1 "cannot adopt cut.jsonl: it has no final record" "${adopt[@]}" --seeds 3 --adopt cut.jsonl
+printf '{"type":"run","model":"fashion_small"}\n{"epoch":\n' > bad.jsonl
+zt_expect 1 "cannot adopt bad.jsonl:2: " "${adopt[@]}" --seeds 3 --adopt bad.jsonl
+zt_expect 1 "cannot adopt nothing.jsonl: No such file" "${adopt[@]}" --seeds 3 --adopt nothing.jsonl
+[ -n "$(ls A 2>/dev/null)" ] && bad "a refused --adopt made run folders: $(ls A)"
+zt_expect 0 "adopted own.jsonl as fashion_small width=2 train.epochs=2 train.batch=4 seed 3: A/" \
+    "${adopt[@]}" --seeds 3 --adopt own.jsonl
+cmp -s own.jsonl A/*_seed3/log.jsonl || bad "the adopted log differs from its source"
+grep -q '"adopted":"own.jsonl"' A/*_seed3/manifest.json || bad "the manifest does not name the source: $(cat A/*_seed3/manifest.json)"
+zt_expect 1 "cannot adopt own.jsonl: A/.*_seed3 holds a run already" "${adopt[@]}" --seeds 3 --adopt own.jsonl
+zt_expect 0 "1 finished before, 1 to run" "${adopt[@]}" --seeds 3,4
+"$znet" compare A > adopted.md || bad "compare after --adopt: exit $?: $(cat adopted.md)"
+grep -q "^| fashion_small width=2 train.epochs=2 train.batch=4 | 2 |" adopted.md || bad "compare: $(cat adopted.md)"
+grep -q "^- fashion_small width=2 train.epochs=2 train.batch=4 seed 3: own.jsonl$" adopted.md ||
+    bad "compare does not name the adopted run: $(cat adopted.md)"
 zt_end run_sweep

@@ -173,6 +173,11 @@ static void test_folder_and_manifest(void **state)
     assert_int_equal(back.seed, 7);
     assert_int_equal(back.n_cpus, 2);
     assert_string_equal(back.cpus[1], "CPU \"B\"");
+    assert_string_equal(back.adopted, ""); /* written only for an adopted run */
+    snprintf(m.adopted, sizeof m.adopted, "logs/seed 7.jsonl");
+    assert_true(zn_sweep_manifest_write(dir, &m, err, sizeof err));
+    assert_true(zn_sweep_manifest_read(dir, &back, err, sizeof err));
+    assert_string_equal(back.adopted, "logs/seed 7.jsonl");
     zt_write_file("run/manifest.json", "{\"type\":\"sweep_run\",\"config\":\"x\"}\n");
     assert_false(zn_sweep_manifest_read(dir, &back, err, sizeof err));
     if (!strstr(err, "manifest.json: \"model\" is missing")) fail_msg("%s", err);
