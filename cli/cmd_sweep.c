@@ -403,18 +403,22 @@ static tally run_queue(sweep_run *queue, int n, int jobs, const zn_cli_common *c
     return t;
 }
 
-/* --adopt: takes log_path, a finished run made outside the sweep (`znet run --log`), into DIR as
- * run r, the one run the command names, after checking that the log records r's model,
- * parameters, batch, epochs and seed. Nothing is trained; returns the exit code. */
-static int adopt_run(sweep_run *r, const char *log_path)
+/* Whether log_path, for --adopt, is a finished run of r's configuration: it must record r's
+ * model, parameters, batch, planned epochs and seed. false after a message. */
+static bool adoptable(const sweep_run *r, const char *log_path)
 {
     char err[1024], why[3072] = "";
     zn_train_log log;
     if (!zn_train_log_read(log_path, &log, err, sizeof err)) {
         fprintf(stderr, "znet sweep: cannot adopt %s\n", err);
-        return ZN_EXIT_ERROR;
+        return false;
     }
-    if (isnan(log.train_time))
+    const char *missing = isnan(log.params) ? "params" : isnan(log.batch) ? "batch"
+                        : isnan(log.epochs_planned) ? "epochs" : isnan(log.seed) ? "seed" : NULL;
+    if (missing)
+        snprintf(why, sizeof why, "its run record has no \"%s\", so it cannot be matched with the configuration",
+                 missing);
+    else if (isnan(log.train_time))
         snprintf(why, sizeof why, "it has no final record: the run has not finished (finish it with `znet run "
                                   "--resume` first)");
     else if (strcmp(log.model, r->m.model_name) != 0 || log.params != (double)r->params ||
@@ -423,19 +427,37 @@ static int adopt_run(sweep_run *r, const char *log_path)
                  "the configuration %s seed %ld is %s with %lld parameters, batch %d, %d epochs",
                  log.model, log.params, log.batch, log.epochs_planned, log.seed, r->m.config, r->m.seed,
                  r->m.model_name, (long long)r->params, r->batch, r->epochs);
+    else if (strlen(log_path) >= sizeof r->m.adopted)
+        snprintf(why, sizeof why, "its path is longer than %zu bytes", sizeof r->m.adopted - 1);
     zn_train_log_free(&log);
-    if (why[0]) {
-        fprintf(stderr, "znet sweep: cannot adopt %s: %s\n", log_path, why);
+    if (why[0]) fprintf(stderr, "znet sweep: cannot adopt %s: %s\n", log_path, why);
+    return !why[0];
+}
+
+/* --adopt: takes log_path (adoptable) into the sweep folder as run r, the one run the command
+ * names. Nothing is trained; a refusal leaves no run folder behind that this call made. Returns
+ * the exit code. */
+static int adopt_run(sweep_run *r, const char *log_path)
+{
+    char err[1024], lock[4200];
+    bool fresh = access(r->dir, F_OK) != 0;
+    int busy = 0;
+    if (lock_run(r, &busy) <= 0) {
+        fprintf(stderr, "znet sweep: cannot adopt %s: its run folder %s is not free (above)\n", log_path, r->dir);
         return ZN_EXIT_ERROR;
     }
-    int busy = 0;
-    if (lock_run(r, &busy) <= 0) return ZN_EXIT_ERROR;
     snprintf(r->m.adopted, sizeof r->m.adopted, "%s", log_path);
     bool ok = zn_sweep_adopt(r->dir, &r->m, log_path, err, sizeof err);
     int out = ok ? open_output(r) : -1;
     if (out >= 0) {
-        dprintf(out, " adopted %s, a run made outside this sweep (the CPU it ran on is not recorded)\n", log_path);
+        dprintf(out, " adopted %s here, a run made outside this sweep (where it trained is not recorded)\n",
+                log_path);
         close(out);
+    }
+    if (!ok && fresh) {
+        snprintf(lock, sizeof lock, "%s/lock", r->dir);
+        unlink(lock);
+        rmdir(r->dir);
     }
     close(r->lock);
     if (!ok) {
@@ -552,6 +574,7 @@ int zn_cmd_sweep(int argc, char **argv)
                 queue[n++] = r;
             }
         }
+    ok = ok && (!adopt || adoptable(&queue[0], adopt)); /* before anything is made */
     if (ok && mkdir(dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "znet sweep: cannot make the folder %s: %s\n", dir, strerror(errno));
         ok = false;

@@ -166,7 +166,9 @@ static void adopted_note(const zn_sweep_entry *e, int n)
     int k = 0;
     for (int i = 0; i < n; i++) {
         if (!e[i].m.adopted[0]) continue;
-        if (!k++) printf("\nAdopted runs (made outside the sweep, taken in with `znet sweep --adopt`):\n");
+        if (!k++)
+            printf("\nAdopted runs (made outside the sweep, taken in with `znet sweep --adopt`; the CPU they "
+                   "trained on, and so what their s/epoch means, is not recorded):\n");
         printf("- %s seed %ld: %s\n", e[i].m.label[0] ? e[i].m.label : e[i].m.config, e[i].m.seed, e[i].m.adopted);
     }
 }

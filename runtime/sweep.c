@@ -164,7 +164,7 @@ bool zn_sweep_manifest_read(const char *dir, zn_sweep_manifest *m, char *err, si
     return ok || zn_fail(err, len, "%s: %s", path, msg);
 }
 
-/* The file at from copied whole to a new file at to; false with err naming the file. */
+/* The file at from copied whole to a new file at to; false with err naming the file and why. */
 static bool copy_file(const char *from, const char *to, char *err, size_t len)
 {
     FILE *in = fopen(from, "rb");
@@ -177,28 +177,39 @@ static bool copy_file(const char *from, const char *to, char *err, size_t len)
     }
     char buf[65536];
     size_t got;
-    bool ok = true;
-    while (ok && (got = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, got, out) == got;
-    ok = ok && !ferror(in);
+    int e = 0;
+    while (!e && (got = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, got, out) != got) e = errno ? errno : EIO;
+    if (!e && ferror(in)) e = errno ? errno : EIO;
     fclose(in);
-    if (fclose(out) != 0 || !ok) {
-        unlink(to);
-        return zn_fail(err, len, "cannot copy %s to %s", from, to);
-    }
-    return true;
+    if (fclose(out) != 0 && !e) e = errno;
+    if (!e) return true;
+    unlink(to);
+    return zn_fail(err, len, "cannot copy %s to %s: %s", from, to, strerror(e));
 }
 
 bool zn_sweep_adopt(const char *dir, const zn_sweep_manifest *m, const char *log_path, char *err, size_t len)
 {
-    char manifest[4200], log[4200];
-    struct stat st;
+    char manifest[4200], log[4200], tmp[4210];
+    struct stat st, src;
     if (!path_in(dir, ZN_SWEEP_MANIFEST, manifest, sizeof manifest) || !path_in(dir, ZN_SWEEP_LOG, log, sizeof log))
         return zn_fail(err, len, "%s: path too long", dir);
+    if (stat(log, &st) == 0 && stat(log_path, &src) == 0 && st.st_dev == src.st_dev && st.st_ino == src.st_ino)
+        return zn_fail(err, len, "it is the log of the run folder %s itself (move it out of the folder first)", dir);
     if (stat(manifest, &st) == 0 || stat(log, &st) == 0)
-        return zn_fail(err, len, "%s holds a run already (remove the folder to adopt another log as it)", dir);
-    if (!copy_file(log_path, log, err, len)) return false;
-    if (zn_sweep_manifest_write(dir, m, err, len)) return true;
-    unlink(log);
+        return zn_fail(err, len, "%s holds a run already (move that folder away to adopt another log as its run)",
+                       dir);
+    /* the log goes in under its name only once the manifest marks it adopted: a crash between
+     * leaves no log that a later sweep could take for one of its own */
+    snprintf(tmp, sizeof tmp, "%s.tmp", log);
+    unlink(tmp);
+    if (!copy_file(log_path, tmp, err, len)) return false;
+    if (zn_sweep_manifest_write(dir, m, err, len)) {
+        if (rename(tmp, log) == 0) return true;
+        zn_fail(err, len, "cannot rename %s to %s: %s", tmp, log, strerror(errno));
+        unlink(manifest);
+    }
+    unlink(tmp);
     return false;
 }
 

@@ -51,9 +51,10 @@ bool zn_sweep_manifest_write(const char *dir, const zn_sweep_manifest *m, char *
 bool zn_sweep_manifest_read(const char *dir, zn_sweep_manifest *m, char *err, size_t len);
 
 /* Makes folder dir the run of m from log_path, a finished run made outside the sweep
- * (m->adopted names it): the log copied in as its log, then its manifest written. Refused
- * (false with err) when dir holds a run's manifest or log already; on a failure part-way, the
- * copied log is removed again. Whether the log fits m's configuration is the caller's check. */
+ * (m->adopted names it): the log copied in, its manifest written, the log renamed into place.
+ * Refused (false with err) when dir holds a run's manifest or log already, or log_path is that
+ * log; a failure part-way takes back what it wrote. Whether the log fits m's configuration is
+ * the caller's check. */
 bool zn_sweep_adopt(const char *dir, const zn_sweep_manifest *m, const char *log_path, char *err, size_t len);
 
 typedef enum {

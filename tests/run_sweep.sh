@@ -123,12 +123,18 @@ zt_expect 1 "cannot adopt cut.jsonl: it has no final record" "${adopt[@]}" --see
 printf '{"type":"run","model":"fashion_small"}\n{"epoch":\n' > bad.jsonl
 zt_expect 1 "cannot adopt bad.jsonl:2: " "${adopt[@]}" --seeds 3 --adopt bad.jsonl
 zt_expect 1 "cannot adopt nothing.jsonl: No such file" "${adopt[@]}" --seeds 3 --adopt nothing.jsonl
-[ -n "$(ls A 2>/dev/null)" ] && bad "a refused --adopt made run folders: $(ls A)"
+sed 's/,"seed":3//' own.jsonl > noseed.jsonl
+zt_expect 1 "cannot adopt noseed.jsonl: its run record has no \"seed\"" "${adopt[@]}" --seeds 3 --adopt noseed.jsonl
+[ -e A ] && bad "a refused --adopt made files: $(ls -R A)"
 zt_expect 0 "adopted own.jsonl as fashion_small width=2 train.epochs=2 train.batch=4 seed 3: A/" \
     "${adopt[@]}" --seeds 3 --adopt own.jsonl
 cmp -s own.jsonl A/*_seed3/log.jsonl || bad "the adopted log differs from its source"
 grep -q '"adopted":"own.jsonl"' A/*_seed3/manifest.json || bad "the manifest does not name the source: $(cat A/*_seed3/manifest.json)"
 zt_expect 1 "cannot adopt own.jsonl: A/.*_seed3 holds a run already" "${adopt[@]}" --seeds 3 --adopt own.jsonl
+run3=$(echo A/*_seed3)
+zt_expect 1 "cannot adopt $run3/log.jsonl: it is the log of the run folder $run3 itself" \
+    "${adopt[@]}" --seeds 3 --adopt "$run3/log.jsonl"
+cmp -s own.jsonl "$run3/log.jsonl" && [ -e "$run3/manifest.json" ] || bad "a refused --adopt changed the adopted run"
 zt_expect 0 "1 finished before, 1 to run" "${adopt[@]}" --seeds 3,4
 "$znet" compare A > adopted.md || bad "compare after --adopt: exit $?: $(cat adopted.md)"
 grep -q "^| fashion_small width=2 train.epochs=2 train.batch=4 | 2 |" adopted.md || bad "compare: $(cat adopted.md)"
