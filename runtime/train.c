@@ -320,9 +320,7 @@ static void log_header(zn_run *R)
         fprintf(R->log, ",time,img_per_s\n");
         return;
     }
-    int64_t params = 0;
-    for (int i = 0; i < R->s.n_forward; i++)
-        if (R->s.graph.nodes[i].flags & ZN_NODE_PARAM) params += (int64_t)(R->s.plan.bytes[i] / sizeof(float));
+    int64_t params = zn_graph_param_count(&R->s.graph); /* summary's count: `sweep --adopt` matches them */
     json_t *heads = json_array();
     for (int h = 0; h < R->s.n_heads; h++) json_array_append_new(heads, zn_json_text(R->head_names[h]));
     zn_json_write_line(R->log, json_pack("{s:s, s:o, s:o, s:I, s:i, s:i, s:o, s:I, s:o, s:b}",
