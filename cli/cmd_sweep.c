@@ -348,11 +348,12 @@ static int prepare_run(sweep_run *r, int *finished_before, int *busy)
         printf("FAILED %s seed %ld: %s\n", r->m.config, r->m.seed, err);
         return -1;
     }
-    /* the CPUs a run's epochs were timed on and the log it was adopted from: its manifest keeps
-     * them; the label is this invocation's, finished runs included */
+    /* the CPUs a run's epochs were timed on and the log a finished run was adopted from (an
+     * adoption cut short has none: the sweep trains it): its manifest keeps them; the label is
+     * this invocation's, finished runs included */
     if (have) {
         memcpy(r->m.cpus, old.cpus, sizeof old.cpus), r->m.n_cpus = old.n_cpus;
-        memcpy(r->m.adopted, old.adopted, sizeof old.adopted);
+        if (r->state == ZN_SWEEP_FINISHED) memcpy(r->m.adopted, old.adopted, sizeof old.adopted);
     }
     zn_sweep_cpu(cpu, sizeof cpu);
     bool seen = r->state == ZN_SWEEP_FINISHED;

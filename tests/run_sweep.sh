@@ -136,6 +136,12 @@ zt_expect 1 "cannot adopt $run3/log.jsonl: it is the log of the run folder $run3
     "${adopt[@]}" --seeds 3 --adopt "$run3/log.jsonl"
 cmp -s own.jsonl "$run3/log.jsonl" && [ -e "$run3/manifest.json" ] || bad "a refused --adopt changed the adopted run"
 zt_expect 0 "1 finished before, 1 to run" "${adopt[@]}" --seeds 3,4
+# an adoption cut short before its log was in place (its manifest alone): the sweep trains that
+# run, and its manifest no longer says adopted
+"${adopt[@]/#A/A2}" --seeds 3 --adopt own.jsonl > a2.out 2>&1 || bad "adopt into A2: $(cat a2.out)"
+rm A2/*_seed3/log.jsonl
+zt_expect 0 "0 finished before, 1 to run" "${adopt[@]/#A/A2}" --seeds 3
+grep -q '"adopted"' A2/*_seed3/manifest.json && bad "a run the sweep trained is still marked adopted"
 "$znet" compare A > adopted.md || bad "compare after --adopt: exit $?: $(cat adopted.md)"
 grep -q "^| fashion_small width=2 train.epochs=2 train.batch=4 | 2 |" adopted.md || bad "compare: $(cat adopted.md)"
 grep -q "^- fashion_small width=2 train.epochs=2 train.batch=4 seed 3: own.jsonl$" adopted.md ||
