@@ -172,13 +172,9 @@ static bool row(const entry *e, const entry *global, long batch_opt, bool *over_
                 if (strcmp(log.series[s], "vote") != 0)
                     printf("%s%s %.4f", s ? " · " : "", log.series[s], last->test_acc[s]);
             printf(" |");
-            double vote = NAN, best = NAN;
             int s = zn_train_log_series(&log, "vote");
-            if (s >= 0) vote = last->test_acc[s];
-            for (int k = 0; s >= 0 && k < log.n_epochs; k++)
-                if (isnan(best) || log.epochs[k].test_acc[s] > best) best = log.epochs[k].test_acc[s];
-            cell_acc(vote);
-            cell_acc(best);
+            cell_acc(s >= 0 ? last->test_acc[s] : NAN);
+            cell_acc(zn_train_log_best(&log, s));
             if (!isnan(log.high_water_bytes)) zn_format_bytes((size_t)log.high_water_bytes, peak, sizeof peak);
             /* a run without its final record, short of its recipe's epochs, is unfinished: "9 of 24" */
             char done[48];

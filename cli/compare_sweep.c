@@ -76,12 +76,9 @@ static int columns(const zn_sweep_entry *e, int n, char names[MAX_COLUMNS][ZN_LO
  * the vote's best. */
 static double figure(const zn_train_log *log, const char *name)
 {
-    bool best = strcmp(name, "best vote") == 0;
-    int s = strcmp(name, LAST_HEAD) == 0 ? last_head(log) : zn_train_log_series(log, best ? "vote" : name);
-    double v = NAN;
-    for (int i = 0; s >= 0 && i < log->n_epochs; i++)
-        if (!best || isnan(v) || log->epochs[i].test_acc[s] > v) v = log->epochs[i].test_acc[s];
-    return v;
+    if (strcmp(name, "best vote") == 0) return zn_train_log_best(log, zn_train_log_series(log, "vote"));
+    int s = strcmp(name, LAST_HEAD) == 0 ? last_head(log) : zn_train_log_series(log, name);
+    return s >= 0 && log->n_epochs > 0 ? log->epochs[log->n_epochs - 1].test_acc[s] : NAN;
 }
 
 /* The statistics of get(run) over the group's runs. */

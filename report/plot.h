@@ -56,6 +56,9 @@ bool zn_train_log_read(const char *path, zn_train_log *log, char *err, size_t er
 void zn_train_log_free(zn_train_log *log);
 /* The index of the test series called name (a head, or "vote") in log; -1 when it has none. */
 int zn_train_log_series(const zn_train_log *log, const char *name);
+/* The highest test accuracy of series s over log's epochs (compare's "best vote"); NAN when s < 0
+ * or no epoch has it. */
+double zn_train_log_best(const zn_train_log *log, int s);
 
 /* The SVG of n logs (n >= 1): two panels (loss; accuracy), a third (learning rate per step)
  * under the loss panel when a log has step records, legend, title (NULL: the model names). */

@@ -56,6 +56,14 @@ int zn_train_log_series(const zn_train_log *log, const char *name)
     return -1;
 }
 
+double zn_train_log_best(const zn_train_log *log, int s)
+{
+    double best = NAN;
+    for (int i = 0; s >= 0 && i < log->n_epochs; i++)
+        if (isnan(best) || log->epochs[i].test_acc[s] > best) best = log->epochs[i].test_acc[s];
+    return best;
+}
+
 /* The index of test series name, added when new; -1 after a message. */
 static int series_index(zn_train_log *log, const char *name, char *msg, size_t len)
 {
