@@ -82,12 +82,20 @@ typedef struct wg_geom {
   int block;          /* tiles per block, a multiple of LANES */
   int ld;             /* row stride of the block buffers: block rounded up to PAIR * LANES
                        * floats, so that every row starts a 64-byte line (windows_at) */
+  size_t v_xi, m_xi;  /* floats from one entry's matrix to the next in the block buffers
+                       * v [XI, cin, ld] and m [XI, cout, ld]: SKEW more than the matrix */
   int cin, cout;      /* channels in and out of the conv being run (backward-data: o, c) */
   size_t u_floats;    /* transformed filter (or its gradient) [XI, cout, cin] */
   size_t part_floats; /* a thread's (forward) or the call's (backward-filter) block buffers */
 } wg_geom;
 
 static int round_up(int v, int to) { return (v + to - 1) / to * to; }
+
+/* One 64-byte line between the block buffers' 36 matrices. A transform writes (or reads) the
+ * same row of all 36; at 128 channels and 256 tiles the matrices are 128 KiB apart, so those 36
+ * lines fell in one set of the L1 and L2 caches (8 ways on Zen 3) and evicted each other before
+ * the next group of tiles filled their other halves. */
+#define SKEW 16
 
 /* Tiles per block so that XI * (cin + cout) * block floats fit bytes, at least lo, at most hi. */
 static int block_tiles(int cin, int cout, size_t bytes, int lo, int hi) {
@@ -109,7 +117,9 @@ static wg_geom geom_of(const zn_conv_params *p, int transposed, int filter) {
   if (g.block > share) g.block = share;
   g.u_floats = (size_t)XI * p->c * p->o;
   g.ld = round_up(g.block, PAIR * LANES);
-  g.part_floats = (size_t)XI * (p->c + p->o) * g.ld;
+  g.v_xi = (size_t)g.cin * g.ld + SKEW;
+  g.m_xi = (size_t)g.cout * g.ld + SKEW;
+  g.part_floats = XI * (g.v_xi + g.m_xi);
   return g;
 }
 
@@ -213,11 +223,15 @@ __attribute__((always_inline)) static inline void gather_runs(const float *plane
                                                               v8 *d) {
   const int size = W->size;
   for (int i = 0; i < size; i++) {
-    v4 c[2][6] = {{{0}}};
+    v4 c[2][6]; /* zeroed only for rows outside the plane: `= {0}` here compiled to a
+                 * `rep stos` per row, a sixth of input_avx2's cycles at width 64 */
     for (int run = 0; run < 2; run++) {
       const int first = 4 * run, last = first + 3;
       const int lo = W->j0[first], hi = 12 + W->j1[last]; /* the run's columns in the plane */
-      if (i < W->i0[first] || i >= W->i1[first]) continue;
+      if (i < W->i0[first] || i >= W->i1[first]) {
+        for (int j = 0; j < size; j++) c[run][j] = (v4){0, 0, 0, 0};
+        continue;
+      }
       const ptrdiff_t row = window_start(W, first) + (ptrdiff_t)i * W->w;
       v4 q[4];
       for (int k = 0; k < 4; k++) q[k] = load_clipped(plane, row, 4 * k, lo, hi);
@@ -418,13 +432,13 @@ static const wg_transforms *transforms(void) {
   return zn_cpu_path_active() == ZN_CPU_PORTABLE ? &transforms_portable : &transforms_avx2;
 }
 
-/* Transforms channel c's 6x6 input tiles (window W on x) into column col of v [XI, channels, ld]. */
-static void input_tiles(const float *x, int channels, int c, const window *W, float *v, int ld,
+/* Transforms channel c's 6x6 input tiles (window W on x) into column col of v [XI, cin, ld]. */
+static void input_tiles(const float *x, int c, const window *W, const wg_geom *g, float *v,
                         int col) {
   v8 t[XI];
   transforms()->input(x + c * W->hw, W, t);
   for (int xi = 0; xi < XI; xi++)
-    memcpy(v + ((size_t)xi * channels + c) * ld + col, &t[xi], sizeof(v8));
+    memcpy(v + xi * g->v_xi + (size_t)c * g->ld + col, &t[xi], sizeof(v8));
 }
 
 /* One call's arguments, shared read-only by the pool's threads. */
@@ -478,7 +492,7 @@ static void forward_slice(void *ctx, int t, int count) {
   const wg_job *j = ctx;
   const wg_geom *g = &j->g;
   const zn_conv_params *p = j->p;
-  float *v = j->parts + (size_t)t * g->part_floats, *m = v + (size_t)XI * g->cin * g->ld;
+  float *v = j->parts + (size_t)t * g->part_floats, *m = v + XI * g->v_xi;
   int begin, end;
   zn_cpu_split(g->tiles, t, count, &begin, &end);
   for (int b0 = begin; b0 < end; b0 += g->block) {
@@ -488,13 +502,12 @@ static void forward_slice(void *ctx, int t, int count) {
       int n = windows_at(p, g, g->cin, b0 + g0, tiles - g0, 6, -1, W);
       for (int c = 0; c < g->cin; c++)
         for (int k = 0; k < n; k++)
-          input_tiles(j->src, g->cin, c, &W[k], v, g->ld, g0 + k * LANES);
+          input_tiles(j->src, c, &W[k], g, v, g0 + k * LANES);
     }
     for (int xi = 0; xi < XI; xi++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, cols, g->cin, 1.0f,
                   j->u + (size_t)xi * g->cout * g->cin, g->cin,
-                  v + (size_t)xi * g->cin * g->ld, g->ld, 0.0f,
-                  m + (size_t)xi * g->cout * g->ld, g->ld);
+                  v + xi * g->v_xi, g->ld, 0.0f, m + xi * g->m_xi, g->ld);
     for (int g0 = 0; g0 < tiles; g0 += PAIR * LANES) {
       window W[PAIR];
       int n = windows_at(p, g, g->cout, b0 + g0, tiles - g0, 4, 0, W);
@@ -502,7 +515,7 @@ static void forward_slice(void *ctx, int t, int count) {
         for (int k = 0; k < n; k++) {
           v8 mm[XI];
           for (int xi = 0; xi < XI; xi++)
-            memcpy(&mm[xi], m + ((size_t)xi * g->cout + o) * g->ld + g0 + k * LANES, sizeof(v8));
+            memcpy(&mm[xi], m + xi * g->m_xi + (size_t)o * g->ld + g0 + k * LANES, sizeof(v8));
           transforms()->output(mm, j->dst + o * W[k].hw, &W[k], j->b ? j->b[o] : 0.0f);
         }
     }
@@ -534,7 +547,7 @@ void zn_winograd_backward_data(const zn_conv_params *p, const float *dy, const f
 /* Backward-filter's buffers for the current block: v [XI, c, ld] and dm [XI, o, ld]. */
 static float *filter_v(const wg_job *j) { return j->parts; }
 static float *filter_dm(const wg_job *j) {
-  return j->parts + (size_t)XI * j->p->c * j->g.ld;
+  return j->parts + XI * j->g.v_xi;
 }
 
 /* Transforms thread t's share of the block's tiles: x's 6x6 tiles into v, dy's 4x4 tiles into dm
@@ -554,13 +567,13 @@ static void filter_transform_slice(void *ctx, int t, int count) {
     windows_at(p, &j->g, p->o, j->first + g0, tiles, 4, 0, D);
     for (int c = 0; c < p->c; c++)
       for (int k = 0; k < n; k++)
-        input_tiles(j->src, p->c, c, &W[k], filter_v(j), j->g.ld, g0 + k * LANES);
+        input_tiles(j->src, c, &W[k], &j->g, filter_v(j), g0 + k * LANES);
     for (int o = 0; o < p->o; o++)
       for (int k = 0; k < n; k++) {
         v8 dm[XI];
         transforms()->dy(j->dy + o * D[k].hw, &D[k], dm);
         for (int xi = 0; xi < XI; xi++)
-          memcpy(filter_dm(j) + ((size_t)xi * p->o + o) * j->g.ld + g0 + k * LANES, &dm[xi],
+          memcpy(filter_dm(j) + xi * j->g.m_xi + (size_t)o * j->g.ld + g0 + k * LANES, &dm[xi],
                  sizeof(v8));
       }
   }
@@ -574,8 +587,8 @@ static void filter_gemm_slice(void *ctx, int t, int count) {
   zn_cpu_split(XI, t, count, &begin, &end);
   for (int xi = begin; xi < end; xi++)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, round_up(j->count, LANES),
-                1.0f, filter_dm(j) + (size_t)xi * p->o * j->g.ld, j->g.ld,
-                filter_v(j) + (size_t)xi * p->c * j->g.ld, j->g.ld, j->first ? 1.0f : 0.0f,
+                1.0f, filter_dm(j) + xi * j->g.m_xi, j->g.ld, filter_v(j) + xi * j->g.v_xi,
+                j->g.ld, j->first ? 1.0f : 0.0f,
                 j->u + (size_t)xi * p->o * p->c, p->c);
 }
 
