@@ -85,16 +85,17 @@ typedef struct wg_geom {
   size_t v_xi, m_xi;  /* floats from one entry's matrix to the next in the block buffers
                        * v [XI, cin, ld] and m [XI, cout, ld]: SKEW more than the matrix */
   int cin, cout;      /* channels in and out of the conv being run (backward-data: o, c) */
+  size_t u_xi;        /* floats from one entry's matrix to the next in u: SKEW more than one */
   size_t u_floats;    /* transformed filter (or its gradient) [XI, cout, cin] */
   size_t part_floats; /* a thread's (forward) or the call's (backward-filter) block buffers */
 } wg_geom;
 
 static int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
-/* One 64-byte line between the block buffers' 36 matrices. A transform writes (or reads) the
- * same row of all 36; at 128 channels and 256 tiles the matrices are 128 KiB apart, so those 36
- * lines fell in one set of the L1 and L2 caches (8 ways on Zen 3) and evicted each other before
- * the next group of tiles filled their other halves. */
+/* One 64-byte line between the 36 matrices of the block buffers and of u. A transform writes (or
+ * reads) the same row of all 36; at 128 channels and 256 tiles the matrices are 128 KiB apart (u's
+ * are 1 MiB at 512 x 512), so those 36 lines fell in one set of the L1 and L2 caches (8 ways on
+ * Zen 3) and evicted each other before the next group filled their other halves. */
 #define SKEW 16
 
 /* Tiles per block so that XI * (cin + cout) * block floats fit bytes, at least lo, at most hi. */
@@ -115,7 +116,8 @@ static wg_geom geom_of(const zn_conv_params *p, int transposed, int filter) {
                    : block_tiles(p->c, p->o, block_bytes, LANES, 256);
   int share = round_up((g.tiles + threads - 1) / threads, LANES);
   if (g.block > share) g.block = share;
-  g.u_floats = (size_t)XI * p->c * p->o;
+  g.u_xi = (size_t)p->c * p->o + SKEW;
+  g.u_floats = XI * g.u_xi;
   g.ld = round_up(g.block, PAIR * LANES);
   g.v_xi = (size_t)g.cin * g.ld + SKEW;
   g.m_xi = (size_t)g.cout * g.ld + SKEW;
@@ -453,6 +455,15 @@ typedef struct wg_job {
   int first, count; /* backward-filter: the block being run */
 } wg_job;
 
+/* count (<= LANES) floats from src to dst, a vector move when all lanes are used: memcpy of a
+ * variable count is a libc call, 36 per group of filters (2 % of width 64's step). */
+static void copy_lanes(float *dst, const float *src, int count) {
+  if (count == LANES)
+    memcpy(dst, src, sizeof(float) * LANES);
+  else
+    memcpy(dst, src, sizeof(float) * count);
+}
+
 /* u = G g G^T for filters [begin, end) * LANES of the [cout, cin] pairs. */
 static void filter_range(void *ctx, size_t begin, size_t end) {
   const wg_job *j = ctx;
@@ -468,7 +479,7 @@ static void filter_range(void *ctx, size_t begin, size_t end) {
     }
     transforms()->filter(g, t);
     for (int xi = 0; xi < XI; xi++)
-      memcpy(j->u + (size_t)xi * pairs + first, &t[xi], sizeof(float) * count);
+      copy_lanes(j->u + xi * j->g.u_xi + first, (const float *)&t[xi], count);
   }
 }
 
@@ -506,7 +517,7 @@ static void forward_slice(void *ctx, int t, int count) {
     }
     for (int xi = 0; xi < XI; xi++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, cols, g->cin, 1.0f,
-                  j->u + (size_t)xi * g->cout * g->cin, g->cin,
+                  j->u + xi * g->u_xi, g->cin,
                   v + xi * g->v_xi, g->ld, 0.0f, m + xi * g->m_xi, g->ld);
     for (int g0 = 0; g0 < tiles; g0 += PAIR * LANES) {
       window W[PAIR];
@@ -528,7 +539,7 @@ static void run_forward(const zn_conv_params *p, int transposed, const float *sr
   wg_job j = {.p = p, .g = geom_of(p, transposed, 0), .src = src, .w = w, .b = b, .dst = dst,
               .transposed = transposed, .u = workspace};
   j.parts = workspace + j.g.u_floats;
-  zn_cpu_parallel_for((j.g.u_floats / XI + LANES - 1) / LANES, 1, filter_range, &j);
+  zn_cpu_parallel_for(((size_t)p->c * p->o + LANES - 1) / LANES, 1, filter_range, &j);
   zn_cpu_parallel_run(forward_slice, &j);
 }
 
@@ -589,7 +600,7 @@ static void filter_gemm_slice(void *ctx, int t, int count) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, round_up(j->count, LANES),
                 1.0f, filter_dm(j) + xi * j->g.m_xi, j->g.ld, filter_v(j) + xi * j->g.v_xi,
                 j->g.ld, j->first ? 1.0f : 0.0f,
-                j->u + (size_t)xi * p->o * p->c, p->c);
+                j->u + xi * j->g.u_xi, p->c);
 }
 
 /* dw = G^T u G for filters [begin, end) * LANES. */
@@ -600,7 +611,7 @@ static void filter_back_range(void *ctx, size_t begin, size_t end) {
     int first = (int)grp * LANES, count = pairs - first < LANES ? pairs - first : LANES;
     v8 u[XI] = {{0}}, d[9];
     for (int xi = 0; xi < XI; xi++)
-      memcpy(&u[xi], j->u + (size_t)xi * pairs + first, sizeof(float) * count);
+      copy_lanes((float *)&u[xi], j->u + xi * j->g.u_xi + first, count);
     transforms()->filter_back(u, d);
     for (int l = 0; l < count; l++)
       for (int k = 0; k < 9; k++) j->dst[(size_t)(first + l) * 9 + k] = d[k][l];
