@@ -517,8 +517,8 @@ static void forward_slice(void *ctx, int t, int count) {
     }
     for (int xi = 0; xi < XI; xi++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, cols, g->cin, 1.0f,
-                  j->u + xi * g->u_xi, g->cin,
-                  v + xi * g->v_xi, g->ld, 0.0f, m + xi * g->m_xi, g->ld);
+                  j->u + xi * g->u_xi, g->cin, v + xi * g->v_xi, g->ld, 0.0f, m + xi * g->m_xi,
+                  g->ld);
     for (int g0 = 0; g0 < tiles; g0 += PAIR * LANES) {
       window W[PAIR];
       int n = windows_at(p, g, g->cout, b0 + g0, tiles - g0, 4, 0, W);
@@ -590,7 +590,7 @@ static void filter_transform_slice(void *ctx, int t, int count) {
   }
 }
 
-/* u[xi] (+)= dm[xi] v[xi]^T for thread t's share of the 36 entries; the block's first call writes. */
+/* u[xi] (+)= dm[xi] v[xi]^T for thread t's share of the 36 entries; a block's first call writes. */
 static void filter_gemm_slice(void *ctx, int t, int count) {
   const wg_job *j = ctx;
   const zn_conv_params *p = j->p;
@@ -599,8 +599,7 @@ static void filter_gemm_slice(void *ctx, int t, int count) {
   for (int xi = begin; xi < end; xi++)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, round_up(j->count, LANES),
                 1.0f, filter_dm(j) + xi * j->g.m_xi, j->g.ld, filter_v(j) + xi * j->g.v_xi,
-                j->g.ld, j->first ? 1.0f : 0.0f,
-                j->u + xi * j->g.u_xi, p->c);
+                j->g.ld, j->first ? 1.0f : 0.0f, j->u + xi * j->g.u_xi, p->c);
 }
 
 /* dw = G^T u G for filters [begin, end) * LANES. */
