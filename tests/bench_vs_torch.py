@@ -5,7 +5,9 @@ with its default OpenMP waiting and with OMP_WAIT_POLICY=PASSIVE, the load avera
 OpenBLAS sgemm 2048^3 reading (1 and 2 threads, the library znet links) beside each round.
 PyTorch links the same OpenBLAS: every side runs the OpenBLAS kernels znet runs (OPENBLAS_CORETYPE
 as `znet --version` names them, where the caller set none: docs/performance.md, "OpenBLAS's kernels").
-Rounds that start above --max-load do not count. Prints the ratio table (znet / the faster
+Rounds that start above --max-load do not count. Beside each round it also shows the share of
+the CPU time that the hypervisor gave other guests during it (steal, /proc/stat): a host can be
+contended at a low load average (docs/performance.md, "Session 29 check"). Prints the ratio table (znet / the faster
 PyTorch) and writes every reading as JSON lines. Not part of the build or tests; see
 docs/performance.md for the figures and the exact commands.
 Usage: /usr/bin/python3 tests/bench_vs_torch.py [--rows a,b] [--rounds 3] [--quick] [--json F]"""
@@ -45,6 +47,19 @@ def die(msg):
 def load_average():
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
+
+
+def cpu_times():
+    """(steal, total) jiffies of all CPUs so far, from /proc/stat's first line (steal is its 8th
+    figure; guest time is counted within user time, so the first eight make the total)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    return fields[7], sum(fields)
+
+
+def steal_pct(start):
+    steal, total = cpu_times()
+    return 100.0 * (steal - start[0]) / max(total - start[1], 1)
 
 
 class Sgemm:
@@ -123,11 +138,12 @@ def emit(a, rec):
 
 
 def table(a, rows, results, rounds_info):
-    print("\nimg/s (batch %d, %d threads); sgemm in GFLOP/s; ratio = znet / the faster PyTorch; * = round started above load %.1f, not counted"
+    print("\nimg/s (batch %d, %d threads); sgemm in GFLOP/s; steal: %% of the CPU time given to other guests"
+          " during the round; ratio = znet / the faster PyTorch; * = round started above load %.1f, not counted"
           % (a.batch, a.threads, a.max_load))
     if a.quick: print("--quick: one timed step per run; these figures prove the script runs and measure nothing")
-    print("%-18s %5s %6s %11s %10s %10s %10s %7s" % ("row", "round", "load", "sgemm 1t/2t", "znet", "torch", "passive",
-                                                   "ratio"))
+    print("%-18s %5s %6s %11s %6s %10s %10s %10s %7s" % ("row", "round", "load", "sgemm 1t/2t", "steal", "znet",
+                                                        "torch", "passive", "ratio"))
     for row in rows:
         counted = []
         for r, info in enumerate(rounds_info):
@@ -136,8 +152,9 @@ def table(a, rows, results, rounds_info):
             mark = "" if info["counts"] else "*"
             if info["counts"]: counted.append(ratio)
             sgemm = "%.0f/%.0f" % (info["sgemm_gflops_1t"], info["sgemm_gflops_2t"])
-            print("%-18s %5s %6.2f %11s %10.1f %10.1f %10.1f %7.2f" % (row, f"{r + 1}{mark}", info["load"], sgemm,
-                                                                        v["znet"], v["torch"], v["torch_passive"], ratio))
+            print("%-18s %5s %6.2f %11s %5.1f%% %10.1f %10.1f %10.1f %7.2f"
+                  % (row, f"{r + 1}{mark}", info["load"], sgemm, info["steal_pct"], v["znet"], v["torch"],
+                     v["torch_passive"], ratio))
         med = "%.2f" % statistics.median(counted) if counted else "none (no round counted)"
         print("%-18s median ratio over %d counted round(s): %s" % ("", len(counted), med))
         emit(a, {"summary": row, "counted_rounds": len(counted), "median_ratio": statistics.median(counted) if counted else None})
@@ -176,7 +193,7 @@ def main():
         if mine != theirs: die(f"{row}: znet and PyTorch models differ ({mine:,} against {theirs:,} parameters)")
     sgemm, results, rounds_info = Sgemm(), {r: [] for r in rows}, []
     for r in range(a.rounds):
-        load = load_average()
+        load, start = load_average(), cpu_times()
         info = {"round": r + 1, "load": load, "counts": load <= a.max_load,
                 "sgemm_gflops_1t": round(sgemm.gflops(1), 1), "sgemm_gflops_2t": round(sgemm.gflops(2), 1)}
         rounds_info.append(info)
@@ -188,6 +205,8 @@ def main():
                 got[runner] = measure(a, row, runner, 1 if a.quick else ROWS[row][3])
                 emit(a, {"round": r + 1, "row": row, "runner": runner, "img_s": got[runner], "load_before": before})
             results[row].append(got)
+        info["steal_pct"] = round(steal_pct(start), 2)
+        emit(a, {"round": r + 1, "steal_pct": info["steal_pct"]})
     table(a, rows, results, rounds_info)
 
 
