@@ -1,11 +1,12 @@
 /* test_winograd.c: Winograd F(4x4, 3x3) (backends/cpu/winograd.h) against a double-precision direct
  * convolution in all three directions, on whole and part-filled tiles, one tile per image, one
  * and several blocks, rows of tiles the gathers transpose in runs of four, pools of 1 and 3
- * threads, with activations, filters and gradients of realistic magnitudes. The error bound is relative to the largest |term| sum of an output (the
- * scale every float kernel's rounding error grows with), so it holds on any CPU and BLAS. Also:
- * conv.c picks Winograd by its rule and not when turned off, a rerun repeats bit for bit (and
- * backward-filter's on any pool), the portable and AVX2 transforms agree bit for bit, and a bad
- * ZNET_WINOGRAD stops the process with a message. */
+ * threads, with activations, filters and gradients of realistic magnitudes. The error bound is
+ * relative to the largest |term| sum of an output (the scale every float kernel's rounding error
+ * grows with), so it holds on any CPU and BLAS. Also: conv.c picks Winograd by its rule (per
+ * kernel path) and not when turned off, a rerun repeats bit for bit (and backward-filter's on any
+ * pool), the portable and AVX2 transforms agree bit for bit, and a bad ZNET_WINOGRAD stops the
+ * process with a message. */
 #include "support.h"
 
 #include <math.h>
@@ -280,6 +281,27 @@ static void test_dispatch(void **state) {
   zt_scratch_free();
 }
 
+/* The rule per kernel path: 32 channels on planes of 16x16 and more take Winograd on the avx2 path
+ * only (measured against its direct kernels: docs/performance.md, "The avx2 path's rule"), 64 on
+ * 8x8 on every path, 32 on 8x8 on none. */
+static void test_rule_per_path(void **state) {
+  (void)state;
+  const zn_conv_params wide = {4, 32, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+  const zn_conv_params deep = {4, 64, 8, 8, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+  const zn_conv_params neither = {4, 32, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+  zn_winograd_enable(1);
+  for (int path = 0; path < ZN_CPU_PATH_COUNT; path++) {
+    if (!zn_cpu_path_force((zn_cpu_path)path)) {
+      print_message("skipping the %s path: this CPU lacks it\n", zn_cpu_path_name((zn_cpu_path)path));
+      continue;
+    }
+    assert_int_equal(zn_winograd_chosen(&wide), path == ZN_CPU_AVX2);
+    assert_true(zn_winograd_chosen(&deep));
+    assert_false(zn_winograd_chosen(&neither));
+  }
+  assert_true(zn_cpu_path_choose(NULL, 0)); /* back to the environment's path */
+}
+
 /* A child with ZNET_WINOGRAD=maybe exits 2 at its first conv, naming the variable and value. Runs
  * first: the variable is read once per process, and the child inherits that state. */
 static void test_bad_environment(void **state) {
@@ -316,6 +338,7 @@ int main(void) {
       cmocka_unit_test(test_bias),
       cmocka_unit_test(test_paths_agree),
       cmocka_unit_test(test_dispatch),
+      cmocka_unit_test(test_rule_per_path),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

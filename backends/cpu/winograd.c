@@ -672,7 +672,10 @@ int zn_winograd_chosen(const zn_conv_params *p) {
   if (!(forced < 0 ? from_env : forced) || !zn_winograd_supported(p)) return 0;
   /* docs/performance.md, "Winograd": it won on every DavidNet shape with 64 or more channels each
    * side on planes of 8x8 and more (64 -> 128 on 8x8 too, once OpenBLAS ran its AVX-512 kernels)
-   * and with 128 on 4x4; it lost badly with 3. */
+   * and with 128 on 4x4; it lost badly with 3. Against the AVX2 direct kernels it also won with
+   * 32 on planes of 16x16 and more ("The avx2 path's rule"); against AVX-512's, not measured. */
   int fewest = p->c < p->o ? p->c : p->o;
-  return fewest >= 128 || (fewest >= 64 && (long)p->h * p->w >= 64);
+  long pixels = (long)p->h * p->w;
+  if (fewest >= 128 || (fewest >= 64 && pixels >= 64)) return 1;
+  return zn_cpu_path_active() == ZN_CPU_AVX2 && fewest >= 32 && pixels >= 256;
 }
