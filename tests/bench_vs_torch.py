@@ -7,8 +7,8 @@ PyTorch links the same OpenBLAS: every side runs the OpenBLAS kernels znet runs 
 as `znet --version` names them, where the caller set none: docs/performance.md, "OpenBLAS's kernels").
 Rounds that start above --max-load do not count. Beside each round it also shows the share of
 the CPU time that the hypervisor gave other guests during it (steal, /proc/stat): a host can be
-contended at a low load average (docs/performance.md, "Session 29 check"). Prints the ratio table (znet / the faster
-PyTorch) and writes every reading as JSON lines. Not part of the build or tests; see
+contended at a low load average (docs/performance.md, "Session 29 check"). Prints the ratio
+table (znet / the faster PyTorch) and writes every reading as JSON lines. Not part of the build or tests; see
 docs/performance.md for the figures and the exact commands.
 Usage: /usr/bin/python3 tests/bench_vs_torch.py [--rows a,b] [--rounds 3] [--quick] [--json F]"""
 import argparse, ctypes, json, os, re, statistics, subprocess, sys, time
