@@ -387,15 +387,31 @@ __attribute__((target("avx2"), always_inline)) static inline void scatter_rows_a
       other(plane, W, y, add);                                                                \
   }
 
+/* The 36 entries of a transformed tile, entry xi's 8 lanes at t + xi * stride in the block
+ * buffers: one 32-byte move each. Copied by memcpy, a v8 moved in two 16-byte halves (GCC's
+ * generic tuning), and these stores are where the transforms wait: a block's buffers are
+ * megabytes, so every line they write misses the cache. */
+typedef float v8u __attribute__((vector_size(32), aligned(4))); /* a v8 at any float */
+__attribute__((always_inline)) static inline void put_entries(const v8 r[XI], float *t,
+                                                              size_t stride) {
+  for (int xi = 0; xi < XI; xi++) *(v8u *)(t + xi * stride) = r[xi];
+}
+__attribute__((always_inline)) static inline void get_entries(const float *t, size_t stride,
+                                                              v8 r[XI]) {
+  for (int xi = 0; xi < XI; xi++) r[xi] = *(const v8u *)(t + xi * stride);
+}
+
 /* The transforms, each compiled for the portable path (SSE2: a v8 is two registers) and for
  * AVX2 (one ymm; the AVX2 and AVX-512 paths) with the gathers and scatters around them (a
  * vector built in one form and read in the other would stall store forwarding), picked per call
  * by the active kernel path (cpu_features.h). The file is built with -ffp-contract=off: every
  * form rounds each product and sum apart, so all give the same bits. */
 typedef struct wg_transforms {
-  void (*input)(const float *plane, const window *W, v8 *t);  /* B^T d B of 6x6 windows */
-  void (*dy)(const float *plane, const window *W, v8 *t);     /* A d A^T of 4x4 windows */
-  void (*output)(const v8 *m, float *plane, const window *W, float add); /* A^T m A (+ add) */
+  /* B^T d B of 6x6 windows, A d A^T of 4x4 windows: entry xi's 8 lanes to t + xi * stride */
+  void (*input)(const float *plane, const window *W, float *t, size_t stride);
+  void (*dy)(const float *plane, const window *W, float *t, size_t stride);
+  /* A^T m A (+ add), entry xi's 8 lanes read from m + xi * stride */
+  void (*output)(const float *m, size_t stride, float *plane, const window *W, float add);
   void (*filter)(const v8 *g, v8 *u);                                     /* G g G^T */
   void (*filter_back)(const v8 *u, v8 *g);                                /* G^T u G */
 } wg_transforms;
@@ -403,19 +419,25 @@ typedef struct wg_transforms {
 #define WG_TRANSFORMS(path, attr, other_gather, other_scatter)                                 \
   WG_GATHER_TILES(path, attr, other_gather)                                                    \
   WG_SCATTER_TILES(path, attr, other_scatter)                                                  \
-  attr static void input_##path(const float *plane, const window *W, v8 *t) {                   \
-    v8 d[XI];                                                                                  \
+  attr static void input_##path(const float *plane, const window *W, float *t,                 \
+                                size_t stride) {                                               \
+    v8 d[XI], r[XI];                                                                           \
     gather_tiles_##path(plane, W, d, 6);                                                       \
-    sandwich(BT, 6, 6, d, t);                                                                  \
+    sandwich(BT, 6, 6, d, r);                                                                  \
+    put_entries(r, t, stride);                                                                 \
   }                                                                                            \
-  attr static void dy_##path(const float *plane, const window *W, v8 *t) {                      \
-    v8 d[16];                                                                                  \
+  attr static void dy_##path(const float *plane, const window *W, float *t,                    \
+                             size_t stride) {                                                  \
+    v8 d[16], r[XI];                                                                           \
     gather_tiles_##path(plane, W, d, 4);                                                       \
-    sandwich(A, 6, 4, d, t);                                                                   \
+    sandwich(A, 6, 4, d, r);                                                                   \
+    put_entries(r, t, stride);                                                                 \
   }                                                                                            \
-  attr static void output_##path(const v8 *m, float *plane, const window *W, float add) {       \
-    v8 y[16];                                                                                  \
-    sandwich(AT, 4, 6, m, y);                                                                  \
+  attr static void output_##path(const float *m, size_t stride, float *plane,                  \
+                                 const window *W, float add) {                                 \
+    v8 in[XI], y[16];                                                                          \
+    get_entries(m, stride, in);                                                                \
+    sandwich(AT, 4, 6, in, y);                                                                 \
     scatter_tiles_##path(plane, W, y, add);                                                    \
   }                                                                                            \
   attr static void filter_##path(const v8 *g, v8 *u) { sandwich(G, 6, 3, g, u); }              \
@@ -437,10 +459,7 @@ static const wg_transforms *transforms(void) {
 /* Transforms channel c's 6x6 input tiles (window W on x) into column col of v [XI, cin, ld]. */
 static void input_tiles(const float *x, int c, const window *W, const wg_geom *g, float *v,
                         int col) {
-  v8 t[XI];
-  transforms()->input(x + c * W->hw, W, t);
-  for (int xi = 0; xi < XI; xi++)
-    memcpy(v + xi * g->v_xi + (size_t)c * g->ld + col, &t[xi], sizeof(v8));
+  transforms()->input(x + c * W->hw, W, v + (size_t)c * g->ld + col, g->v_xi);
 }
 
 /* One call's arguments, shared read-only by the pool's threads. */
@@ -523,12 +542,9 @@ static void forward_slice(void *ctx, int t, int count) {
       window W[PAIR];
       int n = windows_at(p, g, g->cout, b0 + g0, tiles - g0, 4, 0, W);
       for (int o = 0; o < g->cout; o++)
-        for (int k = 0; k < n; k++) {
-          v8 mm[XI];
-          for (int xi = 0; xi < XI; xi++)
-            memcpy(&mm[xi], m + xi * g->m_xi + (size_t)o * g->ld + g0 + k * LANES, sizeof(v8));
-          transforms()->output(mm, j->dst + o * W[k].hw, &W[k], j->b ? j->b[o] : 0.0f);
-        }
+        for (int k = 0; k < n; k++)
+          transforms()->output(m + (size_t)o * g->ld + g0 + k * LANES, g->m_xi,
+                               j->dst + o * W[k].hw, &W[k], j->b ? j->b[o] : 0.0f);
     }
   }
 }
@@ -580,13 +596,9 @@ static void filter_transform_slice(void *ctx, int t, int count) {
       for (int k = 0; k < n; k++)
         input_tiles(j->src, c, &W[k], &j->g, filter_v(j), g0 + k * LANES);
     for (int o = 0; o < p->o; o++)
-      for (int k = 0; k < n; k++) {
-        v8 dm[XI];
-        transforms()->dy(j->dy + o * D[k].hw, &D[k], dm);
-        for (int xi = 0; xi < XI; xi++)
-          memcpy(filter_dm(j) + xi * j->g.m_xi + (size_t)o * j->g.ld + g0 + k * LANES, &dm[xi],
-                 sizeof(v8));
-      }
+      for (int k = 0; k < n; k++)
+        transforms()->dy(j->dy + o * D[k].hw, &D[k],
+                         filter_dm(j) + (size_t)o * j->g.ld + g0 + k * LANES, j->g.m_xi);
   }
 }
 
