@@ -11,33 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backends/cpu/conv.h"
 #include "backends/cpu/threads.h"
 #include "backends/cpu/winograd.h"
-
-typedef struct layer {
-  char name[32];
-  int c, o, h, w, k, stride, pad, dil, groups;
-  int uses; /* times one DavidNet training step runs it (0: not part of DavidNet) */
-} layer;
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static float *buffer(size_t floats) {
-  float *a = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-  if (!a) {
-    perror("aligned_alloc");
-    exit(1);
-  }
-  for (size_t i = 0; i < floats; i++) a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-  return a;
-}
+#include "tests/bench_layers.h"
 
 typedef enum { FWD, BWD_DATA, BWD_FILTER, N_DIRECTIONS } direction;
 static const char *const DIRECTION_NAMES[] = {"fwd", "bwd_data", "bwd_filter"};
@@ -75,20 +53,7 @@ int main(int argc, char **argv) {
          mode);
 
   layer layers[32];
-  int n = 0;
-  for (int w = 64; w >= 16; w /= 4) {
-    const int c[4] = {w, 2 * w, 4 * w, 8 * w};
-    const layer davidnet[] = {{"prep", 3, c[0], 32, 32, 3, 1, 1, 1, 1, 1},
-                              {"layer1", c[0], c[1], 32, 32, 3, 1, 1, 1, 1, 1},
-                              {"res1", c[1], c[1], 16, 16, 3, 1, 1, 1, 1, 2},
-                              {"layer2", c[1], c[2], 16, 16, 3, 1, 1, 1, 1, 1},
-                              {"layer3", c[2], c[3], 8, 8, 3, 1, 1, 1, 1, 1},
-                              {"res3", c[3], c[3], 4, 4, 3, 1, 1, 1, 1, 2}};
-    for (size_t i = 0; i < sizeof davidnet / sizeof davidnet[0]; i++) {
-      layers[n] = davidnet[i];
-      snprintf(layers[n++].name, sizeof layers[0].name, "w%d.%.8s", w, davidnet[i].name);
-    }
-  }
+  int n = davidnet_layers(layers);
   const layer zee[] = {{"zee.dil2", 8, 8, 896, 8, 3, 1, 2, 2, 1, 0},
                        {"zee.group8", 64, 64, 112, 8, 3, 1, 1, 1, 8, 0},
                        {"zee.1x1", 64, 16, 112, 8, 1, 1, 0, 1, 1, 0},
@@ -101,8 +66,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n; i++) {
     const layer *l = &layers[i];
     if (strncmp(l->name, only, strlen(only)) != 0) continue;
-    zn_conv_params p = {batch, l->c, l->h, l->w, l->o, l->k, l->k, l->stride, l->stride,
-                        l->pad, l->pad, l->dil, l->dil, l->groups};
+    zn_conv_params p = layer_params(l, batch);
     size_t nx = (size_t)batch * l->c * l->h * l->w, nw = (size_t)l->o * l->c / l->groups * l->k * l->k;
     size_t ny = (size_t)batch * l->o * zn_conv_out_h(&p) * zn_conv_out_w(&p);
     float *x = buffer(nx), *w = buffer(nw), *y = buffer(ny);
