@@ -36,7 +36,7 @@ static int davidnet_layers(layer *out) {
 }
 
 static zn_conv_params layer_params(const layer *l, int batch) {
-  return (zn_conv_params){batch,  l->c,   l->h,   l->w,   l->o,   l->k,      l->k,
+  return (zn_conv_params){batch,     l->c,   l->h,   l->w,   l->o,   l->k,   l->k,
                           l->stride, l->stride, l->pad, l->pad, l->dil, l->dil, l->groups};
 }
 
