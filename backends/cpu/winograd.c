@@ -387,18 +387,27 @@ __attribute__((target("avx2"), always_inline)) static inline void scatter_rows_a
       other(plane, W, y, add);                                                                \
   }
 
-/* The 36 entries of a transformed tile, entry xi's 8 lanes at t + xi * stride in the block
- * buffers: one 32-byte move each. Copied by memcpy, a v8 moved in two 16-byte halves (GCC's
- * generic tuning), and these stores are where the transforms wait: a block's buffers are
- * megabytes, so every line they write misses the cache. */
+/* The 36 entries of a transformed tile (or group of filters), entry xi's first count (<= LANES)
+ * lanes at t + xi * stride: one 32-byte move each when all lanes are used. Copied by memcpy, a v8
+ * moved in two 16-byte halves (GCC's generic tuning), and these stores are where the transforms
+ * wait: a block's buffers are megabytes, so every line they write misses the cache. A memcpy of
+ * a variable count is a libc call (2 % of width 64's step in the filter transforms). */
 typedef float v8u __attribute__((vector_size(32), aligned(4))); /* a v8 at any float */
 __attribute__((always_inline)) static inline void put_entries(const v8 r[XI], float *t,
-                                                              size_t stride) {
-  for (int xi = 0; xi < XI; xi++) *(v8u *)(t + xi * stride) = r[xi];
+                                                              size_t stride, int count) {
+  for (int xi = 0; xi < XI; xi++)
+    if (count == LANES)
+      *(v8u *)(t + xi * stride) = r[xi];
+    else
+      memcpy(t + xi * stride, &r[xi], sizeof(float) * count);
 }
 __attribute__((always_inline)) static inline void get_entries(const float *t, size_t stride,
-                                                              v8 r[XI]) {
-  for (int xi = 0; xi < XI; xi++) r[xi] = *(const v8u *)(t + xi * stride);
+                                                              int count, v8 r[XI]) {
+  for (int xi = 0; xi < XI; xi++)
+    if (count == LANES)
+      r[xi] = *(const v8u *)(t + xi * stride);
+    else
+      memcpy(&r[xi], t + xi * stride, sizeof(float) * count);
 }
 
 /* The transforms, each compiled for the portable path (SSE2: a v8 is two registers) and for
@@ -424,19 +433,19 @@ typedef struct wg_transforms {
     v8 d[XI], r[XI];                                                                           \
     gather_tiles_##path(plane, W, d, 6);                                                       \
     sandwich(BT, 6, 6, d, r);                                                                  \
-    put_entries(r, t, stride);                                                                 \
+    put_entries(r, t, stride, LANES);                                                          \
   }                                                                                            \
   attr static void dy_##path(const float *plane, const window *W, float *t,                    \
                              size_t stride) {                                                  \
     v8 d[16], r[XI];                                                                           \
     gather_tiles_##path(plane, W, d, 4);                                                       \
     sandwich(A, 6, 4, d, r);                                                                   \
-    put_entries(r, t, stride);                                                                 \
+    put_entries(r, t, stride, LANES);                                                          \
   }                                                                                            \
   attr static void output_##path(const float *m, size_t stride, float *plane,                  \
                                  const window *W, float add) {                                 \
     v8 in[XI], y[16];                                                                          \
-    get_entries(m, stride, in);                                                                \
+    get_entries(m, stride, LANES, in);                                                         \
     sandwich(AT, 4, 6, in, y);                                                                 \
     scatter_tiles_##path(plane, W, y, add);                                                    \
   }                                                                                            \
@@ -474,15 +483,6 @@ typedef struct wg_job {
   int first, count; /* backward-filter: the block being run */
 } wg_job;
 
-/* count (<= LANES) floats from src to dst, a vector move when all lanes are used: memcpy of a
- * variable count is a libc call, 36 per group of filters (2 % of width 64's step). */
-static void copy_lanes(float *dst, const float *src, int count) {
-  if (count == LANES)
-    memcpy(dst, src, sizeof(float) * LANES);
-  else
-    memcpy(dst, src, sizeof(float) * count);
-}
-
 /* u = G g G^T for filters [begin, end) * LANES of the [cout, cin] pairs. */
 static void filter_range(void *ctx, size_t begin, size_t end) {
   const wg_job *j = ctx;
@@ -497,8 +497,7 @@ static void filter_range(void *ctx, size_t begin, size_t end) {
                                 : j->w[(size_t)(first + l) * 9 + k];
     }
     transforms()->filter(g, t);
-    for (int xi = 0; xi < XI; xi++)
-      copy_lanes(j->u + xi * j->g.u_xi + first, (const float *)&t[xi], count);
+    put_entries(t, j->u + first, j->g.u_xi, count);
   }
 }
 
@@ -621,8 +620,7 @@ static void filter_back_range(void *ctx, size_t begin, size_t end) {
   for (size_t grp = begin; grp < end; grp++) {
     int first = (int)grp * LANES, count = pairs - first < LANES ? pairs - first : LANES;
     v8 u[XI] = {{0}}, d[9];
-    for (int xi = 0; xi < XI; xi++)
-      copy_lanes((float *)&u[xi], j->u + xi * j->g.u_xi + first, count);
+    get_entries(j->u + first, j->g.u_xi, count, u);
     transforms()->filter_back(u, d);
     for (int l = 0; l < count; l++)
       for (int k = 0; k < 9; k++) j->dst[(size_t)(first + l) * 9 + k] = d[k][l];
